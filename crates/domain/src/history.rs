@@ -1,0 +1,320 @@
+//! A number's history: its events in the order of R1, the replay that checks a history is consistent
+//! (R3), and the summary that R2 answers from.
+//!
+//! Validation is one general mechanism: insert the new event at its sorted place and replay the whole
+//! history. Late events are therefore handled like any other, and an event that would make a later,
+//! already accepted event impossible is rejected.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use crate::date::Day;
+use crate::event::{CarrierId, EventKind};
+
+/// One accepted (or candidate) event of a number, as the rules need it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEvent {
+    pub date: Day,
+    pub kind: EventKind,
+    pub carrier: CarrierId,
+    /// The carrier's own event id: only a tie-breaker, so that the order is total and never depends
+    /// on arrival.
+    pub event_id: String,
+}
+
+impl HistoryEvent {
+    /// R1: by date, then by kind in the order `ported_out, ported_in, disconnected, transferred,
+    /// activated`, then (for a total order) by carrier and event id.
+    pub fn r1_cmp(&self, other: &HistoryEvent) -> Ordering {
+        (self.date, self.kind, self.carrier, &self.event_id).cmp(&(other.date, other.kind, other.carrier, &other.event_id))
+    }
+}
+
+/// Sorts a history into R1 order.
+pub fn sort_r1(events: &mut [HistoryEvent]) {
+    events.sort_by(HistoryEvent::r1_cmp);
+}
+
+/// What the platform knows about a number before its first event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Coverage {
+    /// The carrier whose range (longest prefix) holds the number, if any.
+    pub range_holder: Option<CarrierId>,
+    /// That carrier's `reportingSince`.
+    pub reporting_since: Option<Day>,
+}
+
+/// Stable rejection codes of R3; the API's error table maps them to strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RejectionCode {
+    InvalidArgument,
+    OutOfRange,
+    NotNumberHolder,
+    StateConflict,
+    AgingViolation,
+    Conflict,
+}
+
+impl RejectionCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionCode::InvalidArgument => "INVALID_ARGUMENT",
+            RejectionCode::OutOfRange => "OUT_OF_RANGE",
+            RejectionCode::NotNumberHolder => "NOT_NUMBER_HOLDER",
+            RejectionCode::StateConflict => "STATE_CONFLICT",
+            RejectionCode::AgingViolation => "AGING_VIOLATION",
+            RejectionCode::Conflict => "CONFLICT",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: RejectionCode,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(code: RejectionCode, message: impl Into<String>) -> Rejection {
+        Rejection { code, message: message.into() }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+/// Whether someone holds the number, as far as the history shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Holding {
+    /// Before the first event: taken as held since before coverage (as the RND does), so any first
+    /// event is allowed.
+    Unknown,
+    Held,
+    Disconnected { on: Day },
+}
+
+/// Which carrier may report on the number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Serving {
+    By(Option<CarrierId>),
+    /// Between a donor's `ported_out` and the recipient's `ported_in`: nobody may report but the
+    /// recipient's `ported_in`.
+    PortedAway,
+}
+
+impl Serving {
+    fn carrier(self) -> Option<CarrierId> {
+        match self {
+            Serving::By(c) => c,
+            Serving::PortedAway => None,
+        }
+    }
+}
+
+/// Why a history is inconsistent at one of its events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    NotServing,
+    AlreadyHeld,
+    Disconnected,
+    Aging { reissuable_from: Day },
+}
+
+/// The facts of a number that R2 and notifications need, derived from its sorted history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// Date of the first event, the coverage start of a number in no carrier's range.
+    pub first_event: Option<Day>,
+    /// Date of the last `disconnected` or `transferred`.
+    pub last_end: Option<Day>,
+    /// Date of the last `activated`.
+    pub last_activation: Option<Day>,
+    /// The last ownership event is a `disconnected`: nobody holds the number now.
+    pub disconnected: bool,
+    /// The carrier that serves the number now, if known.
+    pub serving: Option<CarrierId>,
+}
+
+struct Replay {
+    holding: Holding,
+    serving: Serving,
+    summary: Summary,
+}
+
+impl Replay {
+    fn new(coverage: &Coverage) -> Replay {
+        Replay {
+            holding: Holding::Unknown,
+            serving: Serving::By(coverage.range_holder),
+            summary: Summary { serving: coverage.range_holder, ..Summary::default() },
+        }
+    }
+
+    fn step(&mut self, e: &HistoryEvent, aging_days: u32) -> Result<(), Fault> {
+        let serving = self.serving.carrier();
+        let disconnected = matches!(self.holding, Holding::Disconnected { .. });
+        match e.kind {
+            EventKind::PortedIn => {
+                // From any carrier: a port moves the number to the recipient. A `ported_in` from the
+                // carrier that already serves it changes nothing; accepting it keeps acceptance
+                // independent of arrival order when the ports in between arrive late.
+                if disconnected {
+                    return Err(Fault::Disconnected);
+                }
+                self.serving = Serving::By(Some(e.carrier));
+            }
+            kind => {
+                if serving != Some(e.carrier) {
+                    return Err(Fault::NotServing);
+                }
+                match kind {
+                    EventKind::PortedOut => {
+                        if disconnected {
+                            return Err(Fault::Disconnected);
+                        }
+                        self.serving = Serving::PortedAway;
+                    }
+                    EventKind::Disconnected | EventKind::Transferred => {
+                        if disconnected {
+                            return Err(Fault::Disconnected);
+                        }
+                        self.holding = if kind == EventKind::Disconnected {
+                            Holding::Disconnected { on: e.date }
+                        } else {
+                            Holding::Held
+                        };
+                        self.summary.last_end = Some(e.date);
+                        self.summary.disconnected = kind == EventKind::Disconnected;
+                    }
+                    EventKind::Activated => {
+                        match self.holding {
+                            Holding::Held => return Err(Fault::AlreadyHeld),
+                            Holding::Disconnected { on } => {
+                                let reissuable_from = on.plus_days(aging_days as i32);
+                                if e.date < reissuable_from {
+                                    return Err(Fault::Aging { reissuable_from });
+                                }
+                            }
+                            Holding::Unknown => {}
+                        }
+                        self.holding = Holding::Held;
+                        self.summary.last_activation = Some(e.date);
+                        self.summary.disconnected = false;
+                    }
+                    EventKind::PortedIn => unreachable!("handled above"),
+                }
+            }
+        }
+        self.summary.first_event.get_or_insert(e.date);
+        self.summary.serving = self.serving.carrier();
+        Ok(())
+    }
+}
+
+/// Replays a sorted history; the summary, or the first inconsistent event and why.
+fn replay(sorted: &[HistoryEvent], coverage: &Coverage, aging_days: u32) -> Result<Summary, (usize, Fault)> {
+    let mut r = Replay::new(coverage);
+    for (i, e) in sorted.iter().enumerate() {
+        r.step(e, aging_days).map_err(|f| (i, f))?;
+    }
+    Ok(r.summary)
+}
+
+/// The summary of an already accepted (so consistent), sorted history.
+pub fn summarize(sorted: &[HistoryEvent], coverage: &Coverage, aging_days: u32) -> Summary {
+    match replay(sorted, coverage, aging_days) {
+        Ok(s) => s,
+        // An accepted history is consistent by R3; if configuration changed underneath (a shorter
+        // range, a longer aging period), summarize what there is rather than fail a read.
+        Err(_) => {
+            let mut s = Summary { serving: coverage.range_holder, ..Summary::default() };
+            for e in sorted {
+                s.first_event.get_or_insert(e.date);
+                match e.kind {
+                    EventKind::Disconnected | EventKind::Transferred => {
+                        s.last_end = Some(e.date);
+                        s.disconnected = e.kind == EventKind::Disconnected;
+                    }
+                    EventKind::Activated => {
+                        s.last_activation = Some(e.date);
+                        s.disconnected = false;
+                    }
+                    EventKind::PortedIn => s.serving = Some(e.carrier),
+                    EventKind::PortedOut => {}
+                }
+            }
+            s
+        }
+    }
+}
+
+/// R3 for one new event against a number's sorted, accepted history (duplicates and `eventId`
+/// conflicts are the store's to find, since they need the carrier's id space).
+///
+/// On success, the summary of the history with the event added.
+pub fn validate_new(
+    sorted: &[HistoryEvent],
+    new: &HistoryEvent,
+    coverage: &Coverage,
+    aging_days: u32,
+    today: Day,
+) -> Result<Summary, Rejection> {
+    if new.date > today {
+        return Err(Rejection::new(
+            RejectionCode::OutOfRange,
+            format!("date \"{}\" is after today ({today}): events cannot be reported ahead of time", new.date),
+        ));
+    }
+    let pos = sorted.partition_point(|e| e.r1_cmp(new) == Ordering::Less);
+    let mut with: Vec<HistoryEvent> = Vec::with_capacity(sorted.len() + 1);
+    with.extend_from_slice(&sorted[..pos]);
+    with.push(new.clone());
+    with.extend_from_slice(&sorted[pos..]);
+    replay(&with, coverage, aging_days).map_err(|(i, fault)| {
+        if i == pos { fault_on_new(new, fault) } else { fault_on_existing(new, &with[i], fault) }
+    })
+}
+
+fn fault_on_new(new: &HistoryEvent, fault: Fault) -> Rejection {
+    let (kind, date) = (new.kind, new.date);
+    match fault {
+        Fault::NotServing => Rejection::new(
+            RejectionCode::NotNumberHolder,
+            format!("type \"{kind}\" on {date}: the reporting carrier does not serve this number on that date (not in its ranges, or ported away)"),
+        ),
+        Fault::AlreadyHeld => Rejection::new(
+            RejectionCode::StateConflict,
+            format!("type \"activated\" on {date}: the number is held on that date; report a disconnection first, or \"transferred\" for a change of owner"),
+        ),
+        Fault::Disconnected => Rejection::new(
+            RejectionCode::StateConflict,
+            format!("type \"{kind}\" on {date}: the number is disconnected on that date"),
+        ),
+        Fault::Aging { reissuable_from } => Rejection::new(
+            RejectionCode::AgingViolation,
+            format!("type \"activated\" on {date}: the aging period after the disconnection ends on {reissuable_from}; the number cannot be reissued before"),
+        ),
+    }
+}
+
+fn fault_on_existing(new: &HistoryEvent, existing: &HistoryEvent, fault: Fault) -> Rejection {
+    let code = match fault {
+        Fault::Aging { .. } => RejectionCode::AgingViolation,
+        _ => RejectionCode::StateConflict,
+    };
+    Rejection::new(
+        code,
+        format!(
+            "type \"{}\" on {}: conflicts with the \"{}\" already reported for {}",
+            new.kind, new.date, existing.kind, existing.date
+        ),
+    )
+}
+
+/// The first day a number disconnected on `on` may be reissued.
+pub fn reissuable_from(on: Day, aging_days: u32) -> Day {
+    on.plus_days(aging_days as i32)
+}

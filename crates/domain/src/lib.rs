@@ -1,0 +1,22 @@
+//! The words and rules of numlink as pure functions: phone numbers, calendar days, lifecycle events,
+//! the order of a number's history (R1), the validation of a new event (R3) and the answer to "has this
+//! number changed hands since D?" (R2).
+//!
+//! This crate does no IO, knows no async, no serde and no SQL: the store, the API and the index all
+//! call the same functions here, so that every path answers alike.
+
+pub mod aging;
+pub mod answer;
+pub mod clock;
+pub mod date;
+pub mod event;
+pub mod history;
+pub mod number;
+
+pub use aging::AgingPolicy;
+pub use answer::{Answer, NumberFacts, reassigned_since};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use date::{Day, DayError};
+pub use event::{CarrierId, EventKind};
+pub use history::{Coverage, HistoryEvent, Rejection, RejectionCode, Summary, validate_new};
+pub use number::{NumberError, PhoneNumber, Prefix};

@@ -1,0 +1,155 @@
+//! E.164 phone numbers and number-range prefixes, parsed at the edge into types that are valid by
+//! construction.
+
+use std::fmt;
+
+/// An E.164 number: `+`, a first digit 1–9, then 4 to 14 more digits (`^\+[1-9][0-9]{4,14}$`).
+///
+/// Held as the integer of its digits: E.164 forbids a leading zero, so the integer is unambiguous, and
+/// 15 digits fit in 50 bits.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct PhoneNumber(u64);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberError {
+    input: String,
+}
+
+impl fmt::Display for NumberError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "phone number \"{}\" is not E.164: expected '+', a first digit 1 to 9, and 5 to 15 digits in all",
+            truncate_for_message(&self.input)
+        )
+    }
+}
+
+impl std::error::Error for NumberError {}
+
+/// Cuts a user's value to a length that is safe to echo in a message.
+pub fn truncate_for_message(s: &str) -> String {
+    const MAX_CHARS: usize = 40;
+    if s.chars().count() <= MAX_CHARS {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(MAX_CHARS).collect();
+        format!("{cut}…")
+    }
+}
+
+impl PhoneNumber {
+    pub const DIGITS_MIN: usize = 5;
+    pub const DIGITS_MAX: usize = 15;
+
+    pub fn parse(s: &str) -> Result<PhoneNumber, NumberError> {
+        let err = || NumberError { input: s.to_string() };
+        let digits = s.strip_prefix('+').ok_or_else(err)?.as_bytes();
+        if digits.len() < Self::DIGITS_MIN || digits.len() > Self::DIGITS_MAX || digits[0] == b'0' {
+            return Err(err());
+        }
+        let mut value: u64 = 0;
+        for &b in digits {
+            if !b.is_ascii_digit() {
+                return Err(err());
+            }
+            value = value * 10 + u64::from(b - b'0');
+        }
+        Ok(PhoneNumber(value))
+    }
+
+    /// Rebuilds a number from the integer of its digits, as the store keeps it.
+    pub fn from_digits(value: u64) -> Option<PhoneNumber> {
+        let len = digit_count(value);
+        (value != 0 && (Self::DIGITS_MIN..=Self::DIGITS_MAX).contains(&len)).then_some(PhoneNumber(value))
+    }
+
+    pub fn digits(self) -> u64 {
+        self.0
+    }
+
+    /// The number with all but its last four digits masked, for logs.
+    pub fn masked(self) -> String {
+        let s = self.0.to_string();
+        let keep = s.len().saturating_sub(4);
+        format!("+{}{}", "*".repeat(keep), &s[keep..])
+    }
+
+    pub fn has_prefix(self, prefix: &Prefix) -> bool {
+        self.0.to_string().starts_with(prefix.digits())
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "+{}", self.0)
+    }
+}
+
+fn digit_count(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 10 {
+        v /= 10;
+        n += 1;
+    }
+    n
+}
+
+/// An E.164 prefix naming a carrier's number range: `+` and 1 to 15 digits, the first 1–9.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Prefix(String);
+
+impl Prefix {
+    pub fn parse(s: &str) -> Result<Prefix, NumberError> {
+        let err = || NumberError { input: s.to_string() };
+        let digits = s.strip_prefix('+').ok_or_else(err)?;
+        let ok = !digits.is_empty()
+            && digits.len() <= PhoneNumber::DIGITS_MAX
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if ok { Ok(Prefix(digits.to_string())) } else { Err(err()) }
+    }
+
+    /// The digits without the `+`.
+    pub fn digits(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "+{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_e164_and_rejects_everything_else() {
+        for ok in ["+12025550123", "+8613800138000", "+12345", "+123456789012345"] {
+            let n = PhoneNumber::parse(ok).unwrap();
+            assert_eq!(n.to_string(), ok);
+            assert_eq!(PhoneNumber::from_digits(n.digits()), Some(n));
+        }
+        for bad in ["", "+", "12025550123", "+0123456", "+1234", "+1234567890123456", "+86 138", "+86abc", "++8613", "+８６１３８００"] {
+            assert!(PhoneNumber::parse(bad).is_err(), "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn masks_all_but_last_four() {
+        assert_eq!(PhoneNumber::parse("+8613800138000").unwrap().masked(), "+*********8000");
+    }
+
+    #[test]
+    fn prefixes() {
+        let p = Prefix::parse("+86138").unwrap();
+        assert!(PhoneNumber::parse("+8613800138000").unwrap().has_prefix(&p));
+        assert!(!PhoneNumber::parse("+8613900138000").unwrap().has_prefix(&p));
+        for bad in ["86", "+", "+0", "+86a", "+1234567890123456"] {
+            assert!(Prefix::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
