@@ -1,1 +1,147 @@
-fn main() {}
+//! Project automation: `cargo xtask test` (the whole suite, on SQLite and on a throwaway PostgreSQL
+//! cluster), `cargo xtask ci` (formatting, lints, then the tests).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("ci") => ci(),
+        _ => {
+            eprintln!("usage: cargo xtask <test [cargo test args…] | ci>");
+            std::process::exit(2)
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn ci() -> Result<()> {
+    let root = root();
+    run(Command::new("cargo").current_dir(&root).args(["fmt", "--all", "--check"]))?;
+    run(Command::new("cargo").current_dir(&root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // CI must run the PostgreSQL half of the suite, not skip it.
+    test_with(&[], true)
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    let required = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    test_with(extra, required)
+}
+
+fn test_with(extra: &[String], pg_required: bool) -> Result<()> {
+    let root = root();
+    let cluster = match PgCluster::start() {
+        Ok(c) => Some(c),
+        Err(e) if !pg_required => {
+            eprintln!("NOTE: the PostgreSQL tests are SKIPPED: {e:#}");
+            None
+        }
+        Err(e) => return Err(e.context("the PostgreSQL tests must run here (CI=true) but no cluster could be started")),
+    };
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&root).args(["test", "--workspace"]).args(extra);
+    if let Some(c) = &cluster {
+        cmd.env("NUMLINK_TEST_PG", c.url()).env("NUMLINK_TEST_PG_REQUIRED", "1");
+    } else {
+        cmd.env_remove("NUMLINK_TEST_PG");
+    }
+    let result = run(&mut cmd);
+    drop(cluster);
+    result
+}
+
+/// A PostgreSQL cluster in a temporary directory, on a free loopback port, stopped and removed on drop.
+struct PgCluster {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    as_postgres_user: bool,
+}
+
+fn find_pg_bin() -> Result<PathBuf> {
+    if let Ok(dir) = std::env::var("NUMLINK_PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists() && p.join("pg_ctl").exists())
+        .collect();
+    found.sort();
+    found.pop().context("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (install postgresql-15)")
+}
+
+impl PgCluster {
+    fn start() -> Result<PgCluster> {
+        let bin = find_pg_bin()?;
+        // PostgreSQL refuses to run as root: run it as the `postgres` user then.
+        let as_postgres_user = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false);
+        let dir = std::env::temp_dir().join(format!("numlink-pg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        if as_postgres_user {
+            run(Command::new("chown").arg("postgres:").arg(&dir))?;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let cluster = PgCluster { dir, bin, port, as_postgres_user };
+        let data = cluster.dir.join("data");
+        cluster.pg("initdb", &["-D", path(&data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])?;
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200",
+            cluster.port,
+            cluster.dir.display()
+        );
+        let log = cluster.dir.join("postgres.log");
+        cluster.pg("pg_ctl", &["-D", path(&data), "-o", &opts, "-l", path(&log), "-w", "start"])?;
+        eprintln!("started a throwaway PostgreSQL cluster at {}", cluster.url());
+        Ok(cluster)
+    }
+
+    fn pg(&self, tool: &str, args: &[&str]) -> Result<()> {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_postgres_user {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        cmd.args(args).stdout(std::process::Stdio::null());
+        run(&mut cmd)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let _ = self.pg("pg_ctl", &["-D", path(&data), "-m", "immediate", "-w", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,1 +1,335 @@
-//! placeholder
+//! Storage: the one interface the rest of numlink uses, with SQLite (embedded default) and
+//! PostgreSQL behind it, and their migrations.
+//!
+//! Every write goes through one writer thread per store: a bounded queue of commands, applied in
+//! batches, one transaction per batch (group commit), each caller answered only after its transaction
+//! committed. A command runs inside a savepoint, so one failing command does not take its batch
+//! neighbours with it. Checks go through the same path because their audit record must be durable
+//! before the answer. Reads that need no audit (authentication, job status) use a small pool of
+//! read connections.
+//!
+//! The store applies the rules from `domain`; it decides nothing itself.
+
+mod keys;
+mod migrate;
+mod ops;
+mod postgres;
+pub mod sql;
+mod sqlite;
+mod writer;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use domain::{AgingPolicy, Clock, Day, PhoneNumber, Prefix};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+pub use keys::{ApiKey, HashKey, sha256};
+pub use ops::audit::{AuditRecord, ChainReport};
+pub use ops::events::{NewEvent, Outcome};
+pub use ops::jobs::{ChunkRow, Job, JobKind, JobState, RejectionRow};
+pub use ops::participants::{NewParticipant, Participant, Role};
+
+use sql::Conn;
+use writer::{Command, WriteCtx};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database: {0}")]
+    Open(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored data is not as expected: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+/// Where the data lives: `sqlite://PATH` or `postgres://…` (also `postgresql://…`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum DbUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl std::fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbUrl::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
+            // The URL may carry a password.
+            DbUrl::Postgres(_) => write!(f, "postgres://<redacted>"),
+        }
+    }
+}
+
+impl DbUrl {
+    pub fn parse(s: &str) -> Result<DbUrl, StoreError> {
+        if let Some(path) = s.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(StoreError::Invalid("database URL \"sqlite://\" names no file: expected sqlite://PATH".into()));
+            }
+            Ok(DbUrl::Sqlite(PathBuf::from(path)))
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(DbUrl::Postgres(s.to_string()))
+        } else {
+            Err(StoreError::Invalid(format!(
+                "database URL \"{}\" is not supported: expected sqlite://PATH or postgres://…",
+                domain::number::truncate_for_message(s)
+            )))
+        }
+    }
+}
+
+/// Everything a store needs to open.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub url: DbUrl,
+    pub hash_key: HashKey,
+    pub aging: AgingPolicy,
+    pub clock: Arc<dyn Clock>,
+    /// Commands waiting for the writer; senders wait when it is full (back-pressure).
+    pub write_queue_commands_max: usize,
+    /// Commands applied in one transaction at most.
+    pub write_batch_commands_max: usize,
+    /// Read connections at most.
+    pub read_connections_max: usize,
+}
+
+impl StoreConfig {
+    pub fn new(url: DbUrl, hash_key: HashKey, clock: Arc<dyn Clock>) -> StoreConfig {
+        StoreConfig {
+            url,
+            hash_key,
+            aging: AgingPolicy::default(),
+            clock,
+            write_queue_commands_max: 4096,
+            write_batch_commands_max: 256,
+            read_connections_max: 8,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("url", &self.inner.url).finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    url: DbUrl,
+    writer: mpsc::Sender<Command>,
+    readers: Mutex<Vec<Box<dyn Conn>>>,
+    read_permits: Semaphore,
+    clock: Arc<dyn Clock>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The PostgreSQL client blocks when it closes, which a runtime's thread does not allow: close
+        // the pooled connections on a thread of their own.
+        let readers = std::mem::take(self.readers.get_mut().unwrap_or_else(|p| p.into_inner()));
+        if !readers.is_empty() {
+            let _ = std::thread::Builder::new().name("numlink-close".into()).spawn(move || drop(readers));
+        }
+    }
+}
+
+fn connect(url: &DbUrl) -> Result<Box<dyn Conn>, StoreError> {
+    Ok(match url {
+        DbUrl::Sqlite(path) => Box::new(sqlite::SqliteConn::open(path)?),
+        DbUrl::Postgres(url) => Box::new(postgres::PgConn::connect(url)?),
+    })
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, applies pending migrations, and starts the writer.
+    /// Blocking, briefly: it runs on a thread of its own, so it may be called from async code too (the
+    /// PostgreSQL client cannot block inside a runtime's thread).
+    pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        std::thread::scope(|s| s.spawn(|| Store::open_here(config)).join())
+            .unwrap_or_else(|_| Err(StoreError::Open("opening the store panicked".into())))
+    }
+
+    fn open_here(config: StoreConfig) -> Result<Store, StoreError> {
+        if let DbUrl::Sqlite(path) = &config.url
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            return Err(StoreError::Open(format!("directory {} does not exist", dir.display())));
+        }
+        let mut conn = connect(&config.url)?;
+        migrate::run(conn.as_mut())?;
+        let (tx, rx) = mpsc::channel(config.write_queue_commands_max.max(1));
+        let ctx = WriteCtx::new(conn, config.hash_key.clone(), config.aging.clone(), config.clock.clone());
+        writer::spawn(ctx, rx, config.write_batch_commands_max.max(1))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                url: config.url,
+                writer: tx,
+                readers: Mutex::new(Vec::new()),
+                read_permits: Semaphore::new(config.read_connections_max.max(1)),
+                clock: config.clock,
+            }),
+        })
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    pub fn today(&self) -> Day {
+        self.inner.clock.today()
+    }
+
+    /// Runs `f` inside the writer's next batch transaction; answers after that transaction committed.
+    async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let cmd = writer::command(f, tx);
+        self.inner.writer.send(cmd).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a read connection, on a blocking thread.
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Conn) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let _permit = self.inner.read_permits.acquire().await.map_err(|_| StoreError::Closed)?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().expect("the reader pool lock is never held across a panic").pop();
+            let mut conn = match pooled {
+                Some(c) => c,
+                None => connect(&inner.url)?,
+            };
+            let r = f(conn.as_mut());
+            // A connection that failed may be broken; open a fresh one next time.
+            if r.is_ok() {
+                inner.readers.lock().expect("the reader pool lock is never held across a panic").push(conn);
+            }
+            r
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+    }
+
+    // ----- participants -----
+
+    pub async fn add_participant(&self, p: NewParticipant) -> Result<(Participant, ApiKey), StoreError> {
+        self.write(move |ctx| ctx.add_participant(p)).await
+    }
+
+    pub async fn list_participants(&self) -> Result<Vec<Participant>, StoreError> {
+        self.read(ops::participants::list).await
+    }
+
+    /// Issues a new key for the participant and revokes every earlier one.
+    pub async fn rotate_key(&self, participant_id: &str) -> Result<ApiKey, StoreError> {
+        let id = participant_id.to_string();
+        self.write(move |ctx| ctx.rotate_key(&id)).await
+    }
+
+    /// Revokes every key of the participant: it can no longer call the API.
+    pub async fn revoke_keys(&self, participant_id: &str) -> Result<u64, StoreError> {
+        let id = participant_id.to_string();
+        self.write(move |ctx| ctx.revoke_keys(&id)).await
+    }
+
+    /// The participant an API key belongs to, if the key is known and not revoked.
+    pub async fn authenticate(&self, presented_key: &str) -> Result<Option<Participant>, StoreError> {
+        let hash = ApiKey::hash_of(presented_key);
+        self.read(move |c| ops::participants::by_key_hash(c, &hash)).await
+    }
+
+    // ----- events and checks -----
+
+    /// R3 for each event, in one transaction; outcomes in input order.
+    pub async fn report_events(&self, carrier: Participant, events: Vec<NewEvent>) -> Result<Vec<Outcome>, StoreError> {
+        self.write(move |ctx| ctx.report_events(&carrier, events)).await
+    }
+
+    /// R2 for each (number, D), audited before the answers return. `Err` for an item whose D is after
+    /// today.
+    pub async fn check(
+        &self,
+        actor: Participant,
+        items: Vec<(PhoneNumber, Day)>,
+    ) -> Result<Vec<Result<domain::Answer, domain::answer::DateAfterToday>>, StoreError> {
+        self.write(move |ctx| ctx.check(&actor, &items)).await
+    }
+
+    // ----- jobs -----
+
+    pub async fn create_job(&self, owner: Participant, kind: JobKind, format: String, spool_path: &Path) -> Result<Job, StoreError> {
+        let spool = spool_path.to_string_lossy().into_owned();
+        self.write(move |ctx| ctx.create_job(&owner, kind, &format, &spool)).await
+    }
+
+    /// A job, if it exists and belongs to `owner_seq`.
+    pub async fn job(&self, id: &str, owner_seq: i64) -> Result<Option<Job>, StoreError> {
+        let id = id.to_string();
+        self.read(move |c| ops::jobs::get(c, &id, Some(owner_seq))).await
+    }
+
+    /// The oldest job that is queued, or was running when the process stopped.
+    pub async fn next_job(&self) -> Result<Option<Job>, StoreError> {
+        self.read(ops::jobs::next_runnable).await
+    }
+
+    /// Applies one chunk of a lifecycle file and moves the job's checkpoint, in one transaction.
+    pub async fn apply_lifecycle_chunk(
+        &self,
+        job_id: String,
+        rows: Vec<ChunkRow>,
+        next_offset: u64,
+        next_line: u64,
+        finished: bool,
+    ) -> Result<Job, StoreError> {
+        self.write(move |ctx| ctx.apply_lifecycle_chunk(&job_id, rows, next_offset, next_line, finished)).await
+    }
+
+    pub async fn fail_job(&self, job_id: &str, error: String) -> Result<(), StoreError> {
+        let id = job_id.to_string();
+        self.write(move |ctx| ctx.fail_job(&id, &error)).await
+    }
+
+    /// Rejected rows of a job after `after_line`, at most `limit`.
+    pub async fn job_rejections(&self, job_id: &str, after_line: u64, limit: u32) -> Result<Vec<RejectionRow>, StoreError> {
+        let id = job_id.to_string();
+        self.read(move |c| ops::jobs::rejections(c, &id, after_line, limit)).await
+    }
+
+    // ----- audit -----
+
+    /// Walks the audit chain and reports the first record whose hash does not match.
+    pub async fn verify_audit(&self) -> Result<ChainReport, StoreError> {
+        self.read(ops::audit::verify).await
+    }
+
+    pub async fn audit_tail(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(move |c| ops::audit::tail(c, limit)).await
+    }
+
+    /// A cheap round trip through the writer, for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| c.query("SELECT 1", &[]).map(|_| ())).await
+    }
+
+    /// Carriers' prefixes, for validating a new participant.
+    pub async fn prefix_owner(&self, prefix: Prefix) -> Result<Option<String>, StoreError> {
+        self.read(move |c| ops::participants::prefix_owner(c, &prefix)).await
+    }
+}

@@ -1,0 +1,116 @@
+//! Secrets the store handles: the keyed-hash key for numbers (kept outside the database) and
+//! participants' API keys (shown once, stored as a SHA-256 hash).
+
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+
+use hmac::{KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::StoreError;
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).expect("the OS random generator is available on every supported platform");
+    b
+}
+
+/// The key of the keyed hash under which numbers are stored where they need not be read back
+/// (the audit log, and bindings later). Without it, a copy of the database does not say which numbers
+/// were checked.
+#[derive(Clone)]
+pub struct HashKey([u8; 32]);
+
+impl fmt::Debug for HashKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HashKey(<redacted>)")
+    }
+}
+
+impl HashKey {
+    /// From 64 hex digits, as configured.
+    pub fn from_hex(s: &str) -> Result<HashKey, StoreError> {
+        let bytes = hex::decode(s.trim()).map_err(|_| StoreError::Invalid("hash key must be 64 hex digits".into()))?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| StoreError::Invalid("hash key must be 64 hex digits (32 bytes)".into()))?;
+        Ok(HashKey(arr))
+    }
+
+    pub fn generate() -> HashKey {
+        HashKey(random_bytes())
+    }
+
+    /// Reads the key file, or creates it with a fresh random key (mode 0600) if it does not exist.
+    pub fn load_or_create(path: &Path) -> Result<HashKey, StoreError> {
+        match std::fs::read_to_string(path) {
+            Ok(s) => HashKey::from_hex(&s).map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = HashKey::generate();
+                let mut opts = std::fs::OpenOptions::new();
+                opts.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+                match opts.open(path) {
+                    Ok(mut f) => {
+                        f.write_all(hex::encode(key.0).as_bytes())
+                            .and_then(|()| f.sync_all())
+                            .map_err(|e| StoreError::Open(format!("writing {}: {e}", path.display())))?;
+                        Ok(key)
+                    }
+                    // Another process created it first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => HashKey::load_or_create(path),
+                    Err(e) => Err(StoreError::Open(format!("creating {}: {e}", path.display()))),
+                }
+            }
+            Err(e) => Err(StoreError::Open(format!("reading {}: {e}", path.display()))),
+        }
+    }
+
+    /// HMAC-SHA256 of `data` under this key.
+    pub fn mac(&self, data: &[u8]) -> [u8; 32] {
+        let mut m = <HmacSha256 as KeyInit>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        m.update(data);
+        m.finalize().into_bytes().into()
+    }
+
+    pub fn number(&self, n: domain::PhoneNumber) -> [u8; 32] {
+        self.mac(n.to_string().as_bytes())
+    }
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// A freshly issued API key: `nlk_` and 43 characters of randomness (hex). Only its hash is kept.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+impl ApiKey {
+    pub const PREFIX: &'static str = "nlk_";
+
+    pub(crate) fn generate() -> ApiKey {
+        ApiKey(format!("{}{}", Self::PREFIX, hex::encode(random_bytes::<24>())))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn hash_of(presented: &str) -> [u8; 32] {
+        sha256(presented.as_bytes())
+    }
+}
+
+/// A random id with a readable prefix, e.g. `car_3f9a…`.
+pub(crate) fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", hex::encode(random_bytes::<10>()))
+}

@@ -1,0 +1,115 @@
+//! The tamper-evident audit log: every record carries the hash of the one before it, so a changed,
+//! removed or inserted record breaks the chain from there on.
+
+use crate::StoreError;
+use crate::keys::sha256;
+use crate::sql::{Conn, Value};
+use crate::writer::WriteCtx;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    /// The keyed hash of the number concerned, if any.
+    pub subject: Option<Vec<u8>>,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainReport {
+    pub records: u64,
+    /// The first record whose hash does not follow from its content and predecessor.
+    pub first_broken: Option<i64>,
+}
+
+fn chain_hash(prev: &[u8], at: &str, actor: &str, action: &str, subject: Option<&[u8]>, detail: &str) -> [u8; 32] {
+    let mut buf = Vec::with_capacity(128 + detail.len());
+    buf.extend_from_slice(prev);
+    for part in [at.as_bytes(), actor.as_bytes(), action.as_bytes(), subject.unwrap_or(&[]), detail.as_bytes()] {
+        buf.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        buf.extend_from_slice(part);
+    }
+    sha256(&buf)
+}
+
+pub(crate) fn last_hash(conn: &mut dyn Conn) -> Result<[u8; 32], StoreError> {
+    let row = conn.query_one("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?;
+    match row.and_then(|r| r.opt_bytes(0)) {
+        Some(b) => b.try_into().map_err(|_| StoreError::Corrupt("audit hash is not 32 bytes".into())),
+        None => Ok([0; 32]),
+    }
+}
+
+impl WriteCtx {
+    /// Appends one record in the current transaction.
+    pub(crate) fn audit(&mut self, actor: &str, action: &str, subject: Option<&[u8]>, detail: &str) -> Result<(), StoreError> {
+        let at = self.now_rfc3339();
+        let prev = self.last_hash;
+        let hash = chain_hash(&prev, &at, actor, action, subject, detail);
+        self.conn.exec(
+            "INSERT INTO audit (at, actor, action, subject, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                at.into(),
+                actor.into(),
+                action.into(),
+                subject.map(|s| Value::Bytes(s.to_vec())).unwrap_or(Value::Null),
+                detail.into(),
+                prev.as_slice().into(),
+                hash.as_slice().into(),
+            ],
+        )?;
+        self.last_hash = hash;
+        Ok(())
+    }
+}
+
+pub(crate) fn verify(conn: &mut dyn Conn) -> Result<ChainReport, StoreError> {
+    const PAGE: i64 = 10_000;
+    let mut prev = [0u8; 32];
+    let mut after = 0i64;
+    let mut records = 0u64;
+    loop {
+        let rows = conn.query(
+            "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2",
+            &[after.into(), PAGE.into()],
+        )?;
+        if rows.is_empty() {
+            return Ok(ChainReport { records, first_broken: None });
+        }
+        for r in &rows {
+            let seq = r.i64(0)?;
+            let subject = r.opt_bytes(4);
+            let expect = chain_hash(&prev, &r.text(1)?, &r.text(2)?, &r.text(3)?, subject.as_deref(), &r.text(5)?);
+            if r.opt_bytes(6).as_deref() != Some(&prev[..]) || r.opt_bytes(7).as_deref() != Some(&expect[..]) {
+                return Ok(ChainReport { records, first_broken: Some(seq) });
+            }
+            prev = expect;
+            after = seq;
+            records += 1;
+        }
+    }
+}
+
+pub(crate) fn tail(conn: &mut dyn Conn, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+    let rows = conn.query(
+        "SELECT seq, at, actor, action, subject, detail FROM audit ORDER BY seq DESC LIMIT $1",
+        &[i64::from(limit).into()],
+    )?;
+    let mut out = rows
+        .iter()
+        .map(|r| {
+            Ok(AuditRecord {
+                seq: r.i64(0)?,
+                at: r.text(1)?,
+                actor: r.text(2)?,
+                action: r.text(3)?,
+                subject: r.opt_bytes(4),
+                detail: r.text(5)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    out.reverse();
+    Ok(out)
+}

@@ -1,0 +1,172 @@
+//! Lifecycle events (R3 through `domain::validate_new`) and checks (R2 through
+//! `domain::reassigned_since`), each audited in the transaction that does it.
+
+use domain::answer::DateAfterToday;
+use domain::history::Summary;
+use domain::{
+    Answer, CarrierId, Day, EventKind, HistoryEvent, NumberFacts, PhoneNumber, Rejection, RejectionCode, reassigned_since,
+    validate_new,
+};
+
+use crate::StoreError;
+use crate::ops::participants::Participant;
+use crate::sql::{Row, Value};
+use crate::writer::WriteCtx;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub number: PhoneNumber,
+    pub kind: EventKind,
+    pub date: Day,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    /// The same `eventId` with the identical payload was accepted before: counted, not applied again.
+    Duplicate,
+    Rejected(Rejection),
+}
+
+fn packed(d: Option<Day>) -> Value {
+    d.map(|d| d.packed()).into()
+}
+
+fn day_of(r: &Row, i: usize) -> Option<Day> {
+    r.opt_i64(i).and_then(|v| Day::from_packed(v as i32))
+}
+
+impl WriteCtx {
+    /// Applies a carrier's events. Within the batch, events are taken per number in date order, so
+    /// that the order of lines in one request or file never changes what is accepted; outcomes come
+    /// back in input order.
+    pub(crate) fn report_events(&mut self, carrier: &Participant, events: Vec<NewEvent>) -> Result<Vec<Outcome>, StoreError> {
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by_key(|&i| (events[i].number, events[i].date, events[i].kind));
+        let mut out: Vec<Option<Outcome>> = vec![None; events.len()];
+        for i in order {
+            out[i] = Some(self.apply_event(carrier, &events[i])?);
+        }
+        Ok(out.into_iter().map(|o| o.expect("every index was visited once")).collect())
+    }
+
+    fn apply_event(&mut self, carrier: &Participant, e: &NewEvent) -> Result<Outcome, StoreError> {
+        let cid = carrier.carrier_id();
+        if let Some(row) = self.conn.query_one(
+            "SELECT number, kind, day FROM events WHERE carrier_seq = $1 AND event_id = $2",
+            &[cid.0.into(), e.event_id.as_str().into()],
+        )? {
+            let same = row.i64(0)? == e.number.digits() as i64
+                && row.i64(1)? == i64::from(e.kind.code())
+                && row.i64(2)? == i64::from(e.date.packed());
+            return Ok(if same {
+                Outcome::Duplicate
+            } else {
+                Outcome::Rejected(Rejection::new(
+                    RejectionCode::Conflict,
+                    format!("eventId \"{}\" was reported before with a different payload", e.event_id),
+                ))
+            });
+        }
+        let coverage = self.coverage(e.number);
+        let history = self.history(e.number)?;
+        let new = HistoryEvent { date: e.date, kind: e.kind, carrier: cid, event_id: e.event_id.clone() };
+        let aging_days = self.aging.days_for(e.number);
+        let today = self.clock.today();
+        let summary = match validate_new(&history, &new, &coverage, aging_days, today) {
+            Ok(s) => s,
+            Err(r) => return Ok(Outcome::Rejected(r)),
+        };
+        let now = self.now_rfc3339();
+        let number = e.number.digits() as i64;
+        self.conn.exec(
+            "INSERT INTO events (carrier_seq, event_id, number, kind, day, received_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[cid.0.into(), e.event_id.as_str().into(), number.into(), e.kind.code().into(), e.date.packed().into(), now.into()],
+        )?;
+        self.put_summary(number, &summary)?;
+        let subject = self.hash_key.number(e.number);
+        self.audit(
+            &carrier.id,
+            "event.accepted",
+            Some(&subject),
+            &format!("eventId={};type={};date={}", e.event_id, e.kind, e.date),
+        )?;
+        Ok(Outcome::Accepted)
+    }
+
+    fn history(&mut self, n: PhoneNumber) -> Result<Vec<HistoryEvent>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT carrier_seq, event_id, kind, day FROM events WHERE number = $1",
+            &[(n.digits() as i64).into()],
+        )?;
+        let mut events = rows
+            .iter()
+            .map(|r| {
+                let kind = EventKind::from_code(r.i64(2)? as i16).ok_or_else(|| StoreError::Corrupt("unknown event kind".into()))?;
+                let date = day_of(r, 3).ok_or_else(|| StoreError::Corrupt("bad event day".into()))?;
+                Ok(HistoryEvent { date, kind, carrier: CarrierId(r.i64(0)?), event_id: r.text(1)? })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        domain::history::sort_r1(&mut events);
+        Ok(events)
+    }
+
+    fn put_summary(&mut self, number: i64, s: &Summary) -> Result<(), StoreError> {
+        self.conn.exec(
+            "INSERT INTO numbers (number, first_event, last_end, last_activation, disconnected, serving) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (number) DO UPDATE SET \
+             first_event = excluded.first_event, last_end = excluded.last_end, \
+             last_activation = excluded.last_activation, disconnected = excluded.disconnected, serving = excluded.serving",
+            &[
+                number.into(),
+                packed(s.first_event),
+                packed(s.last_end),
+                packed(s.last_activation),
+                i16::from(s.disconnected).into(),
+                s.serving.map(|c| c.0).into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// What R2 needs to know about `n`, from its kept summary and the carriers' ranges.
+    pub(crate) fn facts(&mut self, n: PhoneNumber) -> Result<NumberFacts, StoreError> {
+        let coverage = self.coverage(n);
+        let row = self.conn.query_one(
+            "SELECT first_event, last_end, last_activation, disconnected FROM numbers WHERE number = $1",
+            &[(n.digits() as i64).into()],
+        )?;
+        let summary = match row {
+            Some(r) => Summary {
+                first_event: day_of(&r, 0),
+                last_end: day_of(&r, 1),
+                last_activation: day_of(&r, 2),
+                disconnected: r.i64(3)? != 0,
+                serving: None,
+            },
+            None => Summary::default(),
+        };
+        Ok(NumberFacts::new(&coverage, &summary))
+    }
+
+    pub(crate) fn check(
+        &mut self,
+        actor: &Participant,
+        items: &[(PhoneNumber, Day)],
+    ) -> Result<Vec<Result<Answer, DateAfterToday>>, StoreError> {
+        let today = self.clock.today();
+        let mut out = Vec::with_capacity(items.len());
+        for &(n, d) in items {
+            let answer = reassigned_since(&self.facts(n)?, d, today);
+            let shown = match answer {
+                Ok(a) => a.as_str(),
+                Err(DateAfterToday) => "error:OUT_OF_RANGE",
+            };
+            let subject = self.hash_key.number(n);
+            self.audit(&actor.id, "check", Some(&subject), &format!("date={d};answer={shown}"))?;
+            out.push(answer);
+        }
+        Ok(out)
+    }
+}

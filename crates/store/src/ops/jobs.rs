@@ -1,0 +1,229 @@
+//! File jobs: a spooled upload applied in chunks, each chunk and the job's checkpoint (byte offset,
+//! line, counters) committed together, so a crash resumes exactly where the last commit left off.
+
+use domain::Rejection;
+
+use crate::StoreError;
+use crate::keys::new_id;
+use crate::ops::events::{NewEvent, Outcome};
+use crate::ops::participants::{Participant, by_seq};
+use crate::sql::{Conn, Row};
+use crate::writer::WriteCtx;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    /// A carrier's lifecycle file.
+    Lifecycle,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Lifecycle => "lifecycle",
+        }
+    }
+    fn parse(s: &str) -> Option<JobKind> {
+        (s == "lifecycle").then_some(JobKind::Lifecycle)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> Option<JobState> {
+        [JobState::Queued, JobState::Running, JobState::Succeeded, JobState::Failed].into_iter().find(|j| j.as_str() == s)
+    }
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub id: String,
+    pub owner_seq: i64,
+    pub kind: JobKind,
+    /// The file's format, as detected from its header.
+    pub format: String,
+    pub state: JobState,
+    pub spool_path: String,
+    /// Where the next unapplied row starts in the spooled file.
+    pub byte_offset: u64,
+    /// The line number of that row (the header is line 1).
+    pub line: u64,
+    pub rows_read: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One row of a chunk: its line number and the event it parsed to, or why it did not parse.
+#[derive(Clone, Debug)]
+pub struct ChunkRow {
+    pub line: u64,
+    pub row: Result<NewEvent, Rejection>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectionRow {
+    pub line: u64,
+    pub code: String,
+    pub message: String,
+}
+
+const SELECT: &str = "SELECT id, owner_seq, kind, format, state, spool_path, byte_offset, line, rows_read, accepted, \
+                      duplicates, rejected, error, created_at, updated_at FROM jobs";
+
+fn from_row(r: &Row) -> Result<Job, StoreError> {
+    let u = |i| r.i64(i).map(|v| v.max(0) as u64);
+    let kind = r.text(2)?;
+    let state = r.text(4)?;
+    Ok(Job {
+        id: r.text(0)?,
+        owner_seq: r.i64(1)?,
+        kind: JobKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("unknown job kind {kind:?}")))?,
+        format: r.text(3)?,
+        state: JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unknown job state {state:?}")))?,
+        spool_path: r.text(5)?,
+        byte_offset: u(6)?,
+        line: u(7)?,
+        rows_read: u(8)?,
+        accepted: u(9)?,
+        duplicates: u(10)?,
+        rejected: u(11)?,
+        error: r.opt_text(12),
+        created_at: r.text(13)?,
+        updated_at: r.text(14)?,
+    })
+}
+
+pub(crate) fn get(conn: &mut dyn Conn, id: &str, owner_seq: Option<i64>) -> Result<Option<Job>, StoreError> {
+    let row = conn.query_one(&format!("{SELECT} WHERE id = $1"), &[id.into()])?;
+    let job = row.map(|r| from_row(&r)).transpose()?;
+    Ok(job.filter(|j| owner_seq.is_none_or(|o| o == j.owner_seq)))
+}
+
+pub(crate) fn next_runnable(conn: &mut dyn Conn) -> Result<Option<Job>, StoreError> {
+    let row = conn.query_one(&format!("{SELECT} WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT 1"), &[])?;
+    row.map(|r| from_row(&r)).transpose()
+}
+
+pub(crate) fn rejections(conn: &mut dyn Conn, id: &str, after_line: u64, limit: u32) -> Result<Vec<RejectionRow>, StoreError> {
+    let rows = conn.query(
+        "SELECT line, code, message FROM job_rejections WHERE job_id = $1 AND line > $2 ORDER BY line LIMIT $3",
+        &[id.into(), (after_line as i64).into(), i64::from(limit).into()],
+    )?;
+    rows.iter()
+        .map(|r| Ok(RejectionRow { line: r.i64(0)? as u64, code: r.text(1)?, message: r.text(2)? }))
+        .collect()
+}
+
+impl WriteCtx {
+    pub(crate) fn create_job(&mut self, owner: &Participant, kind: JobKind, format: &str, spool: &str) -> Result<Job, StoreError> {
+        let id = new_id("job");
+        let now = self.now_rfc3339();
+        self.conn.exec(
+            "INSERT INTO jobs (id, owner_seq, kind, format, state, spool_path, byte_offset, line, rows_read, accepted, \
+             duplicates, rejected, created_at, updated_at) VALUES ($1, $2, $3, $4, 'queued', $5, 0, 1, 0, 0, 0, 0, $6, $6)",
+            &[id.as_str().into(), owner.seq.into(), kind.as_str().into(), format.into(), spool.into(), now.into()],
+        )?;
+        self.audit(&owner.id, "job.created", None, &format!("id={id};kind={};format={format}", kind.as_str()))?;
+        get(self.conn.as_mut(), &id, None)?.ok_or_else(|| StoreError::Corrupt("job vanished after insert".into()))
+    }
+
+    pub(crate) fn apply_lifecycle_chunk(
+        &mut self,
+        job_id: &str,
+        rows: Vec<ChunkRow>,
+        next_offset: u64,
+        next_line: u64,
+        finished: bool,
+    ) -> Result<Job, StoreError> {
+        let job = get(self.conn.as_mut(), job_id, None)?.ok_or_else(|| StoreError::Invalid(format!("no job \"{job_id}\"")))?;
+        if job.state.is_final() {
+            return Ok(job);
+        }
+        let owner = by_seq(self.conn.as_mut(), job.owner_seq)?.ok_or_else(|| StoreError::Corrupt("job owner is gone".into()))?;
+        let rows_read = rows.len() as i64;
+        let mut rejections: Vec<(u64, Rejection)> = Vec::new();
+        let mut lines = Vec::new();
+        let mut events = Vec::new();
+        for r in rows {
+            match r.row {
+                Ok(e) => {
+                    lines.push(r.line);
+                    events.push(e);
+                }
+                Err(rej) => rejections.push((r.line, rej)),
+            }
+        }
+        let (mut accepted, mut duplicates) = (0i64, 0i64);
+        for (line, outcome) in lines.into_iter().zip(self.report_events(&owner, events)?) {
+            match outcome {
+                Outcome::Accepted => accepted += 1,
+                Outcome::Duplicate => duplicates += 1,
+                Outcome::Rejected(rej) => rejections.push((line, rej)),
+            }
+        }
+        for (line, rej) in &rejections {
+            self.conn.exec(
+                "INSERT INTO job_rejections (job_id, line, code, message) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[job_id.into(), (*line as i64).into(), rej.code.as_str().into(), rej.message.as_str().into()],
+            )?;
+        }
+        let state = if finished { "succeeded" } else { "running" };
+        let now = self.now_rfc3339();
+        self.conn.exec(
+            "UPDATE jobs SET state = $1, byte_offset = $2, line = $3, rows_read = rows_read + $4, accepted = accepted + $5, \
+             duplicates = duplicates + $6, rejected = rejected + $7, updated_at = $8 WHERE id = $9",
+            &[
+                state.into(),
+                (next_offset as i64).into(),
+                (next_line as i64).into(),
+                rows_read.into(),
+                accepted.into(),
+                duplicates.into(),
+                (rejections.len() as i64).into(),
+                now.into(),
+                job_id.into(),
+            ],
+        )?;
+        let job = get(self.conn.as_mut(), job_id, None)?.ok_or_else(|| StoreError::Corrupt("job vanished".into()))?;
+        if finished {
+            self.audit(
+                &owner.id,
+                "job.finished",
+                None,
+                &format!("id={job_id};rowsRead={};accepted={};duplicates={};rejected={}", job.rows_read, job.accepted, job.duplicates, job.rejected),
+            )?;
+        }
+        Ok(job)
+    }
+
+    pub(crate) fn fail_job(&mut self, job_id: &str, error: &str) -> Result<(), StoreError> {
+        let now = self.now_rfc3339();
+        self.conn.exec(
+            "UPDATE jobs SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3",
+            &[error.into(), now.into(), job_id.into()],
+        )?;
+        self.audit("numlink", "job.failed", None, &format!("id={job_id};error={error}"))?;
+        Ok(())
+    }
+}

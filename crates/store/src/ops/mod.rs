@@ -1,0 +1,7 @@
+//! The store's operations, written once over [`crate::sql::Conn`]: writes as methods of the writer's
+//! context, reads as functions of a connection.
+
+pub mod audit;
+pub mod events;
+pub mod jobs;
+pub mod participants;

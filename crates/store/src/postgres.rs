@@ -1,0 +1,112 @@
+//! The scale-out backend: PostgreSQL through the `postgres` crate, the blocking face of
+//! tokio-postgres. The store runs every connection on its own thread (the writer, the readers), so
+//! the blocking API lets both backends share one synchronous implementation of the logic.
+
+use std::collections::HashMap;
+use std::error::Error;
+
+use bytes::BytesMut;
+use postgres::types::{IsNull, ToSql, Type};
+use postgres::{Client, NoTls, Statement};
+
+use crate::StoreError;
+use crate::sql::{Conn, Dialect, Row, Value};
+
+/// A lock number that every numlink writer takes for its transaction.
+const WRITER_LOCK: i64 = 0x6e756d6c696e6b; // "numlink"
+
+pub struct PgConn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl PgConn {
+    pub fn connect(url: &str) -> Result<PgConn, StoreError> {
+        let client = Client::connect(url, NoTls).map_err(|e| StoreError::Open(format!("postgres: {e}")))?;
+        Ok(PgConn { client, statements: HashMap::new() })
+    }
+
+    fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => StoreError::Database(format!("{}: {}", db.code().code(), db.message())),
+            None => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::I64(v) => v.to_sql(ty, out),
+            Value::I32(v) => v.to_sql(ty, out),
+            Value::I16(v) => v.to_sql(ty, out),
+            Value::Text(v) => v.to_sql(ty, out),
+            Value::Bytes(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn to_sql_checked(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        self.to_sql(ty, out)
+    }
+}
+
+fn column(row: &postgres::Row, i: usize) -> Result<Value, StoreError> {
+    let ty = row.columns()[i].type_().clone();
+    let v = if ty == Type::INT8 {
+        row.try_get::<_, Option<i64>>(i)?.map(Value::I64)
+    } else if ty == Type::INT4 {
+        row.try_get::<_, Option<i32>>(i)?.map(Value::I32)
+    } else if ty == Type::INT2 {
+        row.try_get::<_, Option<i16>>(i)?.map(Value::I16)
+    } else if ty == Type::BYTEA {
+        row.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Bytes)
+    } else if ty == Type::BOOL {
+        row.try_get::<_, Option<bool>>(i)?.map(|b| Value::I64(i64::from(b)))
+    } else {
+        row.try_get::<_, Option<String>>(i)?.map(Value::Text)
+    };
+    Ok(v.unwrap_or(Value::Null))
+}
+
+impl Conn for PgConn {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        let stmt = self.statement(sql)?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        Ok(self.client.execute(&stmt, &refs)?)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let stmt = self.statement(sql)?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let rows = self.client.query(&stmt, &refs)?;
+        rows.iter().map(|r| (0..r.len()).map(|i| column(r, i)).collect::<Result<Vec<_>, _>>().map(Row)).collect()
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        Ok(self.client.batch_execute(sql)?)
+    }
+
+    fn begin_write(&mut self) -> Result<(), StoreError> {
+        self.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"))
+    }
+}

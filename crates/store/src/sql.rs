@@ -1,0 +1,131 @@
+//! The narrow SQL surface both backends provide: execute, query into rows of plain values, and
+//! transaction control by statement. The store's logic is written once against [`Conn`]; the SQL text
+//! is shared where the dialects agree (`$1` parameters work in both), and backend-specific where not.
+
+use crate::StoreError;
+
+/// A parameter or a column value. Widths match the PostgreSQL column types (`BIGINT`, `INTEGER`,
+/// `SMALLINT`), which PostgreSQL checks strictly; SQLite stores them all as integers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    I64(i64),
+    I32(i32),
+    I16(i16),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::I64(v)
+    }
+}
+impl From<i32> for Value {
+    fn from(v: i32) -> Self {
+        Value::I32(v)
+    }
+}
+impl From<i16> for Value {
+    fn from(v: i16) -> Self {
+        Value::I16(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(v.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(v)
+    }
+}
+impl From<&[u8]> for Value {
+    fn from(v: &[u8]) -> Self {
+        Value::Bytes(v.to_vec())
+    }
+}
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Self {
+        Value::Bytes(v)
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// One result row.
+#[derive(Clone, Debug)]
+pub struct Row(pub Vec<Value>);
+
+impl Row {
+    fn get(&self, i: usize) -> &Value {
+        self.0.get(i).unwrap_or(&Value::Null)
+    }
+
+    pub fn opt_i64(&self, i: usize) -> Option<i64> {
+        match self.get(i) {
+            Value::I64(v) => Some(*v),
+            Value::I32(v) => Some(i64::from(*v)),
+            Value::I16(v) => Some(i64::from(*v)),
+            _ => None,
+        }
+    }
+
+    pub fn i64(&self, i: usize) -> Result<i64, StoreError> {
+        self.opt_i64(i).ok_or_else(|| StoreError::Corrupt(format!("column {i} is not an integer")))
+    }
+
+    pub fn opt_text(&self, i: usize) -> Option<String> {
+        match self.get(i) {
+            Value::Text(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn text(&self, i: usize) -> Result<String, StoreError> {
+        self.opt_text(i).ok_or_else(|| StoreError::Corrupt(format!("column {i} is not text")))
+    }
+
+    pub fn opt_bytes(&self, i: usize) -> Option<Vec<u8>> {
+        match self.get(i) {
+            Value::Bytes(b) => Some(b.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Which dialect a connection speaks, for the few statements that differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+pub trait Conn: Send + 'static {
+    fn dialect(&self) -> Dialect;
+    fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError>;
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
+    /// Runs statements without parameters (migrations, transaction control).
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
+
+    /// Starts the one write transaction of a batch. Both backends serialize writers across
+    /// processes here (SQLite's write lock, a PostgreSQL advisory lock), which keeps the audit chain
+    /// linear even when the CLI writes beside a running server.
+    fn begin_write(&mut self) -> Result<(), StoreError>;
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.batch("COMMIT")
+    }
+
+    fn rollback(&mut self) -> Result<(), StoreError> {
+        self.batch("ROLLBACK")
+    }
+
+    fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, StoreError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+}

@@ -1,0 +1,180 @@
+//! The single writer: one thread, one connection, commands applied in batches with one commit per
+//! batch (group commit). Each command runs in its own savepoint; its caller is answered only after
+//! the batch's commit, with the commit's outcome.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use domain::{AgingPolicy, CarrierId, Clock, Coverage, Day, PhoneNumber};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::StoreError;
+use crate::keys::HashKey;
+use crate::sql::Conn;
+
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A write to run in the next batch. Called with `None` when the batch could not start: it then only
+/// answers its caller with the failure.
+pub(crate) struct Command(Box<dyn FnOnce(Option<&mut WriteCtx>) -> (bool, Reply) + Send>);
+
+pub(crate) fn command<R: Send + 'static>(
+    f: impl FnOnce(&mut WriteCtx) -> Result<R, StoreError> + Send + 'static,
+    tx: oneshot::Sender<Result<R, StoreError>>,
+) -> Command {
+    Command(Box::new(move |ctx| {
+        let r = match ctx {
+            Some(ctx) => f(ctx),
+            None => Err(StoreError::Database("the write transaction could not start".into())),
+        };
+        let ok = r.is_ok();
+        let reply: Reply = Box::new(move |commit: Result<(), StoreError>| {
+            // The caller may have gone away (a dropped request); the write stands either way.
+            let _ = tx.send(commit.and(r));
+        });
+        (ok, reply)
+    }))
+}
+
+/// The writer's connection and what it caches between batches.
+pub(crate) struct WriteCtx {
+    pub(crate) conn: Box<dyn Conn>,
+    pub(crate) hash_key: HashKey,
+    pub(crate) aging: AgingPolicy,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Hash of the last audit record, read at the start of each batch (another process may have
+    /// written since).
+    pub(crate) last_hash: [u8; 32],
+    /// Carrier ranges: prefix digits → (carrier, reportingSince). Reloaded when the participants
+    /// generation in `meta` moves.
+    prefixes: HashMap<String, (CarrierId, Option<Day>)>,
+    prefixes_generation: i64,
+}
+
+impl WriteCtx {
+    pub(crate) fn new(conn: Box<dyn Conn>, hash_key: HashKey, aging: AgingPolicy, clock: Arc<dyn Clock>) -> WriteCtx {
+        WriteCtx { conn, hash_key, aging, clock, last_hash: [0; 32], prefixes: HashMap::new(), prefixes_generation: -1 }
+    }
+
+    /// The carrier whose range holds `n` (longest prefix), and its `reportingSince`.
+    pub(crate) fn coverage(&self, n: PhoneNumber) -> Coverage {
+        let digits = n.digits().to_string();
+        (1..=digits.len())
+            .rev()
+            .find_map(|len| self.prefixes.get(&digits[..len]))
+            .map(|&(carrier, since)| Coverage { range_holder: Some(carrier), reporting_since: since })
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn now_rfc3339(&self) -> String {
+        self.clock.now().to_string()
+    }
+
+    fn begin(&mut self) -> Result<(), StoreError> {
+        self.conn.begin_write()?;
+        let generation = self
+            .conn
+            .query_one("SELECT value FROM meta WHERE key = 'participants_generation'", &[])?
+            .map(|r| r.i64(0))
+            .transpose()?
+            .unwrap_or(0);
+        if generation != self.prefixes_generation {
+            self.reload_prefixes()?;
+            self.prefixes_generation = generation;
+        }
+        self.last_hash = crate::ops::audit::last_hash(self.conn.as_mut())?;
+        Ok(())
+    }
+
+    fn reload_prefixes(&mut self) -> Result<(), StoreError> {
+        let rows = self.conn.query(
+            "SELECT x.prefix, p.seq, p.reporting_since FROM prefixes x JOIN participants p ON p.seq = x.participant_seq",
+            &[],
+        )?;
+        self.prefixes.clear();
+        for r in rows {
+            let since = r.opt_i64(2).and_then(|v| Day::from_packed(v as i32));
+            self.prefixes.insert(r.text(0)?, (CarrierId(r.i64(1)?), since));
+        }
+        Ok(())
+    }
+
+    /// Marks participants as changed, so every writer reloads its caches at its next batch.
+    pub(crate) fn bump_participants_generation(&mut self) -> Result<(), StoreError> {
+        self.conn.exec("UPDATE meta SET value = value + 1 WHERE key = 'participants_generation'", &[])?;
+        // Force a reload in this writer at once too: later commands of this batch may need it.
+        self.reload_prefixes()
+    }
+
+    fn run_batch(&mut self, batch: Vec<Command>) {
+        if let Err(e) = self.begin() {
+            tracing::error!(error = %e, "cannot start a write transaction");
+            let _ = self.conn.rollback();
+            for cmd in batch {
+                let (_, reply) = (cmd.0)(None);
+                reply(Err(StoreError::Database(e.to_string())));
+            }
+            return;
+        }
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut broken: Option<String> = None;
+        for cmd in batch {
+            if broken.is_some() {
+                replies.push((cmd.0)(None).1);
+                continue;
+            }
+            if let Err(e) = self.conn.batch("SAVEPOINT cmd") {
+                broken = Some(e.to_string());
+                replies.push((cmd.0)(None).1);
+                continue;
+            }
+            let saved_hash = self.last_hash;
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| (cmd.0)(Some(self))));
+            let ok = matches!(outcome, Ok((true, _)));
+            let undo = if ok { "RELEASE SAVEPOINT cmd" } else { "ROLLBACK TO SAVEPOINT cmd; RELEASE SAVEPOINT cmd" };
+            if !ok {
+                self.last_hash = saved_hash;
+            }
+            if let Err(e) = self.conn.batch(undo) {
+                broken = Some(e.to_string());
+            }
+            match outcome {
+                Ok((_, reply)) => replies.push(reply),
+                Err(_) => tracing::error!("a write command panicked; its changes were rolled back"),
+            }
+        }
+        let commit = match broken {
+            Some(e) => Err(e),
+            None => self.conn.commit().map_err(|e| e.to_string()),
+        };
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, "write batch failed; nothing of it was committed");
+            let _ = self.conn.rollback();
+            // Cached state may reflect rolled-back work.
+            self.prefixes_generation = -1;
+        }
+        for reply in replies {
+            reply(commit.clone().map_err(StoreError::Database));
+        }
+    }
+}
+
+pub(crate) fn spawn(mut ctx: WriteCtx, mut rx: mpsc::Receiver<Command>, batch_max: usize) -> Result<(), StoreError> {
+    std::thread::Builder::new()
+        .name("numlink-writer".into())
+        .spawn(move || {
+            while let Some(first) = rx.blocking_recv() {
+                let mut batch = vec![first];
+                while batch.len() < batch_max {
+                    match rx.try_recv() {
+                        Ok(c) => batch.push(c),
+                        Err(_) => break,
+                    }
+                }
+                ctx.run_batch(batch);
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))
+}
