@@ -1,1 +1,84 @@
-//! placeholder
+//! The HTTP interface: router, wire types, authentication, the error table, and the OpenAPI document.
+//!
+//! A request flows: socket → axum → layers (trace, metrics, `x-correlator`) → extractors (API key →
+//! [`auth::Caller`], strict JSON) → handler (parse into domain types) → [`store::Store`] (the writer's
+//! next group commit) → wire types. This crate knows no SQL and holds no rules.
+
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use error::{ApiError, ErrorCode};
+pub use state::{AppState, Limits, MetricsRender};
+
+const X_CORRELATOR: &str = "x-correlator";
+
+/// CAMARA's `XCorrelator`: `^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$`.
+fn valid_correlator(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    b.len() <= 256 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_:;./\\<>{}".contains(c))
+}
+
+/// Echoes `x-correlator` on every response, and rejects one that breaks CAMARA's pattern.
+async fn correlator(req: Request, next: Next) -> Response {
+    let value = req.headers().get(X_CORRELATOR).cloned();
+    let mut resp = match &value {
+        Some(v) if !valid_correlator(v) => ApiError::invalid(
+            "x-correlator must match ^[a-zA-Z0-9-_:;.\\/<>{}]{0,256}$",
+        )
+        .into_response(),
+        _ => next.run(req).await,
+    };
+    if let Some(v) = value.filter(valid_correlator) {
+        resp.headers_mut().insert(X_CORRELATOR, v);
+    }
+    resp
+}
+
+/// Counts requests and their latency per route and status.
+async fn track(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("numlink_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("numlink_http_request_duration_seconds", "method" => method, "route" => route).record(start.elapsed().as_secs_f64());
+    resp
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such resource")
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/number-recycling/v0.2/check", post(routes::camara::check))
+        .route("/v1/reassignment-checks", post(routes::checks::reassignment_checks))
+        .route("/v1/lifecycle-events", post(routes::events::lifecycle_events))
+        .route("/v1/lifecycle-files", post(routes::files::upload_lifecycle_file))
+        .route("/v1/jobs/{id}", get(routes::files::get_job))
+        .route("/v1/jobs/{id}/rejections", get(routes::files::job_rejections))
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/metrics", get(routes::ops::metrics))
+        .route_layer(middleware::from_fn(track))
+        .fallback(not_found)
+        .with_state(state);
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
+        .layer(middleware::from_fn(correlator))
+        .layer(TraceLayer::new_for_http())
+}

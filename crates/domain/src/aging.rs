@@ -13,11 +13,16 @@ pub struct AgingPolicy {
 impl Default for AgingPolicy {
     /// DESIGN.md's defaults: +1 → 45 days (US), +86 and +91 → 90, everyone else 90.
     fn default() -> Self {
-        AgingPolicy::new(90, [("1".to_string(), 45), ("86".to_string(), 90), ("91".to_string(), 90)])
+        AgingPolicy::new(90, AgingPolicy::default_codes())
     }
 }
 
 impl AgingPolicy {
+    /// The per-code defaults: +1 → 45, +86 → 90, +91 → 90.
+    pub fn default_codes() -> Vec<(String, u32)> {
+        vec![("1".to_string(), 45), ("86".to_string(), 90), ("91".to_string(), 90)]
+    }
+
     pub fn new(default_days: u32, per_code: impl IntoIterator<Item = (String, u32)>) -> AgingPolicy {
         let mut per_code: Vec<(String, u32)> = per_code.into_iter().collect();
         // Longest code first, so the first match is the most specific.

@@ -1,1 +1,299 @@
-fn main() {}
+//! The `numlink` binary: command line, configuration, and wiring of store, workers and API. It holds
+//! no business rules.
+
+mod config;
+mod upload;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand};
+use domain::{Day, Prefix, SystemClock};
+use serde_json::json;
+use store::{NewParticipant, Role, Store, StoreConfig};
+
+use crate::config::{Config, Overrides};
+
+#[derive(Parser, Debug)]
+#[command(name = "numlink", version, about = "The clearinghouse for recycled phone numbers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the data lives; shared by the commands that open the database.
+#[derive(clap::Args, Debug, Clone)]
+struct DbArgs {
+    /// sqlite://PATH or postgres://USER@HOST/DB
+    #[arg(long, env = "NUMLINK_DB")]
+    db: Option<String>,
+    /// A configuration file (default: ./numlink.toml if present).
+    #[arg(long, env = "NUMLINK_CONFIG")]
+    config: Option<PathBuf>,
+    /// The number hash key, 64 hex digits (default for SQLite: a key file beside the database).
+    #[arg(long, env = "NUMLINK_HASH_KEY", hide_env_values = true)]
+    hash_key: Option<String>,
+    /// A file holding the number hash key.
+    #[arg(long, env = "NUMLINK_HASH_KEY_FILE")]
+    hash_key_file: Option<PathBuf>,
+}
+
+impl DbArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            db: self.db.clone(),
+            config: self.config.clone(),
+            hash_key: self.hash_key.clone(),
+            hash_key_file: self.hash_key_file.clone(),
+            ..Overrides::default()
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server.
+    Serve {
+        #[command(flatten)]
+        db: DbArgs,
+        /// IP:PORT to listen on (default 127.0.0.1:8080).
+        #[arg(long, env = "NUMLINK_LISTEN")]
+        listen: Option<String>,
+        /// Where uploaded files wait to be applied (default: beside the SQLite file).
+        #[arg(long, env = "NUMLINK_SPOOL_DIR")]
+        spool_dir: Option<PathBuf>,
+    },
+    /// Manage participants: carriers, institutions, regulators.
+    Participant {
+        #[command(subcommand)]
+        command: ParticipantCommand,
+    },
+    /// Upload a lifecycle file to a server, wait for it to be applied, and print the summary.
+    Upload {
+        /// The CSV file.
+        file: PathBuf,
+        /// The server's base URL.
+        #[arg(long, env = "NUMLINK_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// A carrier's API key.
+        #[arg(long, env = "NUMLINK_KEY", hide_env_values = true)]
+        key: String,
+    },
+    /// Inspect the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ParticipantCommand {
+    /// Add a participant; prints {"id", "apiKey"} once: the key is stored only as a hash.
+    Add {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long, value_parser = ["carrier", "institution", "regulator"])]
+        role: String,
+        #[arg(long)]
+        name: String,
+        /// A number range of a carrier, as an E.164 prefix (repeatable), e.g. +86138.
+        #[arg(long = "prefix")]
+        prefixes: Vec<String>,
+        /// The first day a carrier reports for (YYYY-MM-DD).
+        #[arg(long)]
+        reporting_since: Option<String>,
+    },
+    /// List participants as JSON lines.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Issue a new API key and revoke the participant's earlier keys; prints {"id", "apiKey"}.
+    RotateKey {
+        #[command(flatten)]
+        db: DbArgs,
+        id: String,
+    },
+    /// Revoke every API key of a participant.
+    Revoke {
+        #[command(flatten)]
+        db: DbArgs,
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check the audit log's hash chain; exits non-zero if it is broken.
+    Verify {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn init_logging(format: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("NUMLINK_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
+    let json = match format {
+        Some("json") => true,
+        Some("pretty") => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+fn open_store(config: &Config) -> Result<Store> {
+    let mut sc = StoreConfig::new(config.db.clone(), config.hash_key.clone(), Arc::new(SystemClock));
+    sc.aging = config.aging.clone();
+    Store::open(sc).map_err(|e| anyhow!("{e}"))
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Serve { db, listen, spool_dir } => {
+            let mut o = db.overrides();
+            o.listen = listen;
+            o.spool_dir = spool_dir;
+            serve(&o).await?;
+        }
+        Command::Participant { command } => participant(command).await?,
+        Command::Upload { file, server, key } => return upload::run(&file, &server, &key).await,
+        Command::Audit { command: AuditCommand::Verify { db } } => {
+            let config = Config::load(&db.overrides())?;
+            let store = open_store(&config)?;
+            let report = store.verify_audit().await?;
+            println!("{}", json!({"records": report.records, "firstBroken": report.first_broken}));
+            if report.first_broken.is_some() {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn participant(command: ParticipantCommand) -> Result<()> {
+    match command {
+        ParticipantCommand::Add { db, role, name, prefixes, reporting_since } => {
+            let config = Config::load(&db.overrides())?;
+            let role = Role::parse(&role).context("role")?;
+            let prefixes = prefixes
+                .iter()
+                .map(|p| Prefix::parse(p).map_err(|e| anyhow!("--prefix: {e}")))
+                .collect::<Result<Vec<_>>>()?;
+            let reporting_since = reporting_since
+                .map(|d| Day::parse(&d).map_err(|e| anyhow!("--reporting-since: {e}")))
+                .transpose()?;
+            let store = open_store(&config)?;
+            let (p, key) = store
+                .add_participant(NewParticipant { role, name, prefixes, reporting_since })
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            println!("{}", json!({"id": p.id, "apiKey": key.expose()}));
+        }
+        ParticipantCommand::List { db } => {
+            let store = open_store(&Config::load(&db.overrides())?)?;
+            for p in store.list_participants().await? {
+                let mut line = json!({"id": p.id, "role": p.role.as_str(), "name": p.name, "createdAt": p.created_at});
+                if p.role == Role::Carrier {
+                    line["prefixes"] = json!(p.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>());
+                    line["reportingSince"] = json!(p.reporting_since.map(|d| d.to_string()));
+                }
+                println!("{line}");
+            }
+        }
+        ParticipantCommand::RotateKey { db, id } => {
+            let store = open_store(&Config::load(&db.overrides())?)?;
+            let key = store.rotate_key(&id).await.map_err(|e| anyhow!("{e}"))?;
+            println!("{}", json!({"id": id, "apiKey": key.expose()}));
+        }
+        ParticipantCommand::Revoke { db, id } => {
+            let store = open_store(&Config::load(&db.overrides())?)?;
+            let n = store.revoke_keys(&id).await.map_err(|e| anyhow!("{e}"))?;
+            println!("{}", json!({"id": id, "revokedKeys": n}));
+        }
+    }
+    Ok(())
+}
+
+async fn serve(o: &Overrides) -> Result<()> {
+    let config = Config::load(o)?;
+    init_logging(config.log_format.as_deref());
+    tracing::info!(config = ?config, "starting numlink");
+    let store = open_store(&config)?;
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let runner = workers::JobRunner::new(store.clone(), config.limits.files);
+    let state = api::AppState {
+        store: store.clone(),
+        limits: config.limits,
+        spool_dir: config.spool_dir.clone(),
+        jobs_wake: runner.waker(),
+        metrics: Some(Arc::new(move || recorder.render())),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut runner_stop = stop_rx.clone();
+    // The job runner: applies uploaded files in the background until shutdown.
+    let runner_task = tokio::spawn(runner.run(async move {
+        let _ = runner_stop.wait_for(|s| *s).await;
+    }));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %config.listen, "numlink is listening");
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    let _ = stop_tx.send(true);
+    let _ = runner_task.await;
+    tracing::info!("numlink stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}

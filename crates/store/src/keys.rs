@@ -111,6 +111,6 @@ impl ApiKey {
 }
 
 /// A random id with a readable prefix, e.g. `car_3f9a…`.
-pub(crate) fn new_id(prefix: &str) -> String {
+pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", hex::encode(random_bytes::<10>()))
 }

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use domain::{AgingPolicy, Clock, Day, PhoneNumber, Prefix};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-pub use keys::{ApiKey, HashKey, sha256};
+pub use keys::{ApiKey, HashKey, new_id, sha256};
 pub use ops::audit::{AuditRecord, ChainReport};
 pub use ops::events::{NewEvent, Outcome};
 pub use ops::jobs::{ChunkRow, Job, JobKind, JobState, RejectionRow};

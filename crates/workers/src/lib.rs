@@ -1,1 +1,9 @@
-//! placeholder
+//! Background work: applying uploaded lifecycle files. The file format is parsed by pure functions
+//! ([`files`]); the job runner ([`jobs`]) reads a spooled file in bounded chunks and hands each chunk
+//! with its checkpoint to the store, which commits both together.
+
+pub mod files;
+pub mod jobs;
+
+pub use files::{FileFormat, FileLimits};
+pub use jobs::{JobRunner, WorkerError};

@@ -1,0 +1,45 @@
+//! The OpenAPI 3.1 document, generated from the handlers and wire types.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "numlink",
+        description = "The clearinghouse for recycled phone numbers: carriers report number lifecycle events; \
+                       institutions ask whether a number has changed hands since a date. Authenticate with \
+                       `Authorization: Bearer <api key>`. Errors are `{status, code, message}`.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        routes::camara::check,
+        routes::checks::reassignment_checks,
+        routes::events::lifecycle_events,
+        routes::files::upload_lifecycle_file,
+        routes::files::get_job,
+        routes::files::job_rejections,
+        routes::ops::healthz,
+        routes::ops::metrics,
+    ),
+    modifiers(&ApiKeyAuth)
+)]
+pub struct ApiDoc;
+
+struct ApiKeyAuth;
+
+impl Modify for ApiKeyAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("numlink API key (nlk_…)")).build()),
+        );
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

@@ -1,0 +1,122 @@
+//! `POST /v1/reassignment-checks`: up to `batch_items_max` (number, date) items answered with the
+//! tri-state answer, in order; an invalid item gets an error in its place and fails nothing else.
+
+use axum::Json;
+use axum::extract::State;
+use domain::Answer;
+use serde::{Deserialize, Serialize};
+use store::Role;
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
+use crate::json::StrictJson;
+use crate::routes::{date, phone};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReassignmentCheckRequest {
+    /// At most 1,000 items (batch_items_max).
+    pub items: Vec<CheckItem>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CheckItem {
+    #[schema(example = "+8613800138000")]
+    pub phone_number: Option<String>,
+    /// `YYYY-MM-DD`: has the number changed hands on or after this day?
+    #[schema(example = "2024-10-31")]
+    pub date: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReassignmentCheckResponse {
+    /// One result per item, in the order of the request.
+    pub results: Vec<CheckResult>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    pub phone_number: Option<String>,
+    pub date: Option<String>,
+    /// `yes`: changed hands on or after the date; `no`: same holder; `no_data`: numlink cannot say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "yes")]
+    pub answer: Option<&'static str>,
+    /// In place of an answer, for an invalid item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ItemError>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemError {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<ApiError> for ItemError {
+    fn from(e: ApiError) -> Self {
+        ItemError { code: e.code.as_str().to_string(), message: e.message }
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/reassignment-checks",
+    tag = "Checks",
+    summary = "Has each number changed hands since its date? (RND style, batched)",
+    request_body = ReassignmentCheckRequest,
+    responses(
+        (status = 200, description = "One result per item, in order", body = ReassignmentCheckResponse),
+        (status = 400, description = "INVALID_ARGUMENT (malformed body) or TOO_MANY_ITEMS", body = ErrorInfo),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for institutions and regulators", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn reassignment_checks(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictJson(req): StrictJson<ReassignmentCheckRequest>,
+) -> ApiResult<Json<ReassignmentCheckResponse>> {
+    let who = caller.require(&[Role::Institution, Role::Regulator])?.clone();
+    let max = state.limits.batch_items_max;
+    if req.items.len() > max {
+        return Err(ApiError::new(ErrorCode::TooManyItems, format!("{} items: at most {max} per call (batch_items_max)", req.items.len())));
+    }
+    let parsed: Vec<Result<_, ApiError>> = req
+        .items
+        .iter()
+        .map(|it| {
+            let n = phone("phoneNumber", it.phone_number.as_deref().ok_or_else(|| ApiError::invalid("phoneNumber is required"))?)?;
+            let d = date("date", it.date.as_deref().ok_or_else(|| ApiError::invalid("date is required"))?)?;
+            Ok((n, d))
+        })
+        .collect();
+    let valid: Vec<_> = parsed.iter().filter_map(|p| p.as_ref().ok().copied()).collect();
+    let mut answers = state.store.check(who, valid).await?.into_iter();
+    let results = req
+        .items
+        .into_iter()
+        .zip(parsed)
+        .map(|(item, p)| {
+            let outcome = p.and_then(|(_, d)| match answers.next() {
+                Some(Ok(a)) => Ok(a),
+                Some(Err(_)) => Err(ApiError::new(ErrorCode::OutOfRange, format!("date \"{d}\" is in the future"))),
+                None => Err(ApiError::internal("fewer answers than items")),
+            });
+            if let Ok(a) = &outcome {
+                metrics::counter!("numlink_checks_total", "api" => "batch", "answer" => a.as_str()).increment(1);
+            }
+            let (answer, error) = match outcome {
+                Ok(a) => (Some(Answer::as_str(a)), None),
+                Err(e) => (None, Some(e.into())),
+            };
+            CheckResult { phone_number: item.phone_number, date: item.date, answer, error }
+        })
+        .collect();
+    Ok(Json(ReassignmentCheckResponse { results }))
+}

@@ -1,0 +1,238 @@
+//! Bulk lifecycle files as jobs: `POST /v1/lifecycle-files` spools the streamed body to disk (never
+//! whole in memory), checks its header, makes it durable, and only then queues the job and answers
+//! `202`. The job runner applies it in bounded chunks.
+
+use std::path::{Path, PathBuf};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Serialize;
+use store::{Job, JobKind, Role};
+use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
+use workers::FileFormat;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobCreated {
+    pub job_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    pub id: String,
+    /// `lifecycle`.
+    pub kind: String,
+    /// `events` (event_id,phone_number,type,date) or `rnd` (phone_number,disconnect_date).
+    pub format: String,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    pub state: String,
+    pub rows_read: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    /// Why the job failed as a whole, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Job> for JobView {
+    fn from(j: Job) -> Self {
+        JobView {
+            id: j.id,
+            kind: j.kind.as_str().into(),
+            format: j.format,
+            state: j.state.as_str().into(),
+            rows_read: j.rows_read,
+            accepted: j.accepted,
+            duplicates: j.duplicates,
+            rejected: j.rejected,
+            error: j.error,
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+        }
+    }
+}
+
+/// Bytes of the header line we look at to detect the format.
+const HEADER_BYTES_MAX: usize = 1024;
+
+/// A spooled upload that removes its file unless kept.
+struct Spool {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/lifecycle-files",
+    tag = "Carriers",
+    summary = "Upload a lifecycle file (CSV) to be applied as a job",
+    description = "CSV with a header row: `event_id,phone_number,type,date`, or the RND style `phone_number,disconnect_date`. \
+                   Streamed to disk; answered once the file is durable. Each bad row is rejected on its own, with its line number.",
+    request_body(content = String, content_type = "text/csv"),
+    responses(
+        (status = 202, description = "Queued", body = JobCreated),
+        (status = 400, description = "INVALID_ARGUMENT: empty file or unknown header", body = ErrorInfo),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for carriers", body = ErrorInfo),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: over file_bytes_max or file_rows_max", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn upload_lifecycle_file(State(state): State<AppState>, caller: Caller, body: Body) -> ApiResult<Response> {
+    let owner = caller.require(&[Role::Carrier])?.clone();
+    let limits = state.limits.files;
+    tokio::fs::create_dir_all(&state.spool_dir).await.map_err(ApiError::internal)?;
+    let name = store::new_id("upload");
+    let part = Spool { path: state.spool_dir.join(format!("{name}.csv.part")), keep: false };
+    let mut file = tokio::fs::File::create(&part.path).await.map_err(ApiError::internal)?;
+    let mut stream = body.into_data_stream();
+    let (mut bytes, mut newlines) = (0u64, 0u64);
+    let mut header: Vec<u8> = Vec::new();
+    let mut header_done = false;
+    let mut last_byte = b'\n';
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid(format!("the upload was interrupted: {e}")))?;
+        bytes += chunk.len() as u64;
+        if bytes > limits.file_bytes_max {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the file is larger than {} bytes (file_bytes_max)", limits.file_bytes_max),
+            ));
+        }
+        if !header_done {
+            let end = chunk.iter().position(|&b| b == b'\n');
+            let take = end.unwrap_or(chunk.len());
+            header.extend_from_slice(&chunk[..take.min(HEADER_BYTES_MAX.saturating_sub(header.len()))]);
+            header_done = end.is_some() || header.len() >= HEADER_BYTES_MAX;
+        }
+        newlines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        if let Some(&b) = chunk.last() {
+            last_byte = b;
+        }
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    if bytes == 0 {
+        return Err(ApiError::invalid("the file is empty: expected a CSV header row and data rows"));
+    }
+    let format = FileFormat::detect(&header).map_err(ApiError::invalid)?;
+    let lines = newlines + u64::from(last_byte != b'\n');
+    let rows = lines.saturating_sub(1);
+    if rows > limits.file_rows_max {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the file has {rows} rows: at most {} (file_rows_max)", limits.file_rows_max),
+        ));
+    }
+    // Durable before acknowledged: the data, then the name.
+    file.sync_all().await.map_err(ApiError::internal)?;
+    drop(file);
+    let final_path = state.spool_dir.join(format!("{name}.csv"));
+    tokio::fs::rename(&part.path, &final_path).await.map_err(ApiError::internal)?;
+    let spooled = Spool { path: final_path, keep: false };
+    sync_dir(&state.spool_dir).await?;
+    let job = state.store.create_job(owner, JobKind::Lifecycle, format.as_str().into(), &spooled.path).await?;
+    let mut spooled = spooled;
+    spooled.keep = true;
+    state.jobs_wake.notify_one();
+    tracing::info!(job = %job.id, bytes, rows, format = format.as_str(), "lifecycle file queued");
+    let mut headers = HeaderMap::new();
+    let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).map_err(ApiError::internal)?;
+    headers.insert(header::LOCATION, location);
+    Ok((StatusCode::ACCEPTED, headers, Json(JobCreated { job_id: job.id })).into_response())
+}
+
+async fn sync_dir(dir: &Path) -> ApiResult<()> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir).and_then(|d| d.sync_all()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+async fn own_job(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
+    state
+        .store
+        .job(id, caller.0.seq)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no job \"{}\"", domain::number::truncate_for_message(id))))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "Jobs",
+    summary = "A job's state and progress (visible to its owner only)",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: no such job, or not yours", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn get_job(State(state): State<AppState>, caller: Caller, UrlPath(id): UrlPath<String>) -> ApiResult<Json<JobView>> {
+    Ok(Json(own_job(&state, &caller, &id).await?.into()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/rejections",
+    tag = "Jobs",
+    summary = "The rejected rows of a job, as CSV: line,code,message",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "CSV, one row per rejected line, in line order", body = String, content_type = "text/csv"),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: no such job, or not yours", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn job_rejections(State(state): State<AppState>, caller: Caller, UrlPath(id): UrlPath<String>) -> ApiResult<Response> {
+    let job = own_job(&state, &caller, &id).await?;
+    let page = state.limits.page_rows_max;
+    let store = state.store.clone();
+    // Streamed page by page: a file with millions of bad rows is never held whole.
+    let pages = futures_util::stream::unfold(Some(0u64), move |after| {
+        let (store, id) = (store.clone(), job.id.clone());
+        async move {
+            let after = after?;
+            match store.job_rejections(&id, after, page).await {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => {
+                    let next = rows.last().map(|r| r.line);
+                    let mut out = csv::Writer::from_writer(Vec::new());
+                    for r in &rows {
+                        let _ = out.write_record([r.line.to_string().as_str(), r.code.as_str(), r.message.as_str()]);
+                    }
+                    let buf = out.into_inner().unwrap_or_default();
+                    Some((Ok::<_, std::io::Error>(buf), if rows.len() < page as usize { None } else { next }))
+                }
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            }
+        }
+    });
+    let head = futures_util::stream::once(async { Ok::<_, std::io::Error>(b"line,code,message\n".to_vec()) });
+    let body = Body::from_stream(head.chain(pages));
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
+}

@@ -1,0 +1,166 @@
+//! One typed configuration, layered: defaults → `numlink.toml` → `NUMLINK_*` environment → flags.
+//! Secrets are redacted in `Debug`, so the effective configuration can be logged at start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use api::Limits;
+use domain::AgingPolicy;
+use serde::Deserialize;
+use store::{DbUrl, HashKey};
+
+pub const DEFAULT_DB: &str = "sqlite://./numlink.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_CONFIG_FILE: &str = "numlink.toml";
+
+/// `numlink.toml`: every key optional; unknown keys are an error, so a typo does not pass silently.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub db: Option<String>,
+    pub listen: Option<String>,
+    /// 64 hex digits. Prefer `hash_key_file` or `NUMLINK_HASH_KEY` to keep it out of the file.
+    pub hash_key: Option<String>,
+    pub hash_key_file: Option<PathBuf>,
+    pub spool_dir: Option<PathBuf>,
+    pub log_format: Option<String>,
+    #[serde(default)]
+    pub limits: FileLimitsConfig,
+    #[serde(default)]
+    pub aging: AgingConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimitsConfig {
+    pub body_bytes_max: Option<usize>,
+    pub batch_items_max: Option<usize>,
+    pub page_rows_max: Option<u32>,
+    pub file_bytes_max: Option<u64>,
+    pub file_rows_max: Option<u64>,
+    pub csv_field_bytes_max: Option<usize>,
+    pub file_chunk_rows: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgingConfig {
+    pub default_days: Option<u32>,
+    /// Calling code (digits, no `+`) → days, e.g. `"44" = 30`.
+    #[serde(default)]
+    pub days_by_country_code: BTreeMap<String, u32>,
+}
+
+/// What the flags and environment give (already merged by clap).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub db: Option<String>,
+    pub listen: Option<String>,
+    pub config: Option<PathBuf>,
+    pub hash_key: Option<String>,
+    pub hash_key_file: Option<PathBuf>,
+    pub spool_dir: Option<PathBuf>,
+}
+
+pub struct Config {
+    pub db: DbUrl,
+    pub listen: SocketAddr,
+    pub hash_key: HashKey,
+    pub hash_key_source: String,
+    pub spool_dir: PathBuf,
+    pub log_format: Option<String>,
+    pub limits: Limits,
+    pub aging: AgingPolicy,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("db", &self.db)
+            .field("listen", &self.listen)
+            .field("hash_key", &format_args!("<redacted, from {}>", self.hash_key_source))
+            .field("spool_dir", &self.spool_dir)
+            .field("limits", &self.limits)
+            .field("aging", &self.aging)
+            .finish()
+    }
+}
+
+fn read_file_config(o: &Overrides) -> Result<FileConfig> {
+    let (path, required) = match &o.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).with_context(|| format!("reading {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+impl Config {
+    pub fn load(o: &Overrides) -> Result<Config> {
+        let file = read_file_config(o)?;
+        let db_text = o.db.clone().or(file.db).unwrap_or_else(|| DEFAULT_DB.to_string());
+        let db = DbUrl::parse(&db_text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let listen_text = o.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr =
+            listen_text.parse().with_context(|| format!("listen address {listen_text:?} is not IP:PORT"))?;
+
+        let key_hex = o.hash_key.clone().or(file.hash_key);
+        let key_file = o.hash_key_file.clone().or(file.hash_key_file);
+        let (hash_key, hash_key_source) = match (key_hex, key_file, &db) {
+            (Some(hex), _, _) => (HashKey::from_hex(&hex).map_err(|e| anyhow::anyhow!("hash key: {e}"))?, "configuration".to_string()),
+            (None, Some(path), _) => (load_key(&path)?, path.display().to_string()),
+            (None, None, DbUrl::Sqlite(db_path)) => {
+                let path = sibling(db_path, "key");
+                (load_key(&path)?, path.display().to_string())
+            }
+            (None, None, DbUrl::Postgres(_)) => bail!(
+                "a PostgreSQL database needs the number hash key from configuration: set NUMLINK_HASH_KEY (64 hex digits) or hash_key_file"
+            ),
+        };
+
+        let spool_dir = o.spool_dir.clone().or(file.spool_dir).unwrap_or_else(|| match &db {
+            DbUrl::Sqlite(p) => sibling(p, "spool"),
+            DbUrl::Postgres(_) => PathBuf::from("./numlink-spool"),
+        });
+
+        let mut limits = Limits::default();
+        let l = file.limits;
+        limits.body_bytes_max = l.body_bytes_max.unwrap_or(limits.body_bytes_max);
+        limits.batch_items_max = l.batch_items_max.unwrap_or(limits.batch_items_max);
+        limits.page_rows_max = l.page_rows_max.unwrap_or(limits.page_rows_max);
+        limits.files.file_bytes_max = l.file_bytes_max.unwrap_or(limits.files.file_bytes_max);
+        limits.files.file_rows_max = l.file_rows_max.unwrap_or(limits.files.file_rows_max);
+        limits.files.csv_field_bytes_max = l.csv_field_bytes_max.unwrap_or(limits.files.csv_field_bytes_max);
+        limits.files.chunk_rows = l.file_chunk_rows.unwrap_or(limits.files.chunk_rows).max(1);
+
+        let mut aging = match file.aging.default_days {
+            Some(days) => AgingPolicy::new(days, AgingPolicy::default_codes()),
+            None => AgingPolicy::default(),
+        };
+        for (code, days) in file.aging.days_by_country_code {
+            let digits = code.trim_start_matches('+');
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 3 {
+                bail!("aging: {code:?} is not a country calling code (1 to 3 digits)");
+            }
+            aging = aging.with_code(digits, days);
+        }
+
+        Ok(Config { db, listen, hash_key, hash_key_source, spool_dir, log_format: file.log_format, limits, aging })
+    }
+}
+
+/// `numlink.db` → `numlink.db.<ext>`, beside the database file.
+fn sibling(db: &Path, ext: &str) -> PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".{ext}"));
+    db.with_file_name(name)
+}
+
+fn load_key(path: &Path) -> Result<HashKey> {
+    HashKey::load_or_create(path).map_err(|e| anyhow::anyhow!("number hash key: {e}"))
+}

@@ -1,0 +1,87 @@
+//! `numlink upload`: streams a lifecycle file to the server with a progress bar, follows the job to
+//! its end, and prints the summary. Exits non-zero if the file was rejected as a whole.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+
+const POLL: Duration = Duration::from_millis(300);
+
+pub async fn run(file: &Path, server: &str, key: &str) -> Result<ExitCode> {
+    let server = server.trim_end_matches('/');
+    let size = tokio::fs::metadata(file).await.with_context(|| format!("reading {}", file.display()))?.len();
+    let f = tokio::fs::File::open(file).await.with_context(|| format!("opening {}", file.display()))?;
+    let bar = ProgressBar::new(size).with_style(
+        ProgressStyle::with_template("uploading {bar:40} {bytes}/{total_bytes} {bytes_per_sec}").expect("a valid template"),
+    );
+    let upload_bar = bar.clone();
+    let chunks = futures_util::stream::unfold(f, move |mut f| {
+        let bar = upload_bar.clone();
+        async move {
+            let mut buf = vec![0u8; 256 * 1024];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    bar.inc(n as u64);
+                    Some((Ok::<_, std::io::Error>(buf), f))
+                }
+                Err(e) => Some((Err(e), f)),
+            }
+        }
+    });
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{server}/v1/lifecycle-files"))
+        .bearer_auth(key)
+        .header("content-type", "text/csv")
+        .body(reqwest::Body::wrap_stream(chunks.boxed()))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {server}"))?;
+    bar.finish_and_clear();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        eprintln!("the file was rejected: {status}");
+        println!("{body}");
+        return Ok(ExitCode::FAILURE);
+    }
+    let Some(job_id) = body.get("jobId").and_then(Value::as_str) else {
+        bail!("the server answered {status} without a jobId: {body}");
+    };
+    eprintln!("uploaded {} bytes; job {job_id}", size);
+    let spinner = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"),
+    );
+    let job = loop {
+        let resp = client.get(format!("{server}/v1/jobs/{job_id}")).bearer_auth(key).send().await?;
+        let job: Value = resp.json().await?;
+        let state = job.get("state").and_then(Value::as_str).unwrap_or("?").to_string();
+        spinner.set_message(format!(
+            "{state}: {} rows read, {} accepted, {} duplicates, {} rejected",
+            job["rowsRead"], job["accepted"], job["duplicates"], job["rejected"]
+        ));
+        spinner.tick();
+        if state == "succeeded" || state == "failed" {
+            break job;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    spinner.finish_and_clear();
+    println!("{job}");
+    if job["state"] == "failed" {
+        eprintln!("the job failed: {}", job["error"]);
+        return Ok(ExitCode::FAILURE);
+    }
+    if job["rejected"].as_u64().unwrap_or(0) > 0 {
+        eprintln!("some rows were rejected: GET {server}/v1/jobs/{job_id}/rejections lists them with their line numbers");
+    }
+    Ok(ExitCode::SUCCESS)
+}

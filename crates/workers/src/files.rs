@@ -1,0 +1,175 @@
+//! Lifecycle CSV files, sans IO: header detection and row parsing.
+//!
+//! Two formats, told apart by the header row:
+//! - `event_id,phone_number,type,date`: numlink's own;
+//! - `phone_number,disconnect_date`: the RND style, a list of permanent disconnections. Such rows
+//!   carry no id, so each gets `rnd:<number>:<date>`: uploading the same file again finds duplicates.
+
+use csv::ByteRecord;
+use domain::{Day, EventKind, PhoneNumber, Rejection, RejectionCode};
+use store::NewEvent;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    Events,
+    Rnd,
+}
+
+impl FileFormat {
+    pub const EVENTS_HEADER: &'static str = "event_id,phone_number,type,date";
+    pub const RND_HEADER: &'static str = "phone_number,disconnect_date";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileFormat::Events => "events",
+            FileFormat::Rnd => "rnd",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FileFormat> {
+        match s {
+            "events" => Some(FileFormat::Events),
+            "rnd" => Some(FileFormat::Rnd),
+            _ => None,
+        }
+    }
+
+    /// Detects the format from the header line (without its line ending).
+    pub fn detect(header_line: &[u8]) -> Result<FileFormat, String> {
+        let line = header_line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(header_line);
+        let text = String::from_utf8_lossy(line);
+        let normalized: Vec<String> = text.trim_end_matches('\r').split(',').map(|f| f.trim().trim_matches('"').to_ascii_lowercase()).collect();
+        let joined = normalized.join(",");
+        if joined == Self::EVENTS_HEADER {
+            Ok(FileFormat::Events)
+        } else if joined == Self::RND_HEADER {
+            Ok(FileFormat::Rnd)
+        } else {
+            Err(format!(
+                "header \"{}\" is not a lifecycle file header: expected \"{}\" or \"{}\"",
+                domain::number::truncate_for_message(&text),
+                Self::EVENTS_HEADER,
+                Self::RND_HEADER
+            ))
+        }
+    }
+
+    fn columns(self) -> usize {
+        match self {
+            FileFormat::Events => 4,
+            FileFormat::Rnd => 2,
+        }
+    }
+}
+
+/// Limits on files, each with its unit in the name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileLimits {
+    /// Bytes of one uploaded file.
+    pub file_bytes_max: u64,
+    /// Data rows of one file (the header not counted).
+    pub file_rows_max: u64,
+    /// Bytes of one CSV field.
+    pub csv_field_bytes_max: usize,
+    /// Rows applied in one transaction.
+    pub chunk_rows: usize,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        FileLimits { file_bytes_max: 2 << 30, file_rows_max: 20_000_000, csv_field_bytes_max: 128, chunk_rows: 10_000 }
+    }
+}
+
+pub const EVENT_ID_CHARS_MAX: usize = 128;
+
+fn invalid(msg: String) -> Rejection {
+    Rejection::new(RejectionCode::InvalidArgument, msg)
+}
+
+/// Validates an event id: 1 to 128 printable ASCII characters.
+pub fn parse_event_id(s: &str) -> Result<String, Rejection> {
+    if s.is_empty() || s.len() > EVENT_ID_CHARS_MAX || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(format!(
+            "eventId \"{}\" is not valid: expected 1 to {EVENT_ID_CHARS_MAX} printable ASCII characters",
+            domain::number::truncate_for_message(s)
+        )));
+    }
+    Ok(s.to_string())
+}
+
+pub fn parse_kind(s: &str) -> Result<EventKind, Rejection> {
+    EventKind::parse(s).ok_or_else(|| {
+        invalid(format!(
+            "type \"{}\" is not an event type: expected one of activated, disconnected, transferred, ported_out, ported_in",
+            domain::number::truncate_for_message(s)
+        ))
+    })
+}
+
+/// Parses one data row.
+pub fn parse_row(format: FileFormat, record: &ByteRecord, limits: &FileLimits) -> Result<NewEvent, Rejection> {
+    if record.len() != format.columns() {
+        return Err(invalid(format!("row has {} fields: expected {}", record.len(), format.columns())));
+    }
+    let mut fields = Vec::with_capacity(record.len());
+    for (i, f) in record.iter().enumerate() {
+        if f.len() > limits.csv_field_bytes_max {
+            return Err(invalid(format!("field {} is {} bytes: the limit is {} (csv_field_bytes_max)", i + 1, f.len(), limits.csv_field_bytes_max)));
+        }
+        let s = std::str::from_utf8(f).map_err(|_| invalid(format!("field {} is not UTF-8", i + 1)))?;
+        fields.push(s.trim());
+    }
+    let number = |s: &str| PhoneNumber::parse(s).map_err(|e| invalid(e.to_string()));
+    let date = |s: &str| Day::parse(s).map_err(|e| invalid(e.to_string()));
+    match format {
+        FileFormat::Events => Ok(NewEvent {
+            event_id: parse_event_id(fields[0])?,
+            number: number(fields[1])?,
+            kind: parse_kind(fields[2])?,
+            date: date(fields[3])?,
+        }),
+        FileFormat::Rnd => {
+            let n = number(fields[0])?;
+            let d = date(fields[1])?;
+            Ok(NewEvent { event_id: format!("rnd:{n}:{d}"), number: n, kind: EventKind::Disconnected, date: d })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_both_headers() {
+        assert_eq!(FileFormat::detect(b"event_id,phone_number,type,date"), Ok(FileFormat::Events));
+        assert_eq!(FileFormat::detect(b"\xEF\xBB\xBFPhone_Number, disconnect_date\r"), Ok(FileFormat::Rnd));
+        let err = FileFormat::detect(b"number,date").unwrap_err();
+        assert!(err.contains("expected \"event_id,phone_number,type,date\""), "{err}");
+    }
+
+    #[test]
+    fn parses_rows_and_names_what_is_wrong() {
+        let l = FileLimits::default();
+        let rec = |fields: &[&str]| ByteRecord::from(fields.to_vec());
+        let e = parse_row(FileFormat::Events, &rec(&["e1", "+8613800138000", "disconnected", "2024-01-01"]), &l).unwrap();
+        assert_eq!((e.event_id.as_str(), e.kind), ("e1", EventKind::Disconnected));
+        let r = parse_row(FileFormat::Rnd, &rec(&["+12025550123", "2024-03-01"]), &l).unwrap();
+        assert_eq!(r.event_id, "rnd:+12025550123:2024-03-01");
+        for (fields, needle) in [
+            (vec!["e1", "+86abc", "disconnected", "2024-01-01"], "\"+86abc\" is not E.164"),
+            (vec!["e1", "+8613800138000", "reissued", "2024-01-01"], "type \"reissued\""),
+            (vec!["e1", "+8613800138000", "activated", "2024-02-30"], "date \"2024-02-30\""),
+            (vec!["e1", "+8613800138000", "activated"], "row has 3 fields"),
+            (vec!["", "+8613800138000", "activated", "2024-01-01"], "eventId"),
+        ] {
+            let err = parse_row(FileFormat::Events, &rec(&fields), &l).unwrap_err();
+            assert_eq!(err.code, RejectionCode::InvalidArgument);
+            assert!(err.message.contains(needle), "{} should mention {needle}", err.message);
+        }
+        let long = "9".repeat(200);
+        let err = parse_row(FileFormat::Rnd, &rec(&[&long, "2024-01-01"]), &l).unwrap_err();
+        assert!(err.message.contains("csv_field_bytes_max"), "{}", err.message);
+    }
+}

@@ -1,0 +1,137 @@
+//! The job runner: one unit of work per call ([`JobRunner::run_once`] applies one chunk of the oldest
+//! runnable job); [`JobRunner::run`] loops it in the background and owns waiting and shutdown.
+//!
+//! A job's checkpoint (byte offset and line of the next row) is committed with each chunk, so after a
+//! crash the runner resumes at the first row that was not committed, and nothing is applied twice.
+
+use std::io::{Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use csv::ByteRecord;
+use store::{ChunkRow, Job, Store, StoreError};
+use tokio::sync::Notify;
+
+use crate::files::{FileFormat, FileLimits, parse_row};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Clone, Debug)]
+pub struct JobRunner {
+    store: Store,
+    limits: FileLimits,
+    wake: Arc<Notify>,
+}
+
+/// What one read of a spooled file produced.
+struct Chunk {
+    rows: Vec<ChunkRow>,
+    next_offset: u64,
+    next_line: u64,
+    finished: bool,
+}
+
+impl JobRunner {
+    pub fn new(store: Store, limits: FileLimits) -> JobRunner {
+        JobRunner { store, limits, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Wakes the runner: call after queueing a job.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Applies one chunk of the oldest runnable job. `Ok(false)` when there is nothing to do.
+    pub async fn run_once(&self) -> Result<bool, WorkerError> {
+        let Some(job) = self.store.next_job().await? else {
+            return Ok(false);
+        };
+        let limits = self.limits;
+        let read_job = job.clone();
+        let chunk = tokio::task::spawn_blocking(move || read_chunk(&read_job, &limits))
+            .await
+            .unwrap_or_else(|e| Err(format!("reading the file failed: {e}")));
+        match chunk {
+            Ok(c) => {
+                let done = self.store.apply_lifecycle_chunk(job.id.clone(), c.rows, c.next_offset, c.next_line, c.finished).await?;
+                if done.state.is_final() {
+                    tracing::info!(job = %done.id, rows = done.rows_read, accepted = done.accepted, duplicates = done.duplicates, rejected = done.rejected, "job finished");
+                    let _ = std::fs::remove_file(&done.spool_path);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(job = %job.id, %error, "job failed");
+                self.store.fail_job(&job.id, error).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Runs until nothing is left; for tests and the CLI.
+    pub async fn run_until_idle(&self) -> Result<(), WorkerError> {
+        while self.run_once().await? {}
+        Ok(())
+    }
+
+    /// Runs in the background until `shutdown` resolves. Errors are logged and retried after a pause.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
+        const POLL: Duration = Duration::from_secs(30);
+        tokio::pin!(shutdown);
+        loop {
+            let pause = match self.run_once().await {
+                Ok(true) => continue,
+                Ok(false) => POLL,
+                Err(e) => {
+                    tracing::error!(error = %e, "job runner failed; retrying");
+                    RETRY_AFTER_ERROR
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+fn read_chunk(job: &Job, limits: &FileLimits) -> Result<Chunk, String> {
+    let format = FileFormat::parse(&job.format).ok_or_else(|| format!("unknown file format {:?}", job.format))?;
+    let path = PathBuf::from(&job.spool_path);
+    let mut file = std::fs::File::open(&path).map_err(|e| format!("the uploaded file is gone ({}): {e}", path.display()))?;
+    file.seek(SeekFrom::Start(job.byte_offset)).map_err(|e| format!("cannot seek the uploaded file: {e}"))?;
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(std::io::BufReader::new(file));
+    let mut record = ByteRecord::new();
+    let mut rows = Vec::with_capacity(limits.chunk_rows);
+    let mut skip_header = job.byte_offset == 0;
+    let mut finished = false;
+    while rows.len() < limits.chunk_rows {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => {
+                finished = true;
+                break;
+            }
+            Ok(true) => {
+                let line = job.line + record.position().map_or(1, |p| p.line()) - 1;
+                if skip_header {
+                    // Checked at upload; the header is line 1.
+                    skip_header = false;
+                    continue;
+                }
+                if job.rows_read + rows.len() as u64 >= limits.file_rows_max {
+                    return Err(format!("the file has more than {} rows (file_rows_max)", limits.file_rows_max));
+                }
+                rows.push(ChunkRow { line, row: parse_row(format, &record, limits) });
+            }
+            Err(e) => return Err(format!("the file is not valid CSV: {e}")),
+        }
+    }
+    let pos = reader.position();
+    Ok(Chunk { rows, next_offset: job.byte_offset + pos.byte(), next_line: job.line + pos.line() - 1, finished })
+}
