@@ -34,5 +34,9 @@ pub fn parse<T: DeserializeOwned>(body: &Bytes, is_json: bool) -> Result<T, ApiE
     if !is_json {
         return Err(ApiError::invalid("the request body must be JSON: set Content-Type: application/json"));
     }
+    // serde would also read a struct from a JSON array of its fields; the API takes objects only.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid("the request body must be a JSON object"));
+    }
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("the request body is not valid: {e}")))
 }

@@ -1,1 +1,157 @@
+//! HTTP-level tests: the router called in-process, on SQLite and on PostgreSQL (each test in a fresh
+//! database), through the typed helpers of [`TestApp`].
 
+mod auth;
+mod camara;
+mod checks;
+mod events;
+mod files;
+mod ops;
+
+use std::sync::Arc;
+
+use api::{AppState, Limits};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request};
+use domain::{Day, FixedClock};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use store::testing::TestDb;
+use store::{NewParticipant, Participant, Role, Store};
+use tower::ServiceExt;
+use workers::JobRunner;
+
+/// "Today" in every test, unless a test moves the clock.
+pub const TODAY: &str = "2025-06-30";
+
+pub struct TestApp {
+    pub store: Store,
+    pub clock: Arc<FixedClock>,
+    pub runner: JobRunner,
+    pub spool: tempfile::TempDir,
+    pub limits: Limits,
+    router: Router,
+    pub db: TestDb,
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub fn new(db: TestDb) -> TestApp {
+        TestApp::with_limits(db, Limits::default())
+    }
+
+    pub fn with_limits(db: TestDb, limits: Limits) -> TestApp {
+        let (store, clock) = db.open(TODAY);
+        let spool = tempfile::tempdir().unwrap();
+        TestApp::assemble(db, store, clock, spool, limits)
+    }
+
+    fn assemble(db: TestDb, store: Store, clock: Arc<FixedClock>, spool: tempfile::TempDir, limits: Limits) -> TestApp {
+        let runner = JobRunner::new(store.clone(), limits.files);
+        let state = AppState {
+            store: store.clone(),
+            limits,
+            spool_dir: spool.path().to_path_buf(),
+            jobs_wake: runner.waker(),
+            metrics: None,
+        };
+        TestApp { router: api::router(state), store, clock, runner, spool, limits, db }
+    }
+
+    /// The same database and spool, opened afresh: what a restarted process sees.
+    pub fn restart(self) -> TestApp {
+        let TestApp { db, clock, spool, limits, store, .. } = self;
+        drop(store);
+        let store = db.open_with(clock.clone());
+        TestApp::assemble(db, store, clock, spool, limits)
+    }
+
+    pub async fn participant(&self, role: Role, name: &str, prefixes: &[&str]) -> (Participant, String) {
+        let (p, key) = self
+            .store
+            .add_participant(NewParticipant {
+                role,
+                name: name.into(),
+                prefixes: prefixes.iter().map(|p| domain::Prefix::parse(p).unwrap()).collect(),
+                reporting_since: (role == Role::Carrier).then(|| Day::parse("2020-01-01").unwrap()),
+            })
+            .await
+            .unwrap();
+        (p, key.expose().to_string())
+    }
+
+    /// A carrier holding `+86138`, reporting since 2020-01-01.
+    pub async fn carrier(&self) -> String {
+        self.participant(Role::Carrier, "Carrier A", &["+86138"]).await.1
+    }
+
+    pub async fn institution(&self) -> String {
+        self.participant(Role::Institution, "Bank", &[]).await.1
+    }
+
+    pub async fn request(&self, method: Method, path: &str, key: Option<&str>, headers: &[(&str, &str)], body: Body) -> Resp {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        for (h, v) in headers {
+            req = req.header(*h, *v);
+        }
+        let resp = self.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp { status, headers, text, body }
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Resp {
+        self.request(Method::POST, path, Some(key), &[("content-type", "application/json")], Body::from(body.to_string())).await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Resp {
+        self.request(Method::GET, path, Some(key), &[], Body::empty()).await
+    }
+
+    pub async fn events(&self, key: &str, events: Value) -> Resp {
+        self.post("/v1/lifecycle-events", key, json!({ "events": events })).await
+    }
+
+    /// Reports events and insists they were all accepted.
+    pub async fn accept(&self, key: &str, events: Value) {
+        let n = events.as_array().unwrap().len();
+        let r = self.events(key, events).await;
+        assert_eq!((r.status, r.body["accepted"].as_u64()), (200, Some(n as u64)), "{}", r.text);
+    }
+
+    pub async fn upload(&self, key: &str, csv: &str) -> Resp {
+        self.request(Method::POST, "/v1/lifecycle-files", Some(key), &[("content-type", "text/csv")], Body::from(csv.to_string())).await
+    }
+
+    /// Uploads, lets the runner apply everything, and returns the job.
+    pub async fn upload_and_apply(&self, key: &str, csv: &str) -> Value {
+        let r = self.upload(key, csv).await;
+        assert_eq!(r.status, 202, "{}", r.text);
+        let id = r.body["jobId"].as_str().unwrap().to_string();
+        self.runner.run_until_idle().await.unwrap();
+        self.get(&format!("/v1/jobs/{id}"), key).await.body
+    }
+}
+
+/// Asserts an `ErrorInfo` body with this status and code, and a message a person can read.
+#[track_caller]
+pub fn assert_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!((r.status, r.body["code"].as_str()), (status, Some(code)), "{}", r.text);
+    assert_eq!(r.body["status"].as_u64(), Some(u64::from(status)));
+    assert!(r.body["message"].as_str().is_some_and(|m| m.len() > 10), "{}", r.text);
+    assert_eq!(r.headers["content-type"], "application/json");
+}
