@@ -39,7 +39,10 @@ impl ErrorCode {
     ];
 
     fn row(self) -> (u16, &'static str) {
-        let (_, status, s) = Self::ALL.iter().find(|(c, _, _)| *c == self).expect("every code has a row in ALL");
+        let (_, status, s) = Self::ALL
+            .iter()
+            .find(|(c, _, _)| *c == self)
+            .expect("every code has a row in ALL");
         (*status, s)
     }
 
@@ -71,7 +74,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn invalid(message: impl Into<String>) -> ApiError {
@@ -88,7 +94,9 @@ impl ApiError {
 impl From<store::StoreError> for ApiError {
     fn from(e: store::StoreError) -> Self {
         match e {
-            store::StoreError::Closed => ApiError::new(ErrorCode::Unavailable, "the service is shutting down"),
+            store::StoreError::Closed => {
+                ApiError::new(ErrorCode::Unavailable, "the service is shutting down")
+            }
             other => ApiError::internal(other),
         }
     }
@@ -97,7 +105,11 @@ impl From<store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.code.status();
-        let body = ErrorInfo { status: status.as_u16(), code: self.code.as_str().to_string(), message: self.message };
+        let body = ErrorInfo {
+            status: status.as_u16(),
+            code: self.code.as_str().to_string(),
+            message: self.message,
+        };
         (status, Json(body)).into_response()
     }
 }

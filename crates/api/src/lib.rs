@@ -30,17 +30,19 @@ const X_CORRELATOR: &str = "x-correlator";
 /// CAMARA's `XCorrelator`: `^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$`.
 fn valid_correlator(v: &HeaderValue) -> bool {
     let b = v.as_bytes();
-    b.len() <= 256 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_:;./\\<>{}".contains(c))
+    b.len() <= 256
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_:;./\\<>{}".contains(c))
 }
 
 /// Echoes `x-correlator` on every response, and rejects one that breaks CAMARA's pattern.
 async fn correlator(req: Request, next: Next) -> Response {
     let value = req.headers().get(X_CORRELATOR).cloned();
     let mut resp = match &value {
-        Some(v) if !valid_correlator(v) => ApiError::invalid(
-            "x-correlator must match ^[a-zA-Z0-9-_:;.\\/<>{}]{0,256}$",
-        )
-        .into_response(),
+        Some(v) if !valid_correlator(v) => {
+            ApiError::invalid("x-correlator must match ^[a-zA-Z0-9-_:;.\\/<>{}]{0,256}$")
+                .into_response()
+        }
         _ => next.run(req).await,
     };
     if let Some(v) = value.filter(valid_correlator) {
@@ -51,7 +53,10 @@ async fn correlator(req: Request, next: Next) -> Response {
 
 /// Counts requests and their latency per route and status.
 async fn track(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
     let start = Instant::now();
     let resp = next.run(req).await;
@@ -68,11 +73,23 @@ async fn not_found() -> ApiError {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/number-recycling/v0.2/check", post(routes::camara::check))
-        .route("/v1/reassignment-checks", post(routes::checks::reassignment_checks))
-        .route("/v1/lifecycle-events", post(routes::events::lifecycle_events))
-        .route("/v1/lifecycle-files", post(routes::files::upload_lifecycle_file))
+        .route(
+            "/v1/reassignment-checks",
+            post(routes::checks::reassignment_checks),
+        )
+        .route(
+            "/v1/lifecycle-events",
+            post(routes::events::lifecycle_events),
+        )
+        .route(
+            "/v1/lifecycle-files",
+            post(routes::files::upload_lifecycle_file),
+        )
         .route("/v1/jobs/{id}", get(routes::files::get_job))
-        .route("/v1/jobs/{id}/rejections", get(routes::files::job_rejections))
+        .route(
+            "/v1/jobs/{id}/rejections",
+            get(routes::files::job_rejections),
+        )
         .route("/healthz", get(routes::ops::healthz))
         .route("/metrics", get(routes::ops::metrics))
         .route_layer(middleware::from_fn(track))

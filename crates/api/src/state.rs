@@ -21,7 +21,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { body_bytes_max: 2 * 1024 * 1024, batch_items_max: 1000, page_rows_max: 10_000, files: FileLimits::default() }
+        Limits {
+            body_bytes_max: 2 * 1024 * 1024,
+            batch_items_max: 1000,
+            page_rows_max: 10_000,
+            files: FileLimits::default(),
+        }
     }
 }
 

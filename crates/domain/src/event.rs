@@ -17,8 +17,13 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] =
-        [EventKind::PortedOut, EventKind::PortedIn, EventKind::Disconnected, EventKind::Transferred, EventKind::Activated];
+    pub const ALL: [EventKind; 5] = [
+        EventKind::PortedOut,
+        EventKind::PortedIn,
+        EventKind::Disconnected,
+        EventKind::Transferred,
+        EventKind::Activated,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -26,7 +26,12 @@ impl HistoryEvent {
     /// R1: by date, then by kind in the order `ported_out, ported_in, disconnected, transferred,
     /// activated`, then (for a total order) by carrier and event id.
     pub fn r1_cmp(&self, other: &HistoryEvent) -> Ordering {
-        (self.date, self.kind, self.carrier, &self.event_id).cmp(&(other.date, other.kind, other.carrier, &other.event_id))
+        (self.date, self.kind, self.carrier, &self.event_id).cmp(&(
+            other.date,
+            other.kind,
+            other.carrier,
+            &other.event_id,
+        ))
     }
 }
 
@@ -76,7 +81,10 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(code: RejectionCode, message: impl Into<String>) -> Rejection {
-        Rejection { code, message: message.into() }
+        Rejection {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -93,7 +101,9 @@ enum Holding {
     /// event is allowed.
     Unknown,
     Held,
-    Disconnected { on: Day },
+    Disconnected {
+        on: Day,
+    },
 }
 
 /// Which carrier may report on the number.
@@ -149,7 +159,10 @@ impl Replay {
         Replay {
             holding: Holding::Unknown,
             serving: Serving::By(coverage.range_holder),
-            summary: Summary { serving: coverage.range_holder, ..Summary::default() },
+            summary: Summary {
+                serving: coverage.range_holder,
+                ..Summary::default()
+            },
         }
     }
 
@@ -215,7 +228,11 @@ impl Replay {
 }
 
 /// Replays a sorted history; the summary, or the first inconsistent event and why.
-fn replay(sorted: &[HistoryEvent], coverage: &Coverage, aging_days: u32) -> Result<Summary, (usize, Fault)> {
+fn replay(
+    sorted: &[HistoryEvent],
+    coverage: &Coverage,
+    aging_days: u32,
+) -> Result<Summary, (usize, Fault)> {
     let mut r = Replay::new(coverage);
     for (i, e) in sorted.iter().enumerate() {
         r.step(e, aging_days).map_err(|f| (i, f))?;
@@ -230,7 +247,10 @@ pub fn summarize(sorted: &[HistoryEvent], coverage: &Coverage, aging_days: u32) 
         // An accepted history is consistent by R3; if configuration changed underneath (a shorter
         // range, a longer aging period), summarize what there is rather than fail a read.
         Err(_) => {
-            let mut s = Summary { serving: coverage.range_holder, ..Summary::default() };
+            let mut s = Summary {
+                serving: coverage.range_holder,
+                ..Summary::default()
+            };
             for e in sorted {
                 s.first_event.get_or_insert(e.date);
                 match e.kind {
@@ -265,7 +285,10 @@ pub fn validate_new(
     if new.date > today {
         return Err(Rejection::new(
             RejectionCode::OutOfRange,
-            format!("date \"{}\" is after today ({today}): events cannot be reported ahead of time", new.date),
+            format!(
+                "date \"{}\" is after today ({today}): events cannot be reported ahead of time",
+                new.date
+            ),
         ));
     }
     let pos = sorted.partition_point(|e| e.r1_cmp(new) == Ordering::Less);
@@ -274,7 +297,11 @@ pub fn validate_new(
     with.push(new.clone());
     with.extend_from_slice(&sorted[pos..]);
     replay(&with, coverage, aging_days).map_err(|(i, fault)| {
-        if i == pos { fault_on_new(new, fault) } else { fault_on_existing(new, &with[i], fault) }
+        if i == pos {
+            fault_on_new(new, fault)
+        } else {
+            fault_on_existing(new, &with[i], fault)
+        }
     })
 }
 
@@ -283,11 +310,15 @@ fn fault_on_new(new: &HistoryEvent, fault: Fault) -> Rejection {
     match fault {
         Fault::NotServing => Rejection::new(
             RejectionCode::NotNumberHolder,
-            format!("type \"{kind}\" on {date}: the reporting carrier does not serve this number on that date (not in its ranges, or ported away)"),
+            format!(
+                "type \"{kind}\" on {date}: the reporting carrier does not serve this number on that date (not in its ranges, or ported away)"
+            ),
         ),
         Fault::AlreadyHeld => Rejection::new(
             RejectionCode::StateConflict,
-            format!("type \"activated\" on {date}: the number is held on that date; report a disconnection first, or \"transferred\" for a change of owner"),
+            format!(
+                "type \"activated\" on {date}: the number is held on that date; report a disconnection first, or \"transferred\" for a change of owner"
+            ),
         ),
         Fault::Disconnected => Rejection::new(
             RejectionCode::StateConflict,
@@ -295,7 +326,9 @@ fn fault_on_new(new: &HistoryEvent, fault: Fault) -> Rejection {
         ),
         Fault::Aging { reissuable_from } => Rejection::new(
             RejectionCode::AgingViolation,
-            format!("type \"activated\" on {date}: the aging period after the disconnection ends on {reissuable_from}; the number cannot be reissued before"),
+            format!(
+                "type \"activated\" on {date}: the aging period after the disconnection ends on {reissuable_from}; the number cannot be reissued before"
+            ),
         ),
     }
 }

@@ -80,7 +80,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("db", &self.db)
             .field("listen", &self.listen)
-            .field("hash_key", &format_args!("<redacted, from {}>", self.hash_key_source))
+            .field(
+                "hash_key",
+                &format_args!("<redacted, from {}>", self.hash_key_source),
+            )
             .field("spool_dir", &self.spool_dir)
             .field("limits", &self.limits)
             .field("aging", &self.aging)
@@ -95,7 +98,9 @@ fn read_file_config(o: &Overrides) -> Result<FileConfig> {
     };
     match std::fs::read_to_string(&path) {
         Ok(text) => toml::from_str(&text).with_context(|| format!("reading {}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            Ok(FileConfig::default())
+        }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
@@ -103,16 +108,27 @@ fn read_file_config(o: &Overrides) -> Result<FileConfig> {
 impl Config {
     pub fn load(o: &Overrides) -> Result<Config> {
         let file = read_file_config(o)?;
-        let db_text = o.db.clone().or(file.db).unwrap_or_else(|| DEFAULT_DB.to_string());
+        let db_text =
+            o.db.clone()
+                .or(file.db)
+                .unwrap_or_else(|| DEFAULT_DB.to_string());
         let db = DbUrl::parse(&db_text).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let listen_text = o.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen: SocketAddr =
-            listen_text.parse().with_context(|| format!("listen address {listen_text:?} is not IP:PORT"))?;
+        let listen_text = o
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .with_context(|| format!("listen address {listen_text:?} is not IP:PORT"))?;
 
         let key_hex = o.hash_key.clone().or(file.hash_key);
         let key_file = o.hash_key_file.clone().or(file.hash_key_file);
         let (hash_key, hash_key_source) = match (key_hex, key_file, &db) {
-            (Some(hex), _, _) => (HashKey::from_hex(&hex).map_err(|e| anyhow::anyhow!("hash key: {e}"))?, "configuration".to_string()),
+            (Some(hex), _, _) => (
+                HashKey::from_hex(&hex).map_err(|e| anyhow::anyhow!("hash key: {e}"))?,
+                "configuration".to_string(),
+            ),
             (None, Some(path), _) => (load_key(&path)?, path.display().to_string()),
             (None, None, DbUrl::Sqlite(db_path)) => {
                 let path = sibling(db_path, "key");
@@ -123,10 +139,14 @@ impl Config {
             ),
         };
 
-        let spool_dir = o.spool_dir.clone().or(file.spool_dir).unwrap_or_else(|| match &db {
-            DbUrl::Sqlite(p) => sibling(p, "spool"),
-            DbUrl::Postgres(_) => PathBuf::from("./numlink-spool"),
-        });
+        let spool_dir = o
+            .spool_dir
+            .clone()
+            .or(file.spool_dir)
+            .unwrap_or_else(|| match &db {
+                DbUrl::Sqlite(p) => sibling(p, "spool"),
+                DbUrl::Postgres(_) => PathBuf::from("./numlink-spool"),
+            });
 
         let mut limits = Limits::default();
         let l = file.limits;
@@ -135,7 +155,9 @@ impl Config {
         limits.page_rows_max = l.page_rows_max.unwrap_or(limits.page_rows_max);
         limits.files.file_bytes_max = l.file_bytes_max.unwrap_or(limits.files.file_bytes_max);
         limits.files.file_rows_max = l.file_rows_max.unwrap_or(limits.files.file_rows_max);
-        limits.files.csv_field_bytes_max = l.csv_field_bytes_max.unwrap_or(limits.files.csv_field_bytes_max);
+        limits.files.csv_field_bytes_max = l
+            .csv_field_bytes_max
+            .unwrap_or(limits.files.csv_field_bytes_max);
         limits.files.chunk_rows = l.file_chunk_rows.unwrap_or(limits.files.chunk_rows).max(1);
 
         let mut aging = match file.aging.default_days {
@@ -144,13 +166,23 @@ impl Config {
         };
         for (code, days) in file.aging.days_by_country_code {
             let digits = code.trim_start_matches('+');
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 3 {
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 3
+            {
                 bail!("aging: {code:?} is not a country calling code (1 to 3 digits)");
             }
             aging = aging.with_code(digits, days);
         }
 
-        Ok(Config { db, listen, hash_key, hash_key_source, spool_dir, log_format: file.log_format, limits, aging })
+        Ok(Config {
+            db,
+            listen,
+            hash_key,
+            hash_key_source,
+            spool_dir,
+            log_format: file.log_format,
+            limits,
+            aging,
+        })
     }
 }
 

@@ -15,10 +15,16 @@ const POLL: Duration = Duration::from_millis(300);
 
 pub async fn run(file: &Path, server: &str, key: &str) -> Result<ExitCode> {
     let server = server.trim_end_matches('/');
-    let size = tokio::fs::metadata(file).await.with_context(|| format!("reading {}", file.display()))?.len();
-    let f = tokio::fs::File::open(file).await.with_context(|| format!("opening {}", file.display()))?;
+    let size = tokio::fs::metadata(file)
+        .await
+        .with_context(|| format!("reading {}", file.display()))?
+        .len();
+    let f = tokio::fs::File::open(file)
+        .await
+        .with_context(|| format!("opening {}", file.display()))?;
     let bar = ProgressBar::new(size).with_style(
-        ProgressStyle::with_template("uploading {bar:40} {bytes}/{total_bytes} {bytes_per_sec}").expect("a valid template"),
+        ProgressStyle::with_template("uploading {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("a valid template"),
     );
     let upload_bar = bar.clone();
     let chunks = futures_util::stream::unfold(f, move |mut f| {
@@ -57,13 +63,20 @@ pub async fn run(file: &Path, server: &str, key: &str) -> Result<ExitCode> {
         bail!("the server answered {status} without a jobId: {body}");
     };
     eprintln!("uploaded {} bytes; job {job_id}", size);
-    let spinner = ProgressBar::new_spinner().with_style(
-        ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"),
-    );
+    let spinner = ProgressBar::new_spinner()
+        .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
     let job = loop {
-        let resp = client.get(format!("{server}/v1/jobs/{job_id}")).bearer_auth(key).send().await?;
+        let resp = client
+            .get(format!("{server}/v1/jobs/{job_id}"))
+            .bearer_auth(key)
+            .send()
+            .await?;
         let job: Value = resp.json().await?;
-        let state = job.get("state").and_then(Value::as_str).unwrap_or("?").to_string();
+        let state = job
+            .get("state")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
         spinner.set_message(format!(
             "{state}: {} rows read, {} accepted, {} duplicates, {} rejected",
             job["rowsRead"], job["accepted"], job["duplicates"], job["rejected"]
@@ -81,7 +94,9 @@ pub async fn run(file: &Path, server: &str, key: &str) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     if job["rejected"].as_u64().unwrap_or(0) > 0 {
-        eprintln!("some rows were rejected: GET {server}/v1/jobs/{job_id}/rejections lists them with their line numbers");
+        eprintln!(
+            "some rows were rejected: GET {server}/v1/jobs/{job_id}/rejections lists them with their line numbers"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

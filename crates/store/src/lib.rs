@@ -71,7 +71,9 @@ impl DbUrl {
     pub fn parse(s: &str) -> Result<DbUrl, StoreError> {
         if let Some(path) = s.strip_prefix("sqlite://") {
             if path.is_empty() {
-                return Err(StoreError::Invalid("database URL \"sqlite://\" names no file: expected sqlite://PATH".into()));
+                return Err(StoreError::Invalid(
+                    "database URL \"sqlite://\" names no file: expected sqlite://PATH".into(),
+                ));
             }
             Ok(DbUrl::Sqlite(PathBuf::from(path)))
         } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
@@ -121,7 +123,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("url", &self.inner.url).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("url", &self.inner.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -139,7 +143,9 @@ impl Drop for Inner {
         // the pooled connections on a thread of their own.
         let readers = std::mem::take(self.readers.get_mut().unwrap_or_else(|p| p.into_inner()));
         if !readers.is_empty() {
-            let _ = std::thread::Builder::new().name("numlink-close".into()).spawn(move || drop(readers));
+            let _ = std::thread::Builder::new()
+                .name("numlink-close".into())
+                .spawn(move || drop(readers));
         }
     }
 }
@@ -165,12 +171,20 @@ impl Store {
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.exists()
         {
-            return Err(StoreError::Open(format!("directory {} does not exist", dir.display())));
+            return Err(StoreError::Open(format!(
+                "directory {} does not exist",
+                dir.display()
+            )));
         }
         let mut conn = connect(&config.url)?;
         migrate::run(conn.as_mut())?;
         let (tx, rx) = mpsc::channel(config.write_queue_commands_max.max(1));
-        let ctx = WriteCtx::new(conn, config.hash_key.clone(), config.aging.clone(), config.clock.clone());
+        let ctx = WriteCtx::new(
+            conn,
+            config.hash_key.clone(),
+            config.aging.clone(),
+            config.clock.clone(),
+        );
         writer::spawn(ctx, rx, config.write_batch_commands_max.max(1))?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -198,7 +212,11 @@ impl Store {
     ) -> Result<R, StoreError> {
         let (tx, rx) = oneshot::channel();
         let cmd = writer::command(f, tx);
-        self.inner.writer.send(cmd).await.map_err(|_| StoreError::Closed)?;
+        self.inner
+            .writer
+            .send(cmd)
+            .await
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -207,10 +225,19 @@ impl Store {
         &self,
         f: impl FnOnce(&mut dyn Conn) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
-        let _permit = self.inner.read_permits.acquire().await.map_err(|_| StoreError::Closed)?;
+        let _permit = self
+            .inner
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().expect("the reader pool lock is never held across a panic").pop();
+            let pooled = inner
+                .readers
+                .lock()
+                .expect("the reader pool lock is never held across a panic")
+                .pop();
             let mut conn = match pooled {
                 Some(c) => c,
                 None => connect(&inner.url)?,
@@ -218,7 +245,11 @@ impl Store {
             let r = f(conn.as_mut());
             // A connection that failed may be broken; open a fresh one next time.
             if r.is_ok() {
-                inner.readers.lock().expect("the reader pool lock is never held across a panic").push(conn);
+                inner
+                    .readers
+                    .lock()
+                    .expect("the reader pool lock is never held across a panic")
+                    .push(conn);
             }
             r
         })
@@ -228,7 +259,10 @@ impl Store {
 
     // ----- participants -----
 
-    pub async fn add_participant(&self, p: NewParticipant) -> Result<(Participant, ApiKey), StoreError> {
+    pub async fn add_participant(
+        &self,
+        p: NewParticipant,
+    ) -> Result<(Participant, ApiKey), StoreError> {
         self.write(move |ctx| ctx.add_participant(p)).await
     }
 
@@ -249,16 +283,25 @@ impl Store {
     }
 
     /// The participant an API key belongs to, if the key is known and not revoked.
-    pub async fn authenticate(&self, presented_key: &str) -> Result<Option<Participant>, StoreError> {
+    pub async fn authenticate(
+        &self,
+        presented_key: &str,
+    ) -> Result<Option<Participant>, StoreError> {
         let hash = ApiKey::hash_of(presented_key);
-        self.read(move |c| ops::participants::by_key_hash(c, &hash)).await
+        self.read(move |c| ops::participants::by_key_hash(c, &hash))
+            .await
     }
 
     // ----- events and checks -----
 
     /// R3 for each event, in one transaction; outcomes in input order.
-    pub async fn report_events(&self, carrier: Participant, events: Vec<NewEvent>) -> Result<Vec<Outcome>, StoreError> {
-        self.write(move |ctx| ctx.report_events(&carrier, events)).await
+    pub async fn report_events(
+        &self,
+        carrier: Participant,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        self.write(move |ctx| ctx.report_events(&carrier, events))
+            .await
     }
 
     /// R2 for each (number, D), audited before the answers return. `Err` for an item whose D is after
@@ -273,15 +316,23 @@ impl Store {
 
     // ----- jobs -----
 
-    pub async fn create_job(&self, owner: Participant, kind: JobKind, format: String, spool_path: &Path) -> Result<Job, StoreError> {
+    pub async fn create_job(
+        &self,
+        owner: Participant,
+        kind: JobKind,
+        format: String,
+        spool_path: &Path,
+    ) -> Result<Job, StoreError> {
         let spool = spool_path.to_string_lossy().into_owned();
-        self.write(move |ctx| ctx.create_job(&owner, kind, &format, &spool)).await
+        self.write(move |ctx| ctx.create_job(&owner, kind, &format, &spool))
+            .await
     }
 
     /// A job, if it exists and belongs to `owner_seq`.
     pub async fn job(&self, id: &str, owner_seq: i64) -> Result<Option<Job>, StoreError> {
         let id = id.to_string();
-        self.read(move |c| ops::jobs::get(c, &id, Some(owner_seq))).await
+        self.read(move |c| ops::jobs::get(c, &id, Some(owner_seq)))
+            .await
     }
 
     /// The oldest job that is queued, or was running when the process stopped.
@@ -298,7 +349,10 @@ impl Store {
         next_line: u64,
         finished: bool,
     ) -> Result<Job, StoreError> {
-        self.write(move |ctx| ctx.apply_lifecycle_chunk(&job_id, rows, next_offset, next_line, finished)).await
+        self.write(move |ctx| {
+            ctx.apply_lifecycle_chunk(&job_id, rows, next_offset, next_line, finished)
+        })
+        .await
     }
 
     pub async fn fail_job(&self, job_id: &str, error: String) -> Result<(), StoreError> {
@@ -307,9 +361,15 @@ impl Store {
     }
 
     /// Rejected rows of a job after `after_line`, at most `limit`.
-    pub async fn job_rejections(&self, job_id: &str, after_line: u64, limit: u32) -> Result<Vec<RejectionRow>, StoreError> {
+    pub async fn job_rejections(
+        &self,
+        job_id: &str,
+        after_line: u64,
+        limit: u32,
+    ) -> Result<Vec<RejectionRow>, StoreError> {
         let id = job_id.to_string();
-        self.read(move |c| ops::jobs::rejections(c, &id, after_line, limit)).await
+        self.read(move |c| ops::jobs::rejections(c, &id, after_line, limit))
+            .await
     }
 
     // ----- audit -----
@@ -330,6 +390,7 @@ impl Store {
 
     /// Carriers' prefixes, for validating a new participant.
     pub async fn prefix_owner(&self, prefix: Prefix) -> Result<Option<String>, StoreError> {
-        self.read(move |c| ops::participants::prefix_owner(c, &prefix)).await
+        self.read(move |c| ops::participants::prefix_owner(c, &prefix))
+            .await
     }
 }

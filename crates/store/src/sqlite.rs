@@ -18,8 +18,11 @@ pub struct SqliteConn {
 
 impl SqliteConn {
     pub fn open(path: &Path) -> Result<SqliteConn, StoreError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL lets readers run beside the one writer; FULL makes every commit durable.
         conn.pragma_update(None, "journal_mode", "WAL")?;

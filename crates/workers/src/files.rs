@@ -36,9 +36,15 @@ impl FileFormat {
 
     /// Detects the format from the header line (without its line ending).
     pub fn detect(header_line: &[u8]) -> Result<FileFormat, String> {
-        let line = header_line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(header_line);
+        let line = header_line
+            .strip_prefix(b"\xEF\xBB\xBF")
+            .unwrap_or(header_line);
         let text = String::from_utf8_lossy(line);
-        let normalized: Vec<String> = text.trim_end_matches('\r').split(',').map(|f| f.trim().trim_matches('"').to_ascii_lowercase()).collect();
+        let normalized: Vec<String> = text
+            .trim_end_matches('\r')
+            .split(',')
+            .map(|f| f.trim().trim_matches('"').to_ascii_lowercase())
+            .collect();
         let joined = normalized.join(",");
         if joined == Self::EVENTS_HEADER {
             Ok(FileFormat::Events)
@@ -77,7 +83,12 @@ pub struct FileLimits {
 
 impl Default for FileLimits {
     fn default() -> Self {
-        FileLimits { file_bytes_max: 2 << 30, file_rows_max: 20_000_000, csv_field_bytes_max: 128, chunk_rows: 10_000 }
+        FileLimits {
+            file_bytes_max: 2 << 30,
+            file_rows_max: 20_000_000,
+            csv_field_bytes_max: 128,
+            chunk_rows: 10_000,
+        }
     }
 }
 
@@ -108,16 +119,30 @@ pub fn parse_kind(s: &str) -> Result<EventKind, Rejection> {
 }
 
 /// Parses one data row.
-pub fn parse_row(format: FileFormat, record: &ByteRecord, limits: &FileLimits) -> Result<NewEvent, Rejection> {
+pub fn parse_row(
+    format: FileFormat,
+    record: &ByteRecord,
+    limits: &FileLimits,
+) -> Result<NewEvent, Rejection> {
     if record.len() != format.columns() {
-        return Err(invalid(format!("row has {} fields: expected {}", record.len(), format.columns())));
+        return Err(invalid(format!(
+            "row has {} fields: expected {}",
+            record.len(),
+            format.columns()
+        )));
     }
     let mut fields = Vec::with_capacity(record.len());
     for (i, f) in record.iter().enumerate() {
         if f.len() > limits.csv_field_bytes_max {
-            return Err(invalid(format!("field {} is {} bytes: the limit is {} (csv_field_bytes_max)", i + 1, f.len(), limits.csv_field_bytes_max)));
+            return Err(invalid(format!(
+                "field {} is {} bytes: the limit is {} (csv_field_bytes_max)",
+                i + 1,
+                f.len(),
+                limits.csv_field_bytes_max
+            )));
         }
-        let s = std::str::from_utf8(f).map_err(|_| invalid(format!("field {} is not UTF-8", i + 1)))?;
+        let s =
+            std::str::from_utf8(f).map_err(|_| invalid(format!("field {} is not UTF-8", i + 1)))?;
         fields.push(s.trim());
     }
     let number = |s: &str| PhoneNumber::parse(s).map_err(|e| invalid(e.to_string()));
@@ -132,7 +157,12 @@ pub fn parse_row(format: FileFormat, record: &ByteRecord, limits: &FileLimits) -
         FileFormat::Rnd => {
             let n = number(fields[0])?;
             let d = date(fields[1])?;
-            Ok(NewEvent { event_id: format!("rnd:{n}:{d}"), number: n, kind: EventKind::Disconnected, date: d })
+            Ok(NewEvent {
+                event_id: format!("rnd:{n}:{d}"),
+                number: n,
+                kind: EventKind::Disconnected,
+                date: d,
+            })
         }
     }
 }
@@ -143,33 +173,73 @@ mod tests {
 
     #[test]
     fn detects_both_headers() {
-        assert_eq!(FileFormat::detect(b"event_id,phone_number,type,date"), Ok(FileFormat::Events));
-        assert_eq!(FileFormat::detect(b"\xEF\xBB\xBFPhone_Number, disconnect_date\r"), Ok(FileFormat::Rnd));
+        assert_eq!(
+            FileFormat::detect(b"event_id,phone_number,type,date"),
+            Ok(FileFormat::Events)
+        );
+        assert_eq!(
+            FileFormat::detect(b"\xEF\xBB\xBFPhone_Number, disconnect_date\r"),
+            Ok(FileFormat::Rnd)
+        );
         let err = FileFormat::detect(b"number,date").unwrap_err();
-        assert!(err.contains("expected \"event_id,phone_number,type,date\""), "{err}");
+        assert!(
+            err.contains("expected \"event_id,phone_number,type,date\""),
+            "{err}"
+        );
     }
 
     #[test]
     fn parses_rows_and_names_what_is_wrong() {
         let l = FileLimits::default();
         let rec = |fields: &[&str]| ByteRecord::from(fields.to_vec());
-        let e = parse_row(FileFormat::Events, &rec(&["e1", "+8613800138000", "disconnected", "2024-01-01"]), &l).unwrap();
-        assert_eq!((e.event_id.as_str(), e.kind), ("e1", EventKind::Disconnected));
+        let e = parse_row(
+            FileFormat::Events,
+            &rec(&["e1", "+8613800138000", "disconnected", "2024-01-01"]),
+            &l,
+        )
+        .unwrap();
+        assert_eq!(
+            (e.event_id.as_str(), e.kind),
+            ("e1", EventKind::Disconnected)
+        );
         let r = parse_row(FileFormat::Rnd, &rec(&["+12025550123", "2024-03-01"]), &l).unwrap();
         assert_eq!(r.event_id, "rnd:+12025550123:2024-03-01");
         for (fields, needle) in [
-            (vec!["e1", "+86abc", "disconnected", "2024-01-01"], "\"+86abc\" is not E.164"),
-            (vec!["e1", "+8613800138000", "reissued", "2024-01-01"], "type \"reissued\""),
-            (vec!["e1", "+8613800138000", "activated", "2024-02-30"], "date \"2024-02-30\""),
-            (vec!["e1", "+8613800138000", "activated"], "row has 3 fields"),
-            (vec!["", "+8613800138000", "activated", "2024-01-01"], "eventId"),
+            (
+                vec!["e1", "+86abc", "disconnected", "2024-01-01"],
+                "\"+86abc\" is not E.164",
+            ),
+            (
+                vec!["e1", "+8613800138000", "reissued", "2024-01-01"],
+                "type \"reissued\"",
+            ),
+            (
+                vec!["e1", "+8613800138000", "activated", "2024-02-30"],
+                "date \"2024-02-30\"",
+            ),
+            (
+                vec!["e1", "+8613800138000", "activated"],
+                "row has 3 fields",
+            ),
+            (
+                vec!["", "+8613800138000", "activated", "2024-01-01"],
+                "eventId",
+            ),
         ] {
             let err = parse_row(FileFormat::Events, &rec(&fields), &l).unwrap_err();
             assert_eq!(err.code, RejectionCode::InvalidArgument);
-            assert!(err.message.contains(needle), "{} should mention {needle}", err.message);
+            assert!(
+                err.message.contains(needle),
+                "{} should mention {needle}",
+                err.message
+            );
         }
         let long = "9".repeat(200);
         let err = parse_row(FileFormat::Rnd, &rec(&[&long, "2024-01-01"]), &l).unwrap_err();
-        assert!(err.message.contains("csv_field_bytes_max"), "{}", err.message);
+        assert!(
+            err.message.contains("csv_field_bytes_max"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -55,12 +55,22 @@ pub struct RejectedEvent {
 }
 
 fn parse_event(it: &EventItem) -> Result<NewEvent, ApiError> {
-    let need = |v: &Option<String>, f: &str| v.clone().ok_or_else(|| ApiError::invalid(format!("{f} is required")));
-    let event_id = workers::files::parse_event_id(&need(&it.event_id, "eventId")?).map_err(|r| ApiError::invalid(r.message))?;
+    let need = |v: &Option<String>, f: &str| {
+        v.clone()
+            .ok_or_else(|| ApiError::invalid(format!("{f} is required")))
+    };
+    let event_id = workers::files::parse_event_id(&need(&it.event_id, "eventId")?)
+        .map_err(|r| ApiError::invalid(r.message))?;
     let number = phone("phoneNumber", &need(&it.phone_number, "phoneNumber")?)?;
-    let kind = workers::files::parse_kind(&need(&it.kind, "type")?).map_err(|r| ApiError::invalid(r.message))?;
+    let kind = workers::files::parse_kind(&need(&it.kind, "type")?)
+        .map_err(|r| ApiError::invalid(r.message))?;
     let date = date("date", &need(&it.date, "date")?)?;
-    Ok(NewEvent { event_id, number, kind, date })
+    Ok(NewEvent {
+        event_id,
+        number,
+        kind,
+        date,
+    })
 }
 
 #[utoipa::path(
@@ -85,7 +95,13 @@ pub async fn lifecycle_events(
     let carrier = caller.require(&[Role::Carrier])?.clone();
     let max = state.limits.batch_items_max;
     if req.events.len() > max {
-        return Err(ApiError::new(ErrorCode::TooManyItems, format!("{} events: at most {max} per call (batch_items_max)", req.events.len())));
+        return Err(ApiError::new(
+            ErrorCode::TooManyItems,
+            format!(
+                "{} events: at most {max} per call (batch_items_max)",
+                req.events.len()
+            ),
+        ));
     }
     let mut rejected = Vec::new();
     let mut valid = Vec::new();
@@ -96,7 +112,12 @@ pub async fn lifecycle_events(
                 valid.push(e);
                 valid_index.push(i);
             }
-            Err(e) => rejected.push(RejectedEvent { index: i, event_id: it.event_id.clone(), code: e.code.as_str().into(), message: e.message }),
+            Err(e) => rejected.push(RejectedEvent {
+                index: i,
+                event_id: it.event_id.clone(),
+                code: e.code.as_str().into(),
+                message: e.message,
+            }),
         }
     }
     let outcomes = state.store.report_events(carrier, valid).await?;
@@ -124,5 +145,9 @@ pub async fn lifecycle_events(
         metrics::counter!("numlink_events_total", "outcome" => label).increment(1);
     }
     rejected.sort_by_key(|r| r.index);
-    Ok(Json(LifecycleEventsResponse { accepted, duplicates, rejected }))
+    Ok(Json(LifecycleEventsResponse {
+        accepted,
+        duplicates,
+        rejected,
+    }))
 }

@@ -99,31 +99,48 @@ impl Drop for Spool {
     ),
     security(("apiKey" = []))
 )]
-pub async fn upload_lifecycle_file(State(state): State<AppState>, caller: Caller, body: Body) -> ApiResult<Response> {
+pub async fn upload_lifecycle_file(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Body,
+) -> ApiResult<Response> {
     let owner = caller.require(&[Role::Carrier])?.clone();
     let limits = state.limits.files;
-    tokio::fs::create_dir_all(&state.spool_dir).await.map_err(ApiError::internal)?;
+    tokio::fs::create_dir_all(&state.spool_dir)
+        .await
+        .map_err(ApiError::internal)?;
     let name = store::new_id("upload");
-    let part = Spool { path: state.spool_dir.join(format!("{name}.csv.part")), keep: false };
-    let mut file = tokio::fs::File::create(&part.path).await.map_err(ApiError::internal)?;
+    let part = Spool {
+        path: state.spool_dir.join(format!("{name}.csv.part")),
+        keep: false,
+    };
+    let mut file = tokio::fs::File::create(&part.path)
+        .await
+        .map_err(ApiError::internal)?;
     let mut stream = body.into_data_stream();
     let (mut bytes, mut newlines) = (0u64, 0u64);
     let mut header: Vec<u8> = Vec::new();
     let mut header_done = false;
     let mut last_byte = b'\n';
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid(format!("the upload was interrupted: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::invalid(format!("the upload was interrupted: {e}")))?;
         bytes += chunk.len() as u64;
         if bytes > limits.file_bytes_max {
             return Err(ApiError::new(
                 ErrorCode::PayloadTooLarge,
-                format!("the file is larger than {} bytes (file_bytes_max)", limits.file_bytes_max),
+                format!(
+                    "the file is larger than {} bytes (file_bytes_max)",
+                    limits.file_bytes_max
+                ),
             ));
         }
         if !header_done {
             let end = chunk.iter().position(|&b| b == b'\n');
             let take = end.unwrap_or(chunk.len());
-            header.extend_from_slice(&chunk[..take.min(HEADER_BYTES_MAX.saturating_sub(header.len()))]);
+            header.extend_from_slice(
+                &chunk[..take.min(HEADER_BYTES_MAX.saturating_sub(header.len()))],
+            );
             header_done = end.is_some() || header.len() >= HEADER_BYTES_MAX;
         }
         newlines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
@@ -133,7 +150,9 @@ pub async fn upload_lifecycle_file(State(state): State<AppState>, caller: Caller
         file.write_all(&chunk).await.map_err(ApiError::internal)?;
     }
     if bytes == 0 {
-        return Err(ApiError::invalid("the file is empty: expected a CSV header row and data rows"));
+        return Err(ApiError::invalid(
+            "the file is empty: expected a CSV header row and data rows",
+        ));
     }
     let format = FileFormat::detect(&header).map_err(ApiError::invalid)?;
     let lines = newlines + u64::from(last_byte != b'\n');
@@ -141,25 +160,47 @@ pub async fn upload_lifecycle_file(State(state): State<AppState>, caller: Caller
     if rows > limits.file_rows_max {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!("the file has {rows} rows: at most {} (file_rows_max)", limits.file_rows_max),
+            format!(
+                "the file has {rows} rows: at most {} (file_rows_max)",
+                limits.file_rows_max
+            ),
         ));
     }
     // Durable before acknowledged: the data, then the name.
     file.sync_all().await.map_err(ApiError::internal)?;
     drop(file);
     let final_path = state.spool_dir.join(format!("{name}.csv"));
-    tokio::fs::rename(&part.path, &final_path).await.map_err(ApiError::internal)?;
-    let spooled = Spool { path: final_path, keep: false };
+    tokio::fs::rename(&part.path, &final_path)
+        .await
+        .map_err(ApiError::internal)?;
+    let spooled = Spool {
+        path: final_path,
+        keep: false,
+    };
     sync_dir(&state.spool_dir).await?;
-    let job = state.store.create_job(owner, JobKind::Lifecycle, format.as_str().into(), &spooled.path).await?;
+    let job = state
+        .store
+        .create_job(
+            owner,
+            JobKind::Lifecycle,
+            format.as_str().into(),
+            &spooled.path,
+        )
+        .await?;
     let mut spooled = spooled;
     spooled.keep = true;
     state.jobs_wake.notify_one();
     tracing::info!(job = %job.id, bytes, rows, format = format.as_str(), "lifecycle file queued");
     let mut headers = HeaderMap::new();
-    let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).map_err(ApiError::internal)?;
+    let location =
+        HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).map_err(ApiError::internal)?;
     headers.insert(header::LOCATION, location);
-    Ok((StatusCode::ACCEPTED, headers, Json(JobCreated { job_id: job.id })).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        headers,
+        Json(JobCreated { job_id: job.id }),
+    )
+        .into_response())
 }
 
 async fn sync_dir(dir: &Path) -> ApiResult<()> {
@@ -171,11 +212,12 @@ async fn sync_dir(dir: &Path) -> ApiResult<()> {
 }
 
 async fn own_job(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
-    state
-        .store
-        .job(id, caller.0.seq)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no job \"{}\"", domain::number::truncate_for_message(id))))
+    state.store.job(id, caller.0.seq).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotFound,
+            format!("no job \"{}\"", domain::number::truncate_for_message(id)),
+        )
+    })
 }
 
 #[utoipa::path(
@@ -191,7 +233,11 @@ async fn own_job(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> 
     ),
     security(("apiKey" = []))
 )]
-pub async fn get_job(State(state): State<AppState>, caller: Caller, UrlPath(id): UrlPath<String>) -> ApiResult<Json<JobView>> {
+pub async fn get_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Json<JobView>> {
     Ok(Json(own_job(&state, &caller, &id).await?.into()))
 }
 
@@ -208,7 +254,11 @@ pub async fn get_job(State(state): State<AppState>, caller: Caller, UrlPath(id):
     ),
     security(("apiKey" = []))
 )]
-pub async fn job_rejections(State(state): State<AppState>, caller: Caller, UrlPath(id): UrlPath<String>) -> ApiResult<Response> {
+pub async fn job_rejections(
+    State(state): State<AppState>,
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Response> {
     let job = own_job(&state, &caller, &id).await?;
     let page = state.limits.page_rows_max;
     let store = state.store.clone();
@@ -223,16 +273,29 @@ pub async fn job_rejections(State(state): State<AppState>, caller: Caller, UrlPa
                     let next = rows.last().map(|r| r.line);
                     let mut out = csv::Writer::from_writer(Vec::new());
                     for r in &rows {
-                        let _ = out.write_record([r.line.to_string().as_str(), r.code.as_str(), r.message.as_str()]);
+                        let _ = out.write_record([
+                            r.line.to_string().as_str(),
+                            r.code.as_str(),
+                            r.message.as_str(),
+                        ]);
                     }
                     let buf = out.into_inner().unwrap_or_default();
-                    Some((Ok::<_, std::io::Error>(buf), if rows.len() < page as usize { None } else { next }))
+                    Some((
+                        Ok::<_, std::io::Error>(buf),
+                        if rows.len() < page as usize {
+                            None
+                        } else {
+                            next
+                        },
+                    ))
                 }
                 Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
             }
         }
     });
-    let head = futures_util::stream::once(async { Ok::<_, std::io::Error>(b"line,code,message\n".to_vec()) });
+    let head = futures_util::stream::once(async {
+        Ok::<_, std::io::Error>(b"line,code,message\n".to_vec())
+    });
     let body = Body::from_stream(head.chain(pages));
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
 }

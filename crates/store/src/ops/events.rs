@@ -4,8 +4,8 @@
 use domain::answer::DateAfterToday;
 use domain::history::Summary;
 use domain::{
-    Answer, CarrierId, Day, EventKind, HistoryEvent, NumberFacts, PhoneNumber, Rejection, RejectionCode, reassigned_since,
-    validate_new,
+    Answer, CarrierId, Day, EventKind, HistoryEvent, NumberFacts, PhoneNumber, Rejection,
+    RejectionCode, reassigned_since, validate_new,
 };
 
 use crate::StoreError;
@@ -41,14 +41,21 @@ impl WriteCtx {
     /// Applies a carrier's events. Within the batch, events are taken per number in date order, so
     /// that the order of lines in one request or file never changes what is accepted; outcomes come
     /// back in input order.
-    pub(crate) fn report_events(&mut self, carrier: &Participant, events: Vec<NewEvent>) -> Result<Vec<Outcome>, StoreError> {
+    pub(crate) fn report_events(
+        &mut self,
+        carrier: &Participant,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Outcome>, StoreError> {
         let mut order: Vec<usize> = (0..events.len()).collect();
         order.sort_by_key(|&i| (events[i].number, events[i].date, events[i].kind));
         let mut out: Vec<Option<Outcome>> = vec![None; events.len()];
         for i in order {
             out[i] = Some(self.apply_event(carrier, &events[i])?);
         }
-        Ok(out.into_iter().map(|o| o.expect("every index was visited once")).collect())
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every index was visited once"))
+            .collect())
     }
 
     fn apply_event(&mut self, carrier: &Participant, e: &NewEvent) -> Result<Outcome, StoreError> {
@@ -65,13 +72,21 @@ impl WriteCtx {
             } else {
                 Outcome::Rejected(Rejection::new(
                     RejectionCode::Conflict,
-                    format!("eventId \"{}\" was reported before with a different payload", e.event_id),
+                    format!(
+                        "eventId \"{}\" was reported before with a different payload",
+                        e.event_id
+                    ),
                 ))
             });
         }
         let coverage = self.coverage(e.number);
         let history = self.history(e.number)?;
-        let new = HistoryEvent { date: e.date, kind: e.kind, carrier: cid, event_id: e.event_id.clone() };
+        let new = HistoryEvent {
+            date: e.date,
+            kind: e.kind,
+            carrier: cid,
+            event_id: e.event_id.clone(),
+        };
         let aging_days = self.aging.days_for(e.number);
         let today = self.clock.today();
         let summary = match validate_new(&history, &new, &coverage, aging_days, today) {
@@ -103,9 +118,16 @@ impl WriteCtx {
         let mut events = rows
             .iter()
             .map(|r| {
-                let kind = EventKind::from_code(r.i64(2)? as i16).ok_or_else(|| StoreError::Corrupt("unknown event kind".into()))?;
-                let date = day_of(r, 3).ok_or_else(|| StoreError::Corrupt("bad event day".into()))?;
-                Ok(HistoryEvent { date, kind, carrier: CarrierId(r.i64(0)?), event_id: r.text(1)? })
+                let kind = EventKind::from_code(r.i64(2)? as i16)
+                    .ok_or_else(|| StoreError::Corrupt("unknown event kind".into()))?;
+                let date =
+                    day_of(r, 3).ok_or_else(|| StoreError::Corrupt("bad event day".into()))?;
+                Ok(HistoryEvent {
+                    date,
+                    kind,
+                    carrier: CarrierId(r.i64(0)?),
+                    event_id: r.text(1)?,
+                })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         domain::history::sort_r1(&mut events);
@@ -164,7 +186,12 @@ impl WriteCtx {
                 Err(DateAfterToday) => "error:OUT_OF_RANGE",
             };
             let subject = self.hash_key.number(n);
-            self.audit(&actor.id, "check", Some(&subject), &format!("date={d};answer={shown}"))?;
+            self.audit(
+                &actor.id,
+                "check",
+                Some(&subject),
+                &format!("date={d};answer={shown}"),
+            )?;
             out.push(answer);
         }
         Ok(out)

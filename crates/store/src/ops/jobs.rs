@@ -45,7 +45,14 @@ impl JobState {
         }
     }
     fn parse(s: &str) -> Option<JobState> {
-        [JobState::Queued, JobState::Running, JobState::Succeeded, JobState::Failed].into_iter().find(|j| j.as_str() == s)
+        [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Succeeded,
+            JobState::Failed,
+        ]
+        .into_iter()
+        .find(|j| j.as_str() == s)
     }
     pub fn is_final(self) -> bool {
         matches!(self, JobState::Succeeded | JobState::Failed)
@@ -98,9 +105,11 @@ fn from_row(r: &Row) -> Result<Job, StoreError> {
     Ok(Job {
         id: r.text(0)?,
         owner_seq: r.i64(1)?,
-        kind: JobKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("unknown job kind {kind:?}")))?,
+        kind: JobKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown job kind {kind:?}")))?,
         format: r.text(3)?,
-        state: JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unknown job state {state:?}")))?,
+        state: JobState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown job state {state:?}")))?,
         spool_path: r.text(5)?,
         byte_offset: u(6)?,
         line: u(7)?,
@@ -114,29 +123,53 @@ fn from_row(r: &Row) -> Result<Job, StoreError> {
     })
 }
 
-pub(crate) fn get(conn: &mut dyn Conn, id: &str, owner_seq: Option<i64>) -> Result<Option<Job>, StoreError> {
+pub(crate) fn get(
+    conn: &mut dyn Conn,
+    id: &str,
+    owner_seq: Option<i64>,
+) -> Result<Option<Job>, StoreError> {
     let row = conn.query_one(&format!("{SELECT} WHERE id = $1"), &[id.into()])?;
     let job = row.map(|r| from_row(&r)).transpose()?;
     Ok(job.filter(|j| owner_seq.is_none_or(|o| o == j.owner_seq)))
 }
 
 pub(crate) fn next_runnable(conn: &mut dyn Conn) -> Result<Option<Job>, StoreError> {
-    let row = conn.query_one(&format!("{SELECT} WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT 1"), &[])?;
+    let row = conn.query_one(
+        &format!("{SELECT} WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT 1"),
+        &[],
+    )?;
     row.map(|r| from_row(&r)).transpose()
 }
 
-pub(crate) fn rejections(conn: &mut dyn Conn, id: &str, after_line: u64, limit: u32) -> Result<Vec<RejectionRow>, StoreError> {
+pub(crate) fn rejections(
+    conn: &mut dyn Conn,
+    id: &str,
+    after_line: u64,
+    limit: u32,
+) -> Result<Vec<RejectionRow>, StoreError> {
     let rows = conn.query(
         "SELECT line, code, message FROM job_rejections WHERE job_id = $1 AND line > $2 ORDER BY line LIMIT $3",
         &[id.into(), (after_line as i64).into(), i64::from(limit).into()],
     )?;
     rows.iter()
-        .map(|r| Ok(RejectionRow { line: r.i64(0)? as u64, code: r.text(1)?, message: r.text(2)? }))
+        .map(|r| {
+            Ok(RejectionRow {
+                line: r.i64(0)? as u64,
+                code: r.text(1)?,
+                message: r.text(2)?,
+            })
+        })
         .collect()
 }
 
 impl WriteCtx {
-    pub(crate) fn create_job(&mut self, owner: &Participant, kind: JobKind, format: &str, spool: &str) -> Result<Job, StoreError> {
+    pub(crate) fn create_job(
+        &mut self,
+        owner: &Participant,
+        kind: JobKind,
+        format: &str,
+        spool: &str,
+    ) -> Result<Job, StoreError> {
         let id = new_id("job");
         let now = self.now_rfc3339();
         self.conn.exec(
@@ -144,8 +177,14 @@ impl WriteCtx {
              duplicates, rejected, created_at, updated_at) VALUES ($1, $2, $3, $4, 'queued', $5, 0, 1, 0, 0, 0, 0, $6, $6)",
             &[id.as_str().into(), owner.seq.into(), kind.as_str().into(), format.into(), spool.into(), now.into()],
         )?;
-        self.audit(&owner.id, "job.created", None, &format!("id={id};kind={};format={format}", kind.as_str()))?;
-        get(self.conn.as_mut(), &id, None)?.ok_or_else(|| StoreError::Corrupt("job vanished after insert".into()))
+        self.audit(
+            &owner.id,
+            "job.created",
+            None,
+            &format!("id={id};kind={};format={format}", kind.as_str()),
+        )?;
+        get(self.conn.as_mut(), &id, None)?
+            .ok_or_else(|| StoreError::Corrupt("job vanished after insert".into()))
     }
 
     pub(crate) fn apply_lifecycle_chunk(
@@ -156,11 +195,13 @@ impl WriteCtx {
         next_line: u64,
         finished: bool,
     ) -> Result<Job, StoreError> {
-        let job = get(self.conn.as_mut(), job_id, None)?.ok_or_else(|| StoreError::Invalid(format!("no job \"{job_id}\"")))?;
+        let job = get(self.conn.as_mut(), job_id, None)?
+            .ok_or_else(|| StoreError::Invalid(format!("no job \"{job_id}\"")))?;
         if job.state.is_final() {
             return Ok(job);
         }
-        let owner = by_seq(self.conn.as_mut(), job.owner_seq)?.ok_or_else(|| StoreError::Corrupt("job owner is gone".into()))?;
+        let owner = by_seq(self.conn.as_mut(), job.owner_seq)?
+            .ok_or_else(|| StoreError::Corrupt("job owner is gone".into()))?;
         let rows_read = rows.len() as i64;
         let mut rejections: Vec<(u64, Rejection)> = Vec::new();
         let mut lines = Vec::new();
@@ -205,13 +246,17 @@ impl WriteCtx {
                 job_id.into(),
             ],
         )?;
-        let job = get(self.conn.as_mut(), job_id, None)?.ok_or_else(|| StoreError::Corrupt("job vanished".into()))?;
+        let job = get(self.conn.as_mut(), job_id, None)?
+            .ok_or_else(|| StoreError::Corrupt("job vanished".into()))?;
         if finished {
             self.audit(
                 &owner.id,
                 "job.finished",
                 None,
-                &format!("id={job_id};rowsRead={};accepted={};duplicates={};rejected={}", job.rows_read, job.accepted, job.duplicates, job.rejected),
+                &format!(
+                    "id={job_id};rowsRead={};accepted={};duplicates={};rejected={}",
+                    job.rows_read, job.accepted, job.duplicates, job.rejected
+                ),
             )?;
         }
         Ok(job)
@@ -223,7 +268,12 @@ impl WriteCtx {
             "UPDATE jobs SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3",
             &[error.into(), now.into(), job_id.into()],
         )?;
-        self.audit("numlink", "job.failed", None, &format!("id={job_id};error={error}"))?;
+        self.audit(
+            "numlink",
+            "job.failed",
+            None,
+            &format!("id={job_id};error={error}"),
+        )?;
         Ok(())
     }
 }
