@@ -53,7 +53,7 @@ impl Caller {
             Err(ApiError::new(
                 ErrorCode::PermissionDenied,
                 format!(
-                    "a {} may not call this operation: it is for {}",
+                    "the role \"{}\" may not call this operation: it is for {}",
                     self.0.role.as_str(),
                     allowed.join(" or ")
                 ),
