@@ -196,3 +196,65 @@ fn sibling(db: &Path, ext: &str) -> PathBuf {
 fn load_key(path: &Path) -> Result<HashKey> {
     HashKey::load_or_create(path).map_err(|e| anyhow::anyhow!("number hash key: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_file(text: &str) -> (tempfile::TempDir, Overrides) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("numlink.toml");
+        std::fs::write(&path, text).unwrap();
+        let o = Overrides {
+            config: Some(path),
+            ..Overrides::default()
+        };
+        (dir, o)
+    }
+
+    #[test]
+    fn layers_file_then_flags() {
+        let data = tempfile::tempdir().unwrap();
+        let (dir, mut o) = with_file(&format!(
+            "db = \"sqlite://{}/x.db\"\nlisten = \"127.0.0.1:9000\"\n[limits]\nbatch_items_max = 10\n[aging]\ndays_by_country_code = {{ \"44\" = 30 }}\n",
+            data.path().display()
+        ));
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.limits.batch_items_max, 10);
+        assert_eq!(
+            c.aging
+                .days_for(domain::PhoneNumber::parse("+447700900123").unwrap()),
+            30
+        );
+        assert_eq!(
+            c.aging
+                .days_for(domain::PhoneNumber::parse("+12025550123").unwrap()),
+            45
+        );
+        o.listen = Some("127.0.0.1:9001".into());
+        o.db = Some(format!("sqlite://{}/y.db", dir.path().display()));
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.listen.port(), 9001, "a flag beats the file");
+        assert!(format!("{c:?}").contains("y.db"));
+        assert!(
+            dir.path().join("y.db.key").exists(),
+            "the key file is created beside the database"
+        );
+        assert!(
+            format!("{c:?}").contains("hash_key: <redacted"),
+            "secrets never reach the log"
+        );
+    }
+
+    #[test]
+    fn mistakes_are_reported() {
+        let (_d, o) = with_file("lisen = \"127.0.0.1:9000\"\n");
+        assert!(format!("{:#}", Config::load(&o).err().unwrap()).contains("lisen"));
+        let (_d, mut o) = with_file("");
+        o.db = Some("postgres://u@localhost/numlink".into());
+        assert!(format!("{:#}", Config::load(&o).err().unwrap()).contains("NUMLINK_HASH_KEY"));
+        o.db = Some("mysql://x".into());
+        assert!(format!("{:#}", Config::load(&o).err().unwrap()).contains("not supported"));
+    }
+}

@@ -304,7 +304,8 @@ async fn serve(o: &Overrides) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(listen = %config.listen, "numlink is listening");
+    let bound = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(listen = %bound, "numlink is listening");
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
