@@ -53,6 +53,10 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .args(["doc", "--workspace", "--no-deps"]))?;
     // CI must run the PostgreSQL half of the suite, not skip it.
     test_with(&[], true)
 }
@@ -86,9 +90,47 @@ fn test_with(extra: &[String], pg_required: bool) -> Result<()> {
     } else {
         cmd.env_remove("NUMLINK_TEST_PG");
     }
-    let result = run(&mut cmd);
+    let result = run_counting(&mut cmd);
     drop(cluster);
     result
+}
+
+/// Runs `cargo test`, passing its output through, and ends with one summary line over all test
+/// binaries, so the last line says how many tests ran, not the count of the last binary.
+fn run_counting(cmd: &mut Command) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("$ {cmd:?}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let stdout = child.stdout.take().expect("stdout is piped");
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            // "ok. 60 passed; 0 failed; 0 ignored; …"
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().rev();
+                let (Some(kind), Some(n)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let n: u64 = n.parse().unwrap_or(0);
+                match kind {
+                    "passed" => passed += n,
+                    "failed" => failed += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("summary: {passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
 }
 
 /// A PostgreSQL cluster in a temporary directory, on a free loopback port, stopped and removed on drop.

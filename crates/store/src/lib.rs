@@ -24,7 +24,7 @@ pub mod testing;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use domain::{AgingPolicy, Clock, Day, PhoneNumber, Prefix};
+use domain::{AgingPolicy, Clock, Day, PhoneNumber};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use keys::{ApiKey, HashKey, new_id, sha256};
@@ -386,11 +386,5 @@ impl Store {
     /// A cheap round trip through the writer, for health checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query("SELECT 1", &[]).map(|_| ())).await
-    }
-
-    /// Carriers' prefixes, for validating a new participant.
-    pub async fn prefix_owner(&self, prefix: Prefix) -> Result<Option<String>, StoreError> {
-        self.read(move |c| ops::participants::prefix_owner(c, &prefix))
-            .await
     }
 }

@@ -53,6 +53,9 @@ pub struct Participant {
     pub id: String,
     pub role: Role,
     pub name: String,
+    /// A carrier's ranges. Filled where the participant is listed or created; left empty on the
+    /// authentication path, which runs on every request and has no use for them (the writer keeps its
+    /// own range table).
     pub prefixes: Vec<Prefix>,
     pub reporting_since: Option<Day>,
     pub created_at: String,
@@ -69,35 +72,38 @@ pub const PREFIXES_MAX: usize = 1000;
 
 const SELECT: &str = "SELECT seq, id, role, name, reporting_since, created_at FROM participants";
 
-fn from_row(conn: &mut dyn Conn, r: &Row) -> Result<Participant, StoreError> {
+fn from_row(conn: &mut dyn Conn, r: &Row, with_prefixes: bool) -> Result<Participant, StoreError> {
     let seq = r.i64(0)?;
     let role = r.text(2)?;
-    let prefixes = conn
-        .query(
-            "SELECT prefix FROM prefixes WHERE participant_seq = $1 ORDER BY prefix",
-            &[seq.into()],
-        )?
-        .iter()
-        .map(|p| {
-            let digits = p.text(0)?;
-            Prefix::parse(&format!("+{digits}")).map_err(|e| StoreError::Corrupt(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Participant {
+    let mut p = Participant {
         seq,
         id: r.text(1)?,
         role: Role::parse(&role)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?,
         name: r.text(3)?,
-        prefixes,
+        prefixes: Vec::new(),
         reporting_since: r.opt_i64(4).and_then(|v| Day::from_packed(v as i32)),
         created_at: r.text(5)?,
-    })
+    };
+    if with_prefixes {
+        p.prefixes = conn
+            .query(
+                "SELECT prefix FROM prefixes WHERE participant_seq = $1 ORDER BY prefix",
+                &[seq.into()],
+            )?
+            .iter()
+            .map(|row| {
+                let digits = row.text(0)?;
+                Prefix::parse(&format!("+{digits}")).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+    }
+    Ok(p)
 }
 
 pub(crate) fn list(conn: &mut dyn Conn) -> Result<Vec<Participant>, StoreError> {
     let rows = conn.query(&format!("{SELECT} ORDER BY seq"), &[])?;
-    rows.iter().map(|r| from_row(conn, r)).collect()
+    rows.iter().map(|r| from_row(conn, r, true)).collect()
 }
 
 pub(crate) fn by_key_hash(
@@ -109,17 +115,17 @@ pub(crate) fn by_key_hash(
          JOIN participants p ON p.seq = k.participant_seq WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
         &[hash.as_slice().into()],
     )?;
-    row.map(|r| from_row(conn, &r)).transpose()
+    row.map(|r| from_row(conn, &r, false)).transpose()
 }
 
 pub(crate) fn by_id(conn: &mut dyn Conn, id: &str) -> Result<Option<Participant>, StoreError> {
     let row = conn.query_one(&format!("{SELECT} WHERE id = $1"), &[id.into()])?;
-    row.map(|r| from_row(conn, &r)).transpose()
+    row.map(|r| from_row(conn, &r, true)).transpose()
 }
 
 pub(crate) fn by_seq(conn: &mut dyn Conn, seq: i64) -> Result<Option<Participant>, StoreError> {
     let row = conn.query_one(&format!("{SELECT} WHERE seq = $1"), &[seq.into()])?;
-    row.map(|r| from_row(conn, &r)).transpose()
+    row.map(|r| from_row(conn, &r, true)).transpose()
 }
 
 pub(crate) fn prefix_owner(
