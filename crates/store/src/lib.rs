@@ -383,7 +383,7 @@ impl Store {
         self.read(move |c| ops::audit::tail(c, limit)).await
     }
 
-    /// A cheap round trip through the writer, for health checks.
+    /// A cheap query on a read connection, for health checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query("SELECT 1", &[]).map(|_| ())).await
     }
