@@ -23,17 +23,12 @@ fn main() -> Result<()> {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {cmd:?}");
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }
@@ -42,9 +37,7 @@ fn run(cmd: &mut Command) -> Result<()> {
 
 fn ci() -> Result<()> {
     let root = root();
-    run(Command::new("cargo")
-        .current_dir(&root)
-        .args(["fmt", "--all", "--check"]))?;
+    run(Command::new("cargo").current_dir(&root).args(["fmt", "--all", "--check"]))?;
     run(Command::new("cargo").current_dir(&root).args([
         "clippy",
         "--workspace",
@@ -53,10 +46,11 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    run(Command::new("cargo")
-        .current_dir(&root)
-        .env("RUSTDOCFLAGS", "-D warnings")
-        .args(["doc", "--workspace", "--no-deps"]))?;
+    run(Command::new("cargo").current_dir(&root).env("RUSTDOCFLAGS", "-D warnings").args([
+        "doc",
+        "--workspace",
+        "--no-deps",
+    ]))?;
     // CI must run the PostgreSQL half of the suite, not skip it.
     test_with(&[], true)
 }
@@ -75,18 +69,13 @@ fn test_with(extra: &[String], pg_required: bool) -> Result<()> {
             None
         }
         Err(e) => {
-            return Err(e.context(
-                "the PostgreSQL tests must run here (CI=true) but no cluster could be started",
-            ));
+            return Err(e.context("the PostgreSQL tests must run here (CI=true) but no cluster could be started"));
         }
     };
     let mut cmd = Command::new("cargo");
-    cmd.current_dir(&root)
-        .args(["test", "--workspace"])
-        .args(extra);
+    cmd.current_dir(&root).args(["test", "--workspace"]).args(extra);
     if let Some(c) = &cluster {
-        cmd.env("NUMLINK_TEST_PG", c.url())
-            .env("NUMLINK_TEST_PG_REQUIRED", "1");
+        cmd.env("NUMLINK_TEST_PG", c.url()).env("NUMLINK_TEST_PG_REQUIRED", "1");
     } else {
         cmd.env_remove("NUMLINK_TEST_PG");
     }
@@ -100,10 +89,7 @@ fn test_with(extra: &[String], pg_required: bool) -> Result<()> {
 fn run_counting(cmd: &mut Command) -> Result<()> {
     use std::io::{BufRead, BufReader};
     eprintln!("$ {cmd:?}");
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().with_context(|| format!("cannot run {cmd:?}"))?;
     let (mut passed, mut failed) = (0u64, 0u64);
     let stdout = child.stdout.take().expect("stdout is piped");
     for line in BufReader::new(stdout).lines() {
@@ -153,20 +139,15 @@ fn find_pg_bin() -> Result<PathBuf> {
         .filter(|p| p.join("initdb").exists() && p.join("pg_ctl").exists())
         .collect();
     found.sort();
-    found.pop().context(
-        "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (install postgresql-15)",
-    )
+    found.pop().context("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (install postgresql-15)")
 }
 
 impl PgCluster {
     fn start() -> Result<PgCluster> {
         let bin = find_pg_bin()?;
         // PostgreSQL refuses to run as root: run it as the `postgres` user then.
-        let as_postgres_user = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout.starts_with(b"0\n"))
-            .unwrap_or(false);
+        let as_postgres_user =
+            Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false);
         let dir = std::env::temp_dir().join(format!("numlink-pg-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
@@ -174,49 +155,17 @@ impl PgCluster {
             run(Command::new("chown").arg("postgres:").arg(&dir))?;
         }
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let cluster = PgCluster {
-            dir,
-            bin,
-            port,
-            as_postgres_user,
-        };
+        let cluster = PgCluster { dir, bin, port, as_postgres_user };
         let data = cluster.dir.join("data");
-        cluster.pg(
-            "initdb",
-            &[
-                "-D",
-                path(&data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ],
-        )?;
+        cluster.pg("initdb", &["-D", path(&data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])?;
         let opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200",
             cluster.port,
             cluster.dir.display()
         );
         let log = cluster.dir.join("postgres.log");
-        cluster.pg(
-            "pg_ctl",
-            &[
-                "-D",
-                path(&data),
-                "-o",
-                &opts,
-                "-l",
-                path(&log),
-                "-w",
-                "start",
-            ],
-        )?;
-        eprintln!(
-            "started a throwaway PostgreSQL cluster at {}",
-            cluster.url()
-        );
+        cluster.pg("pg_ctl", &["-D", path(&data), "-o", &opts, "-l", path(&log), "-w", "start"])?;
+        eprintln!("started a throwaway PostgreSQL cluster at {}", cluster.url());
         Ok(cluster)
     }
 
@@ -245,10 +194,7 @@ fn path(p: &Path) -> &str {
 impl Drop for PgCluster {
     fn drop(&mut self) {
         let data = self.dir.join("data");
-        let _ = self.pg(
-            "pg_ctl",
-            &["-D", path(&data), "-m", "immediate", "-w", "stop"],
-        );
+        let _ = self.pg("pg_ctl", &["-D", path(&data), "-m", "immediate", "-w", "stop"]);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -3,10 +3,7 @@
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -21,8 +18,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn dependencies(krate: &str) -> Vec<String> {
-    let text =
-        std::fs::read_to_string(root().join("crates").join(krate).join("Cargo.toml")).unwrap();
+    let text = std::fs::read_to_string(root().join("crates").join(krate).join("Cargo.toml")).unwrap();
     let section = text.split("[dependencies]").nth(1).unwrap_or("");
     let section = section.split("\n[").next().unwrap_or("");
     section
@@ -43,17 +39,11 @@ fn domain_does_no_io_no_async_no_serde_no_sql() {
 fn only_store_knows_sql_and_only_api_knows_http() {
     for krate in ["domain", "api", "workers"] {
         let deps = dependencies(krate);
-        assert!(
-            !deps.iter().any(|d| d == "rusqlite" || d == "postgres"),
-            "{krate} must not know SQL: {deps:?}"
-        );
+        assert!(!deps.iter().any(|d| d == "rusqlite" || d == "postgres"), "{krate} must not know SQL: {deps:?}");
     }
     for krate in ["domain", "store", "workers"] {
         let deps = dependencies(krate);
-        assert!(
-            !deps.iter().any(|d| d == "axum" || d == "reqwest"),
-            "{krate} must not know HTTP: {deps:?}"
-        );
+        assert!(!deps.iter().any(|d| d == "axum" || d == "reqwest"), "{krate} must not know HTTP: {deps:?}");
     }
 }
 
@@ -66,10 +56,7 @@ fn every_module_says_what_it_owns() {
         let text = std::fs::read_to_string(&f).unwrap();
         let is_module = !f.to_string_lossy().contains("/tests/") || f.ends_with("main.rs");
         if is_module && !text.starts_with("//!") {
-            panic!(
-                "{} does not start with a //! comment saying what it owns",
-                f.display()
-            );
+            panic!("{} does not start with a //! comment saying what it owns", f.display());
         }
         let ignore = concat!("#[", "ignore");
         assert!(!text.contains(ignore), "{} ignores a test", f.display());
@@ -83,9 +70,7 @@ fn architecture_md_names_only_paths_that_exist() {
     for (i, chunk) in text.split('`').enumerate() {
         let looks_like_path = i % 2 == 1
             && !chunk.contains(' ')
-            && (chunk.starts_with("crates/")
-                || chunk.starts_with("xtask/")
-                || chunk.starts_with(".ci/"));
+            && (chunk.starts_with("crates/") || chunk.starts_with("xtask/") || chunk.starts_with(".ci/"));
         if looks_like_path {
             named += 1;
             assert!(
@@ -94,8 +79,5 @@ fn architecture_md_names_only_paths_that_exist() {
             );
         }
     }
-    assert!(
-        named > 10,
-        "ARCHITECTURE.md should map the code: only {named} paths named"
-    );
+    assert!(named > 10, "ARCHITECTURE.md should map the code: only {named} paths named");
 }

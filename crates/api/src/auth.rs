@@ -18,24 +18,18 @@ const KEY_BYTES_MAX: usize = 128;
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let unauthenticated = |m: &str| ApiError::new(ErrorCode::Unauthenticated, m);
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            unauthenticated("the Authorization header is missing: expected \"Bearer <api key>\"")
-        })?;
-        let value = header
-            .to_str()
-            .map_err(|_| unauthenticated("the Authorization header is not valid"))?;
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| unauthenticated("the Authorization header is missing: expected \"Bearer <api key>\""))?;
+        let value = header.to_str().map_err(|_| unauthenticated("the Authorization header is not valid"))?;
         let key = value
             .strip_prefix("Bearer ")
             .map(str::trim)
             .filter(|k| !k.is_empty() && k.len() <= KEY_BYTES_MAX)
-            .ok_or_else(|| {
-                unauthenticated("the Authorization header must be \"Bearer <api key>\"")
-            })?;
+            .ok_or_else(|| unauthenticated("the Authorization header must be \"Bearer <api key>\""))?;
         match state.store.authenticate(key).await? {
             Some(p) => Ok(Caller(p)),
             None => Err(unauthenticated("the API key is not valid, or was revoked")),

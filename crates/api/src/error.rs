@@ -39,10 +39,7 @@ impl ErrorCode {
     ];
 
     fn row(self) -> (u16, &'static str) {
-        let (_, status, s) = Self::ALL
-            .iter()
-            .find(|(c, _, _)| *c == self)
-            .expect("every code has a row in ALL");
+        let (_, status, s) = Self::ALL.iter().find(|(c, _, _)| *c == self).expect("every code has a row in ALL");
         (*status, s)
     }
 
@@ -74,10 +71,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-        }
+        ApiError { code, message: message.into() }
     }
 
     pub fn invalid(message: impl Into<String>) -> ApiError {
@@ -94,9 +88,7 @@ impl ApiError {
 impl From<store::StoreError> for ApiError {
     fn from(e: store::StoreError) -> Self {
         match e {
-            store::StoreError::Closed => {
-                ApiError::new(ErrorCode::Unavailable, "the service is shutting down")
-            }
+            store::StoreError::Closed => ApiError::new(ErrorCode::Unavailable, "the service is shutting down"),
             other => ApiError::internal(other),
         }
     }
@@ -105,11 +97,7 @@ impl From<store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.code.status();
-        let body = ErrorInfo {
-            status: status.as_u16(),
-            code: self.code.as_str().to_string(),
-            message: self.message,
-        };
+        let body = ErrorInfo { status: status.as_u16(), code: self.code.as_str().to_string(), message: self.message };
         (status, Json(body)).into_response()
     }
 }

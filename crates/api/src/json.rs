@@ -15,42 +15,30 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let limit = state.limits.body_bytes_max;
-        let is_json = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| {
-                ct.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        let is_json =
+            req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+                ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
             });
-        let body = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("the request body is larger than {limit} bytes (body_bytes_max)"),
-                )
-            })?;
+        let body = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the request body is larger than {limit} bytes (body_bytes_max)"),
+            )
+        })?;
         parse(&body, is_json).map(StrictJson)
     }
 }
 
 pub fn parse<T: DeserializeOwned>(body: &Bytes, is_json: bool) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid(
-            "the request body is missing: expected a JSON object",
-        ));
+        return Err(ApiError::invalid("the request body is missing: expected a JSON object"));
     }
     if !is_json {
-        return Err(ApiError::invalid(
-            "the request body must be JSON: set Content-Type: application/json",
-        ));
+        return Err(ApiError::invalid("the request body must be JSON: set Content-Type: application/json"));
     }
     // serde would also read a struct from a JSON array of its fields; the API takes objects only.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::invalid("the request body must be a JSON object"));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid(format!("the request body is not valid: {e}")))
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("the request body is not valid: {e}")))
 }

@@ -30,9 +30,7 @@ const X_CORRELATOR: &str = "x-correlator";
 /// CAMARA's `XCorrelator`: `^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$`.
 fn valid_correlator(v: &HeaderValue) -> bool {
     let b = v.as_bytes();
-    b.len() <= 256
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || b"-_:;./\\<>{}".contains(c))
+    b.len() <= 256 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_:;./\\<>{}".contains(c))
 }
 
 /// Echoes `x-correlator` on every response, and rejects one that breaks CAMARA's pattern.
@@ -40,8 +38,7 @@ async fn correlator(req: Request, next: Next) -> Response {
     let value = req.headers().get(X_CORRELATOR).cloned();
     let mut resp = match &value {
         Some(v) if !valid_correlator(v) => {
-            ApiError::invalid("x-correlator must match ^[a-zA-Z0-9-_:;.\\/<>{}]{0,256}$")
-                .into_response()
+            ApiError::invalid("x-correlator must match ^[a-zA-Z0-9-_:;.\\/<>{}]{0,256}$").into_response()
         }
         _ => next.run(req).await,
     };
@@ -53,16 +50,15 @@ async fn correlator(req: Request, next: Next) -> Response {
 
 /// Counts requests and their latency per route and status.
 async fn track(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route =
+        req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
     let start = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
     metrics::counter!("numlink_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("numlink_http_request_duration_seconds", "method" => method, "route" => route).record(start.elapsed().as_secs_f64());
+    metrics::histogram!("numlink_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
     resp
 }
 
@@ -73,23 +69,16 @@ async fn not_found() -> ApiError {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/number-recycling/v0.2/check", post(routes::camara::check))
-        .route(
-            "/v1/reassignment-checks",
-            post(routes::checks::reassignment_checks),
-        )
-        .route(
-            "/v1/lifecycle-events",
-            post(routes::events::lifecycle_events),
-        )
-        .route(
-            "/v1/lifecycle-files",
-            post(routes::files::upload_lifecycle_file),
-        )
+        .route("/v1/reassignment-checks", post(routes::checks::reassignment_checks))
+        .route("/v1/lifecycle-events", post(routes::events::lifecycle_events))
+        .route("/v1/lifecycle-files", post(routes::files::upload_lifecycle_file))
+        .route("/v1/binding-files", post(routes::files::upload_binding_file))
+        .route("/v1/bindings", post(routes::bindings::register).get(routes::bindings::list_bindings))
+        .route("/v1/bindings/{id}", get(routes::bindings::get_binding).delete(routes::bindings::delete_binding))
+        .route("/v1/notifications", get(routes::notifications::feed))
+        .route("/v1/notifications/{id}/ack", post(routes::notifications::ack))
         .route("/v1/jobs/{id}", get(routes::files::get_job))
-        .route(
-            "/v1/jobs/{id}/rejections",
-            get(routes::files::job_rejections),
-        )
+        .route("/v1/jobs/{id}/rejections", get(routes::files::job_rejections))
         .route("/healthz", get(routes::ops::healthz))
         .route("/metrics", get(routes::ops::metrics))
         .route_layer(middleware::from_fn(track))

@@ -19,6 +19,13 @@ use crate::routes;
         routes::checks::reassignment_checks,
         routes::events::lifecycle_events,
         routes::files::upload_lifecycle_file,
+        routes::files::upload_binding_file,
+        routes::bindings::register,
+        routes::bindings::get_binding,
+        routes::bindings::delete_binding,
+        routes::bindings::list_bindings,
+        routes::notifications::feed,
+        routes::notifications::ack,
         routes::files::get_job,
         routes::files::job_rejections,
         routes::ops::healthz,
@@ -36,10 +43,7 @@ impl Modify for ApiKeyAuth {
         components.add_security_scheme(
             "apiKey",
             SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("numlink API key (nlk_…)"))
-                    .build(),
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("numlink API key (nlk_…)")).build(),
             ),
         );
     }

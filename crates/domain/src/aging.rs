@@ -20,24 +20,14 @@ impl Default for AgingPolicy {
 impl AgingPolicy {
     /// The per-code defaults: +1 → 45, +86 → 90, +91 → 90.
     pub fn default_codes() -> Vec<(String, u32)> {
-        vec![
-            ("1".to_string(), 45),
-            ("86".to_string(), 90),
-            ("91".to_string(), 90),
-        ]
+        vec![("1".to_string(), 45), ("86".to_string(), 90), ("91".to_string(), 90)]
     }
 
-    pub fn new(
-        default_days: u32,
-        per_code: impl IntoIterator<Item = (String, u32)>,
-    ) -> AgingPolicy {
+    pub fn new(default_days: u32, per_code: impl IntoIterator<Item = (String, u32)>) -> AgingPolicy {
         let mut per_code: Vec<(String, u32)> = per_code.into_iter().collect();
         // Longest code first, so the first match is the most specific.
         per_code.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
-        AgingPolicy {
-            default_days,
-            per_code,
-        }
+        AgingPolicy { default_days, per_code }
     }
 
     /// Replaces or adds the period for one calling code (digits without `+`).
@@ -49,10 +39,7 @@ impl AgingPolicy {
 
     pub fn days_for(&self, n: PhoneNumber) -> u32 {
         let digits = n.digits().to_string();
-        self.per_code
-            .iter()
-            .find(|(code, _)| digits.starts_with(code.as_str()))
-            .map_or(self.default_days, |(_, d)| *d)
+        self.per_code.iter().find(|(code, _)| digits.starts_with(code.as_str())).map_or(self.default_days, |(_, d)| *d)
     }
 }
 

@@ -46,18 +46,12 @@ impl FixedClock {
     }
 
     pub fn set(&self, now: Timestamp) {
-        *self
-            .0
-            .lock()
-            .expect("clock lock is never poisoned: no code panics while holding it") = now;
+        *self.0.lock().expect("clock lock is never poisoned: no code panics while holding it") = now;
     }
 }
 
 impl Clock for FixedClock {
     fn now(&self) -> Timestamp {
-        *self
-            .0
-            .lock()
-            .expect("clock lock is never poisoned: no code panics while holding it")
+        *self.0.lock().expect("clock lock is never poisoned: no code panics while holding it")
     }
 }

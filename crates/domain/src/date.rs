@@ -30,16 +30,12 @@ impl std::error::Error for DayError {}
 impl Day {
     /// Parses exactly `YYYY-MM-DD` (RFC 3339 full-date) naming a real day.
     pub fn parse(s: &str) -> Result<Day, DayError> {
-        let err = || DayError {
-            input: s.to_string(),
-        };
+        let err = || DayError { input: s.to_string() };
         let b = s.as_bytes();
         let shape_ok = b.len() == 10
             && b[4] == b'-'
             && b[7] == b'-'
-            && b.iter()
-                .enumerate()
-                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+            && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
         if !shape_ok {
             return Err(err());
         }
@@ -65,9 +61,7 @@ impl Day {
 
     /// `yyyymmdd` as an integer, the form the stores keep.
     pub fn packed(self) -> i32 {
-        i32::from(self.0.year()) * 10_000
-            + i32::from(self.0.month()) * 100
-            + i32::from(self.0.day())
+        i32::from(self.0.year()) * 10_000 + i32::from(self.0.month()) * 100 + i32::from(self.0.day())
     }
 
     pub fn from_packed(v: i32) -> Option<Day> {
@@ -77,22 +71,13 @@ impl Day {
 
     /// This day plus `n` days (negative goes back), saturating at the calendar's ends.
     pub fn plus_days(self, n: i32) -> Day {
-        Day(self
-            .0
-            .checked_add(n.days())
-            .unwrap_or(if n < 0 { Date::MIN } else { Date::MAX }))
+        Day(self.0.checked_add(n.days()).unwrap_or(if n < 0 { Date::MIN } else { Date::MAX }))
     }
 }
 
 impl fmt::Display for Day {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:04}-{:02}-{:02}",
-            self.0.year(),
-            self.0.month(),
-            self.0.day()
-        )
+        write!(f, "{:04}-{:02}-{:02}", self.0.year(), self.0.month(), self.0.day())
     }
 }
 

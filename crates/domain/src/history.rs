@@ -81,10 +81,7 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(code: RejectionCode, message: impl Into<String>) -> Rejection {
-        Rejection {
-            code,
-            message: message.into(),
-        }
+        Rejection { code, message: message.into() }
     }
 }
 
@@ -159,10 +156,7 @@ impl Replay {
         Replay {
             holding: Holding::Unknown,
             serving: Serving::By(coverage.range_holder),
-            summary: Summary {
-                serving: coverage.range_holder,
-                ..Summary::default()
-            },
+            summary: Summary { serving: coverage.range_holder, ..Summary::default() },
         }
     }
 
@@ -228,11 +222,7 @@ impl Replay {
 }
 
 /// Replays a sorted history; the summary, or the first inconsistent event and why.
-fn replay(
-    sorted: &[HistoryEvent],
-    coverage: &Coverage,
-    aging_days: u32,
-) -> Result<Summary, (usize, Fault)> {
+fn replay(sorted: &[HistoryEvent], coverage: &Coverage, aging_days: u32) -> Result<Summary, (usize, Fault)> {
     let mut r = Replay::new(coverage);
     for (i, e) in sorted.iter().enumerate() {
         r.step(e, aging_days).map_err(|f| (i, f))?;
@@ -247,10 +237,7 @@ pub fn summarize(sorted: &[HistoryEvent], coverage: &Coverage, aging_days: u32) 
         // An accepted history is consistent by R3; if configuration changed underneath (a shorter
         // range, a longer aging period), summarize what there is rather than fail a read.
         Err(_) => {
-            let mut s = Summary {
-                serving: coverage.range_holder,
-                ..Summary::default()
-            };
+            let mut s = Summary { serving: coverage.range_holder, ..Summary::default() };
             for e in sorted {
                 s.first_event.get_or_insert(e.date);
                 match e.kind {
@@ -285,10 +272,7 @@ pub fn validate_new(
     if new.date > today {
         return Err(Rejection::new(
             RejectionCode::OutOfRange,
-            format!(
-                "date \"{}\" is after today ({today}): events cannot be reported ahead of time",
-                new.date
-            ),
+            format!("date \"{}\" is after today ({today}): events cannot be reported ahead of time", new.date),
         ));
     }
     let pos = sorted.partition_point(|e| e.r1_cmp(new) == Ordering::Less);
@@ -296,13 +280,8 @@ pub fn validate_new(
     with.extend_from_slice(&sorted[..pos]);
     with.push(new.clone());
     with.extend_from_slice(&sorted[pos..]);
-    replay(&with, coverage, aging_days).map_err(|(i, fault)| {
-        if i == pos {
-            fault_on_new(new, fault)
-        } else {
-            fault_on_existing(new, &with[i], fault)
-        }
-    })
+    replay(&with, coverage, aging_days)
+        .map_err(|(i, fault)| if i == pos { fault_on_new(new, fault) } else { fault_on_existing(new, &with[i], fault) })
 }
 
 fn fault_on_new(new: &HistoryEvent, fault: Fault) -> Rejection {

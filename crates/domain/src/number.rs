@@ -43,9 +43,7 @@ impl PhoneNumber {
     pub const DIGITS_MAX: usize = 15;
 
     pub fn parse(s: &str) -> Result<PhoneNumber, NumberError> {
-        let err = || NumberError {
-            input: s.to_string(),
-        };
+        let err = || NumberError { input: s.to_string() };
         let digits = s.strip_prefix('+').ok_or_else(err)?.as_bytes();
         if digits.len() < Self::DIGITS_MIN || digits.len() > Self::DIGITS_MAX || digits[0] == b'0' {
             return Err(err());
@@ -63,8 +61,7 @@ impl PhoneNumber {
     /// Rebuilds a number from the integer of its digits, as the store keeps it.
     pub fn from_digits(value: u64) -> Option<PhoneNumber> {
         let len = digit_count(value);
-        (value != 0 && (Self::DIGITS_MIN..=Self::DIGITS_MAX).contains(&len))
-            .then_some(PhoneNumber(value))
+        (value != 0 && (Self::DIGITS_MIN..=Self::DIGITS_MAX).contains(&len)).then_some(PhoneNumber(value))
     }
 
     pub fn digits(self) -> u64 {
@@ -104,19 +101,13 @@ pub struct Prefix(String);
 
 impl Prefix {
     pub fn parse(s: &str) -> Result<Prefix, NumberError> {
-        let err = || NumberError {
-            input: s.to_string(),
-        };
+        let err = || NumberError { input: s.to_string() };
         let digits = s.strip_prefix('+').ok_or_else(err)?;
         let ok = !digits.is_empty()
             && digits.len() <= PhoneNumber::DIGITS_MAX
             && digits.bytes().all(|b| b.is_ascii_digit())
             && !digits.starts_with('0');
-        if ok {
-            Ok(Prefix(digits.to_string()))
-        } else {
-            Err(err())
-        }
+        if ok { Ok(Prefix(digits.to_string())) } else { Err(err()) }
     }
 
     /// The digits without the `+`.
@@ -137,12 +128,7 @@ mod tests {
 
     #[test]
     fn parses_e164_and_rejects_everything_else() {
-        for ok in [
-            "+12025550123",
-            "+8613800138000",
-            "+12345",
-            "+123456789012345",
-        ] {
+        for ok in ["+12025550123", "+8613800138000", "+12345", "+123456789012345"] {
             let n = PhoneNumber::parse(ok).unwrap();
             assert_eq!(n.to_string(), ok);
             assert_eq!(PhoneNumber::from_digits(n.digits()), Some(n));
@@ -165,10 +151,7 @@ mod tests {
 
     #[test]
     fn masks_all_but_last_four() {
-        assert_eq!(
-            PhoneNumber::parse("+8613800138000").unwrap().masked(),
-            "+*********8000"
-        );
+        assert_eq!(PhoneNumber::parse("+8613800138000").unwrap().masked(), "+*********8000");
     }
 
     #[test]

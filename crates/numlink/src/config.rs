@@ -80,10 +80,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("db", &self.db)
             .field("listen", &self.listen)
-            .field(
-                "hash_key",
-                &format_args!("<redacted, from {}>", self.hash_key_source),
-            )
+            .field("hash_key", &format_args!("<redacted, from {}>", self.hash_key_source))
             .field("spool_dir", &self.spool_dir)
             .field("limits", &self.limits)
             .field("aging", &self.aging)
@@ -98,9 +95,7 @@ fn read_file_config(o: &Overrides) -> Result<FileConfig> {
     };
     match std::fs::read_to_string(&path) {
         Ok(text) => toml::from_str(&text).with_context(|| format!("reading {}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-            Ok(FileConfig::default())
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
@@ -108,27 +103,18 @@ fn read_file_config(o: &Overrides) -> Result<FileConfig> {
 impl Config {
     pub fn load(o: &Overrides) -> Result<Config> {
         let file = read_file_config(o)?;
-        let db_text =
-            o.db.clone()
-                .or(file.db)
-                .unwrap_or_else(|| DEFAULT_DB.to_string());
+        let db_text = o.db.clone().or(file.db).unwrap_or_else(|| DEFAULT_DB.to_string());
         let db = DbUrl::parse(&db_text).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let listen_text = o
-            .listen
-            .clone()
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen: SocketAddr = listen_text
-            .parse()
-            .with_context(|| format!("listen address {listen_text:?} is not IP:PORT"))?;
+        let listen_text = o.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr =
+            listen_text.parse().with_context(|| format!("listen address {listen_text:?} is not IP:PORT"))?;
 
         let key_hex = o.hash_key.clone().or(file.hash_key);
         let key_file = o.hash_key_file.clone().or(file.hash_key_file);
         let (hash_key, hash_key_source) = match (key_hex, key_file, &db) {
-            (Some(hex), _, _) => (
-                HashKey::from_hex(&hex).map_err(|e| anyhow::anyhow!("hash key: {e}"))?,
-                "configuration".to_string(),
-            ),
+            (Some(hex), _, _) => {
+                (HashKey::from_hex(&hex).map_err(|e| anyhow::anyhow!("hash key: {e}"))?, "configuration".to_string())
+            }
             (None, Some(path), _) => (load_key(&path)?, path.display().to_string()),
             (None, None, DbUrl::Sqlite(db_path)) => {
                 let path = sibling(db_path, "key");
@@ -139,14 +125,10 @@ impl Config {
             ),
         };
 
-        let spool_dir = o
-            .spool_dir
-            .clone()
-            .or(file.spool_dir)
-            .unwrap_or_else(|| match &db {
-                DbUrl::Sqlite(p) => sibling(p, "spool"),
-                DbUrl::Postgres(_) => PathBuf::from("./numlink-spool"),
-            });
+        let spool_dir = o.spool_dir.clone().or(file.spool_dir).unwrap_or_else(|| match &db {
+            DbUrl::Sqlite(p) => sibling(p, "spool"),
+            DbUrl::Postgres(_) => PathBuf::from("./numlink-spool"),
+        });
 
         let mut limits = Limits::default();
         let l = file.limits;
@@ -155,9 +137,7 @@ impl Config {
         limits.page_rows_max = l.page_rows_max.unwrap_or(limits.page_rows_max);
         limits.files.file_bytes_max = l.file_bytes_max.unwrap_or(limits.files.file_bytes_max);
         limits.files.file_rows_max = l.file_rows_max.unwrap_or(limits.files.file_rows_max);
-        limits.files.csv_field_bytes_max = l
-            .csv_field_bytes_max
-            .unwrap_or(limits.files.csv_field_bytes_max);
+        limits.files.csv_field_bytes_max = l.csv_field_bytes_max.unwrap_or(limits.files.csv_field_bytes_max);
         limits.files.chunk_rows = l.file_chunk_rows.unwrap_or(limits.files.chunk_rows).max(1);
 
         let mut aging = match file.aging.default_days {
@@ -166,23 +146,13 @@ impl Config {
         };
         for (code, days) in file.aging.days_by_country_code {
             let digits = code.trim_start_matches('+');
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 3
-            {
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 3 {
                 bail!("aging: {code:?} is not a country calling code (1 to 3 digits)");
             }
             aging = aging.with_code(digits, days);
         }
 
-        Ok(Config {
-            db,
-            listen,
-            hash_key,
-            hash_key_source,
-            spool_dir,
-            log_format: file.log_format,
-            limits,
-            aging,
-        })
+        Ok(Config { db, listen, hash_key, hash_key_source, spool_dir, log_format: file.log_format, limits, aging })
     }
 }
 
@@ -205,10 +175,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("numlink.toml");
         std::fs::write(&path, text).unwrap();
-        let o = Overrides {
-            config: Some(path),
-            ..Overrides::default()
-        };
+        let o = Overrides { config: Some(path), ..Overrides::default() };
         (dir, o)
     }
 
@@ -222,29 +189,15 @@ mod tests {
         let c = Config::load(&o).unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.limits.batch_items_max, 10);
-        assert_eq!(
-            c.aging
-                .days_for(domain::PhoneNumber::parse("+447700900123").unwrap()),
-            30
-        );
-        assert_eq!(
-            c.aging
-                .days_for(domain::PhoneNumber::parse("+12025550123").unwrap()),
-            45
-        );
+        assert_eq!(c.aging.days_for(domain::PhoneNumber::parse("+447700900123").unwrap()), 30);
+        assert_eq!(c.aging.days_for(domain::PhoneNumber::parse("+12025550123").unwrap()), 45);
         o.listen = Some("127.0.0.1:9001".into());
         o.db = Some(format!("sqlite://{}/y.db", dir.path().display()));
         let c = Config::load(&o).unwrap();
         assert_eq!(c.listen.port(), 9001, "a flag beats the file");
         assert!(format!("{c:?}").contains("y.db"));
-        assert!(
-            dir.path().join("y.db.key").exists(),
-            "the key file is created beside the database"
-        );
-        assert!(
-            format!("{c:?}").contains("hash_key: <redacted"),
-            "secrets never reach the log"
-        );
+        assert!(dir.path().join("y.db.key").exists(), "the key file is created beside the database");
+        assert!(format!("{c:?}").contains("hash_key: <redacted"), "secrets never reach the log");
     }
 
     #[test]

@@ -17,11 +17,7 @@ use store::{NewParticipant, Role, Store, StoreConfig};
 use crate::config::{Config, Overrides};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "numlink",
-    version,
-    about = "The clearinghouse for recycled phone numbers"
-)]
+#[command(name = "numlink", version, about = "The clearinghouse for recycled phone numbers")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -139,16 +135,13 @@ enum AuditCommand {
 
 fn init_logging(format: Option<&str>) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("NUMLINK_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
+    let filter = EnvFilter::try_from_env("NUMLINK_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
     let json = match format {
         Some("json") => true,
         Some("pretty") => false,
         _ => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().flatten_event(true).init();
     } else {
@@ -157,21 +150,14 @@ fn init_logging(format: Option<&str>) {
 }
 
 fn open_store(config: &Config) -> Result<Store> {
-    let mut sc = StoreConfig::new(
-        config.db.clone(),
-        config.hash_key.clone(),
-        Arc::new(SystemClock),
-    );
+    let mut sc = StoreConfig::new(config.db.clone(), config.hash_key.clone(), Arc::new(SystemClock));
     sc.aging = config.aging.clone();
     Store::open(sc).map_err(|e| anyhow!("{e}"))
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -189,11 +175,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
-        Command::Serve {
-            db,
-            listen,
-            spool_dir,
-        } => {
+        Command::Serve { db, listen, spool_dir } => {
             let mut o = db.overrides();
             o.listen = listen;
             o.spool_dir = spool_dir;
@@ -201,16 +183,11 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Participant { command } => participant(command).await?,
         Command::Upload { file, server, key } => return upload::run(&file, &server, &key).await,
-        Command::Audit {
-            command: AuditCommand::Verify { db },
-        } => {
+        Command::Audit { command: AuditCommand::Verify { db } } => {
             let config = Config::load(&db.overrides())?;
             let store = open_store(&config)?;
             let report = store.verify_audit().await?;
-            println!(
-                "{}",
-                json!({"records": report.records, "firstBroken": report.first_broken})
-            );
+            println!("{}", json!({"records": report.records, "firstBroken": report.first_broken}));
             if report.first_broken.is_some() {
                 return Ok(std::process::ExitCode::FAILURE);
             }
@@ -221,30 +198,18 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
 
 async fn participant(command: ParticipantCommand) -> Result<()> {
     match command {
-        ParticipantCommand::Add {
-            db,
-            role,
-            name,
-            prefixes,
-            reporting_since,
-        } => {
+        ParticipantCommand::Add { db, role, name, prefixes, reporting_since } => {
             let config = Config::load(&db.overrides())?;
             let role = Role::parse(&role).context("role")?;
             let prefixes = prefixes
                 .iter()
                 .map(|p| Prefix::parse(p).map_err(|e| anyhow!("--prefix: {e}")))
                 .collect::<Result<Vec<_>>>()?;
-            let reporting_since = reporting_since
-                .map(|d| Day::parse(&d).map_err(|e| anyhow!("--reporting-since: {e}")))
-                .transpose()?;
+            let reporting_since =
+                reporting_since.map(|d| Day::parse(&d).map_err(|e| anyhow!("--reporting-since: {e}"))).transpose()?;
             let store = open_store(&config)?;
             let (p, key) = store
-                .add_participant(NewParticipant {
-                    role,
-                    name,
-                    prefixes,
-                    reporting_since,
-                })
+                .add_participant(NewParticipant { role, name, prefixes, reporting_since })
                 .await
                 .map_err(|e| anyhow!("{e}"))?;
             println!("{}", json!({"id": p.id, "apiKey": key.expose()}));
@@ -254,12 +219,7 @@ async fn participant(command: ParticipantCommand) -> Result<()> {
             for p in store.list_participants().await? {
                 let mut line = json!({"id": p.id, "role": p.role.as_str(), "name": p.name, "createdAt": p.created_at});
                 if p.role == Role::Carrier {
-                    line["prefixes"] = json!(
-                        p.prefixes
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                    );
+                    line["prefixes"] = json!(p.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>());
                     line["reportingSince"] = json!(p.reporting_since.map(|d| d.to_string()));
                 }
                 println!("{line}");

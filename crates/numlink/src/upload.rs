@@ -15,13 +15,8 @@ const POLL: Duration = Duration::from_millis(300);
 
 pub async fn run(file: &Path, server: &str, key: &str) -> Result<ExitCode> {
     let server = server.trim_end_matches('/');
-    let size = tokio::fs::metadata(file)
-        .await
-        .with_context(|| format!("reading {}", file.display()))?
-        .len();
-    let f = tokio::fs::File::open(file)
-        .await
-        .with_context(|| format!("opening {}", file.display()))?;
+    let size = tokio::fs::metadata(file).await.with_context(|| format!("reading {}", file.display()))?.len();
+    let f = tokio::fs::File::open(file).await.with_context(|| format!("opening {}", file.display()))?;
     let bar = ProgressBar::new(size).with_style(
         ProgressStyle::with_template("uploading {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
             .expect("a valid template"),
@@ -66,17 +61,9 @@ pub async fn run(file: &Path, server: &str, key: &str) -> Result<ExitCode> {
     let spinner = ProgressBar::new_spinner()
         .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
     let job = loop {
-        let resp = client
-            .get(format!("{server}/v1/jobs/{job_id}"))
-            .bearer_auth(key)
-            .send()
-            .await?;
+        let resp = client.get(format!("{server}/v1/jobs/{job_id}")).bearer_auth(key).send().await?;
         let job: Value = resp.json().await?;
-        let state = job
-            .get("state")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string();
+        let state = job.get("state").and_then(Value::as_str).unwrap_or("?").to_string();
         spinner.set_message(format!(
             "{state}: {} rows read, {} accepted, {} duplicates, {} rejected",
             job["rowsRead"], job["accepted"], job["duplicates"], job["rejected"]

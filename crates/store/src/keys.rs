@@ -14,8 +14,7 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
-    getrandom::fill(&mut b)
-        .expect("the OS random generator is available on every supported platform");
+    getrandom::fill(&mut b).expect("the OS random generator is available on every supported platform");
     b
 }
 
@@ -34,11 +33,9 @@ impl fmt::Debug for HashKey {
 impl HashKey {
     /// From 64 hex digits, as configured.
     pub fn from_hex(s: &str) -> Result<HashKey, StoreError> {
-        let bytes = hex::decode(s.trim())
-            .map_err(|_| StoreError::Invalid("hash key must be 64 hex digits".into()))?;
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| StoreError::Invalid("hash key must be 64 hex digits (32 bytes)".into()))?;
+        let bytes = hex::decode(s.trim()).map_err(|_| StoreError::Invalid("hash key must be 64 hex digits".into()))?;
+        let arr: [u8; 32] =
+            bytes.try_into().map_err(|_| StoreError::Invalid("hash key must be 64 hex digits (32 bytes)".into()))?;
         Ok(HashKey(arr))
     }
 
@@ -49,8 +46,7 @@ impl HashKey {
     /// Reads the key file, or creates it with a fresh random key (mode 0600) if it does not exist.
     pub fn load_or_create(path: &Path) -> Result<HashKey, StoreError> {
         match std::fs::read_to_string(path) {
-            Ok(s) => HashKey::from_hex(&s)
-                .map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display()))),
+            Ok(s) => HashKey::from_hex(&s).map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = HashKey::generate();
                 let mut opts = std::fs::OpenOptions::new();
@@ -61,19 +57,12 @@ impl HashKey {
                     Ok(mut f) => {
                         f.write_all(hex::encode(key.0).as_bytes())
                             .and_then(|()| f.sync_all())
-                            .map_err(|e| {
-                                StoreError::Open(format!("writing {}: {e}", path.display()))
-                            })?;
+                            .map_err(|e| StoreError::Open(format!("writing {}: {e}", path.display())))?;
                         Ok(key)
                     }
                     // Another process created it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        HashKey::load_or_create(path)
-                    }
-                    Err(e) => Err(StoreError::Open(format!(
-                        "creating {}: {e}",
-                        path.display()
-                    ))),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => HashKey::load_or_create(path),
+                    Err(e) => Err(StoreError::Open(format!("creating {}: {e}", path.display()))),
                 }
             }
             Err(e) => Err(StoreError::Open(format!("reading {}: {e}", path.display()))),
@@ -82,8 +71,7 @@ impl HashKey {
 
     /// HMAC-SHA256 of `data` under this key.
     pub fn mac(&self, data: &[u8]) -> [u8; 32] {
-        let mut m = <HmacSha256 as KeyInit>::new_from_slice(&self.0)
-            .expect("HMAC takes a key of any length");
+        let mut m = <HmacSha256 as KeyInit>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
         m.update(data);
         m.finalize().into_bytes().into()
     }
@@ -111,11 +99,7 @@ impl ApiKey {
     pub const PREFIX: &'static str = "nlk_";
 
     pub(crate) fn generate() -> ApiKey {
-        ApiKey(format!(
-            "{}{}",
-            Self::PREFIX,
-            hex::encode(random_bytes::<24>())
-        ))
+        ApiKey(format!("{}{}", Self::PREFIX, hex::encode(random_bytes::<24>())))
     }
 
     pub fn expose(&self) -> &str {

@@ -29,8 +29,11 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use keys::{ApiKey, HashKey, new_id, sha256};
 pub use ops::audit::{AuditRecord, ChainReport};
+pub use ops::bindings::{
+    ACCOUNT_REF_CHARS_MAX, ACK_ACTIONS, Binding, NewBinding, Notification, NotificationType, Registered,
+};
 pub use ops::events::{NewEvent, Outcome};
-pub use ops::jobs::{ChunkRow, Job, JobKind, JobState, RejectionRow};
+pub use ops::jobs::{ChunkRow, Job, JobKind, JobState, RejectionRow, RowData};
 pub use ops::participants::{NewParticipant, Participant, Role};
 
 use sql::Conn;
@@ -123,9 +126,7 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("url", &self.inner.url)
-            .finish_non_exhaustive()
+        f.debug_struct("Store").field("url", &self.inner.url).finish_non_exhaustive()
     }
 }
 
@@ -143,9 +144,7 @@ impl Drop for Inner {
         // the pooled connections on a thread of their own.
         let readers = std::mem::take(self.readers.get_mut().unwrap_or_else(|p| p.into_inner()));
         if !readers.is_empty() {
-            let _ = std::thread::Builder::new()
-                .name("numlink-close".into())
-                .spawn(move || drop(readers));
+            let _ = std::thread::Builder::new().name("numlink-close".into()).spawn(move || drop(readers));
         }
     }
 }
@@ -171,20 +170,12 @@ impl Store {
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.exists()
         {
-            return Err(StoreError::Open(format!(
-                "directory {} does not exist",
-                dir.display()
-            )));
+            return Err(StoreError::Open(format!("directory {} does not exist", dir.display())));
         }
         let mut conn = connect(&config.url)?;
         migrate::run(conn.as_mut())?;
         let (tx, rx) = mpsc::channel(config.write_queue_commands_max.max(1));
-        let ctx = WriteCtx::new(
-            conn,
-            config.hash_key.clone(),
-            config.aging.clone(),
-            config.clock.clone(),
-        );
+        let ctx = WriteCtx::new(conn, config.hash_key.clone(), config.aging.clone(), config.clock.clone());
         writer::spawn(ctx, rx, config.write_batch_commands_max.max(1))?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -212,11 +203,7 @@ impl Store {
     ) -> Result<R, StoreError> {
         let (tx, rx) = oneshot::channel();
         let cmd = writer::command(f, tx);
-        self.inner
-            .writer
-            .send(cmd)
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.inner.writer.send(cmd).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -225,19 +212,10 @@ impl Store {
         &self,
         f: impl FnOnce(&mut dyn Conn) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
-        let _permit = self
-            .inner
-            .read_permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        let _permit = self.inner.read_permits.acquire().await.map_err(|_| StoreError::Closed)?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = inner
-                .readers
-                .lock()
-                .expect("the reader pool lock is never held across a panic")
-                .pop();
+            let pooled = inner.readers.lock().expect("the reader pool lock is never held across a panic").pop();
             let mut conn = match pooled {
                 Some(c) => c,
                 None => connect(&inner.url)?,
@@ -245,11 +223,7 @@ impl Store {
             let r = f(conn.as_mut());
             // A connection that failed may be broken; open a fresh one next time.
             if r.is_ok() {
-                inner
-                    .readers
-                    .lock()
-                    .expect("the reader pool lock is never held across a panic")
-                    .push(conn);
+                inner.readers.lock().expect("the reader pool lock is never held across a panic").push(conn);
             }
             r
         })
@@ -259,10 +233,7 @@ impl Store {
 
     // ----- participants -----
 
-    pub async fn add_participant(
-        &self,
-        p: NewParticipant,
-    ) -> Result<(Participant, ApiKey), StoreError> {
+    pub async fn add_participant(&self, p: NewParticipant) -> Result<(Participant, ApiKey), StoreError> {
         self.write(move |ctx| ctx.add_participant(p)).await
     }
 
@@ -283,25 +254,16 @@ impl Store {
     }
 
     /// The participant an API key belongs to, if the key is known and not revoked.
-    pub async fn authenticate(
-        &self,
-        presented_key: &str,
-    ) -> Result<Option<Participant>, StoreError> {
+    pub async fn authenticate(&self, presented_key: &str) -> Result<Option<Participant>, StoreError> {
         let hash = ApiKey::hash_of(presented_key);
-        self.read(move |c| ops::participants::by_key_hash(c, &hash))
-            .await
+        self.read(move |c| ops::participants::by_key_hash(c, &hash)).await
     }
 
     // ----- events and checks -----
 
     /// R3 for each event, in one transaction; outcomes in input order.
-    pub async fn report_events(
-        &self,
-        carrier: Participant,
-        events: Vec<NewEvent>,
-    ) -> Result<Vec<Outcome>, StoreError> {
-        self.write(move |ctx| ctx.report_events(&carrier, events))
-            .await
+    pub async fn report_events(&self, carrier: Participant, events: Vec<NewEvent>) -> Result<Vec<Outcome>, StoreError> {
+        self.write(move |ctx| ctx.report_events(&carrier, events)).await
     }
 
     /// R2 for each (number, D), audited before the answers return. `Err` for an item whose D is after
@@ -314,6 +276,57 @@ impl Store {
         self.write(move |ctx| ctx.check(&actor, &items)).await
     }
 
+    // ----- bindings and notifications -----
+
+    /// Registers bindings (idempotent on institution, accountRef and number); per item, the binding
+    /// or why not. Notifications for a binding that is already stale are created in the same commit.
+    pub async fn register_bindings(
+        &self,
+        institution: Participant,
+        items: Vec<NewBinding>,
+    ) -> Result<Vec<Result<Registered, domain::Rejection>>, StoreError> {
+        self.write(move |ctx| ctx.register_bindings(&institution, items)).await
+    }
+
+    /// One of the institution's bindings.
+    pub async fn binding(&self, institution_seq: i64, id: &str) -> Result<Option<Binding>, StoreError> {
+        let id = id.to_string();
+        self.read(move |c| ops::bindings::get(c, institution_seq, &id)).await
+    }
+
+    /// The institution's bindings in id order after the cursor `after` (an id, "" for the start).
+    pub async fn bindings(&self, institution_seq: i64, after: &str, limit: u32) -> Result<Vec<Binding>, StoreError> {
+        let after = after.to_string();
+        self.read(move |c| ops::bindings::list(c, institution_seq, &after, limit)).await
+    }
+
+    /// Deletes one of the institution's bindings; false if it has none with that id.
+    pub async fn delete_binding(&self, institution: Participant, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.write(move |ctx| ctx.delete_binding(&institution, &id)).await
+    }
+
+    /// The institution's notifications after the cursor, oldest first.
+    pub async fn notifications(
+        &self,
+        institution_seq: i64,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.read(move |c| ops::bindings::feed(c, institution_seq, after_seq, limit)).await
+    }
+
+    /// Acknowledges a notification with the action taken; `None` if the institution has none with that id.
+    pub async fn ack_notification(
+        &self,
+        institution: Participant,
+        id: &str,
+        action: &str,
+    ) -> Result<Option<Notification>, StoreError> {
+        let (id, action) = (id.to_string(), action.to_string());
+        self.write(move |ctx| ctx.ack_notification(&institution, &id, &action)).await
+    }
+
     // ----- jobs -----
 
     pub async fn create_job(
@@ -324,15 +337,13 @@ impl Store {
         spool_path: &Path,
     ) -> Result<Job, StoreError> {
         let spool = spool_path.to_string_lossy().into_owned();
-        self.write(move |ctx| ctx.create_job(&owner, kind, &format, &spool))
-            .await
+        self.write(move |ctx| ctx.create_job(&owner, kind, &format, &spool)).await
     }
 
     /// A job, if it exists and belongs to `owner_seq`.
     pub async fn job(&self, id: &str, owner_seq: i64) -> Result<Option<Job>, StoreError> {
         let id = id.to_string();
-        self.read(move |c| ops::jobs::get(c, &id, Some(owner_seq)))
-            .await
+        self.read(move |c| ops::jobs::get(c, &id, Some(owner_seq))).await
     }
 
     /// The oldest job that is queued, or was running when the process stopped.
@@ -340,8 +351,8 @@ impl Store {
         self.read(ops::jobs::next_runnable).await
     }
 
-    /// Applies one chunk of a lifecycle file and moves the job's checkpoint, in one transaction.
-    pub async fn apply_lifecycle_chunk(
+    /// Applies one chunk of a file and moves the job's checkpoint, in one transaction.
+    pub async fn apply_chunk(
         &self,
         job_id: String,
         rows: Vec<ChunkRow>,
@@ -349,10 +360,7 @@ impl Store {
         next_line: u64,
         finished: bool,
     ) -> Result<Job, StoreError> {
-        self.write(move |ctx| {
-            ctx.apply_lifecycle_chunk(&job_id, rows, next_offset, next_line, finished)
-        })
-        .await
+        self.write(move |ctx| ctx.apply_chunk(&job_id, rows, next_offset, next_line, finished)).await
     }
 
     pub async fn fail_job(&self, job_id: &str, error: String) -> Result<(), StoreError> {
@@ -368,8 +376,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<RejectionRow>, StoreError> {
         let id = job_id.to_string();
-        self.read(move |c| ops::jobs::rejections(c, &id, after_line, limit))
-            .await
+        self.read(move |c| ops::jobs::rejections(c, &id, after_line, limit)).await
     }
 
     // ----- audit -----

@@ -4,45 +4,37 @@
 use crate::StoreError;
 use crate::sql::{Conn, Dialect};
 
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_registry.sql"))];
-const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_registry.sql"))];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_registry.sql")),
+    (2, include_str!("../migrations/sqlite/0002_bindings.sql")),
+];
+const POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_registry.sql")),
+    (2, include_str!("../migrations/postgres/0002_bindings.sql")),
+];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {
     let dialect = conn.dialect();
     conn.begin_write()?;
     let result = (|| {
         let current = match dialect {
-            Dialect::Sqlite => conn
-                .query_one("PRAGMA user_version", &[])?
-                .map(|r| r.i64(0))
-                .transpose()?
-                .unwrap_or(0),
+            Dialect::Sqlite => conn.query_one("PRAGMA user_version", &[])?.map(|r| r.i64(0)).transpose()?.unwrap_or(0),
             Dialect::Postgres => {
                 conn.batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")?;
-                conn.query_one(
-                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                    &[],
-                )?
-                .map(|r| r.i64(0))
-                .transpose()?
-                .unwrap_or(0)
+                conn.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?
+                    .map(|r| r.i64(0))
+                    .transpose()?
+                    .unwrap_or(0)
             }
         };
-        let all = if dialect == Dialect::Sqlite {
-            SQLITE
-        } else {
-            POSTGRES
-        };
+        let all = if dialect == Dialect::Sqlite { SQLITE } else { POSTGRES };
         for (version, sql) in all.iter().filter(|(v, _)| *v > current) {
             tracing::info!(version, "applying migration");
             conn.batch(sql)?;
             match dialect {
                 Dialect::Sqlite => conn.batch(&format!("PRAGMA user_version = {version}"))?,
                 Dialect::Postgres => {
-                    conn.exec(
-                        "INSERT INTO schema_migrations (version) VALUES ($1)",
-                        &[(*version).into()],
-                    )?;
+                    conn.exec("INSERT INTO schema_migrations (version) VALUES ($1)", &[(*version).into()])?;
                 }
             }
         }

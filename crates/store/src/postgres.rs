@@ -22,12 +22,8 @@ pub struct PgConn {
 
 impl PgConn {
     pub fn connect(url: &str) -> Result<PgConn, StoreError> {
-        let client =
-            Client::connect(url, NoTls).map_err(|e| StoreError::Open(format!("postgres: {e}")))?;
-        Ok(PgConn {
-            client,
-            statements: HashMap::new(),
-        })
+        let client = Client::connect(url, NoTls).map_err(|e| StoreError::Open(format!("postgres: {e}")))?;
+        Ok(PgConn { client, statements: HashMap::new() })
     }
 
     fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
@@ -50,11 +46,7 @@ impl From<postgres::Error> for StoreError {
 }
 
 impl ToSql for Value {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         match self {
             Value::Null => Ok(IsNull::Yes),
             Value::I64(v) => v.to_sql(ty, out),
@@ -69,11 +61,7 @@ impl ToSql for Value {
         true
     }
 
-    fn to_sql_checked(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql_checked(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         self.to_sql(ty, out)
     }
 }
@@ -89,8 +77,7 @@ fn column(row: &postgres::Row, i: usize) -> Result<Value, StoreError> {
     } else if ty == Type::BYTEA {
         row.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Bytes)
     } else if ty == Type::BOOL {
-        row.try_get::<_, Option<bool>>(i)?
-            .map(|b| Value::I64(i64::from(b)))
+        row.try_get::<_, Option<bool>>(i)?.map(|b| Value::I64(i64::from(b)))
     } else {
         row.try_get::<_, Option<String>>(i)?.map(Value::Text)
     };
@@ -104,24 +91,15 @@ impl Conn for PgConn {
 
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
         let stmt = self.statement(sql)?;
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         Ok(self.client.execute(&stmt, &refs)?)
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
         let stmt = self.statement(sql)?;
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let rows = self.client.query(&stmt, &refs)?;
-        rows.iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| column(r, i))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Row)
-            })
-            .collect()
+        rows.iter().map(|r| (0..r.len()).map(|i| column(r, i)).collect::<Result<Vec<_>, _>>().map(Row)).collect()
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
@@ -129,8 +107,6 @@ impl Conn for PgConn {
     }
 
     fn begin_write(&mut self) -> Result<(), StoreError> {
-        self.batch(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
-        ))
+        self.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"))
     }
 }

@@ -76,8 +76,7 @@ impl Row {
     }
 
     pub fn i64(&self, i: usize) -> Result<i64, StoreError> {
-        self.opt_i64(i)
-            .ok_or_else(|| StoreError::Corrupt(format!("column {i} is not an integer")))
+        self.opt_i64(i).ok_or_else(|| StoreError::Corrupt(format!("column {i} is not an integer")))
     }
 
     pub fn opt_text(&self, i: usize) -> Option<String> {
@@ -88,8 +87,7 @@ impl Row {
     }
 
     pub fn text(&self, i: usize) -> Result<String, StoreError> {
-        self.opt_text(i)
-            .ok_or_else(|| StoreError::Corrupt(format!("column {i} is not text")))
+        self.opt_text(i).ok_or_else(|| StoreError::Corrupt(format!("column {i} is not text")))
     }
 
     pub fn opt_bytes(&self, i: usize) -> Option<Vec<u8>> {

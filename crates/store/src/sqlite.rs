@@ -18,9 +18,7 @@ pub struct SqliteConn {
 
 impl SqliteConn {
     pub fn open(path: &Path) -> Result<SqliteConn, StoreError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;

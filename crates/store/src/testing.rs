@@ -27,20 +27,14 @@ impl TestDb {
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = DbUrl::Sqlite(dir.path().join("numlink.db"));
-        TestDb {
-            url,
-            backend: Backend::Sqlite,
-            _dir: Some(dir),
-        }
+        TestDb { url, backend: Backend::Sqlite, _dir: Some(dir) }
     }
 
     /// A new database on the test PostgreSQL server, or `None` (with a note on stderr) if there is none.
     pub fn postgres() -> Option<TestDb> {
         let Ok(admin) = std::env::var("NUMLINK_TEST_PG") else {
             if std::env::var("NUMLINK_TEST_PG_REQUIRED").is_ok_and(|v| v == "1") {
-                panic!(
-                    "NUMLINK_TEST_PG_REQUIRED=1 but NUMLINK_TEST_PG is not set: the PostgreSQL tests must run"
-                );
+                panic!("NUMLINK_TEST_PG_REQUIRED=1 but NUMLINK_TEST_PG is not set: the PostgreSQL tests must run");
             }
             eprintln!(
                 "skipped on PostgreSQL: NUMLINK_TEST_PG is not set (run `cargo xtask test` to start a throwaway cluster)"
@@ -50,11 +44,7 @@ impl TestDb {
         let name = format!("t_{}", hex::encode(crate::keys::random_bytes::<8>()));
         pg_batch(&admin, &format!("CREATE DATABASE {name}"));
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        Some(TestDb {
-            url: DbUrl::Postgres(format!("{base}/{name}")),
-            backend: Backend::Postgres,
-            _dir: None,
-        })
+        Some(TestDb { url: DbUrl::Postgres(format!("{base}/{name}")), backend: Backend::Postgres, _dir: None })
     }
 
     pub fn get(backend: Backend) -> Option<TestDb> {
@@ -66,9 +56,7 @@ impl TestDb {
 
     /// Opens a store on this database with a fixed clock standing on `today`.
     pub fn open(&self, today: &str) -> (Store, Arc<FixedClock>) {
-        let clock = Arc::new(FixedClock::at_day(
-            Day::parse(today).expect("a valid test date"),
-        ));
+        let clock = Arc::new(FixedClock::at_day(Day::parse(today).expect("a valid test date")));
         (self.open_with(clock.clone()), clock)
     }
 
@@ -83,8 +71,7 @@ impl TestDb {
 pub fn pg_batch(url: &str, sql: &str) {
     std::thread::scope(|s| {
         s.spawn(|| {
-            let mut client = postgres::Client::connect(url, postgres::NoTls)
-                .expect("connect to the test PostgreSQL");
+            let mut client = postgres::Client::connect(url, postgres::NoTls).expect("connect to the test PostgreSQL");
             client.batch_execute(sql).expect("run test SQL");
         })
         .join()

@@ -28,9 +28,7 @@ pub(crate) fn command<R: Send + 'static>(
     Command(Box::new(move |ctx| {
         let r = match ctx {
             Some(ctx) => f(ctx),
-            None => Err(StoreError::Database(
-                "the write transaction could not start".into(),
-            )),
+            None => Err(StoreError::Database("the write transaction could not start".into())),
         };
         let ok = r.is_ok();
         let reply: Reply = Box::new(move |commit: Result<(), StoreError>| {
@@ -57,21 +55,8 @@ pub(crate) struct WriteCtx {
 }
 
 impl WriteCtx {
-    pub(crate) fn new(
-        conn: Box<dyn Conn>,
-        hash_key: HashKey,
-        aging: AgingPolicy,
-        clock: Arc<dyn Clock>,
-    ) -> WriteCtx {
-        WriteCtx {
-            conn,
-            hash_key,
-            aging,
-            clock,
-            last_hash: [0; 32],
-            prefixes: HashMap::new(),
-            prefixes_generation: -1,
-        }
+    pub(crate) fn new(conn: Box<dyn Conn>, hash_key: HashKey, aging: AgingPolicy, clock: Arc<dyn Clock>) -> WriteCtx {
+        WriteCtx { conn, hash_key, aging, clock, last_hash: [0; 32], prefixes: HashMap::new(), prefixes_generation: -1 }
     }
 
     /// The carrier whose range holds `n` (longest prefix), and its `reportingSince`.
@@ -80,10 +65,7 @@ impl WriteCtx {
         (1..=digits.len())
             .rev()
             .find_map(|len| self.prefixes.get(&digits[..len]))
-            .map(|&(carrier, since)| Coverage {
-                range_holder: Some(carrier),
-                reporting_since: since,
-            })
+            .map(|&(carrier, since)| Coverage { range_holder: Some(carrier), reporting_since: since })
             .unwrap_or_default()
     }
 
@@ -95,10 +77,7 @@ impl WriteCtx {
         self.conn.begin_write()?;
         let generation = self
             .conn
-            .query_one(
-                "SELECT value FROM meta WHERE key = 'participants_generation'",
-                &[],
-            )?
+            .query_one("SELECT value FROM meta WHERE key = 'participants_generation'", &[])?
             .map(|r| r.i64(0))
             .transpose()?
             .unwrap_or(0);
@@ -118,18 +97,14 @@ impl WriteCtx {
         self.prefixes.clear();
         for r in rows {
             let since = r.opt_i64(2).and_then(|v| Day::from_packed(v as i32));
-            self.prefixes
-                .insert(r.text(0)?, (CarrierId(r.i64(1)?), since));
+            self.prefixes.insert(r.text(0)?, (CarrierId(r.i64(1)?), since));
         }
         Ok(())
     }
 
     /// Marks participants as changed, so every writer reloads its caches at its next batch.
     pub(crate) fn bump_participants_generation(&mut self) -> Result<(), StoreError> {
-        self.conn.exec(
-            "UPDATE meta SET value = value + 1 WHERE key = 'participants_generation'",
-            &[],
-        )?;
+        self.conn.exec("UPDATE meta SET value = value + 1 WHERE key = 'participants_generation'", &[])?;
         // Force a reload in this writer at once too: later commands of this batch may need it.
         self.reload_prefixes()
     }
@@ -159,11 +134,7 @@ impl WriteCtx {
             let saved_hash = self.last_hash;
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| (cmd.0)(Some(self))));
             let ok = matches!(outcome, Ok((true, _)));
-            let undo = if ok {
-                "RELEASE SAVEPOINT cmd"
-            } else {
-                "ROLLBACK TO SAVEPOINT cmd; RELEASE SAVEPOINT cmd"
-            };
+            let undo = if ok { "RELEASE SAVEPOINT cmd" } else { "ROLLBACK TO SAVEPOINT cmd; RELEASE SAVEPOINT cmd" };
             if !ok {
                 self.last_hash = saved_hash;
             }
@@ -191,11 +162,7 @@ impl WriteCtx {
     }
 }
 
-pub(crate) fn spawn(
-    mut ctx: WriteCtx,
-    mut rx: mpsc::Receiver<Command>,
-    batch_max: usize,
-) -> Result<(), StoreError> {
+pub(crate) fn spawn(mut ctx: WriteCtx, mut rx: mpsc::Receiver<Command>, batch_max: usize) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name("numlink-writer".into())
         .spawn(move || {

@@ -1,50 +1,65 @@
-//! Lifecycle CSV files, sans IO: header detection and row parsing.
+//! CSV files, sans IO: header detection and row parsing.
 //!
-//! Two formats, told apart by the header row:
+//! Lifecycle files come in two formats, told apart by the header row:
 //! - `event_id,phone_number,type,date`: numlink's own;
 //! - `phone_number,disconnect_date`: the RND style, a list of permanent disconnections. Such rows
 //!   carry no id, so each gets `rnd:<number>:<date>`: uploading the same file again finds duplicates.
+//!
+//! Binding files are `account_ref,phone_number,bound_on`.
 
 use csv::ByteRecord;
 use domain::{Day, EventKind, PhoneNumber, Rejection, RejectionCode};
-use store::NewEvent;
+use store::{JobKind, NewBinding, NewEvent, RowData};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileFormat {
     Events,
     Rnd,
+    Bindings,
 }
 
 impl FileFormat {
     pub const EVENTS_HEADER: &'static str = "event_id,phone_number,type,date";
     pub const RND_HEADER: &'static str = "phone_number,disconnect_date";
+    pub const BINDINGS_HEADER: &'static str = "account_ref,phone_number,bound_on";
 
     pub fn as_str(self) -> &'static str {
         match self {
             FileFormat::Events => "events",
             FileFormat::Rnd => "rnd",
+            FileFormat::Bindings => "bindings",
         }
     }
 
     pub fn parse(s: &str) -> Option<FileFormat> {
-        match s {
-            "events" => Some(FileFormat::Events),
-            "rnd" => Some(FileFormat::Rnd),
-            _ => None,
+        [FileFormat::Events, FileFormat::Rnd, FileFormat::Bindings].into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// Detects the format of a file of the given kind from its header line (without its line ending).
+    pub fn detect_for(kind: JobKind, header_line: &[u8]) -> Result<FileFormat, String> {
+        match kind {
+            JobKind::Lifecycle => FileFormat::detect(header_line),
+            JobKind::Bindings => {
+                let text = String::from_utf8_lossy(header_line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(header_line));
+                if normalize(&text) == Self::BINDINGS_HEADER {
+                    Ok(FileFormat::Bindings)
+                } else {
+                    Err(format!(
+                        "header \"{}\" is not a binding file header: expected \"{}\"",
+                        domain::number::truncate_for_message(&text),
+                        Self::BINDINGS_HEADER
+                    ))
+                }
+            }
         }
     }
 
-    /// Detects the format from the header line (without its line ending).
+    /// Detects the format of a lifecycle file from its header line (without its line ending).
     pub fn detect(header_line: &[u8]) -> Result<FileFormat, String> {
-        let line = header_line
-            .strip_prefix(b"\xEF\xBB\xBF")
-            .unwrap_or(header_line);
+        let line = header_line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(header_line);
         let text = String::from_utf8_lossy(line);
-        let normalized: Vec<String> = text
-            .trim_end_matches('\r')
-            .split(',')
-            .map(|f| f.trim().trim_matches('"').to_ascii_lowercase())
-            .collect();
+        let normalized: Vec<String> =
+            text.trim_end_matches('\r').split(',').map(|f| f.trim().trim_matches('"').to_ascii_lowercase()).collect();
         let joined = normalized.join(",");
         if joined == Self::EVENTS_HEADER {
             Ok(FileFormat::Events)
@@ -64,8 +79,29 @@ impl FileFormat {
         match self {
             FileFormat::Events => 4,
             FileFormat::Rnd => 2,
+            FileFormat::Bindings => 3,
         }
     }
+}
+
+/// A header line's fields, trimmed, unquoted and lower-cased, joined by commas.
+fn normalize(header: &str) -> String {
+    let fields: Vec<String> =
+        header.trim_end_matches('\r').split(',').map(|f| f.trim().trim_matches('"').to_ascii_lowercase()).collect();
+    fields.join(",")
+}
+
+/// Validates an institution's account reference: 1 to 128 printable characters, no control characters.
+pub fn parse_account_ref(s: &str) -> Result<String, Rejection> {
+    let chars = s.chars().count();
+    if chars == 0 || chars > store::ACCOUNT_REF_CHARS_MAX || s.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "accountRef \"{}\" is not valid: expected 1 to {} characters without control characters",
+            domain::number::truncate_for_message(s),
+            store::ACCOUNT_REF_CHARS_MAX
+        )));
+    }
+    Ok(s.to_string())
 }
 
 /// Limits on files, each with its unit in the name.
@@ -83,12 +119,7 @@ pub struct FileLimits {
 
 impl Default for FileLimits {
     fn default() -> Self {
-        FileLimits {
-            file_bytes_max: 2 << 30,
-            file_rows_max: 20_000_000,
-            csv_field_bytes_max: 128,
-            chunk_rows: 10_000,
-        }
+        FileLimits { file_bytes_max: 2 << 30, file_rows_max: 20_000_000, csv_field_bytes_max: 128, chunk_rows: 10_000 }
     }
 }
 
@@ -119,17 +150,9 @@ pub fn parse_kind(s: &str) -> Result<EventKind, Rejection> {
 }
 
 /// Parses one data row.
-pub fn parse_row(
-    format: FileFormat,
-    record: &ByteRecord,
-    limits: &FileLimits,
-) -> Result<NewEvent, Rejection> {
+pub fn parse_row(format: FileFormat, record: &ByteRecord, limits: &FileLimits) -> Result<RowData, Rejection> {
     if record.len() != format.columns() {
-        return Err(invalid(format!(
-            "row has {} fields: expected {}",
-            record.len(),
-            format.columns()
-        )));
+        return Err(invalid(format!("row has {} fields: expected {}", record.len(), format.columns())));
     }
     let mut fields = Vec::with_capacity(record.len());
     for (i, f) in record.iter().enumerate() {
@@ -141,29 +164,33 @@ pub fn parse_row(
                 limits.csv_field_bytes_max
             )));
         }
-        let s =
-            std::str::from_utf8(f).map_err(|_| invalid(format!("field {} is not UTF-8", i + 1)))?;
+        let s = std::str::from_utf8(f).map_err(|_| invalid(format!("field {} is not UTF-8", i + 1)))?;
         fields.push(s.trim());
     }
     let number = |s: &str| PhoneNumber::parse(s).map_err(|e| invalid(e.to_string()));
     let date = |s: &str| Day::parse(s).map_err(|e| invalid(e.to_string()));
     match format {
-        FileFormat::Events => Ok(NewEvent {
+        FileFormat::Events => Ok(RowData::Event(NewEvent {
             event_id: parse_event_id(fields[0])?,
             number: number(fields[1])?,
             kind: parse_kind(fields[2])?,
             date: date(fields[3])?,
-        }),
+        })),
         FileFormat::Rnd => {
             let n = number(fields[0])?;
             let d = date(fields[1])?;
-            Ok(NewEvent {
+            Ok(RowData::Event(NewEvent {
                 event_id: format!("rnd:{n}:{d}"),
                 number: n,
                 kind: EventKind::Disconnected,
                 date: d,
-            })
+            }))
         }
+        FileFormat::Bindings => Ok(RowData::Binding(NewBinding {
+            account_ref: parse_account_ref(fields[0])?,
+            number: number(fields[1])?,
+            bound_on: date(fields[2])?,
+        })),
     }
 }
 
@@ -172,74 +199,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn detects_both_headers() {
-        assert_eq!(
-            FileFormat::detect(b"event_id,phone_number,type,date"),
-            Ok(FileFormat::Events)
-        );
-        assert_eq!(
-            FileFormat::detect(b"\xEF\xBB\xBFPhone_Number, disconnect_date\r"),
-            Ok(FileFormat::Rnd)
-        );
+    fn detects_headers_per_kind() {
+        assert_eq!(FileFormat::detect(b"event_id,phone_number,type,date"), Ok(FileFormat::Events));
+        assert_eq!(FileFormat::detect(b"\xEF\xBB\xBFPhone_Number, disconnect_date\r"), Ok(FileFormat::Rnd));
         let err = FileFormat::detect(b"number,date").unwrap_err();
-        assert!(
-            err.contains("expected \"event_id,phone_number,type,date\""),
-            "{err}"
+        assert!(err.contains("expected \"event_id,phone_number,type,date\""), "{err}");
+        assert_eq!(
+            FileFormat::detect_for(JobKind::Bindings, b"account_ref,phone_number,bound_on"),
+            Ok(FileFormat::Bindings)
         );
+        assert!(FileFormat::detect_for(JobKind::Bindings, b"event_id,phone_number,type,date").is_err());
+        assert!(FileFormat::detect(b"account_ref,phone_number,bound_on").is_err());
     }
 
     #[test]
     fn parses_rows_and_names_what_is_wrong() {
         let l = FileLimits::default();
         let rec = |fields: &[&str]| ByteRecord::from(fields.to_vec());
-        let e = parse_row(
-            FileFormat::Events,
-            &rec(&["e1", "+8613800138000", "disconnected", "2024-01-01"]),
-            &l,
-        )
-        .unwrap();
-        assert_eq!(
-            (e.event_id.as_str(), e.kind),
-            ("e1", EventKind::Disconnected)
-        );
-        let r = parse_row(FileFormat::Rnd, &rec(&["+12025550123", "2024-03-01"]), &l).unwrap();
+        let Ok(RowData::Event(e)) =
+            parse_row(FileFormat::Events, &rec(&["e1", "+8613800138000", "disconnected", "2024-01-01"]), &l)
+        else {
+            panic!("an event row")
+        };
+        assert_eq!((e.event_id.as_str(), e.kind), ("e1", EventKind::Disconnected));
+        let Ok(RowData::Event(r)) = parse_row(FileFormat::Rnd, &rec(&["+12025550123", "2024-03-01"]), &l) else {
+            panic!("an RND row")
+        };
         assert_eq!(r.event_id, "rnd:+12025550123:2024-03-01");
-        for (fields, needle) in [
-            (
-                vec!["e1", "+86abc", "disconnected", "2024-01-01"],
-                "\"+86abc\" is not E.164",
-            ),
-            (
-                vec!["e1", "+8613800138000", "reissued", "2024-01-01"],
-                "type \"reissued\"",
-            ),
-            (
-                vec!["e1", "+8613800138000", "activated", "2024-02-30"],
-                "date \"2024-02-30\"",
-            ),
-            (
-                vec!["e1", "+8613800138000", "activated"],
-                "row has 3 fields",
-            ),
-            (
-                vec!["", "+8613800138000", "activated", "2024-01-01"],
-                "eventId",
-            ),
+        let Ok(RowData::Binding(b)) =
+            parse_row(FileFormat::Bindings, &rec(&["acct-1", "+12025550123", "2024-03-01"]), &l)
+        else {
+            panic!("a binding row")
+        };
+        assert_eq!((b.account_ref.as_str(), b.bound_on.to_string()), ("acct-1", "2024-03-01".to_string()));
+        for (format, fields, needle) in [
+            (FileFormat::Events, vec!["e1", "+86abc", "disconnected", "2024-01-01"], "\"+86abc\" is not E.164"),
+            (FileFormat::Events, vec!["e1", "+8613800138000", "reissued", "2024-01-01"], "type \"reissued\""),
+            (FileFormat::Events, vec!["e1", "+8613800138000", "activated", "2024-02-30"], "date \"2024-02-30\""),
+            (FileFormat::Events, vec!["e1", "+8613800138000", "activated"], "row has 3 fields"),
+            (FileFormat::Events, vec!["", "+8613800138000", "activated", "2024-01-01"], "eventId"),
+            (FileFormat::Bindings, vec!["", "+12025550123", "2024-03-01"], "accountRef"),
+            (FileFormat::Rnd, vec![&"9".repeat(200), "2024-01-01"], "csv_field_bytes_max"),
         ] {
-            let err = parse_row(FileFormat::Events, &rec(&fields), &l).unwrap_err();
+            let err = parse_row(format, &rec(&fields), &l).unwrap_err();
             assert_eq!(err.code, RejectionCode::InvalidArgument);
-            assert!(
-                err.message.contains(needle),
-                "{} should mention {needle}",
-                err.message
-            );
+            assert!(err.message.contains(needle), "{} should mention {needle}", err.message);
         }
-        let long = "9".repeat(200);
-        let err = parse_row(FileFormat::Rnd, &rec(&[&long, "2024-01-01"]), &l).unwrap_err();
-        assert!(
-            err.message.contains("csv_field_bytes_max"),
-            "{}",
-            err.message
-        );
     }
 }

@@ -1,5 +1,5 @@
-//! The job runner: one unit of work per call ([`JobRunner::run_once`] applies one chunk of the oldest
-//! runnable job); [`JobRunner::run`] loops it in the background and owns waiting and shutdown.
+//! The job runner for lifecycle and binding files: one unit of work per call
+//! ([`JobRunner::run_once`] applies one chunk of the oldest runnable job); [`JobRunner::run`] loops it in the background and owns waiting and shutdown.
 //!
 //! A job's checkpoint (byte offset and line of the next row) is committed with each chunk, so after a
 //! crash the runner resumes at the first row that was not committed, and nothing is applied twice.
@@ -38,11 +38,7 @@ struct Chunk {
 
 impl JobRunner {
     pub fn new(store: Store, limits: FileLimits) -> JobRunner {
-        JobRunner {
-            store,
-            limits,
-            wake: Arc::new(Notify::new()),
-        }
+        JobRunner { store, limits, wake: Arc::new(Notify::new()) }
     }
 
     /// Wakes the runner: call after queueing a job.
@@ -62,16 +58,8 @@ impl JobRunner {
             .unwrap_or_else(|e| Err(format!("reading the file failed: {e}")));
         match chunk {
             Ok(c) => {
-                let done = self
-                    .store
-                    .apply_lifecycle_chunk(
-                        job.id.clone(),
-                        c.rows,
-                        c.next_offset,
-                        c.next_line,
-                        c.finished,
-                    )
-                    .await?;
+                let done =
+                    self.store.apply_chunk(job.id.clone(), c.rows, c.next_offset, c.next_line, c.finished).await?;
                 if done.state.is_final() {
                     tracing::info!(job = %done.id, rows = done.rows_read, accepted = done.accepted, duplicates = done.duplicates, rejected = done.rejected, "job finished");
                     let _ = std::fs::remove_file(&done.spool_path);
@@ -115,17 +103,13 @@ impl JobRunner {
 }
 
 fn read_chunk(job: &Job, limits: &FileLimits) -> Result<Chunk, String> {
-    let format = FileFormat::parse(&job.format)
-        .ok_or_else(|| format!("unknown file format {:?}", job.format))?;
+    let format = FileFormat::parse(&job.format).ok_or_else(|| format!("unknown file format {:?}", job.format))?;
     let path = PathBuf::from(&job.spool_path);
-    let mut file = std::fs::File::open(&path)
-        .map_err(|e| format!("the uploaded file is gone ({}): {e}", path.display()))?;
-    file.seek(SeekFrom::Start(job.byte_offset))
-        .map_err(|e| format!("cannot seek the uploaded file: {e}"))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(std::io::BufReader::new(file));
+    let mut file =
+        std::fs::File::open(&path).map_err(|e| format!("the uploaded file is gone ({}): {e}", path.display()))?;
+    file.seek(SeekFrom::Start(job.byte_offset)).map_err(|e| format!("cannot seek the uploaded file: {e}"))?;
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(std::io::BufReader::new(file));
     let mut record = ByteRecord::new();
     let mut rows = Vec::with_capacity(limits.chunk_rows);
     let mut skip_header = job.byte_offset == 0;
@@ -144,24 +128,13 @@ fn read_chunk(job: &Job, limits: &FileLimits) -> Result<Chunk, String> {
                     continue;
                 }
                 if job.rows_read + rows.len() as u64 >= limits.file_rows_max {
-                    return Err(format!(
-                        "the file has more than {} rows (file_rows_max)",
-                        limits.file_rows_max
-                    ));
+                    return Err(format!("the file has more than {} rows (file_rows_max)", limits.file_rows_max));
                 }
-                rows.push(ChunkRow {
-                    line,
-                    row: parse_row(format, &record, limits),
-                });
+                rows.push(ChunkRow { line, row: parse_row(format, &record, limits) });
             }
             Err(e) => return Err(format!("the file is not valid CSV: {e}")),
         }
     }
     let pos = reader.position();
-    Ok(Chunk {
-        rows,
-        next_offset: job.byte_offset + pos.byte(),
-        next_line: job.line + pos.line() - 1,
-        finished,
-    })
+    Ok(Chunk { rows, next_offset: job.byte_offset + pos.byte(), next_line: job.line + pos.line() - 1, finished })
 }

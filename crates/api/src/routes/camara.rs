@@ -58,9 +58,7 @@ pub async fn check(
     caller: Caller,
     StrictJson(req): StrictJson<CreateCheckNumRecycling>,
 ) -> ApiResult<Json<CheckNumRecyclingInfo>> {
-    let who = caller
-        .require(&[Role::Institution, Role::Regulator])?
-        .clone();
+    let who = caller.require(&[Role::Institution, Role::Regulator])?.clone();
     let d = match &req.specified_date {
         Some(s) => date("specifiedDate", s)?,
         None => return Err(ApiError::invalid("specifiedDate is required")),
@@ -75,31 +73,18 @@ pub async fn check(
         }
     };
     let answers = state.store.check(who, vec![(n, d)]).await?;
-    let answer = answers
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::internal("check returned no answer"))?;
+    let answer = answers.into_iter().next().ok_or_else(|| ApiError::internal("check returned no answer"))?;
     metrics::counter!("numlink_checks_total", "api" => "camara", "answer" => answer.map_or("out_of_range", Answer::as_str)).increment(1);
     match answer {
-        Ok(Answer::Yes) => Ok(Json(CheckNumRecyclingInfo {
-            phone_number_recycled: true,
-        })),
-        Ok(Answer::No) => Ok(Json(CheckNumRecyclingInfo {
-            phone_number_recycled: false,
-        })),
-        Ok(Answer::NoData(NoDataReason::UnknownNumber)) => Err(ApiError::new(
-            ErrorCode::IdentifierNotFound,
-            "phone number not found: no carrier reports on it",
-        )),
+        Ok(Answer::Yes) => Ok(Json(CheckNumRecyclingInfo { phone_number_recycled: true })),
+        Ok(Answer::No) => Ok(Json(CheckNumRecyclingInfo { phone_number_recycled: false })),
+        Ok(Answer::NoData(NoDataReason::UnknownNumber)) => {
+            Err(ApiError::new(ErrorCode::IdentifierNotFound, "phone number not found: no carrier reports on it"))
+        }
         Ok(Answer::NoData(NoDataReason::BeforeCoverage)) => Err(ApiError::new(
             ErrorCode::OutOfRange,
-            format!(
-                "specifiedDate \"{d}\" is before the date from which this number's carrier reports"
-            ),
+            format!("specifiedDate \"{d}\" is before the date from which this number's carrier reports"),
         )),
-        Err(_) => Err(ApiError::new(
-            ErrorCode::OutOfRange,
-            format!("specifiedDate \"{d}\" is in the future"),
-        )),
+        Err(_) => Err(ApiError::new(ErrorCode::OutOfRange, format!("specifiedDate \"{d}\" is in the future"))),
     }
 }

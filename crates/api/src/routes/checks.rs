@@ -59,10 +59,7 @@ pub struct ItemError {
 
 impl From<ApiError> for ItemError {
     fn from(e: ApiError) -> Self {
-        ItemError {
-            code: e.code.as_str().to_string(),
-            message: e.message,
-        }
+        ItemError { code: e.code.as_str().to_string(), message: e.message }
     }
 }
 
@@ -85,17 +82,12 @@ pub async fn reassignment_checks(
     caller: Caller,
     StrictJson(req): StrictJson<ReassignmentCheckRequest>,
 ) -> ApiResult<Json<ReassignmentCheckResponse>> {
-    let who = caller
-        .require(&[Role::Institution, Role::Regulator])?
-        .clone();
+    let who = caller.require(&[Role::Institution, Role::Regulator])?.clone();
     let max = state.limits.batch_items_max;
     if req.items.len() > max {
         return Err(ApiError::new(
             ErrorCode::TooManyItems,
-            format!(
-                "{} items: at most {max} per call (batch_items_max)",
-                req.items.len()
-            ),
+            format!("{} items: at most {max} per call (batch_items_max)", req.items.len()),
         ));
     }
     let parsed: Vec<Result<_, ApiError>> = req
@@ -104,23 +96,13 @@ pub async fn reassignment_checks(
         .map(|it| {
             let n = phone(
                 "phoneNumber",
-                it.phone_number
-                    .as_deref()
-                    .ok_or_else(|| ApiError::invalid("phoneNumber is required"))?,
+                it.phone_number.as_deref().ok_or_else(|| ApiError::invalid("phoneNumber is required"))?,
             )?;
-            let d = date(
-                "date",
-                it.date
-                    .as_deref()
-                    .ok_or_else(|| ApiError::invalid("date is required"))?,
-            )?;
+            let d = date("date", it.date.as_deref().ok_or_else(|| ApiError::invalid("date is required"))?)?;
             Ok((n, d))
         })
         .collect();
-    let valid: Vec<_> = parsed
-        .iter()
-        .filter_map(|p| p.as_ref().ok().copied())
-        .collect();
+    let valid: Vec<_> = parsed.iter().filter_map(|p| p.as_ref().ok().copied()).collect();
     let mut answers = state.store.check(who, valid).await?.into_iter();
     let results = req
         .items
@@ -129,26 +111,17 @@ pub async fn reassignment_checks(
         .map(|(item, p)| {
             let outcome = p.and_then(|(_, d)| match answers.next() {
                 Some(Ok(a)) => Ok(a),
-                Some(Err(_)) => Err(ApiError::new(
-                    ErrorCode::OutOfRange,
-                    format!("date \"{d}\" is in the future"),
-                )),
+                Some(Err(_)) => Err(ApiError::new(ErrorCode::OutOfRange, format!("date \"{d}\" is in the future"))),
                 None => Err(ApiError::internal("fewer answers than items")),
             });
             if let Ok(a) = &outcome {
-                metrics::counter!("numlink_checks_total", "api" => "batch", "answer" => a.as_str())
-                    .increment(1);
+                metrics::counter!("numlink_checks_total", "api" => "batch", "answer" => a.as_str()).increment(1);
             }
             let (answer, error) = match outcome {
                 Ok(a) => (Some(Answer::as_str(a)), None),
                 Err(e) => (None, Some(e.into())),
             };
-            CheckResult {
-                phone_number: item.phone_number,
-                date: item.date,
-                answer,
-                error,
-            }
+            CheckResult { phone_number: item.phone_number, date: item.date, answer, error }
         })
         .collect();
     Ok(Json(ReassignmentCheckResponse { results }))

@@ -55,22 +55,13 @@ pub struct RejectedEvent {
 }
 
 fn parse_event(it: &EventItem) -> Result<NewEvent, ApiError> {
-    let need = |v: &Option<String>, f: &str| {
-        v.clone()
-            .ok_or_else(|| ApiError::invalid(format!("{f} is required")))
-    };
-    let event_id = workers::files::parse_event_id(&need(&it.event_id, "eventId")?)
-        .map_err(|r| ApiError::invalid(r.message))?;
+    let need = |v: &Option<String>, f: &str| v.clone().ok_or_else(|| ApiError::invalid(format!("{f} is required")));
+    let event_id =
+        workers::files::parse_event_id(&need(&it.event_id, "eventId")?).map_err(|r| ApiError::invalid(r.message))?;
     let number = phone("phoneNumber", &need(&it.phone_number, "phoneNumber")?)?;
-    let kind = workers::files::parse_kind(&need(&it.kind, "type")?)
-        .map_err(|r| ApiError::invalid(r.message))?;
+    let kind = workers::files::parse_kind(&need(&it.kind, "type")?).map_err(|r| ApiError::invalid(r.message))?;
     let date = date("date", &need(&it.date, "date")?)?;
-    Ok(NewEvent {
-        event_id,
-        number,
-        kind,
-        date,
-    })
+    Ok(NewEvent { event_id, number, kind, date })
 }
 
 #[utoipa::path(
@@ -97,10 +88,7 @@ pub async fn lifecycle_events(
     if req.events.len() > max {
         return Err(ApiError::new(
             ErrorCode::TooManyItems,
-            format!(
-                "{} events: at most {max} per call (batch_items_max)",
-                req.events.len()
-            ),
+            format!("{} events: at most {max} per call (batch_items_max)", req.events.len()),
         ));
     }
     let mut rejected = Vec::new();
@@ -145,9 +133,5 @@ pub async fn lifecycle_events(
         metrics::counter!("numlink_events_total", "outcome" => label).increment(1);
     }
     rejected.sort_by_key(|r| r.index);
-    Ok(Json(LifecycleEventsResponse {
-        accepted,
-        duplicates,
-        rejected,
-    }))
+    Ok(Json(LifecycleEventsResponse { accepted, duplicates, rejected }))
 }

@@ -1,4 +1,4 @@
-//! Bulk lifecycle files as jobs: `POST /v1/lifecycle-files` spools the streamed body to disk (never
+//! Bulk files as jobs (carriers' lifecycle files, institutions' binding files): the upload spools the streamed body to disk (never
 //! whole in memory), checks its header, makes it durable, and only then queues the job and answers
 //! `202`. The job runner applies it in bounded chunks.
 
@@ -30,9 +30,10 @@ pub struct JobCreated {
 #[serde(rename_all = "camelCase")]
 pub struct JobView {
     pub id: String,
-    /// `lifecycle`.
+    /// `lifecycle` or `bindings`.
     pub kind: String,
-    /// `events` (event_id,phone_number,type,date) or `rnd` (phone_number,disconnect_date).
+    /// `events` (event_id,phone_number,type,date), `rnd` (phone_number,disconnect_date) or
+    /// `bindings` (account_ref,phone_number,bound_on).
     pub format: String,
     /// `queued`, `running`, `succeeded` or `failed`.
     pub state: String,
@@ -99,48 +100,63 @@ impl Drop for Spool {
     ),
     security(("apiKey" = []))
 )]
-pub async fn upload_lifecycle_file(
-    State(state): State<AppState>,
-    caller: Caller,
+pub async fn upload_lifecycle_file(State(state): State<AppState>, caller: Caller, body: Body) -> ApiResult<Response> {
+    let owner = caller.require(&[Role::Carrier])?.clone();
+    spool_and_queue(&state, owner, JobKind::Lifecycle, body).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/binding-files",
+    tag = "Bindings",
+    summary = "Upload a binding file (CSV) to be applied as a job",
+    description = "CSV with the header `account_ref,phone_number,bound_on`. Streamed to disk; answered once the file is durable. \
+                   Each row registers a binding as `POST /v1/bindings` would; a bad row is rejected on its own, with its line number.",
+    request_body(content = String, content_type = "text/csv"),
+    responses(
+        (status = 202, description = "Queued", body = JobCreated),
+        (status = 400, description = "INVALID_ARGUMENT: empty file or unknown header", body = ErrorInfo),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: over file_bytes_max or file_rows_max", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn upload_binding_file(State(state): State<AppState>, caller: Caller, body: Body) -> ApiResult<Response> {
+    let owner = caller.require(&[Role::Institution])?.clone();
+    spool_and_queue(&state, owner, JobKind::Bindings, body).await
+}
+
+/// Streams the body to a spool file, checks its header and limits, makes it durable, queues the job.
+async fn spool_and_queue(
+    state: &AppState,
+    owner: store::Participant,
+    kind: JobKind,
     body: Body,
 ) -> ApiResult<Response> {
-    let owner = caller.require(&[Role::Carrier])?.clone();
     let limits = state.limits.files;
-    tokio::fs::create_dir_all(&state.spool_dir)
-        .await
-        .map_err(ApiError::internal)?;
+    tokio::fs::create_dir_all(&state.spool_dir).await.map_err(ApiError::internal)?;
     let name = store::new_id("upload");
-    let part = Spool {
-        path: state.spool_dir.join(format!("{name}.csv.part")),
-        keep: false,
-    };
-    let mut file = tokio::fs::File::create(&part.path)
-        .await
-        .map_err(ApiError::internal)?;
+    let part = Spool { path: state.spool_dir.join(format!("{name}.csv.part")), keep: false };
+    let mut file = tokio::fs::File::create(&part.path).await.map_err(ApiError::internal)?;
     let mut stream = body.into_data_stream();
     let (mut bytes, mut newlines) = (0u64, 0u64);
     let mut header: Vec<u8> = Vec::new();
     let mut header_done = false;
     let mut last_byte = b'\n';
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::invalid(format!("the upload was interrupted: {e}")))?;
+        let chunk = chunk.map_err(|e| ApiError::invalid(format!("the upload was interrupted: {e}")))?;
         bytes += chunk.len() as u64;
         if bytes > limits.file_bytes_max {
             return Err(ApiError::new(
                 ErrorCode::PayloadTooLarge,
-                format!(
-                    "the file is larger than {} bytes (file_bytes_max)",
-                    limits.file_bytes_max
-                ),
+                format!("the file is larger than {} bytes (file_bytes_max)", limits.file_bytes_max),
             ));
         }
         if !header_done {
             let end = chunk.iter().position(|&b| b == b'\n');
             let take = end.unwrap_or(chunk.len());
-            header.extend_from_slice(
-                &chunk[..take.min(HEADER_BYTES_MAX.saturating_sub(header.len()))],
-            );
+            header.extend_from_slice(&chunk[..take.min(HEADER_BYTES_MAX.saturating_sub(header.len()))]);
             header_done = end.is_some() || header.len() >= HEADER_BYTES_MAX;
         }
         newlines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
@@ -150,57 +166,33 @@ pub async fn upload_lifecycle_file(
         file.write_all(&chunk).await.map_err(ApiError::internal)?;
     }
     if bytes == 0 {
-        return Err(ApiError::invalid(
-            "the file is empty: expected a CSV header row and data rows",
-        ));
+        return Err(ApiError::invalid("the file is empty: expected a CSV header row and data rows"));
     }
-    let format = FileFormat::detect(&header).map_err(ApiError::invalid)?;
+    let format = FileFormat::detect_for(kind, &header).map_err(ApiError::invalid)?;
     let lines = newlines + u64::from(last_byte != b'\n');
     let rows = lines.saturating_sub(1);
     if rows > limits.file_rows_max {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!(
-                "the file has {rows} rows: at most {} (file_rows_max)",
-                limits.file_rows_max
-            ),
+            format!("the file has {rows} rows: at most {} (file_rows_max)", limits.file_rows_max),
         ));
     }
     // Durable before acknowledged: the data, then the name.
     file.sync_all().await.map_err(ApiError::internal)?;
     drop(file);
     let final_path = state.spool_dir.join(format!("{name}.csv"));
-    tokio::fs::rename(&part.path, &final_path)
-        .await
-        .map_err(ApiError::internal)?;
-    let spooled = Spool {
-        path: final_path,
-        keep: false,
-    };
+    tokio::fs::rename(&part.path, &final_path).await.map_err(ApiError::internal)?;
+    let spooled = Spool { path: final_path, keep: false };
     sync_dir(&state.spool_dir).await?;
-    let job = state
-        .store
-        .create_job(
-            owner,
-            JobKind::Lifecycle,
-            format.as_str().into(),
-            &spooled.path,
-        )
-        .await?;
+    let job = state.store.create_job(owner, kind, format.as_str().into(), &spooled.path).await?;
     let mut spooled = spooled;
     spooled.keep = true;
     state.jobs_wake.notify_one();
-    tracing::info!(job = %job.id, bytes, rows, format = format.as_str(), "lifecycle file queued");
+    tracing::info!(job = %job.id, kind = kind.as_str(), bytes, rows, format = format.as_str(), "file queued");
     let mut headers = HeaderMap::new();
-    let location =
-        HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).map_err(ApiError::internal)?;
+    let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).map_err(ApiError::internal)?;
     headers.insert(header::LOCATION, location);
-    Ok((
-        StatusCode::ACCEPTED,
-        headers,
-        Json(JobCreated { job_id: job.id }),
-    )
-        .into_response())
+    Ok((StatusCode::ACCEPTED, headers, Json(JobCreated { job_id: job.id })).into_response())
 }
 
 async fn sync_dir(dir: &Path) -> ApiResult<()> {
@@ -213,10 +205,7 @@ async fn sync_dir(dir: &Path) -> ApiResult<()> {
 
 async fn own_job(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
     state.store.job(id, caller.0.seq).await?.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::NotFound,
-            format!("no job \"{}\"", domain::number::truncate_for_message(id)),
-        )
+        ApiError::new(ErrorCode::NotFound, format!("no job \"{}\"", domain::number::truncate_for_message(id)))
     })
 }
 
@@ -273,29 +262,16 @@ pub async fn job_rejections(
                     let next = rows.last().map(|r| r.line);
                     let mut out = csv::Writer::from_writer(Vec::new());
                     for r in &rows {
-                        let _ = out.write_record([
-                            r.line.to_string().as_str(),
-                            r.code.as_str(),
-                            r.message.as_str(),
-                        ]);
+                        let _ = out.write_record([r.line.to_string().as_str(), r.code.as_str(), r.message.as_str()]);
                     }
                     let buf = out.into_inner().unwrap_or_default();
-                    Some((
-                        Ok::<_, std::io::Error>(buf),
-                        if rows.len() < page as usize {
-                            None
-                        } else {
-                            next
-                        },
-                    ))
+                    Some((Ok::<_, std::io::Error>(buf), if rows.len() < page as usize { None } else { next }))
                 }
                 Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
             }
         }
     });
-    let head = futures_util::stream::once(async {
-        Ok::<_, std::io::Error>(b"line,code,message\n".to_vec())
-    });
+    let head = futures_util::stream::once(async { Ok::<_, std::io::Error>(b"line,code,message\n".to_vec()) });
     let body = Body::from_stream(head.chain(pages));
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
 }

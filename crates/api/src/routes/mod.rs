@@ -1,10 +1,12 @@
 //! HTTP handlers, one module per resource. Handlers parse at the edge into domain types, call the
 //! store, and map outcomes to wire types; they hold no rules of their own.
 
+pub mod bindings;
 pub mod camara;
 pub mod checks;
 pub mod events;
 pub mod files;
+pub mod notifications;
 pub mod ops;
 
 use domain::{Day, PhoneNumber};

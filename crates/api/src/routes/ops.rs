@@ -22,13 +22,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         Ok(()) => Json(Health { status: "ok" }).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(Health {
-                    status: "database unavailable",
-                }),
-            )
-                .into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "database unavailable" })).into_response()
         }
     }
 }
@@ -36,10 +30,6 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "Operations", summary = "Prometheus metrics",
     responses((status = 200, body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state
-        .metrics
-        .as_ref()
-        .map(|render| render())
-        .unwrap_or_default();
+    let text = state.metrics.as_ref().map(|render| render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -18,65 +18,18 @@ async fn roles_are_enforced(db: TestDb) {
     let check = json!({"items": [{"phoneNumber": "+8613800138000", "date": "2024-01-01"}]});
     let event = json!({"events": []});
     // Institutions and regulators check; carriers do not.
-    assert_eq!(
-        app.post("/v1/reassignment-checks", &bank, check.clone())
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        app.post("/v1/reassignment-checks", &regulator, check.clone())
-            .await
-            .status,
-        200
-    );
-    assert_error(
-        &app.post("/v1/reassignment-checks", &carrier, check).await,
-        403,
-        "PERMISSION_DENIED",
-    );
+    assert_eq!(app.post("/v1/reassignment-checks", &bank, check.clone()).await.status, 200);
+    assert_eq!(app.post("/v1/reassignment-checks", &regulator, check.clone()).await.status, 200);
+    assert_error(&app.post("/v1/reassignment-checks", &carrier, check).await, 403, "PERMISSION_DENIED");
     // Carriers report; nobody else does.
-    assert_eq!(
-        app.post("/v1/lifecycle-events", &carrier, event.clone())
-            .await
-            .status,
-        200
-    );
-    assert_error(
-        &app.post("/v1/lifecycle-events", &bank, event.clone()).await,
-        403,
-        "PERMISSION_DENIED",
-    );
-    assert_error(
-        &app.post("/v1/lifecycle-events", &regulator, event).await,
-        403,
-        "PERMISSION_DENIED",
-    );
-    assert_error(
-        &app.upload(&bank, "phone_number,disconnect_date\n").await,
-        403,
-        "PERMISSION_DENIED",
-    );
+    assert_eq!(app.post("/v1/lifecycle-events", &carrier, event.clone()).await.status, 200);
+    assert_error(&app.post("/v1/lifecycle-events", &bank, event.clone()).await, 403, "PERMISSION_DENIED");
+    assert_error(&app.post("/v1/lifecycle-events", &regulator, event).await, 403, "PERMISSION_DENIED");
+    assert_error(&app.upload(&bank, "phone_number,disconnect_date\n").await, 403, "PERMISSION_DENIED");
     // Authentication comes before anything else.
-    let r = app
-        .request(
-            Method::POST,
-            "/v1/lifecycle-events",
-            None,
-            &[],
-            Body::from("garbage"),
-        )
-        .await;
+    let r = app.request(Method::POST, "/v1/lifecycle-events", None, &[], Body::from("garbage")).await;
     assert_error(&r, 401, "UNAUTHENTICATED");
-    let r = app
-        .request(
-            Method::GET,
-            "/v1/jobs/job_x",
-            None,
-            &[("authorization", "Basic abc")],
-            Body::empty(),
-        )
-        .await;
+    let r = app.request(Method::GET, "/v1/jobs/job_x", None, &[("authorization", "Basic abc")], Body::empty()).await;
     assert_error(&r, 401, "UNAUTHENTICATED");
 }
 
@@ -84,30 +37,10 @@ async fn keys_rotate_and_revoke(db: TestDb) {
     let app = TestApp::new(db);
     let (bank, old) = app.participant(Role::Institution, "Bank", &[]).await;
     let check = json!({"items": []});
-    assert_eq!(
-        app.post("/v1/reassignment-checks", &old, check.clone())
-            .await
-            .status,
-        200
-    );
+    assert_eq!(app.post("/v1/reassignment-checks", &old, check.clone()).await.status, 200);
     let new = app.store.rotate_key(&bank.id).await.unwrap();
-    assert_error(
-        &app.post("/v1/reassignment-checks", &old, check.clone())
-            .await,
-        401,
-        "UNAUTHENTICATED",
-    );
-    assert_eq!(
-        app.post("/v1/reassignment-checks", new.expose(), check.clone())
-            .await
-            .status,
-        200
-    );
+    assert_error(&app.post("/v1/reassignment-checks", &old, check.clone()).await, 401, "UNAUTHENTICATED");
+    assert_eq!(app.post("/v1/reassignment-checks", new.expose(), check.clone()).await.status, 200);
     app.store.revoke_keys(&bank.id).await.unwrap();
-    assert_error(
-        &app.post("/v1/reassignment-checks", new.expose(), check)
-            .await,
-        401,
-        "UNAUTHENTICATED",
-    );
+    assert_error(&app.post("/v1/reassignment-checks", new.expose(), check).await, 401, "UNAUTHENTICATED");
 }

@@ -38,18 +38,14 @@ async fn check(app: &TestApp, key: Option<&str>, body: Option<Value>) -> Resp {
         Method::POST,
         PATH,
         key,
-        &[
-            ("content-type", "application/json"),
-            ("x-correlator", "b4333c46-49c0-4f62-80d7-f0ef930f1c46"),
-        ],
+        &[("content-type", "application/json"), ("x-correlator", "b4333c46-49c0-4f62-80d7-f0ef930f1c46")],
         body,
     )
     .await
 }
 
 fn camara_yaml() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/camara/number-recycling-v0.2.0.yaml");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/camara/number-recycling-v0.2.0.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml_ng::from_str(&text).unwrap()
 }
@@ -58,10 +54,7 @@ fn camara_yaml() -> Value {
 /// status and code are among those the definition lists for that status.
 fn conforms(r: &Resp) {
     let spec = camara_yaml();
-    assert_eq!(
-        r.headers["x-correlator"], "b4333c46-49c0-4f62-80d7-f0ef930f1c46",
-        "x-correlator is echoed"
-    );
+    assert_eq!(r.headers["x-correlator"], "b4333c46-49c0-4f62-80d7-f0ef930f1c46", "x-correlator is echoed");
     if r.status == 200 {
         let required = &spec["components"]["schemas"]["CheckNumRecyclingInfo"]["required"];
         assert_eq!(required, &json!(["phoneNumberRecycled"]));
@@ -71,8 +64,8 @@ fn conforms(r: &Resp) {
         return;
     }
     let generic = format!("Generic{}", r.status);
-    let codes = &spec["components"]["responses"][&generic]["content"]["application/json"]["schema"]
-        ["allOf"][1]["properties"]["code"]["enum"];
+    let codes = &spec["components"]["responses"][&generic]["content"]["application/json"]["schema"]["allOf"][1]["properties"]
+        ["code"]["enum"];
     let codes: Vec<&str> = codes
         .as_array()
         .unwrap_or_else(|| panic!("no {generic} in the definition"))
@@ -113,12 +106,7 @@ async fn check_number_recycling_01_false_when_linked_to_the_user(db: TestDb) {
     let (app, bank) = setup(db).await;
     // User B signed on 2024-09-21: on that date and after, the holder is unchanged.
     for date in ["2024-09-21", "2025-01-01"] {
-        let r = check(
-            &app,
-            Some(&bank),
-            Some(json!({"phoneNumber": NUMBER, "specifiedDate": date})),
-        )
-        .await;
+        let r = check(&app, Some(&bank), Some(json!({"phoneNumber": NUMBER, "specifiedDate": date}))).await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.headers["content-type"], "application/json");
         assert_eq!(r.body, json!({"phoneNumberRecycled": false}));
@@ -130,38 +118,16 @@ async fn check_number_recycling_02_true_when_cancelled_and_reissued(db: TestDb) 
     let (app, bank) = setup(db).await;
     // User A signed with the ASP on 2023-12-22; also any day in the gap before B.
     for date in ["2023-12-22", "2024-02-25", "2024-05-01", "2024-09-20"] {
-        let r = check(
-            &app,
-            Some(&bank),
-            Some(json!({"phoneNumber": NUMBER, "specifiedDate": date})),
-        )
-        .await;
-        assert_eq!(
-            r.body,
-            json!({"phoneNumberRecycled": true}),
-            "{date}: {}",
-            r.text
-        );
+        let r = check(&app, Some(&bank), Some(json!({"phoneNumber": NUMBER, "specifiedDate": date}))).await;
+        assert_eq!(r.body, json!({"phoneNumberRecycled": true}), "{date}: {}", r.text);
         conforms(&r);
     }
 }
 
 async fn check_number_recycling_400_01_invalid_specified_date(db: TestDb) {
     let (app, bank) = setup(db).await;
-    for bad in [
-        "2024-13-01",
-        "2024-02-30",
-        "20240101",
-        "2024-01-01T00:00:00Z",
-        "yesterday",
-        "",
-    ] {
-        let r = check(
-            &app,
-            Some(&bank),
-            Some(json!({"phoneNumber": NUMBER, "specifiedDate": bad})),
-        )
-        .await;
+    for bad in ["2024-13-01", "2024-02-30", "20240101", "2024-01-01T00:00:00Z", "yesterday", ""] {
+        let r = check(&app, Some(&bank), Some(json!({"phoneNumber": NUMBER, "specifiedDate": bad}))).await;
         assert_error(&r, 400, "INVALID_ARGUMENT");
         conforms(&r);
     }
@@ -183,12 +149,7 @@ async fn check_number_recycling_400_3_empty_request_body(db: TestDb) {
 
 async fn check_number_recycling_400_4_out_of_range(db: TestDb) {
     let (app, bank) = setup(db).await;
-    let r = check(
-        &app,
-        Some(&bank),
-        Some(json!({"phoneNumber": NUMBER, "specifiedDate": "2025-07-01"})),
-    )
-    .await;
+    let r = check(&app, Some(&bank), Some(json!({"phoneNumber": NUMBER, "specifiedDate": "2025-07-01"}))).await;
     assert_error(&r, 400, "OUT_OF_RANGE");
     conforms(&r);
 }
@@ -211,10 +172,7 @@ async fn check_number_recycling_400_5_invalid_argument(db: TestDb) {
             Method::POST,
             PATH,
             Some(&bank),
-            &[
-                ("content-type", "application/json"),
-                ("x-correlator", "b4333c46-49c0-4f62-80d7-f0ef930f1c46"),
-            ],
+            &[("content-type", "application/json"), ("x-correlator", "b4333c46-49c0-4f62-80d7-f0ef930f1c46")],
             Body::from("{\"phoneNumber\": "),
         )
         .await;
@@ -225,32 +183,17 @@ async fn check_number_recycling_400_5_invalid_argument(db: TestDb) {
 async fn check_number_recycling_401_1_expired_access_token(db: TestDb) {
     // numlink's credentials do not expire by time; a revoked key is the expired token's equivalent.
     let (app, _) = setup(db).await;
-    let (bank, key) = app
-        .participant(store::Role::Institution, "Old Bank", &[])
-        .await;
+    let (bank, key) = app.participant(store::Role::Institution, "Old Bank", &[]).await;
     app.store.revoke_keys(&bank.id).await.unwrap();
-    let r = check(
-        &app,
-        Some(&key),
-        Some(json!({"phoneNumber": NUMBER, "specifiedDate": "2024-01-01"})),
-    )
-    .await;
+    let r = check(&app, Some(&key), Some(json!({"phoneNumber": NUMBER, "specifiedDate": "2024-01-01"}))).await;
     assert_error(&r, 401, "UNAUTHENTICATED");
     conforms(&r);
 }
 
 async fn check_number_recycling_401_2_invalid_access_token(db: TestDb) {
     let (app, _) = setup(db).await;
-    for key in [
-        "nlk_0000000000000000000000000000000000000000000000000",
-        "not-a-key",
-    ] {
-        let r = check(
-            &app,
-            Some(key),
-            Some(json!({"phoneNumber": NUMBER, "specifiedDate": "2024-01-01"})),
-        )
-        .await;
+    for key in ["nlk_0000000000000000000000000000000000000000000000000", "not-a-key"] {
+        let r = check(&app, Some(key), Some(json!({"phoneNumber": NUMBER, "specifiedDate": "2024-01-01"}))).await;
         assert_error(&r, 401, "UNAUTHENTICATED");
         conforms(&r);
     }
@@ -258,12 +201,7 @@ async fn check_number_recycling_401_2_invalid_access_token(db: TestDb) {
 
 async fn check_number_recycling_401_3_no_header_authorization(db: TestDb) {
     let (app, _) = setup(db).await;
-    let r = check(
-        &app,
-        None,
-        Some(json!({"phoneNumber": NUMBER, "specifiedDate": "2024-01-01"})),
-    )
-    .await;
+    let r = check(&app, None, Some(json!({"phoneNumber": NUMBER, "specifiedDate": "2024-01-01"}))).await;
     assert_error(&r, 401, "UNAUTHENTICATED");
     conforms(&r);
 }
@@ -271,36 +209,16 @@ async fn check_number_recycling_401_3_no_header_authorization(db: TestDb) {
 async fn check_number_recycling_403_1_invalid_token_permissions(db: TestDb) {
     let (app, _) = setup(db).await;
     // A carrier's key reports events; it may not check.
-    let carrier = app
-        .participant(store::Role::Carrier, "Carrier B", &["+86139"])
-        .await
-        .1;
-    let r = check(
-        &app,
-        Some(&carrier),
-        Some(json!({"phoneNumber": NUMBER, "specifiedDate": "2024-01-01"})),
-    )
-    .await;
+    let carrier = app.participant(store::Role::Carrier, "Carrier B", &["+86139"]).await.1;
+    let r = check(&app, Some(&carrier), Some(json!({"phoneNumber": NUMBER, "specifiedDate": "2024-01-01"}))).await;
     assert_error(&r, 403, "PERMISSION_DENIED");
     conforms(&r);
 }
 
 async fn check_number_recycling_c02_01_phone_number_not_schema_compliant(db: TestDb) {
     let (app, bank) = setup(db).await;
-    for bad in [
-        "8613800138000",
-        "+0123456",
-        "+1234",
-        "+1234567890123456",
-        "+86 138 0013 8000",
-        "+86abc",
-    ] {
-        let r = check(
-            &app,
-            Some(&bank),
-            Some(json!({"phoneNumber": bad, "specifiedDate": "2024-01-01"})),
-        )
-        .await;
+    for bad in ["8613800138000", "+0123456", "+1234", "+1234567890123456", "+86 138 0013 8000", "+86abc"] {
+        let r = check(&app, Some(&bank), Some(json!({"phoneNumber": bad, "specifiedDate": "2024-01-01"}))).await;
         assert_error(&r, 400, "INVALID_ARGUMENT");
         conforms(&r);
     }
@@ -310,24 +228,14 @@ async fn check_number_recycling_c02_03_unnecessary_phone_number(db: TestDb) {
     // "Only with a 3-legged access token": numlink issues two-legged credentials only, which never
     // identify a number, so a number in the body is always necessary and never UNNECESSARY_IDENTIFIER.
     let (app, bank) = setup(db).await;
-    let r = check(
-        &app,
-        Some(&bank),
-        Some(json!({"phoneNumber": NUMBER, "specifiedDate": "2024-01-01"})),
-    )
-    .await;
+    let r = check(&app, Some(&bank), Some(json!({"phoneNumber": NUMBER, "specifiedDate": "2024-01-01"}))).await;
     assert_eq!(r.status, 200, "{}", r.text);
     conforms(&r);
 }
 
 async fn check_number_recycling_c02_04_missing_phone_number(db: TestDb) {
     let (app, bank) = setup(db).await;
-    let r = check(
-        &app,
-        Some(&bank),
-        Some(json!({"specifiedDate": "2024-01-01"})),
-    )
-    .await;
+    let r = check(&app, Some(&bank), Some(json!({"specifiedDate": "2024-01-01"}))).await;
     assert_error(&r, 422, "MISSING_IDENTIFIER");
     conforms(&r);
 }
@@ -336,12 +244,8 @@ async fn check_number_recycling_c02_05_phone_number_not_supported(db: TestDb) {
     // The service applies to every number a carrier reports on; for a number nobody reports on, R2
     // maps `no_data` to 404 IDENTIFIER_NOT_FOUND rather than 422 SERVICE_NOT_APPLICABLE.
     let (app, bank) = setup(db).await;
-    let r = check(
-        &app,
-        Some(&bank),
-        Some(json!({"phoneNumber": "+447700900123", "specifiedDate": "2024-01-01"})),
-    )
-    .await;
+    let r =
+        check(&app, Some(&bank), Some(json!({"phoneNumber": "+447700900123", "specifiedDate": "2024-01-01"}))).await;
     assert_error(&r, 404, "IDENTIFIER_NOT_FOUND");
     conforms(&r);
 }
@@ -349,20 +253,12 @@ async fn check_number_recycling_c02_05_phone_number_not_supported(db: TestDb) {
 async fn r2_mapping_of_no_data(db: TestDb) {
     let (app, bank) = setup(db).await;
     // A covered number without events, D before its carrier's reportingSince (2020-01-01).
-    let r = check(
-        &app,
-        Some(&bank),
-        Some(json!({"phoneNumber": "+8613800999999", "specifiedDate": "2019-12-31"})),
-    )
-    .await;
+    let r =
+        check(&app, Some(&bank), Some(json!({"phoneNumber": "+8613800999999", "specifiedDate": "2019-12-31"}))).await;
     assert_error(&r, 400, "OUT_OF_RANGE");
     conforms(&r);
-    let r = check(
-        &app,
-        Some(&bank),
-        Some(json!({"phoneNumber": "+8613800999999", "specifiedDate": "2020-01-01"})),
-    )
-    .await;
+    let r =
+        check(&app, Some(&bank), Some(json!({"phoneNumber": "+8613800999999", "specifiedDate": "2020-01-01"}))).await;
     assert_eq!(r.body, json!({"phoneNumberRecycled": false}));
     // An invalid x-correlator is refused.
     let r = app
@@ -370,10 +266,7 @@ async fn r2_mapping_of_no_data(db: TestDb) {
             Method::POST,
             PATH,
             Some(&bank),
-            &[
-                ("content-type", "application/json"),
-                ("x-correlator", "has spaces"),
-            ],
+            &[("content-type", "application/json"), ("x-correlator", "has spaces")],
             Body::from(json!({"phoneNumber": NUMBER, "specifiedDate": "2024-01-01"}).to_string()),
         )
         .await;

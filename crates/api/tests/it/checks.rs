@@ -6,21 +6,21 @@ use store::testing::TestDb;
 
 use crate::{TestApp, assert_error};
 
-backend_tests!(
-    answers_in_order_with_item_errors,
-    batch_limit,
-    every_check_is_audited_before_the_answer
-);
+backend_tests!(answers_in_order_with_item_errors, batch_limit, every_check_is_audited_before_the_answer);
 
 async fn answers_in_order_with_item_errors(db: TestDb) {
     let app = TestApp::new(db);
     let carrier = app.carrier().await;
-    app.accept(&carrier, json!([
-        {"eventId": "1", "phoneNumber": "+8613800000001", "type": "disconnected", "date": "2024-03-01"},
-        {"eventId": "2", "phoneNumber": "+8613800000002", "type": "transferred", "date": "2024-03-01"},
-        {"eventId": "3", "phoneNumber": "+8613800000003", "type": "ported_out", "date": "2024-03-01"},
-        {"eventId": "4", "phoneNumber": "+8613800000003", "type": "ported_in", "date": "2024-03-01"},
-    ])).await;
+    app.accept(
+        &carrier,
+        json!([
+            {"eventId": "1", "phoneNumber": "+8613800000001", "type": "disconnected", "date": "2024-03-01"},
+            {"eventId": "2", "phoneNumber": "+8613800000002", "type": "transferred", "date": "2024-03-01"},
+            {"eventId": "3", "phoneNumber": "+8613800000003", "type": "ported_out", "date": "2024-03-01"},
+            {"eventId": "4", "phoneNumber": "+8613800000003", "type": "ported_in", "date": "2024-03-01"},
+        ]),
+    )
+    .await;
     let bank = app.institution().await;
     let items = json!([
         {"phoneNumber": "+8613800000001", "date": "2024-03-01"},
@@ -34,19 +34,11 @@ async fn answers_in_order_with_item_errors(db: TestDb) {
         {"phoneNumber": "+8613800000001", "date": "2025-07-01"},
         {"phoneNumber": "+8613800000001"},
     ]);
-    let r = app
-        .post("/v1/reassignment-checks", &bank, json!({ "items": items }))
-        .await;
+    let r = app.post("/v1/reassignment-checks", &bank, json!({ "items": items })).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let results = r.body["results"].as_array().unwrap();
-    let got: Vec<Value> = results
-        .iter()
-        .map(|x| {
-            x.get("answer")
-                .cloned()
-                .unwrap_or_else(|| x["error"]["code"].clone())
-        })
-        .collect();
+    let got: Vec<Value> =
+        results.iter().map(|x| x.get("answer").cloned().unwrap_or_else(|| x["error"]["code"].clone())).collect();
     assert_eq!(
         got,
         vec![
@@ -64,12 +56,7 @@ async fn answers_in_order_with_item_errors(db: TestDb) {
     );
     // Each result echoes its item.
     assert_eq!(results[7]["phoneNumber"], "+86-bad");
-    assert!(
-        results[7]["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("\"+86-bad\"")
-    );
+    assert!(results[7]["error"]["message"].as_str().unwrap().contains("\"+86-bad\""));
     assert_eq!(results[9]["error"]["message"], "date is required");
     // R6: nothing but the answer.
     assert_eq!(results[0].as_object().unwrap().len(), 3);
@@ -79,33 +66,12 @@ async fn batch_limit(db: TestDb) {
     let app = TestApp::new(db);
     let bank = app.institution().await;
     let item = json!({"phoneNumber": "+8613800000001", "date": "2024-03-01"});
-    let r = app
-        .post(
-            "/v1/reassignment-checks",
-            &bank,
-            json!({"items": vec![item.clone(); 1000]}),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body["results"].as_array().map(Vec::len)),
-        (200, Some(1000))
-    );
-    let r = app
-        .post(
-            "/v1/reassignment-checks",
-            &bank,
-            json!({"items": vec![item; 1001]}),
-        )
-        .await;
+    let r = app.post("/v1/reassignment-checks", &bank, json!({"items": vec![item.clone(); 1000]})).await;
+    assert_eq!((r.status, r.body["results"].as_array().map(Vec::len)), (200, Some(1000)));
+    let r = app.post("/v1/reassignment-checks", &bank, json!({"items": vec![item; 1001]})).await;
     assert_error(&r, 400, "TOO_MANY_ITEMS");
     assert!(r.body["message"].as_str().unwrap().contains("at most 1000"));
-    let r = app
-        .post(
-            "/v1/reassignment-checks",
-            &bank,
-            json!({"items": [], "more": true}),
-        )
-        .await;
+    let r = app.post("/v1/reassignment-checks", &bank, json!({"items": [], "more": true})).await;
     assert_error(&r, 400, "INVALID_ARGUMENT");
 }
 
@@ -126,10 +92,7 @@ async fn every_check_is_audited_before_the_answer(db: TestDb) {
     // The answer was given: its records are already committed.
     let audit = app.store.audit_tail(2).await.unwrap();
     assert_eq!(
-        audit
-            .iter()
-            .map(|a| (a.actor.as_str(), a.action.as_str()))
-            .collect::<Vec<_>>(),
+        audit.iter().map(|a| (a.actor.as_str(), a.action.as_str())).collect::<Vec<_>>(),
         vec![(bank.id.as_str(), "check"); 2]
     );
     // No carrier covers these numbers here.

@@ -39,19 +39,9 @@ async fn a_file_is_applied_and_bad_rows_rejected_by_line(db: TestDb) {
         (Some("succeeded"), Some(7), Some(3), Some(0), Some(4)),
         "{job}"
     );
-    let r = app
-        .get(
-            &format!("/v1/jobs/{}/rejections", job["id"].as_str().unwrap()),
-            &carrier,
-        )
-        .await;
+    let r = app.get(&format!("/v1/jobs/{}/rejections", job["id"].as_str().unwrap()), &carrier).await;
     assert_eq!(r.status, 200);
-    assert!(
-        r.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/csv")
-    );
+    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
     let lines: Vec<(String, String)> = r
         .text
         .lines()
@@ -61,18 +51,9 @@ async fn a_file_is_applied_and_bad_rows_rejected_by_line(db: TestDb) {
             (f.next().unwrap().to_string(), f.next().unwrap().to_string())
         })
         .collect();
-    let expected = [
-        ("3", "INVALID_ARGUMENT"),
-        ("4", "AGING_VIOLATION"),
-        ("6", "NOT_NUMBER_HOLDER"),
-        ("7", "INVALID_ARGUMENT"),
-    ];
-    assert_eq!(
-        lines,
-        expected.map(|(a, b)| (a.to_string(), b.to_string())),
-        "{}",
-        r.text
-    );
+    let expected =
+        [("3", "INVALID_ARGUMENT"), ("4", "AGING_VIOLATION"), ("6", "NOT_NUMBER_HOLDER"), ("7", "INVALID_ARGUMENT")];
+    assert_eq!(lines, expected.map(|(a, b)| (a.to_string(), b.to_string())), "{}", r.text);
     assert!(r.text.starts_with("line,code,message\n"));
     // The accepted rows answer checks.
     let bank = app.institution().await;
@@ -92,21 +73,13 @@ async fn rnd_files_and_reuploads_apply_nothing_twice(db: TestDb) {
     let csv = "phone_number,disconnect_date\r\n+8613800000001,2024-01-01\r\n+8613800000002,2024-01-02\r\n+8613800000003,2024-13-01\r\n";
     let first = app.upload_and_apply(&carrier, csv).await;
     assert_eq!(
-        (
-            first["format"].as_str(),
-            first["accepted"].as_u64(),
-            first["rejected"].as_u64()
-        ),
+        (first["format"].as_str(), first["accepted"].as_u64(), first["rejected"].as_u64()),
         (Some("rnd"), Some(2), Some(1)),
         "{first}"
     );
     let again = app.upload_and_apply(&carrier, csv).await;
     assert_eq!(
-        (
-            again["accepted"].as_u64(),
-            again["duplicates"].as_u64(),
-            again["rejected"].as_u64()
-        ),
+        (again["accepted"].as_u64(), again["duplicates"].as_u64(), again["rejected"].as_u64()),
         (Some(0), Some(2), Some(1)),
         "{again}"
     );
@@ -119,41 +92,18 @@ async fn whole_file_rejections(db: TestDb) {
     let app = TestApp::with_limits(db, limits);
     let carrier = app.carrier().await;
     assert_error(&app.upload(&carrier, "").await, 400, "INVALID_ARGUMENT");
-    let r = app
-        .upload(&carrier, "number,when\n+8613800000001,2024-01-01\n")
-        .await;
+    let r = app.upload(&carrier, "number,when\n+8613800000001,2024-01-01\n").await;
     assert_error(&r, 400, "INVALID_ARGUMENT");
-    assert!(
-        r.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("phone_number,disconnect_date")
-    );
+    assert!(r.body["message"].as_str().unwrap().contains("phone_number,disconnect_date"));
     let four = "phone_number,disconnect_date\n+8613800000001,2024-01-01\n+8613800000002,2024-01-01\n+8613800000003,2024-01-01\n+8613800000004,2024-01-01";
     let r = app.upload(&carrier, four).await;
     assert_error(&r, 413, "PAYLOAD_TOO_LARGE");
-    assert!(
-        r.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("file_rows_max")
-    );
+    assert!(r.body["message"].as_str().unwrap().contains("file_rows_max"));
     let r = app
-        .upload(
-            &carrier,
-            &format!(
-                "phone_number,disconnect_date\n{}",
-                "+8613800000001,2024-01-01\n".repeat(40)
-            ),
-        )
+        .upload(&carrier, &format!("phone_number,disconnect_date\n{}", "+8613800000001,2024-01-01\n".repeat(40)))
         .await;
     assert_error(&r, 413, "PAYLOAD_TOO_LARGE");
-    assert!(
-        r.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("file_bytes_max")
-    );
+    assert!(r.body["message"].as_str().unwrap().contains("file_bytes_max"));
     // Nothing rejected as a whole was queued or left behind.
     assert_eq!(app.store.next_job().await.unwrap(), None);
     assert_eq!(std::fs::read_dir(app.spool.path()).unwrap().count(), 0);
@@ -162,36 +112,13 @@ async fn whole_file_rejections(db: TestDb) {
 async fn jobs_are_visible_to_their_owner_only(db: TestDb) {
     let app = TestApp::new(db);
     let carrier = app.carrier().await;
-    let other = app
-        .participant(store::Role::Carrier, "Carrier B", &["+86139"])
-        .await
-        .1;
-    let job = app
-        .upload_and_apply(
-            &carrier,
-            "phone_number,disconnect_date\n+8613800000001,2024-01-01\n",
-        )
-        .await;
+    let other = app.participant(store::Role::Carrier, "Carrier B", &["+86139"]).await.1;
+    let job = app.upload_and_apply(&carrier, "phone_number,disconnect_date\n+8613800000001,2024-01-01\n").await;
     let id = job["id"].as_str().unwrap();
-    assert_eq!(
-        app.get(&format!("/v1/jobs/{id}"), &carrier).await.status,
-        200
-    );
-    assert_error(
-        &app.get(&format!("/v1/jobs/{id}"), &other).await,
-        404,
-        "NOT_FOUND",
-    );
-    assert_error(
-        &app.get(&format!("/v1/jobs/{id}/rejections"), &other).await,
-        404,
-        "NOT_FOUND",
-    );
-    assert_error(
-        &app.get("/v1/jobs/job_nope", &carrier).await,
-        404,
-        "NOT_FOUND",
-    );
+    assert_eq!(app.get(&format!("/v1/jobs/{id}"), &carrier).await.status, 200);
+    assert_error(&app.get(&format!("/v1/jobs/{id}"), &other).await, 404, "NOT_FOUND");
+    assert_error(&app.get(&format!("/v1/jobs/{id}/rejections"), &other).await, 404, "NOT_FOUND");
+    assert_error(&app.get("/v1/jobs/job_nope", &carrier).await, 404, "NOT_FOUND");
 }
 
 async fn a_crash_midway_resumes_where_the_last_commit_left_off(db: TestDb) {
@@ -201,9 +128,7 @@ async fn a_crash_midway_resumes_where_the_last_commit_left_off(db: TestDb) {
     let carrier = app.carrier().await;
     let mut csv = String::from("event_id,phone_number,type,date\n");
     for i in 1..=7 {
-        csv.push_str(&format!(
-            "r{i},+86138000000{i:02},disconnected,2024-01-0{i}\n"
-        ));
+        csv.push_str(&format!("r{i},+86138000000{i:02},disconnected,2024-01-0{i}\n"));
     }
     csv.push_str("bad,+86x,disconnected,2024-01-01\n");
     let r = app.upload(&carrier, &csv).await;
@@ -214,11 +139,7 @@ async fn a_crash_midway_resumes_where_the_last_commit_left_off(db: TestDb) {
     assert!(app.runner.run_once().await.unwrap());
     let mid = app.get(&format!("/v1/jobs/{id}"), &carrier).await.body;
     assert_eq!(
-        (
-            mid["state"].as_str(),
-            mid["rowsRead"].as_u64(),
-            mid["accepted"].as_u64()
-        ),
+        (mid["state"].as_str(), mid["rowsRead"].as_u64(), mid["accepted"].as_u64()),
         (Some("running"), Some(4), Some(4))
     );
     let app = app.restart();
@@ -235,12 +156,6 @@ async fn a_crash_midway_resumes_where_the_last_commit_left_off(db: TestDb) {
         (Some("succeeded"), Some(8), Some(7), Some(0), Some(1)),
         "{done}"
     );
-    let r = app
-        .get(&format!("/v1/jobs/{id}/rejections"), &carrier)
-        .await;
-    assert!(
-        r.text.contains("\n9,INVALID_ARGUMENT,"),
-        "the bad row is line 9: {}",
-        r.text
-    );
+    let r = app.get(&format!("/v1/jobs/{id}/rejections"), &carrier).await;
+    assert!(r.text.contains("\n9,INVALID_ARGUMENT,"), "the bad row is line 9: {}", r.text);
 }

@@ -2,6 +2,7 @@
 //! database), through the typed helpers of [`TestApp`].
 
 mod auth;
+mod bindings;
 mod camara;
 mod checks;
 mod events;
@@ -54,13 +55,7 @@ impl TestApp {
         TestApp::assemble(db, store, clock, spool, limits)
     }
 
-    fn assemble(
-        db: TestDb,
-        store: Store,
-        clock: Arc<FixedClock>,
-        spool: tempfile::TempDir,
-        limits: Limits,
-    ) -> TestApp {
+    fn assemble(db: TestDb, store: Store, clock: Arc<FixedClock>, spool: tempfile::TempDir, limits: Limits) -> TestApp {
         let runner = JobRunner::new(store.clone(), limits.files);
         let state = AppState {
             store: store.clone(),
@@ -69,47 +64,24 @@ impl TestApp {
             jobs_wake: runner.waker(),
             metrics: None,
         };
-        TestApp {
-            router: api::router(state),
-            store,
-            clock,
-            runner,
-            spool,
-            limits,
-            db,
-        }
+        TestApp { router: api::router(state), store, clock, runner, spool, limits, db }
     }
 
     /// The same database and spool, opened afresh: what a restarted process sees.
     pub fn restart(self) -> TestApp {
-        let TestApp {
-            db,
-            clock,
-            spool,
-            limits,
-            store,
-            ..
-        } = self;
+        let TestApp { db, clock, spool, limits, store, .. } = self;
         drop(store);
         let store = db.open_with(clock.clone());
         TestApp::assemble(db, store, clock, spool, limits)
     }
 
-    pub async fn participant(
-        &self,
-        role: Role,
-        name: &str,
-        prefixes: &[&str],
-    ) -> (Participant, String) {
+    pub async fn participant(&self, role: Role, name: &str, prefixes: &[&str]) -> (Participant, String) {
         let (p, key) = self
             .store
             .add_participant(NewParticipant {
                 role,
                 name: name.into(),
-                prefixes: prefixes
-                    .iter()
-                    .map(|p| domain::Prefix::parse(p).unwrap())
-                    .collect(),
+                prefixes: prefixes.iter().map(|p| domain::Prefix::parse(p).unwrap()).collect(),
                 reporting_since: (role == Role::Carrier).then(|| Day::parse("2020-01-01").unwrap()),
             })
             .await
@@ -119,9 +91,7 @@ impl TestApp {
 
     /// A carrier holding `+86138`, reporting since 2020-01-01.
     pub async fn carrier(&self) -> String {
-        self.participant(Role::Carrier, "Carrier A", &["+86138"])
-            .await
-            .1
+        self.participant(Role::Carrier, "Carrier A", &["+86138"]).await.1
     }
 
     pub async fn institution(&self) -> String {
@@ -143,23 +113,13 @@ impl TestApp {
         for (h, v) in headers {
             req = req.header(*h, *v);
         }
-        let resp = self
-            .router
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
+        let resp = self.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            text,
-            body,
-        }
+        Resp { status, headers, text, body }
     }
 
     pub async fn post(&self, path: &str, key: &str, body: Value) -> Resp {
@@ -174,25 +134,18 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, key: &str) -> Resp {
-        self.request(Method::GET, path, Some(key), &[], Body::empty())
-            .await
+        self.request(Method::GET, path, Some(key), &[], Body::empty()).await
     }
 
     pub async fn events(&self, key: &str, events: Value) -> Resp {
-        self.post("/v1/lifecycle-events", key, json!({ "events": events }))
-            .await
+        self.post("/v1/lifecycle-events", key, json!({ "events": events })).await
     }
 
     /// Reports events and insists they were all accepted.
     pub async fn accept(&self, key: &str, events: Value) {
         let n = events.as_array().unwrap().len();
         let r = self.events(key, events).await;
-        assert_eq!(
-            (r.status, r.body["accepted"].as_u64()),
-            (200, Some(n as u64)),
-            "{}",
-            r.text
-        );
+        assert_eq!((r.status, r.body["accepted"].as_u64()), (200, Some(n as u64)), "{}", r.text);
     }
 
     pub async fn upload(&self, key: &str, csv: &str) -> Resp {
@@ -219,17 +172,8 @@ impl TestApp {
 /// Asserts an `ErrorInfo` body with this status and code, and a message a person can read.
 #[track_caller]
 pub fn assert_error(r: &Resp, status: u16, code: &str) {
-    assert_eq!(
-        (r.status, r.body["code"].as_str()),
-        (status, Some(code)),
-        "{}",
-        r.text
-    );
+    assert_eq!((r.status, r.body["code"].as_str()), (status, Some(code)), "{}", r.text);
     assert_eq!(r.body["status"].as_u64(), Some(u64::from(status)));
-    assert!(
-        r.body["message"].as_str().is_some_and(|m| m.len() > 10),
-        "{}",
-        r.text
-    );
+    assert!(r.body["message"].as_str().is_some_and(|m| m.len() > 10), "{}", r.text);
     assert_eq!(r.headers["content-type"], "application/json");
 }

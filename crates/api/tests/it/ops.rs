@@ -11,13 +11,9 @@ backend_tests!(health_openapi_and_docs);
 
 async fn health_openapi_and_docs(db: TestDb) {
     let app = TestApp::new(db);
-    let r = app
-        .request(Method::GET, "/healthz", None, &[], Body::empty())
-        .await;
+    let r = app.request(Method::GET, "/healthz", None, &[], Body::empty()).await;
     assert_eq!((r.status, r.body["status"].as_str()), (200, Some("ok")));
-    let r = app
-        .request(Method::GET, "/openapi.json", None, &[], Body::empty())
-        .await;
+    let r = app.request(Method::GET, "/openapi.json", None, &[], Body::empty()).await;
     assert_eq!(r.status, 200);
     assert!(r.body["openapi"].as_str().unwrap().starts_with("3.1"));
     for path in [
@@ -30,35 +26,14 @@ async fn health_openapi_and_docs(db: TestDb) {
     ] {
         assert!(r.body["paths"].get(path).is_some(), "{path} is documented");
     }
-    assert_eq!(
-        r.body["paths"]["/number-recycling/v0.2/check"]["post"]["operationId"],
-        "checkNumberRecycling"
-    );
+    assert_eq!(r.body["paths"]["/number-recycling/v0.2/check"]["post"]["operationId"], "checkNumberRecycling");
     // The docs page and its assets are served by numlink itself: it works offline.
-    let page = app
-        .request(Method::GET, "/docs/", None, &[], Body::empty())
-        .await;
+    let page = app.request(Method::GET, "/docs/", None, &[], Body::empty()).await;
     assert_eq!(page.status, 200);
-    assert!(
-        page.text.contains("swagger-ui-bundle.js") && !page.text.contains("https://"),
-        "no external assets"
-    );
-    let js = app
-        .request(
-            Method::GET,
-            "/docs/swagger-ui-bundle.js",
-            None,
-            &[],
-            Body::empty(),
-        )
-        .await;
+    assert!(page.text.contains("swagger-ui-bundle.js") && !page.text.contains("https://"), "no external assets");
+    let js = app.request(Method::GET, "/docs/swagger-ui-bundle.js", None, &[], Body::empty()).await;
     assert_eq!(js.status, 200);
     assert!(js.text.len() > 100_000);
-    let r = app
-        .request(Method::GET, "/nowhere", None, &[], Body::empty())
-        .await;
-    assert_eq!(
-        (r.status, r.body["code"].as_str()),
-        (404, Some("NOT_FOUND"))
-    );
+    let r = app.request(Method::GET, "/nowhere", None, &[], Body::empty()).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (404, Some("NOT_FOUND")));
 }

@@ -5,8 +5,8 @@ mod rules;
 
 use domain::history::{Summary, summarize};
 use domain::{
-    AgingPolicy, Answer, CarrierId, Coverage, Day, EventKind, HistoryEvent, NumberFacts,
-    PhoneNumber, Rejection, reassigned_since, validate_new,
+    AgingPolicy, Answer, CarrierId, Coverage, Day, EventKind, HistoryEvent, NumberFacts, PhoneNumber, Rejection,
+    reassigned_since, validate_new,
 };
 
 pub const A: CarrierId = CarrierId(1);
@@ -39,29 +39,18 @@ impl Number {
     pub fn new(n: &str, holder: Option<CarrierId>, since: Option<Day>) -> Number {
         Number {
             number: PhoneNumber::parse(n).unwrap(),
-            coverage: Coverage {
-                range_holder: holder,
-                reporting_since: since,
-            },
+            coverage: Coverage { range_holder: holder, reporting_since: since },
             aging: AgingPolicy::default(),
             today: day("2025-06-30"),
             sorted: Vec::new(),
-            kept: Summary {
-                serving: holder,
-                ..Summary::default()
-            },
+            kept: Summary { serving: holder, ..Summary::default() },
             next_id: 0,
         }
     }
 
     pub fn event(&mut self, kind: EventKind, date: &str, carrier: CarrierId) -> HistoryEvent {
         self.next_id += 1;
-        HistoryEvent {
-            date: day(date),
-            kind,
-            carrier,
-            event_id: format!("e{}", self.next_id),
-        }
+        HistoryEvent { date: day(date), kind, carrier, event_id: format!("e{}", self.next_id) }
     }
 
     pub fn offer(&mut self, e: HistoryEvent) -> Result<(), Rejection> {
@@ -72,12 +61,7 @@ impl Number {
         Ok(())
     }
 
-    pub fn report(
-        &mut self,
-        kind: EventKind,
-        date: &str,
-        carrier: CarrierId,
-    ) -> Result<(), Rejection> {
+    pub fn report(&mut self, kind: EventKind, date: &str, carrier: CarrierId) -> Result<(), Rejection> {
         let e = self.event(kind, date, carrier);
         self.offer(e)
     }
@@ -91,11 +75,7 @@ impl Number {
     }
 
     pub fn facts(&self) -> NumberFacts {
-        let s = summarize(
-            &self.sorted,
-            &self.coverage,
-            self.aging.days_for(self.number),
-        );
+        let s = summarize(&self.sorted, &self.coverage, self.aging.days_for(self.number));
         NumberFacts::new(&self.coverage, &s)
     }
 

@@ -14,18 +14,8 @@ fn r2_table() {
     // (what, history builder, D, expected)
     type Build = fn(&mut Number);
     let rows: Vec<(&str, Build, &str, Option<Answer>)> = vec![
-        (
-            "no events, covered: held since before coverage",
-            |_| {},
-            "2021-05-01",
-            NO,
-        ),
-        (
-            "no events, D before coverage",
-            |_| {},
-            "2019-12-31",
-            BEFORE_COVERAGE,
-        ),
+        ("no events, covered: held since before coverage", |_| {}, "2021-05-01", NO),
+        ("no events, D before coverage", |_| {}, "2019-12-31", BEFORE_COVERAGE),
         ("D is the coverage start", |_| {}, "2020-01-01", NO),
         (
             "disconnection after D",
@@ -54,8 +44,7 @@ fn r2_table() {
         (
             "disconnection before D, reissued before D",
             |n| {
-                n.ok(Disconnected, "2023-03-01", A)
-                    .ok(Activated, "2023-06-01", A);
+                n.ok(Disconnected, "2023-03-01", A).ok(Activated, "2023-06-01", A);
             },
             "2023-07-01",
             NO,
@@ -63,8 +52,7 @@ fn r2_table() {
         (
             "reissued on D: the holder at D is the current one",
             |n| {
-                n.ok(Disconnected, "2023-03-01", A)
-                    .ok(Activated, "2023-06-01", A);
+                n.ok(Disconnected, "2023-03-01", A).ok(Activated, "2023-06-01", A);
             },
             "2023-06-01",
             NO,
@@ -72,8 +60,7 @@ fn r2_table() {
         (
             "D in the gap after a disconnection, reissued later",
             |n| {
-                n.ok(Disconnected, "2023-03-01", A)
-                    .ok(Activated, "2023-06-01", A);
+                n.ok(Disconnected, "2023-03-01", A).ok(Activated, "2023-06-01", A);
             },
             "2023-04-15",
             YES,
@@ -105,8 +92,7 @@ fn r2_table() {
         (
             "porting is not a change of holder",
             |n| {
-                n.ok(PortedOut, "2024-02-01", A)
-                    .ok(PortedIn, "2024-02-01", B);
+                n.ok(PortedOut, "2024-02-01", A).ok(PortedIn, "2024-02-01", B);
             },
             "2024-01-01",
             NO,
@@ -114,8 +100,7 @@ fn r2_table() {
         (
             "port then disconnection by the recipient",
             |n| {
-                n.ok(PortedIn, "2024-02-01", B)
-                    .ok(Disconnected, "2024-05-01", B);
+                n.ok(PortedIn, "2024-02-01", B).ok(Disconnected, "2024-05-01", B);
             },
             "2024-01-01",
             YES,
@@ -154,20 +139,14 @@ fn r2_after_today_is_out_of_range() {
 #[test]
 fn r2_unknown_number_and_coverage_from_first_event() {
     let mut n = Number::new("+447700900123", None, None);
-    assert_eq!(
-        n.ask(day("2024-01-01")),
-        Some(Answer::NoData(NoDataReason::UnknownNumber))
-    );
+    assert_eq!(n.ask(day("2024-01-01")), Some(Answer::NoData(NoDataReason::UnknownNumber)));
     // A number in no range becomes known through a port into a carrier; coverage starts then.
     n.ok(PortedIn, "2024-03-01", B);
     assert_eq!(n.ask(day("2024-02-01")), BEFORE_COVERAGE);
     assert_eq!(n.ask(day("2024-03-01")), NO);
     let facts = n.facts();
     assert_eq!(facts.coverage_start, Some(day("2024-03-01")));
-    assert_eq!(
-        reassigned_since(&facts, day("2024-04-01"), day("2025-01-01")),
-        Ok(Answer::No)
-    );
+    assert_eq!(reassigned_since(&facts, day("2024-04-01"), day("2025-01-01")), Ok(Answer::No));
 }
 
 #[test]
@@ -177,30 +156,10 @@ fn r3_table() {
     // (what, history, (kind, date, carrier) offered, expected rejection or None for accepted)
     type Offer<'a> = (domain::EventKind, &'a str, domain::CarrierId);
     let rows: Vec<(&str, Build, Offer, Option<RejectionCode>)> = vec![
-        (
-            "first event may be any type",
-            |_| {},
-            (Transferred, "2023-01-01", A),
-            None,
-        ),
-        (
-            "date after today",
-            |_| {},
-            (Disconnected, "2025-07-01", A),
-            Some(R::OutOfRange),
-        ),
-        (
-            "today is allowed",
-            |_| {},
-            (Disconnected, "2025-06-30", A),
-            None,
-        ),
-        (
-            "carrier outside its ranges",
-            |_| {},
-            (Disconnected, "2023-01-01", B),
-            Some(R::NotNumberHolder),
-        ),
+        ("first event may be any type", |_| {}, (Transferred, "2023-01-01", A), None),
+        ("date after today", |_| {}, (Disconnected, "2025-07-01", A), Some(R::OutOfRange)),
+        ("today is allowed", |_| {}, (Disconnected, "2025-06-30", A), None),
+        ("carrier outside its ranges", |_| {}, (Disconnected, "2023-01-01", B), Some(R::NotNumberHolder)),
         (
             "activation of a held number",
             |n| {
@@ -249,30 +208,10 @@ fn r3_table() {
             (Activated, "2023-04-01", A),
             None,
         ),
-        (
-            "ported_out from the serving carrier",
-            |_| {},
-            (PortedOut, "2023-01-01", A),
-            None,
-        ),
-        (
-            "ported_out from a non-serving carrier",
-            |_| {},
-            (PortedOut, "2023-01-01", B),
-            Some(R::NotNumberHolder),
-        ),
-        (
-            "ported_in from another carrier",
-            |_| {},
-            (PortedIn, "2023-01-01", B),
-            None,
-        ),
-        (
-            "ported_in from the serving carrier changes nothing",
-            |_| {},
-            (PortedIn, "2023-01-01", A),
-            None,
-        ),
+        ("ported_out from the serving carrier", |_| {}, (PortedOut, "2023-01-01", A), None),
+        ("ported_out from a non-serving carrier", |_| {}, (PortedOut, "2023-01-01", B), Some(R::NotNumberHolder)),
+        ("ported_in from another carrier", |_| {}, (PortedIn, "2023-01-01", B), None),
+        ("ported_in from the serving carrier changes nothing", |_| {}, (PortedIn, "2023-01-01", A), None),
         (
             "donor's ported_out after the recipient's ported_in, same day",
             |n| {
@@ -382,11 +321,7 @@ fn r3_table() {
         let mut n = Number::in_range_of_a();
         build(&mut n);
         let got = n.report(kind, date, carrier).err().map(|r| {
-            assert!(
-                r.message.contains(date),
-                "{what}: the message names the date: {}",
-                r.message
-            );
+            assert!(r.message.contains(date), "{what}: the message names the date: {}", r.message);
             r.code
         });
         assert_eq!(got, expected, "{what}");
@@ -398,18 +333,12 @@ fn r3_aging_per_country_code() {
     // +1: 45 days by default.
     let mut us = Number::new("+12025550123", Some(A), Some(day("2020-01-01")));
     us.ok(Disconnected, "2024-01-01", A);
-    assert_eq!(
-        us.report(Activated, "2024-02-14", A).unwrap_err().code,
-        RejectionCode::AgingViolation
-    );
+    assert_eq!(us.report(Activated, "2024-02-14", A).unwrap_err().code, RejectionCode::AgingViolation);
     us.ok(Activated, "2024-02-15", A);
     // A configured code overrides the default.
     let mut uk = Number::new("+447700900123", Some(A), Some(day("2020-01-01")));
     uk.aging = AgingPolicy::default().with_code("44", 30);
     uk.ok(Disconnected, "2024-01-01", A);
-    assert_eq!(
-        uk.report(Activated, "2024-01-30", A).unwrap_err().code,
-        RejectionCode::AgingViolation
-    );
+    assert_eq!(uk.report(Activated, "2024-01-30", A).unwrap_err().code, RejectionCode::AgingViolation);
     uk.ok(Activated, "2024-01-31", A);
 }

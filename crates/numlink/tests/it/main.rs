@@ -10,22 +10,12 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_numlink");
 
 fn numlink(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .env_remove("NUMLINK_DB")
-        .output()
-        .expect("run numlink")
+    Command::new(BIN).current_dir(dir).args(args).env_remove("NUMLINK_DB").output().expect("run numlink")
 }
 
 fn json_line(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// A running server; killed on drop.
@@ -54,10 +44,7 @@ fn serve(dir: &Path) -> Server {
     let stderr = child.stderr.take().expect("piped stderr");
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
-        let line = lines
-            .next()
-            .expect("the server exits before listening")
-            .expect("read stderr");
+        let line = lines.next().expect("the server exits before listening").expect("read stderr");
         let Ok(v) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
@@ -67,10 +54,7 @@ fn serve(dir: &Path) -> Server {
     };
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines.by_ref() {});
-    Server {
-        child,
-        base: format!("http://{addr}"),
-    }
+    Server { child, base: format!("http://{addr}") }
 }
 
 #[test]
@@ -92,17 +76,7 @@ fn a_carrier_uploads_and_a_bank_checks_through_the_binary() {
             "2020-01-01",
         ],
     ));
-    let bank = json_line(&numlink(
-        d,
-        &[
-            "participant",
-            "add",
-            "--role",
-            "institution",
-            "--name",
-            "Bank",
-        ],
-    ));
+    let bank = json_line(&numlink(d, &["participant", "add", "--role", "institution", "--name", "Bank"]));
     let carrier_key = carrier["apiKey"].as_str().unwrap();
     let bank_key = bank["apiKey"].as_str().unwrap();
     assert!(carrier["id"].as_str().unwrap().starts_with("car_"));
@@ -111,92 +85,36 @@ fn a_carrier_uploads_and_a_bank_checks_through_the_binary() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(d.join("numlink.db.key"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(d.join("numlink.db.key")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     // Only carriers take prefixes.
-    let bad = numlink(
-        d,
-        &[
-            "participant",
-            "add",
-            "--role",
-            "institution",
-            "--name",
-            "X",
-            "--prefix",
-            "+1",
-        ],
-    );
+    let bad = numlink(d, &["participant", "add", "--role", "institution", "--name", "X", "--prefix", "+1"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("only carriers"));
 
     let server = serve(d);
     std::fs::write(d.join("events.csv"), "event_id,phone_number,type,date\ne1,+8613800138000,disconnected,2024-02-25\ne2,+8613800138000,activated,2024-09-21\ne3,+86bad,activated,2024-09-21\n").unwrap();
-    let up = numlink(
-        d,
-        &[
-            "upload",
-            "events.csv",
-            "--server",
-            &server.base,
-            "--key",
-            carrier_key,
-        ],
-    );
+    let up = numlink(d, &["upload", "events.csv", "--server", &server.base, "--key", carrier_key]);
     let job = json_line(&up);
     assert_eq!(
-        (
-            job["state"].as_str(),
-            job["accepted"].as_u64(),
-            job["rejected"].as_u64()
-        ),
+        (job["state"].as_str(), job["accepted"].as_u64(), job["rejected"].as_u64()),
         (Some("succeeded"), Some(2), Some(1)),
         "{job}"
     );
     assert!(String::from_utf8_lossy(&up.stderr).contains("/rejections"));
 
     // A file rejected as a whole: non-zero exit, and the reason.
-    std::fs::write(
-        d.join("wrong.csv"),
-        "number,when\n+8613800138000,2024-02-25\n",
-    )
-    .unwrap();
-    let up = numlink(
-        d,
-        &[
-            "upload",
-            "wrong.csv",
-            "--server",
-            &server.base,
-            "--key",
-            carrier_key,
-        ],
-    );
+    std::fs::write(d.join("wrong.csv"), "number,when\n+8613800138000,2024-02-25\n").unwrap();
+    let up = numlink(d, &["upload", "wrong.csv", "--server", &server.base, "--key", carrier_key]);
     assert!(!up.status.success());
     assert!(String::from_utf8_lossy(&up.stdout).contains("INVALID_ARGUMENT"));
     // A bank's key cannot upload.
-    let up = numlink(
-        d,
-        &[
-            "upload",
-            "events.csv",
-            "--server",
-            &server.base,
-            "--key",
-            bank_key,
-        ],
-    );
+    let up = numlink(d, &["upload", "events.csv", "--server", &server.base, "--key", bank_key]);
     assert!(!up.status.success());
 
     // The check, over a real socket.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let answer: Value = runtime.block_on(async {
         reqwest::Client::new()
             .post(format!("{}/number-recycling/v0.2/check", server.base))
@@ -210,14 +128,8 @@ fn a_carrier_uploads_and_a_bank_checks_through_the_binary() {
             .unwrap()
     });
     assert_eq!(answer, serde_json::json!({"phoneNumberRecycled": true}));
-    let metrics = runtime.block_on(async {
-        reqwest::get(format!("{}/metrics", server.base))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let metrics = runtime
+        .block_on(async { reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap() });
     assert!(metrics.contains("numlink_checks_total"), "{metrics}");
     drop(server);
 

@@ -24,23 +24,10 @@ pub struct ChainReport {
     pub first_broken: Option<i64>,
 }
 
-fn chain_hash(
-    prev: &[u8],
-    at: &str,
-    actor: &str,
-    action: &str,
-    subject: Option<&[u8]>,
-    detail: &str,
-) -> [u8; 32] {
+fn chain_hash(prev: &[u8], at: &str, actor: &str, action: &str, subject: Option<&[u8]>, detail: &str) -> [u8; 32] {
     let mut buf = Vec::with_capacity(128 + detail.len());
     buf.extend_from_slice(prev);
-    for part in [
-        at.as_bytes(),
-        actor.as_bytes(),
-        action.as_bytes(),
-        subject.unwrap_or(&[]),
-        detail.as_bytes(),
-    ] {
+    for part in [at.as_bytes(), actor.as_bytes(), action.as_bytes(), subject.unwrap_or(&[]), detail.as_bytes()] {
         buf.extend_from_slice(&(part.len() as u32).to_be_bytes());
         buf.extend_from_slice(part);
     }
@@ -50,9 +37,7 @@ fn chain_hash(
 pub(crate) fn last_hash(conn: &mut dyn Conn) -> Result<[u8; 32], StoreError> {
     let row = conn.query_one("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?;
     match row.and_then(|r| r.opt_bytes(0)) {
-        Some(b) => b
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("audit hash is not 32 bytes".into())),
+        Some(b) => b.try_into().map_err(|_| StoreError::Corrupt("audit hash is not 32 bytes".into())),
         None => Ok([0; 32]),
     }
 }
@@ -97,29 +82,14 @@ pub(crate) fn verify(conn: &mut dyn Conn) -> Result<ChainReport, StoreError> {
             &[after.into(), PAGE.into()],
         )?;
         if rows.is_empty() {
-            return Ok(ChainReport {
-                records,
-                first_broken: None,
-            });
+            return Ok(ChainReport { records, first_broken: None });
         }
         for r in &rows {
             let seq = r.i64(0)?;
             let subject = r.opt_bytes(4);
-            let expect = chain_hash(
-                &prev,
-                &r.text(1)?,
-                &r.text(2)?,
-                &r.text(3)?,
-                subject.as_deref(),
-                &r.text(5)?,
-            );
-            if r.opt_bytes(6).as_deref() != Some(&prev[..])
-                || r.opt_bytes(7).as_deref() != Some(&expect[..])
-            {
-                return Ok(ChainReport {
-                    records,
-                    first_broken: Some(seq),
-                });
+            let expect = chain_hash(&prev, &r.text(1)?, &r.text(2)?, &r.text(3)?, subject.as_deref(), &r.text(5)?);
+            if r.opt_bytes(6).as_deref() != Some(&prev[..]) || r.opt_bytes(7).as_deref() != Some(&expect[..]) {
+                return Ok(ChainReport { records, first_broken: Some(seq) });
             }
             prev = expect;
             after = seq;

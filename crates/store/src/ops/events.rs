@@ -4,8 +4,8 @@
 use domain::answer::DateAfterToday;
 use domain::history::Summary;
 use domain::{
-    Answer, CarrierId, Day, EventKind, HistoryEvent, NumberFacts, PhoneNumber, Rejection,
-    RejectionCode, reassigned_since, validate_new,
+    Answer, CarrierId, Day, EventKind, HistoryEvent, NumberFacts, PhoneNumber, Rejection, RejectionCode,
+    reassigned_since, validate_new,
 };
 
 use crate::StoreError;
@@ -52,10 +52,7 @@ impl WriteCtx {
         for i in order {
             out[i] = Some(self.apply_event(carrier, &events[i])?);
         }
-        Ok(out
-            .into_iter()
-            .map(|o| o.expect("every index was visited once"))
-            .collect())
+        Ok(out.into_iter().map(|o| o.expect("every index was visited once")).collect())
     }
 
     fn apply_event(&mut self, carrier: &Participant, e: &NewEvent) -> Result<Outcome, StoreError> {
@@ -72,21 +69,13 @@ impl WriteCtx {
             } else {
                 Outcome::Rejected(Rejection::new(
                     RejectionCode::Conflict,
-                    format!(
-                        "eventId \"{}\" was reported before with a different payload",
-                        e.event_id
-                    ),
+                    format!("eventId \"{}\" was reported before with a different payload", e.event_id),
                 ))
             });
         }
         let coverage = self.coverage(e.number);
         let history = self.history(e.number)?;
-        let new = HistoryEvent {
-            date: e.date,
-            kind: e.kind,
-            carrier: cid,
-            event_id: e.event_id.clone(),
-        };
+        let new = HistoryEvent { date: e.date, kind: e.kind, carrier: cid, event_id: e.event_id.clone() };
         let aging_days = self.aging.days_for(e.number);
         let today = self.clock.today();
         let summary = match validate_new(&history, &new, &coverage, aging_days, today) {
@@ -100,6 +89,7 @@ impl WriteCtx {
             &[cid.0.into(), e.event_id.as_str().into(), number.into(), e.kind.code().into(), e.date.packed().into(), now.into()],
         )?;
         self.put_summary(number, &summary)?;
+        self.fan_out(e.number, &new)?;
         let subject = self.hash_key.number(e.number);
         self.audit(
             &carrier.id,
@@ -110,7 +100,7 @@ impl WriteCtx {
         Ok(Outcome::Accepted)
     }
 
-    fn history(&mut self, n: PhoneNumber) -> Result<Vec<HistoryEvent>, StoreError> {
+    pub(crate) fn history(&mut self, n: PhoneNumber) -> Result<Vec<HistoryEvent>, StoreError> {
         let rows = self.conn.query(
             "SELECT carrier_seq, event_id, kind, day FROM events WHERE number = $1",
             &[(n.digits() as i64).into()],
@@ -120,14 +110,8 @@ impl WriteCtx {
             .map(|r| {
                 let kind = EventKind::from_code(r.i64(2)? as i16)
                     .ok_or_else(|| StoreError::Corrupt("unknown event kind".into()))?;
-                let date =
-                    day_of(r, 3).ok_or_else(|| StoreError::Corrupt("bad event day".into()))?;
-                Ok(HistoryEvent {
-                    date,
-                    kind,
-                    carrier: CarrierId(r.i64(0)?),
-                    event_id: r.text(1)?,
-                })
+                let date = day_of(r, 3).ok_or_else(|| StoreError::Corrupt("bad event day".into()))?;
+                Ok(HistoryEvent { date, kind, carrier: CarrierId(r.i64(0)?), event_id: r.text(1)? })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         domain::history::sort_r1(&mut events);
@@ -186,12 +170,7 @@ impl WriteCtx {
                 Err(DateAfterToday) => "error:OUT_OF_RANGE",
             };
             let subject = self.hash_key.number(n);
-            self.audit(
-                &actor.id,
-                "check",
-                Some(&subject),
-                &format!("date={d};answer={shown}"),
-            )?;
+            self.audit(&actor.id, "check", Some(&subject), &format!("date={d};answer={shown}"))?;
             out.push(answer);
         }
         Ok(out)

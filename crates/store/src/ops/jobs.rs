@@ -5,6 +5,7 @@ use domain::Rejection;
 
 use crate::StoreError;
 use crate::keys::new_id;
+use crate::ops::bindings::NewBinding;
 use crate::ops::events::{NewEvent, Outcome};
 use crate::ops::participants::{Participant, by_seq};
 use crate::sql::{Conn, Row};
@@ -14,16 +15,19 @@ use crate::writer::WriteCtx;
 pub enum JobKind {
     /// A carrier's lifecycle file.
     Lifecycle,
+    /// An institution's binding file.
+    Bindings,
 }
 
 impl JobKind {
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Lifecycle => "lifecycle",
+            JobKind::Bindings => "bindings",
         }
     }
-    fn parse(s: &str) -> Option<JobKind> {
-        (s == "lifecycle").then_some(JobKind::Lifecycle)
+    pub fn parse(s: &str) -> Option<JobKind> {
+        [JobKind::Lifecycle, JobKind::Bindings].into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -45,14 +49,9 @@ impl JobState {
         }
     }
     fn parse(s: &str) -> Option<JobState> {
-        [
-            JobState::Queued,
-            JobState::Running,
-            JobState::Succeeded,
-            JobState::Failed,
-        ]
-        .into_iter()
-        .find(|j| j.as_str() == s)
+        [JobState::Queued, JobState::Running, JobState::Succeeded, JobState::Failed]
+            .into_iter()
+            .find(|j| j.as_str() == s)
     }
     pub fn is_final(self) -> bool {
         matches!(self, JobState::Succeeded | JobState::Failed)
@@ -81,11 +80,18 @@ pub struct Job {
     pub updated_at: String,
 }
 
-/// One row of a chunk: its line number and the event it parsed to, or why it did not parse.
+/// What one row of a file parsed to.
+#[derive(Clone, Debug)]
+pub enum RowData {
+    Event(NewEvent),
+    Binding(NewBinding),
+}
+
+/// One row of a chunk: its line number and what it parsed to, or why it did not parse.
 #[derive(Clone, Debug)]
 pub struct ChunkRow {
     pub line: u64,
-    pub row: Result<NewEvent, Rejection>,
+    pub row: Result<RowData, Rejection>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,11 +111,9 @@ fn from_row(r: &Row) -> Result<Job, StoreError> {
     Ok(Job {
         id: r.text(0)?,
         owner_seq: r.i64(1)?,
-        kind: JobKind::parse(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown job kind {kind:?}")))?,
+        kind: JobKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("unknown job kind {kind:?}")))?,
         format: r.text(3)?,
-        state: JobState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown job state {state:?}")))?,
+        state: JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unknown job state {state:?}")))?,
         spool_path: r.text(5)?,
         byte_offset: u(6)?,
         line: u(7)?,
@@ -123,21 +127,15 @@ fn from_row(r: &Row) -> Result<Job, StoreError> {
     })
 }
 
-pub(crate) fn get(
-    conn: &mut dyn Conn,
-    id: &str,
-    owner_seq: Option<i64>,
-) -> Result<Option<Job>, StoreError> {
+pub(crate) fn get(conn: &mut dyn Conn, id: &str, owner_seq: Option<i64>) -> Result<Option<Job>, StoreError> {
     let row = conn.query_one(&format!("{SELECT} WHERE id = $1"), &[id.into()])?;
     let job = row.map(|r| from_row(&r)).transpose()?;
     Ok(job.filter(|j| owner_seq.is_none_or(|o| o == j.owner_seq)))
 }
 
 pub(crate) fn next_runnable(conn: &mut dyn Conn) -> Result<Option<Job>, StoreError> {
-    let row = conn.query_one(
-        &format!("{SELECT} WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT 1"),
-        &[],
-    )?;
+    let row =
+        conn.query_one(&format!("{SELECT} WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT 1"), &[])?;
     row.map(|r| from_row(&r)).transpose()
 }
 
@@ -151,15 +149,7 @@ pub(crate) fn rejections(
         "SELECT line, code, message FROM job_rejections WHERE job_id = $1 AND line > $2 ORDER BY line LIMIT $3",
         &[id.into(), (after_line as i64).into(), i64::from(limit).into()],
     )?;
-    rows.iter()
-        .map(|r| {
-            Ok(RejectionRow {
-                line: r.i64(0)? as u64,
-                code: r.text(1)?,
-                message: r.text(2)?,
-            })
-        })
-        .collect()
+    rows.iter().map(|r| Ok(RejectionRow { line: r.i64(0)? as u64, code: r.text(1)?, message: r.text(2)? })).collect()
 }
 
 impl WriteCtx {
@@ -177,17 +167,11 @@ impl WriteCtx {
              duplicates, rejected, created_at, updated_at) VALUES ($1, $2, $3, $4, 'queued', $5, 0, 1, 0, 0, 0, 0, $6, $6)",
             &[id.as_str().into(), owner.seq.into(), kind.as_str().into(), format.into(), spool.into(), now.into()],
         )?;
-        self.audit(
-            &owner.id,
-            "job.created",
-            None,
-            &format!("id={id};kind={};format={format}", kind.as_str()),
-        )?;
-        get(self.conn.as_mut(), &id, None)?
-            .ok_or_else(|| StoreError::Corrupt("job vanished after insert".into()))
+        self.audit(&owner.id, "job.created", None, &format!("id={id};kind={};format={format}", kind.as_str()))?;
+        get(self.conn.as_mut(), &id, None)?.ok_or_else(|| StoreError::Corrupt("job vanished after insert".into()))
     }
 
-    pub(crate) fn apply_lifecycle_chunk(
+    pub(crate) fn apply_chunk(
         &mut self,
         job_id: &str,
         rows: Vec<ChunkRow>,
@@ -204,19 +188,37 @@ impl WriteCtx {
             .ok_or_else(|| StoreError::Corrupt("job owner is gone".into()))?;
         let rows_read = rows.len() as i64;
         let mut rejections: Vec<(u64, Rejection)> = Vec::new();
-        let mut lines = Vec::new();
-        let mut events = Vec::new();
+        let (mut lines, mut events, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
         for r in rows {
             match r.row {
-                Ok(e) => {
+                Ok(RowData::Event(e)) if job.kind == JobKind::Lifecycle => {
                     lines.push(r.line);
                     events.push(e);
+                }
+                Ok(RowData::Binding(b)) if job.kind == JobKind::Bindings => {
+                    lines.push(r.line);
+                    bindings.push(b);
+                }
+                Ok(_) => {
+                    return Err(StoreError::Invalid(format!("a row of the wrong kind for job \"{job_id}\"")));
                 }
                 Err(rej) => rejections.push((r.line, rej)),
             }
         }
         let (mut accepted, mut duplicates) = (0i64, 0i64);
-        for (line, outcome) in lines.into_iter().zip(self.report_events(&owner, events)?) {
+        let outcomes: Vec<Outcome> = match job.kind {
+            JobKind::Lifecycle => self.report_events(&owner, events)?,
+            JobKind::Bindings => self
+                .register_bindings(&owner, bindings)?
+                .into_iter()
+                .map(|r| match r {
+                    Ok(reg) if reg.created => Outcome::Accepted,
+                    Ok(_) => Outcome::Duplicate,
+                    Err(rej) => Outcome::Rejected(rej),
+                })
+                .collect(),
+        };
+        for (line, outcome) in lines.into_iter().zip(outcomes) {
             match outcome {
                 Outcome::Accepted => accepted += 1,
                 Outcome::Duplicate => duplicates += 1,
@@ -246,8 +248,7 @@ impl WriteCtx {
                 job_id.into(),
             ],
         )?;
-        let job = get(self.conn.as_mut(), job_id, None)?
-            .ok_or_else(|| StoreError::Corrupt("job vanished".into()))?;
+        let job = get(self.conn.as_mut(), job_id, None)?.ok_or_else(|| StoreError::Corrupt("job vanished".into()))?;
         if finished {
             self.audit(
                 &owner.id,
@@ -268,12 +269,7 @@ impl WriteCtx {
             "UPDATE jobs SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3",
             &[error.into(), now.into(), job_id.into()],
         )?;
-        self.audit(
-            "numlink",
-            "job.failed",
-            None,
-            &format!("id={job_id};error={error}"),
-        )?;
+        self.audit("numlink", "job.failed", None, &format!("id={job_id};error={error}"))?;
         Ok(())
     }
 }

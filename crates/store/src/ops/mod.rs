@@ -2,6 +2,7 @@
 //! context, reads as functions of a connection.
 
 pub mod audit;
+pub mod bindings;
 pub mod events;
 pub mod jobs;
 pub mod participants;

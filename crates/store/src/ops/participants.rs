@@ -24,9 +24,7 @@ impl Role {
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Carrier, Role::Institution, Role::Regulator]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [Role::Carrier, Role::Institution, Role::Regulator].into_iter().find(|r| r.as_str() == s)
     }
 
     fn id_prefix(self) -> &'static str {
@@ -78,8 +76,7 @@ fn from_row(conn: &mut dyn Conn, r: &Row, with_prefixes: bool) -> Result<Partici
     let mut p = Participant {
         seq,
         id: r.text(1)?,
-        role: Role::parse(&role)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?,
         name: r.text(3)?,
         prefixes: Vec::new(),
         reporting_since: r.opt_i64(4).and_then(|v| Day::from_packed(v as i32)),
@@ -87,10 +84,7 @@ fn from_row(conn: &mut dyn Conn, r: &Row, with_prefixes: bool) -> Result<Partici
     };
     if with_prefixes {
         p.prefixes = conn
-            .query(
-                "SELECT prefix FROM prefixes WHERE participant_seq = $1 ORDER BY prefix",
-                &[seq.into()],
-            )?
+            .query("SELECT prefix FROM prefixes WHERE participant_seq = $1 ORDER BY prefix", &[seq.into()])?
             .iter()
             .map(|row| {
                 let digits = row.text(0)?;
@@ -106,10 +100,7 @@ pub(crate) fn list(conn: &mut dyn Conn) -> Result<Vec<Participant>, StoreError> 
     rows.iter().map(|r| from_row(conn, r, true)).collect()
 }
 
-pub(crate) fn by_key_hash(
-    conn: &mut dyn Conn,
-    hash: &[u8; 32],
-) -> Result<Option<Participant>, StoreError> {
+pub(crate) fn by_key_hash(conn: &mut dyn Conn, hash: &[u8; 32]) -> Result<Option<Participant>, StoreError> {
     let row = conn.query_one(
         "SELECT p.seq, p.id, p.role, p.name, p.reporting_since, p.created_at FROM api_keys k \
          JOIN participants p ON p.seq = k.participant_seq WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
@@ -128,10 +119,7 @@ pub(crate) fn by_seq(conn: &mut dyn Conn, seq: i64) -> Result<Option<Participant
     row.map(|r| from_row(conn, &r, true)).transpose()
 }
 
-pub(crate) fn prefix_owner(
-    conn: &mut dyn Conn,
-    prefix: &Prefix,
-) -> Result<Option<String>, StoreError> {
+pub(crate) fn prefix_owner(conn: &mut dyn Conn, prefix: &Prefix) -> Result<Option<String>, StoreError> {
     let row = conn.query_one(
         "SELECT p.id FROM prefixes x JOIN participants p ON p.seq = x.participant_seq WHERE x.prefix = $1",
         &[prefix.digits().into()],
@@ -140,26 +128,17 @@ pub(crate) fn prefix_owner(
 }
 
 impl WriteCtx {
-    pub(crate) fn add_participant(
-        &mut self,
-        p: NewParticipant,
-    ) -> Result<(Participant, ApiKey), StoreError> {
+    pub(crate) fn add_participant(&mut self, p: NewParticipant) -> Result<(Participant, ApiKey), StoreError> {
         let name = p.name.trim();
         if name.is_empty() || name.chars().count() > NAME_CHARS_MAX {
-            return Err(StoreError::Invalid(format!(
-                "name must be 1 to {NAME_CHARS_MAX} characters"
-            )));
+            return Err(StoreError::Invalid(format!("name must be 1 to {NAME_CHARS_MAX} characters")));
         }
         if p.role == Role::Carrier {
             if p.reporting_since.is_none() {
-                return Err(StoreError::Invalid(
-                    "a carrier needs --reporting-since YYYY-MM-DD".into(),
-                ));
+                return Err(StoreError::Invalid("a carrier needs --reporting-since YYYY-MM-DD".into()));
             }
             if p.prefixes.len() > PREFIXES_MAX {
-                return Err(StoreError::Invalid(format!(
-                    "a carrier has at most {PREFIXES_MAX} prefixes"
-                )));
+                return Err(StoreError::Invalid(format!("a carrier has at most {PREFIXES_MAX} prefixes")));
             }
         } else if !p.prefixes.is_empty() || p.reporting_since.is_some() {
             return Err(StoreError::Invalid(format!(
@@ -169,9 +148,7 @@ impl WriteCtx {
         }
         for prefix in &p.prefixes {
             if let Some(owner) = prefix_owner(self.conn.as_mut(), prefix)? {
-                return Err(StoreError::Invalid(format!(
-                    "prefix {prefix} already belongs to {owner}"
-                )));
+                return Err(StoreError::Invalid(format!("prefix {prefix} already belongs to {owner}")));
             }
         }
         let id = new_id(p.role.id_prefix());
@@ -205,19 +182,10 @@ impl WriteCtx {
             "role={};name={};prefixes={};reportingSince={}",
             p.role.as_str(),
             name,
-            prefixes
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" "),
+            prefixes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
             p.reporting_since.map(|d| d.to_string()).unwrap_or_default()
         );
-        self.audit(
-            "operator",
-            "participant.added",
-            None,
-            &format!("id={id};{detail}"),
-        )?;
+        self.audit("operator", "participant.added", None, &format!("id={id};{detail}"))?;
         let participant = Participant {
             seq,
             id,
@@ -259,24 +227,14 @@ impl WriteCtx {
         let seq = self.participant_seq(id)?;
         let revoked = self.revoke_all(seq)?;
         let key = self.issue_key(seq)?;
-        self.audit(
-            "operator",
-            "participant.key_rotated",
-            None,
-            &format!("id={id};revoked={revoked}"),
-        )?;
+        self.audit("operator", "participant.key_rotated", None, &format!("id={id};revoked={revoked}"))?;
         Ok(key)
     }
 
     pub(crate) fn revoke_keys(&mut self, id: &str) -> Result<u64, StoreError> {
         let seq = self.participant_seq(id)?;
         let revoked = self.revoke_all(seq)?;
-        self.audit(
-            "operator",
-            "participant.keys_revoked",
-            None,
-            &format!("id={id};revoked={revoked}"),
-        )?;
+        self.audit("operator", "participant.keys_revoked", None, &format!("id={id};revoked={revoked}"))?;
         Ok(revoked)
     }
 }

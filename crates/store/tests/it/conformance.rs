@@ -2,8 +2,7 @@ use domain::answer::NoDataReason;
 use domain::{Answer, Day, EventKind, PhoneNumber, Prefix, RejectionCode};
 use store::testing::TestDb;
 use store::{
-    ChunkRow, JobKind, JobState, NewEvent, NewParticipant, Outcome, Participant, Role, Store,
-    backend_tests,
+    ChunkRow, JobKind, JobState, NewEvent, NewParticipant, Outcome, Participant, Role, RowData, Store, backend_tests,
 };
 
 fn day(s: &str) -> Day {
@@ -41,12 +40,7 @@ async fn institution(store: &Store) -> (Participant, String) {
 }
 
 fn ev(id: &str, n: &str, kind: EventKind, date: &str) -> NewEvent {
-    NewEvent {
-        event_id: id.into(),
-        number: num(n),
-        kind,
-        date: day(date),
-    }
+    NewEvent { event_id: id.into(), number: num(n), kind, date: day(date) }
 }
 
 backend_tests!(
@@ -61,10 +55,7 @@ async fn participants_and_keys(db: TestDb) {
     let (store, _) = db.open("2025-06-30");
     let (bank, key) = institution(&store).await;
     assert!(key.starts_with("nlk_"));
-    assert_eq!(
-        store.authenticate(&key).await.unwrap().map(|p| p.id),
-        Some(bank.id.clone())
-    );
+    assert_eq!(store.authenticate(&key).await.unwrap().map(|p| p.id), Some(bank.id.clone()));
     assert_eq!(store.authenticate("nlk_not_a_key").await.unwrap(), None);
 
     let c = carrier(&store, "Carrier A", "+86138").await;
@@ -94,21 +85,12 @@ async fn participants_and_keys(db: TestDb) {
     );
 
     let listed = store.list_participants().await.unwrap();
-    assert_eq!(
-        listed.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
-        vec![bank.id.as_str(), c.id.as_str()]
-    );
+    assert_eq!(listed.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), vec![bank.id.as_str(), c.id.as_str()]);
 
     // Rotation: the new key works, the old one does not.
     let new_key = store.rotate_key(&bank.id).await.unwrap();
     assert_eq!(store.authenticate(&key).await.unwrap(), None);
-    assert!(
-        store
-            .authenticate(new_key.expose())
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(store.authenticate(new_key.expose()).await.unwrap().is_some());
     // Revocation.
     assert_eq!(store.revoke_keys(&bank.id).await.unwrap(), 1);
     assert_eq!(store.authenticate(new_key.expose()).await.unwrap(), None);
@@ -127,13 +109,8 @@ async fn events_are_validated_deduplicated_and_answered(db: TestDb) {
                 ev("e1", n, EventKind::Disconnected, "2024-01-10"),
                 ev("e2", n, EventKind::Activated, "2024-02-01"), // too soon for +86 (90 days)
                 ev("e3", n, EventKind::Activated, "2024-04-10"),
-                ev(
-                    "e4",
-                    "+8613900000001",
-                    EventKind::Disconnected,
-                    "2024-01-10",
-                ), // B's range
-                ev("e5", n, EventKind::Disconnected, "2026-01-01"), // after today
+                ev("e4", "+8613900000001", EventKind::Disconnected, "2024-01-10"), // B's range
+                ev("e5", n, EventKind::Disconnected, "2026-01-01"),                // after today
             ],
         )
         .await
@@ -159,27 +136,14 @@ async fn events_are_validated_deduplicated_and_answered(db: TestDb) {
     let again = store
         .report_events(
             a.clone(),
-            vec![
-                ev("e1", n, EventKind::Disconnected, "2024-01-10"),
-                ev("e3", n, EventKind::Activated, "2024-04-11"),
-            ],
+            vec![ev("e1", n, EventKind::Disconnected, "2024-01-10"), ev("e3", n, EventKind::Activated, "2024-04-11")],
         )
         .await
         .unwrap();
     assert_eq!(again[0], Outcome::Duplicate);
     assert!(matches!(&again[1], Outcome::Rejected(r) if r.code == RejectionCode::Conflict));
-    let by_b = store
-        .report_events(
-            b,
-            vec![ev(
-                "e1",
-                "+8613900000001",
-                EventKind::Disconnected,
-                "2024-01-10",
-            )],
-        )
-        .await
-        .unwrap();
+    let by_b =
+        store.report_events(b, vec![ev("e1", "+8613900000001", EventKind::Disconnected, "2024-01-10")]).await.unwrap();
     assert_eq!(by_b, vec![Outcome::Accepted]);
 
     let answers = store
@@ -188,11 +152,11 @@ async fn events_are_validated_deduplicated_and_answered(db: TestDb) {
             vec![
                 (num(n), day("2023-12-01")),                // disconnected after: yes
                 (num(n), day("2024-05-01")),                // after the reissue: no
-                (num(n), day("2019-01-01")), // before coverage, but a disconnection after: yes
+                (num(n), day("2019-01-01")),                // before coverage, but a disconnection after: yes
                 (num("+8613800999999"), day("2019-01-01")), // before coverage: no data
                 (num("+8613800999999"), day("2021-01-01")), // covered, no events: no
-                (num("+447700900123"), day("2021-01-01")), // nobody's range
-                (num(n), day("2025-07-01")), // after today
+                (num("+447700900123"), day("2021-01-01")),  // nobody's range
+                (num(n), day("2025-07-01")),                // after today
             ],
         )
         .await
@@ -214,27 +178,14 @@ async fn events_are_validated_deduplicated_and_answered(db: TestDb) {
 async fn checks_are_audited_in_a_tamper_evident_chain(db: TestDb) {
     let (store, _) = db.open("2025-06-30");
     let (bank, _) = institution(&store).await;
-    store
-        .check(
-            bank.clone(),
-            vec![(num("+8613800138000"), day("2024-01-01"))],
-        )
-        .await
-        .unwrap();
+    store.check(bank.clone(), vec![(num("+8613800138000"), day("2024-01-01"))]).await.unwrap();
     let tail = store.audit_tail(10).await.unwrap();
     let last = tail.last().unwrap();
-    assert_eq!(
-        (last.actor.as_str(), last.action.as_str()),
-        (bank.id.as_str(), "check")
-    );
+    assert_eq!((last.actor.as_str(), last.action.as_str()), (bank.id.as_str(), "check"));
     assert_eq!(last.detail, "date=2024-01-01;answer=no_data");
     let subject = last.subject.clone().unwrap();
     assert_eq!(subject.len(), 32);
-    assert_ne!(
-        &subject[..],
-        b"+8613800138000".as_slice(),
-        "the number is stored only as a keyed hash"
-    );
+    assert_ne!(&subject[..], b"+8613800138000".as_slice(), "the number is stored only as a keyed hash");
     assert_eq!(store.verify_audit().await.unwrap().first_broken, None);
 
     // Tamper with a record behind the store's back: the chain breaks there.
@@ -242,16 +193,10 @@ async fn checks_are_audited_in_a_tamper_evident_chain(db: TestDb) {
     match &db.url {
         store::DbUrl::Sqlite(path) => {
             let c = rusqlite_like::open(path);
-            rusqlite_like::exec(
-                &c,
-                &format!("UPDATE audit SET detail = 'forged' WHERE seq = {seq}"),
-            );
+            rusqlite_like::exec(&c, &format!("UPDATE audit SET detail = 'forged' WHERE seq = {seq}"));
         }
         store::DbUrl::Postgres(url) => {
-            store::testing::pg_batch(
-                url,
-                &format!("UPDATE audit SET detail = 'forged' WHERE seq = {seq}"),
-            );
+            store::testing::pg_batch(url, &format!("UPDATE audit SET detail = 'forged' WHERE seq = {seq}"));
         }
     }
     assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(seq));
@@ -272,28 +217,12 @@ async fn opening_twice_migrates_once(db: TestDb) {
     let (bank, key) = institution(&first).await;
     // A second process on the same database: migrations do not run again, data is shared.
     let second = db.open_with(clock);
-    assert_eq!(
-        second.authenticate(&key).await.unwrap().map(|p| p.id),
-        Some(bank.id)
-    );
+    assert_eq!(second.authenticate(&key).await.unwrap().map(|p| p.id), Some(bank.id));
     let (other, _) = institution(&second).await;
-    assert_eq!(
-        first.list_participants().await.unwrap().len(),
-        2,
-        "{other:?}"
-    );
+    assert_eq!(first.list_participants().await.unwrap().len(), 2, "{other:?}");
     // Both writers extend one audit chain.
-    first
-        .check(
-            other.clone(),
-            vec![(num("+8613800138000"), day("2024-01-01"))],
-        )
-        .await
-        .unwrap();
-    second
-        .check(other, vec![(num("+8613800138000"), day("2024-01-01"))])
-        .await
-        .unwrap();
+    first.check(other.clone(), vec![(num("+8613800138000"), day("2024-01-01"))]).await.unwrap();
+    second.check(other, vec![(num("+8613800138000"), day("2024-01-01"))]).await.unwrap();
     assert_eq!(first.verify_audit().await.unwrap().first_broken, None);
 }
 
@@ -301,80 +230,34 @@ async fn job_chunks_commit_with_their_checkpoint(db: TestDb) {
     let (store, _) = db.open("2025-06-30");
     let a = carrier(&store, "A", "+86138").await;
     let job = store
-        .create_job(
-            a.clone(),
-            JobKind::Lifecycle,
-            "events".into(),
-            std::path::Path::new("/nonexistent"),
-        )
+        .create_job(a.clone(), JobKind::Lifecycle, "events".into(), std::path::Path::new("/nonexistent"))
         .await
         .unwrap();
     assert_eq!(job.state, JobState::Queued);
-    assert_eq!(
-        store.next_job().await.unwrap().map(|j| j.id),
-        Some(job.id.clone())
-    );
+    assert_eq!(store.next_job().await.unwrap().map(|j| j.id), Some(job.id.clone()));
     let chunk = vec![
         ChunkRow {
             line: 2,
-            row: Ok(ev(
-                "f1",
-                "+8613800000001",
-                EventKind::Disconnected,
-                "2024-01-01",
-            )),
+            row: Ok(RowData::Event(ev("f1", "+8613800000001", EventKind::Disconnected, "2024-01-01"))),
         },
-        ChunkRow {
-            line: 3,
-            row: Err(domain::Rejection::new(
-                RejectionCode::InvalidArgument,
-                "bad row",
-            )),
-        },
+        ChunkRow { line: 3, row: Err(domain::Rejection::new(RejectionCode::InvalidArgument, "bad row")) },
         ChunkRow {
             line: 4,
-            row: Ok(ev(
-                "f1",
-                "+8613800000001",
-                EventKind::Disconnected,
-                "2024-01-01",
-            )),
+            row: Ok(RowData::Event(ev("f1", "+8613800000001", EventKind::Disconnected, "2024-01-01"))),
         },
     ];
-    let j = store
-        .apply_lifecycle_chunk(job.id.clone(), chunk.clone(), 100, 5, false)
-        .await
-        .unwrap();
+    let j = store.apply_chunk(job.id.clone(), chunk.clone(), 100, 5, false).await.unwrap();
     assert_eq!(
-        (
-            j.state,
-            j.rows_read,
-            j.accepted,
-            j.duplicates,
-            j.rejected,
-            j.byte_offset,
-            j.line
-        ),
+        (j.state, j.rows_read, j.accepted, j.duplicates, j.rejected, j.byte_offset, j.line),
         (JobState::Running, 3, 1, 1, 1, 100, 5)
     );
-    let j = store
-        .apply_lifecycle_chunk(job.id.clone(), vec![], 120, 6, true)
-        .await
-        .unwrap();
+    let j = store.apply_chunk(job.id.clone(), vec![], 120, 6, true).await.unwrap();
     assert_eq!(j.state, JobState::Succeeded);
     // A finished job ignores a replayed chunk.
-    let j = store
-        .apply_lifecycle_chunk(job.id.clone(), chunk, 100, 5, false)
-        .await
-        .unwrap();
+    let j = store.apply_chunk(job.id.clone(), chunk, 100, 5, false).await.unwrap();
     assert_eq!((j.state, j.rows_read), (JobState::Succeeded, 3));
     let rej = store.job_rejections(&job.id, 0, 100).await.unwrap();
-    assert_eq!(
-        rej.iter()
-            .map(|r| (r.line, r.code.as_str()))
-            .collect::<Vec<_>>(),
-        vec![(3, "INVALID_ARGUMENT")]
-    );
+    assert_eq!(rej.iter().map(|r| (r.line, r.code.as_str())).collect::<Vec<_>>(), vec![(3, "INVALID_ARGUMENT")]);
     // Jobs are visible to their owner only.
     assert!(store.job(&job.id, a.seq).await.unwrap().is_some());
     assert!(store.job(&job.id, a.seq + 1000).await.unwrap().is_none());

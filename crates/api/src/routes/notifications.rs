@@ -1,0 +1,165 @@
+//! The pull feed of notifications, for institutions without webhooks, and acknowledgements.
+//! Each notification is a thin CloudEvents 1.0 event: ids, the institution's own accountRef and the
+//! event date, never the phone number.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use store::{ACK_ACTIONS, Notification, Role};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
+use crate::json::StrictJson;
+use crate::routes::bindings::{PageQuery, page_limit};
+use crate::state::AppState;
+
+/// The `source` of every event numlink emits.
+pub const SOURCE: &str = "numlink";
+
+/// A CloudEvents 1.0 event in structured JSON mode.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CloudEvent {
+    #[schema(example = "1.0")]
+    pub specversion: &'static str,
+    /// The notification id; the same on every delivery attempt.
+    pub id: String,
+    pub source: &'static str,
+    /// `number.disconnected`, `number.transferred` or `number.reassigned`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// When the notification was created (RFC 3339).
+    pub time: String,
+    pub datacontenttype: &'static str,
+    pub data: NotificationData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationData {
+    pub binding_id: String,
+    /// The institution's own reference of the account.
+    pub account_ref: String,
+    /// The date of the lifecycle event.
+    pub event_date: String,
+    /// For `number.disconnected`: the first day the aging period allows the number to be reissued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reissuable_from: Option<String>,
+}
+
+impl From<&Notification> for CloudEvent {
+    fn from(n: &Notification) -> Self {
+        CloudEvent {
+            specversion: "1.0",
+            id: n.id.clone(),
+            source: SOURCE,
+            kind: n.kind.as_str(),
+            time: n.created_at.clone(),
+            datacontenttype: "application/json",
+            data: NotificationData {
+                binding_id: n.binding_id.clone(),
+                account_ref: n.account_ref.clone(),
+                event_date: n.event_date.to_string(),
+                reissuable_from: n.reissuable_from.map(|d| d.to_string()),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationsPage {
+    pub notifications: Vec<CloudEvent>,
+    /// Pass as `after` next time: the position after the last notification seen.
+    pub next_cursor: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// `unbound`, `customer_reverified` or `contact_suspended`.
+    #[schema(example = "unbound")]
+    pub action: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AckView {
+    pub id: String,
+    pub action: String,
+    pub acked_at: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/notifications",
+    tag = "Notifications",
+    summary = "Your notifications after a cursor, oldest first",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page", body = NotificationsPage),
+        (status = 400, description = "INVALID_ARGUMENT: bad cursor or limit", body = ErrorInfo),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn feed(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<NotificationsPage>> {
+    let institution = caller.require(&[Role::Institution])?;
+    let limit = page_limit(&state, q.limit)?;
+    let after: i64 = match q.after.as_deref() {
+        None | Some("") => 0,
+        Some(c) => c.parse().ok().filter(|v| *v >= 0).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "after \"{}\" is not a cursor from this feed",
+                domain::number::truncate_for_message(c)
+            ))
+        })?,
+    };
+    let page = state.store.notifications(institution.seq, after, limit).await?;
+    let next = page.last().map_or(after, |n| n.seq);
+    Ok(Json(NotificationsPage {
+        notifications: page.iter().map(CloudEvent::from).collect(),
+        next_cursor: next.to_string(),
+    }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/notifications/{id}/ack",
+    tag = "Notifications",
+    summary = "Acknowledge a notification with the action taken",
+    description = "The time from creation to acknowledgement is kept for the regulator. The first acknowledgement stands.",
+    params(("id" = String, Path, description = "The notification id")),
+    request_body = AckRequest,
+    responses(
+        (status = 200, description = "Acknowledged", body = AckView),
+        (status = 400, description = "INVALID_ARGUMENT: unknown action", body = ErrorInfo),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: no such notification, or not yours", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn ack(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(req): StrictJson<AckRequest>,
+) -> ApiResult<Json<AckView>> {
+    let institution = caller.require(&[Role::Institution])?.clone();
+    if !ACK_ACTIONS.contains(&req.action.as_str()) {
+        return Err(ApiError::invalid(format!(
+            "action \"{}\" is not known: expected one of {}",
+            domain::number::truncate_for_message(&req.action),
+            ACK_ACTIONS.join(", ")
+        )));
+    }
+    let n = state.store.ack_notification(institution, &id, &req.action).await?.ok_or_else(|| {
+        ApiError::new(ErrorCode::NotFound, format!("no notification \"{}\"", domain::number::truncate_for_message(&id)))
+    })?;
+    Ok(Json(AckView { id: n.id, action: n.ack_action.unwrap_or_default(), acked_at: n.acked_at.unwrap_or_default() }))
+}

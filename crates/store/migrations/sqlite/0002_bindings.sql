@@ -1,0 +1,35 @@
+-- Bindings (an institution's account bound to a number) and the notifications they receive.
+-- The number is stored only as its keyed hash (HMAC-SHA256, key outside the database).
+
+CREATE TABLE bindings (
+    id              TEXT PRIMARY KEY,
+    institution_seq INTEGER NOT NULL REFERENCES participants (seq),
+    account_ref     TEXT NOT NULL,
+    number_hash     BLOB NOT NULL,
+    bound_on        INTEGER NOT NULL,
+    -- R2 at bound_on said the holder had changed, or a notification came since: it never reverts.
+    stale           INTEGER NOT NULL,
+    created_at      TEXT NOT NULL,
+    UNIQUE (institution_seq, account_ref, number_hash)
+);
+CREATE INDEX bindings_number ON bindings (number_hash);
+CREATE INDEX bindings_institution ON bindings (institution_seq, id);
+
+-- One row per (binding, event) that ends or starts a tenure after the binding was made (R4).
+CREATE TABLE notifications (
+    seq               INTEGER PRIMARY KEY,
+    id                TEXT NOT NULL UNIQUE,
+    institution_seq   INTEGER NOT NULL REFERENCES participants (seq),
+    binding_id        TEXT NOT NULL,
+    account_ref       TEXT NOT NULL,
+    type              TEXT NOT NULL,
+    event_carrier_seq INTEGER NOT NULL,
+    event_id          TEXT NOT NULL,
+    event_date        INTEGER NOT NULL,
+    reissuable_from   INTEGER,
+    created_at        TEXT NOT NULL,
+    acked_at          TEXT,
+    ack_action        TEXT,
+    UNIQUE (binding_id, event_carrier_seq, event_id)
+);
+CREATE INDEX notifications_feed ON notifications (institution_seq, seq);

@@ -1,0 +1,322 @@
+//! Bindings and their notifications (R4).
+//!
+//! The set of notifications is defined, not accumulated: binding B gets one notification for event E
+//! exactly when E is on B's number and ends a tenure on or after B's `boundOn`, or starts one after it
+//! (the same boundaries as R2). Both paths — an event arriving for existing bindings, a binding
+//! arriving for an existing history — insert into that set under a unique (binding, event) key, in
+//! the transaction of the event or binding. So whatever order they arrive in, no event notifies a
+//! binding twice and none is missed.
+
+use domain::{Answer, Day, EventKind, HistoryEvent, PhoneNumber, Rejection, RejectionCode, reassigned_since};
+
+use crate::StoreError;
+use crate::keys::new_id;
+use crate::ops::participants::Participant;
+use crate::sql::{Conn, Row};
+use crate::writer::WriteCtx;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewBinding {
+    pub account_ref: String,
+    pub number: PhoneNumber,
+    pub bound_on: Day,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Binding {
+    pub id: String,
+    pub institution_seq: i64,
+    pub account_ref: String,
+    pub bound_on: Day,
+    /// Made with someone who no longer holds the number (R2 at `bound_on`, or notified since).
+    pub stale: bool,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registered {
+    pub binding: Binding,
+    /// False when the same (institution, accountRef, number) was registered before.
+    pub created: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotificationType {
+    Disconnected,
+    Transferred,
+    Reassigned,
+}
+
+impl NotificationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationType::Disconnected => "number.disconnected",
+            NotificationType::Transferred => "number.transferred",
+            NotificationType::Reassigned => "number.reassigned",
+        }
+    }
+
+    fn parse(s: &str) -> Option<NotificationType> {
+        [NotificationType::Disconnected, NotificationType::Transferred, NotificationType::Reassigned]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+
+    /// The notification an event causes for a binding made on `bound_on`, if any (R4 with R2's
+    /// boundaries: an end of tenure on or after the day, a new tenure after it).
+    pub fn for_event(kind: EventKind, event_date: Day, bound_on: Day) -> Option<NotificationType> {
+        match kind {
+            EventKind::Disconnected if event_date >= bound_on => Some(NotificationType::Disconnected),
+            EventKind::Transferred if event_date >= bound_on => Some(NotificationType::Transferred),
+            EventKind::Activated if event_date > bound_on => Some(NotificationType::Reassigned),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    /// The feed cursor.
+    pub seq: i64,
+    pub id: String,
+    pub institution_seq: i64,
+    pub binding_id: String,
+    pub account_ref: String,
+    pub kind: NotificationType,
+    pub event_date: Day,
+    /// For a disconnection: the first day the aging period allows the number to be reissued.
+    pub reissuable_from: Option<Day>,
+    pub created_at: String,
+    pub acked_at: Option<String>,
+    pub ack_action: Option<String>,
+}
+
+/// What an institution did about a notification.
+pub const ACK_ACTIONS: [&str; 3] = ["unbound", "customer_reverified", "contact_suspended"];
+
+pub const ACCOUNT_REF_CHARS_MAX: usize = 128;
+
+const BINDING_COLUMNS: &str = "id, institution_seq, account_ref, bound_on, stale, created_at";
+const NOTIFICATION_COLUMNS: &str = "seq, id, institution_seq, binding_id, account_ref, type, event_date, reissuable_from, created_at, acked_at, ack_action";
+
+fn day(r: &Row, i: usize) -> Result<Day, StoreError> {
+    r.opt_i64(i)
+        .and_then(|v| Day::from_packed(v as i32))
+        .ok_or_else(|| StoreError::Corrupt(format!("column {i} is not a day")))
+}
+
+fn binding_from(r: &Row) -> Result<Binding, StoreError> {
+    Ok(Binding {
+        id: r.text(0)?,
+        institution_seq: r.i64(1)?,
+        account_ref: r.text(2)?,
+        bound_on: day(r, 3)?,
+        stale: r.i64(4)? != 0,
+        created_at: r.text(5)?,
+    })
+}
+
+fn notification_from(r: &Row) -> Result<Notification, StoreError> {
+    let t = r.text(5)?;
+    Ok(Notification {
+        seq: r.i64(0)?,
+        id: r.text(1)?,
+        institution_seq: r.i64(2)?,
+        binding_id: r.text(3)?,
+        account_ref: r.text(4)?,
+        kind: NotificationType::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("notification type {t:?}")))?,
+        event_date: day(r, 6)?,
+        reissuable_from: r.opt_i64(7).and_then(|v| Day::from_packed(v as i32)),
+        created_at: r.text(8)?,
+        acked_at: r.opt_text(9),
+        ack_action: r.opt_text(10),
+    })
+}
+
+pub(crate) fn get(conn: &mut dyn Conn, institution_seq: i64, id: &str) -> Result<Option<Binding>, StoreError> {
+    let row = conn.query_one(
+        &format!("SELECT {BINDING_COLUMNS} FROM bindings WHERE id = $1 AND institution_seq = $2"),
+        &[id.into(), institution_seq.into()],
+    )?;
+    row.map(|r| binding_from(&r)).transpose()
+}
+
+/// An institution's bindings in id order, after the cursor `after` (an id), at most `limit`.
+pub(crate) fn list(
+    conn: &mut dyn Conn,
+    institution_seq: i64,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<Binding>, StoreError> {
+    let rows = conn.query(
+        &format!("SELECT {BINDING_COLUMNS} FROM bindings WHERE institution_seq = $1 AND id > $2 ORDER BY id LIMIT $3"),
+        &[institution_seq.into(), after.into(), i64::from(limit).into()],
+    )?;
+    rows.iter().map(binding_from).collect()
+}
+
+/// An institution's notifications after the cursor `after_seq`, oldest first.
+pub(crate) fn feed(
+    conn: &mut dyn Conn,
+    institution_seq: i64,
+    after_seq: i64,
+    limit: u32,
+) -> Result<Vec<Notification>, StoreError> {
+    let rows = conn.query(
+        &format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE institution_seq = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
+        &[institution_seq.into(), after_seq.into(), i64::from(limit).into()],
+    )?;
+    rows.iter().map(notification_from).collect()
+}
+
+impl WriteCtx {
+    /// Registers bindings; per item, the binding (new or the one registered before) or why not.
+    pub(crate) fn register_bindings(
+        &mut self,
+        institution: &Participant,
+        items: Vec<NewBinding>,
+    ) -> Result<Vec<Result<Registered, Rejection>>, StoreError> {
+        let today = self.clock.today();
+        let mut out = Vec::with_capacity(items.len());
+        for b in items {
+            if b.bound_on > today {
+                out.push(Err(Rejection::new(
+                    RejectionCode::OutOfRange,
+                    format!("boundOn \"{}\" is after today ({today})", b.bound_on),
+                )));
+                continue;
+            }
+            out.push(Ok(self.register_binding(institution, &b)?));
+        }
+        Ok(out)
+    }
+
+    fn register_binding(&mut self, institution: &Participant, b: &NewBinding) -> Result<Registered, StoreError> {
+        let hash = self.hash_key.number(b.number);
+        if let Some(r) = self.conn.query_one(
+            &format!("SELECT {BINDING_COLUMNS} FROM bindings WHERE institution_seq = $1 AND account_ref = $2 AND number_hash = $3"),
+            &[institution.seq.into(), b.account_ref.as_str().into(), hash.as_slice().into()],
+        )? {
+            return Ok(Registered { binding: binding_from(&r)?, created: false });
+        }
+        let today = self.clock.today();
+        let stale = reassigned_since(&self.facts(b.number)?, b.bound_on, today) == Ok(Answer::Yes);
+        let id = new_id("bnd");
+        let now = self.now_rfc3339();
+        self.conn.exec(
+            "INSERT INTO bindings (id, institution_seq, account_ref, number_hash, bound_on, stale, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                id.as_str().into(),
+                institution.seq.into(),
+                b.account_ref.as_str().into(),
+                hash.as_slice().into(),
+                b.bound_on.packed().into(),
+                i16::from(stale).into(),
+                now.as_str().into(),
+            ],
+        )?;
+        self.audit(&institution.id, "binding.registered", Some(&hash), &format!("id={id};boundOn={}", b.bound_on))?;
+        let binding = Binding {
+            id,
+            institution_seq: institution.seq,
+            account_ref: b.account_ref.clone(),
+            bound_on: b.bound_on,
+            stale,
+            created_at: now,
+        };
+        // A binding that arrives after the events that concern it is notified of them now.
+        for e in self.history(b.number)? {
+            self.notify(&binding, b.number, &e)?;
+        }
+        Ok(Registered { binding, created: true })
+    }
+
+    /// After an accepted event: notifies every binding on the number that it concerns (R4).
+    pub(crate) fn fan_out(&mut self, n: PhoneNumber, e: &HistoryEvent) -> Result<u64, StoreError> {
+        if !matches!(e.kind, EventKind::Disconnected | EventKind::Transferred | EventKind::Activated) {
+            return Ok(0);
+        }
+        let hash = self.hash_key.number(n);
+        let rows = self.conn.query(
+            &format!("SELECT {BINDING_COLUMNS} FROM bindings WHERE number_hash = $1"),
+            &[hash.as_slice().into()],
+        )?;
+        let mut created = 0;
+        for r in &rows {
+            let b = binding_from(r)?;
+            created += u64::from(self.notify(&b, n, e)?);
+        }
+        Ok(created)
+    }
+
+    /// Inserts the notification of `e` for `b` if R4 calls for one; true if it is new.
+    fn notify(&mut self, b: &Binding, n: PhoneNumber, e: &HistoryEvent) -> Result<bool, StoreError> {
+        let Some(kind) = NotificationType::for_event(e.kind, e.date, b.bound_on) else {
+            return Ok(false);
+        };
+        let reissuable_from = (kind == NotificationType::Disconnected)
+            .then(|| domain::history::reissuable_from(e.date, self.aging.days_for(n)));
+        let now = self.now_rfc3339();
+        let inserted = self.conn.exec(
+            "INSERT INTO notifications (id, institution_seq, binding_id, account_ref, type, event_carrier_seq, event_id, \
+             event_date, reissuable_from, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+            &[
+                new_id("ntf").into(),
+                b.institution_seq.into(),
+                b.id.as_str().into(),
+                b.account_ref.as_str().into(),
+                kind.as_str().into(),
+                e.carrier.0.into(),
+                e.event_id.as_str().into(),
+                e.date.packed().into(),
+                reissuable_from.map(|d| d.packed()).into(),
+                now.into(),
+            ],
+        )?;
+        if inserted > 0 && !b.stale {
+            self.conn.exec("UPDATE bindings SET stale = 1 WHERE id = $1", &[b.id.as_str().into()])?;
+        }
+        Ok(inserted > 0)
+    }
+
+    pub(crate) fn delete_binding(&mut self, institution: &Participant, id: &str) -> Result<bool, StoreError> {
+        let row = self.conn.query_one(
+            "SELECT number_hash FROM bindings WHERE id = $1 AND institution_seq = $2",
+            &[id.into(), institution.seq.into()],
+        )?;
+        let Some(hash) = row.and_then(|r| r.opt_bytes(0)) else {
+            return Ok(false);
+        };
+        self.conn.exec("DELETE FROM bindings WHERE id = $1", &[id.into()])?;
+        self.audit(&institution.id, "binding.deleted", Some(&hash), &format!("id={id}"))?;
+        Ok(true)
+    }
+
+    /// Records what the institution did about a notification; the first acknowledgement stands.
+    pub(crate) fn ack_notification(
+        &mut self,
+        institution: &Participant,
+        id: &str,
+        action: &str,
+    ) -> Result<Option<Notification>, StoreError> {
+        let now = self.now_rfc3339();
+        self.conn.exec(
+            "UPDATE notifications SET acked_at = $1, ack_action = $2 WHERE id = $3 AND institution_seq = $4 AND acked_at IS NULL",
+            &[now.into(), action.into(), id.into(), institution.seq.into()],
+        )?;
+        let row = self.conn.query_one(
+            &format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = $1 AND institution_seq = $2"),
+            &[id.into(), institution.seq.into()],
+        )?;
+        let n = row.map(|r| notification_from(&r)).transpose()?;
+        if let Some(n) = &n {
+            self.audit(
+                &institution.id,
+                "notification.acked",
+                None,
+                &format!("id={id};action={}", n.ack_action.as_deref().unwrap_or("")),
+            )?;
+        }
+        Ok(n)
+    }
+}
