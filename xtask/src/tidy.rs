@@ -36,14 +36,19 @@ fn domain_does_no_io_no_async_no_serde_no_sql() {
 }
 
 #[test]
-fn only_store_knows_sql_and_only_api_knows_http() {
+fn only_store_knows_sql_and_only_api_serves_http() {
     for krate in ["domain", "api", "workers"] {
         let deps = dependencies(krate);
         assert!(!deps.iter().any(|d| d == "rusqlite" || d == "postgres"), "{krate} must not know SQL: {deps:?}");
     }
+    // HTTP handlers live in api; workers may call out (webhooks), but serve nothing.
     for krate in ["domain", "store", "workers"] {
         let deps = dependencies(krate);
-        assert!(!deps.iter().any(|d| d == "axum" || d == "reqwest"), "{krate} must not know HTTP: {deps:?}");
+        assert!(!deps.iter().any(|d| d == "axum" || d == "tower-http"), "{krate} must not serve HTTP: {deps:?}");
+    }
+    for krate in ["domain", "store"] {
+        let deps = dependencies(krate);
+        assert!(!deps.iter().any(|d| d == "reqwest"), "{krate} must not call HTTP: {deps:?}");
     }
 }
 

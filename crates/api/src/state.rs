@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use store::Store;
 use tokio::sync::Notify;
-use workers::FileLimits;
+use workers::{DeliveryConfig, FileLimits};
 
 /// Limits of the HTTP interface, each with its unit in the name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub struct Limits {
     pub batch_items_max: usize,
     /// Rows on one page of a listing.
     pub page_rows_max: u32,
+    /// Webhook endpoints of one institution.
+    pub webhook_endpoints_max: u32,
     pub files: FileLimits,
 }
 
@@ -25,6 +27,7 @@ impl Default for Limits {
             body_bytes_max: 2 * 1024 * 1024,
             batch_items_max: 1000,
             page_rows_max: 10_000,
+            webhook_endpoints_max: 10,
             files: FileLimits::default(),
         }
     }
@@ -41,5 +44,9 @@ pub struct AppState {
     pub spool_dir: PathBuf,
     /// Wakes the job runner when a file is queued.
     pub jobs_wake: Arc<Notify>,
+    /// Wakes the webhook deliverer when notifications may have been created.
+    pub deliveries_wake: Arc<Notify>,
+    /// The webhook policy: which URLs may be registered, how long a rotated secret overlaps.
+    pub webhooks: DeliveryConfig,
     pub metrics: Option<MetricsRender>,
 }

@@ -10,6 +10,7 @@ use api::Limits;
 use domain::AgingPolicy;
 use serde::Deserialize;
 use store::{DbUrl, HashKey};
+use workers::DeliveryConfig;
 
 pub const DEFAULT_DB: &str = "sqlite://./numlink.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -30,6 +31,18 @@ pub struct FileConfig {
     pub limits: FileLimitsConfig,
     #[serde(default)]
     pub aging: AgingConfig,
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    pub timeout_ms: Option<u64>,
+    pub in_flight_max: Option<usize>,
+    pub in_flight_per_endpoint_max: Option<usize>,
+    pub disable_after_days: Option<u32>,
+    pub secret_overlap_hours: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +55,7 @@ pub struct FileLimitsConfig {
     pub file_rows_max: Option<u64>,
     pub csv_field_bytes_max: Option<usize>,
     pub file_chunk_rows: Option<usize>,
+    pub webhook_endpoints_max: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +76,7 @@ pub struct Overrides {
     pub hash_key: Option<String>,
     pub hash_key_file: Option<PathBuf>,
     pub spool_dir: Option<PathBuf>,
+    pub allow_loopback_webhooks: bool,
 }
 
 pub struct Config {
@@ -73,6 +88,7 @@ pub struct Config {
     pub log_format: Option<String>,
     pub limits: Limits,
     pub aging: AgingPolicy,
+    pub webhooks: DeliveryConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -84,6 +100,7 @@ impl std::fmt::Debug for Config {
             .field("spool_dir", &self.spool_dir)
             .field("limits", &self.limits)
             .field("aging", &self.aging)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -139,6 +156,18 @@ impl Config {
         limits.files.file_rows_max = l.file_rows_max.unwrap_or(limits.files.file_rows_max);
         limits.files.csv_field_bytes_max = l.csv_field_bytes_max.unwrap_or(limits.files.csv_field_bytes_max);
         limits.files.chunk_rows = l.file_chunk_rows.unwrap_or(limits.files.chunk_rows).max(1);
+        limits.webhook_endpoints_max = l.webhook_endpoints_max.unwrap_or(limits.webhook_endpoints_max);
+
+        let mut webhooks = DeliveryConfig { allow_loopback: o.allow_loopback_webhooks, ..DeliveryConfig::default() };
+        let w = file.webhooks;
+        webhooks.timeout_ms = w.timeout_ms.unwrap_or(webhooks.timeout_ms);
+        webhooks.in_flight_max = w.in_flight_max.unwrap_or(webhooks.in_flight_max).max(1);
+        webhooks.in_flight_per_endpoint_max =
+            w.in_flight_per_endpoint_max.unwrap_or(webhooks.in_flight_per_endpoint_max).max(1);
+        webhooks.disable_after_secs =
+            w.disable_after_days.map_or(webhooks.disable_after_secs, |d| i64::from(d) * 86_400);
+        webhooks.secret_overlap_secs =
+            w.secret_overlap_hours.map_or(webhooks.secret_overlap_secs, |h| i64::from(h) * 3_600);
 
         let mut aging = match file.aging.default_days {
             Some(days) => AgingPolicy::new(days, AgingPolicy::default_codes()),
@@ -152,7 +181,17 @@ impl Config {
             aging = aging.with_code(digits, days);
         }
 
-        Ok(Config { db, listen, hash_key, hash_key_source, spool_dir, log_format: file.log_format, limits, aging })
+        Ok(Config {
+            db,
+            listen,
+            hash_key,
+            hash_key_source,
+            spool_dir,
+            log_format: file.log_format,
+            limits,
+            aging,
+            webhooks,
+        })
     }
 }
 

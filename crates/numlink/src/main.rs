@@ -64,6 +64,9 @@ enum Command {
         /// Where uploaded files wait to be applied (default: beside the SQLite file).
         #[arg(long, env = "NUMLINK_SPOOL_DIR")]
         spool_dir: Option<PathBuf>,
+        /// Allow webhook endpoints on loopback (http://127.0.0.1…): for local development and tests only.
+        #[arg(long)]
+        allow_loopback_webhooks: bool,
     },
     /// Manage participants: carriers, institutions, regulators.
     Participant {
@@ -157,6 +160,8 @@ fn open_store(config: &Config) -> Result<Store> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // HTTP clients (uploads, webhooks) use rustls with ring's crypto.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -175,10 +180,11 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
-        Command::Serve { db, listen, spool_dir } => {
+        Command::Serve { db, listen, spool_dir, allow_loopback_webhooks } => {
             let mut o = db.overrides();
             o.listen = listen;
             o.spool_dir = spool_dir;
+            o.allow_loopback_webhooks = allow_loopback_webhooks;
             serve(&o).await?;
         }
         Command::Participant { command } => participant(command).await?,
@@ -248,11 +254,19 @@ async fn serve(o: &Overrides) -> Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
     let runner = workers::JobRunner::new(store.clone(), config.limits.files);
+    if config.webhooks.allow_loopback {
+        tracing::warn!(
+            "WEBHOOKS TO LOOPBACK ARE ALLOWED (--allow-loopback-webhooks): for local development and tests only, never in production"
+        );
+    }
+    let deliverer = workers::Deliverer::new(store.clone(), config.webhooks)?;
     let state = api::AppState {
         store: store.clone(),
         limits: config.limits,
         spool_dir: config.spool_dir.clone(),
         jobs_wake: runner.waker(),
+        deliveries_wake: deliverer.waker(),
+        webhooks: config.webhooks,
         metrics: Some(Arc::new(move || recorder.render())),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -260,6 +274,11 @@ async fn serve(o: &Overrides) -> Result<()> {
     // The job runner: applies uploaded files in the background until shutdown.
     let runner_task = tokio::spawn(runner.run(async move {
         let _ = runner_stop.wait_for(|s| *s).await;
+    }));
+    // The webhook deliverer: sends due deliveries until shutdown.
+    let mut deliverer_stop = stop_rx.clone();
+    let deliverer_task = tokio::spawn(deliverer.run(async move {
+        let _ = deliverer_stop.wait_for(|s| *s).await;
     }));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -272,6 +291,7 @@ async fn serve(o: &Overrides) -> Result<()> {
         .context("serving HTTP")?;
     let _ = stop_tx.send(true);
     let _ = runner_task.await;
+    let _ = deliverer_task.await;
     tracing::info!("numlink stopped");
     Ok(())
 }

@@ -35,6 +35,7 @@ pub use ops::bindings::{
 pub use ops::events::{NewEvent, Outcome};
 pub use ops::jobs::{ChunkRow, Job, JobKind, JobState, RejectionRow, RowData};
 pub use ops::participants::{NewParticipant, Participant, Role};
+pub use ops::webhooks::{AttemptOutcome, DeliveryState, DueDelivery, Endpoint};
 
 use sql::Conn;
 use writer::{Command, WriteCtx};
@@ -325,6 +326,75 @@ impl Store {
     ) -> Result<Option<Notification>, StoreError> {
         let (id, action) = (id.to_string(), action.to_string());
         self.write(move |ctx| ctx.ack_notification(&institution, &id, &action)).await
+    }
+
+    // ----- webhooks -----
+
+    /// Registers an endpoint with its signing secret; at most `endpoints_max` per institution.
+    pub async fn add_endpoint(
+        &self,
+        institution: Participant,
+        url: &str,
+        secret: &str,
+        endpoints_max: u32,
+    ) -> Result<Endpoint, StoreError> {
+        let (url, secret) = (url.to_string(), secret.to_string());
+        self.write(move |ctx| ctx.add_endpoint(&institution, &url, &secret, endpoints_max)).await
+    }
+
+    pub async fn endpoints(&self, institution_seq: i64) -> Result<Vec<Endpoint>, StoreError> {
+        self.read(move |c| ops::webhooks::list(c, institution_seq)).await
+    }
+
+    pub async fn delete_endpoint(&self, institution: Participant, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.write(move |ctx| ctx.delete_endpoint(&institution, &id)).await
+    }
+
+    /// Replaces an endpoint's secret; the previous one keeps signing for `overlap_secs`.
+    pub async fn rotate_endpoint_secret(
+        &self,
+        institution: Participant,
+        id: &str,
+        new_secret: &str,
+        overlap_secs: i64,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let (id, secret) = (id.to_string(), new_secret.to_string());
+        self.write(move |ctx| ctx.rotate_endpoint_secret(&institution, &id, &secret, overlap_secs)).await
+    }
+
+    /// Queues a notification again for every enabled endpoint; `None` if the institution has no such notification.
+    pub async fn replay(&self, institution: Participant, notification_id: &str) -> Result<Option<u64>, StoreError> {
+        let id = notification_id.to_string();
+        self.write(move |ctx| ctx.replay(&institution, &id)).await
+    }
+
+    /// Deliveries due at `now` (unix seconds), oldest first.
+    pub async fn due_deliveries(&self, now: i64, limit: u32) -> Result<Vec<DueDelivery>, StoreError> {
+        self.read(move |c| ops::webhooks::due(c, now, limit)).await
+    }
+
+    /// When the next pending delivery is due (unix seconds).
+    pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        self.read(ops::webhooks::next_due).await
+    }
+
+    /// Records the outcome of one delivery attempt.
+    pub async fn record_attempt(
+        &self,
+        notification_seq: i64,
+        endpoint_id: &str,
+        outcome: AttemptOutcome,
+        disable_after_secs: i64,
+    ) -> Result<(), StoreError> {
+        let id = endpoint_id.to_string();
+        self.write(move |ctx| ctx.record_attempt(notification_seq, &id, &outcome, disable_after_secs)).await
+    }
+
+    /// The delivery rows of a notification, for operators and tests.
+    pub async fn deliveries_of(&self, notification_id: &str) -> Result<Vec<DeliveryState>, StoreError> {
+        let id = notification_id.to_string();
+        self.read(move |c| ops::webhooks::deliveries_of(c, &id)).await
     }
 
     // ----- jobs -----

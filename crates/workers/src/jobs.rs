@@ -19,6 +19,8 @@ use crate::files::{FileFormat, FileLimits, parse_row};
 pub enum WorkerError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Setup(String),
 }
 
 #[derive(Clone, Debug)]

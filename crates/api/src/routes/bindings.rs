@@ -150,6 +150,8 @@ pub async fn register(
     let parsed: Vec<Result<NewBinding, ApiError>> = req.bindings.iter().map(parse_binding).collect();
     let valid: Vec<NewBinding> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
     let mut outcomes = state.store.register_bindings(institution, valid).await?.into_iter();
+    // A binding stale on arrival is notified at once.
+    state.deliveries_wake.notify_one();
     let results = parsed
         .into_iter()
         .map(|p| {

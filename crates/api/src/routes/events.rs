@@ -109,6 +109,8 @@ pub async fn lifecycle_events(
         }
     }
     let outcomes = state.store.report_events(carrier, valid).await?;
+    // Accepted events may have created notifications.
+    state.deliveries_wake.notify_one();
     let (mut accepted, mut duplicates) = (0, 0);
     for (i, outcome) in valid_index.into_iter().zip(outcomes) {
         let label = match outcome {

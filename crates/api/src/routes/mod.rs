@@ -8,6 +8,7 @@ pub mod events;
 pub mod files;
 pub mod notifications;
 pub mod ops;
+pub mod webhooks;
 
 use domain::{Day, PhoneNumber};
 

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
-use store::{ACK_ACTIONS, Notification, Role};
+use store::{ACK_ACTIONS, Role};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
@@ -14,62 +14,48 @@ use crate::json::StrictJson;
 use crate::routes::bindings::{PageQuery, page_limit};
 use crate::state::AppState;
 
-/// The `source` of every event numlink emits.
-pub const SOURCE: &str = "numlink";
-
-/// A CloudEvents 1.0 event in structured JSON mode.
+/// A CloudEvents 1.0 event in structured JSON mode, as the feed and webhooks carry it (built by
+/// `workers::webhooks::cloud_event`; this type documents its shape).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CloudEvent {
     #[schema(example = "1.0")]
-    pub specversion: &'static str,
-    /// The notification id; the same on every delivery attempt.
+    pub specversion: String,
+    /// The notification id; the same on every delivery attempt (the `webhook-id`).
     pub id: String,
-    pub source: &'static str,
-    /// `number.disconnected`, `number.transferred` or `number.reassigned`.
+    #[schema(example = "numlink")]
+    pub source: String,
+    /// `number.disconnected`, `number.transferred`, `number.reassigned`, or `webhook.endpoint_disabled`.
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: String,
     /// When the notification was created (RFC 3339).
     pub time: String,
-    pub datacontenttype: &'static str,
+    #[schema(example = "application/json")]
+    pub datacontenttype: String,
     pub data: NotificationData,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationData {
-    pub binding_id: String,
-    /// The institution's own reference of the account.
-    pub account_ref: String,
-    /// The date of the lifecycle event.
-    pub event_date: String,
-    /// For `number.disconnected`: the first day the aging period allows the number to be reissued.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Binding notifications: the binding.
+    pub binding_id: Option<String>,
+    /// Binding notifications: the institution's own reference of the account.
+    pub account_ref: Option<String>,
+    /// Binding notifications: the date of the lifecycle event.
+    pub event_date: Option<String>,
+    /// `number.disconnected`: the first day the aging period allows the number to be reissued.
     pub reissuable_from: Option<String>,
-}
-
-impl From<&Notification> for CloudEvent {
-    fn from(n: &Notification) -> Self {
-        CloudEvent {
-            specversion: "1.0",
-            id: n.id.clone(),
-            source: SOURCE,
-            kind: n.kind.as_str(),
-            time: n.created_at.clone(),
-            datacontenttype: "application/json",
-            data: NotificationData {
-                binding_id: n.binding_id.clone(),
-                account_ref: n.account_ref.clone(),
-                event_date: n.event_date.to_string(),
-                reissuable_from: n.reissuable_from.map(|d| d.to_string()),
-            },
-        }
-    }
+    /// `webhook.endpoint_disabled`: the endpoint.
+    pub endpoint_id: Option<String>,
+    /// `webhook.endpoint_disabled`: why.
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationsPage {
-    pub notifications: Vec<CloudEvent>,
+    #[schema(value_type = Vec<CloudEvent>)]
+    pub notifications: Vec<serde_json::Value>,
     /// Pass as `after` next time: the position after the last notification seen.
     pub next_cursor: String,
 }
@@ -123,7 +109,7 @@ pub async fn feed(
     let page = state.store.notifications(institution.seq, after, limit).await?;
     let next = page.last().map_or(after, |n| n.seq);
     Ok(Json(NotificationsPage {
-        notifications: page.iter().map(CloudEvent::from).collect(),
+        notifications: page.iter().map(workers::webhooks::cloud_event).collect(),
         next_cursor: next.to_string(),
     }))
 }

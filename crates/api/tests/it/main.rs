@@ -8,6 +8,7 @@ mod checks;
 mod events;
 mod files;
 mod ops;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use serde_json::{Value, json};
 use store::testing::TestDb;
 use store::{NewParticipant, Participant, Role, Store};
 use tower::ServiceExt;
-use workers::JobRunner;
+use workers::{Deliverer, DeliveryConfig, JobRunner};
 
 /// "Today" in every test, unless a test moves the clock.
 pub const TODAY: &str = "2025-06-30";
@@ -30,6 +31,7 @@ pub struct TestApp {
     pub store: Store,
     pub clock: Arc<FixedClock>,
     pub runner: JobRunner,
+    pub deliverer: Deliverer,
     pub spool: tempfile::TempDir,
     pub limits: Limits,
     router: Router,
@@ -57,14 +59,18 @@ impl TestApp {
 
     fn assemble(db: TestDb, store: Store, clock: Arc<FixedClock>, spool: tempfile::TempDir, limits: Limits) -> TestApp {
         let runner = JobRunner::new(store.clone(), limits.files);
+        let webhooks = DeliveryConfig { allow_loopback: true, timeout_ms: 2_000, ..DeliveryConfig::default() };
+        let deliverer = Deliverer::new(store.clone(), webhooks).unwrap();
         let state = AppState {
             store: store.clone(),
             limits,
             spool_dir: spool.path().to_path_buf(),
             jobs_wake: runner.waker(),
+            deliveries_wake: deliverer.waker(),
+            webhooks,
             metrics: None,
         };
-        TestApp { router: api::router(state), store, clock, runner, spool, limits, db }
+        TestApp { router: api::router(state), store, clock, runner, deliverer, spool, limits, db }
     }
 
     /// The same database and spool, opened afresh: what a restarted process sees.

@@ -114,6 +114,7 @@ fn a_carrier_uploads_and_a_bank_checks_through_the_binary() {
     assert!(!up.status.success());
 
     // The check, over a real socket.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let answer: Value = runtime.block_on(async {
         reqwest::Client::new()

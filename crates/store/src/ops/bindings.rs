@@ -45,6 +45,8 @@ pub enum NotificationType {
     Disconnected,
     Transferred,
     Reassigned,
+    /// About the institution's own webhook endpoint, told through the pull feed.
+    EndpointDisabled,
 }
 
 impl NotificationType {
@@ -53,13 +55,19 @@ impl NotificationType {
             NotificationType::Disconnected => "number.disconnected",
             NotificationType::Transferred => "number.transferred",
             NotificationType::Reassigned => "number.reassigned",
+            NotificationType::EndpointDisabled => "webhook.endpoint_disabled",
         }
     }
 
     fn parse(s: &str) -> Option<NotificationType> {
-        [NotificationType::Disconnected, NotificationType::Transferred, NotificationType::Reassigned]
-            .into_iter()
-            .find(|t| t.as_str() == s)
+        [
+            NotificationType::Disconnected,
+            NotificationType::Transferred,
+            NotificationType::Reassigned,
+            NotificationType::EndpointDisabled,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
     }
 
     /// The notification an event causes for a binding made on `bound_on`, if any (R4 with R2's
@@ -80,12 +88,18 @@ pub struct Notification {
     pub seq: i64,
     pub id: String,
     pub institution_seq: i64,
-    pub binding_id: String,
-    pub account_ref: String,
+    /// The binding concerned (binding notifications).
+    pub binding_id: Option<String>,
+    pub account_ref: Option<String>,
+    /// The endpoint concerned (endpoint notifications).
+    pub endpoint_id: Option<String>,
     pub kind: NotificationType,
-    pub event_date: Day,
+    /// The lifecycle event's date (binding notifications).
+    pub event_date: Option<Day>,
     /// For a disconnection: the first day the aging period allows the number to be reissued.
     pub reissuable_from: Option<Day>,
+    /// Why, for an endpoint notification.
+    pub detail: Option<String>,
     pub created_at: String,
     pub acked_at: Option<String>,
     pub ack_action: Option<String>,
@@ -97,7 +111,8 @@ pub const ACK_ACTIONS: [&str; 3] = ["unbound", "customer_reverified", "contact_s
 pub const ACCOUNT_REF_CHARS_MAX: usize = 128;
 
 const BINDING_COLUMNS: &str = "id, institution_seq, account_ref, bound_on, stale, created_at";
-const NOTIFICATION_COLUMNS: &str = "seq, id, institution_seq, binding_id, account_ref, type, event_date, reissuable_from, created_at, acked_at, ack_action";
+pub(crate) const NOTIFICATION_COLUMNS: &str = "seq, id, institution_seq, binding_id, account_ref, endpoint_id, type, event_date, \
+                                               reissuable_from, detail, created_at, acked_at, ack_action";
 
 fn day(r: &Row, i: usize) -> Result<Day, StoreError> {
     r.opt_i64(i)
@@ -116,20 +131,23 @@ fn binding_from(r: &Row) -> Result<Binding, StoreError> {
     })
 }
 
-fn notification_from(r: &Row) -> Result<Notification, StoreError> {
-    let t = r.text(5)?;
+pub(crate) fn notification_from(r: &Row) -> Result<Notification, StoreError> {
+    let t = r.text(6)?;
+    let opt_day = |i| r.opt_i64(i).and_then(|v| Day::from_packed(v as i32));
     Ok(Notification {
         seq: r.i64(0)?,
         id: r.text(1)?,
         institution_seq: r.i64(2)?,
-        binding_id: r.text(3)?,
-        account_ref: r.text(4)?,
+        binding_id: r.opt_text(3),
+        account_ref: r.opt_text(4),
+        endpoint_id: r.opt_text(5),
         kind: NotificationType::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("notification type {t:?}")))?,
-        event_date: day(r, 6)?,
-        reissuable_from: r.opt_i64(7).and_then(|v| Day::from_packed(v as i32)),
-        created_at: r.text(8)?,
-        acked_at: r.opt_text(9),
-        ack_action: r.opt_text(10),
+        event_date: opt_day(7),
+        reissuable_from: opt_day(8),
+        detail: r.opt_text(9),
+        created_at: r.text(10)?,
+        acked_at: r.opt_text(11),
+        ack_action: r.opt_text(12),
     })
 }
 
@@ -257,9 +275,10 @@ impl WriteCtx {
         let reissuable_from = (kind == NotificationType::Disconnected)
             .then(|| domain::history::reissuable_from(e.date, self.aging.days_for(n)));
         let now = self.now_rfc3339();
-        let inserted = self.conn.exec(
+        let inserted = self.conn.query_one(
             "INSERT INTO notifications (id, institution_seq, binding_id, account_ref, type, event_carrier_seq, event_id, \
-             event_date, reissuable_from, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+             event_date, reissuable_from, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT DO NOTHING RETURNING seq",
             &[
                 new_id("ntf").into(),
                 b.institution_seq.into(),
@@ -273,10 +292,14 @@ impl WriteCtx {
                 now.into(),
             ],
         )?;
-        if inserted > 0 && !b.stale {
+        let Some(row) = inserted else {
+            return Ok(false);
+        };
+        self.enqueue_deliveries(b.institution_seq, row.i64(0)?)?;
+        if !b.stale {
             self.conn.exec("UPDATE bindings SET stale = 1 WHERE id = $1", &[b.id.as_str().into()])?;
         }
-        Ok(inserted > 0)
+        Ok(true)
     }
 
     pub(crate) fn delete_binding(&mut self, institution: &Participant, id: &str) -> Result<bool, StoreError> {

@@ -6,3 +6,4 @@ pub mod bindings;
 pub mod events;
 pub mod jobs;
 pub mod participants;
+pub mod webhooks;

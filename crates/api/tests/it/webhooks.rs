@@ -1,0 +1,370 @@
+//! Webhook delivery against a real HTTP receiver on a local port: signatures checked by an
+//! independent implementation of the Standard Webhooks scheme, retries on the schedule (on the
+//! injected clock), Retry-After, 410, timeouts, redirects, the 5-day disable, secret rotation,
+//! replay, and the outbox surviving a restart.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+use store::testing::TestDb;
+use store::{Role, backend_tests};
+use workers::{Deliverer, DeliveryConfig};
+
+use crate::{TestApp, assert_error};
+
+const N: &str = "+8613800138000";
+
+/// What the receiver answers next.
+#[derive(Clone, Debug)]
+enum Reply {
+    Status(u16),
+    RetryAfter(u16, &'static str),
+    Redirect,
+    /// Never answers: the sender's timeout must end the attempt.
+    Hang,
+}
+
+#[derive(Clone, Debug)]
+struct Received {
+    path: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    fn then(&self, replies: &[Reply]) {
+        self.script.lock().unwrap().extend(replies.iter().cloned());
+    }
+    fn received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+async fn receive(
+    State(r): State<Receiver>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    r.got.lock().unwrap().push(Received { path: uri.path().to_string(), headers, body: body.to_vec() });
+    let next = r.script.lock().unwrap().pop_front().unwrap_or(Reply::Status(200));
+    match next {
+        Reply::Status(s) => StatusCode::from_u16(s).unwrap().into_response(),
+        Reply::RetryAfter(s, after) => (StatusCode::from_u16(s).unwrap(), [("retry-after", after)]).into_response(),
+        Reply::Redirect => (StatusCode::FOUND, [("location", "/elsewhere")]).into_response(),
+        Reply::Hang => std::future::pending::<Response>().await,
+    }
+}
+
+/// A receiver on 127.0.0.1 on a free port; its URL.
+async fn receiver() -> (Receiver, String) {
+    let r = Receiver::default();
+    let app = Router::new().fallback(receive).with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (r, format!("http://{addr}/hook"))
+}
+
+/// The Standard Webhooks verification, written from the specification, independent of numlink's signer.
+fn verify(secret: &str, r: &Received) -> usize {
+    let id = r.headers["webhook-id"].to_str().unwrap();
+    let ts = r.headers["webhook-timestamp"].to_str().unwrap();
+    let key = STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let mut signed = format!("{id}.{ts}.").into_bytes();
+    signed.extend_from_slice(&r.body);
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key).unwrap();
+    mac.update(&signed);
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    r.headers["webhook-signature"].to_str().unwrap().split(' ').filter(|s| *s == expected).count()
+}
+
+/// A bank with an endpoint at the receiver and a binding on N; returns (bank key, endpoint secret, endpoint id).
+async fn setup(app: &TestApp, url: &str) -> (String, String, String, String) {
+    let carrier = app.carrier().await;
+    let bank = app.institution().await;
+    let r = app.post("/v1/webhook-endpoints", &bank, json!({ "url": url })).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let secret = r.body["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let b = app
+        .post(
+            "/v1/bindings",
+            &bank,
+            json!({"bindings": [{"accountRef": "acct-1", "phoneNumber": N, "boundOn": "2023-01-01"}]}),
+        )
+        .await;
+    assert_eq!(b.status, 200);
+    (carrier, bank, secret, id)
+}
+
+async fn disconnect(app: &TestApp, carrier: &str, id: &str, number: &str, date: &str) {
+    app.accept(carrier, json!([{"eventId": id, "phoneNumber": number, "type": "disconnected", "date": date}])).await;
+}
+
+fn now(app: &TestApp) -> i64 {
+    use domain::Clock;
+    app.clock.now().as_second()
+}
+
+fn advance(app: &TestApp, secs: i64) {
+    use domain::Clock;
+    let t = app.clock.now().checked_add(jiff::SignedDuration::from_secs(secs)).unwrap();
+    app.clock.set(t);
+}
+
+async fn deliveries(app: &TestApp, notification_id: &str) -> Vec<store::DeliveryState> {
+    app.store.deliveries_of(notification_id).await.unwrap()
+}
+
+backend_tests!(
+    deliveries_are_signed_and_retried_on_the_schedule,
+    retry_after_is_honoured,
+    gone_disables_the_endpoint_and_the_feed_says_so,
+    timeouts_and_redirects_are_failures,
+    an_endpoint_failing_for_five_days_is_disabled,
+    a_rotated_secret_signs_beside_the_new_one_for_a_while,
+    the_outbox_survives_a_restart,
+    endpoints_are_checked_bounded_and_replayable,
+);
+
+async fn deliveries_are_signed_and_retried_on_the_schedule(db: TestDb) {
+    let app = TestApp::new(db);
+    let (rx, url) = receiver().await;
+    let (carrier, _bank, secret, _) = setup(&app, &url).await;
+    rx.then(&[Reply::Status(500), Reply::Status(500)]);
+    disconnect(&app, &carrier, "d1", N, "2024-02-25").await;
+    let t0 = now(&app);
+    assert_eq!(app.deliverer.run_once().await.unwrap(), 1, "delivered immediately");
+    let got = rx.received();
+    let id = got[0].headers["webhook-id"].to_str().unwrap().to_string();
+    let d = &deliveries(&app, &id).await[0];
+    assert_eq!((d.attempts, d.state.as_str(), d.last_status), (1, "pending", Some(500)));
+    assert!(
+        (t0 + 5..=t0 + 5).contains(&d.next_attempt_at) || (t0 + 5..=t0 + 5 + 1).contains(&d.next_attempt_at),
+        "{d:?}"
+    );
+    // Nothing is due until the clock moves.
+    assert_eq!(app.deliverer.run_once().await.unwrap(), 0);
+    advance(&app, 6);
+    assert_eq!(app.deliverer.run_once().await.unwrap(), 1);
+    let d = &deliveries(&app, &id).await[0];
+    assert_eq!((d.attempts, d.state.as_str()), (2, "pending"));
+    assert!((now(&app) + 300..=now(&app) + 330).contains(&d.next_attempt_at), "5 minutes, plus at most 10%: {d:?}");
+    advance(&app, 331);
+    assert_eq!(app.deliverer.run_once().await.unwrap(), 1);
+    assert_eq!(deliveries(&app, &id).await[0].state, "delivered");
+
+    let got = rx.received();
+    assert_eq!(got.len(), 3);
+    for r in &got {
+        assert_eq!(r.headers["webhook-id"], id.as_str(), "the same id on every attempt");
+        assert_eq!(verify(&secret, r), 1, "signature verifies");
+        assert_eq!(r.path, "/hook");
+    }
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["type"], "number.disconnected");
+    assert_eq!(body["specversion"], "1.0");
+    assert_eq!(body["data"]["accountRef"], "acct-1");
+    assert_eq!(body["data"]["reissuableFrom"], "2024-05-25");
+    assert!(!String::from_utf8_lossy(&got[0].body).contains("8613800138000"), "thin: never the number");
+    // A tampered body does not verify.
+    let mut forged = got[0].clone();
+    forged.body = br#"{"forged":true}"#.to_vec();
+    assert_eq!(verify(&secret, &forged), 0);
+}
+
+async fn retry_after_is_honoured(db: TestDb) {
+    let app = TestApp::new(db);
+    let (rx, url) = receiver().await;
+    let (carrier, ..) = setup(&app, &url).await;
+    rx.then(&[Reply::RetryAfter(429, "120"), Reply::RetryAfter(503, "3600")]);
+    disconnect(&app, &carrier, "d1", N, "2024-02-25").await;
+    let t0 = now(&app);
+    app.deliverer.run_once().await.unwrap();
+    let id = rx.received()[0].headers["webhook-id"].to_str().unwrap().to_string();
+    assert_eq!(deliveries(&app, &id).await[0].next_attempt_at, t0 + 120);
+    advance(&app, 120);
+    app.deliverer.run_once().await.unwrap();
+    assert_eq!(deliveries(&app, &id).await[0].next_attempt_at, now(&app) + 3600);
+}
+
+async fn gone_disables_the_endpoint_and_the_feed_says_so(db: TestDb) {
+    let app = TestApp::new(db);
+    let (rx, url) = receiver().await;
+    let (carrier, bank, _, endpoint) = setup(&app, &url).await;
+    rx.then(&[Reply::Status(410)]);
+    disconnect(&app, &carrier, "d1", N, "2024-02-25").await;
+    app.deliverer.run_once().await.unwrap();
+    let list = app.get("/v1/webhook-endpoints", &bank).await.body;
+    assert_eq!(list["endpoints"][0]["enabled"], false);
+    assert!(list["endpoints"][0]["disabledReason"].as_str().unwrap().contains("410"));
+    assert!(list["endpoints"][0].get("secret").is_none(), "secrets are shown once");
+    let feed = app.get("/v1/notifications", &bank).await.body;
+    let last = feed["notifications"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["type"].as_str(), last["data"]["endpointId"].as_str()),
+        (Some("webhook.endpoint_disabled"), Some(endpoint.as_str()))
+    );
+    // Nothing more goes to a disabled endpoint.
+    disconnect(&app, &carrier, "d2", "+8613800000001", "2024-02-25").await;
+    app.post(
+        "/v1/bindings",
+        &bank,
+        json!({"bindings": [{"accountRef": "x", "phoneNumber": "+8613800000001", "boundOn": "2023-01-01"}]}),
+    )
+    .await;
+    assert_eq!(app.deliverer.run_once().await.unwrap(), 0);
+    assert_eq!(rx.received().len(), 1);
+}
+
+async fn timeouts_and_redirects_are_failures(db: TestDb) {
+    let app = TestApp::new(db);
+    let (rx, url) = receiver().await;
+    let (carrier, ..) = setup(&app, &url).await;
+    let quick = Deliverer::new(
+        app.store.clone(),
+        DeliveryConfig { allow_loopback: true, timeout_ms: 300, ..DeliveryConfig::default() },
+    )
+    .unwrap();
+    rx.then(&[Reply::Hang, Reply::Redirect]);
+    disconnect(&app, &carrier, "d1", N, "2024-02-25").await;
+    assert_eq!(quick.run_once().await.unwrap(), 1);
+    let id = rx.received()[0].headers["webhook-id"].to_str().unwrap().to_string();
+    let d = &deliveries(&app, &id).await[0];
+    assert_eq!((d.state.as_str(), d.last_status), ("pending", None));
+    assert!(d.last_error.as_deref().unwrap().contains("no answer within 300 ms"), "{d:?}");
+    advance(&app, 6);
+    quick.run_once().await.unwrap();
+    let d = &deliveries(&app, &id).await[0];
+    assert_eq!((d.state.as_str(), d.last_status), ("pending", Some(302)));
+    assert!(rx.received().iter().all(|r| r.path == "/hook"), "the redirect was not followed");
+}
+
+async fn an_endpoint_failing_for_five_days_is_disabled(db: TestDb) {
+    let app = TestApp::new(db);
+    let (rx, url) = receiver().await;
+    let (carrier, bank, _, _) = setup(&app, &url).await;
+    rx.then(&vec![Reply::Status(500); 1000]);
+    // A new notification every day keeps the endpoint busy (and failing).
+    let numbers: Vec<String> = (0..8).map(|i| format!("+86138000000{i:02}")).collect();
+    let items: Vec<Value> =
+        numbers.iter().map(|n| json!({"accountRef": n, "phoneNumber": n, "boundOn": "2023-01-01"})).collect();
+    app.post("/v1/bindings", &bank, json!({ "bindings": items })).await;
+    let start = now(&app);
+    let mut disabled_after = None;
+    for (day, number) in numbers.iter().enumerate() {
+        disconnect(&app, &carrier, &format!("d{day}"), number, "2024-02-25").await;
+        // Let every due attempt of the day happen, hour by hour.
+        for _ in 0..24 {
+            while app.deliverer.run_once().await.unwrap() > 0 {}
+            advance(&app, 3600);
+        }
+        let list = app.get("/v1/webhook-endpoints", &bank).await.body;
+        if list["endpoints"][0]["enabled"] == false && disabled_after.is_none() {
+            disabled_after = Some(now(&app) - start);
+        }
+    }
+    let after = disabled_after.expect("the endpoint was disabled");
+    assert!((5 * 86_400..=6 * 86_400).contains(&after), "disabled after {after} s of failures");
+    let list = app.get("/v1/webhook-endpoints", &bank).await.body;
+    assert!(list["endpoints"][0]["disabledReason"].as_str().unwrap().contains("5 days"));
+}
+
+async fn a_rotated_secret_signs_beside_the_new_one_for_a_while(db: TestDb) {
+    let app = TestApp::new(db);
+    let (rx, url) = receiver().await;
+    let (carrier, bank, old, endpoint) = setup(&app, &url).await;
+    let r = app.post(&format!("/v1/webhook-endpoints/{endpoint}/rotate-secret"), &bank, json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let new = r.body["secret"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    disconnect(&app, &carrier, "d1", N, "2024-02-25").await;
+    app.deliverer.run_once().await.unwrap();
+    let first = &rx.received()[0];
+    assert_eq!((verify(&old, first), verify(&new, first)), (1, 1), "both signatures during the overlap");
+    advance(&app, 86_401);
+    disconnect(&app, &carrier, "d2", "+8613800000001", "2024-02-25").await;
+    app.post(
+        "/v1/bindings",
+        &bank,
+        json!({"bindings": [{"accountRef": "x", "phoneNumber": "+8613800000001", "boundOn": "2023-01-01"}]}),
+    )
+    .await;
+    app.deliverer.run_once().await.unwrap();
+    let second = rx.received().last().unwrap().clone();
+    assert_eq!((verify(&old, &second), verify(&new, &second)), (0, 1), "only the new one after it");
+    assert_error(&app.post("/v1/webhook-endpoints/whe_nope/rotate-secret", &bank, json!({})).await, 404, "NOT_FOUND");
+}
+
+async fn the_outbox_survives_a_restart(db: TestDb) {
+    let app = TestApp::new(db);
+    let (rx, url) = receiver().await;
+    let (carrier, ..) = setup(&app, &url).await;
+    disconnect(&app, &carrier, "d1", N, "2024-02-25").await;
+    // The process stops before any delivery; the notification and its delivery were committed.
+    let app = app.restart();
+    assert_eq!(app.deliverer.run_once().await.unwrap(), 1);
+    assert_eq!(rx.received().len(), 1);
+}
+
+async fn endpoints_are_checked_bounded_and_replayable(db: TestDb) {
+    let app = TestApp::new(db);
+    let (rx, url) = receiver().await;
+    let (carrier, bank, ..) = setup(&app, &url).await;
+    for bad in ["http://8.8.8.8/hook", "https://10.0.0.7/hook", "https://169.254.169.254/latest", "ftp://8.8.8.8/"] {
+        assert_error(&app.post("/v1/webhook-endpoints", &bank, json!({ "url": bad })).await, 400, "INVALID_ARGUMENT");
+    }
+    assert_error(&app.post("/v1/webhook-endpoints", &carrier, json!({ "url": url })).await, 403, "PERMISSION_DENIED");
+    for _ in 1..10 {
+        assert_eq!(app.post("/v1/webhook-endpoints", &bank, json!({ "url": url })).await.status, 201);
+    }
+    let r = app.post("/v1/webhook-endpoints", &bank, json!({ "url": url })).await;
+    assert_error(&r, 400, "TOO_MANY_ITEMS");
+    assert!(r.body["message"].as_str().unwrap().contains("webhook_endpoints_max"));
+    // Keep one endpoint.
+    let list = app.get("/v1/webhook-endpoints", &bank).await.body;
+    for e in &list["endpoints"].as_array().unwrap()[1..] {
+        let id = e["id"].as_str().unwrap();
+        let del = app
+            .request(
+                axum::http::Method::DELETE,
+                &format!("/v1/webhook-endpoints/{id}"),
+                Some(&bank),
+                &[],
+                axum::body::Body::empty(),
+            )
+            .await;
+        assert_eq!(del.status, 204);
+    }
+    let other = app.participant(Role::Institution, "Other", &[]).await.1;
+    assert_eq!(app.get("/v1/webhook-endpoints", &other).await.body["endpoints"], json!([]));
+
+    disconnect(&app, &carrier, "d1", N, "2024-02-25").await;
+    app.deliverer.run_once().await.unwrap();
+    let id = rx.received()[0].headers["webhook-id"].to_str().unwrap().to_string();
+    assert_eq!(deliveries(&app, &id).await[0].state, "delivered");
+    // Replay: the same message again, same id.
+    let r = app.post(&format!("/v1/notifications/{id}/replay"), &bank, json!({})).await;
+    assert_eq!((r.status, r.body["deliveries"].as_u64()), (202, Some(1)), "{}", r.text);
+    app.deliverer.run_once().await.unwrap();
+    let got = rx.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].headers["webhook-id"], id.as_str());
+    assert_error(&app.post(&format!("/v1/notifications/{id}/replay"), &other, json!({})).await, 404, "NOT_FOUND");
+}

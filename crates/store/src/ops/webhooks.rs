@@ -1,0 +1,381 @@
+//! Webhook endpoints and the delivery outbox. The delivery worker asks for due deliveries and
+//! records each attempt's outcome; the policy (schedule, jitter, what counts as success) is the
+//! worker's, the bookkeeping (attempts, the endpoint's failing streak, disabling) is here.
+
+use crate::StoreError;
+use crate::keys::new_id;
+use crate::ops::bindings::{NOTIFICATION_COLUMNS, Notification, NotificationType, notification_from};
+use crate::ops::participants::Participant;
+use crate::sql::{Conn, Row};
+use crate::writer::WriteCtx;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub id: String,
+    pub institution_seq: i64,
+    pub url: String,
+    /// `whsec_…`: the signing secret.
+    pub secret: String,
+    /// The secret before the last rotation, still signing until `previous_secret_until` (unix s).
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<i64>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub failing_since: Option<i64>,
+    pub created_at: String,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// The secrets to sign with at `now` (unix s): the current one, and the previous one during the
+    /// overlap after a rotation.
+    pub fn signing_secrets(&self, now: i64) -> Vec<&str> {
+        let mut s = vec![self.secret.as_str()];
+        if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_until)
+            && now < until
+        {
+            s.push(prev);
+        }
+        s
+    }
+}
+
+/// A delivery that is due, with what it takes to send it.
+#[derive(Clone, Debug)]
+pub struct DueDelivery {
+    pub notification: Notification,
+    pub endpoint: Endpoint,
+    /// Attempts made before this one.
+    pub attempts: u32,
+}
+
+/// What the worker decided after one attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Delivered {
+        status: u16,
+    },
+    /// Failed; try again at `next_attempt_at` (unix s), or never if `None`.
+    Failed {
+        status: Option<u16>,
+        error: String,
+        next_attempt_at: Option<i64>,
+    },
+    /// The endpoint asked to be forgotten (410 Gone): disable it.
+    Gone {
+        status: u16,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryState {
+    pub endpoint_id: String,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub state: String,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+}
+
+const ENDPOINT_COLUMNS: &str = "id, institution_seq, url, secret, previous_secret, previous_secret_until, enabled, disabled_reason, failing_since, created_at";
+
+fn endpoint_from(r: &Row, at: usize) -> Result<Endpoint, StoreError> {
+    Ok(Endpoint {
+        id: r.text(at)?,
+        institution_seq: r.i64(at + 1)?,
+        url: r.text(at + 2)?,
+        secret: r.text(at + 3)?,
+        previous_secret: r.opt_text(at + 4),
+        previous_secret_until: r.opt_i64(at + 5),
+        enabled: r.i64(at + 6)? != 0,
+        disabled_reason: r.opt_text(at + 7),
+        failing_since: r.opt_i64(at + 8),
+        created_at: r.text(at + 9)?,
+    })
+}
+
+pub(crate) fn list(conn: &mut dyn Conn, institution_seq: i64) -> Result<Vec<Endpoint>, StoreError> {
+    let rows = conn.query(
+        &format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE institution_seq = $1 ORDER BY created_at, id"),
+        &[institution_seq.into()],
+    )?;
+    rows.iter().map(|r| endpoint_from(r, 0)).collect()
+}
+
+/// Due deliveries of enabled endpoints, oldest first, at most `limit`.
+pub(crate) fn due(conn: &mut dyn Conn, now: i64, limit: u32) -> Result<Vec<DueDelivery>, StoreError> {
+    let n_cols: Vec<String> = NOTIFICATION_COLUMNS.split(',').map(|c| format!("n.{}", c.trim())).collect();
+    let e_cols: Vec<String> = ENDPOINT_COLUMNS.split(',').map(|c| format!("e.{}", c.trim())).collect();
+    let sql = format!(
+        "SELECT d.attempts, {}, {} FROM deliveries d JOIN notifications n ON n.seq = d.notification_seq \
+         JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+         WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND e.enabled = 1 \
+         ORDER BY d.next_attempt_at, d.notification_seq LIMIT $2",
+        n_cols.join(", "),
+        e_cols.join(", ")
+    );
+    let rows = conn.query(&sql, &[now.into(), i64::from(limit).into()])?;
+    rows.iter()
+        .map(|r| {
+            // Columns: attempts, then the notification's, then the endpoint's.
+            let shifted = Row(r.0[1..].to_vec());
+            Ok(DueDelivery {
+                attempts: r.i64(0)? as u32,
+                notification: notification_from(&shifted)?,
+                endpoint: endpoint_from(r, 1 + n_cols.len())?,
+            })
+        })
+        .collect()
+}
+
+/// The earliest time a pending delivery is due, if any: the worker sleeps until then.
+pub(crate) fn next_due(conn: &mut dyn Conn) -> Result<Option<i64>, StoreError> {
+    let row = conn.query_one(
+        "SELECT MIN(d.next_attempt_at) FROM deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+         WHERE d.state = 'pending' AND e.enabled = 1",
+        &[],
+    )?;
+    Ok(row.and_then(|r| r.opt_i64(0)))
+}
+
+pub(crate) fn deliveries_of(conn: &mut dyn Conn, notification_id: &str) -> Result<Vec<DeliveryState>, StoreError> {
+    let rows = conn.query(
+        "SELECT d.endpoint_id, d.attempts, d.next_attempt_at, d.state, d.last_status, d.last_error FROM deliveries d \
+         JOIN notifications n ON n.seq = d.notification_seq WHERE n.id = $1 ORDER BY d.endpoint_id",
+        &[notification_id.into()],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(DeliveryState {
+                endpoint_id: r.text(0)?,
+                attempts: r.i64(1)? as u32,
+                next_attempt_at: r.i64(2)?,
+                state: r.text(3)?,
+                last_status: r.opt_i64(4).map(|s| s as u16),
+                last_error: r.opt_text(5),
+            })
+        })
+        .collect()
+}
+
+impl WriteCtx {
+    fn now_unix(&self) -> i64 {
+        self.clock.now().as_second()
+    }
+
+    /// A delivery to every enabled endpoint of the institution, due now.
+    pub(crate) fn enqueue_deliveries(&mut self, institution_seq: i64, notification_seq: i64) -> Result<(), StoreError> {
+        let now = self.now_unix();
+        let at = self.now_rfc3339();
+        self.conn.exec(
+            "INSERT INTO deliveries (notification_seq, endpoint_id, attempts, next_attempt_at, state, updated_at) \
+             SELECT $1, id, 0, $2, 'pending', $3 FROM webhook_endpoints WHERE institution_seq = $4 AND enabled = 1 \
+             ON CONFLICT (notification_seq, endpoint_id) DO UPDATE SET attempts = 0, next_attempt_at = excluded.next_attempt_at, \
+             state = 'pending', updated_at = excluded.updated_at",
+            &[notification_seq.into(), now.into(), at.into(), institution_seq.into()],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn add_endpoint(
+        &mut self,
+        institution: &Participant,
+        url: &str,
+        secret: &str,
+        endpoints_max: u32,
+    ) -> Result<Endpoint, StoreError> {
+        let count = self
+            .conn
+            .query_one("SELECT COUNT(*) FROM webhook_endpoints WHERE institution_seq = $1", &[institution.seq.into()])?
+            .map(|r| r.i64(0))
+            .transpose()?
+            .unwrap_or(0);
+        if count >= i64::from(endpoints_max) {
+            return Err(StoreError::Invalid(format!(
+                "an institution has at most {endpoints_max} webhook endpoints (webhook_endpoints_max): delete one first"
+            )));
+        }
+        let id = new_id("whe");
+        let now = self.now_rfc3339();
+        self.conn.exec(
+            "INSERT INTO webhook_endpoints (id, institution_seq, url, secret, enabled, created_at) VALUES ($1, $2, $3, $4, 1, $5)",
+            &[id.as_str().into(), institution.seq.into(), url.into(), secret.into(), now.as_str().into()],
+        )?;
+        self.audit(&institution.id, "webhook_endpoint.added", None, &format!("id={id};url={url}"))?;
+        self.endpoint(institution.seq, &id)?.ok_or_else(|| StoreError::Corrupt("endpoint vanished".into()))
+    }
+
+    fn endpoint(&mut self, institution_seq: i64, id: &str) -> Result<Option<Endpoint>, StoreError> {
+        let row = self.conn.query_one(
+            &format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1 AND institution_seq = $2"),
+            &[id.into(), institution_seq.into()],
+        )?;
+        row.map(|r| endpoint_from(&r, 0)).transpose()
+    }
+
+    pub(crate) fn delete_endpoint(&mut self, institution: &Participant, id: &str) -> Result<bool, StoreError> {
+        if self.endpoint(institution.seq, id)?.is_none() {
+            return Ok(false);
+        }
+        self.conn.exec("DELETE FROM deliveries WHERE endpoint_id = $1", &[id.into()])?;
+        self.conn.exec("DELETE FROM webhook_endpoints WHERE id = $1", &[id.into()])?;
+        self.audit(&institution.id, "webhook_endpoint.deleted", None, &format!("id={id}"))?;
+        Ok(true)
+    }
+
+    /// Replaces the secret; the old one keeps signing for `overlap_secs`.
+    pub(crate) fn rotate_endpoint_secret(
+        &mut self,
+        institution: &Participant,
+        id: &str,
+        new_secret: &str,
+        overlap_secs: i64,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let until = self.now_unix() + overlap_secs;
+        let changed = self.conn.exec(
+            "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = $1, secret = $2 \
+             WHERE id = $3 AND institution_seq = $4",
+            &[until.into(), new_secret.into(), id.into(), institution.seq.into()],
+        )?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.audit(&institution.id, "webhook_endpoint.secret_rotated", None, &format!("id={id}"))?;
+        self.endpoint(institution.seq, id)
+    }
+
+    /// Queues a notification again for every enabled endpoint of its institution, from the first attempt.
+    pub(crate) fn replay(
+        &mut self,
+        institution: &Participant,
+        notification_id: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let row = self.conn.query_one(
+            "SELECT seq FROM notifications WHERE id = $1 AND institution_seq = $2",
+            &[notification_id.into(), institution.seq.into()],
+        )?;
+        let Some(seq) = row.map(|r| r.i64(0)).transpose()? else {
+            return Ok(None);
+        };
+        self.enqueue_deliveries(institution.seq, seq)?;
+        let n = self
+            .conn
+            .query_one(
+                "SELECT COUNT(*) FROM deliveries WHERE notification_seq = $1 AND state = 'pending'",
+                &[seq.into()],
+            )?
+            .map(|r| r.i64(0))
+            .transpose()?
+            .unwrap_or(0);
+        self.audit(&institution.id, "notification.replayed", None, &format!("id={notification_id};deliveries={n}"))?;
+        Ok(Some(n as u64))
+    }
+
+    /// Records one attempt. An endpoint failing without a success for `disable_after_secs` is
+    /// disabled, as is one that answered 410; the institution is told through its pull feed.
+    pub(crate) fn record_attempt(
+        &mut self,
+        notification_seq: i64,
+        endpoint_id: &str,
+        outcome: &AttemptOutcome,
+        disable_after_secs: i64,
+    ) -> Result<(), StoreError> {
+        let now = self.now_unix();
+        let at = self.now_rfc3339();
+        let (state, status, error, next) = match outcome {
+            AttemptOutcome::Delivered { status } => ("delivered", Some(*status), None, None),
+            AttemptOutcome::Failed { status, error, next_attempt_at } => (
+                if next_attempt_at.is_some() { "pending" } else { "failed" },
+                *status,
+                Some(error.clone()),
+                *next_attempt_at,
+            ),
+            AttemptOutcome::Gone { status } => {
+                ("failed", Some(*status), Some("the endpoint answered 410 Gone".to_string()), None)
+            }
+        };
+        self.conn.exec(
+            "UPDATE deliveries SET attempts = attempts + 1, state = $1, last_status = $2, last_error = $3, \
+             next_attempt_at = COALESCE($4, next_attempt_at), updated_at = $5 WHERE notification_seq = $6 AND endpoint_id = $7",
+            &[
+                state.into(),
+                status.map(i32::from).into(),
+                error.into(),
+                next.into(),
+                at.into(),
+                notification_seq.into(),
+                endpoint_id.into(),
+            ],
+        )?;
+        match outcome {
+            AttemptOutcome::Delivered { .. } => {
+                self.conn
+                    .exec("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1", &[endpoint_id.into()])?;
+            }
+            AttemptOutcome::Gone { .. } => self.disable_endpoint(endpoint_id, "the endpoint answered 410 Gone")?,
+            AttemptOutcome::Failed { .. } => {
+                self.conn.exec(
+                    "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2",
+                    &[now.into(), endpoint_id.into()],
+                )?;
+                let since = self
+                    .conn
+                    .query_one("SELECT failing_since FROM webhook_endpoints WHERE id = $1", &[endpoint_id.into()])?
+                    .and_then(|r| r.opt_i64(0));
+                if since.is_some_and(|s| now - s >= disable_after_secs) {
+                    let days = disable_after_secs / 86_400;
+                    self.disable_endpoint(
+                        endpoint_id,
+                        &format!("deliveries have failed for {days} days without a success"),
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn disable_endpoint(&mut self, endpoint_id: &str, reason: &str) -> Result<(), StoreError> {
+        let row = self
+            .conn
+            .query_one("SELECT institution_seq, enabled FROM webhook_endpoints WHERE id = $1", &[endpoint_id.into()])?;
+        let Some(row) = row else { return Ok(()) };
+        if row.i64(1)? == 0 {
+            return Ok(());
+        }
+        let institution_seq = row.i64(0)?;
+        self.conn.exec(
+            "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $1 WHERE id = $2",
+            &[reason.into(), endpoint_id.into()],
+        )?;
+        let at = self.now_rfc3339();
+        self.conn.exec(
+            "UPDATE deliveries SET state = 'failed', last_error = $1, updated_at = $2 WHERE endpoint_id = $3 AND state = 'pending'",
+            &[format!("endpoint disabled: {reason}").into(), at.as_str().into(), endpoint_id.into()],
+        )?;
+        // The institution hears of it through its other channel: the pull feed.
+        self.conn.exec(
+            "INSERT INTO notifications (id, institution_seq, endpoint_id, type, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                new_id("ntf").into(),
+                institution_seq.into(),
+                endpoint_id.into(),
+                NotificationType::EndpointDisabled.as_str().into(),
+                reason.into(),
+                at.into(),
+            ],
+        )?;
+        tracing::warn!(endpoint = endpoint_id, reason, "webhook endpoint disabled");
+        self.audit("numlink", "webhook_endpoint.disabled", None, &format!("id={endpoint_id};reason={reason}"))?;
+        Ok(())
+    }
+}

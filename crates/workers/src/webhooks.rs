@@ -1,0 +1,476 @@
+//! Webhook delivery, per the Standard Webhooks specification: thin CloudEvents payloads, signed
+//! (`webhook-id`, `webhook-timestamp`, `webhook-signature`: HMAC-SHA256 over `id.timestamp.body` with a
+//! `whsec_` secret), delivered at least once with the same id on every attempt, retried on the
+//! specification's schedule with bounded jitter.
+//!
+//! The pure parts (signing, the schedule, classifying a response, which addresses may be called) are
+//! functions; [`Deliverer::run_once`] makes one round of due attempts and records their outcomes.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use futures_util::StreamExt;
+use hmac::{KeyInit, Mac};
+use reqwest::Url;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use serde_json::{Value, json};
+use store::{AttemptOutcome, DueDelivery, Notification, Store};
+use tokio::sync::Notify;
+
+use crate::WorkerError;
+
+/// The `source` of every event numlink emits.
+pub const SOURCE: &str = "numlink";
+
+/// Seconds to wait after the n-th failed attempt (index n), per the Standard Webhooks schedule:
+/// immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h. Ten attempts in all.
+pub const SCHEDULE_SECS: [i64; 10] = [0, 5, 300, 1_800, 7_200, 18_000, 36_000, 50_400, 72_000, 86_400];
+
+/// The longest `Retry-After` honoured, in seconds.
+pub const RETRY_AFTER_SECS_MAX: i64 = 86_400;
+
+/// URLs longer than this are refused.
+pub const URL_BYTES_MAX: usize = 2048;
+
+/// The CloudEvents 1.0 payload of a notification (structured JSON mode). Thin: ids, the institution's
+/// own account reference and dates; never the phone number.
+pub fn cloud_event(n: &Notification) -> Value {
+    let mut data = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            data.insert(k.to_string(), Value::String(v));
+        }
+    };
+    put("bindingId", n.binding_id.clone());
+    put("accountRef", n.account_ref.clone());
+    put("eventDate", n.event_date.map(|d| d.to_string()));
+    put("reissuableFrom", n.reissuable_from.map(|d| d.to_string()));
+    put("endpointId", n.endpoint_id.clone());
+    put("reason", n.detail.clone());
+    json!({
+        "specversion": "1.0",
+        "id": n.id,
+        "source": SOURCE,
+        "type": n.kind.as_str(),
+        "time": n.created_at,
+        "datacontenttype": "application/json",
+        "data": data,
+    })
+}
+
+/// A new signing secret: `whsec_` and 24 random bytes in base64.
+pub fn new_secret() -> String {
+    let mut b = [0u8; 24];
+    getrandom::fill(&mut b).expect("the OS random generator is available on every supported platform");
+    format!("whsec_{}", BASE64.encode(b))
+}
+
+/// The Standard Webhooks signature `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`.
+pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<String, String> {
+    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+    let key = BASE64.decode(encoded).map_err(|_| "the webhook secret is not base64".to_string())?;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC takes a key of any length");
+    mac.update(format!("{msg_id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    Ok(format!("v1,{}", BASE64.encode(mac.finalize().into_bytes())))
+}
+
+/// When to try again after `attempts` failed attempts (unix seconds), or `None` after the last one.
+/// Jitter adds up to a tenth of the delay, derived from `seed` so that it is reproducible; a
+/// `Retry-After` is honoured when it asks for longer (up to a day).
+pub fn next_attempt_at(now: i64, attempts: u32, retry_after_secs: Option<i64>, seed: u64) -> Option<i64> {
+    let delay = *SCHEDULE_SECS.get(attempts as usize)?;
+    let jitter = (seed % (delay as u64 / 10 + 1)) as i64;
+    let wait = delay + jitter;
+    Some(now + retry_after_secs.map_or(wait, |r| wait.max(r.clamp(0, RETRY_AFTER_SECS_MAX))))
+}
+
+/// What a response means for the delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Delivered,
+    Gone,
+    Failed { error: String, retry_after_secs: Option<i64> },
+}
+
+pub fn classify(status: u16, retry_after: Option<&str>) -> Verdict {
+    match status {
+        200..=299 => Verdict::Delivered,
+        410 => Verdict::Gone,
+        300..=399 => {
+            Verdict::Failed { error: format!("answered {status}: redirects are not followed"), retry_after_secs: None }
+        }
+        429 | 503 => Verdict::Failed {
+            error: format!("answered {status}"),
+            retry_after_secs: retry_after.and_then(|v| v.trim().parse::<i64>().ok()),
+        },
+        _ => Verdict::Failed { error: format!("answered {status}"), retry_after_secs: None },
+    }
+}
+
+/// Whether numlink may call this address: never loopback (unless allowed, for local development),
+/// private, link-local, unspecified, shared, broadcast or multicast addresses.
+pub fn address_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
+    if ip.is_loopback() {
+        return allow_loopback;
+    }
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || o[0] == 0)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return address_allowed(IpAddr::V4(v4), allow_loopback);
+            }
+            let seg = v6.segments();
+            !(v6.is_unspecified() || v6.is_multicast() || (seg[0] & 0xfe00) == 0xfc00 || (seg[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// Checks a webhook URL at registration: `https` (or `http` to loopback when allowed), a host, no
+/// credentials, and every address it resolves to allowed.
+pub async fn check_url(raw: &str, allow_loopback: bool) -> Result<Url, String> {
+    if raw.len() > URL_BYTES_MAX {
+        return Err(format!("url is longer than {URL_BYTES_MAX} bytes"));
+    }
+    let url = Url::parse(raw)
+        .map_err(|e| format!("url \"{}\" is not valid: {e}", domain::number::truncate_for_message(raw)))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("url must not carry credentials".into());
+    }
+    let host = url.host_str().ok_or("url has no host")?.trim_matches(['[', ']']).to_string();
+    let port = url.port_or_known_default().ok_or("url has no port")?;
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| format!("host \"{host}\" cannot be resolved: {e}"))?
+            .collect(),
+    };
+    if addrs.is_empty() {
+        return Err(format!("host \"{host}\" resolves to no address"));
+    }
+    let all_loopback = addrs.iter().all(|a| a.ip().is_loopback());
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_loopback && all_loopback => {}
+        "http" => return Err("url must be https".into()),
+        other => return Err(format!("url scheme \"{other}\" is not supported: use https")),
+    }
+    if let Some(bad) = addrs.iter().find(|a| !address_allowed(a.ip(), allow_loopback)) {
+        return Err(format!(
+            "url resolves to {}, a loopback, private, link-local or otherwise internal address, which numlink does not call",
+            bad.ip()
+        ));
+    }
+    Ok(url)
+}
+
+/// A resolver that drops addresses numlink may not call, so the check holds at connect time too
+/// (a name cannot be re-pointed at an internal address after registration).
+#[derive(Debug)]
+struct GuardedResolver {
+    allow_loopback: bool,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow = self.allow_loopback;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.filter(|a| address_allowed(a.ip(), allow)).collect();
+            if addrs.is_empty() {
+                let e: Box<dyn StdError + Send + Sync> =
+                    format!("{host} resolves to no address numlink may call").into();
+                return Err(e);
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// Delivery limits and policy, each with its unit in the name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// One attempt's timeout.
+    pub timeout_ms: u64,
+    /// Attempts in flight at once, in total.
+    pub in_flight_max: usize,
+    /// Attempts in flight at once to one endpoint.
+    pub in_flight_per_endpoint_max: usize,
+    /// Due deliveries taken per round.
+    pub round_deliveries_max: u32,
+    /// Allow `http://127.0.0.1`-style endpoints (local development and tests only).
+    pub allow_loopback: bool,
+    /// An endpoint failing this long without a success is disabled.
+    pub disable_after_secs: i64,
+    /// How long a rotated-out secret keeps signing.
+    pub secret_overlap_secs: i64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            timeout_ms: 15_000,
+            in_flight_max: 64,
+            in_flight_per_endpoint_max: 8,
+            round_deliveries_max: 1_000,
+            allow_loopback: false,
+            disable_after_secs: 5 * 86_400,
+            secret_overlap_secs: 86_400,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Deliverer {
+    store: Store,
+    client: reqwest::Client,
+    config: DeliveryConfig,
+    wake: Arc<Notify>,
+}
+
+impl Deliverer {
+    pub fn new(store: Store, config: DeliveryConfig) -> Result<Deliverer, WorkerError> {
+        // reqwest is built without a bundled crypto provider; use ring's. A second install (another
+        // Deliverer in the same process) is refused harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver { allow_loopback: config.allow_loopback }))
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .user_agent(concat!("numlink-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| WorkerError::Setup(format!("building the webhook client: {e}")))?;
+        Ok(Deliverer { store, client, config, wake: Arc::new(Notify::new()) })
+    }
+
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    pub fn config(&self) -> DeliveryConfig {
+        self.config
+    }
+
+    /// One round: every due delivery (within the limits) is attempted, and each outcome recorded.
+    /// Returns the number of attempts made.
+    pub async fn run_once(&self) -> Result<usize, WorkerError> {
+        let now = self.store.clock().now().as_second();
+        let due = self.store.due_deliveries(now, self.config.round_deliveries_max).await?;
+        let mut per_endpoint: HashMap<String, usize> = HashMap::new();
+        let picked: Vec<DueDelivery> = due
+            .into_iter()
+            .filter(|d| {
+                let n = per_endpoint.entry(d.endpoint.id.clone()).or_default();
+                *n += 1;
+                *n <= self.config.in_flight_per_endpoint_max
+            })
+            .collect();
+        let outcomes: Vec<(DueDelivery, AttemptOutcome)> = futures_util::stream::iter(picked)
+            .map(|d| async move {
+                let outcome = self.attempt(&d, now).await;
+                (d, outcome)
+            })
+            .buffer_unordered(self.config.in_flight_max.max(1))
+            .collect()
+            .await;
+        let made = outcomes.len();
+        for (d, outcome) in outcomes {
+            self.store
+                .record_attempt(d.notification.seq, &d.endpoint.id, outcome, self.config.disable_after_secs)
+                .await?;
+        }
+        Ok(made)
+    }
+
+    async fn attempt(&self, d: &DueDelivery, now: i64) -> AttemptOutcome {
+        let attempts = d.attempts + 1;
+        let seed = d.notification.seq as u64 ^ u64::from(attempts).rotate_left(32) ^ hash_str(&d.endpoint.id);
+        let failed = |status: Option<u16>, error: String, retry_after: Option<i64>| AttemptOutcome::Failed {
+            status,
+            error,
+            next_attempt_at: next_attempt_at(now, attempts, retry_after, seed),
+        };
+        let body = match serde_json::to_vec(&cloud_event(&d.notification)) {
+            Ok(b) => b,
+            Err(e) => return failed(None, format!("cannot encode the payload: {e}"), None),
+        };
+        let mut signatures = Vec::new();
+        for secret in d.endpoint.signing_secrets(now) {
+            match sign(secret, &d.notification.id, now, &body) {
+                Ok(s) => signatures.push(s),
+                Err(e) => return failed(None, e, None),
+            }
+        }
+        // The resolver guards names; an address written in the URL is checked here.
+        if let Ok(url) = Url::parse(&d.endpoint.url)
+            && let Some(ip) = url.host_str().and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok())
+            && !address_allowed(ip, self.config.allow_loopback)
+        {
+            return failed(None, format!("{ip} is an address numlink does not call"), None);
+        }
+        let sent = self
+            .client
+            .post(&d.endpoint.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &d.notification.id)
+            .header("webhook-timestamp", now.to_string())
+            .header("webhook-signature", signatures.join(" "))
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let retry_after =
+                    resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
+                match classify(status, retry_after.as_deref()) {
+                    Verdict::Delivered => AttemptOutcome::Delivered { status },
+                    Verdict::Gone => AttemptOutcome::Gone { status },
+                    Verdict::Failed { error, retry_after_secs } => failed(Some(status), error, retry_after_secs),
+                }
+            }
+            Err(e) if e.is_timeout() => failed(None, format!("no answer within {} ms", self.config.timeout_ms), None),
+            Err(e) => failed(None, format!("cannot deliver: {}", error_chain(&e)), None),
+        }
+    }
+
+    /// Runs rounds until `shutdown` resolves; between rounds, waits until the next delivery is due
+    /// (at most a second, so new notifications go out promptly) or until woken.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        const IDLE: Duration = Duration::from_secs(1);
+        tokio::pin!(shutdown);
+        loop {
+            let pause = match self.run_once().await {
+                Ok(n) if n > 0 => Duration::ZERO,
+                Ok(_) => IDLE,
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook delivery round failed; retrying");
+                    IDLE * 5
+                }
+            };
+            if pause.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+fn hash_str(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn error_chain(e: &dyn StdError) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reproduces_the_standard_webhooks_test_vector() {
+        let sig = sign(
+            "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+            1649367553,
+            br#"{"email":"test@example.com","username":"test_user"}"#,
+        )
+        .unwrap();
+        assert_eq!(sig, "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
+    }
+
+    #[test]
+    fn schedule_with_bounded_jitter_and_retry_after() {
+        for (attempts, delay) in SCHEDULE_SECS.iter().enumerate().skip(1) {
+            for seed in [0, 1, 7, 12345, u64::MAX] {
+                let at = next_attempt_at(1_000, attempts as u32, None, seed).unwrap();
+                assert!((1_000 + delay..=1_000 + delay + delay / 10).contains(&at), "attempt {attempts}: {at}");
+            }
+        }
+        assert_eq!(next_attempt_at(1_000, 10, None, 3), None, "ten attempts in all");
+        assert_eq!(next_attempt_at(1_000, 1, Some(120), 0), Some(1_120), "Retry-After asks for longer");
+        assert_eq!(next_attempt_at(1_000, 3, Some(60), 0), Some(2_800), "the schedule when it is longer");
+        assert_eq!(next_attempt_at(0, 1, Some(10_000_000), 0), Some(RETRY_AFTER_SECS_MAX));
+    }
+
+    #[test]
+    fn classifies_responses() {
+        assert_eq!(classify(204, None), Verdict::Delivered);
+        assert_eq!(classify(410, None), Verdict::Gone);
+        assert!(matches!(classify(302, None), Verdict::Failed { .. }));
+        assert_eq!(
+            classify(429, Some("30")),
+            Verdict::Failed { error: "answered 429".into(), retry_after_secs: Some(30) }
+        );
+        assert!(matches!(classify(500, Some("30")), Verdict::Failed { retry_after_secs: None, .. }));
+    }
+
+    #[test]
+    fn internal_addresses_are_refused() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for bad in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!address_allowed(ip(bad), false), "{bad}");
+        }
+        for good in ["8.8.8.8", "2001:4860:4860::8888", "1.1.1.1"] {
+            assert!(address_allowed(ip(good), false), "{good}");
+        }
+        assert!(address_allowed(ip("127.0.0.1"), true));
+        assert!(!address_allowed(ip("10.0.0.1"), true), "the loopback exception is for loopback only");
+    }
+
+    #[tokio::test]
+    async fn urls_are_checked() {
+        assert!(check_url("https://8.8.8.8/hook", false).await.is_ok());
+        assert!(check_url("http://8.8.8.8/hook", false).await.unwrap_err().contains("https"));
+        assert!(check_url("https://127.0.0.1/hook", false).await.unwrap_err().contains("loopback"));
+        assert!(check_url("https://10.0.0.5/hook", false).await.unwrap_err().contains("private"));
+        assert!(check_url("https://[::1]:8443/", false).await.is_err());
+        assert!(check_url("https://user:pw@8.8.8.8/", false).await.unwrap_err().contains("credentials"));
+        assert!(check_url("http://127.0.0.1:9000/hook", true).await.is_ok());
+        assert!(check_url("http://localhost:9000/hook", true).await.is_ok());
+        assert!(check_url("ftp://8.8.8.8/", false).await.is_err());
+        assert!(check_url("not a url", false).await.is_err());
+    }
+}
