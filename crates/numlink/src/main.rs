@@ -2,6 +2,7 @@
 //! no business rules.
 
 mod config;
+mod receiver;
 mod upload;
 
 use std::io::IsTerminal;
@@ -73,16 +74,30 @@ enum Command {
         #[command(subcommand)]
         command: ParticipantCommand,
     },
-    /// Upload a lifecycle file to a server, wait for it to be applied, and print the summary.
+    /// Upload a lifecycle file (carriers) or a binding file (institutions), wait for it to be
+    /// applied, and print the summary.
     Upload {
         /// The CSV file.
         file: PathBuf,
+        /// What the file holds.
+        #[arg(long, value_parser = ["lifecycle", "bindings"], default_value = "lifecycle")]
+        kind: String,
         /// The server's base URL.
         #[arg(long, env = "NUMLINK_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
         /// A carrier's API key.
         #[arg(long, env = "NUMLINK_KEY", hide_env_values = true)]
         key: String,
+    },
+    /// Listen for webhook deliveries and print each as a JSON line, checking its signature when the
+    /// endpoint's secret is given: a development aid for trying webhooks locally.
+    WebhookReceiver {
+        /// IP:PORT to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: String,
+        /// The endpoint's `whsec_…` secret, to verify signatures.
+        #[arg(long, env = "NUMLINK_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: Option<String>,
     },
     /// Inspect the audit log.
     Audit {
@@ -188,7 +203,8 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             serve(&o).await?;
         }
         Command::Participant { command } => participant(command).await?,
-        Command::Upload { file, server, key } => return upload::run(&file, &server, &key).await,
+        Command::Upload { file, kind, server, key } => return upload::run(&file, &kind, &server, &key).await,
+        Command::WebhookReceiver { listen, secret } => receiver::run(&listen, secret).await?,
         Command::Audit { command: AuditCommand::Verify { db } } => {
             let config = Config::load(&db.overrides())?;
             let store = open_store(&config)?;

@@ -1,4 +1,4 @@
-//! `numlink upload`: streams a lifecycle file to the server with a progress bar, follows the job to
+//! `numlink upload`: streams a lifecycle or binding file to the server with a progress bar, follows the job to
 //! its end, and prints the summary. Exits non-zero if the file was rejected as a whole.
 
 use std::path::Path;
@@ -13,7 +13,8 @@ use tokio::io::AsyncReadExt;
 
 const POLL: Duration = Duration::from_millis(300);
 
-pub async fn run(file: &Path, server: &str, key: &str) -> Result<ExitCode> {
+pub async fn run(file: &Path, kind: &str, server: &str, key: &str) -> Result<ExitCode> {
+    let path = if kind == "bindings" { "/v1/binding-files" } else { "/v1/lifecycle-files" };
     let server = server.trim_end_matches('/');
     let size = tokio::fs::metadata(file).await.with_context(|| format!("reading {}", file.display()))?.len();
     let f = tokio::fs::File::open(file).await.with_context(|| format!("opening {}", file.display()))?;
@@ -39,7 +40,7 @@ pub async fn run(file: &Path, server: &str, key: &str) -> Result<ExitCode> {
     });
     let client = reqwest::Client::new();
     let resp = client
-        .post(format!("{server}/v1/lifecycle-files"))
+        .post(format!("{server}{path}"))
         .bearer_auth(key)
         .header("content-type", "text/csv")
         .body(reqwest::Body::wrap_stream(chunks.boxed()))

@@ -35,7 +35,7 @@ impl Drop for Server {
 fn serve(dir: &Path) -> Server {
     let mut child = Command::new(BIN)
         .current_dir(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--allow-loopback-webhooks"])
         .env("NUMLINK_LOG", "info")
         .env_remove("NUMLINK_DB")
         .stderr(Stdio::piped())
@@ -109,9 +109,21 @@ fn a_carrier_uploads_and_a_bank_checks_through_the_binary() {
     let up = numlink(d, &["upload", "wrong.csv", "--server", &server.base, "--key", carrier_key]);
     assert!(!up.status.success());
     assert!(String::from_utf8_lossy(&up.stdout).contains("INVALID_ARGUMENT"));
-    // A bank's key cannot upload.
+    // A bank's key cannot upload lifecycle files; it uploads binding files.
     let up = numlink(d, &["upload", "events.csv", "--server", &server.base, "--key", bank_key]);
     assert!(!up.status.success());
+    std::fs::write(
+        d.join("bindings.csv"),
+        "account_ref,phone_number,bound_on\nacct-1,+8613800138000,2023-12-22\nacct-2,+86bad,2023-12-22\n",
+    )
+    .unwrap();
+    let up = numlink(d, &["upload", "bindings.csv", "--kind", "bindings", "--server", &server.base, "--key", bank_key]);
+    let job = json_line(&up);
+    assert_eq!(
+        (job["kind"].as_str(), job["accepted"].as_u64(), job["rejected"].as_u64()),
+        (Some("bindings"), Some(1), Some(1)),
+        "{job}"
+    );
 
     // The check, over a real socket.
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -1,0 +1,30 @@
+//! `numlink webhook-receiver`: a local endpoint that prints what numlink delivers, with whether each
+//! signature verifies. For trying webhooks on one machine (the server then needs
+//! `--allow-loopback-webhooks`); not for production.
+
+use anyhow::{Context, Result};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+async fn receive(State(secret): State<Option<String>>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let (id, timestamp, signatures) = (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"));
+    let verified = secret.as_deref().map(|s| {
+        let ts = timestamp.parse::<i64>().unwrap_or_default();
+        workers::webhooks::sign(s, &id, ts, &body)
+            .is_ok_and(|expected| signatures.split(' ').any(|sig| sig == expected))
+    });
+    let event: Value =
+        serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    println!("{}", json!({"webhookId": id, "webhookTimestamp": timestamp, "verified": verified, "event": event}));
+    StatusCode::NO_CONTENT
+}
+
+pub async fn run(listen: &str, secret: Option<String>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    eprintln!("receiving webhooks at http://{}/ (Ctrl-C to stop)", listener.local_addr()?);
+    let app = axum::Router::new().fallback(receive).with_state(secret);
+    axum::serve(listener, app).await.context("serving")?;
+    Ok(())
+}
