@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask test` (the whole suite, on SQLite and on a throwaway PostgreSQL
-//! cluster), `cargo xtask ci` (formatting, lints, then the tests).
+//! cluster), `cargo xtask ci` (formatting, lints, docs, then the tests), `cargo xtask bench`
+//! (whole-system benchmarks).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod bench;
 #[cfg(test)]
 mod tidy;
 
@@ -15,8 +17,9 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("ci") => ci(),
+        Some("bench") => bench::bench(&root(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args…] | ci>");
+            eprintln!("usage: cargo xtask <test [cargo test args…] | ci | bench [--bindings N]>");
             std::process::exit(2)
         }
     }

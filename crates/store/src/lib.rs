@@ -379,16 +379,20 @@ impl Store {
         self.read(ops::webhooks::next_due).await
     }
 
-    /// Records the outcome of one delivery attempt.
-    pub async fn record_attempt(
+    /// Records the outcomes of delivery attempts (notification seq, endpoint id, outcome), in one
+    /// transaction.
+    pub async fn record_attempts(
         &self,
-        notification_seq: i64,
-        endpoint_id: &str,
-        outcome: AttemptOutcome,
+        attempts: Vec<(i64, String, AttemptOutcome)>,
         disable_after_secs: i64,
     ) -> Result<(), StoreError> {
-        let id = endpoint_id.to_string();
-        self.write(move |ctx| ctx.record_attempt(notification_seq, &id, &outcome, disable_after_secs)).await
+        self.write(move |ctx| {
+            for (seq, endpoint, outcome) in &attempts {
+                ctx.record_attempt(*seq, endpoint, outcome, disable_after_secs)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// The delivery rows of a notification, for operators and tests.

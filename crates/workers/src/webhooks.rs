@@ -268,34 +268,35 @@ impl Deliverer {
         self.config
     }
 
-    /// One round: every due delivery (within the limits) is attempted, and each outcome recorded.
-    /// Returns the number of attempts made.
+    /// One round: every due delivery (up to `round_deliveries_max`) is attempted, at most
+    /// `in_flight_per_endpoint_max` at a time per endpoint and `in_flight_max` in all, and the outcomes
+    /// are recorded in one transaction. Returns the number of attempts made.
     pub async fn run_once(&self) -> Result<usize, WorkerError> {
         let now = self.store.clock().now().as_second();
         let due = self.store.due_deliveries(now, self.config.round_deliveries_max).await?;
-        let mut per_endpoint: HashMap<String, usize> = HashMap::new();
-        let picked: Vec<DueDelivery> = due
-            .into_iter()
-            .filter(|d| {
-                let n = per_endpoint.entry(d.endpoint.id.clone()).or_default();
-                *n += 1;
-                *n <= self.config.in_flight_per_endpoint_max
-            })
-            .collect();
-        let outcomes: Vec<(DueDelivery, AttemptOutcome)> = futures_util::stream::iter(picked)
-            .map(|d| async move {
-                let outcome = self.attempt(&d, now).await;
-                (d, outcome)
-            })
-            .buffer_unordered(self.config.in_flight_max.max(1))
-            .collect()
-            .await;
-        let made = outcomes.len();
-        for (d, outcome) in outcomes {
-            self.store
-                .record_attempt(d.notification.seq, &d.endpoint.id, outcome, self.config.disable_after_secs)
-                .await?;
+        if due.is_empty() {
+            return Ok(0);
         }
+        let mut per_endpoint: HashMap<String, Vec<DueDelivery>> = HashMap::new();
+        for d in due {
+            per_endpoint.entry(d.endpoint.id.clone()).or_default().push(d);
+        }
+        let total = tokio::sync::Semaphore::new(self.config.in_flight_max.max(1));
+        let total = &total;
+        let lanes = per_endpoint.into_values().map(|queue| {
+            futures_util::stream::iter(queue)
+                .map(|d| async move {
+                    let _permit = total.acquire().await.expect("the semaphore is never closed");
+                    let outcome = self.attempt(&d, now).await;
+                    (d.notification.seq, d.endpoint.id, outcome)
+                })
+                .buffer_unordered(self.config.in_flight_per_endpoint_max.max(1))
+                .collect::<Vec<_>>()
+        });
+        let outcomes: Vec<(i64, String, AttemptOutcome)> =
+            futures_util::future::join_all(lanes).await.into_iter().flatten().collect();
+        let made = outcomes.len();
+        self.store.record_attempts(outcomes, self.config.disable_after_secs).await?;
         Ok(made)
     }
 

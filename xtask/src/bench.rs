@@ -1,0 +1,199 @@
+//! `cargo xtask bench [--bindings N]`: whole-system benchmarks against the release binary, on this
+//! machine, with numbers printed as a Markdown table for BENCHMARKS.md.
+//!
+//! Fan-out: an institution registers N bindings (a binding file), points a webhook endpoint at a local
+//! receiver (`numlink webhook-receiver`), and a carrier uploads one RND-style disconnection file
+//! touching all N bound numbers. Measured: bindings registered per second, notifications created per
+//! second (the disconnection job, which creates them in its transactions), deliveries per second, and
+//! the time from the file's last commit to the last delivery.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn json_field(line: &str, field: &str) -> Option<String> {
+    let key = format!("\"{field}\":");
+    let rest = &line[line.find(&key)? + key.len()..];
+    let rest = rest.trim_start();
+    if let Some(r) = rest.strip_prefix('"') {
+        Some(r[..r.find('"')?].to_string())
+    } else {
+        Some(rest.chars().take_while(|c| c.is_ascii_digit()).collect())
+    }
+}
+
+fn run_json(bin: &Path, dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new(bin).current_dir(dir).args(args).stderr(Stdio::inherit()).output()?;
+    if !out.status.success() {
+        bail!("numlink {args:?} failed");
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn count_lines(path: &Path) -> usize {
+    std::fs::File::open(path).map(|f| BufReader::new(f).lines().count()).unwrap_or(0)
+}
+
+pub fn bench(root: &Path, args: &[String]) -> Result<()> {
+    let n: usize = match args.iter().position(|a| a == "--bindings") {
+        Some(i) => args.get(i + 1).context("--bindings N")?.parse().context("--bindings N")?,
+        None => 10_000,
+    };
+    crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "numlink"]))?;
+    let bin = root.join("target/release/numlink");
+    let dir = std::env::temp_dir().join(format!("numlink-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+
+    let carrier = run_json(
+        &bin,
+        &dir,
+        &[
+            "participant",
+            "add",
+            "--role",
+            "carrier",
+            "--name",
+            "Bench Carrier",
+            "--prefix",
+            "+861",
+            "--reporting-since",
+            "2020-01-01",
+        ],
+    )?;
+    let bank = run_json(&bin, &dir, &["participant", "add", "--role", "institution", "--name", "Bench Bank"])?;
+    let carrier_key = json_field(&carrier, "apiKey").context("carrier key")?;
+    let bank_key = json_field(&bank, "apiKey").context("bank key")?;
+
+    // Numbers in 10,000-number blocks, as carriers allocate them.
+    let number = |i: usize| format!("+8613{:09}", i);
+    let bindings_csv = dir.join("bindings.csv");
+    let disconnects_csv = dir.join("disconnects.csv");
+    {
+        let mut b = std::io::BufWriter::new(std::fs::File::create(&bindings_csv)?);
+        let mut d = std::io::BufWriter::new(std::fs::File::create(&disconnects_csv)?);
+        writeln!(b, "account_ref,phone_number,bound_on")?;
+        writeln!(d, "phone_number,disconnect_date")?;
+        for i in 0..n {
+            writeln!(b, "acct-{i},{},2023-01-01", number(i))?;
+            writeln!(d, "{},2024-02-25", number(i))?;
+        }
+    }
+
+    let port = free_port()?;
+    let server_url = format!("http://127.0.0.1:{port}");
+    let server = Killed(
+        Command::new(&bin)
+            .current_dir(&dir)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--allow-loopback-webhooks"])
+            .env("NUMLINK_LOG", "warn")
+            .stderr(std::fs::File::create(dir.join("server.log"))?)
+            .spawn()?,
+    );
+    wait_for_port(port)?;
+
+    let t = Instant::now();
+    run_json(
+        &bin,
+        &dir,
+        &["upload", path_str(&bindings_csv), "--kind", "bindings", "--server", &server_url, "--key", &bank_key],
+    )?;
+    let bindings_secs = t.elapsed().as_secs_f64();
+
+    let receiver_port = free_port()?;
+    let received = dir.join("received.jsonl");
+    let _receiver = Killed(
+        Command::new(&bin)
+            .args(["webhook-receiver", "--listen", &format!("127.0.0.1:{receiver_port}")])
+            .stdout(std::fs::File::create(&received)?)
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    wait_for_port(receiver_port)?;
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            &format!("{server_url}/v1/webhook-endpoints"),
+            "-H",
+            &format!("Authorization: Bearer {bank_key}"),
+        ])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &format!("{{\"url\": \"http://127.0.0.1:{receiver_port}/hook\"}}"),
+        ])
+        .output()
+        .context("curl")?;
+    if !String::from_utf8_lossy(&out.stdout).contains("whsec_") {
+        bail!("registering the endpoint failed: {}", String::from_utf8_lossy(&out.stdout));
+    }
+
+    let t = Instant::now();
+    run_json(&bin, &dir, &["upload", path_str(&disconnects_csv), "--server", &server_url, "--key", &carrier_key])?;
+    let fanout_secs = t.elapsed().as_secs_f64();
+    let committed = Instant::now();
+    let deadline = Duration::from_secs(3600);
+    while count_lines(&received) < n {
+        if committed.elapsed() > deadline {
+            bail!("only {} of {n} deliveries after an hour", count_lines(&received));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let last_delivery_secs = committed.elapsed().as_secs_f64();
+    let total_delivery_secs = t.elapsed().as_secs_f64();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let rate = |count: usize, secs: f64| format!("{:.0}", count as f64 / secs);
+    println!("\n| what ({n} bound numbers) | time | rate |");
+    println!("|---|---|---|");
+    println!(
+        "| binding file registered (upload to job finished) | {bindings_secs:.1} s | {} bindings/s |",
+        rate(n, bindings_secs)
+    );
+    println!(
+        "| disconnection file applied, notifications created (upload to job finished) | {fanout_secs:.1} s | {} notifications/s |",
+        rate(n, fanout_secs)
+    );
+    println!(
+        "| deliveries, upload start to last delivery received | {total_delivery_secs:.1} s | {} deliveries/s |",
+        rate(n, total_delivery_secs)
+    );
+    println!("| from the file's last commit to the last delivery | {last_delivery_secs:.1} s | |");
+    Ok(())
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Waits until something listens on the port (the process just started).
+fn wait_for_port(port: u16) -> Result<()> {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("nothing listens on port {port} after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
