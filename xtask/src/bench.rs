@@ -5,7 +5,8 @@
 //! receiver (`numlink webhook-receiver`), and a carrier uploads one RND-style disconnection file
 //! touching all N bound numbers. Measured: bindings registered per second, notifications created per
 //! second (the disconnection job, which creates them in its transactions), deliveries per second, and
-//! the time from the file's last commit to the last delivery.
+//! the time from the file's last commit to the last delivery. The peer, in the same run: the same
+//! disconnection file on numbers nobody has bound, so the ratio is the cost of the fan-out.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -15,6 +16,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 struct Killed(Child);
+
+/// The benchmark's directory, removed however the run ends.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -57,8 +67,8 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     };
     crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "numlink"]))?;
     let bin = root.join("target/release/numlink");
-    let dir = std::env::temp_dir().join(format!("numlink-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let guard = TempDir(std::env::temp_dir().join(format!("numlink-bench-{}", std::process::id())));
+    let dir = guard.0.clone();
     std::fs::create_dir_all(&dir)?;
 
     let carrier = run_json(
@@ -85,14 +95,19 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     let number = |i: usize| format!("+8613{:09}", i);
     let bindings_csv = dir.join("bindings.csv");
     let disconnects_csv = dir.join("disconnects.csv");
+    let unbound_csv = dir.join("unbound.csv");
     {
         let mut b = std::io::BufWriter::new(std::fs::File::create(&bindings_csv)?);
         let mut d = std::io::BufWriter::new(std::fs::File::create(&disconnects_csv)?);
+        let mut u = std::io::BufWriter::new(std::fs::File::create(&unbound_csv)?);
         writeln!(b, "account_ref,phone_number,bound_on")?;
         writeln!(d, "phone_number,disconnect_date")?;
+        writeln!(u, "phone_number,disconnect_date")?;
         for i in 0..n {
             writeln!(b, "acct-{i},{},2023-01-01", number(i))?;
             writeln!(d, "{},2024-02-25", number(i))?;
+            // The peer: the same file shape on numbers nobody has bound.
+            writeln!(u, "{},2024-02-25", number(n + i))?;
         }
     }
 
@@ -161,7 +176,7 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     let last_delivery_secs = committed.elapsed().as_secs_f64();
     let total_delivery_secs = t.elapsed().as_secs_f64();
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(guard);
 
     let rate = |count: usize, secs: f64| format!("{:.0}", count as f64 / secs);
     println!("\n| what ({n} bound numbers) | time | rate |");

@@ -30,7 +30,7 @@ const X_CORRELATOR: &str = "x-correlator";
 /// CAMARA's `XCorrelator`: `^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$`.
 fn valid_correlator(v: &HeaderValue) -> bool {
     let b = v.as_bytes();
-    b.len() <= 256 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_:;./\\<>{}".contains(c))
+    b.len() <= 256 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_:;./<>{}".contains(c))
 }
 
 /// Echoes `x-correlator` on every response, and rejects one that breaks CAMARA's pattern.

@@ -27,15 +27,23 @@ impl fmt::Display for NumberError {
 
 impl std::error::Error for NumberError {}
 
-/// Cuts a user's value to a length that is safe to echo in a message.
+/// Makes a user's value safe to echo in a message: cut to 40 characters, control characters (NUL
+/// among them, which PostgreSQL text refuses) escaped.
 pub fn truncate_for_message(s: &str) -> String {
     const MAX_CHARS: usize = 40;
-    if s.chars().count() <= MAX_CHARS {
-        s.to_string()
-    } else {
-        let cut: String = s.chars().take(MAX_CHARS).collect();
-        format!("{cut}…")
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
+    out
 }
 
 impl PhoneNumber {
@@ -147,6 +155,13 @@ mod tests {
         ] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad:?} must be rejected");
         }
+    }
+
+    #[test]
+    fn echoed_values_are_cut_and_escaped() {
+        assert_eq!(truncate_for_message("+1202\u{0}555"), "+1202\\u{0}555");
+        assert_eq!(truncate_for_message(&"9".repeat(50)), format!("{}…", "9".repeat(40)));
+        assert!(PhoneNumber::parse("+1202\u{0}555").unwrap_err().to_string().contains("\\u{0}"));
     }
 
     #[test]

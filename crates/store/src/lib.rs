@@ -137,6 +137,7 @@ struct Inner {
     readers: Mutex<Vec<Box<dyn Conn>>>,
     read_permits: Semaphore,
     clock: Arc<dyn Clock>,
+    hash_key: HashKey,
 }
 
 impl Drop for Inner {
@@ -176,7 +177,9 @@ impl Store {
         let mut conn = connect(&config.url)?;
         migrate::run(conn.as_mut())?;
         let (tx, rx) = mpsc::channel(config.write_queue_commands_max.max(1));
-        let ctx = WriteCtx::new(conn, config.hash_key.clone(), config.aging.clone(), config.clock.clone());
+        let url = config.url.clone();
+        let reconnect = Box::new(move || connect(&url));
+        let ctx = WriteCtx::new(conn, config.hash_key.clone(), config.aging.clone(), config.clock.clone(), reconnect);
         writer::spawn(ctx, rx, config.write_batch_commands_max.max(1))?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -185,6 +188,7 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
                 read_permits: Semaphore::new(config.read_connections_max.max(1)),
                 clock: config.clock,
+                hash_key: config.hash_key,
             }),
         })
     }
@@ -195,6 +199,14 @@ impl Store {
 
     pub fn today(&self) -> Day {
         self.inner.clock.today()
+    }
+
+    /// The event id of an RND-style row (a disconnection without an id of its own): deterministic, so
+    /// a re-uploaded file finds duplicates, and keyed, so the id does not spell out the number in the
+    /// audit log.
+    pub fn rnd_event_id(&self, n: PhoneNumber, d: Day) -> String {
+        let mac = self.inner.hash_key.mac(format!("rnd:{n}:{d}").as_bytes());
+        format!("rnd:{}", hex::encode(&mac[..16]))
     }
 
     /// Runs `f` inside the writer's next batch transaction; answers after that transaction committed.
@@ -425,16 +437,19 @@ impl Store {
         self.read(ops::jobs::next_runnable).await
     }
 
-    /// Applies one chunk of a file and moves the job's checkpoint, in one transaction.
+    /// Applies one chunk of a file and moves the job's checkpoint, in one transaction. The chunk was
+    /// read from `from_offset`; if the job's checkpoint is elsewhere (another runner got there first),
+    /// nothing is applied and the job is returned as it is.
     pub async fn apply_chunk(
         &self,
         job_id: String,
+        from_offset: u64,
         rows: Vec<ChunkRow>,
         next_offset: u64,
         next_line: u64,
         finished: bool,
     ) -> Result<Job, StoreError> {
-        self.write(move |ctx| ctx.apply_chunk(&job_id, rows, next_offset, next_line, finished)).await
+        self.write(move |ctx| ctx.apply_chunk(&job_id, from_offset, rows, next_offset, next_line, finished)).await
     }
 
     pub async fn fail_job(&self, job_id: &str, error: String) -> Result<(), StoreError> {

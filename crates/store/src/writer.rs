@@ -52,11 +52,42 @@ pub(crate) struct WriteCtx {
     /// generation in `meta` moves.
     prefixes: HashMap<String, (CarrierId, Option<Day>)>,
     prefixes_generation: i64,
+    /// Opens a new connection when the current one is lost (a PostgreSQL restart or failover).
+    reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send>,
 }
 
 impl WriteCtx {
-    pub(crate) fn new(conn: Box<dyn Conn>, hash_key: HashKey, aging: AgingPolicy, clock: Arc<dyn Clock>) -> WriteCtx {
-        WriteCtx { conn, hash_key, aging, clock, last_hash: [0; 32], prefixes: HashMap::new(), prefixes_generation: -1 }
+    pub(crate) fn new(
+        conn: Box<dyn Conn>,
+        hash_key: HashKey,
+        aging: AgingPolicy,
+        clock: Arc<dyn Clock>,
+        reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send>,
+    ) -> WriteCtx {
+        WriteCtx {
+            conn,
+            hash_key,
+            aging,
+            clock,
+            last_hash: [0; 32],
+            prefixes: HashMap::new(),
+            prefixes_generation: -1,
+            reconnect,
+        }
+    }
+
+    /// Starts the batch's transaction; if that fails, the connection may be gone: open a new one once.
+    fn begin_or_reconnect(&mut self) -> Result<(), StoreError> {
+        match self.begin() {
+            Ok(()) => Ok(()),
+            Err(first) => {
+                let _ = self.conn.rollback();
+                tracing::warn!(error = %first, "cannot start a write transaction; reconnecting");
+                self.conn = (self.reconnect)()?;
+                self.prefixes_generation = -1;
+                self.begin()
+            }
+        }
     }
 
     /// The carrier whose range holds `n` (longest prefix), and its `reportingSince`.
@@ -110,7 +141,7 @@ impl WriteCtx {
     }
 
     fn run_batch(&mut self, batch: Vec<Command>) {
-        if let Err(e) = self.begin() {
+        if let Err(e) = self.begin_or_reconnect() {
             tracing::error!(error = %e, "cannot start a write transaction");
             let _ = self.conn.rollback();
             for cmd in batch {
@@ -137,6 +168,8 @@ impl WriteCtx {
             let undo = if ok { "RELEASE SAVEPOINT cmd" } else { "ROLLBACK TO SAVEPOINT cmd; RELEASE SAVEPOINT cmd" };
             if !ok {
                 self.last_hash = saved_hash;
+                // The command may have reloaded caches from rows now rolled back.
+                self.prefixes_generation = -1;
             }
             if let Err(e) = self.conn.batch(undo) {
                 broken = Some(e.to_string());

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use csv::ByteRecord;
+use domain::{Day, PhoneNumber};
 use store::{ChunkRow, Job, Store, StoreError};
 use tokio::sync::Notify;
 
@@ -28,7 +29,13 @@ pub struct JobRunner {
     store: Store,
     limits: FileLimits,
     wake: Arc<Notify>,
+    /// Consecutive failures to apply a chunk of one job: (job id, count).
+    failures: Arc<std::sync::Mutex<(String, u32)>>,
 }
+
+/// A job whose chunk fails to apply this many times in a row is failed, so that one bad job cannot
+/// hold up every later one.
+pub const CHUNK_ATTEMPTS_MAX: u32 = 3;
 
 /// What one read of a spooled file produced.
 struct Chunk {
@@ -40,7 +47,7 @@ struct Chunk {
 
 impl JobRunner {
     pub fn new(store: Store, limits: FileLimits) -> JobRunner {
-        JobRunner { store, limits, wake: Arc::new(Notify::new()) }
+        JobRunner { store, limits, wake: Arc::new(Notify::new()), failures: Arc::default() }
     }
 
     /// Wakes the runner: call after queueing a job.
@@ -55,13 +62,41 @@ impl JobRunner {
         };
         let limits = self.limits;
         let read_job = job.clone();
-        let chunk = tokio::task::spawn_blocking(move || read_chunk(&read_job, &limits))
-            .await
-            .unwrap_or_else(|e| Err(format!("reading the file failed: {e}")));
+        let store = self.store.clone();
+        let chunk =
+            tokio::task::spawn_blocking(move || read_chunk(&read_job, &limits, &|n, d| store.rnd_event_id(n, d)))
+                .await
+                .unwrap_or_else(|e| Err(format!("reading the file failed: {e}")));
         match chunk {
             Ok(c) => {
-                let done =
-                    self.store.apply_chunk(job.id.clone(), c.rows, c.next_offset, c.next_line, c.finished).await?;
+                let applied = self
+                    .store
+                    .apply_chunk(job.id.clone(), job.byte_offset, c.rows, c.next_offset, c.next_line, c.finished)
+                    .await;
+                let done = match applied {
+                    Ok(done) => {
+                        *self.failures.lock().expect("never poisoned") = (String::new(), 0);
+                        done
+                    }
+                    Err(e) => {
+                        let failed = {
+                            let mut f = self.failures.lock().expect("never poisoned");
+                            if f.0 != job.id {
+                                *f = (job.id.clone(), 0);
+                            }
+                            f.1 += 1;
+                            f.1 >= CHUNK_ATTEMPTS_MAX
+                        };
+                        tracing::error!(job = %job.id, error = %e, "applying a chunk failed");
+                        if failed {
+                            self.store
+                                .fail_job(&job.id, "the file could not be applied: internal error".into())
+                                .await?;
+                            return Ok(true);
+                        }
+                        return Err(e.into());
+                    }
+                };
                 if done.state.is_final() {
                     tracing::info!(job = %done.id, rows = done.rows_read, accepted = done.accepted, duplicates = done.duplicates, rejected = done.rejected, "job finished");
                     let _ = std::fs::remove_file(&done.spool_path);
@@ -104,11 +139,13 @@ impl JobRunner {
     }
 }
 
-fn read_chunk(job: &Job, limits: &FileLimits) -> Result<Chunk, String> {
+fn read_chunk(job: &Job, limits: &FileLimits, rnd_id: &dyn Fn(PhoneNumber, Day) -> String) -> Result<Chunk, String> {
     let format = FileFormat::parse(&job.format).ok_or_else(|| format!("unknown file format {:?}", job.format))?;
     let path = PathBuf::from(&job.spool_path);
-    let mut file =
-        std::fs::File::open(&path).map_err(|e| format!("the uploaded file is gone ({}): {e}", path.display()))?;
+    let mut file = std::fs::File::open(&path).map_err(|e| {
+        tracing::error!(job = %job.id, path = %path.display(), error = %e, "the spooled file is gone");
+        "the uploaded file is gone from the server: upload it again".to_string()
+    })?;
     file.seek(SeekFrom::Start(job.byte_offset)).map_err(|e| format!("cannot seek the uploaded file: {e}"))?;
     let mut reader =
         csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(std::io::BufReader::new(file));
@@ -132,7 +169,7 @@ fn read_chunk(job: &Job, limits: &FileLimits) -> Result<Chunk, String> {
                 if job.rows_read + rows.len() as u64 >= limits.file_rows_max {
                     return Err(format!("the file has more than {} rows (file_rows_max)", limits.file_rows_max));
                 }
-                rows.push(ChunkRow { line, row: parse_row(format, &record, limits) });
+                rows.push(ChunkRow { line, row: parse_row(format, &record, limits, rnd_id) });
             }
             Err(e) => return Err(format!("the file is not valid CSV: {e}")),
         }

@@ -34,6 +34,9 @@ pub const SCHEDULE_SECS: [i64; 10] = [0, 5, 300, 1_800, 7_200, 18_000, 36_000, 5
 /// The longest `Retry-After` honoured, in seconds.
 pub const RETRY_AFTER_SECS_MAX: i64 = 86_400;
 
+/// In one round, an endpoint gets at most this many waves of its in-flight limit.
+pub const ROUND_WAVES_PER_ENDPOINT: usize = 4;
+
 /// URLs longer than this are refused.
 pub const URL_BYTES_MAX: usize = 2048;
 
@@ -114,7 +117,8 @@ pub fn classify(status: u16, retry_after: Option<&str>) -> Verdict {
 }
 
 /// Whether numlink may call this address: never loopback (unless allowed, for local development),
-/// private, link-local, unspecified, shared, broadcast or multicast addresses.
+/// private, link-local, unspecified, shared, reserved, benchmarking, broadcast or multicast addresses,
+/// nor IPv6 forms that embed such an IPv4 address (mapped, compatible, NAT64, 6to4).
 pub fn address_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
     if ip.is_loopback() {
         return allow_loopback;
@@ -128,15 +132,36 @@ pub fn address_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
                 || v4.is_broadcast()
                 || v4.is_multicast()
                 || v4.is_documentation()
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)
-                || o[0] == 0)
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64) // shared address space 100.64/10
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments 192.0.0/24
+                || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking 198.18/15
+                || o[0] >= 240) // reserved 240/4
         }
         IpAddr::V6(v6) => {
+            let seg = v6.segments();
+            let embedded =
+                |hi: u16, lo: u16| IpAddr::V4(std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return address_allowed(IpAddr::V4(v4), allow_loopback);
             }
-            let seg = v6.segments();
-            !(v6.is_unspecified() || v6.is_multicast() || (seg[0] & 0xfe00) == 0xfc00 || (seg[0] & 0xffc0) == 0xfe80)
+            // IPv4-compatible ::a.b.c.d (but not :: or ::1, handled below and above).
+            if seg[..6].iter().all(|&x| x == 0) && !v6.is_unspecified() {
+                return address_allowed(embedded(seg[6], seg[7]), allow_loopback);
+            }
+            // NAT64 64:ff9b::/96 carries the IPv4 address in its last 32 bits.
+            if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6].iter().all(|&x| x == 0) {
+                return address_allowed(embedded(seg[6], seg[7]), allow_loopback);
+            }
+            // 6to4 2002::/16 carries it in bits 16..48.
+            if seg[0] == 0x2002 {
+                return address_allowed(embedded(seg[1], seg[2]), allow_loopback);
+            }
+            !(v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (seg[0] & 0xffc0) == 0xfec0) // site-local fec0::/10
         }
     }
 }
@@ -252,6 +277,8 @@ impl Deliverer {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names itself, past the guarded resolver.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { allow_loopback: config.allow_loopback }))
             .timeout(Duration::from_millis(config.timeout_ms))
             .user_agent(concat!("numlink-webhooks/", env!("CARGO_PKG_VERSION")))
@@ -277,9 +304,15 @@ impl Deliverer {
         if due.is_empty() {
             return Ok(0);
         }
+        // A slow endpoint gets a bounded share of a round, so it cannot hold up the others for long:
+        // at most a few waves of its in-flight limit.
+        let share = self.config.in_flight_per_endpoint_max.max(1) * ROUND_WAVES_PER_ENDPOINT;
         let mut per_endpoint: HashMap<String, Vec<DueDelivery>> = HashMap::new();
         for d in due {
-            per_endpoint.entry(d.endpoint.id.clone()).or_default().push(d);
+            let queue = per_endpoint.entry(d.endpoint.id.clone()).or_default();
+            if queue.len() < share {
+                queue.push(d);
+            }
         }
         let total = tokio::sync::Semaphore::new(self.config.in_flight_max.max(1));
         let total = &total;
@@ -287,7 +320,8 @@ impl Deliverer {
             futures_util::stream::iter(queue)
                 .map(|d| async move {
                     let _permit = total.acquire().await.expect("the semaphore is never closed");
-                    let outcome = self.attempt(&d, now).await;
+                    // Each attempt is stamped when it is made, not when the round began.
+                    let outcome = self.attempt(&d, self.store.clock().now().as_second()).await;
                     (d.notification.seq, d.endpoint.id, outcome)
                 })
                 .buffer_unordered(self.config.in_flight_per_endpoint_max.max(1))
@@ -454,7 +488,7 @@ mod tests {
         ] {
             assert!(!address_allowed(ip(bad), false), "{bad}");
         }
-        for good in ["8.8.8.8", "2001:4860:4860::8888", "1.1.1.1"] {
+        for good in ["8.8.8.8", "2001:4860:4860::8888", "1.1.1.1", "64:ff9b::808:808", "2002:808:808::1"] {
             assert!(address_allowed(ip(good), false), "{good}");
         }
         assert!(address_allowed(ip("127.0.0.1"), true));

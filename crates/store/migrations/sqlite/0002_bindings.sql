@@ -25,14 +25,14 @@ CREATE TABLE notifications (
     account_ref       TEXT,
     endpoint_id       TEXT,
     type              TEXT NOT NULL,
-    event_carrier_seq INTEGER,
-    event_id          TEXT,
+    -- Keyed hash of the causing event (carrier, eventId): dedupes without linking to the events table.
+    event_key         BLOB,
     event_date        INTEGER,
     reissuable_from   INTEGER,
     detail            TEXT,
     created_at        TEXT NOT NULL,
     acked_at          TEXT,
     ack_action        TEXT,
-    UNIQUE (binding_id, event_carrier_seq, event_id)
+    UNIQUE (binding_id, event_key)
 );
 CREATE INDEX notifications_feed ON notifications (institution_seq, seq);

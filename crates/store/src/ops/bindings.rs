@@ -243,9 +243,12 @@ impl WriteCtx {
             created_at: now,
         };
         // A binding that arrives after the events that concern it is notified of them now.
+        let mut binding = binding;
+        let mut notified = false;
         for e in self.history(b.number)? {
-            self.notify(&binding, b.number, &e)?;
+            notified |= self.notify(&binding, b.number, &e)?;
         }
+        binding.stale |= notified;
         Ok(Registered { binding, created: true })
     }
 
@@ -274,10 +277,13 @@ impl WriteCtx {
         };
         let reissuable_from = (kind == NotificationType::Disconnected)
             .then(|| domain::history::reissuable_from(e.date, self.aging.days_for(n)));
+        // The event is named by a keyed hash, so that a copy of the database cannot join a
+        // notification (institution, accountRef) to the events table (plain numbers).
+        let event_key = self.hash_key.mac(format!("event:{}:{}", e.carrier.0, e.event_id).as_bytes());
         let now = self.now_rfc3339();
         let inserted = self.conn.query_one(
-            "INSERT INTO notifications (id, institution_seq, binding_id, account_ref, type, event_carrier_seq, event_id, \
-             event_date, reissuable_from, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+            "INSERT INTO notifications (id, institution_seq, binding_id, account_ref, type, event_key, \
+             event_date, reissuable_from, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT DO NOTHING RETURNING seq",
             &[
                 new_id("ntf").into(),
@@ -285,8 +291,7 @@ impl WriteCtx {
                 b.id.as_str().into(),
                 b.account_ref.as_str().into(),
                 kind.as_str().into(),
-                e.carrier.0.into(),
-                e.event_id.as_str().into(),
+                event_key.as_slice().into(),
                 e.date.packed().into(),
                 reissuable_from.map(|d| d.packed()).into(),
                 now.into(),

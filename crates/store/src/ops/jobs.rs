@@ -174,6 +174,7 @@ impl WriteCtx {
     pub(crate) fn apply_chunk(
         &mut self,
         job_id: &str,
+        from_offset: u64,
         rows: Vec<ChunkRow>,
         next_offset: u64,
         next_line: u64,
@@ -181,7 +182,7 @@ impl WriteCtx {
     ) -> Result<Job, StoreError> {
         let job = get(self.conn.as_mut(), job_id, None)?
             .ok_or_else(|| StoreError::Invalid(format!("no job \"{job_id}\"")))?;
-        if job.state.is_final() {
+        if job.state.is_final() || job.byte_offset != from_offset {
             return Ok(job);
         }
         let owner = by_seq(self.conn.as_mut(), job.owner_seq)?

@@ -246,15 +246,18 @@ async fn job_chunks_commit_with_their_checkpoint(db: TestDb) {
             row: Ok(RowData::Event(ev("f1", "+8613800000001", EventKind::Disconnected, "2024-01-01"))),
         },
     ];
-    let j = store.apply_chunk(job.id.clone(), chunk.clone(), 100, 5, false).await.unwrap();
+    let j = store.apply_chunk(job.id.clone(), 0, chunk.clone(), 100, 5, false).await.unwrap();
     assert_eq!(
         (j.state, j.rows_read, j.accepted, j.duplicates, j.rejected, j.byte_offset, j.line),
         (JobState::Running, 3, 1, 1, 1, 100, 5)
     );
-    let j = store.apply_chunk(job.id.clone(), vec![], 120, 6, true).await.unwrap();
+    // A chunk read from an old checkpoint (a second runner) is not applied again.
+    let j = store.apply_chunk(job.id.clone(), 0, chunk.clone(), 100, 5, false).await.unwrap();
+    assert_eq!((j.rows_read, j.accepted, j.duplicates), (3, 1, 1));
+    let j = store.apply_chunk(job.id.clone(), 100, vec![], 120, 6, true).await.unwrap();
     assert_eq!(j.state, JobState::Succeeded);
     // A finished job ignores a replayed chunk.
-    let j = store.apply_chunk(job.id.clone(), chunk, 100, 5, false).await.unwrap();
+    let j = store.apply_chunk(job.id.clone(), 0, chunk, 100, 5, false).await.unwrap();
     assert_eq!((j.state, j.rows_read), (JobState::Succeeded, 3));
     let rej = store.job_rejections(&job.id, 0, 100).await.unwrap();
     assert_eq!(rej.iter().map(|r| (r.line, r.code.as_str())).collect::<Vec<_>>(), vec![(3, "INVALID_ARGUMENT")]);
