@@ -43,6 +43,7 @@ pub struct WebhooksConfig {
     pub in_flight_per_endpoint_max: Option<usize>,
     pub disable_after_days: Option<u32>,
     pub secret_overlap_hours: Option<u32>,
+    pub round_budget_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +169,7 @@ impl Config {
             w.disable_after_days.map_or(webhooks.disable_after_secs, |d| i64::from(d) * 86_400);
         webhooks.secret_overlap_secs =
             w.secret_overlap_hours.map_or(webhooks.secret_overlap_secs, |h| i64::from(h) * 3_600);
+        webhooks.round_budget_ms = w.round_budget_ms.unwrap_or(webhooks.round_budget_ms);
 
         let mut aging = match file.aging.default_days {
             Some(days) => AgingPolicy::new(days, AgingPolicy::default_codes()),

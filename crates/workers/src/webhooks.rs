@@ -34,9 +34,6 @@ pub const SCHEDULE_SECS: [i64; 10] = [0, 5, 300, 1_800, 7_200, 18_000, 36_000, 5
 /// The longest `Retry-After` honoured, in seconds.
 pub const RETRY_AFTER_SECS_MAX: i64 = 86_400;
 
-/// In one round, an endpoint gets at most this many waves of its in-flight limit.
-pub const ROUND_WAVES_PER_ENDPOINT: usize = 4;
-
 /// URLs longer than this are refused.
 pub const URL_BYTES_MAX: usize = 2048;
 
@@ -240,6 +237,8 @@ pub struct DeliveryConfig {
     pub in_flight_per_endpoint_max: usize,
     /// Due deliveries taken per round.
     pub round_deliveries_max: u32,
+    /// No attempt of a round starts after this long.
+    pub round_budget_ms: u64,
     /// Allow `http://127.0.0.1`-style endpoints (local development and tests only).
     pub allow_loopback: bool,
     /// An endpoint failing this long without a success is disabled.
@@ -255,6 +254,7 @@ impl Default for DeliveryConfig {
             in_flight_max: 64,
             in_flight_per_endpoint_max: 8,
             round_deliveries_max: 1_000,
+            round_budget_ms: 2_000,
             allow_loopback: false,
             disable_after_secs: 5 * 86_400,
             secret_overlap_secs: 86_400,
@@ -295,36 +295,39 @@ impl Deliverer {
         self.config
     }
 
-    /// One round: every due delivery (up to `round_deliveries_max`) is attempted, at most
-    /// `in_flight_per_endpoint_max` at a time per endpoint and `in_flight_max` in all, and the outcomes
-    /// are recorded in one transaction. Returns the number of attempts made.
+    /// One round: due deliveries (up to `round_deliveries_max`) are attempted, at most
+    /// `in_flight_per_endpoint_max` at a time per endpoint and `in_flight_max` in all, none started
+    /// after `round_budget_ms`; the outcomes are recorded in one transaction. Returns the number of
+    /// attempts made.
     pub async fn run_once(&self) -> Result<usize, WorkerError> {
         let now = self.store.clock().now().as_second();
         let due = self.store.due_deliveries(now, self.config.round_deliveries_max).await?;
         if due.is_empty() {
             return Ok(0);
         }
-        // A slow endpoint gets a bounded share of a round, so it cannot hold up the others for long:
-        // at most a few waves of its in-flight limit.
-        let share = self.config.in_flight_per_endpoint_max.max(1) * ROUND_WAVES_PER_ENDPOINT;
         let mut per_endpoint: HashMap<String, Vec<DueDelivery>> = HashMap::new();
         for d in due {
-            let queue = per_endpoint.entry(d.endpoint.id.clone()).or_default();
-            if queue.len() < share {
-                queue.push(d);
-            }
+            per_endpoint.entry(d.endpoint.id.clone()).or_default().push(d);
         }
+        // No attempt starts after the round's time budget: a slow endpoint then holds the round for at
+        // most the budget plus one timeout, and the rest of its queue waits for the next round.
+        let started = std::time::Instant::now();
+        let budget = Duration::from_millis(self.config.round_budget_ms);
         let total = tokio::sync::Semaphore::new(self.config.in_flight_max.max(1));
         let total = &total;
         let lanes = per_endpoint.into_values().map(|queue| {
             futures_util::stream::iter(queue)
                 .map(|d| async move {
                     let _permit = total.acquire().await.expect("the semaphore is never closed");
+                    if started.elapsed() > budget {
+                        return None;
+                    }
                     // Each attempt is stamped when it is made, not when the round began.
                     let outcome = self.attempt(&d, self.store.clock().now().as_second()).await;
-                    (d.notification.seq, d.endpoint.id, outcome)
+                    Some((d.notification.seq, d.endpoint.id, outcome))
                 })
                 .buffer_unordered(self.config.in_flight_per_endpoint_max.max(1))
+                .filter_map(std::future::ready)
                 .collect::<Vec<_>>()
         });
         let outcomes: Vec<(i64, String, AttemptOutcome)> =

@@ -137,6 +137,7 @@ backend_tests!(
     retry_after_is_honoured,
     gone_disables_the_endpoint_and_the_feed_says_so,
     timeouts_and_redirects_are_failures,
+    a_slow_endpoint_gets_a_bounded_share_of_a_round,
     an_endpoint_failing_for_five_days_is_disabled,
     a_rotated_secret_signs_beside_the_new_one_for_a_while,
     the_outbox_survives_a_restart,
@@ -367,4 +368,31 @@ async fn endpoints_are_checked_bounded_and_replayable(db: TestDb) {
     assert_eq!(got.len(), 2);
     assert_eq!(got[1].headers["webhook-id"], id.as_str());
     assert_error(&app.post(&format!("/v1/notifications/{id}/replay"), &other, json!({})).await, 404, "NOT_FOUND");
+}
+
+async fn a_slow_endpoint_gets_a_bounded_share_of_a_round(db: TestDb) {
+    let app = TestApp::new(db);
+    let (rx, url) = receiver().await;
+    let (carrier, bank, ..) = setup(&app, &url).await;
+    let numbers: Vec<String> = (0..6).map(|i| format!("+86138000000{i:02}")).collect();
+    let items: Vec<Value> =
+        numbers.iter().map(|n| json!({"accountRef": n, "phoneNumber": n, "boundOn": "2023-01-01"})).collect();
+    app.post("/v1/bindings", &bank, json!({ "bindings": items })).await;
+    let events: Vec<Value> = numbers
+        .iter()
+        .map(|n| json!({"eventId": format!("d-{n}"), "phoneNumber": n, "type": "disconnected", "date": "2024-02-25"}))
+        .collect();
+    app.accept(&carrier, json!(events)).await;
+    rx.then(&vec![Reply::Hang; 6]);
+    let config = DeliveryConfig {
+        allow_loopback: true,
+        timeout_ms: 300,
+        in_flight_per_endpoint_max: 2,
+        round_budget_ms: 100,
+        ..DeliveryConfig::default()
+    };
+    let slow = Deliverer::new(app.store.clone(), config).unwrap();
+    // The first wave starts at once; the second would start after a 300 ms timeout, past the budget.
+    assert_eq!(slow.run_once().await.unwrap(), 2);
+    assert_eq!(app.store.due_deliveries(now(&app), 100).await.unwrap().len(), 4, "the rest wait for the next round");
 }
