@@ -137,7 +137,6 @@ struct Inner {
     readers: Mutex<Vec<Box<dyn Conn>>>,
     read_permits: Semaphore,
     clock: Arc<dyn Clock>,
-    hash_key: HashKey,
 }
 
 impl Drop for Inner {
@@ -188,7 +187,6 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
                 read_permits: Semaphore::new(config.read_connections_max.max(1)),
                 clock: config.clock,
-                hash_key: config.hash_key,
             }),
         })
     }
@@ -199,14 +197,6 @@ impl Store {
 
     pub fn today(&self) -> Day {
         self.inner.clock.today()
-    }
-
-    /// The event id of an RND-style row (a disconnection without an id of its own): deterministic, so
-    /// a re-uploaded file finds duplicates, and keyed, so the id does not spell out the number in the
-    /// audit log.
-    pub fn rnd_event_id(&self, n: PhoneNumber, d: Day) -> String {
-        let mac = self.inner.hash_key.mac(format!("rnd:{n}:{d}").as_bytes());
-        format!("rnd:{}", hex::encode(&mac[..16]))
     }
 
     /// Runs `f` inside the writer's next batch transaction; answers after that transaction committed.

@@ -100,6 +100,12 @@ impl WriteCtx {
             .unwrap_or_default()
     }
 
+    /// The keyed hash naming a carrier's event wherever it is referred to outside the events table
+    /// (the audit log, notifications), so that no copy of those joins back to a number.
+    pub(crate) fn event_key(&self, carrier: CarrierId, event_id: &str) -> [u8; 32] {
+        self.hash_key.mac(format!("event:{}:{event_id}", carrier.0).as_bytes())
+    }
+
     pub(crate) fn now_rfc3339(&self) -> String {
         self.clock.now().to_string()
     }

@@ -3,8 +3,9 @@
 //! Lifecycle files come in two formats, told apart by the header row:
 //! - `event_id,phone_number,type,date`: numlink's own;
 //! - `phone_number,disconnect_date`: the RND style, a list of permanent disconnections. Such rows
-//!   carry no id, so each gets one derived from its number and date (keyed, see
-//!   `store::Store::rnd_event_id`): uploading the same file again finds duplicates.
+//!   carry no id, so each gets `rnd:<number>:<date>`: uploading the same file again finds duplicates.
+//!   (Ids sort with the numbers, which keeps inserts into the events table local. Event ids reach the
+//!   audit log and notifications only as keyed hashes.)
 //!
 //! Binding files are `account_ref,phone_number,bound_on`.
 
@@ -150,13 +151,8 @@ pub fn parse_kind(s: &str) -> Result<EventKind, Rejection> {
     })
 }
 
-/// Parses one data row. `rnd_id` names an RND-style row, which has no id of its own.
-pub fn parse_row(
-    format: FileFormat,
-    record: &ByteRecord,
-    limits: &FileLimits,
-    rnd_id: &dyn Fn(PhoneNumber, Day) -> String,
-) -> Result<RowData, Rejection> {
+/// Parses one data row.
+pub fn parse_row(format: FileFormat, record: &ByteRecord, limits: &FileLimits) -> Result<RowData, Rejection> {
     if record.len() != format.columns() {
         return Err(invalid(format!("row has {} fields: expected {}", record.len(), format.columns())));
     }
@@ -185,7 +181,12 @@ pub fn parse_row(
         FileFormat::Rnd => {
             let n = number(fields[0])?;
             let d = date(fields[1])?;
-            Ok(RowData::Event(NewEvent { event_id: rnd_id(n, d), number: n, kind: EventKind::Disconnected, date: d }))
+            Ok(RowData::Event(NewEvent {
+                event_id: format!("rnd:{n}:{d}"),
+                number: n,
+                kind: EventKind::Disconnected,
+                date: d,
+            }))
         }
         FileFormat::Bindings => Ok(RowData::Binding(NewBinding {
             account_ref: parse_account_ref(fields[0])?,
@@ -217,19 +218,18 @@ mod tests {
     fn parses_rows_and_names_what_is_wrong() {
         let l = FileLimits::default();
         let rec = |fields: &[&str]| ByteRecord::from(fields.to_vec());
-        let rnd = |n: PhoneNumber, d: Day| format!("rnd-id {n} {d}");
         let Ok(RowData::Event(e)) =
-            parse_row(FileFormat::Events, &rec(&["e1", "+8613800138000", "disconnected", "2024-01-01"]), &l, &rnd)
+            parse_row(FileFormat::Events, &rec(&["e1", "+8613800138000", "disconnected", "2024-01-01"]), &l)
         else {
             panic!("an event row")
         };
         assert_eq!((e.event_id.as_str(), e.kind), ("e1", EventKind::Disconnected));
-        let Ok(RowData::Event(r)) = parse_row(FileFormat::Rnd, &rec(&["+12025550123", "2024-03-01"]), &l, &rnd) else {
+        let Ok(RowData::Event(r)) = parse_row(FileFormat::Rnd, &rec(&["+12025550123", "2024-03-01"]), &l) else {
             panic!("an RND row")
         };
-        assert_eq!(r.event_id, "rnd-id +12025550123 2024-03-01");
+        assert_eq!(r.event_id, "rnd:+12025550123:2024-03-01");
         let Ok(RowData::Binding(b)) =
-            parse_row(FileFormat::Bindings, &rec(&["acct-1", "+12025550123", "2024-03-01"]), &l, &rnd)
+            parse_row(FileFormat::Bindings, &rec(&["acct-1", "+12025550123", "2024-03-01"]), &l)
         else {
             panic!("a binding row")
         };
@@ -243,7 +243,7 @@ mod tests {
             (FileFormat::Bindings, vec!["", "+12025550123", "2024-03-01"], "accountRef"),
             (FileFormat::Rnd, vec![&"9".repeat(200), "2024-01-01"], "csv_field_bytes_max"),
         ] {
-            let err = parse_row(format, &rec(&fields), &l, &rnd).unwrap_err();
+            let err = parse_row(format, &rec(&fields), &l).unwrap_err();
             assert_eq!(err.code, RejectionCode::InvalidArgument);
             assert!(err.message.contains(needle), "{} should mention {needle}", err.message);
         }

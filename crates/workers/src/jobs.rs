@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use csv::ByteRecord;
-use domain::{Day, PhoneNumber};
 use store::{ChunkRow, Job, Store, StoreError};
 use tokio::sync::Notify;
 
@@ -62,11 +61,9 @@ impl JobRunner {
         };
         let limits = self.limits;
         let read_job = job.clone();
-        let store = self.store.clone();
-        let chunk =
-            tokio::task::spawn_blocking(move || read_chunk(&read_job, &limits, &|n, d| store.rnd_event_id(n, d)))
-                .await
-                .unwrap_or_else(|e| Err(format!("reading the file failed: {e}")));
+        let chunk = tokio::task::spawn_blocking(move || read_chunk(&read_job, &limits))
+            .await
+            .unwrap_or_else(|e| Err(format!("reading the file failed: {e}")));
         match chunk {
             Ok(c) => {
                 let applied = self
@@ -139,7 +136,7 @@ impl JobRunner {
     }
 }
 
-fn read_chunk(job: &Job, limits: &FileLimits, rnd_id: &dyn Fn(PhoneNumber, Day) -> String) -> Result<Chunk, String> {
+fn read_chunk(job: &Job, limits: &FileLimits) -> Result<Chunk, String> {
     let format = FileFormat::parse(&job.format).ok_or_else(|| format!("unknown file format {:?}", job.format))?;
     let path = PathBuf::from(&job.spool_path);
     let mut file = std::fs::File::open(&path).map_err(|e| {
@@ -169,7 +166,7 @@ fn read_chunk(job: &Job, limits: &FileLimits, rnd_id: &dyn Fn(PhoneNumber, Day) 
                 if job.rows_read + rows.len() as u64 >= limits.file_rows_max {
                     return Err(format!("the file has more than {} rows (file_rows_max)", limits.file_rows_max));
                 }
-                rows.push(ChunkRow { line, row: parse_row(format, &record, limits, rnd_id) });
+                rows.push(ChunkRow { line, row: parse_row(format, &record, limits) });
             }
             Err(e) => return Err(format!("the file is not valid CSV: {e}")),
         }

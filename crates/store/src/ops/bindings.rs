@@ -279,7 +279,7 @@ impl WriteCtx {
             .then(|| domain::history::reissuable_from(e.date, self.aging.days_for(n)));
         // The event is named by a keyed hash, so that a copy of the database cannot join a
         // notification (institution, accountRef) to the events table (plain numbers).
-        let event_key = self.hash_key.mac(format!("event:{}:{}", e.carrier.0, e.event_id).as_bytes());
+        let event_key = self.event_key(e.carrier, &e.event_id);
         let now = self.now_rfc3339();
         let inserted = self.conn.query_one(
             "INSERT INTO notifications (id, institution_seq, binding_id, account_ref, type, event_key, \

@@ -91,11 +91,13 @@ impl WriteCtx {
         self.put_summary(number, &summary)?;
         self.fan_out(e.number, &new)?;
         let subject = self.hash_key.number(e.number);
+        // A carrier's event id may spell out the number (RND rows do): the log keeps its keyed hash.
+        let event_key = self.event_key(cid, &e.event_id);
         self.audit(
             &carrier.id,
             "event.accepted",
             Some(&subject),
-            &format!("eventId={};type={};date={}", e.event_id, e.kind, e.date),
+            &format!("event={};type={};date={}", hex::encode(&event_key[..16]), e.kind, e.date),
         )?;
         Ok(Outcome::Accepted)
     }
