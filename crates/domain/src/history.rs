@@ -160,64 +160,54 @@ impl Replay {
         }
     }
 
-    fn step(&mut self, e: &HistoryEvent, aging_days: u32) -> Result<(), Fault> {
-        let serving = self.serving.carrier();
+    /// What, if anything, makes `e` impossible at this point of the history.
+    fn fault(&self, e: &HistoryEvent, aging_days: u32) -> Option<Fault> {
         let disconnected = matches!(self.holding, Holding::Disconnected { .. });
+        // A `ported_in` comes from any carrier: it moves the number to the recipient. One from the
+        // carrier that already serves it changes nothing; accepting it keeps acceptance independent of
+        // arrival order when the ports in between arrive late. Everything else comes from the serving
+        // carrier.
+        if e.kind != EventKind::PortedIn && self.serving.carrier() != Some(e.carrier) {
+            return Some(Fault::NotServing);
+        }
         match e.kind {
-            EventKind::PortedIn => {
-                // From any carrier: a port moves the number to the recipient. A `ported_in` from the
-                // carrier that already serves it changes nothing; accepting it keeps acceptance
-                // independent of arrival order when the ports in between arrive late.
-                if disconnected {
-                    return Err(Fault::Disconnected);
-                }
-                self.serving = Serving::By(Some(e.carrier));
+            EventKind::PortedIn | EventKind::PortedOut | EventKind::Disconnected | EventKind::Transferred => {
+                disconnected.then_some(Fault::Disconnected)
             }
-            kind => {
-                if serving != Some(e.carrier) {
-                    return Err(Fault::NotServing);
+            EventKind::Activated => match self.holding {
+                Holding::Held => Some(Fault::AlreadyHeld),
+                Holding::Disconnected { on } => {
+                    let reissuable_from = on.plus_days(aging_days as i32);
+                    (e.date < reissuable_from).then_some(Fault::Aging { reissuable_from })
                 }
-                match kind {
-                    EventKind::PortedOut => {
-                        if disconnected {
-                            return Err(Fault::Disconnected);
-                        }
-                        self.serving = Serving::PortedAway;
-                    }
-                    EventKind::Disconnected | EventKind::Transferred => {
-                        if disconnected {
-                            return Err(Fault::Disconnected);
-                        }
-                        self.holding = if kind == EventKind::Disconnected {
-                            Holding::Disconnected { on: e.date }
-                        } else {
-                            Holding::Held
-                        };
-                        self.summary.last_end = Some(e.date);
-                        self.summary.disconnected = kind == EventKind::Disconnected;
-                    }
-                    EventKind::Activated => {
-                        match self.holding {
-                            Holding::Held => return Err(Fault::AlreadyHeld),
-                            Holding::Disconnected { on } => {
-                                let reissuable_from = on.plus_days(aging_days as i32);
-                                if e.date < reissuable_from {
-                                    return Err(Fault::Aging { reissuable_from });
-                                }
-                            }
-                            Holding::Unknown => {}
-                        }
-                        self.holding = Holding::Held;
-                        self.summary.last_activation = Some(e.date);
-                        self.summary.disconnected = false;
-                    }
-                    EventKind::PortedIn => unreachable!("handled above"),
-                }
+                Holding::Unknown => None,
+            },
+        }
+    }
+
+    /// Applies `e` to the state and the summary.
+    fn apply(&mut self, e: &HistoryEvent) {
+        match e.kind {
+            EventKind::PortedIn => self.serving = Serving::By(Some(e.carrier)),
+            EventKind::PortedOut => self.serving = Serving::PortedAway,
+            EventKind::Disconnected => {
+                self.holding = Holding::Disconnected { on: e.date };
+                self.summary.last_end = Some(e.date);
+                self.summary.disconnected = true;
+            }
+            EventKind::Transferred => {
+                self.holding = Holding::Held;
+                self.summary.last_end = Some(e.date);
+                self.summary.disconnected = false;
+            }
+            EventKind::Activated => {
+                self.holding = Holding::Held;
+                self.summary.last_activation = Some(e.date);
+                self.summary.disconnected = false;
             }
         }
         self.summary.first_event.get_or_insert(e.date);
         self.summary.serving = self.serving.carrier();
-        Ok(())
     }
 }
 
@@ -225,37 +215,23 @@ impl Replay {
 fn replay(sorted: &[HistoryEvent], coverage: &Coverage, aging_days: u32) -> Result<Summary, (usize, Fault)> {
     let mut r = Replay::new(coverage);
     for (i, e) in sorted.iter().enumerate() {
-        r.step(e, aging_days).map_err(|f| (i, f))?;
+        if let Some(f) = r.fault(e, aging_days) {
+            return Err((i, f));
+        }
+        r.apply(e);
     }
     Ok(r.summary)
 }
 
-/// The summary of an already accepted (so consistent), sorted history.
-pub fn summarize(sorted: &[HistoryEvent], coverage: &Coverage, aging_days: u32) -> Summary {
-    match replay(sorted, coverage, aging_days) {
-        Ok(s) => s,
-        // An accepted history is consistent by R3; if configuration changed underneath (a shorter
-        // range, a longer aging period), summarize what there is rather than fail a read.
-        Err(_) => {
-            let mut s = Summary { serving: coverage.range_holder, ..Summary::default() };
-            for e in sorted {
-                s.first_event.get_or_insert(e.date);
-                match e.kind {
-                    EventKind::Disconnected | EventKind::Transferred => {
-                        s.last_end = Some(e.date);
-                        s.disconnected = e.kind == EventKind::Disconnected;
-                    }
-                    EventKind::Activated => {
-                        s.last_activation = Some(e.date);
-                        s.disconnected = false;
-                    }
-                    EventKind::PortedIn => s.serving = Some(e.carrier),
-                    EventKind::PortedOut => {}
-                }
-            }
-            s
-        }
+/// The summary of an already accepted (so consistent), sorted history. If configuration changed
+/// underneath (a shorter range, a longer aging period) the history may no longer replay cleanly;
+/// a read then summarizes what there is rather than fail.
+pub fn summarize(sorted: &[HistoryEvent], coverage: &Coverage) -> Summary {
+    let mut r = Replay::new(coverage);
+    for e in sorted {
+        r.apply(e);
     }
+    r.summary
 }
 
 /// R3 for one new event against a number's sorted, accepted history (duplicates and `eventId`

@@ -75,7 +75,7 @@ impl Number {
     }
 
     pub fn facts(&self) -> NumberFacts {
-        let s = summarize(&self.sorted, &self.coverage, self.aging.days_for(self.number));
+        let s = summarize(&self.sorted, &self.coverage);
         NumberFacts::new(&self.coverage, &s)
     }
 

@@ -246,40 +246,54 @@ impl WriteCtx {
         let mut binding = binding;
         let mut notified = false;
         for e in self.history(b.number)? {
-            notified |= self.notify(&binding, b.number, &e)?;
+            if NotificationType::for_event(e.kind, e.date, binding.bound_on).is_some() {
+                let event_key = self.event_key(e.carrier, &e.event_id);
+                notified |= self.notify(&binding, b.number, &e, &event_key)?;
+            }
         }
         binding.stale |= notified;
         Ok(Registered { binding, created: true })
     }
 
     /// After an accepted event: notifies every binding on the number that it concerns (R4).
-    pub(crate) fn fan_out(&mut self, n: PhoneNumber, e: &HistoryEvent) -> Result<u64, StoreError> {
+    /// `number_hash` and `event_key` are the keyed hashes of `n` and of `e`, which the caller has at hand.
+    pub(crate) fn fan_out(
+        &mut self,
+        n: PhoneNumber,
+        number_hash: &[u8; 32],
+        e: &HistoryEvent,
+        event_key: &[u8; 32],
+    ) -> Result<u64, StoreError> {
         if !matches!(e.kind, EventKind::Disconnected | EventKind::Transferred | EventKind::Activated) {
             return Ok(0);
         }
-        let hash = self.hash_key.number(n);
         let rows = self.conn.query(
             &format!("SELECT {BINDING_COLUMNS} FROM bindings WHERE number_hash = $1"),
-            &[hash.as_slice().into()],
+            &[number_hash.as_slice().into()],
         )?;
         let mut created = 0;
         for r in &rows {
             let b = binding_from(r)?;
-            created += u64::from(self.notify(&b, n, e)?);
+            created += u64::from(self.notify(&b, n, e, event_key)?);
         }
         Ok(created)
     }
 
     /// Inserts the notification of `e` for `b` if R4 calls for one; true if it is new.
-    fn notify(&mut self, b: &Binding, n: PhoneNumber, e: &HistoryEvent) -> Result<bool, StoreError> {
+    fn notify(
+        &mut self,
+        b: &Binding,
+        n: PhoneNumber,
+        e: &HistoryEvent,
+        event_key: &[u8; 32],
+    ) -> Result<bool, StoreError> {
         let Some(kind) = NotificationType::for_event(e.kind, e.date, b.bound_on) else {
             return Ok(false);
         };
         let reissuable_from = (kind == NotificationType::Disconnected)
             .then(|| domain::history::reissuable_from(e.date, self.aging.days_for(n)));
-        // The event is named by a keyed hash, so that a copy of the database cannot join a
-        // notification (institution, accountRef) to the events table (plain numbers).
-        let event_key = self.event_key(e.carrier, &e.event_id);
+        // The event is named by its keyed hash (`event_key`), so that a copy of the database cannot
+        // join a notification (institution, accountRef) to the events table (plain numbers).
         let now = self.now_rfc3339();
         let inserted = self.conn.query_one(
             "INSERT INTO notifications (id, institution_seq, binding_id, account_ref, type, event_key, \

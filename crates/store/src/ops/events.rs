@@ -89,10 +89,10 @@ impl WriteCtx {
             &[cid.0.into(), e.event_id.as_str().into(), number.into(), e.kind.code().into(), e.date.packed().into(), now.into()],
         )?;
         self.put_summary(number, &summary)?;
-        self.fan_out(e.number, &new)?;
         let subject = self.hash_key.number(e.number);
         // A carrier's event id may spell out the number (RND rows do): the log keeps its keyed hash.
         let event_key = self.event_key(cid, &e.event_id);
+        self.fan_out(e.number, &subject, &new, &event_key)?;
         self.audit(
             &carrier.id,
             "event.accepted",
