@@ -1,9 +1,14 @@
-//! Authentication by API key (`Authorization: Bearer <key>`) and role checks.
+//! Authentication: participants by API key (`Authorization: Bearer <key>`) with role checks, and
+//! holders by a short-lived session token scoped to one number.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use store::{Participant, Role};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use domain::PhoneNumber;
+use store::{HashKey, Participant, Role};
+use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -53,5 +58,56 @@ impl Caller {
                 ),
             ))
         }
+    }
+}
+
+/// A holder who proved possession of one number with a one-time code (`Authorization: Bearer nlh_…`).
+/// The token is `nlh_<digits>.<expiry>.<MAC>`: a MAC under the hash key, so it needs no storage and
+/// cannot be made for another number or a longer life.
+#[derive(Clone, Copy, Debug)]
+pub struct Holder(pub PhoneNumber);
+
+const HOLDER_PREFIX: &str = "nlh_";
+
+fn holder_mac(key: &HashKey, payload: &str) -> [u8; 32] {
+    key.mac(format!("holder-session:{payload}").as_bytes())
+}
+
+/// A session token for the holder of `n`, valid until `exp` (unix seconds).
+pub fn holder_token(key: &HashKey, n: PhoneNumber, exp: i64) -> String {
+    let payload = format!("{}.{exp}", n.digits());
+    format!("{HOLDER_PREFIX}{payload}.{}", B64.encode(holder_mac(key, &payload)))
+}
+
+impl FromRequestParts<AppState> for Holder {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let unauthenticated = |m: &str| ApiError::new(ErrorCode::Unauthenticated, m);
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| t.len() <= KEY_BYTES_MAX)
+            .and_then(|t| t.strip_prefix(HOLDER_PREFIX))
+            .ok_or_else(|| {
+                unauthenticated("expected \"Authorization: Bearer nlh_…\", a holder token from POST /v1/holder/session")
+            })?;
+        let invalid = || unauthenticated("the holder token is not valid or has expired: ask for a new code");
+        let (payload, mac) = token.rsplit_once('.').ok_or_else(invalid)?;
+        let mac = B64.decode(mac).map_err(|_| invalid())?;
+        let expected = holder_mac(&state.holder.session_key, payload);
+        if !bool::from(expected.as_slice().ct_eq(mac.as_slice())) {
+            return Err(invalid());
+        }
+        let (digits, exp) = payload.split_once('.').ok_or_else(invalid)?;
+        let exp: i64 = exp.parse().map_err(|_| invalid())?;
+        if exp <= state.store.clock().now().as_second() {
+            return Err(invalid());
+        }
+        let n = PhoneNumber::parse(&format!("+{digits}")).map_err(|_| invalid())?;
+        Ok(Holder(n))
     }
 }

@@ -18,13 +18,19 @@ pub enum ErrorCode {
     IdentifierNotFound,
     PayloadTooLarge,
     MissingIdentifier,
+    Conflict,
+    TooManyRequests,
+    OtpVerificationFailed,
+    OtpVerificationExpired,
+    KycInvalidParamCombination,
+    KycMismatch,
     Internal,
     Unavailable,
 }
 
 impl ErrorCode {
     /// The table. Adding a code means adding a row here, nowhere else.
-    pub const ALL: [(ErrorCode, u16, &'static str); 11] = [
+    pub const ALL: [(ErrorCode, u16, &'static str); 17] = [
         (ErrorCode::InvalidArgument, 400, "INVALID_ARGUMENT"),
         (ErrorCode::OutOfRange, 400, "OUT_OF_RANGE"),
         (ErrorCode::TooManyItems, 400, "TOO_MANY_ITEMS"),
@@ -34,6 +40,12 @@ impl ErrorCode {
         (ErrorCode::IdentifierNotFound, 404, "IDENTIFIER_NOT_FOUND"),
         (ErrorCode::PayloadTooLarge, 413, "PAYLOAD_TOO_LARGE"),
         (ErrorCode::MissingIdentifier, 422, "MISSING_IDENTIFIER"),
+        (ErrorCode::Conflict, 409, "CONFLICT"),
+        (ErrorCode::TooManyRequests, 429, "TOO_MANY_REQUESTS"),
+        (ErrorCode::OtpVerificationFailed, 400, "OTP_VERIFICATION_FAILED"),
+        (ErrorCode::OtpVerificationExpired, 400, "OTP_VERIFICATION_EXPIRED"),
+        (ErrorCode::KycInvalidParamCombination, 400, "KNOW_YOUR_CUSTOMER.INVALID_PARAM_COMBINATION"),
+        (ErrorCode::KycMismatch, 422, "KYC_MISMATCH"),
         (ErrorCode::Internal, 500, "INTERNAL"),
         (ErrorCode::Unavailable, 503, "UNAVAILABLE"),
     ];
@@ -67,11 +79,18 @@ pub struct ErrorInfo {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// Sent as `Retry-After` (a 429).
+    pub retry_after_secs: Option<i64>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into() }
+        ApiError { code, message: message.into(), retry_after_secs: None }
+    }
+
+    pub fn with_retry_after(mut self, secs: i64) -> ApiError {
+        self.retry_after_secs = Some(secs.max(1));
+        self
     }
 
     pub fn invalid(message: impl Into<String>) -> ApiError {
@@ -98,7 +117,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.code.status();
         let body = ErrorInfo { status: status.as_u16(), code: self.code.as_str().to_string(), message: self.message };
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        resp
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`auth::Caller`], strict JSON) → handler (parse into domain types) → [`store::Store`] (the writer's
 //! next group commit) → wire types. This crate knows no SQL and holds no rules.
 
+pub mod attest;
 pub mod auth;
 pub mod error;
 pub mod json;
@@ -23,7 +24,7 @@ use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::{ApiError, ErrorCode};
-pub use state::{AppState, Limits, MetricsRender};
+pub use state::{AppState, HolderConfig, HolderState, Limits, MetricsRender};
 
 const X_CORRELATOR: &str = "x-correlator";
 
@@ -81,6 +82,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhook-endpoints", post(routes::webhooks::add).get(routes::webhooks::list))
         .route("/v1/webhook-endpoints/{id}", axum::routing::delete(routes::webhooks::delete))
         .route("/v1/webhook-endpoints/{id}/rotate-secret", post(routes::webhooks::rotate))
+        .route("/v1/bindings/{id}/rebind", post(routes::kyc::rebind))
+        .route("/kyc-match/v0.4/match", post(routes::kyc::kyc_match))
+        .route("/v1/sms-gateway", axum::routing::put(routes::sms::put_gateway))
+        .route("/v1/holder/otp", post(routes::holder::request_otp))
+        .route("/v1/holder/session", post(routes::holder::session))
+        .route("/v1/holder/bindings", get(routes::holder::bindings))
+        .route("/v1/holder/unbind-requests", post(routes::holder::request_unbind).get(routes::holder::unbind_requests))
+        .route("/v1/holder/lookups", get(routes::holder::lookups))
+        .route("/v1/holder/attestation", get(routes::holder::attestation))
+        .route("/.well-known/jwks.json", get(routes::holder::jwks))
+        .route("/v1/unbind-requests", get(routes::unbind::list))
+        .route("/v1/unbind-requests/{id}", get(routes::unbind::get))
+        .route("/v1/unbind-requests/{id}/resolve", post(routes::unbind::resolve))
+        .route("/v1/reports/institutions", get(routes::reports::institutions))
         .route("/v1/jobs/{id}", get(routes::files::get_job))
         .route("/v1/jobs/{id}/rejections", get(routes::files::job_rejections))
         .route("/healthz", get(routes::ops::healthz))

@@ -10,8 +10,11 @@ use crate::routes;
     info(
         title = "numlink",
         description = "The clearinghouse for recycled phone numbers: carriers report number lifecycle events; \
-                       institutions ask whether a number has changed hands since a date. Authenticate with \
-                       `Authorization: Bearer <api key>`. Errors are `{status, code, message}`.",
+                       institutions ask whether a number has changed hands since a date, register bindings and are \
+                       notified; the holder of a number proves possession with a one-time code, asks institutions to \
+                       unbind, and takes a signed proof of tenure. Participants authenticate with \
+                       `Authorization: Bearer <api key>`, holders with a session token. Errors are \
+                       `{status, code, message}`.",
         license(name = "Apache-2.0")
     ),
     paths(
@@ -31,6 +34,21 @@ use crate::routes;
         routes::webhooks::delete,
         routes::webhooks::rotate,
         routes::webhooks::replay,
+        routes::kyc::rebind,
+        routes::kyc::kyc_match,
+        routes::sms::put_gateway,
+        routes::holder::request_otp,
+        routes::holder::session,
+        routes::holder::bindings,
+        routes::holder::request_unbind,
+        routes::holder::unbind_requests,
+        routes::holder::lookups,
+        routes::holder::attestation,
+        routes::holder::jwks,
+        routes::unbind::list,
+        routes::unbind::get,
+        routes::unbind::resolve,
+        routes::reports::institutions,
         routes::files::get_job,
         routes::files::job_rejections,
         routes::ops::healthz,
@@ -49,6 +67,15 @@ impl Modify for ApiKeyAuth {
             "apiKey",
             SecurityScheme::Http(
                 HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("numlink API key (nlk_…)")).build(),
+            ),
+        );
+        components.add_security_scheme(
+            "holderToken",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("holder session token (nlh_…) from POST /v1/holder/session"))
+                    .build(),
             ),
         );
     }

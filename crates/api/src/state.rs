@@ -3,9 +3,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use store::Store;
+use domain::DaysByCallingCode;
+use store::{HashKey, OtpLimits, Store};
 use tokio::sync::Notify;
-use workers::{DeliveryConfig, FileLimits};
+use workers::{DeliveryConfig, FileLimits, SmsQueue};
+
+use crate::attest::Attester;
 
 /// Limits of the HTTP interface, each with its unit in the name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,4 +52,55 @@ pub struct AppState {
     /// The webhook policy: which URLs may be registered, how long a rotated secret overlaps.
     pub webhooks: DeliveryConfig,
     pub metrics: Option<MetricsRender>,
+    /// The holder's side: codes, sessions, proofs of tenure, unbind deadlines.
+    pub holder: Arc<HolderState>,
+}
+
+/// The holder's side's policy, each limit with its unit in the name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HolderConfig {
+    pub otp: OtpLimits,
+    /// How long a holder's session token is valid.
+    pub session_secs: i64,
+    /// How long a proof of tenure is valid.
+    pub attestation_ttl_secs: i64,
+    /// The `iss` of proofs of tenure.
+    pub issuer: String,
+    /// Working days an institution has to answer an unbind request, per country calling code.
+    pub unbind_deadline_working_days: DaysByCallingCode,
+    /// Working days after which an unacknowledged notification counts against its institution.
+    pub ack_working_days: u32,
+    /// How far back a holder sees who looked the number up.
+    pub lookups_days: i64,
+}
+
+impl Default for HolderConfig {
+    fn default() -> Self {
+        HolderConfig {
+            otp: OtpLimits::default(),
+            session_secs: 900,
+            attestation_ttl_secs: 30 * 86_400,
+            issuer: "numlink".into(),
+            unbind_deadline_working_days: DaysByCallingCode::new(5, []),
+            ack_working_days: 5,
+            lookups_days: 180,
+        }
+    }
+}
+
+/// What the holder's handlers share: the policy, the signer, the session key and the SMS queue.
+#[derive(Debug)]
+pub struct HolderState {
+    pub config: HolderConfig,
+    pub attester: Attester,
+    pub sms: SmsQueue,
+    /// Keys holder session tokens (a MAC under the hash key).
+    pub(crate) session_key: HashKey,
+}
+
+impl HolderState {
+    pub fn new(config: HolderConfig, hash_key: HashKey, sms: SmsQueue) -> HolderState {
+        let attester = Attester::new(hash_key.clone(), config.issuer.clone(), config.attestation_ttl_secs);
+        HolderState { config, attester, sms, session_key: hash_key }
+    }
 }

@@ -11,12 +11,14 @@ pub mod clock;
 pub mod date;
 pub mod event;
 pub mod history;
+pub mod holder;
 pub mod number;
 
-pub use aging::AgingPolicy;
+pub use aging::{AgingPolicy, DaysByCallingCode};
 pub use answer::{Answer, NumberFacts, reassigned_since};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use date::{Day, DayError};
 pub use event::{CarrierId, EventKind};
 pub use history::{Coverage, HistoryEvent, Rejection, RejectionCode, Summary, validate_new};
+pub use holder::{RejectReason, Tenure};
 pub use number::{NumberError, PhoneNumber, Prefix};

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use api::Limits;
-use domain::AgingPolicy;
+use api::{HolderConfig, Limits};
+use domain::{AgingPolicy, DaysByCallingCode};
 use serde::Deserialize;
 use store::{DbUrl, HashKey};
 use workers::DeliveryConfig;
@@ -33,6 +33,28 @@ pub struct FileConfig {
     pub aging: AgingConfig,
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    #[serde(default)]
+    pub holder: HolderFileConfig,
+}
+
+/// `[holder]`: one-time codes, sessions, proofs of tenure, unbind deadlines.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolderFileConfig {
+    pub otp_ttl_secs: Option<i64>,
+    pub otp_attempts_max: Option<u32>,
+    pub otp_sends_per_hour_max: Option<u32>,
+    pub otp_sends_per_day_max: Option<u32>,
+    pub otp_failures_before_lock: Option<u32>,
+    pub otp_lock_secs: Option<i64>,
+    pub session_secs: Option<i64>,
+    pub attestation_ttl_days: Option<u32>,
+    pub issuer: Option<String>,
+    pub unbind_deadline_working_days: Option<u32>,
+    /// Calling code (digits, no `+`) → working days, e.g. `"86" = 5`.
+    #[serde(default)]
+    pub unbind_deadline_working_days_by_country_code: BTreeMap<String, u32>,
+    pub ack_working_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +100,7 @@ pub struct Overrides {
     pub hash_key_file: Option<PathBuf>,
     pub spool_dir: Option<PathBuf>,
     pub allow_loopback_webhooks: bool,
+    pub sms_outbox: Option<PathBuf>,
 }
 
 pub struct Config {
@@ -90,6 +113,9 @@ pub struct Config {
     pub limits: Limits,
     pub aging: AgingPolicy,
     pub webhooks: DeliveryConfig,
+    pub holder: HolderConfig,
+    /// Codes go to this file as JSON lines instead of to carriers' gateways (local use).
+    pub sms_outbox: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -102,6 +128,8 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("aging", &self.aging)
             .field("webhooks", &self.webhooks)
+            .field("holder", &self.holder)
+            .field("sms_outbox", &self.sms_outbox)
             .finish()
     }
 }
@@ -173,15 +201,31 @@ impl Config {
 
         let mut aging = match file.aging.default_days {
             Some(days) => AgingPolicy::new(days, AgingPolicy::default_codes()),
-            None => AgingPolicy::default(),
+            None => AgingPolicy::aging_default(),
         };
         for (code, days) in file.aging.days_by_country_code {
-            let digits = code.trim_start_matches('+');
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 3 {
-                bail!("aging: {code:?} is not a country calling code (1 to 3 digits)");
-            }
-            aging = aging.with_code(digits, days);
+            aging = aging.with_code(calling_code("aging", &code)?, days);
         }
+
+        let h = file.holder;
+        let mut holder = HolderConfig::default();
+        let otp = &mut holder.otp;
+        otp.ttl_secs = h.otp_ttl_secs.unwrap_or(otp.ttl_secs).max(1);
+        otp.attempts_max = h.otp_attempts_max.unwrap_or(otp.attempts_max).max(1);
+        otp.sends_per_hour_max = h.otp_sends_per_hour_max.unwrap_or(otp.sends_per_hour_max).max(1);
+        otp.sends_per_day_max = h.otp_sends_per_day_max.unwrap_or(otp.sends_per_day_max).max(1);
+        otp.failures_before_lock = h.otp_failures_before_lock.unwrap_or(otp.failures_before_lock).max(1);
+        otp.lock_secs = h.otp_lock_secs.unwrap_or(otp.lock_secs);
+        holder.session_secs = h.session_secs.unwrap_or(holder.session_secs).max(1);
+        holder.attestation_ttl_secs =
+            h.attestation_ttl_days.map_or(holder.attestation_ttl_secs, |d| i64::from(d.max(1)) * 86_400);
+        holder.issuer = h.issuer.unwrap_or(holder.issuer);
+        holder.ack_working_days = h.ack_working_days.unwrap_or(holder.ack_working_days);
+        let mut deadlines = DaysByCallingCode::new(h.unbind_deadline_working_days.unwrap_or(5), []);
+        for (code, days) in h.unbind_deadline_working_days_by_country_code {
+            deadlines = deadlines.with_code(calling_code("holder", &code)?, days);
+        }
+        holder.unbind_deadline_working_days = deadlines;
 
         Ok(Config {
             db,
@@ -193,8 +237,19 @@ impl Config {
             limits,
             aging,
             webhooks,
+            holder,
+            sms_outbox: o.sms_outbox.clone(),
         })
     }
+}
+
+/// The digits of a country calling code in a configuration table (`"86"` or `"+86"`).
+fn calling_code<'a>(section: &str, code: &'a str) -> Result<&'a str> {
+    let digits = code.trim_start_matches('+');
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 3 {
+        bail!("{section}: {code:?} is not a country calling code (1 to 3 digits)");
+    }
+    Ok(digits)
 }
 
 /// `numlink.db` → `numlink.db.<ext>`, beside the database file.
@@ -224,10 +279,20 @@ mod tests {
     fn layers_file_then_flags() {
         let data = tempfile::tempdir().unwrap();
         let (dir, mut o) = with_file(&format!(
-            "db = \"sqlite://{}/x.db\"\nlisten = \"127.0.0.1:9000\"\n[limits]\nbatch_items_max = 10\n[aging]\ndays_by_country_code = {{ \"44\" = 30 }}\n",
+            "db = \"sqlite://{}/x.db\"\nlisten = \"127.0.0.1:9000\"\n[limits]\nbatch_items_max = 10\n[aging]\ndays_by_country_code = {{ \"44\" = 30 }}\n\
+             [holder]\nunbind_deadline_working_days_by_country_code = {{ \"86\" = 3 }}\notp_sends_per_hour_max = 2\n",
             data.path().display()
         ));
         let c = Config::load(&o).unwrap();
+        assert_eq!(c.holder.otp.sends_per_hour_max, 2);
+        assert_eq!(
+            c.holder.unbind_deadline_working_days.days_for(domain::PhoneNumber::parse("+8613800138000").unwrap()),
+            3
+        );
+        assert_eq!(
+            c.holder.unbind_deadline_working_days.days_for(domain::PhoneNumber::parse("+12025550123").unwrap()),
+            5
+        );
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.limits.batch_items_max, 10);
         assert_eq!(c.aging.days_for(domain::PhoneNumber::parse("+447700900123").unwrap()), 30);

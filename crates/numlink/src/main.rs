@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use domain::{Day, Prefix, SystemClock};
 use serde_json::json;
@@ -65,9 +65,14 @@ enum Command {
         /// Where uploaded files wait to be applied (default: beside the SQLite file).
         #[arg(long, env = "NUMLINK_SPOOL_DIR")]
         spool_dir: Option<PathBuf>,
-        /// Allow webhook endpoints on loopback (http://127.0.0.1…): for local development and tests only.
+        /// Allow webhook endpoints and SMS gateways on loopback (http://127.0.0.1…): for local
+        /// development and tests only.
         #[arg(long)]
         allow_loopback_webhooks: bool,
+        /// Append one-time codes to this file as JSON lines {"phoneNumber", "text"} instead of sending
+        /// them to carriers' SMS gateways: for local use only.
+        #[arg(long, env = "NUMLINK_SMS_OUTBOX")]
+        sms_outbox: Option<PathBuf>,
     },
     /// Manage participants: carriers, institutions, regulators.
     Participant {
@@ -103,6 +108,29 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Proofs of tenure: verify one offline, or rotate the signing key.
+    Attestation {
+        #[command(subcommand)]
+        command: AttestationCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AttestationCommand {
+    /// Verify a proof of tenure against the published keys and print its claims; exits non-zero if it
+    /// does not verify or has expired.
+    Verify {
+        /// The compact JWS.
+        token: String,
+        /// Where the keys are: a URL (…/.well-known/jwks.json) or a file saved from it.
+        #[arg(long, default_value = "http://127.0.0.1:8080/.well-known/jwks.json")]
+        jwks: String,
+    },
+    /// Start signing with a new key; the previous one stays published until its tokens expire.
+    RotateKey {
+        #[command(flatten)]
+        db: DbArgs,
     },
 }
 
@@ -151,6 +179,9 @@ enum AuditCommand {
     },
 }
 
+/// One-time codes waiting to be sent; beyond this a code is dropped (the holder asks again).
+const SMS_QUEUE_MAX: usize = 10_000;
+
 fn init_logging(format: Option<&str>) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("NUMLINK_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
@@ -195,11 +226,12 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
-        Command::Serve { db, listen, spool_dir, allow_loopback_webhooks } => {
+        Command::Serve { db, listen, spool_dir, allow_loopback_webhooks, sms_outbox } => {
             let mut o = db.overrides();
             o.listen = listen;
             o.spool_dir = spool_dir;
             o.allow_loopback_webhooks = allow_loopback_webhooks;
+            o.sms_outbox = sms_outbox;
             serve(&o).await?;
         }
         Command::Participant { command } => participant(command).await?,
@@ -214,8 +246,47 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 return Ok(std::process::ExitCode::FAILURE);
             }
         }
+        Command::Attestation { command: AttestationCommand::Verify { token, jwks } } => {
+            return attestation_verify(&token, &jwks).await;
+        }
+        Command::Attestation { command: AttestationCommand::RotateKey { db } } => {
+            let config = Config::load(&db.overrides())?;
+            let store = open_store(&config)?;
+            let attester = api::attest::Attester::new(
+                config.hash_key.clone(),
+                config.holder.issuer.clone(),
+                config.holder.attestation_ttl_secs,
+            );
+            let kid = attester.rotate(&store).await?;
+            println!("{}", json!({"kid": kid}));
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Verifies a proof of tenure against a JWK Set from a URL or a file, offline in the file case.
+async fn attestation_verify(token: &str, jwks: &str) -> Result<std::process::ExitCode> {
+    let text = if jwks.starts_with("http://") || jwks.starts_with("https://") {
+        let resp = reqwest::get(jwks).await.with_context(|| format!("fetching {jwks}"))?;
+        if !resp.status().is_success() {
+            bail!("fetching {jwks}: {}", resp.status());
+        }
+        resp.text().await.with_context(|| format!("reading {jwks}"))?
+    } else {
+        std::fs::read_to_string(jwks).with_context(|| format!("reading {jwks}"))?
+    };
+    let set: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{jwks} is not a JWK Set"))?;
+    let now = jiff::Timestamp::now().as_second();
+    match api::attest::verify(token, &set, now) {
+        Ok(claims) => {
+            println!("{}", serde_json::to_string_pretty(&claims)?);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: the proof of tenure does not verify: {e}");
+            Ok(std::process::ExitCode::FAILURE)
+        }
+    }
 }
 
 async fn participant(command: ParticipantCommand) -> Result<()> {
@@ -276,6 +347,17 @@ async fn serve(o: &Overrides) -> Result<()> {
         );
     }
     let deliverer = workers::Deliverer::new(store.clone(), config.webhooks)?;
+    let sink = match &config.sms_outbox {
+        Some(path) => {
+            tracing::warn!(path = %path.display(), "ONE-TIME CODES GO TO A FILE (--sms-outbox), NOT TO CARRIERS: for local use only");
+            workers::SmsSink::File(path.clone())
+        }
+        None => workers::SmsSink::Gateways(config.webhooks),
+    };
+    let (sms_queue, sms_sender) = workers::SmsSender::new(sink, SMS_QUEUE_MAX)?;
+    let holder = api::HolderState::new(config.holder.clone(), config.hash_key.clone(), sms_queue);
+    let kid = holder.attester.ensure_key(&store).await?;
+    tracing::info!(kid, "proofs of tenure are signed with this key");
     let state = api::AppState {
         store: store.clone(),
         limits: config.limits,
@@ -284,7 +366,10 @@ async fn serve(o: &Overrides) -> Result<()> {
         deliveries_wake: deliverer.waker(),
         webhooks: config.webhooks,
         metrics: Some(Arc::new(move || recorder.render())),
+        holder: Arc::new(holder),
     };
+    // The SMS sender: sends one-time codes as they are requested (ends with the process).
+    tokio::spawn(Arc::new(sms_sender).run());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut runner_stop = stop_rx.clone();
     // The job runner: applies uploaded files in the background until shutdown.

@@ -33,7 +33,12 @@ pub use ops::bindings::{
     ACCOUNT_REF_CHARS_MAX, ACK_ACTIONS, Binding, NewBinding, Notification, NotificationType, Registered,
 };
 pub use ops::events::{NewEvent, Outcome};
+pub use ops::holder::{
+    AttestationKey, HolderView, InstitutionReport, Lookup, OtpFailure, OtpIssued, OtpLimits, OtpRefused,
+    RequestedBinding, Resolution, Resolved, SmsGateway, StaleHolder, UnbindRefused, UnbindRequest, UnbindState,
+};
 pub use ops::jobs::{ChunkRow, Job, JobKind, JobState, RejectionRow, RowData};
+pub use ops::kyc::{KYC_ATTRIBUTES, Kyc, KycAnswer, KycMatch, Rebind};
 pub use ops::participants::{NewParticipant, Participant, Role};
 pub use ops::webhooks::{AttemptOutcome, DeliveryState, DueDelivery, Endpoint};
 
@@ -52,6 +57,14 @@ pub enum StoreError {
     Invalid(String),
     #[error("the store is shut down")]
     Closed,
+}
+
+/// A proof of tenure as handed out: its id, its compact JWS, and when it expires (unix seconds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedAttestation {
+    pub jti: String,
+    pub token: String,
+    pub exp: i64,
 }
 
 /// Where the data lives: `sqlite://PATH` or `postgres://…` (also `postgresql://…`).
@@ -111,7 +124,7 @@ impl StoreConfig {
         StoreConfig {
             url,
             hash_key,
-            aging: AgingPolicy::default(),
+            aging: AgingPolicy::aging_default(),
             clock,
             write_queue_commands_max: 4096,
             write_batch_commands_max: 256,
@@ -328,6 +341,147 @@ impl Store {
     ) -> Result<Option<Notification>, StoreError> {
         let (id, action) = (id.to_string(), action.to_string());
         self.write(move |ctx| ctx.ack_notification(&institution, &id, &action)).await
+    }
+
+    // ----- the holder's side -----
+
+    /// Sets the carrier's SMS gateway (one per carrier).
+    pub async fn put_sms_gateway(&self, carrier: Participant, url: &str, secret: &str) -> Result<(), StoreError> {
+        let (url, secret) = (url.to_string(), secret.to_string());
+        self.write(move |ctx| ctx.put_sms_gateway(&carrier, &url, &secret)).await
+    }
+
+    /// A new one-time-code challenge for the number, within the limits; the code and where to send it.
+    pub async fn request_otp(
+        &self,
+        n: PhoneNumber,
+        limits: OtpLimits,
+    ) -> Result<Result<OtpIssued, OtpRefused>, StoreError> {
+        self.write(move |ctx| ctx.request_otp(n, &limits)).await
+    }
+
+    /// Checks a code; wrong guesses count (and commit) whatever the caller does next.
+    pub async fn verify_otp(
+        &self,
+        n: PhoneNumber,
+        challenge_id: &str,
+        code: &str,
+        limits: OtpLimits,
+    ) -> Result<Result<(), OtpFailure>, StoreError> {
+        let (id, code) = (challenge_id.to_string(), code.to_string());
+        self.write(move |ctx| ctx.verify_otp(n, &id, &code, &limits)).await
+    }
+
+    /// The current tenure of the number and the institutions holding bindings made before it (R5).
+    pub async fn holder_view(&self, n: PhoneNumber) -> Result<HolderView, StoreError> {
+        self.write(move |ctx| ctx.holder_view(n)).await
+    }
+
+    /// The holder's unbind requests in the current tenure, newest first.
+    pub async fn holder_requests(&self, n: PhoneNumber) -> Result<Vec<UnbindRequest>, StoreError> {
+        self.write(move |ctx| ctx.holder_requests(n)).await
+    }
+
+    /// One unbind request per institution named (or all) holding stale bindings on the number; the
+    /// proof of tenure (`attestation`, id `jti`, expiring at `exp`) goes with each new one.
+    pub async fn request_unbind(
+        &self,
+        n: PhoneNumber,
+        institution_ids: Option<Vec<String>>,
+        deadline: Day,
+        attestation: IssuedAttestation,
+    ) -> Result<Result<Vec<UnbindRequest>, UnbindRefused>, StoreError> {
+        self.write(move |ctx| {
+            let r = ctx.request_unbind(n, institution_ids, deadline, &attestation.jti, &attestation.token)?;
+            if matches!(&r, Ok(reqs) if !reqs.is_empty()) {
+                ctx.attestation_issued(n, &attestation.jti, attestation.exp)?;
+            }
+            Ok(r)
+        })
+        .await
+    }
+
+    /// The institution's answer to an unbind request.
+    pub async fn resolve_unbind(
+        &self,
+        institution: Participant,
+        id: &str,
+        resolution: Resolution,
+    ) -> Result<Resolved, StoreError> {
+        let id = id.to_string();
+        self.write(move |ctx| ctx.resolve_unbind(&institution, &id, &resolution)).await
+    }
+
+    /// One of the institution's unbind requests, with its bindings.
+    pub async fn unbind_request(&self, institution_seq: i64, id: &str) -> Result<Option<UnbindRequest>, StoreError> {
+        let id = id.to_string();
+        self.read(move |c| ops::holder::request_of(c, institution_seq, &id)).await
+    }
+
+    /// The institution's unbind requests in id order after the cursor.
+    pub async fn unbind_requests(
+        &self,
+        institution_seq: i64,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<UnbindRequest>, StoreError> {
+        let after = after.to_string();
+        self.read(move |c| ops::holder::requests_of(c, institution_seq, &after, limit)).await
+    }
+
+    /// Institutions' checks of the number since `since_unix`, within the current tenure, newest first.
+    pub async fn lookups(&self, n: PhoneNumber, since_unix: i64, limit: u32) -> Result<Vec<Lookup>, StoreError> {
+        self.write(move |ctx| ctx.lookups(n, since_unix, limit)).await
+    }
+
+    /// Records a proof of tenure handed to the holder.
+    pub async fn attestation_issued(&self, n: PhoneNumber, attestation: IssuedAttestation) -> Result<(), StoreError> {
+        self.write(move |ctx| ctx.attestation_issued(n, &attestation.jti, attestation.exp)).await
+    }
+
+    /// Makes `kid` the signing key of proofs of tenure if none is current (or always, with `rotate`);
+    /// a retired key stays published `publish_secs`. Returns the current key id.
+    pub async fn attestation_key(
+        &self,
+        kid: &str,
+        public_key: [u8; 32],
+        rotate: bool,
+        publish_secs: i64,
+    ) -> Result<String, StoreError> {
+        let kid = kid.to_string();
+        self.write(move |ctx| ctx.attestation_key(&kid, &public_key, rotate, publish_secs)).await
+    }
+
+    /// The keys to publish (current and retired but still needed), newest first.
+    pub async fn attestation_keys(&self) -> Result<Vec<AttestationKey>, StoreError> {
+        let now = self.inner.clock.now().as_second();
+        self.read(move |c| ops::holder::attestation_keys(c, now)).await
+    }
+
+    /// The regulator's report as of today.
+    pub async fn institution_report(&self, unacked_working_days: u32) -> Result<Vec<InstitutionReport>, StoreError> {
+        let today = self.today();
+        self.read(move |c| ops::holder::institution_report(c, today, unacked_working_days)).await
+    }
+
+    // ----- real names -----
+
+    /// CAMARA KYC Match against the current holder's record, audited.
+    pub async fn kyc_match(&self, actor: Participant, n: PhoneNumber, asked: Kyc) -> Result<KycAnswer, StoreError> {
+        self.write(move |ctx| ctx.kyc_match(&actor, n, &asked)).await
+    }
+
+    /// Moves a binding to a customer's new number if the real names match its holder.
+    pub async fn rebind(
+        &self,
+        institution: Participant,
+        binding_id: &str,
+        new_number: PhoneNumber,
+        id_document: &str,
+        name: &str,
+    ) -> Result<Rebind, StoreError> {
+        let (id, doc, name) = (binding_id.to_string(), id_document.to_string(), name.to_string());
+        self.write(move |ctx| ctx.rebind(&institution, &id, new_number, &doc, &name)).await
     }
 
     // ----- webhooks -----

@@ -8,11 +8,13 @@ const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_registry.sql")),
     (2, include_str!("../migrations/sqlite/0002_bindings.sql")),
     (3, include_str!("../migrations/sqlite/0003_webhooks.sql")),
+    (4, include_str!("../migrations/sqlite/0004_holder.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
     (2, include_str!("../migrations/postgres/0002_bindings.sql")),
     (3, include_str!("../migrations/postgres/0003_webhooks.sql")),
+    (4, include_str!("../migrations/postgres/0004_holder.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

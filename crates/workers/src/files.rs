@@ -177,6 +177,7 @@ pub fn parse_row(format: FileFormat, record: &ByteRecord, limits: &FileLimits) -
             number: number(fields[1])?,
             kind: parse_kind(fields[2])?,
             date: date(fields[3])?,
+            kyc: None,
         })),
         FileFormat::Rnd => {
             let n = number(fields[0])?;
@@ -186,6 +187,7 @@ pub fn parse_row(format: FileFormat, record: &ByteRecord, limits: &FileLimits) -
                 number: n,
                 kind: EventKind::Disconnected,
                 date: d,
+                kyc: None,
             }))
         }
         FileFormat::Bindings => Ok(RowData::Binding(NewBinding {

@@ -1,11 +1,13 @@
-//! Background work: applying uploaded files, and delivering webhooks ([`webhooks`]). The file format is parsed by pure functions
+//! Background work: applying uploaded files, delivering webhooks ([`webhooks`]) and one-time codes ([`sms`]). The file format is parsed by pure functions
 //! ([`files`]); the job runner ([`jobs`]) reads a spooled file in bounded chunks and hands each chunk
 //! with its checkpoint to the store, which commits both together.
 
 pub mod files;
 pub mod jobs;
+pub mod sms;
 pub mod webhooks;
 
 pub use files::{FileFormat, FileLimits};
 pub use jobs::{JobRunner, WorkerError};
+pub use sms::{SmsMessage, SmsQueue, SmsSender, SmsSink};
 pub use webhooks::{Deliverer, DeliveryConfig};

@@ -38,7 +38,8 @@ pub const RETRY_AFTER_SECS_MAX: i64 = 86_400;
 pub const URL_BYTES_MAX: usize = 2048;
 
 /// The CloudEvents 1.0 payload of a notification (structured JSON mode). Thin: ids, the institution's
-/// own account reference and dates; never the phone number.
+/// own account reference and dates; never the phone number — except inside the holder's signed proof
+/// of tenure that goes with an `unbind.requested`, which states the number the institution bound.
 pub fn cloud_event(n: &Notification) -> Value {
     let mut data = serde_json::Map::new();
     let mut put = |k: &str, v: Option<String>| {
@@ -52,6 +53,9 @@ pub fn cloud_event(n: &Notification) -> Value {
     put("reissuableFrom", n.reissuable_from.map(|d| d.to_string()));
     put("endpointId", n.endpoint_id.clone());
     put("reason", n.detail.clone());
+    put("unbindRequestId", n.unbind_request_id.clone());
+    put("deadline", n.deadline.map(|d| d.to_string()));
+    put("attestation", n.attestation.clone());
     json!({
         "specversion": "1.0",
         "id": n.id,
@@ -226,6 +230,23 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// The HTTP client for calls out to participants (webhooks, SMS gateways): no redirects followed, no
+/// proxy, the guarded resolver, the configured timeout.
+pub fn guarded_client(config: &DeliveryConfig, user_agent: &str) -> Result<reqwest::Client, WorkerError> {
+    // reqwest is built without a bundled crypto provider; use ring's. A second install (another
+    // client in the same process) is refused harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve names itself, past the guarded resolver.
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver { allow_loopback: config.allow_loopback }))
+        .timeout(Duration::from_millis(config.timeout_ms))
+        .user_agent(user_agent)
+        .build()
+        .map_err(|e| WorkerError::Setup(format!("building the HTTP client: {e}")))
+}
+
 /// Delivery limits and policy, each with its unit in the name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeliveryConfig {
@@ -272,18 +293,7 @@ pub struct Deliverer {
 
 impl Deliverer {
     pub fn new(store: Store, config: DeliveryConfig) -> Result<Deliverer, WorkerError> {
-        // reqwest is built without a bundled crypto provider; use ring's. A second install (another
-        // Deliverer in the same process) is refused harmlessly.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy would resolve names itself, past the guarded resolver.
-            .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver { allow_loopback: config.allow_loopback }))
-            .timeout(Duration::from_millis(config.timeout_ms))
-            .user_agent(concat!("numlink-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| WorkerError::Setup(format!("building the webhook client: {e}")))?;
+        let client = guarded_client(&config, concat!("numlink-webhooks/", env!("CARGO_PKG_VERSION")))?;
         Ok(Deliverer { store, client, config, wake: Arc::new(Notify::new()) })
     }
 

@@ -33,6 +33,9 @@ pub struct EventItem {
     pub kind: Option<String>,
     #[schema(example = "2024-11-02")]
     pub date: Option<String>,
+    /// The new holder's real-name record, with `activated` or `transferred` only. numlink keeps keyed
+    /// hashes of the normalized attributes, for KYC Match and rebinding, until the tenure ends.
+    pub kyc: Option<crate::routes::kyc::KycRecord>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -61,7 +64,14 @@ fn parse_event(it: &EventItem) -> Result<NewEvent, ApiError> {
     let number = phone("phoneNumber", &need(&it.phone_number, "phoneNumber")?)?;
     let kind = workers::files::parse_kind(&need(&it.kind, "type")?).map_err(|r| ApiError::invalid(r.message))?;
     let date = date("date", &need(&it.date, "date")?)?;
-    Ok(NewEvent { event_id, number, kind, date })
+    let kyc = match &it.kyc {
+        None => None,
+        Some(_) if !matches!(kind, domain::EventKind::Activated | domain::EventKind::Transferred) => {
+            return Err(ApiError::invalid("kyc goes only with an activated or transferred event"));
+        }
+        Some(k) => Some(k.parse()?),
+    };
+    Ok(NewEvent { event_id, number, kind, date, kyc })
 }
 
 #[utoipa::path(

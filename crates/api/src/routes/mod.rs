@@ -6,8 +6,13 @@ pub mod camara;
 pub mod checks;
 pub mod events;
 pub mod files;
+pub mod holder;
+pub mod kyc;
 pub mod notifications;
 pub mod ops;
+pub mod reports;
+pub mod sms;
+pub mod unbind;
 pub mod webhooks;
 
 use domain::{Day, PhoneNumber};

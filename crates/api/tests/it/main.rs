@@ -8,11 +8,12 @@ mod checks;
 mod events;
 mod files;
 mod ops;
+mod receiver;
 mod webhooks;
 
 use std::sync::Arc;
 
-use api::{AppState, Limits};
+use api::{AppState, HolderConfig, HolderState, Limits};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request};
@@ -22,7 +23,7 @@ use serde_json::{Value, json};
 use store::testing::TestDb;
 use store::{NewParticipant, Participant, Role, Store};
 use tower::ServiceExt;
-use workers::{Deliverer, DeliveryConfig, JobRunner};
+use workers::{Deliverer, DeliveryConfig, JobRunner, SmsSender, SmsSink};
 
 /// "Today" in every test, unless a test moves the clock.
 pub const TODAY: &str = "2025-06-30";
@@ -32,6 +33,9 @@ pub struct TestApp {
     pub clock: Arc<FixedClock>,
     pub runner: JobRunner,
     pub deliverer: Deliverer,
+    /// Sends the one-time codes queued by the API: `sms.run_once()` delivers them.
+    pub sms: SmsSender,
+    pub holder: HolderConfig,
     pub spool: tempfile::TempDir,
     pub limits: Limits,
     router: Router,
@@ -52,15 +56,28 @@ impl TestApp {
     }
 
     pub fn with_limits(db: TestDb, limits: Limits) -> TestApp {
-        let (store, clock) = db.open(TODAY);
-        let spool = tempfile::tempdir().unwrap();
-        TestApp::assemble(db, store, clock, spool, limits)
+        TestApp::configured(db, limits, HolderConfig::default())
     }
 
-    fn assemble(db: TestDb, store: Store, clock: Arc<FixedClock>, spool: tempfile::TempDir, limits: Limits) -> TestApp {
+    pub fn configured(db: TestDb, limits: Limits, holder: HolderConfig) -> TestApp {
+        let (store, clock) = db.open(TODAY);
+        let spool = tempfile::tempdir().unwrap();
+        TestApp::assemble(db, store, clock, spool, limits, holder)
+    }
+
+    fn assemble(
+        db: TestDb,
+        store: Store,
+        clock: Arc<FixedClock>,
+        spool: tempfile::TempDir,
+        limits: Limits,
+        holder: HolderConfig,
+    ) -> TestApp {
         let runner = JobRunner::new(store.clone(), limits.files);
         let webhooks = DeliveryConfig { allow_loopback: true, timeout_ms: 2_000, ..DeliveryConfig::default() };
         let deliverer = Deliverer::new(store.clone(), webhooks).unwrap();
+        let (queue, sms) = SmsSender::new(SmsSink::Gateways(webhooks), 100).unwrap();
+        let holder_state = HolderState::new(holder.clone(), store::testing::test_hash_key(), queue);
         let state = AppState {
             store: store.clone(),
             limits,
@@ -69,16 +86,17 @@ impl TestApp {
             deliveries_wake: deliverer.waker(),
             webhooks,
             metrics: None,
+            holder: Arc::new(holder_state),
         };
-        TestApp { router: api::router(state), store, clock, runner, deliverer, spool, limits, db }
+        TestApp { router: api::router(state), store, clock, runner, deliverer, sms, holder, spool, limits, db }
     }
 
     /// The same database and spool, opened afresh: what a restarted process sees.
     pub fn restart(self) -> TestApp {
-        let TestApp { db, clock, spool, limits, store, .. } = self;
+        let TestApp { db, clock, spool, limits, store, holder, .. } = self;
         drop(store);
         let store = db.open_with(clock.clone());
-        TestApp::assemble(db, store, clock, spool, limits)
+        TestApp::assemble(db, store, clock, spool, limits, holder)
     }
 
     pub async fn participant(&self, role: Role, name: &str, prefixes: &[&str]) -> (Participant, String) {

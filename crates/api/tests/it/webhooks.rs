@@ -3,95 +3,15 @@
 //! injected clock), Retry-After, 410, timeouts, redirects, the 5-day disable, secret rotation,
 //! replay, and the outbox surviving a restart.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 use store::testing::TestDb;
 use store::{Role, backend_tests};
 use workers::{Deliverer, DeliveryConfig};
 
+use crate::receiver::{Reply, receiver, verify};
 use crate::{TestApp, assert_error};
 
 const N: &str = "+8613800138000";
-
-/// What the receiver answers next.
-#[derive(Clone, Debug)]
-enum Reply {
-    Status(u16),
-    RetryAfter(u16, &'static str),
-    Redirect,
-    /// Never answers: the sender's timeout must end the attempt.
-    Hang,
-}
-
-#[derive(Clone, Debug)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-#[derive(Clone, Default)]
-struct Receiver {
-    script: Arc<Mutex<VecDeque<Reply>>>,
-    got: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    fn then(&self, replies: &[Reply]) {
-        self.script.lock().unwrap().extend(replies.iter().cloned());
-    }
-    fn received(&self) -> Vec<Received> {
-        self.got.lock().unwrap().clone()
-    }
-}
-
-async fn receive(
-    State(r): State<Receiver>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    r.got.lock().unwrap().push(Received { path: uri.path().to_string(), headers, body: body.to_vec() });
-    let next = r.script.lock().unwrap().pop_front().unwrap_or(Reply::Status(200));
-    match next {
-        Reply::Status(s) => StatusCode::from_u16(s).unwrap().into_response(),
-        Reply::RetryAfter(s, after) => (StatusCode::from_u16(s).unwrap(), [("retry-after", after)]).into_response(),
-        Reply::Redirect => (StatusCode::FOUND, [("location", "/elsewhere")]).into_response(),
-        Reply::Hang => std::future::pending::<Response>().await,
-    }
-}
-
-/// A receiver on 127.0.0.1 on a free port; its URL.
-async fn receiver() -> (Receiver, String) {
-    let r = Receiver::default();
-    let app = Router::new().fallback(receive).with_state(r.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (r, format!("http://{addr}/hook"))
-}
-
-/// The Standard Webhooks verification, written from the specification, independent of numlink's signer.
-fn verify(secret: &str, r: &Received) -> usize {
-    let id = r.headers["webhook-id"].to_str().unwrap();
-    let ts = r.headers["webhook-timestamp"].to_str().unwrap();
-    let key = STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
-    let mut signed = format!("{id}.{ts}.").into_bytes();
-    signed.extend_from_slice(&r.body);
-    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key).unwrap();
-    mac.update(&signed);
-    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-    r.headers["webhook-signature"].to_str().unwrap().split(' ').filter(|s| *s == expected).count()
-}
 
 /// A bank with an endpoint at the receiver and a binding on N; returns (bank key, endpoint secret, endpoint id).
 async fn setup(app: &TestApp, url: &str) -> (String, String, String, String) {

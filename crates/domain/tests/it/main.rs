@@ -40,7 +40,7 @@ impl Number {
         Number {
             number: PhoneNumber::parse(n).unwrap(),
             coverage: Coverage { range_holder: holder, reporting_since: since },
-            aging: AgingPolicy::default(),
+            aging: AgingPolicy::aging_default(),
             today: day("2025-06-30"),
             sorted: Vec::new(),
             kept: Summary { serving: holder, ..Summary::default() },

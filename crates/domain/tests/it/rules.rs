@@ -337,7 +337,7 @@ fn r3_aging_per_country_code() {
     us.ok(Activated, "2024-02-15", A);
     // A configured code overrides the default.
     let mut uk = Number::new("+447700900123", Some(A), Some(day("2020-01-01")));
-    uk.aging = AgingPolicy::default().with_code("44", 30);
+    uk.aging = AgingPolicy::aging_default().with_code("44", 30);
     uk.ok(Disconnected, "2024-01-01", A);
     assert_eq!(uk.report(Activated, "2024-01-30", A).unwrap_err().code, RejectionCode::AgingViolation);
     uk.ok(Activated, "2024-01-31", A);

@@ -47,6 +47,8 @@ pub enum NotificationType {
     Reassigned,
     /// About the institution's own webhook endpoint, told through the pull feed.
     EndpointDisabled,
+    /// A holder asks the institution to unbind its bindings made before their tenure (R5).
+    UnbindRequested,
 }
 
 impl NotificationType {
@@ -56,6 +58,7 @@ impl NotificationType {
             NotificationType::Transferred => "number.transferred",
             NotificationType::Reassigned => "number.reassigned",
             NotificationType::EndpointDisabled => "webhook.endpoint_disabled",
+            NotificationType::UnbindRequested => "unbind.requested",
         }
     }
 
@@ -65,6 +68,7 @@ impl NotificationType {
             NotificationType::Transferred,
             NotificationType::Reassigned,
             NotificationType::EndpointDisabled,
+            NotificationType::UnbindRequested,
         ]
         .into_iter()
         .find(|t| t.as_str() == s)
@@ -100,6 +104,10 @@ pub struct Notification {
     pub reissuable_from: Option<Day>,
     /// Why, for an endpoint notification.
     pub detail: Option<String>,
+    /// The holder's request (`unbind.requested`), its deadline, and the holder's proof of tenure.
+    pub unbind_request_id: Option<String>,
+    pub deadline: Option<Day>,
+    pub attestation: Option<String>,
     pub created_at: String,
     pub acked_at: Option<String>,
     pub ack_action: Option<String>,
@@ -112,7 +120,8 @@ pub const ACCOUNT_REF_CHARS_MAX: usize = 128;
 
 const BINDING_COLUMNS: &str = "id, institution_seq, account_ref, bound_on, stale, created_at";
 pub(crate) const NOTIFICATION_COLUMNS: &str = "seq, id, institution_seq, binding_id, account_ref, endpoint_id, type, event_date, \
-                                               reissuable_from, detail, created_at, acked_at, ack_action";
+                                               reissuable_from, detail, created_at, acked_at, ack_action, \
+                                               unbind_request_id, deadline, attestation";
 
 fn day(r: &Row, i: usize) -> Result<Day, StoreError> {
     r.opt_i64(i)
@@ -148,6 +157,9 @@ pub(crate) fn notification_from(r: &Row) -> Result<Notification, StoreError> {
         created_at: r.text(10)?,
         acked_at: r.opt_text(11),
         ack_action: r.opt_text(12),
+        unbind_request_id: r.opt_text(13),
+        deadline: opt_day(14),
+        attestation: r.opt_text(15),
     })
 }
 

@@ -9,6 +9,7 @@ use domain::{
 };
 
 use crate::StoreError;
+use crate::ops::kyc::Kyc;
 use crate::ops::participants::Participant;
 use crate::sql::{Row, Value};
 use crate::writer::WriteCtx;
@@ -19,6 +20,8 @@ pub struct NewEvent {
     pub number: PhoneNumber,
     pub kind: EventKind,
     pub date: Day,
+    /// The holder's real-name attributes, with an `activated` or `transferred` event.
+    pub kyc: Option<Kyc>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +93,10 @@ impl WriteCtx {
         )?;
         self.put_summary(number, &summary)?;
         let subject = self.hash_key.number(e.number);
+        if e.kind.ends_tenure() || e.kind == EventKind::Activated {
+            let tenure = domain::Tenure::of(&NumberFacts::new(&coverage, &summary));
+            self.sync_kyc(e.number, &subject, tenure, e.date, e.kyc.as_ref())?;
+        }
         // A carrier's event id may spell out the number (RND rows do): the log keeps its keyed hash.
         let event_key = self.event_key(cid, &e.event_id);
         self.fan_out(e.number, &subject, &new, &event_key)?;

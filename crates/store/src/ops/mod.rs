@@ -4,6 +4,8 @@
 pub mod audit;
 pub mod bindings;
 pub mod events;
+pub mod holder;
 pub mod jobs;
+pub mod kyc;
 pub mod participants;
 pub mod webhooks;

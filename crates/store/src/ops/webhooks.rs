@@ -169,10 +169,6 @@ pub(crate) fn deliveries_of(conn: &mut dyn Conn, notification_id: &str) -> Resul
 }
 
 impl WriteCtx {
-    fn now_unix(&self) -> i64 {
-        self.clock.now().as_second()
-    }
-
     /// A delivery to every enabled endpoint of the institution, due now.
     pub(crate) fn enqueue_deliveries(&mut self, institution_seq: i64, notification_seq: i64) -> Result<(), StoreError> {
         let now = self.now_unix();

@@ -40,7 +40,7 @@ async fn institution(store: &Store) -> (Participant, String) {
 }
 
 fn ev(id: &str, n: &str, kind: EventKind, date: &str) -> NewEvent {
-    NewEvent { event_id: id.into(), number: num(n), kind, date: day(date) }
+    NewEvent { event_id: id.into(), number: num(n), kind, date: day(date), kyc: None }
 }
 
 backend_tests!(

@@ -1,0 +1,434 @@
+//! The holder's side (R5): prove possession of a number with a one-time code, see which institutions
+//! hold bindings made before the tenure, ask them to unbind, follow the requests, see who looked the
+//! number up, and take a signed proof of tenure. Public endpoints: a holder has no API key, only the
+//! session token a code buys.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use domain::holder::{add_working_days, held_since_claim};
+use serde::{Deserialize, Serialize};
+use store::{OtpFailure, OtpRefused, UnbindRefused, UnbindRequest};
+use utoipa::ToSchema;
+use workers::SmsMessage;
+
+use crate::auth::{Holder, holder_token};
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
+use crate::json::StrictJson;
+use crate::routes::phone;
+use crate::state::AppState;
+
+/// Institutions one unbind call may name.
+const UNBIND_INSTITUTIONS_MAX: usize = 100;
+/// Rows of the lookups list.
+const LOOKUPS_MAX: u32 = 1_000;
+const CHALLENGE_ID_BYTES_MAX: usize = 64;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OtpRequest {
+    #[schema(example = "+8613800138000")]
+    pub phone_number: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OtpChallenge {
+    /// Send it back with the code.
+    pub challenge_id: String,
+    pub expires_in_seconds: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionRequest {
+    #[schema(example = "+8613800138000")]
+    pub phone_number: String,
+    pub challenge_id: String,
+    /// The six digits received by SMS.
+    #[schema(example = "123456")]
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HolderSession {
+    /// `nlh_…`: send as `Authorization: Bearer <token>` to the holder endpoints. Scoped to this number.
+    pub token: String,
+    pub phone_number: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// An unbind request as the holder sees it: the institution and the state, nothing about the accounts.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HolderUnbindRequest {
+    pub id: String,
+    pub institution_id: String,
+    pub institution_name: String,
+    /// `open`, `unbound` or `rejected`.
+    pub state: String,
+    /// Open past its deadline.
+    pub overdue: bool,
+    /// The day by which the institution is to answer.
+    pub deadline: String,
+    /// Why it was rejected: `customer_reverified`, `legal_hold`, `fraud_investigation`, `no_such_binding`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+}
+
+impl HolderUnbindRequest {
+    fn new(r: UnbindRequest, today: domain::Day) -> HolderUnbindRequest {
+        HolderUnbindRequest {
+            overdue: r.overdue(today),
+            id: r.id,
+            institution_id: r.institution_id,
+            institution_name: r.institution_name,
+            state: r.state.as_str().into(),
+            deadline: r.deadline.to_string(),
+            reason: r.reason.map(|x| x.as_str().into()),
+            created_at: r.created_at,
+            resolved_at: r.resolved_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StaleInstitution {
+    pub institution_id: String,
+    /// The institution's display name.
+    pub name: String,
+    /// Its bindings on this number made before your tenure began (0 once unbound).
+    pub bindings: u32,
+    /// Your latest request to it, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unbind_request: Option<HolderUnbindRequest>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HolderBindings {
+    pub phone_number: String,
+    pub institutions: Vec<StaleInstitution>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UnbindBody {
+    /// The institutions to ask (ids from `GET /v1/holder/bindings`), at most 100; or `all`.
+    pub institution_ids: Option<Vec<String>>,
+    /// Ask every institution holding a binding made before your tenure.
+    pub all: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HolderUnbindRequests {
+    pub requests: Vec<HolderUnbindRequest>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LookupView {
+    pub institution_name: String,
+    pub at: String,
+    /// `check` (has the number changed hands) or `kyc_match` (real-name match).
+    pub kind: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Lookups {
+    /// Newest first, at most 1,000.
+    pub lookups: Vec<LookupView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestationView {
+    /// A compact JWS (EdDSA, Ed25519); verify it against `/.well-known/jwks.json`.
+    pub attestation: String,
+    /// The `held_since` claim: the number has been yours since this day or earlier.
+    pub held_since: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+fn sms_text(code: &str, ttl_secs: i64) -> String {
+    format!(
+        "{code} is your numlink code. It expires in {} minutes. Never share it: numlink, banks and carriers will never ask you for it.",
+        ttl_secs / 60
+    )
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/holder/otp",
+    tag = "Holder",
+    summary = "Send a one-time code to a number",
+    description = "Sends a 6-digit code, valid 10 minutes, by SMS through the carrier that serves the number now. The \
+                   answer is the same whether or not the number has a holder or bindings. At most 5 codes per number \
+                   per hour and 10 per day.",
+    request_body = OtpRequest,
+    responses(
+        (status = 201, description = "A challenge; the code is on its way", body = OtpChallenge),
+        (status = 400, description = "INVALID_ARGUMENT", body = ErrorInfo),
+        (status = 429, description = "TOO_MANY_REQUESTS: send limit, or the number is locked (see Retry-After)", body = ErrorInfo),
+    )
+)]
+pub async fn request_otp(
+    State(state): State<AppState>,
+    StrictJson(req): StrictJson<OtpRequest>,
+) -> ApiResult<(StatusCode, Json<OtpChallenge>)> {
+    let n = phone("phoneNumber", &req.phone_number)?;
+    let limits = state.holder.config.otp;
+    let issued = state.store.request_otp(n, limits).await?.map_err(|refused| match refused {
+        OtpRefused::TooManySends { retry_after_secs } => ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "too many codes for this number: at most {} per hour and {} per day",
+                limits.sends_per_hour_max, limits.sends_per_day_max
+            ),
+        )
+        .with_retry_after(retry_after_secs),
+        OtpRefused::Locked { retry_after_secs } => {
+            ApiError::new(ErrorCode::TooManyRequests, "too many wrong codes: the number is locked for a day")
+                .with_retry_after(retry_after_secs)
+        }
+    })?;
+    let to_file = state.holder.sms.to_file();
+    if issued.held && (issued.gateway.is_some() || to_file) {
+        state.holder.sms.push(SmsMessage {
+            phone_number: n.to_string(),
+            text: sms_text(&issued.code, limits.ttl_secs),
+            gateway: issued.gateway,
+        });
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(OtpChallenge { challenge_id: issued.challenge_id, expires_in_seconds: limits.ttl_secs }),
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/holder/session",
+    tag = "Holder",
+    summary = "Trade a code for a holder session",
+    description = "A correct code gives a token for this number, valid 15 minutes. Each challenge takes 5 wrong \
+                   codes; 100 wrong codes in a row lock the number for a day.",
+    request_body = SessionRequest,
+    responses(
+        (status = 201, description = "The session", body = HolderSession),
+        (status = 400, description = "INVALID_ARGUMENT, OTP_VERIFICATION_FAILED (wrong code), OTP_VERIFICATION_EXPIRED \
+                                      (expired, used, or out of guesses: ask for a new code)", body = ErrorInfo),
+        (status = 429, description = "TOO_MANY_REQUESTS: the number is locked (see Retry-After)", body = ErrorInfo),
+    )
+)]
+pub async fn session(
+    State(state): State<AppState>,
+    StrictJson(req): StrictJson<SessionRequest>,
+) -> ApiResult<(StatusCode, Json<HolderSession>)> {
+    let n = phone("phoneNumber", &req.phone_number)?;
+    if req.challenge_id.is_empty() || req.challenge_id.len() > CHALLENGE_ID_BYTES_MAX {
+        return Err(ApiError::invalid(format!("challengeId must be 1 to {CHALLENGE_ID_BYTES_MAX} bytes")));
+    }
+    if req.code.len() != 6 || !req.code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid("code must be the 6 digits of the SMS"));
+    }
+    let limits = state.holder.config.otp;
+    state.store.verify_otp(n, &req.challenge_id, &req.code, limits).await?.map_err(|f| match f {
+        OtpFailure::Wrong { attempts_left } => ApiError::new(
+            ErrorCode::OtpVerificationFailed,
+            format!("the code is not right: {attempts_left} more tries on this challenge"),
+        ),
+        OtpFailure::Expired => ApiError::new(
+            ErrorCode::OtpVerificationExpired,
+            "the challenge is unknown, expired, used, or out of tries: ask for a new code",
+        ),
+        OtpFailure::Locked { retry_after_secs } => {
+            ApiError::new(ErrorCode::TooManyRequests, "too many wrong codes: the number is locked for a day")
+                .with_retry_after(retry_after_secs)
+        }
+    })?;
+    let exp = state.store.clock().now().as_second() + state.holder.config.session_secs;
+    let token = holder_token(&state.holder.session_key, n, exp);
+    Ok((StatusCode::CREATED, Json(HolderSession { token, phone_number: n.to_string(), expires_at: exp })))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/holder/bindings",
+    tag = "Holder",
+    summary = "Institutions holding bindings made before your tenure",
+    description = "R5: only bindings made before your tenure began; never an account reference, never anything about \
+                   the previous holder. Institutions you asked stay listed with the state of your request.",
+    responses(
+        (status = 200, body = HolderBindings),
+        (status = 401, description = "UNAUTHENTICATED: no or expired holder token", body = ErrorInfo),
+    ),
+    security(("holderToken" = []))
+)]
+pub async fn bindings(State(state): State<AppState>, Holder(n): Holder) -> ApiResult<Json<HolderBindings>> {
+    let view = state.store.holder_view(n).await?;
+    let today = state.store.today();
+    let institutions = view
+        .institutions
+        .into_iter()
+        .map(|i| StaleInstitution {
+            institution_id: i.institution_id,
+            name: i.institution_name,
+            bindings: i.bindings,
+            unbind_request: i.request.map(|r| HolderUnbindRequest::new(r, today)),
+        })
+        .collect();
+    Ok(Json(HolderBindings { phone_number: n.to_string(), institutions }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/holder/unbind-requests",
+    tag = "Holder",
+    summary = "Ask institutions to unbind",
+    description = "One request per institution (those named, or all) holding bindings made before your tenure. Each is \
+                   notified (`unbind.requested`, webhook and feed) with the request id and your signed proof of tenure, \
+                   and has until the deadline (5 working days by default) to answer. Asking again while a request is \
+                   open returns that request.",
+    request_body = UnbindBody,
+    responses(
+        (status = 201, description = "The requests", body = HolderUnbindRequests),
+        (status = 400, description = "INVALID_ARGUMENT: neither or both of institutionIds and all, or too many ids", body = ErrorInfo),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: a named institution holds no binding made before your tenure", body = ErrorInfo),
+    ),
+    security(("holderToken" = []))
+)]
+pub async fn request_unbind(
+    State(state): State<AppState>,
+    Holder(n): Holder,
+    StrictJson(body): StrictJson<UnbindBody>,
+) -> ApiResult<(StatusCode, Json<HolderUnbindRequests>)> {
+    let ids = match (body.institution_ids, body.all) {
+        (Some(ids), None | Some(false)) if !ids.is_empty() => {
+            if ids.len() > UNBIND_INSTITUTIONS_MAX {
+                return Err(ApiError::new(
+                    ErrorCode::TooManyItems,
+                    format!("{} institutions: at most {UNBIND_INSTITUTIONS_MAX} per call", ids.len()),
+                ));
+            }
+            Some(ids)
+        }
+        (None, Some(true)) => None,
+        _ => return Err(ApiError::invalid("send either \"institutionIds\" (a non-empty list) or \"all\": true")),
+    };
+    let today = state.store.today();
+    let view = state.store.holder_view(n).await?;
+    let Some(since) = view.tenure.vouched_since() else {
+        return Err(ApiError::new(ErrorCode::NotFound, "nobody holds this number now"));
+    };
+    let attestation = state.holder.attester.issue(&state.store, n, held_since_claim(since, today)).await?;
+    let days = state.holder.config.unbind_deadline_working_days.days_for(n);
+    let deadline = add_working_days(today, days);
+    let requests = match state.store.request_unbind(n, ids.clone(), deadline, attestation).await? {
+        Ok(r) => r,
+        Err(UnbindRefused::NoTenure) if ids.is_none() => Vec::new(),
+        Err(UnbindRefused::NoTenure) => {
+            return Err(ApiError::new(ErrorCode::NotFound, "no institution holds a binding made before your tenure"));
+        }
+        Err(UnbindRefused::NotStale(unknown)) => {
+            let shown: Vec<String> = unknown.iter().map(|s| domain::number::truncate_for_message(s)).collect();
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no binding made before your tenure is held by: {}", shown.join(", ")),
+            ));
+        }
+    };
+    state.deliveries_wake.notify_one();
+    let requests = requests.into_iter().map(|r| HolderUnbindRequest::new(r, today)).collect();
+    Ok((StatusCode::CREATED, Json(HolderUnbindRequests { requests })))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/holder/unbind-requests",
+    tag = "Holder",
+    summary = "Your unbind requests and their state",
+    responses((status = 200, body = HolderUnbindRequests), (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo)),
+    security(("holderToken" = []))
+)]
+pub async fn unbind_requests(
+    State(state): State<AppState>,
+    Holder(n): Holder,
+) -> ApiResult<Json<HolderUnbindRequests>> {
+    let today = state.store.today();
+    let requests =
+        state.store.holder_requests(n).await?.into_iter().map(|r| HolderUnbindRequest::new(r, today)).collect();
+    Ok(Json(HolderUnbindRequests { requests }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/holder/lookups",
+    tag = "Holder",
+    summary = "Which institutions looked your number up",
+    description = "Checks and real-name matches of this number over the last 180 days, from the audit log; none from \
+                   before your tenure began.",
+    responses((status = 200, body = Lookups), (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo)),
+    security(("holderToken" = []))
+)]
+pub async fn lookups(State(state): State<AppState>, Holder(n): Holder) -> ApiResult<Json<Lookups>> {
+    let since = state.store.clock().now().as_second() - state.holder.config.lookups_days * 86_400;
+    let rows = state.store.lookups(n, since, LOOKUPS_MAX).await?;
+    let lookups = rows
+        .into_iter()
+        .map(|l| LookupView {
+            institution_name: l.institution_name,
+            at: l.at,
+            kind: if l.action == "kyc.match" { "kyc_match".into() } else { l.action },
+        })
+        .collect();
+    Ok(Json(Lookups { lookups }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/holder/attestation",
+    tag = "Holder",
+    summary = "A signed proof of tenure",
+    description = "A compact JWS (EdDSA over Ed25519) stating the number, that it has been yours since a day no earlier \
+                   than the start of your tenure (rounded up to a first of the month), the issuer, issue and expiry \
+                   times, and an id. Any institution verifies it offline against `/.well-known/jwks.json` \
+                   (`numlink attestation verify`).",
+    responses(
+        (status = 200, body = AttestationView),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: nobody holds the number now", body = ErrorInfo),
+    ),
+    security(("holderToken" = []))
+)]
+pub async fn attestation(State(state): State<AppState>, Holder(n): Holder) -> ApiResult<Json<AttestationView>> {
+    let view = state.store.holder_view(n).await?;
+    let since = view
+        .tenure
+        .vouched_since()
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "nobody holds this number now"))?;
+    let held_since = held_since_claim(since, state.store.today());
+    let issued = state.holder.attester.issue(&state.store, n, held_since).await?;
+    state.store.attestation_issued(n, issued.clone()).await?;
+    Ok(Json(AttestationView { attestation: issued.token, held_since: held_since.to_string(), expires_at: issued.exp }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "Holder",
+    summary = "The keys that sign proofs of tenure",
+    description = "A JWK Set of Ed25519 keys (`kty` OKP). A rotated-out key stays here until every token it signed has expired.",
+    responses((status = 200, description = "The JWK Set", body = Object))
+)]
+pub async fn jwks(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(crate::attest::jwks(&state.store.attestation_keys().await?)))
+}

@@ -1,0 +1,73 @@
+//! The regulator's view: per institution, how unbind requests and notifications are handled.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use store::Role;
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::{ApiResult, ErrorInfo};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstitutionLine {
+    pub institution_id: String,
+    pub name: String,
+    /// Unbind requests not answered yet.
+    pub open: u64,
+    /// Of those, past their deadline.
+    pub overdue: u64,
+    /// Answered (unbound or rejected).
+    pub resolved: u64,
+    /// Of those, rejected.
+    pub rejected: u64,
+    /// Seconds from request to answer: the median and the 90th percentile (nearest rank) of the answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolve_seconds_median: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolve_seconds_p90: Option<i64>,
+    /// Binding notifications not acknowledged after more than 5 working days.
+    pub notifications_unacked_overdue: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstitutionsReport {
+    /// The day the report is as of.
+    pub as_of: String,
+    pub institutions: Vec<InstitutionLine>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/reports/institutions",
+    tag = "Regulator",
+    summary = "Who handles unbind requests and notifications on time",
+    responses(
+        (status = 200, body = InstitutionsReport),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for regulators", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn institutions(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<InstitutionsReport>> {
+    caller.require(&[Role::Regulator])?;
+    let rows = state.store.institution_report(state.holder.config.ack_working_days).await?;
+    let institutions = rows
+        .into_iter()
+        .map(|r| InstitutionLine {
+            institution_id: r.institution_id,
+            name: r.institution_name,
+            open: r.open,
+            overdue: r.overdue,
+            resolved: r.resolved,
+            rejected: r.rejected,
+            resolve_seconds_median: r.resolve_secs_median,
+            resolve_seconds_p90: r.resolve_secs_p90,
+            notifications_unacked_overdue: r.notifications_unacked_overdue,
+        })
+        .collect();
+    Ok(Json(InstitutionsReport { as_of: state.store.today().to_string(), institutions }))
+}
