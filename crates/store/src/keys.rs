@@ -5,6 +5,10 @@ use std::fmt;
 use std::io::Write;
 use std::path::Path;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chacha20poly1305::aead::Aead;
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
@@ -76,6 +80,32 @@ impl HashKey {
         m.finalize().into_bytes().into()
     }
 
+    /// Encrypts `plain` (ChaCha20-Poly1305, a fresh random nonce) under a key derived from this one:
+    /// `v1.<base64 nonce ‖ ciphertext>`. For what the store must keep for a while but a copy of the
+    /// database must not reveal.
+    pub fn seal(&self, plain: &str) -> String {
+        let cipher = ChaCha20Poly1305::new_from_slice(&self.mac(b"seal-key:v1")).expect("the key is 32 bytes");
+        let nonce_bytes: [u8; 12] = random_bytes();
+        let nonce = Nonce::try_from(&nonce_bytes[..]).expect("the nonce is 12 bytes");
+        let ct = cipher.encrypt(&nonce, plain.as_bytes()).expect("ChaCha20-Poly1305 encrypts any length we store");
+        let mut out = nonce_bytes.to_vec();
+        out.extend_from_slice(&ct);
+        format!("v1.{}", BASE64.encode(out))
+    }
+
+    /// The text [`HashKey::seal`] sealed; an error if it was sealed under another key or altered.
+    pub fn unseal(&self, sealed: &str) -> Result<String, StoreError> {
+        let bad = || StoreError::Corrupt("a sealed value does not open with this hash key".into());
+        let bytes = sealed.strip_prefix("v1.").and_then(|b| BASE64.decode(b).ok()).ok_or_else(bad)?;
+        if bytes.len() < 12 {
+            return Err(bad());
+        }
+        let cipher = ChaCha20Poly1305::new_from_slice(&self.mac(b"seal-key:v1")).expect("the key is 32 bytes");
+        let nonce = Nonce::try_from(&bytes[..12]).map_err(|_| bad())?;
+        let plain = cipher.decrypt(&nonce, &bytes[12..]).map_err(|_| bad())?;
+        String::from_utf8(plain).map_err(|_| bad())
+    }
+
     pub fn number(&self, n: domain::PhoneNumber) -> [u8; 32] {
         self.mac(n.to_string().as_bytes())
     }
@@ -114,4 +144,23 @@ impl ApiKey {
 /// A random id with a readable prefix, e.g. `car_3f9a…`.
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", hex::encode(random_bytes::<10>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_text_opens_only_with_its_key_and_unaltered() {
+        let key = HashKey::generate();
+        let sealed = key.seal("eyJhbGciOiJFZERTQSJ9.payload.signature");
+        assert!(!sealed.contains("payload"));
+        assert_ne!(sealed, key.seal("eyJhbGciOiJFZERTQSJ9.payload.signature"), "a fresh nonce each time");
+        assert_eq!(key.unseal(&sealed).unwrap(), "eyJhbGciOiJFZERTQSJ9.payload.signature");
+        assert!(HashKey::generate().unseal(&sealed).is_err());
+        let mut altered = sealed.into_bytes();
+        let last = altered.len() - 3;
+        altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+        assert!(key.unseal(std::str::from_utf8(&altered).unwrap()).is_err());
+    }
 }

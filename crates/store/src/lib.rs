@@ -146,6 +146,7 @@ impl std::fmt::Debug for Store {
 
 struct Inner {
     url: DbUrl,
+    hash_key: HashKey,
     writer: mpsc::Sender<Command>,
     readers: Mutex<Vec<Box<dyn Conn>>>,
     read_permits: Semaphore,
@@ -196,6 +197,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 url: config.url,
+                hash_key: config.hash_key,
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
                 read_permits: Semaphore::new(config.read_connections_max.max(1)),
@@ -329,7 +331,11 @@ impl Store {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Notification>, StoreError> {
-        self.read(move |c| ops::bindings::feed(c, institution_seq, after_seq, limit)).await
+        let mut page = self.read(move |c| ops::bindings::feed(c, institution_seq, after_seq, limit)).await?;
+        for n in &mut page {
+            n.unseal(&self.inner.hash_key)?;
+        }
+        Ok(page)
     }
 
     /// Acknowledges a notification with the action taken; `None` if the institution has none with that id.
@@ -527,7 +533,11 @@ impl Store {
 
     /// Deliveries due at `now` (unix seconds), oldest first.
     pub async fn due_deliveries(&self, now: i64, limit: u32) -> Result<Vec<DueDelivery>, StoreError> {
-        self.read(move |c| ops::webhooks::due(c, now, limit)).await
+        let mut due = self.read(move |c| ops::webhooks::due(c, now, limit)).await?;
+        for d in &mut due {
+            d.notification.unseal(&self.inner.hash_key)?;
+        }
+        Ok(due)
     }
 
     /// When the next pending delivery is due (unix seconds).

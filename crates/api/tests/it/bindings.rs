@@ -374,7 +374,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Every cell of the given tables, as bytes, read straight from the database.
-async fn dump_tables(app: &TestApp, tables: &[&str]) -> Vec<(String, Vec<u8>)> {
+pub(crate) async fn dump_tables(app: &TestApp, tables: &[&str]) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     match &app.db.url {
         store::DbUrl::Sqlite(path) => {

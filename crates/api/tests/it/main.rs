@@ -7,6 +7,8 @@ mod camara;
 mod checks;
 mod events;
 mod files;
+mod holder;
+mod kyc;
 mod ops;
 mod receiver;
 mod webhooks;
@@ -17,7 +19,7 @@ use api::{AppState, HolderConfig, HolderState, Limits};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request};
-use domain::{Day, FixedClock};
+use domain::{Clock, Day, FixedClock};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use store::testing::TestDb;
@@ -97,6 +99,12 @@ impl TestApp {
         drop(store);
         let store = db.open_with(clock.clone());
         TestApp::assemble(db, store, clock, spool, limits, holder)
+    }
+
+    /// Moves the injected clock forward.
+    pub fn advance(&self, secs: i64) {
+        let t = self.clock.now().checked_add(jiff::SignedDuration::from_secs(secs)).unwrap();
+        self.clock.set(t);
     }
 
     pub async fn participant(&self, role: Role, name: &str, prefixes: &[&str]) -> (Participant, String) {

@@ -43,9 +43,7 @@ fn now(app: &TestApp) -> i64 {
 }
 
 fn advance(app: &TestApp, secs: i64) {
-    use domain::Clock;
-    let t = app.clock.now().checked_add(jiff::SignedDuration::from_secs(secs)).unwrap();
-    app.clock.set(t);
+    app.advance(secs);
 }
 
 async fn deliveries(app: &TestApp, notification_id: &str) -> Vec<store::DeliveryState> {

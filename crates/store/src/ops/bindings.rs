@@ -113,6 +113,16 @@ pub struct Notification {
     pub ack_action: Option<String>,
 }
 
+impl Notification {
+    /// Opens the sealed columns (the proof of tenure of an `unbind.requested`).
+    pub(crate) fn unseal(&mut self, key: &crate::HashKey) -> Result<(), StoreError> {
+        if let Some(sealed) = &self.attestation {
+            self.attestation = Some(key.unseal(sealed)?);
+        }
+        Ok(())
+    }
+}
+
 /// What an institution did about a notification.
 pub const ACK_ACTIONS: [&str; 3] = ["unbound", "customer_reverified", "contact_suspended"];
 
@@ -362,8 +372,9 @@ impl WriteCtx {
             &format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = $1 AND institution_seq = $2"),
             &[id.into(), institution.seq.into()],
         )?;
-        let n = row.map(|r| notification_from(&r)).transpose()?;
-        if let Some(n) = &n {
+        let mut n = row.map(|r| notification_from(&r)).transpose()?;
+        if let Some(n) = &mut n {
+            n.unseal(&self.hash_key)?;
             self.audit(
                 &institution.id,
                 "notification.acked",

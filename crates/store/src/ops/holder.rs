@@ -727,7 +727,9 @@ impl WriteCtx {
                     NotificationType::UnbindRequested.as_str().into(),
                     id.as_str().into(),
                     deadline.packed().into(),
-                    attestation.into(),
+                    // The proof states the number: sealed, so that a copy of the database does not link
+                    // the institution to it.
+                    self.hash_key.seal(attestation).into(),
                     now.as_str().into(),
                 ],
             )?;
