@@ -151,3 +151,154 @@ fn a_carrier_uploads_and_a_bank_checks_through_the_binary() {
     let listed = numlink(d, &["participant", "list"]);
     assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 2);
 }
+
+/// What a local HTTP receiver got: (path, body).
+type Got = tokio::sync::mpsc::UnboundedReceiver<(String, Value)>;
+
+/// A receiver on a free local port standing in for the carrier's SMS gateway (`/sms`) and the bank's
+/// webhook endpoint (`/hook`); every request it gets arrives on the channel.
+async fn local_receiver() -> (String, Got) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send((uri.path().to_string(), serde_json::from_slice(&body).unwrap_or(Value::Null)));
+            axum::http::StatusCode::NO_CONTENT
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, rx)
+}
+
+/// The next request the receiver gets on `path`, waiting at most 30 s for the server's background
+/// workers to send it.
+async fn next_on(got: &mut Got, path: &str) -> Value {
+    let wait = async {
+        loop {
+            let (p, body) = got.recv().await.expect("the receiver is running");
+            if p == path {
+                return body;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), wait).await.expect("nothing arrived in 30 s")
+}
+
+#[test]
+fn a_new_holder_unbinds_the_previous_holders_bank_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let add = |args: &[&str]| json_line(&numlink(d, &[&["participant", "add"], args].concat()));
+    let carrier =
+        add(&["--role", "carrier", "--name", "Carrier A", "--prefix", "+86138", "--reporting-since", "2020-01-01"]);
+    let bank = add(&["--role", "institution", "--name", "Old Bank"]);
+    let regulator = add(&["--role", "regulator", "--name", "Regulator"]);
+    let (carrier_key, bank_key, regulator_key) =
+        (carrier["apiKey"].as_str().unwrap(), bank["apiKey"].as_str().unwrap(), regulator["apiKey"].as_str().unwrap());
+    let server = serve(d);
+    let base = server.base.clone();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, key: &str, body: Option<Value>| {
+        let mut req = http.request(method, format!("{base}{path}"));
+        if !key.is_empty() {
+            req = req.bearer_auth(key);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let n = "+8613800138000";
+    let attestation = runtime.block_on(async {
+        let (receiver, mut got) = local_receiver().await;
+        use reqwest::Method as M;
+        // The carrier's gateway, and the number's history: a previous holder, then the current one.
+        let (s, _) =
+            call(M::PUT, "/v1/sms-gateway", carrier_key, Some(serde_json::json!({"url": format!("{receiver}/sms")})))
+                .await;
+        assert_eq!(s, 200);
+        let events = serde_json::json!({"events": [
+            {"eventId": "a1", "phoneNumber": n, "type": "activated", "date": "2021-03-01"},
+            {"eventId": "d1", "phoneNumber": n, "type": "disconnected", "date": "2024-09-01"},
+            {"eventId": "a2", "phoneNumber": n, "type": "activated", "date": "2025-01-15"}]});
+        let (s, r) = call(M::POST, "/v1/lifecycle-events", carrier_key, Some(events)).await;
+        assert_eq!((s, r["accepted"].as_u64()), (200, Some(3)), "{r}");
+        // The previous holder's bank, with a webhook endpoint and the old binding (stale now).
+        let (s, _) = call(
+            M::POST,
+            "/v1/webhook-endpoints",
+            bank_key,
+            Some(serde_json::json!({"url": format!("{receiver}/hook")})),
+        )
+        .await;
+        assert_eq!(s, 201);
+        let binding =
+            serde_json::json!({"bindings": [{"accountRef": "card-0042", "phoneNumber": n, "boundOn": "2022-05-01"}]});
+        let (s, r) = call(M::POST, "/v1/bindings", bank_key, Some(binding)).await;
+        assert_eq!((s, r["results"][0]["stale"].as_bool()), (200, Some(true)), "{r}");
+
+        // The new holder: a code by SMS at the gateway, a session, the bank, one request.
+        let (s, r) = call(M::POST, "/v1/holder/otp", "", Some(serde_json::json!({"phoneNumber": n}))).await;
+        assert_eq!(s, 201, "{r}");
+        let challenge = r["challengeId"].as_str().unwrap().to_string();
+        let sms = next_on(&mut got, "/sms").await;
+        assert_eq!(sms["phoneNumber"], n);
+        let code: String = sms["text"].as_str().unwrap().chars().take(6).collect();
+        let body = serde_json::json!({"phoneNumber": n, "challengeId": challenge, "code": code});
+        let (s, r) = call(M::POST, "/v1/holder/session", "", Some(body)).await;
+        assert_eq!(s, 201, "{r}");
+        let token = r["token"].as_str().unwrap().to_string();
+        let (_, r) = call(M::GET, "/v1/holder/bindings", &token, None).await;
+        assert_eq!(r["institutions"][0]["name"], "Old Bank", "{r}");
+        let (s, r) = call(M::POST, "/v1/holder/unbind-requests", &token, Some(serde_json::json!({"all": true}))).await;
+        assert_eq!(s, 201, "{r}");
+        let request_id = r["requests"][0]["id"].as_str().unwrap().to_string();
+
+        // The bank's webhooks: the stale binding's notifications, then the request with the proof.
+        let hook = loop {
+            let hook = next_on(&mut got, "/hook").await;
+            if hook["type"] == "unbind.requested" {
+                break hook;
+            }
+        };
+        assert_eq!(hook["data"]["unbindRequestId"], request_id.as_str());
+        let (s, r) = call(
+            M::POST,
+            &format!("/v1/unbind-requests/{request_id}/resolve"),
+            bank_key,
+            Some(serde_json::json!({"outcome": "unbound"})),
+        )
+        .await;
+        assert_eq!((s, r["bindingsRemoved"].as_u64()), (200, Some(1)), "{r}");
+        let (_, r) = call(M::GET, "/v1/holder/unbind-requests", &token, None).await;
+        assert_eq!(r["requests"][0]["state"], "unbound", "{r}");
+        let (_, r) = call(M::GET, "/v1/reports/institutions", regulator_key, None).await;
+        assert_eq!(r["institutions"][0]["resolved"], 1, "{r}");
+        // The bank keeps the published keys, to verify offline.
+        let (_, jwks) = call(M::GET, "/.well-known/jwks.json", "", None).await;
+        std::fs::write(d.join("jwks.json"), jwks.to_string()).unwrap();
+        hook["data"]["attestation"].as_str().unwrap().to_string()
+    });
+    drop(server);
+
+    // Offline, from the saved keys: the proof verifies and states the number; altered, it does not.
+    let out = numlink(d, &["attestation", "verify", &attestation, "--jwks", "jwks.json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let claims: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((claims["phone_number"].as_str(), claims["held_since"].as_str()), (Some(n), Some("2025-02-01")));
+    let mut altered = attestation.into_bytes();
+    let i = altered.len() - 10;
+    altered[i] = if altered[i] == b'a' { b'b' } else { b'a' };
+    let out = numlink(d, &["attestation", "verify", std::str::from_utf8(&altered).unwrap(), "--jwks", "jwks.json"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not verify"));
+    assert_eq!(json_line(&numlink(d, &["audit", "verify"]))["firstBroken"], Value::Null);
+}
