@@ -37,6 +37,7 @@ use crate::routes;
         routes::kyc::rebind,
         routes::kyc::kyc_match,
         routes::sms::put_gateway,
+        routes::sms::get_gateway,
         routes::holder::request_otp,
         routes::holder::session,
         routes::holder::bindings,

@@ -357,6 +357,11 @@ impl Store {
         self.write(move |ctx| ctx.put_sms_gateway(&carrier, &url, &secret)).await
     }
 
+    /// The carrier's SMS gateway URL and when it was set.
+    pub async fn sms_gateway(&self, carrier_seq: i64) -> Result<Option<(String, String)>, StoreError> {
+        self.read(move |c| ops::holder::sms_gateway(c, carrier_seq)).await
+    }
+
     /// A new one-time-code challenge for the number, within the limits; the code and where to send it.
     pub async fn request_otp(
         &self,

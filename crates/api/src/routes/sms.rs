@@ -7,7 +7,7 @@ use store::Role;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorInfo};
+use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
 use crate::json::StrictJson;
 use crate::state::AppState;
 
@@ -25,6 +25,37 @@ pub struct GatewaySet {
     /// `whsec_…`: each message is signed with it (Standard Webhooks headers `webhook-id`,
     /// `webhook-timestamp`, `webhook-signature`). A new secret on every PUT; shown only now.
     pub secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayView {
+    pub url: String,
+    pub updated_at: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/sms-gateway",
+    tag = "Carriers",
+    summary = "Your SMS gateway",
+    responses(
+        (status = 200, body = GatewayView),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for carriers", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: none set; your subscribers get no codes", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn get_gateway(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<GatewayView>> {
+    let carrier = caller.require(&[Role::Carrier])?;
+    let (url, updated_at) = state.store.sms_gateway(carrier.seq).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotFound,
+            "no SMS gateway is set: PUT /v1/sms-gateway, or your subscribers get no codes",
+        )
+    })?;
+    Ok(Json(GatewayView { url, updated_at }))
 }
 
 #[utoipa::path(

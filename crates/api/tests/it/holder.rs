@@ -58,6 +58,9 @@ async fn world(app: &TestApp) -> World {
     let r = r.await;
     assert_eq!(r.status, 200, "{}", r.text);
     let gateway_secret = r.body["secret"].as_str().unwrap().to_string();
+    let shown = app.get("/v1/sms-gateway", &carrier).await;
+    assert_eq!((shown.status, shown.body["url"].as_str()), (200, Some(url.as_str())), "{}", shown.text);
+    assert!(shown.body.get("secret").is_none(), "the secret is shown only when set");
     app.accept(
         &carrier,
         json!([

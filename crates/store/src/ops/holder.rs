@@ -320,6 +320,13 @@ pub(crate) fn requests_of(
     Ok(out)
 }
 
+/// A carrier's SMS gateway: its URL and when it was set (the secret is shown only when set).
+pub(crate) fn sms_gateway(conn: &mut dyn Conn, carrier_seq: i64) -> Result<Option<(String, String)>, StoreError> {
+    conn.query_one("SELECT url, updated_at FROM sms_gateways WHERE carrier_seq = $1", &[carrier_seq.into()])?
+        .map(|r| Ok((r.text(0)?, r.text(1)?)))
+        .transpose()
+}
+
 /// Every key that signs or signed proofs still valid, newest first.
 pub(crate) fn attestation_keys(conn: &mut dyn Conn, now: i64) -> Result<Vec<AttestationKey>, StoreError> {
     let rows = conn.query(
@@ -450,11 +457,11 @@ impl WriteCtx {
 
     /// The carrier that serves `n` now, if someone holds it.
     fn serving_carrier(&mut self, n: PhoneNumber, facts: &NumberFacts) -> Result<Option<i64>, StoreError> {
+        let row =
+            self.conn.query_one("SELECT serving FROM numbers WHERE number = $1", &[(n.digits() as i64).into()])?;
         if matches!(Tenure::of(facts), Tenure::UnknownNumber | Tenure::Disconnected) {
             return Ok(None);
         }
-        let row =
-            self.conn.query_one("SELECT serving FROM numbers WHERE number = $1", &[(n.digits() as i64).into()])?;
         Ok(match row {
             // A number with a history: the carrier its last port left it with (none while ported away).
             Some(r) => r.opt_i64(0),
@@ -512,20 +519,18 @@ impl WriteCtx {
         )?;
         let facts = self.facts(n)?;
         let held = !matches!(Tenure::of(&facts), Tenure::UnknownNumber | Tenure::Disconnected);
-        let gateway = match self.serving_carrier(n, &facts)? {
-            Some(carrier) => self
-                .conn
-                .query_one(
-                    "SELECT p.id, g.url, g.secret FROM sms_gateways g JOIN participants p ON p.seq = g.carrier_seq \
-                     WHERE g.carrier_seq = $1",
-                    &[carrier.into()],
-                )?
-                .map(|r| {
-                    Ok::<_, StoreError>(SmsGateway { carrier_id: r.text(0)?, url: r.text(1)?, secret: r.text(2)? })
-                })
-                .transpose()?,
-            None => None,
-        };
+        // The gateway is looked up for every number (carrier -1 matches none), so that the work, and
+        // the time it takes, do not depend on whether anyone holds the number.
+        let carrier = self.serving_carrier(n, &facts)?.unwrap_or(-1);
+        let gateway = self
+            .conn
+            .query_one(
+                "SELECT p.id, g.url, g.secret FROM sms_gateways g JOIN participants p ON p.seq = g.carrier_seq \
+                 WHERE g.carrier_seq = $1",
+                &[carrier.into()],
+            )?
+            .map(|r| Ok::<_, StoreError>(SmsGateway { carrier_id: r.text(0)?, url: r.text(1)?, secret: r.text(2)? }))
+            .transpose()?;
         self.audit(HOLDER_ACTOR, "otp.requested", Some(&hash), &format!("challenge={id}"))?;
         Ok(Ok(OtpIssued { challenge_id: id, code, held, gateway }))
     }
