@@ -167,3 +167,42 @@ impl SmsSender {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_outbox_file_gets_one_json_line_per_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sms.jsonl");
+        let (queue, sender) = SmsSender::new(SmsSink::File(path.clone()), 10).unwrap();
+        assert!(queue.to_file());
+        for code in ["123456", "654321"] {
+            queue.push(SmsMessage {
+                phone_number: "+8613800138000".into(),
+                text: format!("{code} is your code"),
+                gateway: None,
+            });
+        }
+        assert_eq!(sender.run_once().await, 2);
+        let lines: Vec<serde_json::Value> =
+            std::fs::read_to_string(&path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1], json!({"phoneNumber": "+8613800138000", "text": "654321 is your code"}));
+        assert_eq!(
+            format!("{:?}", SmsMessage { phone_number: "+1".into(), text: "123456".into(), gateway: None }),
+            "SmsMessage(<redacted>)"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_gateway_nothing_is_sent_and_a_full_queue_drops() {
+        let (queue, sender) = SmsSender::new(SmsSink::Gateways(DeliveryConfig::default()), 1).unwrap();
+        assert!(!queue.to_file());
+        for _ in 0..3 {
+            queue.push(SmsMessage { phone_number: "+8613800138000".into(), text: "1".into(), gateway: None });
+        }
+        assert_eq!(sender.run_once().await, 0, "one message queued, nowhere to send it; the others dropped");
+    }
+}
