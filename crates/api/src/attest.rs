@@ -16,8 +16,8 @@ use store::{AttestationKey, HashKey, IssuedAttestation, Store, StoreError};
 use utoipa::ToSchema;
 
 /// The claims of a proof of tenure.
+/// Verifiers ignore claims they do not know, so that later claims do not break them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct TenureClaims {
     /// Who vouches: the platform's issuer name.
     pub iss: String,
@@ -133,8 +133,8 @@ fn decode_part(part: &str, what: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Verifies a proof of tenure against a JWK Set at `now` (unix seconds): the signature by the key its
-/// header names, and that it has not expired. Returns its claims.
-pub fn verify(token: &str, jwks: &Value, now: i64) -> Result<TenureClaims, String> {
+/// header names, that it has not expired and, when `issuer` is given, who issued it. Returns its claims.
+pub fn verify(token: &str, jwks: &Value, now: i64, issuer: Option<&str>) -> Result<TenureClaims, String> {
     let parts: Vec<&str> = token.trim().split('.').collect();
     let [h, p, s] = parts.as_slice() else {
         return Err("not a compact JWS: expected three parts separated by dots".into());
@@ -143,6 +143,10 @@ pub fn verify(token: &str, jwks: &Value, now: i64) -> Result<TenureClaims, Strin
         serde_json::from_slice(&decode_part(h, "header")?).map_err(|_| "the header is not JSON".to_string())?;
     if header["alg"] != "EdDSA" {
         return Err(format!("the algorithm {} is not EdDSA", header["alg"]));
+    }
+    // RFC 7515 §4.1.11: extensions a verifier does not understand must make it refuse the token.
+    if header.get("crit").is_some() {
+        return Err("the header has critical extensions (crit) this verifier does not know".into());
     }
     let kid = header["kid"].as_str().ok_or("the header names no key (kid)")?;
     let jwk = jwks["keys"]
@@ -167,6 +171,9 @@ pub fn verify(token: &str, jwks: &Value, now: i64) -> Result<TenureClaims, Strin
         .map_err(|e| format!("the claims are not a proof of tenure: {e}"))?;
     if claims.exp <= now {
         return Err(format!("the token expired at {}", claims.exp));
+    }
+    if let Some(iss) = issuer.filter(|iss| *iss != claims.iss) {
+        return Err(format!("the token was issued by \"{}\", not \"{iss}\"", claims.iss));
     }
     Ok(claims)
 }
@@ -214,9 +221,10 @@ mod tests {
     #[test]
     fn a_token_verifies_and_any_altered_byte_fails() {
         let (_, jwks, token) = sample();
-        let claims = verify(&token, &jwks, 2000).unwrap();
+        let claims = verify(&token, &jwks, 2000, Some("numlink-test")).unwrap();
         assert_eq!(claims.held_since, "2026-02-01");
-        assert!(verify(&token, &jwks, 4600).unwrap_err().contains("expired"));
+        assert!(verify(&token, &jwks, 4600, None).unwrap_err().contains("expired"));
+        assert!(verify(&token, &jwks, 2000, Some("someone-else")).unwrap_err().contains("issued by"));
         let bytes = token.as_bytes();
         for i in 0..bytes.len() {
             for replacement in [b'A', b'_', b'.', b'x'] {
@@ -227,7 +235,7 @@ mod tests {
                 altered[i] = replacement;
                 let altered = String::from_utf8(altered).unwrap();
                 assert!(
-                    verify(&altered, &jwks, 2000).is_err(),
+                    verify(&altered, &jwks, 2000, None).is_err(),
                     "byte {i} changed to {} still verifies",
                     replacement as char
                 );
@@ -239,6 +247,6 @@ mod tests {
     fn a_token_of_another_key_fails() {
         let (_, _, token) = sample();
         let (_, other_jwks, _) = sample();
-        assert!(verify(&token, &other_jwks, 2000).unwrap_err().contains("does not verify"));
+        assert!(verify(&token, &other_jwks, 2000, None).unwrap_err().contains("does not verify"));
     }
 }

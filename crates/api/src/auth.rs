@@ -4,11 +4,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use domain::PhoneNumber;
+use domain::{PhoneNumber, Tenure};
 use store::{HashKey, Participant, Role};
-use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -62,21 +59,25 @@ impl Caller {
 }
 
 /// A holder who proved possession of one number with a one-time code (`Authorization: Bearer nlh_…`).
-/// The token is `nlh_<digits>.<expiry>.<MAC>`: a MAC under the hash key, so it needs no storage and
-/// cannot be made for another number or a longer life.
+/// The token seals (ChaCha20-Poly1305 under a key derived from the hash key) the number, an expiry and
+/// the first day of the tenure it was issued in: it needs no storage, cannot be read, altered or made
+/// for another number, and stops working when the number changes hands.
 #[derive(Clone, Copy, Debug)]
 pub struct Holder(pub PhoneNumber);
 
 const HOLDER_PREFIX: &str = "nlh_";
+const HOLDER_PURPOSE: &str = "holder-session";
+/// Longest holder token we look at.
+const HOLDER_TOKEN_BYTES_MAX: usize = 256;
 
-fn holder_mac(key: &HashKey, payload: &str) -> [u8; 32] {
-    key.mac(format!("holder-session:{payload}").as_bytes())
+/// The tenure a session belongs to, as sealed in its token (0 when nobody holds the number).
+fn tenure_mark(t: Tenure) -> i32 {
+    t.vouched_since().map_or(0, |d| d.packed())
 }
 
-/// A session token for the holder of `n`, valid until `exp` (unix seconds).
-pub fn holder_token(key: &HashKey, n: PhoneNumber, exp: i64) -> String {
-    let payload = format!("{}.{exp}", n.digits());
-    format!("{HOLDER_PREFIX}{payload}.{}", B64.encode(holder_mac(key, &payload)))
+/// A session token for the holder of `n` in tenure `t`, valid until `exp` (unix seconds).
+pub fn holder_token(key: &HashKey, n: PhoneNumber, t: Tenure, exp: i64) -> String {
+    format!("{HOLDER_PREFIX}{}", key.seal(&format!("{HOLDER_PURPOSE}|{}|{exp}|{}", n.digits(), tenure_mark(t))))
 }
 
 impl FromRequestParts<AppState> for Holder {
@@ -90,24 +91,28 @@ impl FromRequestParts<AppState> for Holder {
             .and_then(|h| h.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .filter(|t| t.len() <= KEY_BYTES_MAX)
+            .filter(|t| t.len() <= HOLDER_TOKEN_BYTES_MAX)
             .and_then(|t| t.strip_prefix(HOLDER_PREFIX))
             .ok_or_else(|| {
                 unauthenticated("expected \"Authorization: Bearer nlh_…\", a holder token from POST /v1/holder/session")
             })?;
         let invalid = || unauthenticated("the holder token is not valid or has expired: ask for a new code");
-        let (payload, mac) = token.rsplit_once('.').ok_or_else(invalid)?;
-        let mac = B64.decode(mac).map_err(|_| invalid())?;
-        let expected = holder_mac(&state.holder.session_key, payload);
-        if !bool::from(expected.as_slice().ct_eq(mac.as_slice())) {
+        let payload = state.holder.session_key.unseal(token).map_err(|_| invalid())?;
+        let mut fields = payload.split('|');
+        let (Some(HOLDER_PURPOSE), Some(digits), Some(exp), Some(mark), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
+        else {
             return Err(invalid());
-        }
-        let (digits, exp) = payload.split_once('.').ok_or_else(invalid)?;
+        };
         let exp: i64 = exp.parse().map_err(|_| invalid())?;
         if exp <= state.store.clock().now().as_second() {
             return Err(invalid());
         }
         let n = PhoneNumber::parse(&format!("+{digits}")).map_err(|_| invalid())?;
+        // The number changed hands (or was disconnected) since the code was checked: the session is over.
+        if mark != tenure_mark(state.store.tenure(n).await?).to_string() {
+            return Err(invalid());
+        }
         Ok(Holder(n))
     }
 }

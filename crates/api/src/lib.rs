@@ -4,10 +4,24 @@
 //! [`auth::Caller`], strict JSON) → handler (parse into domain types) → [`store::Store`] (the writer's
 //! next group commit) → wire types. This crate knows no SQL and holds no rules.
 
+/// `Debug` that prints only the type's name: for wire types that carry a code, a token or a real name,
+/// so that no log line can hold them.
+macro_rules! redacted_debug {
+    ($($t:ty),* $(,)?) => {
+        $(impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($t), "(<redacted>)"))
+            }
+        })*
+    };
+}
+pub(crate) use redacted_debug;
+
 pub mod attest;
 pub mod auth;
 pub mod error;
 pub mod json;
+pub mod limit;
 pub mod openapi;
 pub mod routes;
 pub mod state;

@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use workers::{DeliveryConfig, FileLimits, SmsQueue};
 
 use crate::attest::Attester;
+use crate::limit::ClientLimiter;
 
 /// Limits of the HTTP interface, each with its unit in the name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +73,8 @@ pub struct HolderConfig {
     pub ack_working_days: u32,
     /// How far back a holder sees who looked the number up.
     pub lookups_days: i64,
+    /// Code requests (`POST /v1/holder/otp`) from one client address per hour, across all numbers.
+    pub otp_requests_per_client_per_hour_max: u32,
 }
 
 impl Default for HolderConfig {
@@ -79,11 +82,12 @@ impl Default for HolderConfig {
         HolderConfig {
             otp: OtpLimits::default(),
             session_secs: 900,
-            attestation_ttl_secs: 30 * 86_400,
+            attestation_ttl_secs: 7 * 86_400,
             issuer: "numlink".into(),
             unbind_deadline_working_days: DaysByCallingCode::new(5, []),
             ack_working_days: 5,
             lookups_days: 180,
+            otp_requests_per_client_per_hour_max: 20,
         }
     }
 }
@@ -94,13 +98,16 @@ pub struct HolderState {
     pub config: HolderConfig,
     pub attester: Attester,
     pub sms: SmsQueue,
-    /// Keys holder session tokens (a MAC under the hash key).
+    /// Seals holder session tokens.
     pub(crate) session_key: HashKey,
+    /// Code requests per client address.
+    pub(crate) otp_clients: ClientLimiter,
 }
 
 impl HolderState {
     pub fn new(config: HolderConfig, hash_key: HashKey, sms: SmsQueue) -> HolderState {
         let attester = Attester::new(hash_key.clone(), config.issuer.clone(), config.attestation_ttl_secs);
-        HolderState { config, attester, sms, session_key: hash_key }
+        let otp_clients = ClientLimiter::new(config.otp_requests_per_client_per_hour_max, 3600);
+        HolderState { config, attester, sms, session_key: hash_key, otp_clients }
     }
 }

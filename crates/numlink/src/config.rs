@@ -55,6 +55,7 @@ pub struct HolderFileConfig {
     #[serde(default)]
     pub unbind_deadline_working_days_by_country_code: BTreeMap<String, u32>,
     pub ack_working_days: Option<u32>,
+    pub otp_requests_per_client_per_hour_max: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -215,12 +216,14 @@ impl Config {
         otp.sends_per_hour_max = h.otp_sends_per_hour_max.unwrap_or(otp.sends_per_hour_max).max(1);
         otp.sends_per_day_max = h.otp_sends_per_day_max.unwrap_or(otp.sends_per_day_max).max(1);
         otp.failures_before_lock = h.otp_failures_before_lock.unwrap_or(otp.failures_before_lock).max(1);
-        otp.lock_secs = h.otp_lock_secs.unwrap_or(otp.lock_secs);
+        otp.lock_secs = h.otp_lock_secs.unwrap_or(otp.lock_secs).max(1);
         holder.session_secs = h.session_secs.unwrap_or(holder.session_secs).max(1);
         holder.attestation_ttl_secs =
             h.attestation_ttl_days.map_or(holder.attestation_ttl_secs, |d| i64::from(d.max(1)) * 86_400);
         holder.issuer = h.issuer.unwrap_or(holder.issuer);
         holder.ack_working_days = h.ack_working_days.unwrap_or(holder.ack_working_days);
+        holder.otp_requests_per_client_per_hour_max =
+            h.otp_requests_per_client_per_hour_max.unwrap_or(holder.otp_requests_per_client_per_hour_max).max(1);
         let mut deadlines = DaysByCallingCode::new(h.unbind_deadline_working_days.unwrap_or(5), []);
         for (code, days) in h.unbind_deadline_working_days_by_country_code {
             deadlines = deadlines.with_code(calling_code("holder", &code)?, days);

@@ -123,9 +123,12 @@ enum AttestationCommand {
     Verify {
         /// The compact JWS.
         token: String,
-        /// Where the keys are: a URL (…/.well-known/jwks.json) or a file saved from it.
+        /// Where the keys are: a URL (…/.well-known/jwks.json) or a file saved from it (offline).
         #[arg(long, default_value = "http://127.0.0.1:8080/.well-known/jwks.json")]
         jwks: String,
+        /// Refuse a token from any other issuer (the `iss` claim, "numlink" by default on a server).
+        #[arg(long)]
+        issuer: Option<String>,
     },
     /// Start signing with a new key; the previous one stays published until its tokens expire.
     RotateKey {
@@ -246,8 +249,8 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 return Ok(std::process::ExitCode::FAILURE);
             }
         }
-        Command::Attestation { command: AttestationCommand::Verify { token, jwks } } => {
-            return attestation_verify(&token, &jwks).await;
+        Command::Attestation { command: AttestationCommand::Verify { token, jwks, issuer } } => {
+            return attestation_verify(&token, &jwks, issuer.as_deref()).await;
         }
         Command::Attestation { command: AttestationCommand::RotateKey { db } } => {
             let config = Config::load(&db.overrides())?;
@@ -265,7 +268,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
 }
 
 /// Verifies a proof of tenure against a JWK Set from a URL or a file, offline in the file case.
-async fn attestation_verify(token: &str, jwks: &str) -> Result<std::process::ExitCode> {
+async fn attestation_verify(token: &str, jwks: &str, issuer: Option<&str>) -> Result<std::process::ExitCode> {
     let text = if jwks.starts_with("http://") || jwks.starts_with("https://") {
         let resp = reqwest::get(jwks).await.with_context(|| format!("fetching {jwks}"))?;
         if !resp.status().is_success() {
@@ -277,7 +280,7 @@ async fn attestation_verify(token: &str, jwks: &str) -> Result<std::process::Exi
     };
     let set: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{jwks} is not a JWK Set"))?;
     let now = jiff::Timestamp::now().as_second();
-    match api::attest::verify(token, &set, now) {
+    match api::attest::verify(token, &set, now, issuer) {
         Ok(claims) => {
             println!("{}", serde_json::to_string_pretty(&claims)?);
             Ok(std::process::ExitCode::SUCCESS)
@@ -386,7 +389,8 @@ async fn serve(o: &Overrides) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let bound = listener.local_addr().context("reading the bound address")?;
     tracing::info!(listen = %bound, "numlink is listening");
-    axum::serve(listener, api::router(state))
+    // Client addresses reach the handlers (the per-client limit on code requests).
+    axum::serve(listener, api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;

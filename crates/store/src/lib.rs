@@ -333,7 +333,7 @@ impl Store {
     ) -> Result<Vec<Notification>, StoreError> {
         let mut page = self.read(move |c| ops::bindings::feed(c, institution_seq, after_seq, limit)).await?;
         for n in &mut page {
-            n.unseal(&self.inner.hash_key)?;
+            n.unseal(&self.inner.hash_key);
         }
         Ok(page)
     }
@@ -383,6 +383,11 @@ impl Store {
         self.write(move |ctx| ctx.verify_otp(n, &id, &code, &limits)).await
     }
 
+    /// Who holds the number now, and since when.
+    pub async fn tenure(&self, n: PhoneNumber) -> Result<domain::Tenure, StoreError> {
+        self.write(move |ctx| Ok(domain::Tenure::of(&ctx.facts(n)?))).await
+    }
+
     /// The current tenure of the number and the institutions holding bindings made before it (R5).
     pub async fn holder_view(&self, n: PhoneNumber) -> Result<HolderView, StoreError> {
         self.write(move |ctx| ctx.holder_view(n)).await
@@ -404,10 +409,11 @@ impl Store {
     ) -> Result<Result<Vec<UnbindRequest>, UnbindRefused>, StoreError> {
         self.write(move |ctx| {
             let r = ctx.request_unbind(n, institution_ids, deadline, &attestation.jti, &attestation.token)?;
-            if matches!(&r, Ok(reqs) if !reqs.is_empty()) {
+            // The proof went out only with new requests.
+            if matches!(&r, Ok((_, created)) if *created > 0) {
                 ctx.attestation_issued(n, &attestation.jti, attestation.exp)?;
             }
-            Ok(r)
+            Ok(r.map(|(requests, _)| requests))
         })
         .await
     }
@@ -540,7 +546,7 @@ impl Store {
     pub async fn due_deliveries(&self, now: i64, limit: u32) -> Result<Vec<DueDelivery>, StoreError> {
         let mut due = self.read(move |c| ops::webhooks::due(c, now, limit)).await?;
         for d in &mut due {
-            d.notification.unseal(&self.inner.hash_key)?;
+            d.notification.unseal(&self.inner.hash_key);
         }
         Ok(due)
     }

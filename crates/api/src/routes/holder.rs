@@ -4,7 +4,10 @@
 //! session token a code buys.
 
 use axum::Json;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use domain::holder::{add_working_days, held_since_claim};
 use serde::{Deserialize, Serialize};
@@ -39,7 +42,7 @@ pub struct OtpChallenge {
     pub expires_in_seconds: i64,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SessionRequest {
     #[schema(example = "+8613800138000")]
@@ -50,7 +53,7 @@ pub struct SessionRequest {
     pub code: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HolderSession {
     /// `nlh_…`: send as `Authorization: Bearer <token>` to the holder endpoints. Scoped to this number.
@@ -157,6 +160,8 @@ pub struct AttestationView {
     pub expires_at: i64,
 }
 
+crate::redacted_debug!(SessionRequest, HolderSession);
+
 fn sms_text(code: &str, ttl_secs: i64) -> String {
     format!(
         "{code} is your numlink code. It expires in {} minutes. Never share it: numlink, banks and carriers will never ask you for it.",
@@ -176,13 +181,28 @@ fn sms_text(code: &str, ttl_secs: i64) -> String {
     responses(
         (status = 201, description = "A challenge; the code is on its way", body = OtpChallenge),
         (status = 400, description = "INVALID_ARGUMENT", body = ErrorInfo),
-        (status = 429, description = "TOO_MANY_REQUESTS: send limit, or the number is locked (see Retry-After)", body = ErrorInfo),
+        (status = 429, description = "TOO_MANY_REQUESTS: send limit of the number or of the client address, or the number is locked (see Retry-After)", body = ErrorInfo),
     )
 )]
 pub async fn request_otp(
     State(state): State<AppState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
     StrictJson(req): StrictJson<OtpRequest>,
 ) -> ApiResult<(StatusCode, Json<OtpChallenge>)> {
+    // One client asking codes for many numbers (SMS pumping, or exhausting others' daily codes).
+    if let Some(Extension(ConnectInfo(addr))) = client {
+        let now = state.store.clock().now().as_second();
+        state.holder.otp_clients.check(addr.ip(), now).map_err(|retry_after| {
+            ApiError::new(
+                ErrorCode::TooManyRequests,
+                format!(
+                    "too many code requests from this address: at most {} per hour",
+                    state.holder.config.otp_requests_per_client_per_hour_max
+                ),
+            )
+            .with_retry_after(retry_after)
+        })?;
+    }
     let n = phone("phoneNumber", &req.phone_number)?;
     let limits = state.holder.config.otp;
     let issued = state.store.request_otp(n, limits).await?.map_err(|refused| match refused {
@@ -255,7 +275,7 @@ pub async fn session(
         }
     })?;
     let exp = state.store.clock().now().as_second() + state.holder.config.session_secs;
-    let token = holder_token(&state.holder.session_key, n, exp);
+    let token = holder_token(&state.holder.session_key, n, state.store.tenure(n).await?, exp);
     Ok((StatusCode::CREATED, Json(HolderSession { token, phone_number: n.to_string(), expires_at: exp })))
 }
 

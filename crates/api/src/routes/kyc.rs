@@ -51,7 +51,7 @@ fn document_type(v: &Option<String>) -> Result<Option<String>, ApiError> {
 }
 
 /// A holder's real-name record as a carrier sends it.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KycRecord {
     #[schema(example = "66666666q")]
@@ -86,7 +86,7 @@ impl KycRecord {
 }
 
 /// CAMARA KYC Match v0.4 `KYC_MatchRequestBody`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KycMatchRequest {
     #[schema(example = "+34629255833")]
@@ -171,6 +171,8 @@ pub struct KycMatchResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nationality_match: Option<&'static str>,
 }
+
+crate::redacted_debug!(KycRecord, KycMatchRequest, RebindRequest);
 
 fn shown(m: Option<bool>) -> &'static str {
     match m {
@@ -309,7 +311,7 @@ pub async fn kyc_match(
     }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RebindRequest {
     #[schema(example = "+8613900139000")]

@@ -21,9 +21,14 @@ pub struct InstitutionLine {
     pub overdue: u64,
     /// Answered (unbound or rejected).
     pub resolved: u64,
+    /// Of those, answered after the deadline's day.
+    pub resolved_late: u64,
     /// Of those, rejected.
     pub rejected: u64,
-    /// Seconds from request to answer: the median and the 90th percentile (nearest rank) of the answered.
+    /// The rejected, per reason (`customer_reverified`, `legal_hold`, `fraud_investigation`, `no_such_binding`).
+    pub rejected_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Seconds from request to answer, over the answered: the median (the mean of the middle two for an
+    /// even count) and the 90th percentile (nearest rank).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolve_seconds_median: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,7 +68,9 @@ pub async fn institutions(State(state): State<AppState>, caller: Caller) -> ApiR
             open: r.open,
             overdue: r.overdue,
             resolved: r.resolved,
-            rejected: r.rejected,
+            resolved_late: r.resolved_late,
+            rejected: r.rejected_by_reason.iter().map(|(_, n)| n).sum(),
+            rejected_by_reason: r.rejected_by_reason.iter().map(|(k, n)| (k.as_str().to_string(), *n)).collect(),
             resolve_seconds_median: r.resolve_secs_median,
             resolve_seconds_p90: r.resolve_secs_p90,
             notifications_unacked_overdue: r.notifications_unacked_overdue,

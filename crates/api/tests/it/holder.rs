@@ -25,6 +25,9 @@ backend_tests!(
     lookups_show_checks_of_this_tenure_only,
     proofs_of_tenure_survive_key_rotation_until_they_expire,
     codes_follow_a_ported_number,
+    a_session_ends_when_the_number_changes_hands,
+    one_client_address_cannot_ask_codes_for_everyone,
+    requests_close_when_the_bindings_go_another_way,
 );
 
 /// The number whose second-hand holder the tests follow.
@@ -246,6 +249,15 @@ async fn a_holder_unbinds_a_previous_holders_bank(db: TestDb) {
         "{line}"
     );
     assert_error(&app.get("/v1/reports/institutions", &w.old_bank).await, 403, "PERMISSION_DENIED");
+    // Unbinding answered the notifications about those bindings too: none counts against the bank later.
+    app.advance(10 * 86_400);
+    let r = app.get("/v1/reports/institutions", &w.regulator).await;
+    let line = r.body["institutions"].as_array().unwrap().iter().find(|l| l["name"] == "Old Bank").unwrap().clone();
+    assert_eq!(
+        (line["notificationsUnackedOverdue"].as_u64(), line["resolvedLate"].as_u64()),
+        (Some(0), Some(0)),
+        "{line}"
+    );
 
     // Nothing of the flow stored the number, or the proof that states it, readably without the key.
     let digits = &N[1..];
@@ -486,9 +498,31 @@ async fn each_party_sees_only_its_own(db: TestDb) {
     let holder_view = app.get("/v1/holder/unbind-requests", &token).await;
     assert_eq!(holder_view.body["requests"][0]["reason"], "legal_hold");
     assert!(!holder_view.text.contains("old-acct"), "never an account reference: {}", holder_view.text);
-    // A holder token is for one number only: it cannot be re-pointed at another.
-    let forged = token.replacen(&N[1..], &M[1..], 1);
-    assert_error(&app.get("/v1/holder/bindings", &forged).await, 401, "UNAUTHENTICATED");
+    // A holder token cannot be read or altered: it does not show the number, and any change voids it.
+    assert!(!token.contains(&N[1..]), "{token}");
+    let mut forged = token.clone().into_bytes();
+    let i = forged.len() - 5;
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    assert_error(&app.get("/v1/holder/bindings", std::str::from_utf8(&forged).unwrap()).await, 401, "UNAUTHENTICATED");
+    // A rejection stands 30 days: asking all again answers it, without a new notification.
+    let again = app.post("/v1/holder/unbind-requests", &token, json!({ "all": true })).await;
+    assert_eq!(
+        (again.body["requests"][0]["id"].as_str(), again.body["requests"][0]["state"].as_str()),
+        (Some(id.as_str()), Some("rejected"))
+    );
+    let report = app.get("/v1/reports/institutions", &w.regulator).await;
+    let line =
+        report.body["institutions"].as_array().unwrap().iter().find(|l| l["name"] == "Old Bank").unwrap().clone();
+    assert_eq!(
+        (line["rejected"].as_u64(), line["rejectedByReason"].clone()),
+        (Some(1), json!({"legal_hold": 1})),
+        "{line}"
+    );
+    app.advance(31 * 86_400);
+    let token = login(&app, &w, N).await;
+    let later = app.post("/v1/holder/unbind-requests", &token, json!({ "all": true })).await;
+    assert_ne!(later.body["requests"][0]["id"].as_str(), Some(id.as_str()));
+    assert_eq!(later.body["requests"][0]["state"], "open");
     // Participants' keys are not holder tokens, and holder tokens are not keys.
     assert_error(&app.get("/v1/holder/bindings", &w.old_bank).await, 401, "UNAUTHENTICATED");
     assert_error(&app.get("/v1/bindings", &token).await, 401, "UNAUTHENTICATED");
@@ -572,18 +606,19 @@ async fn proofs_of_tenure_survive_key_rotation_until_they_expire(db: TestDb) {
     assert_eq!(r.body["heldSince"], "2025-02-01", "the month after the tenure began, never earlier");
     let claims = verify_offline(&first, &jwks(&app).await).unwrap();
     assert_eq!(claims["phone_number"], N);
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 30 * 86_400);
+    let ttl = app.holder.attestation_ttl_secs;
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), ttl);
     assert!(claims["jti"].as_str().unwrap().starts_with("att_"));
     // numlink's own verifier agrees, and refuses any altered byte (unit-tested in full).
     let now = claims["iat"].as_i64().unwrap();
-    assert!(api::attest::verify(&first, &jwks(&app).await, now).is_ok());
+    assert!(api::attest::verify(&first, &jwks(&app).await, now, Some("numlink")).is_ok());
     let mut altered = first.clone().into_bytes();
     let mid = altered.len() / 2;
     altered[mid] = if altered[mid] == b'A' { b'B' } else { b'A' };
     assert!(verify_offline(std::str::from_utf8(&altered).unwrap(), &jwks(&app).await).is_err());
 
     // Rotation: new tokens use the new key; the old key stays published while its tokens live.
-    let attester = api::attest::Attester::new(store::testing::test_hash_key(), "numlink", 30 * 86_400);
+    let attester = api::attest::Attester::new(store::testing::test_hash_key(), "numlink", ttl);
     attester.rotate(&app.store).await.unwrap();
     app.advance(86_400);
     let token = login(&app, &w, N).await;
@@ -593,7 +628,7 @@ async fn proofs_of_tenure_survive_key_rotation_until_they_expire(db: TestDb) {
     verify_offline(&first, &keys).unwrap();
     verify_offline(&second, &keys).unwrap();
     // Once every token of the old key has expired, it is no longer published.
-    app.advance(30 * 86_400);
+    app.advance(ttl);
     let keys = jwks(&app).await;
     assert_eq!(keys["keys"].as_array().unwrap().len(), 1);
     assert!(verify_offline(&first, &keys).is_err());
@@ -621,4 +656,86 @@ async fn codes_follow_a_ported_number(db: TestDb) {
     app.sms.run_once().await;
     assert_eq!(b_gateway.received().len(), 1, "the recipient carrier sends the code now");
     assert_eq!(w.gateway.received().len(), 0, "the donor does not");
+}
+
+async fn a_session_ends_when_the_number_changes_hands(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    let token = login(&app, &w, N).await;
+    assert_eq!(app.get("/v1/holder/bindings", &token).await.status, 200);
+    // A transfer reported while the session is open: the session belonged to the previous tenure.
+    app.accept(&w.carrier, json!([{"eventId": "t1", "phoneNumber": N, "type": "transferred", "date": "2025-06-29"}]))
+        .await;
+    assert_error(&app.get("/v1/holder/bindings", &token).await, 401, "UNAUTHENTICATED");
+    assert_error(&app.get("/v1/holder/attestation", &token).await, 401, "UNAUTHENTICATED");
+    // The new holder logs in and sees the banks of both earlier tenures.
+    let token = login(&app, &w, N).await;
+    let names: Vec<String> = app.get("/v1/holder/bindings", &token).await.body["institutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec!["New Bank", "Old Bank"]);
+}
+
+async fn one_client_address_cannot_ask_codes_for_everyone(db: TestDb) {
+    let app = TestApp::new(db);
+    world(&app).await;
+    let from = |addr: &str, n: &str| {
+        let mut req = axum::http::Request::builder()
+            .method("POST")
+            .uri("/v1/holder/otp")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(json!({ "phoneNumber": n }).to_string()))
+            .unwrap();
+        req.extensions_mut().insert(axum::extract::ConnectInfo(addr.parse::<std::net::SocketAddr>().unwrap()));
+        req
+    };
+    // 20 an hour from one address, whatever the numbers.
+    for i in 0..20 {
+        let r = app.send(from("198.51.100.7:40000", &format!("+86138001380{i:02}"))).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let r = app.send(from("198.51.100.7:40001", "+8613800138099")).await;
+    assert_error(&r, 429, "TOO_MANY_REQUESTS");
+    assert_eq!(r.headers["retry-after"], "3600");
+    assert_eq!(app.send(from("198.51.100.8:40000", "+8613800138099")).await.status, 201, "another address");
+    app.advance(3600);
+    assert_eq!(app.send(from("198.51.100.7:40000", "+8613800138099")).await.status, 201, "the next hour");
+}
+
+async fn requests_close_when_the_bindings_go_another_way(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    let token = login(&app, &w, N).await;
+    app.post("/v1/holder/unbind-requests", &token, json!({ "all": true })).await;
+    let ids: Vec<String> = app.get("/v1/bindings", &w.old_bank).await.body["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
+    // The bank deletes the bindings itself: the request is done once the last one is gone.
+    let r = app
+        .request(
+            axum::http::Method::DELETE,
+            &format!("/v1/bindings/{}", ids[0]),
+            Some(&w.old_bank),
+            &[],
+            axum::body::Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(app.get("/v1/holder/unbind-requests", &token).await.body["requests"][0]["state"], "open");
+    app.request(
+        axum::http::Method::DELETE,
+        &format!("/v1/bindings/{}", ids[1]),
+        Some(&w.old_bank),
+        &[],
+        axum::body::Body::empty(),
+    )
+    .await;
+    let r = app.get("/v1/holder/unbind-requests", &token).await;
+    assert_eq!(r.body["requests"][0]["state"], "unbound", "{}", r.text);
 }

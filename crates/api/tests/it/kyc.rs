@@ -94,6 +94,7 @@ backend_tests!(
     the_record_ends_with_the_tenure,
     a_customer_rebinds_to_a_new_number,
     kyc_goes_only_with_ownership_events,
+    a_resent_event_with_another_record_is_a_conflict,
 );
 
 async fn kyc_match_1_and_4_all_attributes_match(db: TestDb) {
@@ -303,4 +304,23 @@ async fn kyc_goes_only_with_ownership_events(db: TestDb) {
         .events(&carrier, json!([{"eventId": "a9", "phoneNumber": "+8613800138002", "type": "activated", "date": "2025-06-20", "kyc": {}}]))
         .await;
     assert_eq!(r.body["rejected"][0]["code"], "INVALID_ARGUMENT", "{}", r.text);
+}
+
+async fn a_resent_event_with_another_record_is_a_conflict(db: TestDb) {
+    let (app, carrier, _) = setup(db).await;
+    let resend = |kyc: Value| json!([{"eventId": "a1", "phoneNumber": N, "type": "activated", "date": "2025-01-15", "kyc": kyc}]);
+    let r = app.events(&carrier, resend(federica())).await;
+    assert_eq!(r.body["duplicates"], 1, "{}", r.text);
+    // The same record in another spelling is the same record.
+    let mut respelled = federica();
+    respelled["name"] = json!("FEDERICA SANCHEZ-ARJONA");
+    assert_eq!(app.events(&carrier, resend(respelled)).await.body["duplicates"], 1);
+    let mut other = federica();
+    other["idDocument"] = json!("12345678z");
+    let r = app.events(&carrier, resend(other)).await;
+    assert_eq!(r.body["rejected"][0]["code"], "CONFLICT", "{}", r.text);
+    let r = app
+        .events(&carrier, json!([{"eventId": "a1", "phoneNumber": N, "type": "activated", "date": "2025-01-15"}]))
+        .await;
+    assert_eq!(r.body["rejected"][0]["code"], "CONFLICT", "without the record it is another event: {}", r.text);
 }

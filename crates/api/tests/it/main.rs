@@ -145,7 +145,12 @@ impl TestApp {
         for (h, v) in headers {
             req = req.header(*h, *v);
         }
-        let resp = self.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        self.send(req.body(body).unwrap()).await
+    }
+
+    /// Sends a request built by the caller (for extensions such as the client's address).
+    pub async fn send(&self, req: Request<Body>) -> Resp {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();

@@ -56,6 +56,10 @@ CREATE TABLE unbind_request_bindings (
     PRIMARY KEY (request_id, binding_id)
 );
 
+-- A keyed hash of the real-name record an event came with: part of what makes a resent eventId a
+-- duplicate rather than a conflict.
+ALTER TABLE events ADD COLUMN kyc_hash BLOB;
+
 ALTER TABLE notifications ADD COLUMN unbind_request_id TEXT;
 ALTER TABLE notifications ADD COLUMN deadline INTEGER;
 ALTER TABLE notifications ADD COLUMN attestation TEXT;

@@ -114,12 +114,18 @@ pub struct Notification {
 }
 
 impl Notification {
-    /// Opens the sealed columns (the proof of tenure of an `unbind.requested`).
-    pub(crate) fn unseal(&mut self, key: &crate::HashKey) -> Result<(), StoreError> {
-        if let Some(sealed) = &self.attestation {
-            self.attestation = Some(key.unseal(sealed)?);
+    /// Opens the sealed columns (the proof of tenure of an `unbind.requested`). One that does not open
+    /// (a hash key changed without its data) is dropped and logged, so that it cannot stop the feed or
+    /// the deliveries of everything else.
+    pub(crate) fn unseal(&mut self, key: &crate::HashKey) {
+        if let Some(sealed) = self.attestation.take() {
+            match key.unseal(&sealed) {
+                Ok(open) => self.attestation = Some(open),
+                Err(e) => {
+                    tracing::error!(notification = %self.id, error = %e, "a proof of tenure does not open; sent without it")
+                }
+            }
         }
-        Ok(())
     }
 }
 
@@ -353,6 +359,7 @@ impl WriteCtx {
         };
         self.conn.exec("DELETE FROM bindings WHERE id = $1", &[id.into()])?;
         self.audit(&institution.id, "binding.deleted", Some(&hash), &format!("id={id}"))?;
+        self.close_emptied_requests(institution, &hash)?;
         Ok(true)
     }
 
@@ -374,7 +381,7 @@ impl WriteCtx {
         )?;
         let mut n = row.map(|r| notification_from(&r)).transpose()?;
         if let Some(n) = &mut n {
-            n.unseal(&self.hash_key)?;
+            n.unseal(&self.hash_key);
             self.audit(
                 &institution.id,
                 "notification.acked",

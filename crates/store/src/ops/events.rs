@@ -61,12 +61,13 @@ impl WriteCtx {
     fn apply_event(&mut self, carrier: &Participant, e: &NewEvent) -> Result<Outcome, StoreError> {
         let cid = carrier.carrier_id();
         if let Some(row) = self.conn.query_one(
-            "SELECT number, kind, day FROM events WHERE carrier_seq = $1 AND event_id = $2",
+            "SELECT number, kind, day, kyc_hash FROM events WHERE carrier_seq = $1 AND event_id = $2",
             &[cid.0.into(), e.event_id.as_str().into()],
         )? {
             let same = row.i64(0)? == e.number.digits() as i64
                 && row.i64(1)? == i64::from(e.kind.code())
-                && row.i64(2)? == i64::from(e.date.packed());
+                && row.i64(2)? == i64::from(e.date.packed())
+                && row.opt_bytes(3) == e.kyc.as_ref().map(|k| self.kyc_digest(e.number, k));
             return Ok(if same {
                 Outcome::Duplicate
             } else {
@@ -88,8 +89,16 @@ impl WriteCtx {
         let now = self.now_rfc3339();
         let number = e.number.digits() as i64;
         self.conn.exec(
-            "INSERT INTO events (carrier_seq, event_id, number, kind, day, received_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[cid.0.into(), e.event_id.as_str().into(), number.into(), e.kind.code().into(), e.date.packed().into(), now.into()],
+            "INSERT INTO events (carrier_seq, event_id, number, kind, day, received_at, kyc_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                cid.0.into(),
+                e.event_id.as_str().into(),
+                number.into(),
+                e.kind.code().into(),
+                e.date.packed().into(),
+                now.into(),
+                e.kyc.as_ref().map(|k| self.kyc_digest(e.number, k)).into(),
+            ],
         )?;
         self.put_summary(number, &summary)?;
         let subject = self.hash_key.number(e.number);

@@ -5,6 +5,8 @@
 //! Everything a holder does runs through the writer: it needs the number's current tenure (from the
 //! summary and the carriers' ranges the writer keeps) and most of it is audited.
 
+use std::collections::HashMap;
+
 use domain::holder::working_days_between;
 use domain::{Day, NumberFacts, PhoneNumber, RejectReason, Tenure};
 use subtle::ConstantTimeEq;
@@ -15,6 +17,9 @@ use crate::ops::bindings::NotificationType;
 use crate::ops::participants::Participant;
 use crate::sql::{Conn, Row};
 use crate::writer::WriteCtx;
+
+/// How long an institution's rejection stands before the holder's "ask all" asks it again.
+const REJECTION_STANDS_SECS: i64 = 30 * 86_400;
 
 /// The audit actor of what a holder does (the holder is not a participant; the subject names the number).
 const HOLDER_ACTOR: &str = "holder";
@@ -226,12 +231,24 @@ pub struct InstitutionReport {
     pub open: u64,
     pub overdue: u64,
     pub resolved: u64,
-    pub rejected: u64,
+    /// Of the resolved, answered after their deadline's day.
+    pub resolved_late: u64,
+    /// Of the resolved, the rejected, per reason.
+    pub rejected_by_reason: Vec<(RejectReason, u64)>,
     /// Seconds from request to resolution.
     pub resolve_secs_median: Option<i64>,
     pub resolve_secs_p90: Option<i64>,
     /// Binding notifications not acknowledged after more than `unacked_working_days` working days.
     pub notifications_unacked_overdue: u64,
+}
+
+/// The median of sorted values (the mean of the middle two for an even count).
+fn median(sorted: &[i64]) -> Option<i64> {
+    match sorted.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(sorted[n / 2]),
+        n => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2),
+    }
 }
 
 /// The nearest-rank percentile of sorted values.
@@ -352,6 +369,8 @@ pub(crate) fn attestation_keys(conn: &mut dyn Conn, now: i64) -> Result<Vec<Atte
 }
 
 /// The regulator's report: every institution, with its unbind requests and unacknowledged notifications.
+/// Requests are aggregated in SQL per (institution, state, reason, deadline met); only the times to
+/// resolve are read one by one, for the percentiles.
 pub(crate) fn institution_report(
     conn: &mut dyn Conn,
     today: Day,
@@ -359,59 +378,89 @@ pub(crate) fn institution_report(
 ) -> Result<Vec<InstitutionReport>, StoreError> {
     let institutions =
         conn.query("SELECT seq, id, name FROM participants WHERE role = 'institution' ORDER BY name, id", &[])?;
-    let requests =
-        conn.query("SELECT institution_seq, state, deadline, created_unix, resolved_unix FROM unbind_requests", &[])?;
+    let mut by_seq: HashMap<i64, InstitutionReport> = HashMap::with_capacity(institutions.len());
+    for inst in &institutions {
+        by_seq.insert(
+            inst.i64(0)?,
+            InstitutionReport {
+                institution_id: inst.text(1)?,
+                institution_name: inst.text(2)?,
+                open: 0,
+                overdue: 0,
+                resolved: 0,
+                resolved_late: 0,
+                rejected_by_reason: Vec::new(),
+                resolve_secs_median: None,
+                resolve_secs_p90: None,
+                notifications_unacked_overdue: 0,
+            },
+        );
+    }
+    // Open requests: overdue when today is past the deadline.
+    for r in conn.query(
+        "SELECT institution_seq, CASE WHEN deadline < $1 THEN 1 ELSE 0 END, COUNT(*) FROM unbind_requests \
+         WHERE state = 'open' GROUP BY 1, 2",
+        &[today.packed().into()],
+    )? {
+        let Some(rep) = by_seq.get_mut(&r.i64(0)?) else { continue };
+        let n = r.i64(2)? as u64;
+        rep.open += n;
+        if r.i64(1)? != 0 {
+            rep.overdue += n;
+        }
+    }
+    // Answered requests: when, against the deadline (the end of its day, UTC), and why if rejected.
+    let mut durations: HashMap<i64, Vec<i64>> = HashMap::new();
+    for r in conn.query(
+        "SELECT institution_seq, state, reason, deadline, created_unix, resolved_unix FROM unbind_requests WHERE state <> 'open'",
+        &[],
+    )? {
+        let seq = r.i64(0)?;
+        let Some(rep) = by_seq.get_mut(&seq) else { continue };
+        rep.resolved += 1;
+        let (created, resolved) = (r.i64(4)?, r.opt_i64(5).unwrap_or_default());
+        let deadline_end = day_col(&r, 3)?
+            .plus_days(1)
+            .date()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp().as_second())
+            .unwrap_or(i64::MAX);
+        if resolved >= deadline_end {
+            rep.resolved_late += 1;
+        }
+        if let Some(reason) = r.opt_text(2).as_deref().and_then(RejectReason::parse) {
+            match rep.rejected_by_reason.iter_mut().find(|(x, _)| *x == reason) {
+                Some((_, n)) => *n += 1,
+                None => rep.rejected_by_reason.push((reason, 1)),
+            }
+        }
+        durations.entry(seq).or_default().push(resolved - created);
+    }
+    for (seq, mut d) in durations {
+        d.sort_unstable();
+        if let Some(rep) = by_seq.get_mut(&seq) {
+            rep.resolve_secs_median = median(&d);
+            rep.resolve_secs_p90 = percentile(&d, 90.0);
+        }
+    }
     // Binding notifications not acknowledged, per institution and day created (RFC 3339 starts with the day).
-    let unacked = conn.query(
+    for u in conn.query(
         "SELECT institution_seq, substr(created_at, 1, 10), COUNT(*) FROM notifications \
          WHERE acked_at IS NULL AND binding_id IS NOT NULL GROUP BY institution_seq, substr(created_at, 1, 10)",
         &[],
-    )?;
+    )? {
+        let Some(rep) = by_seq.get_mut(&u.i64(0)?) else { continue };
+        let created = Day::parse(&u.text(1)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if working_days_between(created, today) > unacked_working_days {
+            rep.notifications_unacked_overdue += u.i64(2)? as u64;
+        }
+    }
     let mut out = Vec::with_capacity(institutions.len());
     for inst in &institutions {
-        let seq = inst.i64(0)?;
-        let mut report = InstitutionReport {
-            institution_id: inst.text(1)?,
-            institution_name: inst.text(2)?,
-            open: 0,
-            overdue: 0,
-            resolved: 0,
-            rejected: 0,
-            resolve_secs_median: None,
-            resolve_secs_p90: None,
-            notifications_unacked_overdue: 0,
-        };
-        let mut durations = Vec::new();
-        for r in requests.iter().filter(|r| r.i64(0).ok() == Some(seq)) {
-            match UnbindState::parse(&r.text(1)?) {
-                Some(UnbindState::Open) => {
-                    report.open += 1;
-                    if today > day_col(r, 2)? {
-                        report.overdue += 1;
-                    }
-                }
-                Some(state) => {
-                    report.resolved += 1;
-                    if state == UnbindState::Rejected {
-                        report.rejected += 1;
-                    }
-                    if let Some(done) = r.opt_i64(4) {
-                        durations.push(done - r.i64(3)?);
-                    }
-                }
-                None => return Err(StoreError::Corrupt("unbind request state".into())),
-            }
+        if let Some(mut rep) = by_seq.remove(&inst.i64(0)?) {
+            rep.rejected_by_reason.sort_by_key(|(r, _)| r.as_str());
+            out.push(rep);
         }
-        durations.sort_unstable();
-        report.resolve_secs_median = percentile(&durations, 50.0);
-        report.resolve_secs_p90 = percentile(&durations, 90.0);
-        for u in unacked.iter().filter(|u| u.i64(0).ok() == Some(seq)) {
-            let created = Day::parse(&u.text(1)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            if working_days_between(created, today) > unacked_working_days {
-                report.notifications_unacked_overdue += u.i64(2)? as u64;
-            }
-        }
-        out.push(report);
     }
     Ok(out)
 }
@@ -664,7 +713,7 @@ impl WriteCtx {
         deadline: Day,
         attestation_id: &str,
         attestation: &str,
-    ) -> Result<Result<Vec<UnbindRequest>, UnbindRefused>, StoreError> {
+    ) -> Result<Result<(Vec<UnbindRequest>, usize), UnbindRefused>, StoreError> {
         let Tenure::Since(start) = Tenure::of(&self.facts(n)?) else {
             return Ok(Err(UnbindRefused::NoTenure));
         };
@@ -695,13 +744,21 @@ impl WriteCtx {
         let existing = self.tenure_requests(&hash, start)?;
         let (now, now_unix) = (self.now_rfc3339(), self.now_unix());
         let mut out = Vec::with_capacity(groups.len());
+        let mut created = 0;
         for (seq, institution_id, bindings) in groups {
-            if let Some(open) =
-                existing.iter().find(|r| r.institution_id == institution_id && r.state == UnbindState::Open)
-            {
-                out.push(open.clone());
+            // An open request is answered again; so is a rejection of the last 30 days (asking again
+            // at once would only repeat the notification).
+            let earlier = existing.iter().find(|r| {
+                r.institution_id == institution_id
+                    && (r.state == UnbindState::Open
+                        || (r.state == UnbindState::Rejected
+                            && r.resolved_unix.is_some_and(|t| t > now_unix - REJECTION_STANDS_SECS)))
+            });
+            if let Some(earlier) = earlier {
+                out.push(earlier.clone());
                 continue;
             }
+            created += 1;
             let id = new_id("unb");
             self.conn.exec(
                 "INSERT INTO unbind_requests (id, institution_seq, number_hash, tenure_start, state, deadline, \
@@ -756,7 +813,7 @@ impl WriteCtx {
             req.bindings = bindings;
             out.push(req);
         }
-        Ok(Ok(out))
+        Ok(Ok((out, created)))
     }
 
     /// The institution's answer to a request; `Unbound` removes its bindings on the number made before
@@ -781,6 +838,12 @@ impl WriteCtx {
         let start = day_col(&row, 1)?;
         let (state, reason, removed) = match resolution {
             Resolution::Unbound => {
+                // The notifications about these bindings are answered by this too.
+                self.conn.exec(
+                    "UPDATE notifications SET acked_at = $1, ack_action = 'unbound' WHERE acked_at IS NULL AND binding_id IN \
+                     (SELECT id FROM bindings WHERE institution_seq = $2 AND number_hash = $3 AND bound_on < $4)",
+                    &[self.now_rfc3339().into(), institution.seq.into(), hash.as_slice().into(), start.packed().into()],
+                )?;
                 let removed = self.conn.exec(
                     "DELETE FROM bindings WHERE institution_seq = $1 AND number_hash = $2 AND bound_on < $3",
                     &[institution.seq.into(), hash.as_slice().into(), start.packed().into()],
@@ -805,6 +868,36 @@ impl WriteCtx {
         Ok(Resolved::Done { request, bindings_removed: removed })
     }
 
+    /// Closes the institution's open requests on this number whose bindings are all gone some other
+    /// way (deleted, or moved to another number): they are done, as if answered `unbound`.
+    pub(crate) fn close_emptied_requests(
+        &mut self,
+        institution: &Participant,
+        number_hash: &[u8],
+    ) -> Result<(), StoreError> {
+        let open = self.conn.query(
+            "SELECT r.id FROM unbind_requests r WHERE r.institution_seq = $1 AND r.number_hash = $2 AND r.state = 'open' \
+             AND NOT EXISTS (SELECT 1 FROM bindings b WHERE b.institution_seq = r.institution_seq \
+             AND b.number_hash = r.number_hash AND b.bound_on < r.tenure_start)",
+            &[institution.seq.into(), number_hash.into()],
+        )?;
+        let (now, now_unix) = (self.now_rfc3339(), self.now_unix());
+        for r in open {
+            let id = r.text(0)?;
+            self.conn.exec(
+                "UPDATE unbind_requests SET state = 'unbound', resolved_at = $1, resolved_unix = $2 WHERE id = $3",
+                &[now.as_str().into(), now_unix.into(), id.as_str().into()],
+            )?;
+            self.audit(
+                &institution.id,
+                "unbind.resolved",
+                Some(number_hash),
+                &format!("id={id};outcome=unbound;by=bindings_removed"),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Institutions' checks of `n` since `since_unix` and within the current tenure, newest first, from
     /// the audit log. Checks made before the tenure concern the previous holder and are not shown.
     pub(crate) fn lookups(&mut self, n: PhoneNumber, since_unix: i64, limit: u32) -> Result<Vec<Lookup>, StoreError> {
@@ -817,16 +910,23 @@ impl WriteCtx {
             _ => since,
         };
         let hash = self.hash_key.number(n);
-        self.conn
-            .query(
-                "SELECT p.name, a.at, a.action FROM audit a JOIN participants p ON p.id = a.actor \
-                 WHERE a.subject = $1 AND a.action IN ('check', 'kyc.match') AND a.at >= $2 \
-                 ORDER BY a.seq DESC LIMIT $3",
-                &[hash.as_slice().into(), from.to_string().into(), i64::from(limit).into()],
-            )?
-            .iter()
-            .map(|r| Ok(Lookup { institution_name: r.text(0)?, at: r.text(1)?, action: r.text(2)? }))
-            .collect()
+        // `at` is RFC 3339 text, whose order is the time's except within one second ("…:00.5Z" sorts
+        // before "…:00Z"): select from a second earlier, then compare as times.
+        let rough = from.checked_sub(jiff::SignedDuration::from_secs(1)).unwrap_or(from);
+        let rows = self.conn.query(
+            "SELECT p.name, a.at, a.action FROM audit a JOIN participants p ON p.id = a.actor \
+             WHERE a.subject = $1 AND a.action IN ('check', 'kyc.match') AND a.at >= $2 \
+             ORDER BY a.seq DESC LIMIT $3",
+            &[hash.as_slice().into(), rough.to_string().into(), i64::from(limit).into()],
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let at = r.text(1)?;
+            if at.parse::<jiff::Timestamp>().is_ok_and(|t| t >= from) {
+                out.push(Lookup { institution_name: r.text(0)?, at, action: r.text(2)? });
+            }
+        }
+        Ok(out)
     }
 
     /// Makes `kid` the signing key, unless a key is current already and `rotate` is false. A retired

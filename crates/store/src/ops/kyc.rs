@@ -78,6 +78,13 @@ pub enum Rebind {
 }
 
 impl WriteCtx {
+    /// A keyed hash of a whole record in normal form, bound to the number: what an event is compared
+    /// by when its eventId comes again.
+    pub(crate) fn kyc_digest(&self, n: PhoneNumber, kyc: &Kyc) -> Vec<u8> {
+        let fields: Vec<String> = kyc.normalized().into_iter().map(|v| v.unwrap_or_default()).collect();
+        self.hash_key.mac(format!("kyc-record:{n}:{}", fields.join("\u{1f}")).as_bytes()).to_vec()
+    }
+
     fn kyc_hash(&self, n: PhoneNumber, attribute: &str, value: &str) -> Vec<u8> {
         self.hash_key.mac(format!("kyc:{attribute}:{n}:{value}").as_bytes()).to_vec()
     }
@@ -200,12 +207,18 @@ impl WriteCtx {
         {
             return Ok(Rebind::AlreadyBound);
         }
+        let old_hash = self
+            .conn
+            .query_one("SELECT number_hash FROM bindings WHERE id = $1", &[binding_id.into()])?
+            .and_then(|r| r.opt_bytes(0))
+            .unwrap_or_default();
         let today = self.clock.today();
         self.conn.exec(
             "UPDATE bindings SET number_hash = $1, bound_on = $2, stale = 0 WHERE id = $3",
             &[new_hash.as_slice().into(), today.packed().into(), binding_id.into()],
         )?;
         self.audit(&institution.id, "binding.rebound", Some(&new_hash), &format!("id={binding_id};boundOn={today}"))?;
+        self.close_emptied_requests(institution, &old_hash)?;
         let rebound = crate::ops::bindings::get(self.conn.as_mut(), institution.seq, binding_id)?
             .ok_or_else(|| StoreError::Database("binding vanished".into()))?;
         Ok(Rebind::Rebound(rebound))

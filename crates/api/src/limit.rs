@@ -1,0 +1,57 @@
+//! A per-client limit on an anonymous endpoint: at most `max` requests per client address in a fixed
+//! window. In memory, per process (a deployment with several nodes or a proxy in front adds its own at
+//! the edge); bounded: entries of past windows are dropped once the table grows.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+/// Client addresses tracked before past windows are swept.
+const TRACKED_MAX: usize = 100_000;
+
+#[derive(Debug)]
+pub struct ClientLimiter {
+    max: u32,
+    window_secs: i64,
+    /// Address → (start of its window, requests in it).
+    seen: Mutex<HashMap<IpAddr, (i64, u32)>>,
+}
+
+impl ClientLimiter {
+    pub fn new(max: u32, window_secs: i64) -> ClientLimiter {
+        ClientLimiter { max, window_secs: window_secs.max(1), seen: Mutex::new(HashMap::new()) }
+    }
+
+    /// Counts a request from `ip` at `now` (unix seconds); `Err(retry_after_secs)` if over the limit.
+    pub fn check(&self, ip: IpAddr, now: i64) -> Result<(), i64> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= TRACKED_MAX {
+            seen.retain(|_, (start, _)| *start > now - self.window_secs);
+        }
+        let entry = seen.entry(ip).or_insert((now, 0));
+        if entry.0 <= now - self.window_secs {
+            *entry = (now, 0);
+        }
+        if entry.1 >= self.max {
+            return Err(entry.0 + self.window_secs - now);
+        }
+        entry.1 += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_address_in_a_window() {
+        let l = ClientLimiter::new(2, 3600);
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        assert!(l.check(a, 1000).is_ok());
+        assert!(l.check(a, 1001).is_ok());
+        assert_eq!(l.check(a, 1002), Err(3598));
+        assert!(l.check(b, 1002).is_ok(), "another address has its own count");
+        assert!(l.check(a, 4600).is_ok(), "a new window");
+    }
+}
