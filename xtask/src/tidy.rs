@@ -36,6 +36,12 @@ fn domain_does_no_io_no_async_no_serde_no_sql() {
 }
 
 #[test]
+fn the_index_is_pure() {
+    // Architecture Invariant: the index is data structures over the domain's rules, and nothing else.
+    assert_eq!(dependencies("index"), vec!["domain"]);
+}
+
+#[test]
 fn only_store_knows_sql_and_only_api_serves_http() {
     for krate in ["domain", "api", "workers"] {
         let deps = dependencies(krate);
