@@ -73,8 +73,7 @@ impl Ranges {
     fn new(ranges: impl IntoIterator<Item = (Prefix, Option<Day>)>) -> Ranges {
         let mut by_len: Vec<(u32, HashMap<u64, Option<Day>>)> = Vec::new();
         for (p, since) in ranges {
-            let s = p.to_string();
-            let digits = s.trim_start_matches('+');
+            let digits = p.digits();
             let (len, value) = (digits.len() as u32, digits.parse::<u64>().unwrap_or(0));
             match by_len.iter_mut().find(|(l, _)| *l == len) {
                 Some((_, m)) => {
@@ -122,6 +121,25 @@ impl Index {
     /// An empty index over the carriers' ranges (`(prefix, reportingSince)`).
     pub fn new(ranges: impl IntoIterator<Item = (Prefix, Option<Day>)>) -> Index {
         Index { ranges: Ranges::new(ranges), ..Index::default() }
+    }
+
+    /// Replaces the carriers' ranges. Numbers whose range changed must be put again by the caller (a
+    /// cell holds no first event, which a number outside every range needs): see [`Index::prefix_spans`].
+    pub fn set_ranges(&mut self, ranges: impl IntoIterator<Item = (Prefix, Option<Day>)>) {
+        self.ranges = Ranges::new(ranges);
+        let longest = self.ranges.longest();
+        for (&block_id, &slot) in &self.slots {
+            let first = block_id * BLOCK_NUMBERS;
+            let len = digit_count(first);
+            self.blocks[slot as usize].shared = (longest + 4 <= len).then(|| self.ranges.lookup(first, len));
+        }
+    }
+
+    /// The spans of number digits a prefix covers, one per number length (5 to 15 digits): `[lo, hi)`.
+    pub fn prefix_spans(p: &Prefix) -> Vec<(u64, u64)> {
+        let value: u64 = p.digits().parse().unwrap_or(0);
+        let len = p.digits().len() as u32;
+        (len.max(5)..=15).map(|total| (value * 10u64.pow(total - len), (value + 1) * 10u64.pow(total - len))).collect()
     }
 
     /// Numbers with a history.

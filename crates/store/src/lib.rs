@@ -22,7 +22,7 @@ mod writer;
 pub mod testing;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use domain::{AgingPolicy, Clock, Day, PhoneNumber};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -146,6 +146,7 @@ impl std::fmt::Debug for Store {
 
 struct Inner {
     url: DbUrl,
+    index: Arc<RwLock<index::Index>>,
     hash_key: HashKey,
     writer: mpsc::Sender<Command>,
     readers: Mutex<Vec<Box<dyn Conn>>>,
@@ -189,14 +190,33 @@ impl Store {
         }
         let mut conn = connect(&config.url)?;
         migrate::run(conn.as_mut())?;
+        let started = std::time::Instant::now();
+        let (index, index_ranges) = writer::build_index(conn.as_mut())?;
+        tracing::info!(
+            numbers = index.numbers(),
+            blocks = index.blocks(),
+            memory_bytes = index.memory_bytes(),
+            seconds = started.elapsed().as_secs_f64(),
+            "index built"
+        );
+        let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel(config.write_queue_commands_max.max(1));
         let url = config.url.clone();
         let reconnect = Box::new(move || connect(&url));
-        let ctx = WriteCtx::new(conn, config.hash_key.clone(), config.aging.clone(), config.clock.clone(), reconnect);
+        let ctx = WriteCtx::new(
+            conn,
+            config.hash_key.clone(),
+            config.aging.clone(),
+            config.clock.clone(),
+            reconnect,
+            index.clone(),
+            index_ranges,
+        );
         writer::spawn(ctx, rx, config.write_batch_commands_max.max(1))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 url: config.url,
+                index,
                 hash_key: config.hash_key,
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
@@ -204,6 +224,26 @@ impl Store {
                 clock: config.clock,
             }),
         })
+    }
+
+    /// Numbers, blocks and bytes of the in-memory index.
+    pub fn index_stats(&self) -> (u64, usize, usize) {
+        let ix = self.inner.index.read().unwrap_or_else(|p| p.into_inner());
+        (ix.numbers(), ix.blocks(), ix.memory_bytes())
+    }
+
+    /// R2 from the tables alone, bypassing the index and the audit: for tests that hold the index to
+    /// the store's answer.
+    #[cfg(feature = "testing")]
+    pub async fn check_from_tables(
+        &self,
+        items: Vec<(PhoneNumber, Day)>,
+    ) -> Result<Vec<Result<domain::Answer, domain::answer::DateAfterToday>>, StoreError> {
+        self.write(move |ctx| {
+            let today = ctx.clock.today();
+            items.iter().map(|&(n, d)| Ok(domain::reassigned_since(&ctx.facts(n)?, d, today))).collect()
+        })
+        .await
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {

@@ -125,6 +125,19 @@ pub trait Conn: Send + 'static {
         self.batch("ROLLBACK")
     }
 
+    /// Calls `f` with each row as it comes, without holding the result (a scan of a large table).
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        f: &mut dyn FnMut(&Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for r in self.query(sql, params)? {
+            f(&r)?;
+        }
+        Ok(())
+    }
+
     fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, StoreError> {
         Ok(self.query(sql, params)?.into_iter().next())
     }

@@ -61,14 +61,28 @@ impl Conn for SqliteConn {
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let mut out = Vec::new();
+        self.query_each(sql, params, &mut |r| {
+            out.push(r.clone());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        f: &mut dyn FnMut(&Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let cols = stmt.column_count();
         let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-        let mut out = Vec::new();
+        let mut row = Row(Vec::with_capacity(cols));
         while let Some(r) = rows.next()? {
-            let mut vals = Vec::with_capacity(cols);
+            row.0.clear();
             for i in 0..cols {
-                vals.push(match r.get_ref(i)? {
+                row.0.push(match r.get_ref(i)? {
                     ValueRef::Null => Value::Null,
                     ValueRef::Integer(v) => Value::I64(v),
                     ValueRef::Real(v) => Value::Text(v.to_string()),
@@ -76,9 +90,9 @@ impl Conn for SqliteConn {
                     ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
                 });
             }
-            out.push(Row(vals));
+            f(&row)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {

@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use domain::{AgingPolicy, CarrierId, Clock, Coverage, Day, PhoneNumber};
+use domain::{AgingPolicy, CarrierId, Clock, Coverage, Day, PhoneNumber, Prefix, Summary};
+use index::Index;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
@@ -54,6 +55,55 @@ pub(crate) struct WriteCtx {
     prefixes_generation: i64,
     /// Opens a new connection when the current one is lost (a PostgreSQL restart or failover).
     reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send>,
+    /// The in-memory index checks answer from; changed only after a batch commits.
+    pub(crate) index: Arc<RwLock<Index>>,
+    /// Summaries written by this batch, for the index once it commits.
+    pending: Vec<(PhoneNumber, Summary)>,
+    /// The ranges the index was last given (prefix digits → reportingSince).
+    index_ranges: HashMap<String, Option<Day>>,
+}
+
+/// The summary columns of `numbers`, as the index is built from them.
+const SUMMARY_COLUMNS: &str = "number, first_event, last_end, last_activation, disconnected";
+
+fn summary_row(r: &crate::sql::Row) -> Result<(PhoneNumber, Summary), StoreError> {
+    let day = |i| r.opt_i64(i).and_then(|v| Day::from_packed(v as i32));
+    let n =
+        PhoneNumber::from_digits(r.i64(0)? as u64).ok_or_else(|| StoreError::Corrupt("a number in numbers".into()))?;
+    Ok((
+        n,
+        Summary {
+            first_event: day(1),
+            last_end: day(2),
+            last_activation: day(3),
+            disconnected: r.i64(4)? != 0,
+            serving: None,
+        },
+    ))
+}
+
+fn ranges_of(prefixes: &HashMap<String, Option<Day>>) -> Vec<(Prefix, Option<Day>)> {
+    prefixes.iter().filter_map(|(p, since)| Prefix::parse(&format!("+{p}")).ok().map(|p| (p, *since))).collect()
+}
+
+/// Builds the index from the carriers' ranges and every number's summary, in one scan.
+pub(crate) fn build_index(conn: &mut dyn Conn) -> Result<(Index, HashMap<String, Option<Day>>), StoreError> {
+    let mut ranges = HashMap::new();
+    conn.query_each(
+        "SELECT x.prefix, p.reporting_since FROM prefixes x JOIN participants p ON p.seq = x.participant_seq",
+        &[],
+        &mut |r| {
+            ranges.insert(r.text(0)?, r.opt_i64(1).and_then(|v| Day::from_packed(v as i32)));
+            Ok(())
+        },
+    )?;
+    let mut ix = Index::new(ranges_of(&ranges));
+    conn.query_each(&format!("SELECT {SUMMARY_COLUMNS} FROM numbers"), &[], &mut |r| {
+        let (n, s) = summary_row(r)?;
+        ix.put(n, &s);
+        Ok(())
+    })?;
+    Ok((ix, ranges))
 }
 
 impl WriteCtx {
@@ -63,6 +113,8 @@ impl WriteCtx {
         aging: AgingPolicy,
         clock: Arc<dyn Clock>,
         reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send>,
+        index: Arc<RwLock<Index>>,
+        index_ranges: HashMap<String, Option<Day>>,
     ) -> WriteCtx {
         WriteCtx {
             conn,
@@ -73,7 +125,46 @@ impl WriteCtx {
             prefixes: HashMap::new(),
             prefixes_generation: -1,
             reconnect,
+            index,
+            pending: Vec::new(),
+            index_ranges,
         }
+    }
+
+    /// Records a summary the batch wrote; the index gets it once the batch commits.
+    pub(crate) fn index_later(&mut self, n: PhoneNumber, s: Summary) {
+        self.pending.push((n, s));
+    }
+
+    /// Gives the index the ranges just loaded, if they changed, and puts again every number under a
+    /// prefix that came, went or changed its `reportingSince` (from the tables, inside this batch).
+    fn sync_index_ranges(&mut self) -> Result<(), StoreError> {
+        let wanted: HashMap<String, Option<Day>> =
+            self.prefixes.iter().map(|(p, (_, since))| (p.clone(), *since)).collect();
+        if wanted == self.index_ranges {
+            return Ok(());
+        }
+        let mut changed: Vec<String> =
+            wanted.iter().filter(|(p, s)| self.index_ranges.get(*p) != Some(s)).map(|(p, _)| p.clone()).collect();
+        changed.extend(self.index_ranges.keys().filter(|p| !wanted.contains_key(*p)).cloned());
+        let mut ix = self.index.write().unwrap_or_else(|p| p.into_inner());
+        ix.set_ranges(ranges_of(&wanted));
+        for p in changed.iter().filter_map(|p| Prefix::parse(&format!("+{p}")).ok()) {
+            for (lo, hi) in Index::prefix_spans(&p) {
+                self.conn.query_each(
+                    &format!("SELECT {SUMMARY_COLUMNS} FROM numbers WHERE number >= $1 AND number < $2"),
+                    &[(lo as i64).into(), (hi as i64).into()],
+                    &mut |r| {
+                        let (n, s) = summary_row(r)?;
+                        ix.put(n, &s);
+                        Ok(())
+                    },
+                )?;
+            }
+        }
+        drop(ix);
+        self.index_ranges = wanted;
+        Ok(())
     }
 
     /// Starts the batch's transaction; if that fails, the connection may be gone: open a new one once.
@@ -136,7 +227,7 @@ impl WriteCtx {
             let since = r.opt_i64(2).and_then(|v| Day::from_packed(v as i32));
             self.prefixes.insert(r.text(0)?, (CarrierId(r.i64(1)?), since));
         }
-        Ok(())
+        self.sync_index_ranges()
     }
 
     /// Marks participants as changed, so every writer reloads its caches at its next batch.
@@ -169,11 +260,13 @@ impl WriteCtx {
                 continue;
             }
             let saved_hash = self.last_hash;
+            let pending_mark = self.pending.len();
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| (cmd.0)(Some(self))));
             let ok = matches!(outcome, Ok((true, _)));
             let undo = if ok { "RELEASE SAVEPOINT cmd" } else { "ROLLBACK TO SAVEPOINT cmd; RELEASE SAVEPOINT cmd" };
             if !ok {
                 self.last_hash = saved_hash;
+                self.pending.truncate(pending_mark);
                 // The command may have reloaded caches from rows now rolled back.
                 self.prefixes_generation = -1;
             }
@@ -189,11 +282,23 @@ impl WriteCtx {
             Some(e) => Err(e),
             None => self.conn.commit().map_err(|e| e.to_string()),
         };
-        if let Err(e) = &commit {
-            tracing::error!(error = %e, "write batch failed; nothing of it was committed");
-            let _ = self.conn.rollback();
-            // Cached state may reflect rolled-back work.
-            self.prefixes_generation = -1;
+        match &commit {
+            Ok(()) if !self.pending.is_empty() => {
+                // Before any caller hears of the commit: a check never answers from older state than
+                // an acknowledged event.
+                let mut ix = self.index.write().unwrap_or_else(|p| p.into_inner());
+                for (n, s) in self.pending.drain(..) {
+                    ix.put(n, &s);
+                }
+            }
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "write batch failed; nothing of it was committed");
+                let _ = self.conn.rollback();
+                // Cached state may reflect rolled-back work.
+                self.prefixes_generation = -1;
+                self.pending.clear();
+            }
         }
         for reply in replies {
             reply(commit.clone().map_err(StoreError::Database));

@@ -4,8 +4,7 @@
 use domain::answer::DateAfterToday;
 use domain::history::Summary;
 use domain::{
-    Answer, CarrierId, Day, EventKind, HistoryEvent, NumberFacts, PhoneNumber, Rejection, RejectionCode,
-    reassigned_since, validate_new,
+    Answer, CarrierId, Day, EventKind, HistoryEvent, NumberFacts, PhoneNumber, Rejection, RejectionCode, validate_new,
 };
 
 use crate::StoreError;
@@ -137,6 +136,9 @@ impl WriteCtx {
     }
 
     fn put_summary(&mut self, number: i64, s: &Summary) -> Result<(), StoreError> {
+        if let Some(n) = PhoneNumber::from_digits(number as u64) {
+            self.index_later(n, *s);
+        }
         self.conn.exec(
             "INSERT INTO numbers (number, first_event, last_end, last_activation, disconnected, serving) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (number) DO UPDATE SET \
@@ -181,8 +183,13 @@ impl WriteCtx {
     ) -> Result<Vec<Result<Answer, DateAfterToday>>, StoreError> {
         let today = self.clock.today();
         let mut out = Vec::with_capacity(items.len());
-        for &(n, d) in items {
-            let answer = reassigned_since(&self.facts(n)?, d, today);
+        // Answers from the index: the state every committed batch left, which includes every event
+        // acknowledged so far.
+        let answers: Vec<_> = {
+            let ix = self.index.read().unwrap_or_else(|p| p.into_inner());
+            items.iter().map(|&(n, d)| ix.answer(n, d, today)).collect()
+        };
+        for (&(n, d), answer) in items.iter().zip(answers) {
             let shown = match answer {
                 Ok(a) => a.as_str(),
                 Err(DateAfterToday) => "error:OUT_OF_RANGE",

@@ -1,0 +1,174 @@
+//! The index answers as the tables do: random histories — late, out of order, across carriers' ports,
+//! with numbers in no range and a range added afterwards — reported through the store, checked by the
+//! index (`Store::check`) and by the tables (`Store::check_from_tables`); and again after a restart,
+//! which builds the index from the tables.
+
+use domain::{Day, EventKind, PhoneNumber, Prefix};
+use store::testing::TestDb;
+use store::{NewEvent, NewParticipant, Participant, Role, Store, backend_tests};
+
+backend_tests!(the_index_answers_as_the_tables_on_random_histories);
+
+/// A small deterministic generator (xorshift64*): the same histories on every run and backend.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const NUMBERS: [&str; 8] = [
+    "+8613800138000",
+    "+8613800138001",
+    "+8613800139999",
+    "+8613800140000",
+    "+8613900000007",
+    "+4915112345678",
+    "+12025550123",
+    "+8613700000001",
+];
+
+async fn carrier(store: &Store, name: &str, prefix: &str, since: Option<&str>) -> Participant {
+    store
+        .add_participant(NewParticipant {
+            role: Role::Carrier,
+            name: name.into(),
+            prefixes: vec![Prefix::parse(prefix).unwrap()],
+            reporting_since: since.map(|d| Day::parse(d).unwrap()),
+        })
+        .await
+        .unwrap()
+        .0
+}
+
+async fn compare(store: &Store, probes: &[Day]) {
+    let items: Vec<(PhoneNumber, Day)> =
+        NUMBERS.iter().flat_map(|n| probes.iter().map(move |d| (PhoneNumber::parse(n).unwrap(), *d))).collect();
+    let bank = store
+        .add_participant(NewParticipant {
+            role: Role::Institution,
+            name: "Bank".into(),
+            prefixes: vec![],
+            reporting_since: None,
+        })
+        .await
+        .unwrap()
+        .0;
+    let by_index = store.check(bank, items.clone()).await.unwrap();
+    let by_tables = store.check_from_tables(items.clone()).await.unwrap();
+    for ((item, a), b) in items.iter().zip(by_index).zip(by_tables) {
+        assert_eq!(a, b, "{} on {}", item.0, item.1);
+    }
+}
+
+/// A valid life of one number, simulated forward from 2018: activations after the aging period,
+/// disconnections, transfers, and ports between the carriers (the donor's `ported_out` and the
+/// recipient's `ported_in` on one day). `serving` is the carrier that reports first.
+fn life(rng: &mut Rng, n: &str, serving: usize, aging_days: i32, out: &mut Vec<(usize, NewEvent)>) {
+    let number = PhoneNumber::parse(n).unwrap();
+    let mut date = Day::parse("2018-01-01").unwrap();
+    let mut serving = serving;
+    let mut held = true;
+    let ev = |i: usize, kind, date| NewEvent { event_id: format!("{n}-{i}"), number, kind, date, kyc: None };
+    for i in 0..(4 + rng.below(8) as usize) {
+        date = date.plus_days(1 + rng.below(300) as i32);
+        if held {
+            match rng.below(10) {
+                0..=3 => {
+                    out.push((serving, ev(i, EventKind::Disconnected, date)));
+                    held = false;
+                }
+                4..=6 => out.push((serving, ev(i, EventKind::Transferred, date))),
+                _ => {
+                    let to = (serving + 1 + rng.below(2) as usize) % 3;
+                    out.push((serving, ev(i * 100, EventKind::PortedOut, date)));
+                    out.push((to, ev(i * 100 + 1, EventKind::PortedIn, date)));
+                    serving = to;
+                }
+            }
+        } else {
+            date = date.plus_days(aging_days);
+            out.push((serving, ev(i, EventKind::Activated, date)));
+            held = true;
+        }
+    }
+}
+
+async fn the_index_answers_as_the_tables_on_random_histories(db: TestDb) {
+    let (store, clock) = db.open("2026-06-30");
+    let carriers = [
+        carrier(&store, "A", "+86138", Some("2020-01-01")).await,
+        carrier(&store, "B", "+861380014", Some("2021-03-01")).await,
+        carrier(&store, "C", "+1", Some("2022-07-01")).await,
+    ];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // Every number's life; numbers in no range start with a port to carrier A.
+    let mut pool: Vec<(usize, NewEvent)> = Vec::new();
+    for n in NUMBERS {
+        let (first, aging) = match n {
+            _ if n.starts_with("+861380014") => (1, 90),
+            _ if n.starts_with("+86138") => (0, 90),
+            _ if n.starts_with("+1") => (2, 45),
+            _ => {
+                let number = PhoneNumber::parse(n).unwrap();
+                let date = Day::parse("2017-06-01").unwrap();
+                pool.push((
+                    0,
+                    NewEvent { event_id: format!("{n}-in"), number, kind: EventKind::PortedIn, date, kyc: None },
+                ));
+                (0, 90)
+            }
+        };
+        life(&mut rng, n, first, aging, &mut pool);
+    }
+    // Offered in random order, a few at a time: late events all the time; a rejected one is offered
+    // again later, as a carrier re-sends after fixing its order.
+    let total = pool.len();
+    let mut accepted = 0;
+    for round in 0..200 {
+        if pool.is_empty() {
+            break;
+        }
+        let mut offer = Vec::new();
+        for _ in 0..5.min(pool.len()) {
+            offer.push(pool.swap_remove(rng.below(pool.len() as u64) as usize));
+        }
+        for (who, by) in carriers.iter().enumerate() {
+            let (mine, events): (Vec<_>, Vec<NewEvent>) =
+                offer.iter().filter(|(c, _)| *c == who).map(|(c, e)| (*c, e.clone())).unzip();
+            if events.is_empty() {
+                continue;
+            }
+            let outcomes = store.report_events(by.clone(), events.clone()).await.unwrap();
+            for ((c, e), o) in mine.into_iter().zip(events).zip(outcomes) {
+                match o {
+                    store::Outcome::Accepted => accepted += 1,
+                    _ => pool.push((c, e)),
+                }
+            }
+        }
+        let probes: Vec<Day> =
+            (0..6).map(|_| Day::parse("2016-01-01").unwrap().plus_days(rng.below(4_000) as i32)).collect();
+        compare(&store, &probes).await;
+        if round == 30 {
+            // Ranges arrive after numbers under them have histories.
+            carrier(&store, "D", "+8613700", Some("2019-01-01")).await;
+            carrier(&store, "E", "+4915", Some("2018-05-01")).await;
+            compare(&store, &probes).await;
+        }
+    }
+    assert!(accepted * 10 > total * 6, "most of the lives got in: {accepted} of {total}");
+    let probes: Vec<Day> = (0..60).map(|i| Day::parse("2016-01-01").unwrap().plus_days(i * 70)).collect();
+    compare(&store, &probes).await;
+    // After a restart, the index is built from the tables.
+    drop(store);
+    let store = db.open_with(clock);
+    compare(&store, &probes).await;
+}
