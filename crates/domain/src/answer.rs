@@ -59,6 +59,7 @@ impl NumberFacts {
 pub struct DateAfterToday;
 
 /// R2, step by step as DESIGN.md states it.
+#[inline]
 pub fn reassigned_since(n: &NumberFacts, d: Day, today: Day) -> Result<Answer, DateAfterToday> {
     // 1. D after T.
     if d > today {

@@ -191,7 +191,8 @@ impl Store {
         let mut conn = connect(&config.url)?;
         migrate::run(conn.as_mut())?;
         let started = std::time::Instant::now();
-        let (index, index_ranges) = writer::build_index(conn.as_mut())?;
+        let url = config.url.clone();
+        let (index, index_ranges) = writer::build_index(conn.as_mut(), &move || connect(&url))?;
         tracing::info!(
             numbers = index.numbers(),
             blocks = index.blocks(),

@@ -86,8 +86,17 @@ fn ranges_of(prefixes: &HashMap<String, Option<Day>>) -> Vec<(Prefix, Option<Day
     prefixes.iter().filter_map(|(p, since)| Prefix::parse(&format!("+{p}")).ok().map(|p| (p, *since))).collect()
 }
 
-/// Builds the index from the carriers' ranges and every number's summary, in one scan.
-pub(crate) fn build_index(conn: &mut dyn Conn) -> Result<(Index, HashMap<String, Option<Day>>), StoreError> {
+/// Slices of number space the build splits the scan into (pulled by the build threads in turn, so
+/// that clustered numbers do not leave a thread idle).
+const BUILD_SLICES: u64 = 64;
+
+/// Builds the index from the carriers' ranges and every number's summary: the `numbers` table is
+/// scanned by slices of number space, one connection per core (a single scan is bounded by one core's
+/// reading of rows), each thread building the blocks of its slices, which are then joined.
+pub(crate) fn build_index(
+    conn: &mut dyn Conn,
+    connect: &(dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Sync),
+) -> Result<(Index, HashMap<String, Option<Day>>), StoreError> {
     let mut ranges = HashMap::new();
     conn.query_each(
         "SELECT x.prefix, p.reporting_since FROM prefixes x JOIN participants p ON p.seq = x.participant_seq",
@@ -97,12 +106,52 @@ pub(crate) fn build_index(conn: &mut dyn Conn) -> Result<(Index, HashMap<String,
             Ok(())
         },
     )?;
+    let bounds = conn.query_one("SELECT MIN(number), MAX(number) FROM numbers", &[])?;
+    let (lo, hi) = match bounds.map(|r| (r.opt_i64(0), r.opt_i64(1))) {
+        Some((Some(lo), Some(hi))) => (lo as u64, hi as u64),
+        _ => return Ok((Index::new(ranges_of(&ranges)), ranges)),
+    };
+    // Slice edges on block boundaries, so that no block is split between threads.
+    let block = index::BLOCK_NUMBERS;
+    let first = lo / block;
+    let blocks = hi / block - first + 1;
+    let per_slice = blocks.div_ceil(BUILD_SLICES).max(1);
+    let slices: Vec<(u64, u64)> = (0..BUILD_SLICES)
+        .map(|i| ((first + i * per_slice) * block, (first + (i + 1) * per_slice) * block))
+        .filter(|(a, _)| *a <= hi)
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(slices.len()).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let sql = format!("SELECT {SUMMARY_COLUMNS} FROM numbers WHERE number >= $1 AND number < $2");
+    let parts: Vec<Result<Index, StoreError>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut conn = connect()?;
+                    let mut ix = Index::new(ranges_of(&ranges));
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&(a, b)) = slices.get(i) else { return Ok(ix) };
+                        conn.query_each(&sql, &[(a as i64).into(), (b as i64).into()], &mut |r| {
+                            let n = PhoneNumber::from_digits(r.i64(0)? as u64)
+                                .ok_or_else(|| StoreError::Corrupt("a number in numbers".into()))?;
+                            let day = |i| r.opt_i64(i).unwrap_or(0) as i32;
+                            ix.put_packed(n, day(1), day(2), day(3), r.i64(4)? != 0);
+                            Ok(())
+                        })?;
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err(StoreError::Database("an index build thread panicked".into()))))
+            .collect()
+    });
     let mut ix = Index::new(ranges_of(&ranges));
-    conn.query_each(&format!("SELECT {SUMMARY_COLUMNS} FROM numbers"), &[], &mut |r| {
-        let (n, s) = summary_row(r)?;
-        ix.put(n, &s);
-        Ok(())
-    })?;
+    for part in parts {
+        ix.absorb(part?);
+    }
     Ok((ix, ranges))
 }
 

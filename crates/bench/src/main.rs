@@ -1,0 +1,303 @@
+//! `bench index --numbers N --dir DIR`: the in-memory index measured in-process, on a registry shaped
+//! like a Chinese carrier's (11-digit national numbers, allocated in whole 10,000-number blocks under
+//! 7-digit prefixes, with realistic shares of reissued, disconnected, transferred and ported numbers),
+//! against peers measured in the same run. Prints one JSON object; `cargo xtask bench` tabulates it.
+//!
+//! What is measured: building the index in memory, and from a SQLite store at start (`Store::open`);
+//! bytes per number; random point lookups (`Index::answer`) on one core, against a `HashMap` holding
+//! the same facts.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use domain::{Day, FixedClock, NumberFacts, PhoneNumber, Prefix, Summary, reassigned_since};
+use index::Index;
+use serde_json::json;
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn day(s: &str) -> Day {
+    Day::parse(s).expect("a valid date")
+}
+
+/// The registry: `numbers` numbers in whole blocks under distinct random 7-digit prefixes of +861,
+/// each with the summary of a plausible life. Sorted by number, as the store's scan yields them.
+fn registry(numbers: u64, rng: &mut Rng) -> Vec<(PhoneNumber, Summary)> {
+    let blocks = numbers.div_ceil(index::BLOCK_NUMBERS);
+    let mut prefixes: Vec<u64> = Vec::with_capacity(blocks as usize);
+    let mut seen = std::collections::HashSet::new();
+    while (prefixes.len() as u64) < blocks {
+        // 1300000..=1999999: the 7-digit prefixes of Chinese mobile numbers (13x..19x).
+        let p = 1_300_000 + rng.below(700_000);
+        if seen.insert(p) {
+            prefixes.push(p);
+        }
+    }
+    prefixes.sort_unstable();
+    let base = day("2020-01-01");
+    let mut out = Vec::with_capacity(numbers as usize);
+    'all: for p in prefixes {
+        for i in 0..index::BLOCK_NUMBERS {
+            if out.len() as u64 == numbers {
+                break 'all;
+            }
+            let digits = 86 * 100_000_000_000 + p * 10_000 + i;
+            let n = PhoneNumber::from_digits(digits).expect("an E.164 number");
+            let act = base.plus_days(rng.below(1_800) as i32);
+            let later = act.plus_days(30 + rng.below(600) as i32);
+            let s = match rng.below(100) {
+                // Activated during coverage and still held.
+                0..=71 => Summary { first_event: Some(act), last_activation: Some(act), ..Summary::default() },
+                // Disconnected, waiting out the aging period.
+                72..=83 => Summary {
+                    first_event: Some(act),
+                    last_end: Some(later),
+                    disconnected: true,
+                    last_activation: Some(act),
+                    serving: None,
+                },
+                // Reissued to someone else after the aging period.
+                84..=93 => Summary {
+                    first_event: Some(act),
+                    last_end: Some(later),
+                    last_activation: Some(later.plus_days(90 + rng.below(200) as i32)),
+                    disconnected: false,
+                    serving: None,
+                },
+                // Transferred without disconnection.
+                94..=97 => Summary {
+                    first_event: Some(act),
+                    last_end: Some(later),
+                    last_activation: Some(act),
+                    ..Summary::default()
+                },
+                // Ported only: no change of holder.
+                _ => Summary { first_event: Some(act), ..Summary::default() },
+            };
+            out.push((n, s));
+        }
+    }
+    out
+}
+
+/// Asks the index every query; counts the "yes" answers (so that nothing is optimized away).
+#[inline(never)]
+fn index_lookups(ix: &Index, queries: &[(PhoneNumber, Day)], today: Day) -> u64 {
+    queries.iter().filter(|(n, d)| matches!(black_box(ix.answer(*n, *d, today)), Ok(domain::Answer::Yes))).count()
+        as u64
+}
+
+/// The same, a thousand questions per call (as `/v1/reassignment-checks` and check files ask).
+#[inline(never)]
+fn index_lookups_many(ix: &Index, queries: &[(PhoneNumber, Day)], today: Day) -> u64 {
+    let mut out = Vec::with_capacity(1000);
+    let mut yes = 0;
+    for chunk in queries.chunks(1000) {
+        out.clear();
+        ix.answer_many(chunk, today, &mut out);
+        yes += black_box(&out).iter().filter(|a| matches!(a, Ok(domain::Answer::Yes))).count() as u64;
+    }
+    yes
+}
+
+/// The same questions to the peer: a `HashMap` from number to facts, then the same R2 function.
+#[inline(never)]
+fn peer_lookups(peer: &HashMap<u64, NumberFacts>, queries: &[(PhoneNumber, Day)], today: Day) -> u64 {
+    let unknown = NumberFacts { coverage_start: Some(day("2019-06-01")), ..NumberFacts::default() };
+    queries
+        .iter()
+        .filter(|(n, d)| {
+            let facts = peer.get(&n.digits()).copied().unwrap_or(unknown);
+            matches!(black_box(reassigned_since(&facts, *d, today)), Ok(domain::Answer::Yes))
+        })
+        .count() as u64
+}
+
+fn ranges() -> Vec<(Prefix, Option<Day>)> {
+    vec![(Prefix::parse("+861").expect("a prefix"), Some(day("2019-06-01")))]
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    if args.first().map(String::as_str) != Some("index") {
+        bail!("usage: bench index [--numbers N] [--dir DIR]");
+    }
+    let numbers: u64 = arg("--numbers").map_or(Ok(1_000_000), |v| v.parse()).context("--numbers N")?;
+    let dir = PathBuf::from(arg("--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()));
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let t = Instant::now();
+    let reg = registry(numbers, &mut rng);
+    eprintln!("generated {} numbers in {:.1} s", reg.len(), t.elapsed().as_secs_f64());
+
+    // Build in memory, in number order.
+    let t = Instant::now();
+    let mut ix = Index::new(ranges());
+    for (n, s) in &reg {
+        ix.put(*n, s);
+    }
+    let build_memory_secs = t.elapsed().as_secs_f64();
+    let bytes_per_number = ix.memory_bytes() as f64 / ix.numbers() as f64;
+
+    // Queries: 90% numbers of the registry, 10% numbers of unallocated blocks; dates over 2018..2026.
+    let today = day("2026-11-29");
+    let queries: Vec<(PhoneNumber, Day)> = (0..10_000_000u64)
+        .map(|_| {
+            let n = if rng.below(10) < 9 {
+                reg[rng.below(reg.len() as u64) as usize].0
+            } else {
+                PhoneNumber::from_digits(86 * 100_000_000_000 + 1_300_000 * 10_000 + rng.below(7_000_000_000))
+                    .expect("a number")
+            };
+            (n, day("2018-01-01").plus_days(rng.below(3_200) as i32))
+        })
+        .collect();
+    let t = Instant::now();
+    let yes = index_lookups(&ix, &queries, today);
+    let lookup_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let yes_many = index_lookups_many(&ix, &queries, today);
+    let lookup_many_secs = t.elapsed().as_secs_f64();
+    if yes != yes_many {
+        bail!("answer_many disagrees with answer: {yes_many} yes against {yes}");
+    }
+
+    // Peer: a HashMap from number to the same facts, asked the same questions.
+    let t = Instant::now();
+    let mut peer: HashMap<u64, NumberFacts> = HashMap::with_capacity(reg.len());
+    for (n, s) in &reg {
+        peer.insert(
+            n.digits(),
+            NumberFacts {
+                coverage_start: Some(day("2019-06-01")),
+                last_end: s.last_end,
+                last_activation: s.last_activation,
+                disconnected: s.disconnected,
+            },
+        );
+    }
+    let peer_build_secs = t.elapsed().as_secs_f64();
+    let peer_bytes_per_number =
+        (peer.capacity() * (std::mem::size_of::<(u64, NumberFacts)>() + 1)) as f64 / reg.len() as f64;
+    let t = Instant::now();
+    let peer_yes = peer_lookups(&peer, &queries, today);
+    let peer_lookup_secs = t.elapsed().as_secs_f64();
+    if yes != peer_yes {
+        bail!("the index and the peer disagree: {yes} yes against {peer_yes}");
+    }
+    drop(peer);
+
+    // Build from a SQLite store at start: the registry written to the tables, then Store::open.
+    let db = dir.join(format!("bench-index-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    write_tables(&db, &reg)?;
+    // Peer: a plain rusqlite scan of the same rows, reading the same columns, doing nothing with them.
+    let t = Instant::now();
+    let scanned = {
+        let c = rusqlite::Connection::open(&db)?;
+        let mut stmt = c.prepare("SELECT number, first_event, last_end, last_activation, disconnected FROM numbers")?;
+        let mut rows = stmt.query([])?;
+        let mut sum = 0i64;
+        while let Some(r) = rows.next()? {
+            sum = sum.wrapping_add(r.get::<_, i64>(0)?);
+            sum = sum.wrapping_add(r.get::<_, Option<i64>>(1)?.unwrap_or(0));
+            sum = sum.wrapping_add(r.get::<_, Option<i64>>(2)?.unwrap_or(0));
+            sum = sum.wrapping_add(r.get::<_, Option<i64>>(3)?.unwrap_or(0));
+            sum = sum.wrapping_add(r.get::<_, i64>(4)?);
+        }
+        black_box(sum)
+    };
+    let _ = scanned;
+    let scan_secs = t.elapsed().as_secs_f64();
+    let key = store::HashKey::generate();
+    let clock = Arc::new(FixedClock::at_day(today));
+    let t = Instant::now();
+    let st = store::Store::open(store::StoreConfig::new(store::DbUrl::Sqlite(db.clone()), key, clock))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let build_store_secs = t.elapsed().as_secs_f64();
+    let (store_numbers, _, _) = st.index_stats();
+    drop(st);
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+    }
+    if store_numbers != ix.numbers() {
+        bail!("the store's index has {store_numbers} numbers, the in-memory one {}", ix.numbers());
+    }
+
+    println!(
+        "{}",
+        json!({
+            "numbers": ix.numbers(),
+            "blocks": ix.blocks(),
+            "bytes_per_number": bytes_per_number,
+            "projection_1_8e9_gib": bytes_per_number * 1.8e9 / (1u64 << 30) as f64,
+            "build_memory_numbers_per_s": ix.numbers() as f64 / build_memory_secs,
+            "build_store_numbers_per_s": store_numbers as f64 / build_store_secs,
+            "build_store_secs": build_store_secs,
+            "peer_sqlite_scan_rows_per_s": reg.len() as f64 / scan_secs,
+            "lookups_per_s": queries.len() as f64 / lookup_secs,
+            "lookups_many_per_s": queries.len() as f64 / lookup_many_secs,
+            "peer_hashmap_lookups_per_s": queries.len() as f64 / peer_lookup_secs,
+            "peer_hashmap_build_numbers_per_s": reg.len() as f64 / peer_build_secs,
+            "peer_hashmap_bytes_per_number": peer_bytes_per_number,
+            "yes_answers": yes,
+        })
+    );
+    Ok(())
+}
+
+/// The summaries as the store keeps them (`numbers`), written in one transaction, after the store has
+/// created its schema and a carrier holding +861.
+fn write_tables(db: &std::path::Path, reg: &[(PhoneNumber, Summary)]) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let st = store::Store::open(store::StoreConfig::new(
+        store::DbUrl::Sqlite(db.to_path_buf()),
+        store::HashKey::generate(),
+        Arc::new(FixedClock::at_day(day("2026-11-29"))),
+    ))
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    rt.block_on(st.add_participant(store::NewParticipant {
+        role: store::Role::Carrier,
+        name: "Bench Carrier".into(),
+        prefixes: vec![Prefix::parse("+861").expect("a prefix")],
+        reporting_since: Some(day("2019-06-01")),
+    }))
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(st);
+    let mut c = rusqlite::Connection::open(db)?;
+    c.execute_batch("PRAGMA synchronous = OFF")?;
+    let tx = c.transaction()?;
+    {
+        let mut stmt = tx.prepare(
+            "INSERT INTO numbers (number, first_event, last_end, last_activation, disconnected, serving) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+        )?;
+        for (n, s) in reg {
+            stmt.execute(rusqlite::params![
+                n.digits() as i64,
+                s.first_event.map(|d| d.packed()),
+                s.last_end.map(|d| d.packed()),
+                s.last_activation.map(|d| d.packed()),
+                i64::from(s.disconnected),
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
