@@ -88,6 +88,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/lifecycle-events", post(routes::events::lifecycle_events))
         .route("/v1/lifecycle-files", post(routes::files::upload_lifecycle_file))
         .route("/v1/binding-files", post(routes::files::upload_binding_file))
+        .route("/v1/check-files", post(routes::files::upload_check_file))
+        .route("/v1/jobs/{id}/result", get(routes::files::job_result))
         .route("/v1/bindings", post(routes::bindings::register).get(routes::bindings::list_bindings))
         .route("/v1/bindings/{id}", get(routes::bindings::get_binding).delete(routes::bindings::delete_binding))
         .route("/v1/notifications", get(routes::notifications::feed))

@@ -23,6 +23,8 @@ use crate::routes;
         routes::events::lifecycle_events,
         routes::files::upload_lifecycle_file,
         routes::files::upload_binding_file,
+        routes::files::upload_check_file,
+        routes::files::job_result,
         routes::bindings::register,
         routes::bindings::get_binding,
         routes::bindings::delete_binding,

@@ -37,7 +37,7 @@ pub use ops::holder::{
     AttestationKey, HolderView, InstitutionReport, Lookup, OtpFailure, OtpIssued, OtpLimits, OtpRefused,
     RequestedBinding, Resolution, Resolved, SmsGateway, StaleHolder, UnbindRefused, UnbindRequest, UnbindState,
 };
-pub use ops::jobs::{ChunkRow, Job, JobKind, JobState, RejectionRow, RowData};
+pub use ops::jobs::{Checkpoint, ChunkRow, Job, JobKind, JobState, RejectionRow, RowData};
 pub use ops::kyc::{KYC_ATTRIBUTES, Kyc, KycAnswer, KycMatch, Rebind};
 pub use ops::participants::{NewParticipant, Participant, Role};
 pub use ops::webhooks::{AttemptOutcome, DeliveryState, DueDelivery, Endpoint};
@@ -651,11 +651,21 @@ impl Store {
         job_id: String,
         from_offset: u64,
         rows: Vec<ChunkRow>,
-        next_offset: u64,
-        next_line: u64,
-        finished: bool,
+        to: Checkpoint,
     ) -> Result<Job, StoreError> {
-        self.write(move |ctx| ctx.apply_chunk(&job_id, from_offset, rows, next_offset, next_line, finished)).await
+        self.write(move |ctx| ctx.apply_chunk(&job_id, from_offset, rows, to)).await
+    }
+
+    /// R2 for many questions from the index, without an audit record: for a check file's runner,
+    /// which audits each answer with the chunk that commits it.
+    pub fn answer_many(
+        &self,
+        items: &[(PhoneNumber, Day)],
+    ) -> Vec<Result<domain::Answer, domain::answer::DateAfterToday>> {
+        let today = self.today();
+        let mut out = Vec::with_capacity(items.len());
+        self.inner.index.read().unwrap_or_else(|p| p.into_inner()).answer_many(items, today, &mut out);
+        out
     }
 
     pub async fn fail_job(&self, job_id: &str, error: String) -> Result<(), StoreError> {

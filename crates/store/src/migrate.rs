@@ -9,12 +9,14 @@ const SQLITE: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_bindings.sql")),
     (3, include_str!("../migrations/sqlite/0003_webhooks.sql")),
     (4, include_str!("../migrations/sqlite/0004_holder.sql")),
+    (5, include_str!("../migrations/sqlite/0005_check_files.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
     (2, include_str!("../migrations/postgres/0002_bindings.sql")),
     (3, include_str!("../migrations/postgres/0003_webhooks.sql")),
     (4, include_str!("../migrations/postgres/0004_holder.sql")),
+    (5, include_str!("../migrations/postgres/0005_check_files.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

@@ -50,12 +50,40 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// SQLite numbers `$N` parameters in the order they first appear in the text, not by N: a statement
+/// must name them `$1, $2, …` in that order, or values land in the wrong places (PostgreSQL, which
+/// reads N, would not notice). Checked in debug builds, which every test runs.
+fn placeholders_in_order(sql: &str) -> bool {
+    let mut seen = Vec::new();
+    let b = sql.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let start = i + 1;
+            let mut j = start;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            if let Ok(n) = sql[start..j].parse::<usize>()
+                && !seen.contains(&n)
+            {
+                seen.push(n);
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    seen.iter().enumerate().all(|(k, n)| *n == k + 1)
+}
+
 impl Conn for SqliteConn {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }
 
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        debug_assert!(placeholders_in_order(sql), "parameters out of order: {sql}");
         let mut stmt = self.conn.prepare_cached(sql)?;
         Ok(stmt.execute(rusqlite::params_from_iter(params.iter()))? as u64)
     }
@@ -75,6 +103,7 @@ impl Conn for SqliteConn {
         params: &[Value],
         f: &mut dyn FnMut(&Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        debug_assert!(placeholders_in_order(sql), "parameters out of order: {sql}");
         let mut stmt = self.conn.prepare_cached(sql)?;
         let cols = stmt.column_count();
         let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
@@ -101,5 +130,15 @@ impl Conn for SqliteConn {
 
     fn begin_write(&mut self) -> Result<(), StoreError> {
         self.batch("BEGIN IMMEDIATE")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_must_come_in_order() {
+        assert!(super::placeholders_in_order("UPDATE t SET a = $1, b = $2 WHERE id = $3 AND c = $1"));
+        assert!(super::placeholders_in_order("SELECT 1"));
+        assert!(!super::placeholders_in_order("UPDATE t SET a = $1, b = $10 WHERE id = $9"));
     }
 }

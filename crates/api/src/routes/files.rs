@@ -1,6 +1,7 @@
-//! Bulk files as jobs (carriers' lifecycle files, institutions' binding files): the upload spools the streamed body to disk (never
-//! whole in memory), checks its header, makes it durable, and only then queues the job and answers
-//! `202`. The job runner applies it in bounded chunks.
+//! Bulk files as jobs (carriers' lifecycle files, institutions' binding and check files): the upload
+//! spools the streamed body to disk (never whole in memory), checks its header, makes it durable, and
+//! only then queues the job and answers `202`. The job runner applies it in bounded chunks; a check
+//! file's answers are streamed back from `GET /v1/jobs/{id}/result`.
 
 use std::path::{Path, PathBuf};
 
@@ -30,10 +31,10 @@ pub struct JobCreated {
 #[serde(rename_all = "camelCase")]
 pub struct JobView {
     pub id: String,
-    /// `lifecycle` or `bindings`.
+    /// `lifecycle`, `bindings` or `checks`.
     pub kind: String,
-    /// `events` (event_id,phone_number,type,date), `rnd` (phone_number,disconnect_date) or
-    /// `bindings` (account_ref,phone_number,bound_on).
+    /// `events` (event_id,phone_number,type,date), `rnd` (phone_number,disconnect_date),
+    /// `bindings` (account_ref,phone_number,bound_on) or `checks` (phone_number,date).
     pub format: String,
     /// `queued`, `running`, `succeeded` or `failed`.
     pub state: String,
@@ -46,11 +47,17 @@ pub struct JobView {
     pub error: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// A check file's answers, once it has succeeded: `GET` this path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
 }
 
 impl From<Job> for JobView {
     fn from(j: Job) -> Self {
+        let result = (j.kind == JobKind::Checks && j.state == store::JobState::Succeeded)
+            .then(|| format!("/v1/jobs/{}/result", j.id));
         JobView {
+            result,
             id: j.id,
             kind: j.kind.as_str().into(),
             format: j.format,
@@ -125,6 +132,86 @@ pub async fn upload_lifecycle_file(State(state): State<AppState>, caller: Caller
 pub async fn upload_binding_file(State(state): State<AppState>, caller: Caller, body: Body) -> ApiResult<Response> {
     let owner = caller.require(&[Role::Institution])?.clone();
     spool_and_queue(&state, owner, JobKind::Bindings, body).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/check-files",
+    tag = "Checks",
+    summary = "Upload a check file (CSV) to be answered as a job",
+    description = "CSV with the header `phone_number,date`: has each number changed hands since its date? Streamed to disk; \
+                   answered once the file is durable. When the job has succeeded, `GET /v1/jobs/{id}/result` streams \
+                   `phone_number,date,answer` in input order: `yes`, `no`, `no_data`, or a bad row's error code. Every \
+                   number checked is audited, as a single check is.",
+    request_body(content = String, content_type = "text/csv"),
+    responses(
+        (status = 202, description = "Queued", body = JobCreated),
+        (status = 400, description = "INVALID_ARGUMENT: empty file or unknown header", body = ErrorInfo),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: over file_bytes_max or file_rows_max", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn upload_check_file(State(state): State<AppState>, caller: Caller, body: Body) -> ApiResult<Response> {
+    let owner = caller.require(&[Role::Institution])?.clone();
+    spool_and_queue(&state, owner, JobKind::Checks, body).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/result",
+    tag = "Jobs",
+    summary = "A check file's answers, as CSV: phone_number,date,answer",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "CSV, one row per input row, in input order", body = String, content_type = "text/csv"),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: no such job, not yours, or not a check file", body = ErrorInfo),
+        (status = 409, description = "CONFLICT: the job has not succeeded (yet)", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn job_result(
+    State(state): State<AppState>,
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Response> {
+    let job = own_job(&state, &caller, &id).await?;
+    if job.kind != JobKind::Checks {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("job \"{}\" is not a check file: it has no result", job.id),
+        ));
+    }
+    if job.state != store::JobState::Succeeded {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("job \"{}\" is {}: its result is ready when it has succeeded", job.id, job.state.as_str()),
+        ));
+    }
+    let file = tokio::fs::File::open(job.result_path()).await.map_err(|e| {
+        tracing::error!(job = %job.id, error = %e, "a check file's result is gone");
+        ApiError::new(ErrorCode::NotFound, "the result is gone from the server: upload the file again")
+    })?;
+    // Streamed, and no further than the committed length.
+    let reader = tokio::io::AsyncReadExt::take(file, job.result_bytes);
+    let chunks = futures_util::stream::unfold(reader, |mut r| async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        match tokio::io::AsyncReadExt::read(&mut r, &mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(buf), r))
+            }
+            Err(e) => Some((Err(e), r)),
+        }
+    });
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
+        (header::CONTENT_LENGTH, HeaderValue::from(job.result_bytes)),
+    ];
+    Ok((headers, Body::from_stream(chunks)).into_response())
 }
 
 /// Streams the body to a spool file, checks its header and limits, makes it durable, queues the job.

@@ -4,6 +4,7 @@
 mod auth;
 mod bindings;
 mod camara;
+mod check_files;
 mod checks;
 mod events;
 mod files;

@@ -1,7 +1,7 @@
 //! File jobs: a spooled upload applied in chunks, each chunk and the job's checkpoint (byte offset,
 //! line, counters) committed together, so a crash resumes exactly where the last commit left off.
 
-use domain::Rejection;
+use domain::{Day, PhoneNumber, Rejection};
 
 use crate::StoreError;
 use crate::keys::new_id;
@@ -17,6 +17,8 @@ pub enum JobKind {
     Lifecycle,
     /// An institution's binding file.
     Bindings,
+    /// An institution's check file: (number, date) rows answered from the index into a result file.
+    Checks,
 }
 
 impl JobKind {
@@ -24,10 +26,11 @@ impl JobKind {
         match self {
             JobKind::Lifecycle => "lifecycle",
             JobKind::Bindings => "bindings",
+            JobKind::Checks => "checks",
         }
     }
     pub fn parse(s: &str) -> Option<JobKind> {
-        [JobKind::Lifecycle, JobKind::Bindings].into_iter().find(|k| k.as_str() == s)
+        [JobKind::Lifecycle, JobKind::Bindings, JobKind::Checks].into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -78,6 +81,25 @@ pub struct Job {
     pub error: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// A check file's committed bytes of its result file.
+    pub result_bytes: u64,
+}
+
+impl Job {
+    /// Where a check file's answers go: beside the spooled input, which is removed when the job ends.
+    pub fn result_path(&self) -> String {
+        format!("{}.result.csv", self.spool_path)
+    }
+}
+
+/// Where a job stands after a chunk: the next unapplied row (byte offset and line), whether the file
+/// is done, and for a check file the committed length of its result file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub next_offset: u64,
+    pub next_line: u64,
+    pub finished: bool,
+    pub result_bytes: u64,
 }
 
 /// What one row of a file parsed to.
@@ -85,6 +107,13 @@ pub struct Job {
 pub enum RowData {
     Event(NewEvent),
     Binding(NewBinding),
+    /// A check file's row and the answer the runner wrote for it to the result file (`yes`, `no`,
+    /// `no_data`, or an error code), which the store audits.
+    Check {
+        number: PhoneNumber,
+        date: Day,
+        answer: &'static str,
+    },
 }
 
 /// One row of a chunk: its line number and what it parsed to, or why it did not parse.
@@ -102,7 +131,7 @@ pub struct RejectionRow {
 }
 
 const SELECT: &str = "SELECT id, owner_seq, kind, format, state, spool_path, byte_offset, line, rows_read, accepted, \
-                      duplicates, rejected, error, created_at, updated_at FROM jobs";
+                      duplicates, rejected, error, created_at, updated_at, result_bytes FROM jobs";
 
 fn from_row(r: &Row) -> Result<Job, StoreError> {
     let u = |i| r.i64(i).map(|v| v.max(0) as u64);
@@ -124,6 +153,7 @@ fn from_row(r: &Row) -> Result<Job, StoreError> {
         error: r.opt_text(12),
         created_at: r.text(13)?,
         updated_at: r.text(14)?,
+        result_bytes: u(15)?,
     })
 }
 
@@ -176,10 +206,9 @@ impl WriteCtx {
         job_id: &str,
         from_offset: u64,
         rows: Vec<ChunkRow>,
-        next_offset: u64,
-        next_line: u64,
-        finished: bool,
+        to: Checkpoint,
     ) -> Result<Job, StoreError> {
+        let Checkpoint { next_offset, next_line, finished, result_bytes } = to;
         let job = get(self.conn.as_mut(), job_id, None)?
             .ok_or_else(|| StoreError::Invalid(format!("no job \"{job_id}\"")))?;
         if job.state.is_final() || job.byte_offset != from_offset {
@@ -190,6 +219,7 @@ impl WriteCtx {
         let rows_read = rows.len() as i64;
         let mut rejections: Vec<(u64, Rejection)> = Vec::new();
         let (mut lines, mut events, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
+        let mut checks = Vec::new();
         for r in rows {
             match r.row {
                 Ok(RowData::Event(e)) if job.kind == JobKind::Lifecycle => {
@@ -199,6 +229,9 @@ impl WriteCtx {
                 Ok(RowData::Binding(b)) if job.kind == JobKind::Bindings => {
                     lines.push(r.line);
                     bindings.push(b);
+                }
+                Ok(RowData::Check { number, date, answer }) if job.kind == JobKind::Checks => {
+                    checks.push((number, date, answer));
                 }
                 Ok(_) => {
                     return Err(StoreError::Invalid(format!("a row of the wrong kind for job \"{job_id}\"")));
@@ -218,6 +251,15 @@ impl WriteCtx {
                     Err(rej) => Outcome::Rejected(rej),
                 })
                 .collect(),
+            JobKind::Checks => {
+                // Every number checked is audited, as a single check is, with the answer written.
+                for (n, d, answer) in &checks {
+                    let subject = self.hash_key.number(*n);
+                    self.audit(&owner.id, "check", Some(&subject), &format!("date={d};answer={answer};job={job_id}"))?;
+                }
+                accepted += checks.len() as i64;
+                Vec::new()
+            }
         };
         for (line, outcome) in lines.into_iter().zip(outcomes) {
             match outcome {
@@ -236,7 +278,7 @@ impl WriteCtx {
         let now = self.now_rfc3339();
         self.conn.exec(
             "UPDATE jobs SET state = $1, byte_offset = $2, line = $3, rows_read = rows_read + $4, accepted = accepted + $5, \
-             duplicates = duplicates + $6, rejected = rejected + $7, updated_at = $8 WHERE id = $9",
+             duplicates = duplicates + $6, rejected = rejected + $7, updated_at = $8, result_bytes = $9 WHERE id = $10",
             &[
                 state.into(),
                 (next_offset as i64).into(),
@@ -246,6 +288,7 @@ impl WriteCtx {
                 duplicates.into(),
                 (rejections.len() as i64).into(),
                 now.into(),
+                (result_bytes as i64).into(),
                 job_id.into(),
             ],
         )?;

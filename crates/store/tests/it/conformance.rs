@@ -39,6 +39,10 @@ async fn institution(store: &Store) -> (Participant, String) {
     (p, key.expose().to_string())
 }
 
+fn cp(next_offset: u64, next_line: u64, finished: bool) -> store::Checkpoint {
+    store::Checkpoint { next_offset, next_line, finished, result_bytes: 0 }
+}
+
 fn ev(id: &str, n: &str, kind: EventKind, date: &str) -> NewEvent {
     NewEvent { event_id: id.into(), number: num(n), kind, date: day(date), kyc: None }
 }
@@ -246,18 +250,18 @@ async fn job_chunks_commit_with_their_checkpoint(db: TestDb) {
             row: Ok(RowData::Event(ev("f1", "+8613800000001", EventKind::Disconnected, "2024-01-01"))),
         },
     ];
-    let j = store.apply_chunk(job.id.clone(), 0, chunk.clone(), 100, 5, false).await.unwrap();
+    let j = store.apply_chunk(job.id.clone(), 0, chunk.clone(), cp(100, 5, false)).await.unwrap();
     assert_eq!(
         (j.state, j.rows_read, j.accepted, j.duplicates, j.rejected, j.byte_offset, j.line),
         (JobState::Running, 3, 1, 1, 1, 100, 5)
     );
     // A chunk read from an old checkpoint (a second runner) is not applied again.
-    let j = store.apply_chunk(job.id.clone(), 0, chunk.clone(), 100, 5, false).await.unwrap();
+    let j = store.apply_chunk(job.id.clone(), 0, chunk.clone(), cp(100, 5, false)).await.unwrap();
     assert_eq!((j.rows_read, j.accepted, j.duplicates), (3, 1, 1));
-    let j = store.apply_chunk(job.id.clone(), 100, vec![], 120, 6, true).await.unwrap();
+    let j = store.apply_chunk(job.id.clone(), 100, vec![], cp(120, 6, true)).await.unwrap();
     assert_eq!(j.state, JobState::Succeeded);
     // A finished job ignores a replayed chunk.
-    let j = store.apply_chunk(job.id.clone(), 0, chunk, 100, 5, false).await.unwrap();
+    let j = store.apply_chunk(job.id.clone(), 0, chunk, cp(100, 5, false)).await.unwrap();
     assert_eq!((j.state, j.rows_read), (JobState::Succeeded, 3));
     let rej = store.job_rejections(&job.id, 0, 100).await.unwrap();
     assert_eq!(rej.iter().map(|r| (r.line, r.code.as_str())).collect::<Vec<_>>(), vec![(3, "INVALID_ARGUMENT")]);
