@@ -1,5 +1,11 @@
-//! `cargo xtask bench [--bindings N]`: whole-system benchmarks against the release binary, on this
-//! machine, with numbers printed as a Markdown table for BENCHMARKS.md.
+//! `cargo xtask bench [--only index|fanout] [--numbers N] [--bindings N]`: benchmarks on this machine,
+//! printed as Markdown tables for BENCHMARKS.md. Small sizes by default, so that anyone can run them in
+//! a minute.
+//!
+//! Index (`crates/bench`, in-process, release): a registry of N numbers shaped like a Chinese carrier's;
+//! the index built in memory and from a SQLite store at start, its bytes per number, random point
+//! lookups on one core, each against a peer measured in the same run (a `HashMap` of the same facts,
+//! a plain rusqlite scan of the same rows).
 //!
 //! Fan-out: an institution registers N bindings (a binding file), points a webhook endpoint at a local
 //! receiver (`numlink webhook-receiver`), and a carrier uploads one RND-style disconnection file
@@ -44,7 +50,7 @@ fn json_field(line: &str, field: &str) -> Option<String> {
     if let Some(r) = rest.strip_prefix('"') {
         Some(r[..r.find('"')?].to_string())
     } else {
-        Some(rest.chars().take_while(|c| c.is_ascii_digit()).collect())
+        Some(rest.chars().take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+')).collect())
     }
 }
 
@@ -61,10 +67,74 @@ fn count_lines(path: &Path) -> usize {
 }
 
 pub fn bench(root: &Path, args: &[String]) -> Result<()> {
-    let n: usize = match args.iter().position(|a| a == "--bindings") {
-        Some(i) => args.get(i + 1).context("--bindings N")?.parse().context("--bindings N")?,
-        None => 10_000,
-    };
+    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let only = value("--only");
+    if only.as_deref().is_none_or(|o| o == "index") {
+        index(root, value("--numbers").as_deref().unwrap_or("1000000"))?;
+    }
+    if only.as_deref().is_none_or(|o| o == "fanout") {
+        fanout(root, value("--bindings").as_deref().unwrap_or("10000").parse().context("--bindings N")?)?;
+    }
+    Ok(())
+}
+
+/// The index, in-process: runs `crates/bench` and tabulates what it prints.
+fn index(root: &Path, numbers: &str) -> Result<()> {
+    crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "bench"]))?;
+    let out = Command::new(root.join("target/release/bench"))
+        .args(["index", "--numbers", numbers, "--dir", &std::env::temp_dir().display().to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the index benchmark")?;
+    if !out.status.success() {
+        bail!("the index benchmark failed");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = |k: &str| json_field(&text, k).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let m = |x: f64| format!("{:.1} M", x / 1e6);
+    println!(
+        "\n| index, {} numbers in {} blocks | numlink | peer, same run | ratio | target |",
+        v("numbers"),
+        v("blocks")
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| random point lookups, one core, 1,000 per call (`answer_many`) | {}/s | HashMap + same R2: {}/s | {:.1}x | >= 20 M/s |",
+        m(v("lookups_many_per_s")),
+        m(v("peer_hashmap_lookups_per_s")),
+        v("lookups_many_per_s") / v("peer_hashmap_lookups_per_s")
+    );
+    println!(
+        "| random point lookups, one core, one per call (`answer`) | {}/s | HashMap + same R2: {}/s | {:.1}x | |",
+        m(v("lookups_per_s")),
+        m(v("peer_hashmap_lookups_per_s")),
+        v("lookups_per_s") / v("peer_hashmap_lookups_per_s")
+    );
+    println!(
+        "| build at start from the SQLite store (`Store::open`) | {}/s ({:.1} s) | plain rusqlite scan of the rows: {}/s | {:.2}x | >= 5 M/s |",
+        m(v("build_store_numbers_per_s")),
+        v("build_store_secs"),
+        m(v("peer_sqlite_scan_rows_per_s")),
+        v("build_store_numbers_per_s") / v("peer_sqlite_scan_rows_per_s")
+    );
+    println!(
+        "| build in memory | {}/s | HashMap inserts: {}/s | {:.1}x | |",
+        m(v("build_memory_numbers_per_s")),
+        m(v("peer_hashmap_build_numbers_per_s")),
+        v("build_memory_numbers_per_s") / v("peer_hashmap_build_numbers_per_s")
+    );
+    println!(
+        "| memory per number in an allocated block | {:.2} bytes | HashMap: {:.1} bytes | {:.2}x | <= 6 bytes |",
+        v("bytes_per_number"),
+        v("peer_hashmap_bytes_per_number"),
+        v("bytes_per_number") / v("peer_hashmap_bytes_per_number")
+    );
+    println!("| projection for 1.8 billion numbers | {:.1} GiB | | | |", v("projection_1_8e9_gib"));
+    Ok(())
+}
+
+/// The webhook fan-out, whole-system, against the release binary.
+fn fanout(root: &Path, n: usize) -> Result<()> {
     crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "numlink"]))?;
     let bin = root.join("target/release/numlink");
     let guard = TempDir(std::env::temp_dir().join(format!("numlink-bench-{}", std::process::id())));

@@ -19,7 +19,9 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("bench") => bench::bench(&root(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args…] | ci | bench [--bindings N]>");
+            eprintln!(
+                "usage: cargo xtask <test [cargo test args…] | ci | bench [--only index|fanout] [--numbers N] [--bindings N]>"
+            );
             std::process::exit(2)
         }
     }

@@ -94,6 +94,21 @@ enum Command {
         #[arg(long, env = "NUMLINK_KEY", hide_env_values = true)]
         key: String,
     },
+    /// Check a file of numbers (`phone_number,date`): upload it, wait for the answers, and write them to
+    /// RESULT as `phone_number,date,answer` in input order.
+    CheckFile {
+        /// The CSV file.
+        file: PathBuf,
+        /// The server's base URL.
+        #[arg(long, env = "NUMLINK_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// An institution's API key.
+        #[arg(long, env = "NUMLINK_KEY", hide_env_values = true)]
+        key: String,
+        /// Where to write the answers.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
     /// Listen for webhook deliveries and print each as a JSON line, checking its signature when the
     /// endpoint's secret is given: a development aid for trying webhooks locally.
     WebhookReceiver {
@@ -239,6 +254,9 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Participant { command } => participant(command).await?,
         Command::Upload { file, kind, server, key } => return upload::run(&file, &kind, &server, &key).await,
+        Command::CheckFile { file, server, key, output } => {
+            return upload::check_file(&file, &server, &key, &output).await;
+        }
         Command::WebhookReceiver { listen, secret } => receiver::run(&listen, secret).await?,
         Command::Audit { command: AuditCommand::Verify { db } } => {
             let config = Config::load(&db.overrides())?;

@@ -1,5 +1,6 @@
-//! `numlink upload`: streams a lifecycle or binding file to the server with a progress bar, follows the job to
-//! its end, and prints the summary. Exits non-zero if the file was rejected as a whole.
+//! `numlink upload` and `numlink check-file`: stream a lifecycle, binding or check file to the server
+//! with a progress bar, follow the job to its end, and print the summary; a check file's answers are
+//! then downloaded to a file. Exits non-zero if the file was rejected as a whole.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,8 +14,53 @@ use tokio::io::AsyncReadExt;
 
 const POLL: Duration = Duration::from_millis(300);
 
+/// Uploads a check file, waits for its answers, and writes them to `out` (`phone_number,date,answer`).
+pub async fn check_file(file: &Path, server: &str, key: &str, out: &Path) -> Result<ExitCode> {
+    let (code, job) = upload_and_follow(file, "/v1/check-files", server, key).await?;
+    let Some(job) = job.filter(|_| code == ExitCode::SUCCESS) else { return Ok(code) };
+    let server = server.trim_end_matches('/');
+    let resp = reqwest::Client::new()
+        .get(format!("{server}/v1/jobs/{}/result", job["id"].as_str().unwrap_or_default()))
+        .bearer_auth(key)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {server}"))?;
+    if !resp.status().is_success() {
+        eprintln!("the result could not be downloaded: {}", resp.status());
+        println!("{}", resp.text().await.unwrap_or_default());
+        return Ok(ExitCode::FAILURE);
+    }
+    let bar = ProgressBar::new(resp.content_length().unwrap_or(0)).with_style(
+        ProgressStyle::with_template("downloading {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("a valid template"),
+    );
+    // Written beside the target and renamed when whole: an interrupted download leaves no half result.
+    let partial = out.with_extension("part");
+    let mut f = tokio::fs::File::create(&partial).await.with_context(|| format!("creating {}", partial.display()))?;
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.context("downloading the result")?;
+        tokio::io::AsyncWriteExt::write_all(&mut f, &chunk)
+            .await
+            .with_context(|| format!("writing {}", partial.display()))?;
+        bar.inc(chunk.len() as u64);
+    }
+    tokio::io::AsyncWriteExt::flush(&mut f).await?;
+    f.sync_all().await?;
+    drop(f);
+    tokio::fs::rename(&partial, out).await.with_context(|| format!("writing {}", out.display()))?;
+    bar.finish_and_clear();
+    eprintln!("answers written to {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn run(file: &Path, kind: &str, server: &str, key: &str) -> Result<ExitCode> {
     let path = if kind == "bindings" { "/v1/binding-files" } else { "/v1/lifecycle-files" };
+    Ok(upload_and_follow(file, path, server, key).await?.0)
+}
+
+/// Uploads `file` to `path`, follows the job, prints it; the exit code and the finished job.
+async fn upload_and_follow(file: &Path, path: &str, server: &str, key: &str) -> Result<(ExitCode, Option<Value>)> {
     let server = server.trim_end_matches('/');
     let size = tokio::fs::metadata(file).await.with_context(|| format!("reading {}", file.display()))?.len();
     let f = tokio::fs::File::open(file).await.with_context(|| format!("opening {}", file.display()))?;
@@ -53,7 +99,7 @@ pub async fn run(file: &Path, kind: &str, server: &str, key: &str) -> Result<Exi
     if !status.is_success() {
         eprintln!("the file was rejected: {status}");
         println!("{body}");
-        return Ok(ExitCode::FAILURE);
+        return Ok((ExitCode::FAILURE, None));
     }
     let Some(job_id) = body.get("jobId").and_then(Value::as_str) else {
         bail!("the server answered {status} without a jobId: {body}");
@@ -79,12 +125,12 @@ pub async fn run(file: &Path, kind: &str, server: &str, key: &str) -> Result<Exi
     println!("{job}");
     if job["state"] == "failed" {
         eprintln!("the job failed: {}", job["error"]);
-        return Ok(ExitCode::FAILURE);
+        return Ok((ExitCode::FAILURE, Some(job)));
     }
     if job["rejected"].as_u64().unwrap_or(0) > 0 {
         eprintln!(
             "some rows were rejected: GET {server}/v1/jobs/{job_id}/rejections lists them with their line numbers"
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok((ExitCode::SUCCESS, Some(job)))
 }

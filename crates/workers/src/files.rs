@@ -129,7 +129,8 @@ pub struct FileLimits {
 
 impl Default for FileLimits {
     fn default() -> Self {
-        FileLimits { file_bytes_max: 2 << 30, file_rows_max: 20_000_000, csv_field_bytes_max: 128, chunk_rows: 10_000 }
+        // A nation's check file: 100 million rows of `+8613800138000,2024-01-01` are 2.6 GB.
+        FileLimits { file_bytes_max: 4 << 30, file_rows_max: 100_000_000, csv_field_bytes_max: 128, chunk_rows: 10_000 }
     }
 }
 

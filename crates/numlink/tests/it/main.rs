@@ -125,6 +125,20 @@ fn a_carrier_uploads_and_a_bank_checks_through_the_binary() {
         "{job}"
     );
 
+    // A check file: uploaded, answered, downloaded.
+    std::fs::write(
+        d.join("checks.csv"),
+        "phone_number,date\n+8613800138000,2023-12-22\n+8613800138000,2024-10-01\nnope,2024-01-01\n",
+    )
+    .unwrap();
+    let out =
+        numlink(d, &["check-file", "checks.csv", "--server", &server.base, "--key", bank_key, "-o", "answers.csv"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(d.join("answers.csv")).unwrap(),
+        "phone_number,date,answer\n+8613800138000,2023-12-22,yes\n+8613800138000,2024-10-01,no\nnope,2024-01-01,INVALID_ARGUMENT\n"
+    );
+
     // The check, over a real socket.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
