@@ -6,7 +6,7 @@
 //! step with every committed event; answers come from `domain::reassigned_since`, the function every
 //! other path uses, so the index cannot answer differently from the store.
 //!
-//! Layout. A number in an allocated block takes one [`Cell`] of 6 bytes: the last end of tenure and the
+//! Layout. A number in an allocated block takes one cell of 6 bytes: the last end of tenure and the
 //! last activation as days since 1970 (16 bits each), and flags. A block is allocated when one of its
 //! numbers gets a history. What does not fit a cell — a day outside 1970..2149, or a number whose
 //! coverage start is its first event (no carrier range with a `reportingSince` holds it) — is kept whole
