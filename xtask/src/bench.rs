@@ -130,6 +130,10 @@ fn index(root: &Path, numbers: &str) -> Result<()> {
         v("bytes_per_number") / v("peer_hashmap_bytes_per_number")
     );
     println!("| projection for 1.8 billion numbers | {:.1} GiB | | | |", v("projection_1_8e9_gib"));
+    println!(
+        "| audited checks through the store, 1,000 per call, 32 callers (`Store::check`) | {}/s | | | `/v1/reassignment-checks` >= 2 M/s |",
+        m(v("audited_checks_per_s"))
+    );
     Ok(())
 }
 
