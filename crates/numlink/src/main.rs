@@ -216,9 +216,16 @@ fn init_logging(format: Option<&str>) {
     }
 }
 
+/// The store for a short-lived command: no index (it answers no checks, and building one would read
+/// every number).
 fn open_store(config: &Config) -> Result<Store> {
+    open_store_with(config, false)
+}
+
+fn open_store_with(config: &Config, build_index: bool) -> Result<Store> {
     let mut sc = StoreConfig::new(config.db.clone(), config.hash_key.clone(), Arc::new(SystemClock));
     sc.aging = config.aging.clone();
+    sc.build_index = build_index;
     Store::open(sc).map_err(|e| anyhow!("{e}"))
 }
 
@@ -357,7 +364,7 @@ async fn serve(o: &Overrides) -> Result<()> {
     let config = Config::load(o)?;
     init_logging(config.log_format.as_deref());
     tracing::info!(config = ?config, "starting numlink");
-    let store = open_store(&config)?;
+    let store = open_store_with(&config, true)?;
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;

@@ -117,6 +117,9 @@ pub struct StoreConfig {
     pub write_batch_commands_max: usize,
     /// Read connections at most.
     pub read_connections_max: usize,
+    /// Build the in-memory index at start (a server). Off for short-lived commands (the CLI's
+    /// `participant`, `audit`, …), which answer no checks: their checks would read the tables.
+    pub build_index: bool,
 }
 
 impl StoreConfig {
@@ -129,6 +132,7 @@ impl StoreConfig {
             write_queue_commands_max: 4096,
             write_batch_commands_max: 256,
             read_connections_max: 8,
+            build_index: true,
         }
     }
 }
@@ -192,7 +196,11 @@ impl Store {
         migrate::run(conn.as_mut())?;
         let started = std::time::Instant::now();
         let url = config.url.clone();
-        let (index, index_ranges) = writer::build_index(conn.as_mut(), &move || connect(&url))?;
+        let (index, index_ranges) = if config.build_index {
+            writer::build_index(conn.as_mut(), &move || connect(&url))?
+        } else {
+            (index::Index::default(), std::collections::HashMap::new())
+        };
         tracing::info!(
             numbers = index.numbers(),
             blocks = index.blocks(),
@@ -210,8 +218,7 @@ impl Store {
             config.aging.clone(),
             config.clock.clone(),
             reconnect,
-            index.clone(),
-            index_ranges,
+            writer::IndexSetup { index: index.clone(), ranges: index_ranges, enabled: config.build_index },
         );
         writer::spawn(ctx, rx, config.write_batch_commands_max.max(1))?;
         Ok(Store {

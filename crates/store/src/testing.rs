@@ -64,6 +64,13 @@ impl TestDb {
         let config = StoreConfig::new(self.url.clone(), test_hash_key(), clock);
         Store::open(config).expect("open the test store")
     }
+
+    /// Opens a store without the in-memory index, as the CLI's short-lived commands do.
+    pub fn open_without_index(&self, clock: Arc<FixedClock>) -> Store {
+        let mut config = StoreConfig::new(self.url.clone(), test_hash_key(), clock);
+        config.build_index = false;
+        Store::open(config).expect("open the test store")
+    }
 }
 
 /// Runs SQL on a PostgreSQL server from any thread (the blocking client cannot run on a runtime's

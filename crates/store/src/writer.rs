@@ -61,6 +61,16 @@ pub(crate) struct WriteCtx {
     pending: Vec<(PhoneNumber, Summary)>,
     /// The ranges the index was last given (prefix digits → reportingSince).
     index_ranges: HashMap<String, Option<Day>>,
+    /// False in a store opened without an index: checks read the tables.
+    pub(crate) index_enabled: bool,
+}
+
+/// The index the writer keeps in step: shared with the store's readers, the ranges it was built with,
+/// and whether there is one at all (the CLI's short-lived stores have none).
+pub(crate) struct IndexSetup {
+    pub(crate) index: Arc<RwLock<Index>>,
+    pub(crate) ranges: HashMap<String, Option<Day>>,
+    pub(crate) enabled: bool,
 }
 
 /// The summary columns of `numbers`, as the index is built from them.
@@ -162,8 +172,7 @@ impl WriteCtx {
         aging: AgingPolicy,
         clock: Arc<dyn Clock>,
         reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send>,
-        index: Arc<RwLock<Index>>,
-        index_ranges: HashMap<String, Option<Day>>,
+        index: IndexSetup,
     ) -> WriteCtx {
         WriteCtx {
             conn,
@@ -174,15 +183,18 @@ impl WriteCtx {
             prefixes: HashMap::new(),
             prefixes_generation: -1,
             reconnect,
-            index,
+            index: index.index,
             pending: Vec::new(),
-            index_ranges,
+            index_ranges: index.ranges,
+            index_enabled: index.enabled,
         }
     }
 
     /// Records a summary the batch wrote; the index gets it once the batch commits.
     pub(crate) fn index_later(&mut self, n: PhoneNumber, s: Summary) {
-        self.pending.push((n, s));
+        if self.index_enabled {
+            self.pending.push((n, s));
+        }
     }
 
     /// Gives the index the ranges just loaded, if they changed, and puts again every number under a
@@ -190,7 +202,7 @@ impl WriteCtx {
     fn sync_index_ranges(&mut self) -> Result<(), StoreError> {
         let wanted: HashMap<String, Option<Day>> =
             self.prefixes.iter().map(|(p, (_, since))| (p.clone(), *since)).collect();
-        if wanted == self.index_ranges {
+        if !self.index_enabled || wanted == self.index_ranges {
             return Ok(());
         }
         let mut changed: Vec<String> =

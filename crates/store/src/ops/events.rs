@@ -4,7 +4,8 @@
 use domain::answer::DateAfterToday;
 use domain::history::Summary;
 use domain::{
-    Answer, CarrierId, Day, EventKind, HistoryEvent, NumberFacts, PhoneNumber, Rejection, RejectionCode, validate_new,
+    Answer, CarrierId, Day, EventKind, HistoryEvent, NumberFacts, PhoneNumber, Rejection, RejectionCode,
+    reassigned_since, validate_new,
 };
 
 use crate::StoreError;
@@ -185,9 +186,14 @@ impl WriteCtx {
         let mut out = Vec::with_capacity(items.len());
         // Answers from the index: the state every committed batch left, which includes every event
         // acknowledged so far.
-        let answers: Vec<_> = {
+        let answers: Vec<_> = if self.index_enabled {
             let ix = self.index.read().unwrap_or_else(|p| p.into_inner());
             items.iter().map(|&(n, d)| ix.answer(n, d, today)).collect()
+        } else {
+            items
+                .iter()
+                .map(|&(n, d)| Ok(reassigned_since(&self.facts(n)?, d, today)))
+                .collect::<Result<_, StoreError>>()?
         };
         for (&(n, d), answer) in items.iter().zip(answers) {
             let shown = match answer {

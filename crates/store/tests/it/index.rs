@@ -169,6 +169,11 @@ async fn the_index_answers_as_the_tables_on_random_histories(db: TestDb) {
     compare(&store, &probes).await;
     // After a restart, the index is built from the tables.
     drop(store);
-    let store = db.open_with(clock);
+    let store = db.open_with(clock.clone());
+    compare(&store, &probes).await;
+    // A store opened without an index (the CLI's) answers from the tables, alike.
+    drop(store);
+    let store = db.open_without_index(clock);
+    assert_eq!(store.index_stats().0, 0);
     compare(&store, &probes).await;
 }
