@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--only index|fanout] [--numbers N] [--bindings N]`: benchmarks on this machine,
+//! `cargo xtask bench [--only index|lifecycle|fanout] [--numbers N] [--events N] [--bindings N]`: benchmarks on this machine,
 //! printed as Markdown tables for BENCHMARKS.md. Small sizes by default, so that anyone can run them in
 //! a minute.
 //!
@@ -72,6 +72,9 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     if only.as_deref().is_none_or(|o| o == "index") {
         index(root, value("--numbers").as_deref().unwrap_or("1000000"))?;
     }
+    if only.as_deref().is_none_or(|o| o == "lifecycle") {
+        lifecycle(root, value("--events").as_deref().unwrap_or("200000"))?;
+    }
     if only.as_deref().is_none_or(|o| o == "fanout") {
         fanout(root, value("--bindings").as_deref().unwrap_or("10000").parse().context("--bindings N")?)?;
     }
@@ -133,6 +136,34 @@ fn index(root: &Path, numbers: &str) -> Result<()> {
     println!(
         "| audited checks through the store, 1,000 per call, 32 callers (`Store::check`) | {}/s | | | `/v1/reassignment-checks` >= 2 M/s |",
         m(v("audited_checks_per_s"))
+    );
+    Ok(())
+}
+
+/// A lifecycle file applied as a job, in-process, against a plain rusqlite insert of the same rows.
+fn lifecycle(root: &Path, events: &str) -> Result<()> {
+    crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "bench"]))?;
+    let out = Command::new(root.join("target/release/bench"))
+        .args(["lifecycle", "--events", events, "--dir", &std::env::temp_dir().display().to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the lifecycle benchmark")?;
+    if !out.status.success() {
+        bail!("the lifecycle benchmark failed");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = |k: &str| json_field(&text, k).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    println!(
+        "\n| lifecycle file, {} events, durable on SQLite | numlink | peer, same run | ratio | target |",
+        v("events")
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| spooled file applied by the job runner ({:.1} s) | {:.0} events/s | plain rusqlite insert, same chunks: {:.0} rows/s | {:.2}x | >= 300,000 events/s |",
+        v("secs"),
+        v("events_per_s"),
+        v("peer_rusqlite_rows_per_s"),
+        v("events_per_s") / v("peer_rusqlite_rows_per_s")
     );
     Ok(())
 }

@@ -1,3 +1,7 @@
+//! `bench lifecycle --events N --dir DIR`: a carrier's lifecycle file of N events applied as a job
+//! (spooled file, job runner, durable chunks on SQLite), against a plain rusqlite insert of the same
+//! rows into a table of the same shape, in chunks of the same size, in the same run.
+//!
 //! `bench index --numbers N --dir DIR`: the in-memory index measured in-process, on a registry shaped
 //! like a Chinese carrier's (11-digit national numbers, allocated in whole 10,000-number blocks under
 //! 7-digit prefixes, with realistic shares of reissued, disconnected, transferred and ported numbers),
@@ -140,11 +144,16 @@ fn ranges() -> Vec<(Prefix, Option<Day>)> {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    if args.first().map(String::as_str) != Some("index") {
-        bail!("usage: bench index [--numbers N] [--dir DIR]");
+    let dir = PathBuf::from(arg("--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()));
+    match args.first().map(String::as_str) {
+        Some("index") => {}
+        Some("lifecycle") => {
+            let events: u64 = arg("--events").map_or(Ok(1_000_000), |v| v.parse()).context("--events N")?;
+            return lifecycle(events, &dir);
+        }
+        _ => bail!("usage: bench index [--numbers N] [--dir DIR] | bench lifecycle [--events N] [--dir DIR]"),
     }
     let numbers: u64 = arg("--numbers").map_or(Ok(1_000_000), |v| v.parse()).context("--numbers N")?;
-    let dir = PathBuf::from(arg("--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()));
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let t = Instant::now();
     let reg = registry(numbers, &mut rng);
@@ -336,5 +345,102 @@ fn write_tables(db: &std::path::Path, reg: &[(PhoneNumber, Summary)]) -> Result<
         }
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// A lifecycle file of `events` rows (each a distinct number, in whole blocks: activations, disconnections
+/// and transfers, as a month's file would hold), applied by the job runner; then the peer.
+fn lifecycle(events: u64, dir: &std::path::Path) -> Result<()> {
+    let work = dir.join(format!("bench-lifecycle-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let csv = work.join("events.csv");
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rows: Vec<(String, u64, i16, i32)> = Vec::with_capacity(events as usize);
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&csv)?);
+        writeln!(f, "event_id,phone_number,type,date")?;
+        for i in 0..events {
+            let number = 86 * 100_000_000_000 + 1_380_000 * 10_000 + i;
+            let (kind, code) = match rng.below(10) {
+                0..=4 => ("activated", 5),
+                5..=8 => ("disconnected", 3),
+                _ => ("transferred", 4),
+            };
+            let date = day("2026-10-01").plus_days(rng.below(31) as i32);
+            writeln!(f, "e{i},+{number},{kind},{date}")?;
+            rows.push((format!("e{i}"), number, code, date.packed()));
+        }
+        f.flush()?;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let db = work.join("numlink.db");
+    let st = store::Store::open(store::StoreConfig::new(
+        store::DbUrl::Sqlite(db),
+        store::HashKey::generate(),
+        Arc::new(FixedClock::at_day(day("2026-11-29"))),
+    ))
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let limits = workers::FileLimits::default();
+    let secs = rt.block_on(async {
+        let carrier = st
+            .add_participant(store::NewParticipant {
+                role: store::Role::Carrier,
+                name: "Bench Carrier".into(),
+                prefixes: vec![Prefix::parse("+861").expect("a prefix")],
+                reporting_since: Some(day("2019-06-01")),
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .0;
+        let t = Instant::now();
+        let job = st
+            .create_job(carrier, store::JobKind::Lifecycle, "events".into(), &csv)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let runner = workers::JobRunner::new(st.clone(), limits);
+        runner.run_until_idle().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let secs = t.elapsed().as_secs_f64();
+        let done = st.job(&job.id, job.owner_seq).await.map_err(|e| anyhow::anyhow!("{e}"))?.context("the job")?;
+        if done.accepted != events {
+            bail!("{} of {events} events accepted: {done:?}", done.accepted);
+        }
+        Ok::<_, anyhow::Error>(secs)
+    })?;
+    drop(st);
+
+    // Peer: the same rows into a table of the same shape, in chunks of the same size, durable.
+    let peer_db = work.join("peer.db");
+    let mut c = rusqlite::Connection::open(&peer_db)?;
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+         CREATE TABLE events (carrier_seq INTEGER NOT NULL, event_id TEXT NOT NULL, number INTEGER NOT NULL,
+           kind INTEGER NOT NULL, day INTEGER NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (carrier_seq, event_id)) WITHOUT ROWID;",
+    )?;
+    let t = Instant::now();
+    for chunk in rows.chunks(limits.chunk_rows) {
+        let tx = c.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO events (carrier_seq, event_id, number, kind, day, received_at) VALUES (1, ?1, ?2, ?3, ?4, '2026-11-29T12:00:00Z')",
+            )?;
+            for (id, number, kind, date) in chunk {
+                stmt.execute(rusqlite::params![id, *number as i64, kind, date])?;
+            }
+        }
+        tx.commit()?;
+    }
+    let peer_secs = t.elapsed().as_secs_f64();
+    drop(c);
+    let _ = std::fs::remove_dir_all(&work);
+    println!(
+        "{}",
+        json!({
+            "events": events,
+            "events_per_s": events as f64 / secs,
+            "secs": secs,
+            "peer_rusqlite_rows_per_s": events as f64 / peer_secs,
+        })
+    );
     Ok(())
 }

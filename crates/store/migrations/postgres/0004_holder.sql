@@ -89,5 +89,7 @@ CREATE TABLE attestation_keys (
     publish_until BIGINT
 );
 
--- "Who looked my number up": the holder's view reads the audit log by subject.
-CREATE INDEX audit_subject ON audit (subject, seq);
+-- "Who looked my number up": the holder's view reads the audit log by subject, for lookups only. Partial:
+-- the records of events and bindings (most of the log) do not pay for it (a full index made lifecycle
+-- files 3x slower).
+CREATE INDEX audit_lookups ON audit (subject, seq) WHERE action IN ('check', 'kyc.match');
