@@ -345,8 +345,7 @@ pub async fn request_unbind(
         _ => return Err(ApiError::invalid("send either \"institutionIds\" (a non-empty list) or \"all\": true")),
     };
     let today = state.store.today();
-    let view = state.store.holder_view(n).await?;
-    let Some(since) = view.tenure.vouched_since() else {
+    let Some(since) = state.store.tenure(n).await?.vouched_since() else {
         return Err(ApiError::new(ErrorCode::NotFound, "nobody holds this number now"));
     };
     let attestation = state.holder.attester.issue(&state.store, n, held_since_claim(since, today)).await?;
@@ -430,9 +429,10 @@ pub async fn lookups(State(state): State<AppState>, Holder(n): Holder) -> ApiRes
     security(("holderToken" = []))
 )]
 pub async fn attestation(State(state): State<AppState>, Holder(n): Holder) -> ApiResult<Json<AttestationView>> {
-    let view = state.store.holder_view(n).await?;
-    let since = view
-        .tenure
+    let since = state
+        .store
+        .tenure(n)
+        .await?
         .vouched_since()
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "nobody holds this number now"))?;
     let held_since = held_since_claim(since, state.store.today());

@@ -139,7 +139,7 @@ pub(crate) const NOTIFICATION_COLUMNS: &str = "seq, id, institution_seq, binding
                                                reissuable_from, detail, created_at, acked_at, ack_action, \
                                                unbind_request_id, deadline, attestation";
 
-fn day(r: &Row, i: usize) -> Result<Day, StoreError> {
+pub(crate) fn day(r: &Row, i: usize) -> Result<Day, StoreError> {
     r.opt_i64(i)
         .and_then(|v| Day::from_packed(v as i32))
         .ok_or_else(|| StoreError::Corrupt(format!("column {i} is not a day")))

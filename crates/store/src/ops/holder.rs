@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use crate::StoreError;
 use crate::keys::{new_id, random_bytes};
-use crate::ops::bindings::NotificationType;
+use crate::ops::bindings::{NotificationType, day};
 use crate::ops::participants::Participant;
 use crate::sql::{Conn, Row};
 use crate::writer::WriteCtx;
@@ -260,12 +260,6 @@ fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
     Some(sorted[rank.min(sorted.len()) - 1])
 }
 
-fn day_col(r: &Row, i: usize) -> Result<Day, StoreError> {
-    r.opt_i64(i)
-        .and_then(|v| Day::from_packed(v as i32))
-        .ok_or_else(|| StoreError::Corrupt(format!("column {i} is not a day")))
-}
-
 const REQUEST_COLUMNS: &str = "r.id, p.id, p.name, r.state, r.reason, r.deadline, r.attestation_id, r.created_at, \
                                r.created_unix, r.resolved_at, r.resolved_unix";
 
@@ -277,7 +271,7 @@ fn request_from(r: &Row) -> Result<UnbindRequest, StoreError> {
         institution_name: r.text(2)?,
         state: UnbindState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unbind state {state:?}")))?,
         reason: r.opt_text(4).as_deref().and_then(RejectReason::parse),
-        deadline: day_col(r, 5)?,
+        deadline: day(r, 5)?,
         attestation_id: r.text(6)?,
         created_at: r.text(7)?,
         created_unix: r.i64(8)?,
@@ -293,7 +287,7 @@ fn requested_bindings(conn: &mut dyn Conn, request_id: &str) -> Result<Vec<Reque
         &[request_id.into()],
     )?
     .iter()
-    .map(|r| Ok(RequestedBinding { binding_id: r.text(0)?, account_ref: r.text(1)?, bound_on: day_col(r, 2)? }))
+    .map(|r| Ok(RequestedBinding { binding_id: r.text(0)?, account_ref: r.text(1)?, bound_on: day(r, 2)? }))
     .collect()
 }
 
@@ -419,7 +413,7 @@ pub(crate) fn institution_report(
         let Some(rep) = by_seq.get_mut(&seq) else { continue };
         rep.resolved += 1;
         let (created, resolved) = (r.i64(4)?, r.opt_i64(5).unwrap_or_default());
-        let deadline_end = day_col(&r, 3)?
+        let deadline_end = day(&r, 3)?
             .plus_days(1)
             .date()
             .to_zoned(jiff::tz::TimeZone::UTC)
@@ -728,7 +722,7 @@ impl WriteCtx {
         let mut groups: Vec<(i64, String, Vec<RequestedBinding>)> = Vec::new();
         for r in &rows {
             let (seq, id) = (r.i64(0)?, r.text(1)?);
-            let b = RequestedBinding { binding_id: r.text(2)?, account_ref: r.text(3)?, bound_on: day_col(r, 4)? };
+            let b = RequestedBinding { binding_id: r.text(2)?, account_ref: r.text(3)?, bound_on: day(r, 4)? };
             match groups.last_mut() {
                 Some(g) if g.0 == seq => g.2.push(b),
                 _ => groups.push((seq, id, vec![b])),
@@ -835,7 +829,7 @@ impl WriteCtx {
             .query_one("SELECT number_hash, tenure_start FROM unbind_requests WHERE id = $1", &[id.into()])?
             .ok_or_else(|| StoreError::Database("request vanished".into()))?;
         let hash = row.opt_bytes(0).unwrap_or_default();
-        let start = day_col(&row, 1)?;
+        let start = day(&row, 1)?;
         let (state, reason, removed) = match resolution {
             Resolution::Unbound => {
                 // The notifications about these bindings are answered by this too.
