@@ -156,6 +156,8 @@ struct Inner {
     readers: Mutex<Vec<Box<dyn Conn>>>,
     read_permits: Semaphore,
     clock: Arc<dyn Clock>,
+    /// False for the CLI's short-lived stores: checks read the tables.
+    index_enabled: bool,
 }
 
 impl Drop for Inner {
@@ -230,6 +232,7 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
                 read_permits: Semaphore::new(config.read_connections_max.max(1)),
                 clock: config.clock,
+                index_enabled: config.build_index,
             }),
         })
     }
@@ -339,7 +342,33 @@ impl Store {
         actor: Participant,
         items: Vec<(PhoneNumber, Day)>,
     ) -> Result<Vec<Result<domain::Answer, domain::answer::DateAfterToday>>, StoreError> {
-        self.write(move |ctx| ctx.check(&actor, &items)).await
+        if !self.inner.index_enabled {
+            return self.write(move |ctx| ctx.check_from_tables(&actor, &items)).await;
+        }
+        // Answers from the index, which holds every event acknowledged so far; the numbers hashed
+        // for the audit here, so that the writer only appends them.
+        let answers = self.answer_many(&items);
+        let entries = ops::checklog::encode(
+            &self.inner.hash_key,
+            items.iter().zip(&answers).map(|(&(n, d), a)| (n, d, ops::checklog::LoggedAnswer::from(a))),
+        );
+        self.write(move |ctx| {
+            ctx.log_checks(&actor.id, None, entries);
+            Ok(())
+        })
+        .await?;
+        Ok(answers)
+    }
+
+    /// The checks of the last `batches` audited batches, oldest first.
+    pub async fn logged_checks(&self, batches: u32) -> Result<Vec<ops::checklog::LoggedCheck>, StoreError> {
+        self.read(move |c| ops::checklog::recent(c, batches)).await
+    }
+
+    /// Moves every logged check into the holder's lookups table now (the writer does it when idle).
+    pub async fn compact_lookups(&self) -> Result<(), StoreError> {
+        while self.write(|ctx| ctx.compact_check_tags(ops::checklog::COMPACT_STEP)).await? {}
+        Ok(())
     }
 
     // ----- bindings and notifications -----
@@ -660,7 +689,19 @@ impl Store {
         rows: Vec<ChunkRow>,
         to: Checkpoint,
     ) -> Result<Job, StoreError> {
-        self.write(move |ctx| ctx.apply_chunk(&job_id, from_offset, rows, to)).await
+        // A check file's numbers are hashed for the audit here, off the writer's thread.
+        let (rows, entries) = if rows.iter().any(|r| matches!(r.row, Ok(ops::jobs::RowData::Check { .. }))) {
+            let key = self.inner.hash_key.clone();
+            tokio::task::spawn_blocking(move || {
+                let entries = ops::checklog::encode_chunk(&key, &rows);
+                entries.map(|e| (rows, e))
+            })
+            .await
+            .map_err(|e| StoreError::Database(format!("packing checks failed: {e}")))??
+        } else {
+            (rows, Vec::new())
+        };
+        self.write(move |ctx| ctx.apply_chunk(&job_id, from_offset, rows, entries, to)).await
     }
 
     /// R2 for many questions from the index, without an audit record: for a check file's runner,

@@ -63,6 +63,10 @@ pub(crate) struct WriteCtx {
     index_ranges: HashMap<String, Option<Day>>,
     /// False in a store opened without an index: checks read the tables.
     pub(crate) index_enabled: bool,
+    /// Checks logged by this batch's commands, written at its commit.
+    pub(crate) checks_pending: Vec<crate::ops::checklog::PendingChecks>,
+    /// Batches of checks may be waiting for their tags to move into `check_tags`.
+    pub(crate) checks_behind: bool,
 }
 
 /// The index the writer keeps in step: shared with the store's readers, the ranges it was built with,
@@ -187,6 +191,9 @@ impl WriteCtx {
             pending: Vec::new(),
             index_ranges: index.ranges,
             index_enabled: index.enabled,
+            checks_pending: Vec::new(),
+            // Until the first compaction step says otherwise (a restart may leave work).
+            checks_behind: index.enabled,
         }
     }
 
@@ -322,12 +329,14 @@ impl WriteCtx {
             }
             let saved_hash = self.last_hash;
             let pending_mark = self.pending.len();
+            let checks_mark = self.checks_pending.len();
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| (cmd.0)(Some(self))));
             let ok = matches!(outcome, Ok((true, _)));
             let undo = if ok { "RELEASE SAVEPOINT cmd" } else { "ROLLBACK TO SAVEPOINT cmd; RELEASE SAVEPOINT cmd" };
             if !ok {
                 self.last_hash = saved_hash;
                 self.pending.truncate(pending_mark);
+                self.checks_pending.truncate(checks_mark);
                 // The command may have reloaded caches from rows now rolled back.
                 self.prefixes_generation = -1;
             }
@@ -341,7 +350,7 @@ impl WriteCtx {
         }
         let commit = match broken {
             Some(e) => Err(e),
-            None => self.conn.commit().map_err(|e| e.to_string()),
+            None => self.flush_checks().and_then(|()| self.conn.commit()).map_err(|e| e.to_string()),
         };
         match &commit {
             Ok(()) if !self.pending.is_empty() => {
@@ -359,6 +368,7 @@ impl WriteCtx {
                 // Cached state may reflect rolled-back work.
                 self.prefixes_generation = -1;
                 self.pending.clear();
+                self.checks_pending.clear();
             }
         }
         for reply in replies {
@@ -367,11 +377,45 @@ impl WriteCtx {
     }
 }
 
+impl WriteCtx {
+    /// One step of moving checks' tags into `check_tags`, in its own transaction. False when there is
+    /// nothing left to move (or the step failed: it is tried again after the next batch of checks).
+    pub(crate) fn compact_step(&mut self, max: usize) -> bool {
+        let step = self.begin_or_reconnect().and_then(|()| self.compact_check_tags(max));
+        let done = match step {
+            Ok(moved) => self.conn.commit().map(|()| moved),
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(moved) => moved,
+            Err(e) => {
+                tracing::warn!(error = %e, "moving checks into the lookups table failed");
+                let _ = self.conn.rollback();
+                false
+            }
+        }
+    }
+}
+
 pub(crate) fn spawn(mut ctx: WriteCtx, mut rx: mpsc::Receiver<Command>, batch_max: usize) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name("numlink-writer".into())
         .spawn(move || {
-            while let Some(first) = rx.blocking_recv() {
+            loop {
+                // Idle: move checks into the lookups table a step at a time, so that a command never
+                // waits for more than one step.
+                let first = match rx.try_recv() {
+                    Ok(c) => c,
+                    Err(mpsc::error::TryRecvError::Empty) if ctx.checks_behind => {
+                        ctx.checks_behind = ctx.compact_step(crate::ops::checklog::COMPACT_STEP);
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => match rx.blocking_recv() {
+                        Some(c) => c,
+                        None => break,
+                    },
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                };
                 let mut batch = vec![first];
                 while batch.len() < batch_max {
                     match rx.try_recv() {

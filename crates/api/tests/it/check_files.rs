@@ -80,8 +80,11 @@ async fn a_check_file_is_answered_in_order(db: TestDb) {
     let rej = app.get(&format!("/v1/jobs/{id}/rejections"), &bank).await;
     assert!(rej.text.contains("\n4,INVALID_ARGUMENT,") && rej.text.contains("\n8,INVALID_ARGUMENT,"), "{}", rej.text);
     // Every number checked is audited, as a single check is.
-    let checks = app.store.audit_tail(100).await.unwrap().into_iter().filter(|a| a.action == "check").count();
-    assert_eq!(checks, 5);
+    let logged = app.store.logged_checks(100).await.unwrap();
+    assert_eq!(
+        logged.iter().map(|c| (c.job.as_deref(), c.answer.as_str())).collect::<Vec<_>>(),
+        ["yes", "no", "no_data", "no_data", "OUT_OF_RANGE"].map(|a| (Some(id.as_str()), a)).to_vec()
+    );
     // Only the owner sees it; other jobs have no result; the header must be a check file's.
     let other = app.institution().await;
     assert_error(&app.get(&format!("/v1/jobs/{id}/result"), &other).await, 404, "NOT_FOUND");
@@ -123,6 +126,6 @@ async fn a_crash_midway_leaves_the_result_whole(db: TestDb) {
     app.runner.run_until_idle().await.unwrap();
     let r = app.get(&format!("/v1/jobs/{id}/result"), &bank).await;
     assert_eq!(r.text, expected);
-    let checks = app.store.audit_tail(100).await.unwrap().into_iter().filter(|a| a.action == "check").count();
-    assert_eq!(checks, 10, "each number audited once");
+    assert_eq!(app.store.logged_checks(1000).await.unwrap().len(), 10, "each number audited once");
+    assert_eq!(app.store.verify_audit().await.unwrap().first_broken, None);
 }

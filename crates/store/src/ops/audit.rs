@@ -20,7 +20,8 @@ pub struct AuditRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainReport {
     pub records: u64,
-    /// The first record whose hash does not follow from its content and predecessor.
+    /// The first record whose hash does not follow from its content and predecessor, or whose batch of
+    /// checks does not match the digest it states; or a batch of checks no record states.
     pub first_broken: Option<i64>,
 }
 
@@ -51,11 +52,23 @@ impl WriteCtx {
         subject: Option<&[u8]>,
         detail: &str,
     ) -> Result<(), StoreError> {
+        self.audit_seq(actor, action, subject, detail).map(|_| ())
+    }
+
+    /// Appends one record in the current transaction; its seq.
+    pub(crate) fn audit_seq(
+        &mut self,
+        actor: &str,
+        action: &str,
+        subject: Option<&[u8]>,
+        detail: &str,
+    ) -> Result<i64, StoreError> {
         let at = self.now_rfc3339();
         let prev = self.last_hash;
         let hash = chain_hash(&prev, &at, actor, action, subject, detail);
-        self.conn.exec(
-            "INSERT INTO audit (at, actor, action, subject, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        let row = self.conn.query_one(
+            "INSERT INTO audit (at, actor, action, subject, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             RETURNING seq",
             &[
                 at.into(),
                 actor.into(),
@@ -67,7 +80,7 @@ impl WriteCtx {
             ],
         )?;
         self.last_hash = hash;
-        Ok(())
+        row.ok_or_else(|| StoreError::Database("an audit insert returned no seq".into()))?.i64(0)
     }
 }
 
@@ -78,17 +91,36 @@ pub(crate) fn verify(conn: &mut dyn Conn) -> Result<ChainReport, StoreError> {
     let mut records = 0u64;
     loop {
         let rows = conn.query(
-            "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2",
+            "SELECT a.seq, a.at, a.actor, a.action, a.subject, a.detail, a.prev_hash, a.hash, b.entries \
+             FROM audit a LEFT JOIN check_batches b ON b.seq = a.seq WHERE a.seq > $1 ORDER BY a.seq LIMIT $2",
             &[after.into(), PAGE.into()],
         )?;
         if rows.is_empty() {
-            return Ok(ChainReport { records, first_broken: None });
+            // Entries with no `checks` record of their own were added behind the log's back.
+            let orphan = conn.query_one(
+                "SELECT MIN(b.seq) FROM check_batches b LEFT JOIN audit a ON a.seq = b.seq \
+                 WHERE a.seq IS NULL OR a.action <> 'checks'",
+                &[],
+            )?;
+            let first_broken = orphan.and_then(|r| r.opt_i64(0));
+            return Ok(ChainReport { records, first_broken });
         }
         for r in &rows {
             let seq = r.i64(0)?;
             let subject = r.opt_bytes(4);
             let expect = chain_hash(&prev, &r.text(1)?, &r.text(2)?, &r.text(3)?, subject.as_deref(), &r.text(5)?);
             if r.opt_bytes(6).as_deref() != Some(&prev[..]) || r.opt_bytes(7).as_deref() != Some(&expect[..]) {
+                return Ok(ChainReport { records, first_broken: Some(seq) });
+            }
+            // A batch of checks: its entries must be the ones the record's digest names.
+            let entries = r.opt_bytes(8);
+            if r.text(3)? == "checks" {
+                let detail = r.text(5)?;
+                let stated = crate::ops::checklog::detail_digest(&detail);
+                if entries.is_none_or(|e| stated != Some(crate::ops::checklog::entries_digest(&e).as_str())) {
+                    return Ok(ChainReport { records, first_broken: Some(seq) });
+                }
+            } else if entries.is_some() {
                 return Ok(ChainReport { records, first_broken: Some(seq) });
             }
             prev = expect;

@@ -177,33 +177,22 @@ impl WriteCtx {
         Ok(NumberFacts::new(&coverage, &summary))
     }
 
-    pub(crate) fn check(
+    /// R2 from the tables, audited: what a store without an index answers checks with.
+    pub(crate) fn check_from_tables(
         &mut self,
         actor: &Participant,
         items: &[(PhoneNumber, Day)],
     ) -> Result<Vec<Result<Answer, DateAfterToday>>, StoreError> {
         let today = self.clock.today();
-        let mut out = Vec::with_capacity(items.len());
-        // Answers from the index: the state every committed batch left, which includes every event
-        // acknowledged so far.
-        let answers: Vec<_> = if self.index_enabled {
-            let ix = self.index.read().unwrap_or_else(|p| p.into_inner());
-            items.iter().map(|&(n, d)| ix.answer(n, d, today)).collect()
-        } else {
-            items
-                .iter()
-                .map(|&(n, d)| Ok(reassigned_since(&self.facts(n)?, d, today)))
-                .collect::<Result<_, StoreError>>()?
-        };
-        for (&(n, d), answer) in items.iter().zip(answers) {
-            let shown = match answer {
-                Ok(a) => a.as_str(),
-                Err(DateAfterToday) => "error:OUT_OF_RANGE",
-            };
-            let subject = self.hash_key.number(n);
-            self.audit(&actor.id, "check", Some(&subject), &format!("date={d};answer={shown}"))?;
-            out.push(answer);
-        }
-        Ok(out)
+        let answers = items
+            .iter()
+            .map(|&(n, d)| Ok(reassigned_since(&self.facts(n)?, d, today)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let entries = crate::ops::checklog::encode(
+            &self.hash_key,
+            items.iter().zip(&answers).map(|(&(n, d), a)| (n, d, crate::ops::checklog::LoggedAnswer::from(a))),
+        );
+        self.log_checks(&actor.id, None, entries);
+        Ok(answers)
     }
 }

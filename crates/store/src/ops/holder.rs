@@ -907,17 +907,31 @@ impl WriteCtx {
         // `at` is RFC 3339 text, whose order is the time's except within one second ("…:00.5Z" sorts
         // before "…:00Z"): select from a second earlier, then compare as times.
         let rough = from.checked_sub(jiff::SignedDuration::from_secs(1)).unwrap_or(from);
+        let rough = rough.to_string();
+        // Checks, from their batches (see `checklog`); KYC matches (and checks audited one by one,
+        // before batches), from their own records.
+        let mut found: Vec<(i64, String, String, String)> = self
+            .check_batches_with(&hash[..crate::ops::checklog::TAG_BYTES], &rough, limit)?
+            .into_iter()
+            .map(|(seq, at, name)| (seq, name, at, "check".to_string()))
+            .collect();
         let rows = self.conn.query(
-            "SELECT p.name, a.at, a.action FROM audit a JOIN participants p ON p.id = a.actor \
+            "SELECT a.seq, p.name, a.at, a.action FROM audit a JOIN participants p ON p.id = a.actor \
              WHERE a.subject = $1 AND a.action IN ('check', 'kyc.match') AND a.at >= $2 \
              ORDER BY a.seq DESC LIMIT $3",
-            &[hash.as_slice().into(), rough.to_string().into(), i64::from(limit).into()],
+            &[hash.as_slice().into(), rough.as_str().into(), i64::from(limit).into()],
         )?;
-        let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            let at = r.text(1)?;
+            found.push((r.i64(0)?, r.text(1)?, r.text(2)?, r.text(3)?));
+        }
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        let mut out = Vec::with_capacity(found.len().min(limit as usize));
+        for (_, institution_name, at, action) in found {
+            if out.len() == limit as usize {
+                break;
+            }
             if at.parse::<jiff::Timestamp>().is_ok_and(|t| t >= from) {
-                out.push(Lookup { institution_name: r.text(0)?, at, action: r.text(2)? });
+                out.push(Lookup { institution_name, at, action });
             }
         }
         Ok(out)

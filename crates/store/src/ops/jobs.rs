@@ -206,6 +206,7 @@ impl WriteCtx {
         job_id: &str,
         from_offset: u64,
         rows: Vec<ChunkRow>,
+        check_entries: Vec<u8>,
         to: Checkpoint,
     ) -> Result<Job, StoreError> {
         let Checkpoint { next_offset, next_line, finished, result_bytes } = to;
@@ -252,11 +253,12 @@ impl WriteCtx {
                 })
                 .collect(),
             JobKind::Checks => {
-                // Every number checked is audited, as a single check is, with the answer written.
-                for (n, d, answer) in &checks {
-                    let subject = self.hash_key.number(*n);
-                    self.audit(&owner.id, "check", Some(&subject), &format!("date={d};answer={answer};job={job_id}"))?;
+                // Every number checked is audited, as a single check is, with the answer written
+                // (packed by the caller, from these rows).
+                if check_entries.len() != checks.len() * crate::ops::checklog::ENTRY_BYTES {
+                    return Err(StoreError::Invalid("the chunk's packed checks do not match its rows".into()));
                 }
+                self.log_checks(&owner.id, Some(job_id), check_entries);
                 accepted += checks.len() as i64;
                 Vec::new()
             }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bindings;
+pub mod checklog;
 pub mod events;
 pub mod holder;
 pub mod jobs;

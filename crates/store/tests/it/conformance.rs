@@ -51,6 +51,7 @@ backend_tests!(
     participants_and_keys,
     events_are_validated_deduplicated_and_answered,
     checks_are_audited_in_a_tamper_evident_chain,
+    a_batch_of_checks_without_its_record_breaks_the_chain,
     opening_twice_migrates_once,
     job_chunks_commit_with_their_checkpoint,
 );
@@ -182,28 +183,61 @@ async fn events_are_validated_deduplicated_and_answered(db: TestDb) {
 async fn checks_are_audited_in_a_tamper_evident_chain(db: TestDb) {
     let (store, _) = db.open("2025-06-30");
     let (bank, _) = institution(&store).await;
-    store.check(bank.clone(), vec![(num("+8613800138000"), day("2024-01-01"))]).await.unwrap();
+    let n = num("+8613800138000");
+    store.check(bank.clone(), vec![(n, day("2024-01-01")), (n, day("2026-01-01"))]).await.unwrap();
+    // One chained record for the call, naming the count and the digest of its entries.
     let tail = store.audit_tail(10).await.unwrap();
     let last = tail.last().unwrap();
-    assert_eq!((last.actor.as_str(), last.action.as_str()), (bank.id.as_str(), "check"));
-    assert_eq!(last.detail, "date=2024-01-01;answer=no_data");
-    let subject = last.subject.clone().unwrap();
-    assert_eq!(subject.len(), 32);
-    assert_ne!(&subject[..], b"+8613800138000".as_slice(), "the number is stored only as a keyed hash");
+    assert_eq!((last.actor.as_str(), last.action.as_str(), last.subject.as_ref()), (bank.id.as_str(), "checks", None));
+    assert!(last.detail.starts_with("count=2;sha256="), "{}", last.detail);
+    // Each check is in it: who, the date, the answer, and the number as a keyed hash only.
+    let logged = store.logged_checks(1).await.unwrap();
+    assert_eq!(
+        logged.iter().map(|c| (c.seq, c.actor.as_str(), c.date, c.answer.as_str())).collect::<Vec<_>>(),
+        vec![
+            (last.seq, bank.id.as_str(), day("2024-01-01"), "no_data"),
+            (last.seq, bank.id.as_str(), day("2026-01-01"), "OUT_OF_RANGE")
+        ]
+    );
+    assert_eq!(logged[0].tag, logged[1].tag, "the same number, the same tag");
+    assert!(!logged[0].tag.windows(4).any(|w| w == b"8613"), "the number is stored only as a keyed hash");
     assert_eq!(store.verify_audit().await.unwrap().first_broken, None);
 
-    // Tamper with a record behind the store's back: the chain breaks there.
-    let seq = tail[0].seq;
+    // Tamper behind the store's back: a changed check in a batch, then a changed record; each breaks
+    // the chain where it is.
+    let first_seq = tail[0].seq;
+    let tamper = |sql: String| match &db.url {
+        store::DbUrl::Sqlite(path) => rusqlite_like::exec(&rusqlite_like::open(path), &sql),
+        store::DbUrl::Postgres(url) => store::testing::pg_batch(url, &sql),
+    };
+    let answer_byte = if matches!(db.url, store::DbUrl::Sqlite(_)) {
+        // The last byte of the first entry (the answer): 'd' (no_data) made 'n' (no).
+        format!(
+            "UPDATE check_batches SET entries = CAST(substr(entries, 1, 20) || x'6e' || substr(entries, 22) AS BLOB) WHERE seq = {}",
+            last.seq
+        )
+    } else {
+        format!("UPDATE check_batches SET entries = set_byte(entries, 20, 110) WHERE seq = {}", last.seq)
+    };
+    tamper(answer_byte);
+    assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(last.seq));
+    assert_eq!(store.logged_checks(1).await.unwrap()[0].answer.as_str(), "no", "the tampering took");
+    tamper(format!("UPDATE audit SET detail = 'forged' WHERE seq = {first_seq}"));
+    assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(first_seq));
+}
+
+async fn a_batch_of_checks_without_its_record_breaks_the_chain(db: TestDb) {
+    let (store, _) = db.open("2025-06-30");
+    let (bank, _) = institution(&store).await;
+    store.check(bank.clone(), vec![(num("+8613800138000"), day("2024-01-01"))]).await.unwrap();
+    assert_eq!(store.verify_audit().await.unwrap().first_broken, None);
+    let sql = "INSERT INTO check_batches (seq, entries) SELECT seq + 1000, entries FROM check_batches";
     match &db.url {
-        store::DbUrl::Sqlite(path) => {
-            let c = rusqlite_like::open(path);
-            rusqlite_like::exec(&c, &format!("UPDATE audit SET detail = 'forged' WHERE seq = {seq}"));
-        }
-        store::DbUrl::Postgres(url) => {
-            store::testing::pg_batch(url, &format!("UPDATE audit SET detail = 'forged' WHERE seq = {seq}"));
-        }
+        store::DbUrl::Sqlite(path) => rusqlite_like::exec(&rusqlite_like::open(path), sql),
+        store::DbUrl::Postgres(url) => store::testing::pg_batch(url, sql),
     }
-    assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(seq));
+    let seq = store.logged_checks(1).await.unwrap()[0].seq;
+    assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(seq + 1000));
 }
 
 /// Just enough of a raw SQLite handle to tamper with a file from outside the store.

@@ -1,0 +1,19 @@
+-- Checks are audited by the batch: per writer commit and caller, one audit record (action 'checks',
+-- detail `count=N;sha256=HEX[;job=ID]`) whose seq keys the row here holding its entries, 21 bytes each:
+-- the first 16 bytes of the number's keyed hash, the date (yyyymmdd as an i32, big-endian) and
+-- the answer (y, n, d = no_data, o = date after today). The SHA-256 of `entries` is in the chained
+-- record, so a changed entry breaks `audit verify`.
+CREATE TABLE check_batches (
+    seq     INTEGER PRIMARY KEY,
+    entries BLOB NOT NULL
+);
+
+-- "Who looked my number up": each entry's tag and batch, filled behind the writer (when it is idle)
+-- up to meta 'check_tags_upto'; the holder's lookups read this and scan the batches after it.
+CREATE TABLE check_tags (
+    tag BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (tag, seq)
+) WITHOUT ROWID;
+
+INSERT INTO meta (key, value) VALUES ('check_tags_upto', 0), ('check_tags_offset', 0);

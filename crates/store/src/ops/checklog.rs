@@ -1,0 +1,312 @@
+//! Checks are audited by the batch. A check records who asked about which number, for which date,
+//! and the answer; at millions of numbers a second a chained record per number costs more than the
+//! answer itself (a SHA-256 link, an index insert and ~150 bytes of WAL each). So the writer gathers
+//! the checks of a commit per caller (and job) and writes, in that same commit, one chained audit
+//! record `checks` (detail `count=N;sha256=HEX[;job=ID]`) and, under its seq, the packed entries in
+//! `check_batches`. The record's SHA-256 of the entries makes each of them as tamper-evident as a
+//! record of its own; `audit verify` recomputes it.
+//!
+//! The holder's lookups need the batches by number: `check_tags` (tag, seq) is filled behind the
+//! writer, when it is idle, up to a watermark in `meta`; lookups read it and scan the batches after
+//! the watermark, so they are exact whether or not the compaction has caught up.
+
+use domain::{Day, PhoneNumber};
+
+use crate::StoreError;
+use crate::keys::{HashKey, sha256};
+use crate::ops::jobs::{ChunkRow, RowData};
+use crate::sql::{Conn, Value};
+use crate::writer::WriteCtx;
+
+/// The bytes of a number's keyed hash kept per entry: 128 bits, no collision in any country's numbers.
+pub const TAG_BYTES: usize = 16;
+/// One entry: tag, date (`yyyymmdd`, i32 big-endian), answer.
+pub const ENTRY_BYTES: usize = TAG_BYTES + 4 + 1;
+/// Tags moved into `check_tags` per compaction step: a step holds the writer for a few milliseconds.
+pub const COMPACT_STEP: usize = 4096;
+/// Rows per multi-row insert of tags (2 parameters each).
+const TAGS_PER_INSERT: usize = 256;
+
+/// The answer a check gave, as logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoggedAnswer {
+    Yes,
+    No,
+    NoData,
+    /// The date asked about was after today (`OUT_OF_RANGE`).
+    DateAfterToday,
+}
+
+impl LoggedAnswer {
+    fn byte(self) -> u8 {
+        match self {
+            LoggedAnswer::Yes => b'y',
+            LoggedAnswer::No => b'n',
+            LoggedAnswer::NoData => b'd',
+            LoggedAnswer::DateAfterToday => b'o',
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<LoggedAnswer> {
+        Some(match b {
+            b'y' => LoggedAnswer::Yes,
+            b'n' => LoggedAnswer::No,
+            b'd' => LoggedAnswer::NoData,
+            b'o' => LoggedAnswer::DateAfterToday,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoggedAnswer::Yes => "yes",
+            LoggedAnswer::No => "no",
+            LoggedAnswer::NoData => "no_data",
+            LoggedAnswer::DateAfterToday => "OUT_OF_RANGE",
+        }
+    }
+
+    /// From an answer as a result file writes it.
+    pub fn from_wire(s: &str) -> Option<LoggedAnswer> {
+        [LoggedAnswer::Yes, LoggedAnswer::No, LoggedAnswer::NoData, LoggedAnswer::DateAfterToday]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+}
+
+impl From<&Result<domain::Answer, domain::answer::DateAfterToday>> for LoggedAnswer {
+    fn from(a: &Result<domain::Answer, domain::answer::DateAfterToday>) -> LoggedAnswer {
+        match a {
+            Ok(domain::Answer::Yes) => LoggedAnswer::Yes,
+            Ok(domain::Answer::No) => LoggedAnswer::No,
+            Ok(domain::Answer::NoData(_)) => LoggedAnswer::NoData,
+            Err(domain::answer::DateAfterToday) => LoggedAnswer::DateAfterToday,
+        }
+    }
+}
+
+/// One check as the audit log holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedCheck {
+    /// The seq of the audit record of its batch.
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub job: Option<String>,
+    /// The first [`TAG_BYTES`] of the number's keyed hash.
+    pub tag: [u8; TAG_BYTES],
+    pub date: Day,
+    pub answer: LoggedAnswer,
+}
+
+/// Checks a command logged, written at the batch's commit.
+pub(crate) struct PendingChecks {
+    actor: String,
+    job: Option<String>,
+    entries: Vec<u8>,
+}
+
+fn decode(entries: &[u8]) -> impl Iterator<Item = Result<([u8; TAG_BYTES], Day, LoggedAnswer), StoreError>> + '_ {
+    entries.chunks(ENTRY_BYTES).map(|e| {
+        let bad = || StoreError::Corrupt("a check_batches entry".into());
+        if e.len() != ENTRY_BYTES {
+            return Err(bad());
+        }
+        let tag: [u8; TAG_BYTES] = e[..TAG_BYTES].try_into().map_err(|_| bad())?;
+        let packed = i32::from_be_bytes(e[TAG_BYTES..TAG_BYTES + 4].try_into().map_err(|_| bad())?);
+        let date = Day::from_packed(packed).ok_or_else(bad)?;
+        let answer = LoggedAnswer::from_byte(e[ENTRY_BYTES - 1]).ok_or_else(bad)?;
+        Ok((tag, date, answer))
+    })
+}
+
+fn has_tag(entries: &[u8], tag: &[u8]) -> bool {
+    entries.chunks_exact(ENTRY_BYTES).any(|e| &e[..TAG_BYTES] == tag)
+}
+
+/// The `sha256=` value of a `checks` record's detail.
+pub(crate) fn detail_digest(detail: &str) -> Option<&str> {
+    detail.split(';').find_map(|kv| kv.strip_prefix("sha256="))
+}
+
+pub(crate) fn entries_digest(entries: &[u8]) -> String {
+    hex::encode(sha256(entries))
+}
+
+/// Checks packed as entries, ready for [`WriteCtx::log_checks`]. Packing hashes every number, so it
+/// is done on the caller's thread, not the writer's.
+pub(crate) fn encode(key: &HashKey, items: impl ExactSizeIterator<Item = (PhoneNumber, Day, LoggedAnswer)>) -> Vec<u8> {
+    let mut entries = Vec::with_capacity(items.len() * ENTRY_BYTES);
+    for (n, d, a) in items {
+        entries.extend_from_slice(&key.number(n)[..TAG_BYTES]);
+        entries.extend_from_slice(&d.packed().to_be_bytes());
+        entries.push(a.byte());
+    }
+    entries
+}
+
+/// The checks of a check file's chunk, packed (rows in order; rows that did not parse are not checks).
+pub(crate) fn encode_chunk(key: &HashKey, rows: &[ChunkRow]) -> Result<Vec<u8>, StoreError> {
+    let checks = rows
+        .iter()
+        .filter_map(|r| match &r.row {
+            Ok(RowData::Check { number, date, answer }) => Some(
+                LoggedAnswer::from_wire(answer)
+                    .map(|a| (*number, *date, a))
+                    .ok_or_else(|| StoreError::Invalid(format!("\"{answer}\" is not an answer"))),
+            ),
+            _ => None,
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(encode(key, checks.into_iter()))
+}
+
+impl WriteCtx {
+    /// Logs checks `actor` made (in `job`, for a check file), packed by [`encode`]; their audit record
+    /// and entries are written in this batch's commit, before any caller is answered.
+    pub(crate) fn log_checks(&mut self, actor: &str, job: Option<&str>, entries: Vec<u8>) {
+        self.checks_pending.push(PendingChecks { actor: actor.to_string(), job: job.map(str::to_string), entries });
+    }
+
+    /// Writes the batch's logged checks: per caller and job, one chained record and its entries.
+    pub(crate) fn flush_checks(&mut self) -> Result<(), StoreError> {
+        let mut groups: Vec<PendingChecks> = Vec::new();
+        for p in std::mem::take(&mut self.checks_pending) {
+            match groups.iter_mut().find(|g| g.actor == p.actor && g.job == p.job) {
+                Some(g) => g.entries.extend_from_slice(&p.entries),
+                None => groups.push(p),
+            }
+        }
+        for g in groups.into_iter().filter(|g| !g.entries.is_empty()) {
+            let mut detail = format!("count={};sha256={}", g.entries.len() / ENTRY_BYTES, entries_digest(&g.entries));
+            if let Some(job) = &g.job {
+                detail.push_str(";job=");
+                detail.push_str(job);
+            }
+            let seq = self.audit_seq(&g.actor, "checks", None, &detail)?;
+            self.conn.exec(
+                "INSERT INTO check_batches (seq, entries) VALUES ($1, $2)",
+                &[seq.into(), Value::Bytes(g.entries)],
+            )?;
+            // A serving store moves their tags for the holder's lookups when idle.
+            self.checks_behind = self.index_enabled;
+        }
+        Ok(())
+    }
+
+    /// Moves up to `max` tags of logged checks into `check_tags`, oldest first, in the current
+    /// transaction. False when there was nothing left to move.
+    pub(crate) fn compact_check_tags(&mut self, max: usize) -> Result<bool, StoreError> {
+        let meta = |c: &mut dyn Conn, key: &str| -> Result<i64, StoreError> {
+            Ok(c.query_one("SELECT value FROM meta WHERE key = $1", &[key.into()])?
+                .map(|r| r.i64(0))
+                .transpose()?
+                .unwrap_or(0))
+        };
+        let (mut upto, mut offset) =
+            (meta(self.conn.as_mut(), "check_tags_upto")?, meta(self.conn.as_mut(), "check_tags_offset")?);
+        let mut budget = max;
+        let mut moved_any = false;
+        while budget > 0 {
+            let row = self.conn.query_one(
+                "SELECT seq, length(entries), substr(entries, $1, $2) FROM check_batches WHERE seq > $3 ORDER BY seq LIMIT 1",
+                // substr takes 32-bit positions (PostgreSQL is strict about it); a batch is far smaller.
+                &[
+                    Value::I32(i32::try_from(offset * ENTRY_BYTES as i64 + 1).unwrap_or(i32::MAX)),
+                    Value::I32(i32::try_from(budget * ENTRY_BYTES).unwrap_or(i32::MAX)),
+                    upto.into(),
+                ],
+            )?;
+            let Some(row) = row else { break };
+            let (seq, len) = (row.i64(0)?, row.i64(1)?);
+            let slice = row.opt_bytes(2).unwrap_or_default();
+            let mut tags: Vec<&[u8]> = slice.chunks_exact(ENTRY_BYTES).map(|e| &e[..TAG_BYTES]).collect();
+            let taken = tags.len();
+            tags.sort_unstable();
+            tags.dedup();
+            for chunk in tags.chunks(TAGS_PER_INSERT) {
+                let values: Vec<String> =
+                    (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+                let params: Vec<Value> =
+                    chunk.iter().flat_map(|t| [Value::Bytes(t.to_vec()), Value::from(seq)]).collect();
+                self.conn.exec(
+                    &format!("INSERT INTO check_tags (tag, seq) VALUES {} ON CONFLICT DO NOTHING", values.join(", ")),
+                    &params,
+                )?;
+            }
+            offset += taken as i64;
+            if offset * ENTRY_BYTES as i64 >= len {
+                (upto, offset) = (seq, 0);
+            }
+            budget = budget.saturating_sub(taken.max(1));
+            moved_any = true;
+        }
+        if moved_any {
+            for (key, value) in [("check_tags_upto", upto), ("check_tags_offset", offset)] {
+                self.conn.exec("UPDATE meta SET value = $1 WHERE key = $2", &[value.into(), key.into()])?;
+            }
+        }
+        Ok(moved_any)
+    }
+
+    /// The seqs of the `checks` records whose batches hold `tag`, made at or after `since` (RFC 3339,
+    /// compared as text by the caller's rough bound), newest first, with when and who.
+    pub(crate) fn check_batches_with(
+        &mut self,
+        tag: &[u8],
+        rough_since: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let mut found: Vec<(i64, String, String)> = Vec::new();
+        let rows = self.conn.query(
+            "SELECT a.seq, a.at, p.name FROM check_tags t JOIN audit a ON a.seq = t.seq JOIN participants p ON p.id = a.actor \
+             WHERE t.tag = $1 AND a.at >= $2 ORDER BY t.seq DESC LIMIT $3",
+            &[tag.into(), rough_since.into(), i64::from(limit).into()],
+        )?;
+        for r in &rows {
+            found.push((r.i64(0)?, r.text(1)?, r.text(2)?));
+        }
+        // The batches the compaction has not finished: scanned.
+        let upto = self
+            .conn
+            .query_one("SELECT value FROM meta WHERE key = 'check_tags_upto'", &[])?
+            .map(|r| r.i64(0))
+            .transpose()?
+            .unwrap_or(0);
+        self.conn.query_each(
+            "SELECT a.seq, a.at, p.name, b.entries FROM check_batches b JOIN audit a ON a.seq = b.seq \
+             JOIN participants p ON p.id = a.actor WHERE b.seq > $1 AND a.at >= $2",
+            &[upto.into(), rough_since.into()],
+            &mut |r| {
+                if has_tag(&r.opt_bytes(3).unwrap_or_default(), tag) {
+                    found.push((r.i64(0)?, r.text(1)?, r.text(2)?));
+                }
+                Ok(())
+            },
+        )?;
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        found.dedup_by_key(|f| f.0);
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+}
+
+/// The checks of the last `batches` batches, oldest first.
+pub(crate) fn recent(conn: &mut dyn Conn, batches: u32) -> Result<Vec<LoggedCheck>, StoreError> {
+    let rows = conn.query(
+        "SELECT a.seq, a.at, a.actor, a.detail, b.entries FROM audit a JOIN check_batches b ON b.seq = a.seq \
+         WHERE a.action = 'checks' ORDER BY a.seq DESC LIMIT $1",
+        &[i64::from(batches).into()],
+    )?;
+    let mut out = Vec::new();
+    for r in rows.iter().rev() {
+        let (seq, at, actor, detail) = (r.i64(0)?, r.text(1)?, r.text(2)?, r.text(3)?);
+        let job = detail.split(';').find_map(|kv| kv.strip_prefix("job=")).map(str::to_string);
+        let entries = r.opt_bytes(4).ok_or_else(|| StoreError::Corrupt(format!("the checks of audit record {seq}")))?;
+        for e in decode(&entries) {
+            let (tag, date, answer) = e?;
+            out.push(LoggedCheck { seq, at: at.clone(), actor: actor.clone(), job: job.clone(), tag, date, answer });
+        }
+    }
+    Ok(out)
+}
