@@ -158,7 +158,12 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// False for the CLI's short-lived stores: checks read the tables.
     index_enabled: bool,
+    /// Valid API keys (by hash) recently read, and when.
+    known_keys: Mutex<std::collections::HashMap<[u8; 32], (Participant, std::time::Instant)>>,
 }
+
+/// How long a valid API key is trusted without reading the database again.
+pub const KEY_CACHE_SECS: u64 = 5;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -233,6 +238,7 @@ impl Store {
                 read_permits: Semaphore::new(config.read_connections_max.max(1)),
                 clock: config.clock,
                 index_enabled: config.build_index,
+                known_keys: Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -313,19 +319,46 @@ impl Store {
     /// Issues a new key for the participant and revokes every earlier one.
     pub async fn rotate_key(&self, participant_id: &str) -> Result<ApiKey, StoreError> {
         let id = participant_id.to_string();
-        self.write(move |ctx| ctx.rotate_key(&id)).await
+        let r = self.write(move |ctx| ctx.rotate_key(&id)).await;
+        self.forget_keys();
+        r
     }
 
     /// Revokes every key of the participant: it can no longer call the API.
     pub async fn revoke_keys(&self, participant_id: &str) -> Result<u64, StoreError> {
         let id = participant_id.to_string();
-        self.write(move |ctx| ctx.revoke_keys(&id)).await
+        let r = self.write(move |ctx| ctx.revoke_keys(&id)).await;
+        self.forget_keys();
+        r
+    }
+
+    fn forget_keys(&self) {
+        self.inner.known_keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// The participant an API key belongs to, if the key is known and not revoked.
+    ///
+    /// Valid keys are remembered for [`KEY_CACHE_SECS`], so that a busy caller does not cost a database
+    /// read per request: a key revoked through this store stops working at once, one revoked by another
+    /// process (`numlink participant …`) within that time. Unknown keys are not remembered.
     pub async fn authenticate(&self, presented_key: &str) -> Result<Option<Participant>, StoreError> {
         let hash = ApiKey::hash_of(presented_key);
-        self.read(move |c| ops::participants::by_key_hash(c, &hash)).await
+        let now = std::time::Instant::now();
+        {
+            let mut known = self.inner.known_keys.lock().unwrap_or_else(|p| p.into_inner());
+            match known.get(&hash) {
+                Some((p, at)) if now.duration_since(*at).as_secs() < KEY_CACHE_SECS => return Ok(Some(p.clone())),
+                Some(_) => {
+                    known.remove(&hash);
+                }
+                None => {}
+            }
+        }
+        let found = self.read(move |c| ops::participants::by_key_hash(c, &hash)).await?;
+        if let Some(p) = &found {
+            self.inner.known_keys.lock().unwrap_or_else(|p| p.into_inner()).insert(hash, (p.clone(), now));
+        }
+        Ok(found)
     }
 
     // ----- events and checks -----
