@@ -2,6 +2,13 @@
 //! (spooled file, job runner, durable chunks on SQLite), against a plain rusqlite insert of the same
 //! rows into a table of the same shape, in chunks of the same size, in the same run.
 //!
+//! `bench registry --numbers N --db FILE --sample FILE`: writes the registry below into a SQLite store
+//! (for a server to open) and a sample of numbers to ask about, one per line (90% from the registry,
+//! 10% from unallocated blocks), for the HTTP benchmark's load scripts.
+//!
+//! `bench bare --listen ADDR`: the HTTP peer, a bare axum handler answering every POST with a fixed
+//! JSON body, on the same runtime settings as the server.
+//!
 //! `bench index --numbers N --dir DIR`: the in-memory index measured in-process, on a registry shaped
 //! like a Chinese carrier's (11-digit national numbers, allocated in whole 10,000-number blocks under
 //! 7-digit prefixes, with realistic shares of reissued, disconnected, transferred and ported numbers),
@@ -137,6 +144,34 @@ fn peer_lookups(peer: &HashMap<u64, NumberFacts>, queries: &[(PhoneNumber, Day)]
         .count() as u64
 }
 
+/// Questions: 90% numbers of the registry, 10% numbers of unallocated blocks; dates over 2018..2026.
+fn questions(reg: &[(PhoneNumber, Summary)], count: usize, rng: &mut Rng) -> Vec<(PhoneNumber, Day)> {
+    (0..count)
+        .map(|_| {
+            let n = if rng.below(10) < 9 {
+                reg[rng.below(reg.len() as u64) as usize].0
+            } else {
+                PhoneNumber::from_digits(86 * 100_000_000_000 + 1_300_000 * 10_000 + rng.below(7_000_000_000))
+                    .expect("a number")
+            };
+            (n, day("2018-01-01").plus_days(rng.below(3_200) as i32))
+        })
+        .collect()
+}
+
+/// The HTTP peer: every POST answered with the same small JSON body, nothing read or checked.
+fn bare(listen: &str) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let app = axum::Router::new().fallback(axum::routing::post(|| async {
+            ([(axum::http::header::CONTENT_TYPE, "application/json")], r#"{"phoneNumberRecycled":false}"#)
+        }));
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
 fn ranges() -> Vec<(Prefix, Option<Day>)> {
     vec![(Prefix::parse("+861").expect("a prefix"), Some(day("2019-06-01")))]
 }
@@ -147,11 +182,29 @@ fn main() -> Result<()> {
     let dir = PathBuf::from(arg("--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()));
     match args.first().map(String::as_str) {
         Some("index") => {}
+        Some("registry") => {
+            let numbers: u64 = arg("--numbers").map_or(Ok(1_000_000), |v| v.parse()).context("--numbers N")?;
+            let db = PathBuf::from(arg("--db").context("--db FILE")?);
+            let sample = PathBuf::from(arg("--sample").context("--sample FILE")?);
+            let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+            let reg = registry(numbers, &mut rng);
+            write_tables(&db, &reg)?;
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&sample)?);
+            for q in questions(&reg, 100_000, &mut rng) {
+                std::io::Write::write_all(&mut f, format!("{}\n", q.0).as_bytes())?;
+            }
+            std::io::Write::flush(&mut f)?;
+            return Ok(());
+        }
+        Some("bare") => return bare(&arg("--listen").context("--listen ADDR")?),
         Some("lifecycle") => {
             let events: u64 = arg("--events").map_or(Ok(1_000_000), |v| v.parse()).context("--events N")?;
             return lifecycle(events, &dir);
         }
-        _ => bail!("usage: bench index [--numbers N] [--dir DIR] | bench lifecycle [--events N] [--dir DIR]"),
+        _ => bail!(
+            "usage: bench index [--numbers N] [--dir DIR] | bench lifecycle [--events N] [--dir DIR] | \
+             bench registry --numbers N --db FILE --sample FILE | bench bare --listen ADDR"
+        ),
     }
     let numbers: u64 = arg("--numbers").map_or(Ok(1_000_000), |v| v.parse()).context("--numbers N")?;
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
@@ -170,17 +223,7 @@ fn main() -> Result<()> {
 
     // Queries: 90% numbers of the registry, 10% numbers of unallocated blocks; dates over 2018..2026.
     let today = day("2026-11-29");
-    let queries: Vec<(PhoneNumber, Day)> = (0..10_000_000u64)
-        .map(|_| {
-            let n = if rng.below(10) < 9 {
-                reg[rng.below(reg.len() as u64) as usize].0
-            } else {
-                PhoneNumber::from_digits(86 * 100_000_000_000 + 1_300_000 * 10_000 + rng.below(7_000_000_000))
-                    .expect("a number")
-            };
-            (n, day("2018-01-01").plus_days(rng.below(3_200) as i32))
-        })
-        .collect();
+    let queries = questions(&reg, 10_000_000, &mut rng);
     let t = Instant::now();
     let yes = index_lookups(&ix, &queries, today);
     let lookup_secs = t.elapsed().as_secs_f64();

@@ -136,6 +136,22 @@ impl HashKey {
     }
 }
 
+impl HashKey {
+    /// A 128-bit keyed tag of a number, for the check log: SHA-256 of one 64-byte block (the key, a
+    /// domain label, the number's digits), a single compression where HMAC takes two. A secret-prefix
+    /// hash is a sound PRF for messages of one fixed length, which these are.
+    pub fn tag(&self, n: domain::PhoneNumber) -> [u8; 16] {
+        let mut block = [0u8; 48];
+        block[..32].copy_from_slice(&self.key);
+        block[32..40].copy_from_slice(b"ntag:v1\0");
+        block[40..].copy_from_slice(&n.digits().to_be_bytes());
+        let digest = Sha256::digest(block);
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&digest[..16]);
+        tag
+    }
+}
+
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }

@@ -227,7 +227,7 @@ impl Store {
             reconnect,
             writer::IndexSetup { index: index.clone(), ranges: index_ranges, enabled: config.build_index },
         );
-        writer::spawn(ctx, rx, config.write_batch_commands_max.max(1))?;
+        writer::spawn(ctx, rx, tx.downgrade(), config.write_batch_commands_max.max(1))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 url: config.url,
@@ -385,11 +385,16 @@ impl Store {
             &self.inner.hash_key,
             items.iter().zip(&answers).map(|(&(n, d), a)| (n, d, ops::checklog::LoggedAnswer::from(a))),
         );
-        self.write(move |ctx| {
-            ctx.log_checks(&actor.id, None, entries);
-            Ok(())
-        })
-        .await?;
+        let (tx, rx) = oneshot::channel();
+        let cmd = writer::command_in_memory(
+            move |ctx| {
+                ctx.log_checks(&actor.id, None, entries);
+                Ok(())
+            },
+            tx,
+        );
+        self.inner.writer.send(cmd).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)??;
         Ok(answers)
     }
 
@@ -400,7 +405,7 @@ impl Store {
 
     /// Moves every logged check into the holder's lookups table now (the writer does it when idle).
     pub async fn compact_lookups(&self) -> Result<(), StoreError> {
-        while self.write(|ctx| ctx.compact_check_tags(ops::checklog::COMPACT_STEP)).await? {}
+        while self.write(|ctx| ctx.compact_check_tags(1 << 16)).await? {}
         Ok(())
     }
 

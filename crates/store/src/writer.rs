@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use domain::{AgingPolicy, CarrierId, Clock, Coverage, Day, PhoneNumber, Prefix, Summary};
 use index::Index;
@@ -20,13 +21,34 @@ type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// answers its caller with the failure.
 type Run = Box<dyn FnOnce(Option<&mut WriteCtx>) -> (bool, Reply) + Send>;
 
-pub(crate) struct Command(Run);
+pub(crate) struct Command {
+    run: Run,
+    /// The command only records something in memory for the batch's commit (and cannot fail): it
+    /// needs no savepoint of its own.
+    in_memory: bool,
+    /// Not a command: the tick that lets an idle writer notice it is idle.
+    tick: bool,
+}
+
+impl Command {
+    fn tick() -> Command {
+        Command { run: Box::new(|_| (true, Box::new(|_| {}))), in_memory: true, tick: true }
+    }
+}
+
+/// A command that touches only the writer's memory (see [`Command::in_memory`]).
+pub(crate) fn command_in_memory<R: Send + 'static>(
+    f: impl FnOnce(&mut WriteCtx) -> Result<R, StoreError> + Send + 'static,
+    tx: oneshot::Sender<Result<R, StoreError>>,
+) -> Command {
+    Command { in_memory: true, ..command(f, tx) }
+}
 
 pub(crate) fn command<R: Send + 'static>(
     f: impl FnOnce(&mut WriteCtx) -> Result<R, StoreError> + Send + 'static,
     tx: oneshot::Sender<Result<R, StoreError>>,
 ) -> Command {
-    Command(Box::new(move |ctx| {
+    let run: Run = Box::new(move |ctx| {
         let r = match ctx {
             Some(ctx) => f(ctx),
             None => Err(StoreError::Database("the write transaction could not start".into())),
@@ -37,7 +59,8 @@ pub(crate) fn command<R: Send + 'static>(
             let _ = tx.send(commit.and(r));
         });
         (ok, reply)
-    }))
+    });
+    Command { run, in_memory: false, tick: false }
 }
 
 /// The writer's connection and what it caches between batches.
@@ -67,7 +90,12 @@ pub(crate) struct WriteCtx {
     pub(crate) checks_pending: Vec<crate::ops::checklog::PendingChecks>,
     /// Batches of checks may be waiting for their tags to move into `check_tags`.
     pub(crate) checks_behind: bool,
+    /// Commits since the connection's housekeeping last ran.
+    commits_since_maintain: u32,
 }
+
+/// Commits after which an idle writer runs the connection's housekeeping (a WAL checkpoint).
+const MAINTAIN_AFTER_COMMITS: u32 = 64;
 
 /// The index the writer keeps in step: shared with the store's readers, the ranges it was built with,
 /// and whether there is one at all (the CLI's short-lived stores have none).
@@ -194,6 +222,7 @@ impl WriteCtx {
             checks_pending: Vec::new(),
             // Until the first compaction step says otherwise (a restart may leave work).
             checks_behind: index.enabled,
+            commits_since_maintain: 0,
         }
     }
 
@@ -310,7 +339,7 @@ impl WriteCtx {
             tracing::error!(error = %e, "cannot start a write transaction");
             let _ = self.conn.rollback();
             for cmd in batch {
-                let (_, reply) = (cmd.0)(None);
+                let (_, reply) = (cmd.run)(None);
                 reply(Err(StoreError::Database(e.to_string())));
             }
             return;
@@ -319,18 +348,25 @@ impl WriteCtx {
         let mut broken: Option<String> = None;
         for cmd in batch {
             if broken.is_some() {
-                replies.push((cmd.0)(None).1);
+                replies.push((cmd.run)(None).1);
+                continue;
+            }
+            if cmd.in_memory {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| (cmd.run)(Some(self)))) {
+                    Ok((_, reply)) => replies.push(reply),
+                    Err(_) => tracing::error!("a write command panicked"),
+                }
                 continue;
             }
             if let Err(e) = self.conn.batch("SAVEPOINT cmd") {
                 broken = Some(e.to_string());
-                replies.push((cmd.0)(None).1);
+                replies.push((cmd.run)(None).1);
                 continue;
             }
             let saved_hash = self.last_hash;
             let pending_mark = self.pending.len();
             let checks_mark = self.checks_pending.len();
-            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| (cmd.0)(Some(self))));
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| (cmd.run)(Some(self))));
             let ok = matches!(outcome, Ok((true, _)));
             let undo = if ok { "RELEASE SAVEPOINT cmd" } else { "ROLLBACK TO SAVEPOINT cmd; RELEASE SAVEPOINT cmd" };
             if !ok {
@@ -352,6 +388,9 @@ impl WriteCtx {
             Some(e) => Err(e),
             None => self.flush_checks().and_then(|()| self.conn.commit()).map_err(|e| e.to_string()),
         };
+        if commit.is_ok() {
+            self.commits_since_maintain += 1;
+        }
         match &commit {
             Ok(()) if !self.pending.is_empty() => {
                 // Before any caller hears of the commit: a check never answers from older state than
@@ -378,6 +417,24 @@ impl WriteCtx {
 }
 
 impl WriteCtx {
+    /// One piece of the work an idle writer does: the connection's housekeeping once enough has been
+    /// committed, else a step of the lookups compaction. False when there was nothing to do.
+    fn idle_work(&mut self) -> bool {
+        if self.commits_since_maintain >= MAINTAIN_AFTER_COMMITS {
+            self.commits_since_maintain = 0;
+            if let Err(e) = self.conn.maintain() {
+                tracing::warn!(error = %e, "the database's housekeeping failed");
+            }
+            return true;
+        }
+        if self.checks_behind {
+            self.checks_behind = self.compact_step(crate::ops::checklog::COMPACT_STEP);
+            self.commits_since_maintain += 1;
+            return true;
+        }
+        false
+    }
+
     /// One step of moving checks' tags into `check_tags`, in its own transaction. False when there is
     /// nothing left to move (or the step failed: it is tried again after the next batch of checks).
     pub(crate) fn compact_step(&mut self, max: usize) -> bool {
@@ -397,33 +454,53 @@ impl WriteCtx {
     }
 }
 
-pub(crate) fn spawn(mut ctx: WriteCtx, mut rx: mpsc::Receiver<Command>, batch_max: usize) -> Result<(), StoreError> {
+/// How long the writer must have had no command before it does its idle work.
+const QUIET_BEFORE_IDLE_WORK: Duration = Duration::from_millis(100);
+
+pub(crate) fn spawn(
+    mut ctx: WriteCtx,
+    mut rx: mpsc::Receiver<Command>,
+    ticks: mpsc::WeakSender<Command>,
+    batch_max: usize,
+) -> Result<(), StoreError> {
+    // The writer waits on its queue; a tick now and then lets it notice it has been quiet.
+    std::thread::Builder::new()
+        .name("numlink-writer-tick".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(QUIET_BEFORE_IDLE_WORK);
+                match ticks.upgrade() {
+                    Some(tx) => {
+                        let _ = tx.try_send(Command::tick());
+                    }
+                    None => break,
+                }
+            }
+        })
+        .map_err(|e| StoreError::Open(format!("cannot start the writer's tick thread: {e}")))?;
     std::thread::Builder::new()
         .name("numlink-writer".into())
         .spawn(move || {
-            loop {
-                // Idle: move checks into the lookups table a step at a time, so that a command never
-                // waits for more than one step.
-                let first = match rx.try_recv() {
-                    Ok(c) => c,
-                    Err(mpsc::error::TryRecvError::Empty) if ctx.checks_behind => {
-                        ctx.checks_behind = ctx.compact_step(crate::ops::checklog::COMPACT_STEP);
-                        continue;
+            let mut last_batch = Instant::now();
+            while let Some(first) = rx.blocking_recv() {
+                if first.tick {
+                    // Quiet: housekeeping and the lookups compaction, a step at a time, for as long as
+                    // no command waits (one that comes waits for one step at most).
+                    if last_batch.elapsed() >= QUIET_BEFORE_IDLE_WORK {
+                        while rx.is_empty() && ctx.idle_work() {}
                     }
-                    Err(mpsc::error::TryRecvError::Empty) => match rx.blocking_recv() {
-                        Some(c) => c,
-                        None => break,
-                    },
-                    Err(mpsc::error::TryRecvError::Disconnected) => break,
-                };
+                    continue;
+                }
                 let mut batch = vec![first];
                 while batch.len() < batch_max {
                     match rx.try_recv() {
+                        Ok(c) if c.tick => {}
                         Ok(c) => batch.push(c),
                         Err(_) => break,
                     }
                 }
                 ctx.run_batch(batch);
+                last_batch = Instant::now();
             }
         })
         .map(|_| ())

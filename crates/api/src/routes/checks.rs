@@ -1,8 +1,11 @@
 //! `POST /v1/reassignment-checks`: up to `batch_items_max` (number, date) items answered with the
 //! tri-state answer, in order; an invalid item gets an error in its place and fails nothing else.
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::extract::State;
+use axum::response::IntoResponse;
 use domain::Answer;
 use serde::{Deserialize, Serialize};
 use store::Role;
@@ -10,38 +13,44 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
-use crate::json::StrictJson;
+use crate::json::{self, JsonBody};
 use crate::routes::{date, phone};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReassignmentCheckRequest {
+pub struct ReassignmentCheckRequest<'a> {
     /// At most 1,000 items (batch_items_max).
-    pub items: Vec<CheckItem>,
+    #[serde(borrow)]
+    pub items: Vec<CheckItem<'a>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CheckItem {
-    #[schema(example = "+8613800138000")]
-    pub phone_number: Option<String>,
+pub struct CheckItem<'a> {
+    // Borrowed from the body unless they hold escapes.
+    #[serde(borrow)]
+    #[schema(value_type = Option<String>, example = "+8613800138000")]
+    pub phone_number: Option<Cow<'a, str>>,
     /// `YYYY-MM-DD`: has the number changed hands on or after this day?
-    #[schema(example = "2024-10-31")]
-    pub date: Option<String>,
+    #[serde(borrow)]
+    #[schema(value_type = Option<String>, example = "2024-10-31")]
+    pub date: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ReassignmentCheckResponse {
+pub struct ReassignmentCheckResponse<'a> {
     /// One result per item, in the order of the request.
-    pub results: Vec<CheckResult>,
+    pub results: Vec<CheckResult<'a>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CheckResult {
-    pub phone_number: Option<String>,
-    pub date: Option<String>,
+pub struct CheckResult<'a> {
+    #[schema(value_type = Option<String>)]
+    pub phone_number: Option<Cow<'a, str>>,
+    #[schema(value_type = Option<String>)]
+    pub date: Option<Cow<'a, str>>,
     /// `yes`: changed hands on or after the date; `no`: same holder; `no_data`: numlink cannot say.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "yes")]
@@ -80,8 +89,9 @@ impl From<ApiError> for ItemError {
 pub async fn reassignment_checks(
     State(state): State<AppState>,
     caller: Caller,
-    StrictJson(req): StrictJson<ReassignmentCheckRequest>,
-) -> ApiResult<Json<ReassignmentCheckResponse>> {
+    body: JsonBody,
+) -> ApiResult<axum::response::Response> {
+    let req: ReassignmentCheckRequest<'_> = json::parse(&body.bytes, body.is_json)?;
     let who = caller.require(&[Role::Institution, Role::Regulator])?.clone();
     let max = state.limits.batch_items_max;
     if req.items.len() > max {
@@ -135,5 +145,5 @@ pub async fn reassignment_checks(
             metrics::counter!("numlink_checks_total", "api" => "batch", "answer" => answer).increment(counts[i]);
         }
     }
-    Ok(Json(ReassignmentCheckResponse { results }))
+    Ok(Json(ReassignmentCheckResponse { results }).into_response())
 }

@@ -1,6 +1,6 @@
 -- Checks are audited by the batch: per writer commit and caller, one audit record (action 'checks',
 -- detail `count=N;sha256=HEX[;job=ID]`) whose seq keys the row here holding its entries, 21 bytes each:
--- the first 16 bytes of the number's keyed hash, the date (yyyymmdd as an i32, big-endian) and
+-- the number's 16-byte keyed tag (SHA-256 over the hash key and the number), the date (yyyymmdd as an i32, big-endian) and
 -- the answer (y, n, d = no_data, o = date after today). The SHA-256 of `entries` is in the chained
 -- record, so a changed entry breaks `audit verify`.
 CREATE TABLE check_batches (

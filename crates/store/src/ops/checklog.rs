@@ -18,12 +18,13 @@ use crate::ops::jobs::{ChunkRow, RowData};
 use crate::sql::{Conn, Value};
 use crate::writer::WriteCtx;
 
-/// The bytes of a number's keyed hash kept per entry: 128 bits, no collision in any country's numbers.
+/// The bytes of a number's keyed tag ([`HashKey::tag`]) per entry: 128 bits, no collision in any
+/// country's numbers.
 pub const TAG_BYTES: usize = 16;
 /// One entry: tag, date (`yyyymmdd`, i32 big-endian), answer.
 pub const ENTRY_BYTES: usize = TAG_BYTES + 4 + 1;
-/// Tags moved into `check_tags` per compaction step: a step holds the writer for a few milliseconds.
-pub const COMPACT_STEP: usize = 4096;
+/// Tags moved into `check_tags` per compaction step: a step holds the writer for a millisecond or two.
+pub const COMPACT_STEP: usize = 512;
 /// Rows per multi-row insert of tags (2 parameters each).
 const TAGS_PER_INSERT: usize = 256;
 
@@ -93,7 +94,7 @@ pub struct LoggedCheck {
     pub at: String,
     pub actor: String,
     pub job: Option<String>,
-    /// The first [`TAG_BYTES`] of the number's keyed hash.
+    /// The number's keyed tag ([`HashKey::tag`]).
     pub tag: [u8; TAG_BYTES],
     pub date: Day,
     pub answer: LoggedAnswer,
@@ -138,7 +139,7 @@ pub(crate) fn entries_digest(entries: &[u8]) -> String {
 pub(crate) fn encode(key: &HashKey, items: impl ExactSizeIterator<Item = (PhoneNumber, Day, LoggedAnswer)>) -> Vec<u8> {
     let mut entries = Vec::with_capacity(items.len() * ENTRY_BYTES);
     for (n, d, a) in items {
-        entries.extend_from_slice(&key.number(n)[..TAG_BYTES]);
+        entries.extend_from_slice(&key.tag(n));
         entries.extend_from_slice(&d.packed().to_be_bytes());
         entries.push(a.byte());
     }

@@ -911,7 +911,7 @@ impl WriteCtx {
         // Checks, from their batches (see `checklog`); KYC matches (and checks audited one by one,
         // before batches), from their own records.
         let mut found: Vec<(i64, String, String, String)> = self
-            .check_batches_with(&hash[..crate::ops::checklog::TAG_BYTES], &rough, limit)?
+            .check_batches_with(&self.hash_key.tag(n), &rough, limit)?
             .into_iter()
             .map(|(seq, at, name)| (seq, name, at, "check".to_string()))
             .collect();
