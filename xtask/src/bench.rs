@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--only index|lifecycle|fanout] [--numbers N] [--events N] [--bindings N]`: benchmarks on this machine,
+//! `cargo xtask bench [--only index|lifecycle|fanout|http] [--numbers N] [--events N] [--bindings N]`: benchmarks on this machine,
 //! printed as Markdown tables for BENCHMARKS.md. Small sizes by default, so that anyone can run them in
 //! a minute.
 //!
@@ -6,6 +6,11 @@
 //! the index built in memory and from a SQLite store at start, its bytes per number, random point
 //! lookups on one core, each against a peer measured in the same run (a `HashMap` of the same facts,
 //! a plain rusqlite scan of the same rows).
+//!
+//! HTTP: the release server on a registry of N numbers, loaded by wrk (one thread, the other core is the
+//! server's): the CAMARA check against a bare axum handler (same tool, connections and run), its p99 at
+//! half the peak rate (paced connections), and `/v1/reassignment-checks` with 1,000 items per call.
+//! The wrk scripts are in `xtask/bench/`.
 //!
 //! Fan-out: an institution registers N bindings (a binding file), points a webhook endpoint at a local
 //! receiver (`numlink webhook-receiver`), and a carrier uploads one RND-style disconnection file
@@ -68,6 +73,14 @@ fn count_lines(path: &Path) -> usize {
 
 pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    if value("--only").as_deref() == Some("http") {
+        return http(root, value("--numbers").as_deref().unwrap_or("1000000"));
+    }
+    bench_in_process(root, args)
+}
+
+fn bench_in_process(root: &Path, args: &[String]) -> Result<()> {
+    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let only = value("--only");
     if only.as_deref().is_none_or(|o| o == "index") {
         index(root, value("--numbers").as_deref().unwrap_or("1000000"))?;
@@ -78,6 +91,157 @@ pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     if only.as_deref().is_none_or(|o| o == "fanout") {
         fanout(root, value("--bindings").as_deref().unwrap_or("10000").parse().context("--bindings N")?)?;
     }
+    if only.is_none() {
+        http(root, value("--numbers").as_deref().unwrap_or("1000000"))?;
+    }
+    Ok(())
+}
+
+/// What wrk measured in one run.
+struct Wrk {
+    requests_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// `wrk --latency` with a script, on one thread (the server has the other core), for 10 s; fails on
+/// any non-2xx answer.
+fn wrk(dir: &Path, script: &Path, connections: u32, url: &str, env: &[(&str, String)]) -> Result<Wrk> {
+    let mut cmd = Command::new("wrk");
+    cmd.current_dir(dir).args(["-t1", &format!("-c{connections}"), "-d10s", "--latency", "-s"]).arg(script).arg(url);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().context("running wrk (Debian: apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() || text.contains("Non-2xx") || text.contains("Socket errors") {
+        bail!("wrk against {url} failed or saw errors:\n{text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let field = |prefix: &str| -> Option<String> {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_string)
+    };
+    let ms = |v: Option<String>| -> f64 {
+        let v = v.unwrap_or_default();
+        let (num, unit): (String, String) = (
+            v.chars().filter(|c| c.is_ascii_digit() || *c == '.').collect(),
+            v.chars().filter(|c| c.is_alphabetic()).collect(),
+        );
+        let x: f64 = num.parse().unwrap_or(f64::NAN);
+        match unit.as_str() {
+            "us" => x / 1000.0,
+            "ms" => x,
+            "s" => x * 1000.0,
+            _ => f64::NAN,
+        }
+    };
+    let requests_per_s = text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .context("wrk printed no Requests/sec")?;
+    Ok(Wrk { requests_per_s, p50_ms: ms(field("50%")), p99_ms: ms(field("99%")) })
+}
+
+/// Over HTTP, whole-system, against the release binary: the CAMARA check and `/v1/reassignment-checks`
+/// by wrk, against a bare axum handler returning a fixed JSON body (`bench bare`), same tool, same
+/// connections, same run. The registry: `numbers` numbers shaped like a Chinese carrier's, on SQLite.
+fn http(root: &Path, numbers: &str) -> Result<()> {
+    crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "numlink", "-p", "bench"]))?;
+    let bin = root.join("target/release/numlink");
+    let bench = root.join("target/release/bench");
+    let guard = TempDir(std::env::temp_dir().join(format!("numlink-bench-http-{}", std::process::id())));
+    let dir = guard.0.clone();
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("numlink.db");
+    let sample = dir.join("sample.txt");
+    let t = Instant::now();
+    let status = Command::new(&bench)
+        .args(["registry", "--numbers", numbers, "--db", path_str(&db), "--sample", path_str(&sample)])
+        .status()?;
+    if !status.success() {
+        bail!("writing the registry failed");
+    }
+    eprintln!("registry of {numbers} numbers written in {:.0} s", t.elapsed().as_secs_f64());
+    let db_url = format!("sqlite://{}", db.display());
+    let bank = run_json(
+        &bin,
+        &dir,
+        &["participant", "add", "--role", "institution", "--name", "Bench Bank", "--db", &db_url],
+    )?;
+    let key = json_field(&bank, "apiKey").context("bank key")?;
+
+    let port = free_port()?;
+    let server = Killed(
+        Command::new(&bin)
+            .current_dir(&dir)
+            .args(["serve", "--db", &db_url, "--listen", &format!("127.0.0.1:{port}")])
+            .env("NUMLINK_LOG", "warn")
+            .stderr(std::fs::File::create(dir.join("server.log"))?)
+            .spawn()?,
+    );
+    wait_for_port(port)?;
+    let bare_port = free_port()?;
+    let bare = Killed(Command::new(&bench).args(["bare", "--listen", &format!("127.0.0.1:{bare_port}")]).spawn()?);
+    wait_for_port(bare_port)?;
+
+    let scripts = root.join("xtask/bench");
+    let env = [("NUMLINK_SAMPLE", sample.display().to_string()), ("NUMLINK_KEY", key)];
+    let url = format!("http://127.0.0.1:{port}");
+    let bare_url = format!("http://127.0.0.1:{bare_port}");
+    let camara = scripts.join("camara.lua");
+    const CONNECTIONS: u32 = 64;
+    // The peer first, while the server has no work of its own (after a load it moves the checks into
+    // the lookups table when quiet, which would take CPU from the peer's run); then a warm-up.
+    let peer = wrk(&dir, &camara, CONNECTIONS, &bare_url, &env)?;
+    drop(bare);
+    wrk(&dir, &camara, CONNECTIONS, &url, &env)?;
+    let ours = wrk(&dir, &camara, CONNECTIONS, &url, &env)?;
+    // Half the peak rate: each connection paced (wrk's delay), as many connections as that rate needs.
+    const DELAY_MS: f64 = 10.0;
+    let half = ours.requests_per_s / 2.0;
+    let paced_connections = ((half * DELAY_MS / 1000.0).round() as u32).max(1);
+    let mut paced_env = env.to_vec();
+    paced_env.push(("NUMLINK_DELAY_MS", format!("{DELAY_MS}")));
+    let paced = wrk(&dir, &camara, paced_connections, &url, &paced_env)?;
+    let batch = scripts.join("batch.lua");
+    let mut best_batch = Wrk { requests_per_s: 0.0, p50_ms: f64::NAN, p99_ms: f64::NAN };
+    let mut best_batch_connections = 0;
+    for c in [4, 8, 16] {
+        let w = wrk(&dir, &batch, c, &url, &env)?;
+        if w.requests_per_s > best_batch.requests_per_s {
+            (best_batch, best_batch_connections) = (w, c);
+        }
+    }
+    drop(server);
+    drop(guard);
+
+    println!(
+        "\n| over HTTP, registry of {numbers} numbers, SQLite, wrk -t1 | numlink | peer, same run | ratio | target |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| CAMARA check, authenticated and audited, {CONNECTIONS} connections | {:.0} req/s (p50 {:.2} ms, p99 {:.2} ms) | bare axum, fixed JSON body: {:.0} req/s (p99 {:.2} ms) | {:.2}x | >= 0.5x |",
+        ours.requests_per_s,
+        ours.p50_ms,
+        ours.p99_ms,
+        peer.requests_per_s,
+        peer.p99_ms,
+        ours.requests_per_s / peer.requests_per_s
+    );
+    println!(
+        "| CAMARA check at half the peak rate ({paced_connections} connections paced {DELAY_MS} ms) | {:.0} req/s, p99 {:.2} ms | | | p99 <= 5 ms |",
+        paced.requests_per_s, paced.p99_ms
+    );
+    println!(
+        "| `/v1/reassignment-checks`, 1,000 items per call, {best_batch_connections} connections (best of 4, 8, 16) | {:.2} M numbers/s (p99 {:.1} ms per call) | | | >= 2 M/s |",
+        best_batch.requests_per_s * 1000.0 / 1e6,
+        best_batch.p99_ms
+    );
     Ok(())
 }
 
