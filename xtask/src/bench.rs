@@ -74,7 +74,11 @@ fn count_lines(path: &Path) -> usize {
 pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     if value("--only").as_deref() == Some("http") {
-        return http(root, value("--numbers").as_deref().unwrap_or("1000000"));
+        return http(
+            root,
+            value("--numbers").as_deref().unwrap_or("1000000"),
+            value("--check-rows").as_deref().unwrap_or("1000000"),
+        );
     }
     bench_in_process(root, args)
 }
@@ -92,7 +96,11 @@ fn bench_in_process(root: &Path, args: &[String]) -> Result<()> {
         fanout(root, value("--bindings").as_deref().unwrap_or("10000").parse().context("--bindings N")?)?;
     }
     if only.is_none() {
-        http(root, value("--numbers").as_deref().unwrap_or("1000000"))?;
+        http(
+            root,
+            value("--numbers").as_deref().unwrap_or("1000000"),
+            value("--check-rows").as_deref().unwrap_or("1000000"),
+        )?;
     }
     Ok(())
 }
@@ -150,7 +158,7 @@ fn wrk(dir: &Path, script: &Path, connections: u32, url: &str, env: &[(&str, Str
 /// Over HTTP, whole-system, against the release binary: the CAMARA check and `/v1/reassignment-checks`
 /// by wrk, against a bare axum handler returning a fixed JSON body (`bench bare`), same tool, same
 /// connections, same run. The registry: `numbers` numbers shaped like a Chinese carrier's, on SQLite.
-fn http(root: &Path, numbers: &str) -> Result<()> {
+fn http(root: &Path, numbers: &str, check_rows: &str) -> Result<()> {
     crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "numlink", "-p", "bench"]))?;
     let bin = root.join("target/release/numlink");
     let bench = root.join("target/release/bench");
@@ -159,9 +167,11 @@ fn http(root: &Path, numbers: &str) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let db = dir.join("numlink.db");
     let sample = dir.join("sample.txt");
+    let check_file = dir.join("checks.csv");
     let t = Instant::now();
     let status = Command::new(&bench)
         .args(["registry", "--numbers", numbers, "--db", path_str(&db), "--sample", path_str(&sample)])
+        .args(["--check-file", path_str(&check_file), "--check-rows", check_rows])
         .status()?;
     if !status.success() {
         bail!("writing the registry failed");
@@ -174,6 +184,7 @@ fn http(root: &Path, numbers: &str) -> Result<()> {
         &["participant", "add", "--role", "institution", "--name", "Bench Bank", "--db", &db_url],
     )?;
     let key = json_field(&bank, "apiKey").context("bank key")?;
+    let key_arg = key.clone();
 
     let port = free_port()?;
     let server = Killed(
@@ -217,7 +228,39 @@ fn http(root: &Path, numbers: &str) -> Result<()> {
             (best_batch, best_batch_connections) = (w, c);
         }
     }
+    // The check file, upload to finished result, with the CLI a bank would use.
+    let result = dir.join("result.csv");
+    let t = Instant::now();
+    let status = Command::new(&bin)
+        .args(["check-file", path_str(&check_file), "--server", &url, "--key", &key_arg, "-o", path_str(&result)])
+        .stderr(Stdio::null())
+        .status()?;
+    let check_file_secs = t.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("numlink check-file failed");
+    }
     drop(server);
+    let rows = count_lines(&check_file) - 1;
+    if count_lines(&result) != rows + 1 {
+        bail!("the result has {} lines for {rows} rows", count_lines(&result));
+    }
+    // The peer: PostgreSQL, the same registry in an indexed table, the same file COPYed and LEFT JOINed.
+    let pg = crate::PgCluster::start()?;
+    let peer_result = dir.join("peer-result.csv");
+    let out = Command::new(&bench)
+        .args(["pg-peer", "--url", &pg.url(), "--numbers", numbers, "--check-file", path_str(&check_file)])
+        .args(["--out", path_str(&peer_result)])
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        bail!("the PostgreSQL peer failed");
+    }
+    drop(pg);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let peer_secs: f64 = json_field(&text, "peer_secs").and_then(|v| v.parse().ok()).context("peer_secs")?;
+    if count_lines(&peer_result) != rows + 1 {
+        bail!("the peer's result has {} lines for {rows} rows", count_lines(&peer_result));
+    }
     drop(guard);
 
     println!(
@@ -241,6 +284,12 @@ fn http(root: &Path, numbers: &str) -> Result<()> {
         "| `/v1/reassignment-checks`, 1,000 items per call, {best_batch_connections} connections (best of 4, 8, 16) | {:.2} M numbers/s (p99 {:.1} ms per call) | | | >= 2 M/s |",
         best_batch.requests_per_s * 1000.0 / 1e6,
         best_batch.p99_ms
+    );
+    println!(
+        "| check file of {rows} rows, upload to finished result (`numlink check-file`, {check_file_secs:.1} s) | {:.2} M rows/s | PostgreSQL 15, COPY + LEFT JOIN + COPY out ({peer_secs:.1} s): {:.2} M rows/s | {:.1}x | >= 3 M rows/s and >= 10x |",
+        rows as f64 / check_file_secs / 1e6,
+        rows as f64 / peer_secs / 1e6,
+        peer_secs / check_file_secs
     );
     Ok(())
 }

@@ -6,6 +6,14 @@
 //! (for a server to open) and a sample of numbers to ask about, one per line (90% from the registry,
 //! 10% from unallocated blocks), for the HTTP benchmark's load scripts.
 //!
+//! `bench registry … --check-file FILE --check-rows N` also writes a check file (`phone_number,date`) of N
+//! questions drawn like the sample.
+//!
+//! `bench pg-peer --url URL --numbers N --check-file FILE --out FILE`: the check file's peer on PostgreSQL:
+//! the same registry (same seed) loaded into an indexed table, then, timed, the file `COPY`ed into a
+//! temporary table, `LEFT JOIN`ed on the registry with the answer computed from the same facts by a
+//! `CASE`, and the result `COPY`ed out in input order to FILE. Prints `{"load_secs", "peer_secs"}`.
+//!
 //! `bench bare --listen ADDR`: the HTTP peer, a bare axum handler answering every POST with a fixed
 //! JSON body, on the same runtime settings as the server.
 //!
@@ -159,6 +167,71 @@ fn questions(reg: &[(PhoneNumber, Summary)], count: usize, rng: &mut Rng) -> Vec
         .collect()
 }
 
+/// The check file's peer on PostgreSQL (see the module's docs).
+fn pg_peer(url: &str, numbers: u64, check_file: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    use std::io::Write;
+    let mut c = postgres::Client::connect(url, postgres::NoTls)?;
+    let t = Instant::now();
+    c.batch_execute(
+        "DROP TABLE IF EXISTS registry;
+         CREATE TABLE registry (number BIGINT NOT NULL, first_event INT, last_end INT, last_activation INT,
+                                disconnected BOOLEAN NOT NULL)",
+    )?;
+    {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let reg = registry(numbers, &mut rng);
+        let mut w = c.copy_in("COPY registry FROM STDIN")?;
+        let mut buf = Vec::with_capacity(1 << 20);
+        let opt = |d: Option<Day>| d.map_or("\\N".to_string(), |d| d.packed().to_string());
+        for (n, s) in &reg {
+            writeln!(
+                buf,
+                "{}\t{}\t{}\t{}\t{}",
+                n.digits(),
+                opt(s.first_event),
+                opt(s.last_end),
+                opt(s.last_activation),
+                s.disconnected
+            )?;
+            if buf.len() > (1 << 20) - 128 {
+                w.write_all(&buf)?;
+                buf.clear();
+            }
+        }
+        w.write_all(&buf)?;
+        w.finish()?;
+    }
+    c.batch_execute("ALTER TABLE registry ADD PRIMARY KEY (number); ANALYZE registry")?;
+    let load_secs = t.elapsed().as_secs_f64();
+
+    // Timed: the file in, the join, the result out in input order.
+    let t = Instant::now();
+    c.batch_execute("CREATE TEMP TABLE q (line BIGSERIAL, phone_number TEXT, date TEXT)")?;
+    {
+        let mut w = c.copy_in("COPY q (phone_number, date) FROM STDIN (FORMAT csv, HEADER true)")?;
+        let mut f = std::fs::File::open(check_file)?;
+        std::io::copy(&mut f, &mut w)?;
+        w.finish()?;
+    }
+    let mut r = c.copy_out(
+        "COPY (SELECT q.phone_number, q.date, CASE
+                 WHEN q.date > '2026-11-29' THEN 'OUT_OF_RANGE'
+                 WHEN q.date < '2019-06-01' THEN 'no_data'
+                 WHEN r.number IS NULL THEN 'no'
+                 WHEN r.last_end >= replace(q.date, '-', '')::int
+                   OR r.last_activation >= replace(q.date, '-', '')::int AND r.last_end IS NOT NULL THEN 'yes'
+                 ELSE 'no' END
+               FROM q LEFT JOIN registry r ON r.number = substr(q.phone_number, 2)::bigint
+               ORDER BY q.line) TO STDOUT (FORMAT csv, HEADER true)",
+    )?;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(out)?);
+    std::io::copy(&mut r, &mut f)?;
+    f.flush()?;
+    let peer_secs = t.elapsed().as_secs_f64();
+    println!("{}", json!({ "load_secs": load_secs, "peer_secs": peer_secs }));
+    Ok(())
+}
+
 /// The HTTP peer: every POST answered with the same small JSON body, nothing read or checked.
 fn bare(listen: &str) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -194,7 +267,26 @@ fn main() -> Result<()> {
                 std::io::Write::write_all(&mut f, format!("{}\n", q.0).as_bytes())?;
             }
             std::io::Write::flush(&mut f)?;
+            if let Some(path) = arg("--check-file") {
+                let rows: usize =
+                    arg("--check-rows").map_or(Ok(10_000_000), |v| v.parse()).context("--check-rows N")?;
+                let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+                std::io::Write::write_all(&mut f, b"phone_number,date\n")?;
+                for (n, d) in questions(&reg, rows, &mut rng) {
+                    std::io::Write::write_all(&mut f, format!("{n},{d}\n").as_bytes())?;
+                }
+                std::io::Write::flush(&mut f)?;
+            }
             return Ok(());
+        }
+        Some("pg-peer") => {
+            let numbers: u64 = arg("--numbers").map_or(Ok(1_000_000), |v| v.parse()).context("--numbers N")?;
+            return pg_peer(
+                &arg("--url").context("--url URL")?,
+                numbers,
+                &PathBuf::from(arg("--check-file").context("--check-file FILE")?),
+                &PathBuf::from(arg("--out").context("--out FILE")?),
+            );
         }
         Some("bare") => return bare(&arg("--listen").context("--listen ADDR")?),
         Some("lifecycle") => {

@@ -158,6 +158,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// False for the CLI's short-lived stores: checks read the tables.
     index_enabled: bool,
+    /// Set when the store is dropped: its background threads stop.
+    closed: Arc<std::sync::atomic::AtomicBool>,
     /// Valid API keys (by hash) recently read, and when.
     known_keys: Mutex<std::collections::HashMap<[u8; 32], (Participant, std::time::Instant)>>,
 }
@@ -167,6 +169,7 @@ pub const KEY_CACHE_SECS: u64 = 5;
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.closed.store(true, std::sync::atomic::Ordering::Relaxed);
         // The PostgreSQL client blocks when it closes, which a runtime's thread does not allow: close
         // the pooled connections on a thread of their own.
         let readers = std::mem::take(self.readers.get_mut().unwrap_or_else(|p| p.into_inner()));
@@ -228,6 +231,10 @@ impl Store {
             writer::IndexSetup { index: index.clone(), ranges: index_ranges, enabled: config.build_index },
         );
         writer::spawn(ctx, rx, tx.downgrade(), config.write_batch_commands_max.max(1))?;
+        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let DbUrl::Sqlite(path) = &config.url {
+            sqlite::spawn_checkpointer(path.clone(), closed.clone())?;
+        }
         Ok(Store {
             inner: Arc::new(Inner {
                 url: config.url,
@@ -239,6 +246,7 @@ impl Store {
                 clock: config.clock,
                 index_enabled: config.build_index,
                 known_keys: Mutex::new(std::collections::HashMap::new()),
+                closed,
             }),
         })
     }

@@ -117,11 +117,6 @@ pub trait Conn: Send + 'static {
     /// linear even when the CLI writes beside a running server.
     fn begin_write(&mut self) -> Result<(), StoreError>;
 
-    /// Housekeeping the writer runs when it is idle (SQLite: a WAL checkpoint). Outside a transaction.
-    fn maintain(&mut self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
     fn commit(&mut self) -> Result<(), StoreError> {
         self.batch("COMMIT")
     }

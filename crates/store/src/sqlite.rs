@@ -26,6 +26,9 @@ impl SqliteConn {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Commits never checkpoint (a checkpoint inside a commit stalls every caller of that batch):
+        // the store's checkpointer thread does it (`spawn_checkpointer`).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         // 16 MiB of page cache (the default is 2 MiB): the writer's hot pages stay in memory.
         conn.pragma_update(None, "cache_size", -16_384)?;
         conn.set_prepared_statement_cache_capacity(64);
@@ -133,13 +136,30 @@ impl Conn for SqliteConn {
     fn begin_write(&mut self) -> Result<(), StoreError> {
         self.batch("BEGIN IMMEDIATE")
     }
+}
 
-    fn maintain(&mut self) -> Result<(), StoreError> {
-        // Besides SQLite's own checkpoint every 1,000 pages of WAL, which a busy writer pays in a
-        // commit. PASSIVE: copies what no reader still needs, waits for nobody.
-        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        Ok(())
-    }
+/// How often the checkpointer looks at the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Checkpoints the WAL beside the writer, on a connection of its own, until `closed`: PASSIVE, so it
+/// waits for nobody and copies what no reader still needs; the writer's commits never pay for it.
+pub(crate) fn spawn_checkpointer(
+    path: std::path::PathBuf,
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(), StoreError> {
+    let conn = SqliteConn::open(&path)?;
+    std::thread::Builder::new()
+        .name("numlink-checkpoint".into())
+        .spawn(move || {
+            while !closed.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(e) = conn.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| StoreError::Open(format!("cannot start the checkpoint thread: {e}")))
 }
 
 #[cfg(test)]

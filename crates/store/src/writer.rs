@@ -90,12 +90,7 @@ pub(crate) struct WriteCtx {
     pub(crate) checks_pending: Vec<crate::ops::checklog::PendingChecks>,
     /// Batches of checks may be waiting for their tags to move into `check_tags`.
     pub(crate) checks_behind: bool,
-    /// Commits since the connection's housekeeping last ran.
-    commits_since_maintain: u32,
 }
-
-/// Commits after which an idle writer runs the connection's housekeeping (a WAL checkpoint).
-const MAINTAIN_AFTER_COMMITS: u32 = 64;
 
 /// The index the writer keeps in step: shared with the store's readers, the ranges it was built with,
 /// and whether there is one at all (the CLI's short-lived stores have none).
@@ -222,7 +217,6 @@ impl WriteCtx {
             checks_pending: Vec::new(),
             // Until the first compaction step says otherwise (a restart may leave work).
             checks_behind: index.enabled,
-            commits_since_maintain: 0,
         }
     }
 
@@ -388,9 +382,6 @@ impl WriteCtx {
             Some(e) => Err(e),
             None => self.flush_checks().and_then(|()| self.conn.commit()).map_err(|e| e.to_string()),
         };
-        if commit.is_ok() {
-            self.commits_since_maintain += 1;
-        }
         match &commit {
             Ok(()) if !self.pending.is_empty() => {
                 // Before any caller hears of the commit: a check never answers from older state than
@@ -417,19 +408,11 @@ impl WriteCtx {
 }
 
 impl WriteCtx {
-    /// One piece of the work an idle writer does: the connection's housekeeping once enough has been
-    /// committed, else a step of the lookups compaction. False when there was nothing to do.
+    /// One piece of the work an idle writer does: a step of the lookups compaction. False when there
+    /// was nothing to do.
     fn idle_work(&mut self) -> bool {
-        if self.commits_since_maintain >= MAINTAIN_AFTER_COMMITS {
-            self.commits_since_maintain = 0;
-            if let Err(e) = self.conn.maintain() {
-                tracing::warn!(error = %e, "the database's housekeeping failed");
-            }
-            return true;
-        }
         if self.checks_behind {
             self.checks_behind = self.compact_step(crate::ops::checklog::COMPACT_STEP);
-            self.commits_since_maintain += 1;
             return true;
         }
         false
@@ -484,8 +467,8 @@ pub(crate) fn spawn(
             let mut last_batch = Instant::now();
             while let Some(first) = rx.blocking_recv() {
                 if first.tick {
-                    // Quiet: housekeeping and the lookups compaction, a step at a time, for as long as
-                    // no command waits (one that comes waits for one step at most).
+                    // Quiet: the lookups compaction, a step at a time, for as long as no command waits
+                    // (one that comes waits for one step at most).
                     if last_batch.elapsed() >= QUIET_BEFORE_IDLE_WORK {
                         while rx.is_empty() && ctx.idle_work() {}
                     }
