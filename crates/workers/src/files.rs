@@ -125,12 +125,20 @@ pub struct FileLimits {
     pub csv_field_bytes_max: usize,
     /// Rows applied in one transaction.
     pub chunk_rows: usize,
+    /// Rows of a check file answered and audited in one transaction.
+    pub check_chunk_rows: usize,
 }
 
 impl Default for FileLimits {
     fn default() -> Self {
         // A nation's check file: 100 million rows of `+8613800138000,2024-01-01` are 2.6 GB.
-        FileLimits { file_bytes_max: 4 << 30, file_rows_max: 100_000_000, csv_field_bytes_max: 128, chunk_rows: 10_000 }
+        FileLimits {
+            file_bytes_max: 4 << 30,
+            file_rows_max: 100_000_000,
+            csv_field_bytes_max: 128,
+            chunk_rows: 10_000,
+            check_chunk_rows: 100_000,
+        }
     }
 }
 

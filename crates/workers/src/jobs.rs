@@ -43,11 +43,50 @@ pub const CHUNK_ATTEMPTS_MAX: u32 = 3;
 /// What one read of a spooled file produced.
 struct Chunk {
     rows: Vec<ChunkRow>,
-    /// A check file's first two fields of each row, as written (a bad row is echoed in the result).
-    raw: Vec<(String, String)>,
+    /// A check file's bad rows' first two fields, as written (echoed in the result); `None` for good rows.
+    raw: Vec<Option<(String, String)>>,
     next_offset: u64,
     next_line: u64,
     finished: bool,
+}
+
+/// `+` and the digits of an E.164 number.
+fn write_number(out: &mut Vec<u8>, mut digits: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (digits % 10) as u8;
+        digits /= 10;
+        if digits == 0 {
+            break;
+        }
+    }
+    out.push(b'+');
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// `YYYY-MM-DD`.
+fn write_date(out: &mut Vec<u8>, d: domain::Day) {
+    let v = d.packed();
+    let (y, m, day) = (v / 10_000, (v / 100) % 100, v % 100);
+    if (0..10_000).contains(&y) {
+        let y = y as u32;
+        out.extend_from_slice(&[
+            b'0' + (y / 1000) as u8,
+            b'0' + (y / 100 % 10) as u8,
+            b'0' + (y / 10 % 10) as u8,
+            b'0' + (y % 10) as u8,
+            b'-',
+            b'0' + (m / 10) as u8,
+            b'0' + (m % 10) as u8,
+            b'-',
+            b'0' + (day / 10) as u8,
+            b'0' + (day % 10) as u8,
+        ]);
+    } else {
+        out.extend_from_slice(d.to_string().as_bytes());
+    }
 }
 
 /// Answers a check file's chunk from the index, fills the answers into its rows, appends them to the
@@ -62,28 +101,36 @@ fn answer_chunk(store: &Store, job: &Job, chunk: &mut Chunk) -> Result<u64, Stri
         })
         .collect();
     let mut answers = store.answer_many(&items).into_iter();
-    let mut out = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::with_capacity(chunk.rows.len() * 32));
-    let csv_err = |e: csv::Error| format!("writing the result: {e}");
+    let mut bytes: Vec<u8> = Vec::with_capacity(chunk.rows.len() * 32 + 32);
     if job.result_bytes == 0 {
-        out.write_record(["phone_number", "date", "answer"]).map_err(csv_err)?;
+        bytes.extend_from_slice(b"phone_number,date,answer\n");
     }
-    for (r, (raw_number, raw_date)) in chunk.rows.iter_mut().zip(&chunk.raw) {
-        match &mut r.row {
-            Ok(RowData::Check { number, date, answer }) => {
+    for (r, raw) in chunk.rows.iter_mut().zip(&chunk.raw) {
+        match (&mut r.row, raw) {
+            (Ok(RowData::Check { number, date, answer }), _) => {
                 *answer = match answers.next() {
                     Some(Ok(a)) => a.as_str(),
                     Some(Err(_)) => "OUT_OF_RANGE",
                     None => return Err("fewer answers than questions".into()),
                 };
-                out.write_record([number.to_string(), date.to_string(), (*answer).to_string()]).map_err(csv_err)?;
+                // Numbers, dates and answers need no quoting: written directly.
+                write_number(&mut bytes, number.digits());
+                bytes.push(b',');
+                write_date(&mut bytes, *date);
+                bytes.push(b',');
+                bytes.extend_from_slice(answer.as_bytes());
+                bytes.push(b'\n');
             }
-            Ok(_) => return Err("a row of another kind in a check file".into()),
-            Err(rej) => {
-                out.write_record([raw_number.as_str(), raw_date.as_str(), rej.code.as_str()]).map_err(csv_err)?
+            (Ok(_), _) => return Err("a row of another kind in a check file".into()),
+            (Err(rej), raw) => {
+                let (n, d) = raw.as_ref().map_or(("", ""), |(n, d)| (n.as_str(), d.as_str()));
+                // As written, so quoted as CSV needs.
+                let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut bytes);
+                w.write_record([n, d, rej.code.as_str()]).map_err(|e| format!("writing the result: {e}"))?;
+                w.flush().map_err(|e| format!("writing the result: {e}"))?;
             }
         }
     }
-    let bytes = out.into_inner().map_err(|e| format!("writing the result: {e}"))?;
     let path = job.result_path();
     let io = |e: std::io::Error| format!("writing the result file: {e}");
     let mut file = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&path).map_err(io)?;
@@ -213,11 +260,13 @@ fn read_chunk(job: &Job, limits: &FileLimits) -> Result<Chunk, String> {
     let mut reader =
         csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(std::io::BufReader::new(file));
     let mut record = ByteRecord::new();
-    let mut rows = Vec::with_capacity(limits.chunk_rows);
+    // Check files in larger chunks: their rows are cheap to commit (packed into one audit batch).
+    let chunk_rows = if format == FileFormat::Checks { limits.check_chunk_rows } else { limits.chunk_rows };
+    let mut rows = Vec::with_capacity(chunk_rows);
     let mut raw = Vec::new();
     let mut skip_header = job.byte_offset == 0;
     let mut finished = false;
-    while rows.len() < limits.chunk_rows {
+    while rows.len() < chunk_rows {
         match reader.read_byte_record(&mut record) {
             Ok(false) => {
                 finished = true;
@@ -233,13 +282,15 @@ fn read_chunk(job: &Job, limits: &FileLimits) -> Result<Chunk, String> {
                 if job.rows_read + rows.len() as u64 >= limits.file_rows_max {
                     return Err(format!("the file has more than {} rows (file_rows_max)", limits.file_rows_max));
                 }
-                rows.push(ChunkRow { line, row: parse_row(format, &record, limits) });
+                let row = parse_row(format, &record, limits);
                 if format == FileFormat::Checks {
+                    // A bad row is echoed as written; a good one is written from what it parsed to.
                     let field = |i| {
                         record.get(i).map(|f: &[u8]| String::from_utf8_lossy(f).trim().to_string()).unwrap_or_default()
                     };
-                    raw.push((field(0), field(1)));
+                    raw.push(row.is_err().then(|| (field(0), field(1))));
                 }
+                rows.push(ChunkRow { line, row });
             }
             Err(e) => return Err(format!("the file is not valid CSV: {e}")),
         }

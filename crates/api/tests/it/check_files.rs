@@ -97,7 +97,7 @@ async fn a_check_file_is_answered_in_order(db: TestDb) {
 
 async fn a_crash_midway_leaves_the_result_whole(db: TestDb) {
     let mut limits = Limits::default();
-    limits.files.chunk_rows = 3;
+    limits.files.check_chunk_rows = 3;
     let app = TestApp::with_limits(db, limits);
     history(&app).await;
     let bank = app.institution().await;

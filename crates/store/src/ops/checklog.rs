@@ -159,7 +159,19 @@ pub(crate) fn encode_chunk(key: &HashKey, rows: &[ChunkRow]) -> Result<Vec<u8>, 
             _ => None,
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(encode(key, checks.into_iter()))
+    // A check file's chunk is large: hashed on every core.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || checks.len() < 20_000 {
+        return Ok(encode(key, checks.into_iter()));
+    }
+    let parts: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = checks
+            .chunks(checks.len().div_ceil(threads))
+            .map(|part| s.spawn(move || encode(key, part.iter().copied())))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("packing checks does not panic")).collect()
+    });
+    Ok(parts.concat())
 }
 
 impl WriteCtx {
