@@ -26,9 +26,9 @@ impl SqliteConn {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Commits never checkpoint (a checkpoint inside a commit stalls every caller of that batch):
-        // the store's checkpointer thread does it (`spawn_checkpointer`).
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // Savepoints' journals (every write command runs in one) and temporary tables in memory, not in
+        // temporary files: a chunk of a file journals thousands of pages.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         // 16 MiB of page cache (the default is 2 MiB): the writer's hot pages stay in memory.
         conn.pragma_update(None, "cache_size", -16_384)?;
         conn.set_prepared_statement_cache_capacity(64);
@@ -142,7 +142,9 @@ impl Conn for SqliteConn {
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// Checkpoints the WAL beside the writer, on a connection of its own, until `closed`: PASSIVE, so it
-/// waits for nobody and copies what no reader still needs; the writer's commits never pay for it.
+/// waits for nobody and copies what no reader still needs. Commits then seldom find 1,000 pages of WAL
+/// to checkpoint themselves (SQLite's default, kept: under a long burst it restarts the WAL, which a
+/// checkpoint running beside a busy writer never completes).
 pub(crate) fn spawn_checkpointer(
     path: std::path::PathBuf,
     closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
