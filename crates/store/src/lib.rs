@@ -120,6 +120,9 @@ pub struct StoreConfig {
     /// Build the in-memory index at start (a server). Off for short-lived commands (the CLI's
     /// `participant`, `audit`, …), which answer no checks: their checks would read the tables.
     pub build_index: bool,
+    /// Let the writer move logged checks into the holder's lookups table after 100 ms without commands
+    /// (a server). Off, only `Store::compact_lookups` moves them (a test stepping through the move).
+    pub compact_lookups_when_idle: bool,
 }
 
 impl StoreConfig {
@@ -133,6 +136,7 @@ impl StoreConfig {
             write_batch_commands_max: 256,
             read_connections_max: 8,
             build_index: true,
+            compact_lookups_when_idle: true,
         }
     }
 }
@@ -229,6 +233,7 @@ impl Store {
             config.clock.clone(),
             reconnect,
             writer::IndexSetup { index: index.clone(), ranges: index_ranges, enabled: config.build_index },
+            config.build_index && config.compact_lookups_when_idle,
         );
         writer::spawn(ctx, rx, tx.downgrade(), config.write_batch_commands_max.max(1))?;
         let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -413,8 +418,13 @@ impl Store {
 
     /// Moves every logged check into the holder's lookups table now (the writer does it when idle).
     pub async fn compact_lookups(&self) -> Result<(), StoreError> {
-        while self.write(|ctx| ctx.compact_check_tags(1 << 16)).await? {}
+        while self.compact_lookups_step(1 << 16).await? {}
         Ok(())
+    }
+
+    /// One step of that: at most `max` checks moved; false when there were none left.
+    pub async fn compact_lookups_step(&self, max: usize) -> Result<bool, StoreError> {
+        self.write(move |ctx| ctx.compact_check_tags(max)).await
     }
 
     // ----- bindings and notifications -----

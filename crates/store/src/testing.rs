@@ -65,6 +65,13 @@ impl TestDb {
         Store::open(config).expect("open the test store")
     }
 
+    /// Opens a store whose writer leaves the lookups table alone until `Store::compact_lookups`.
+    pub fn open_without_idle_compaction(&self, clock: Arc<FixedClock>) -> Store {
+        let mut config = StoreConfig::new(self.url.clone(), test_hash_key(), clock);
+        config.compact_lookups_when_idle = false;
+        Store::open(config).expect("open the test store")
+    }
+
     /// Opens a store without the in-memory index, as the CLI's short-lived commands do.
     pub fn open_without_index(&self, clock: Arc<FixedClock>) -> Store {
         let mut config = StoreConfig::new(self.url.clone(), test_hash_key(), clock);

@@ -90,6 +90,8 @@ pub(crate) struct WriteCtx {
     pub(crate) checks_pending: Vec<crate::ops::checklog::PendingChecks>,
     /// Batches of checks may be waiting for their tags to move into `check_tags`.
     pub(crate) checks_behind: bool,
+    /// Whether the writer moves them when idle (a serving store).
+    pub(crate) compact_when_idle: bool,
 }
 
 /// The index the writer keeps in step: shared with the store's readers, the ranges it was built with,
@@ -200,6 +202,7 @@ impl WriteCtx {
         clock: Arc<dyn Clock>,
         reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send>,
         index: IndexSetup,
+        compact_when_idle: bool,
     ) -> WriteCtx {
         WriteCtx {
             conn,
@@ -216,7 +219,8 @@ impl WriteCtx {
             index_enabled: index.enabled,
             checks_pending: Vec::new(),
             // Until the first compaction step says otherwise (a restart may leave work).
-            checks_behind: index.enabled,
+            checks_behind: compact_when_idle,
+            compact_when_idle,
         }
     }
 

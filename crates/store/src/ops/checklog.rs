@@ -202,7 +202,7 @@ impl WriteCtx {
                 &[seq.into(), Value::Bytes(g.entries)],
             )?;
             // A serving store moves their tags for the holder's lookups when idle.
-            self.checks_behind = self.index_enabled;
+            self.checks_behind = self.compact_when_idle;
         }
         Ok(())
     }

@@ -52,6 +52,7 @@ backend_tests!(
     events_are_validated_deduplicated_and_answered,
     checks_are_audited_in_a_tamper_evident_chain,
     a_batch_of_checks_without_its_record_breaks_the_chain,
+    lookups_stay_exact_at_every_step_of_the_compaction,
     opening_twice_migrates_once,
     job_chunks_commit_with_their_checkpoint,
 );
@@ -238,6 +239,43 @@ async fn a_batch_of_checks_without_its_record_breaks_the_chain(db: TestDb) {
     }
     let seq = store.logged_checks(1).await.unwrap()[0].seq;
     assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(seq + 1000));
+}
+
+async fn lookups_stay_exact_at_every_step_of_the_compaction(db: TestDb) {
+    let store = db.open_without_idle_compaction(std::sync::Arc::new(domain::FixedClock::at_day(day("2025-06-30"))));
+    let c = carrier(&store, "Carrier A", "+86138").await;
+    let (bank, _) = institution(&store).await;
+    let numbers = ["+8613800138000", "+8613800138001", "+8613800138002"].map(num);
+    let events = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| ev(&format!("a{i}"), &n.to_string(), EventKind::Activated, "2024-03-01"))
+        .collect();
+    store.report_events(c, events).await.unwrap();
+    // Two calls: [0, 1, 2] and [2, 2]; the second names one number twice.
+    store.check(bank.clone(), numbers.iter().map(|&n| (n, day("2024-06-01"))).collect()).await.unwrap();
+    store.check(bank.clone(), vec![(numbers[2], day("2024-06-01")), (numbers[2], day("2024-07-01"))]).await.unwrap();
+    let since = 0;
+    let seen = |store: Store| async move {
+        let mut out = Vec::new();
+        for n in numbers {
+            out.push(store.lookups(n, since, 100).await.unwrap().len());
+        }
+        out
+    };
+    // One lookup per call that asked about the number, before the move, after every one-check step (some
+    // stopping inside a batch), and after.
+    let mut steps = 0;
+    loop {
+        assert_eq!(seen(store.clone()).await, vec![1, 1, 2], "after {steps} steps");
+        if !store.compact_lookups_step(1).await.unwrap() {
+            break;
+        }
+        steps += 1;
+    }
+    assert_eq!(steps, 5, "one step per check");
+    store.check(bank, vec![(numbers[0], day("2024-06-01"))]).await.unwrap();
+    assert_eq!(seen(store.clone()).await, vec![2, 1, 2]);
 }
 
 /// Just enough of a raw SQLite handle to tamper with a file from outside the store.
