@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use domain::Answer;
@@ -91,6 +90,7 @@ pub async fn reassignment_checks(
     caller: Caller,
     body: JsonBody,
 ) -> ApiResult<axum::response::Response> {
+    // (The response is `ReassignmentCheckResponse`, written by `write_response`.)
     let req: ReassignmentCheckRequest<'_> = json::parse(&body.bytes, body.is_json)?;
     let who = caller.require(&[Role::Institution, Role::Regulator])?.clone();
     let max = state.limits.batch_items_max;
@@ -145,5 +145,73 @@ pub async fn reassignment_checks(
             metrics::counter!("numlink_checks_total", "api" => "batch", "answer" => answer).increment(counts[i]);
         }
     }
-    Ok(Json(ReassignmentCheckResponse { results }).into_response())
+    let body = write_response(&ReassignmentCheckResponse { results });
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The response as `serde_json` writes it, without its per-field machinery: a thousand results per
+/// call. Strings borrowed from the request hold no escapes (the parser borrows only those), so they are
+/// written as they are; anything else goes through `serde_json`.
+fn write_response(r: &ReassignmentCheckResponse<'_>) -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: Option<&Cow<'_, str>>) {
+        match s {
+            Some(Cow::Borrowed(s)) if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') => {
+                out.push(b'"');
+                out.extend_from_slice(s.as_bytes());
+                out.push(b'"');
+            }
+            Some(s) => serde_json::to_writer(&mut *out, s.as_ref()).expect("a string serializes"),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    let mut out = Vec::with_capacity(16 + r.results.len() * 72);
+    out.extend_from_slice(b"{\"results\":[");
+    for (i, c) in r.results.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"phoneNumber\":");
+        string(&mut out, c.phone_number.as_ref());
+        out.extend_from_slice(b",\"date\":");
+        string(&mut out, c.date.as_ref());
+        if let Some(a) = c.answer {
+            out.extend_from_slice(b",\"answer\":\"");
+            out.extend_from_slice(a.as_bytes());
+            out.push(b'"');
+        }
+        if let Some(e) = &c.error {
+            out.extend_from_slice(b",\"error\":");
+            serde_json::to_writer(&mut out, e).expect("an error serializes");
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_response_is_written_as_serde_json_writes_it() {
+        let body = br#"{"items":[{"phoneNumber":"+8613800138000","date":"2024-01-01"},{"phoneNumber":"+86\u0031\"x","date":null},{"date":"a\\b"},{"phoneNumber":"\n"}]}"#;
+        let bytes = axum::body::Bytes::from_static(body);
+        let req: ReassignmentCheckRequest<'_> = json::parse(&bytes, true).unwrap();
+        let results: Vec<CheckResult<'_>> = req
+            .items
+            .into_iter()
+            .enumerate()
+            .map(|(i, it)| CheckResult {
+                phone_number: it.phone_number,
+                date: it.date,
+                answer: (i % 2 == 0).then_some("yes"),
+                error: (i % 2 == 1).then(|| ItemError { code: "INVALID_ARGUMENT".into(), message: "\"bad\"\n".into() }),
+            })
+            .collect();
+        let r = ReassignmentCheckResponse { results };
+        assert_eq!(String::from_utf8(write_response(&r)).unwrap(), serde_json::to_string(&r).unwrap());
+        let empty = ReassignmentCheckResponse { results: vec![] };
+        assert_eq!(String::from_utf8(write_response(&empty)).unwrap(), serde_json::to_string(&empty).unwrap());
+    }
 }
