@@ -38,20 +38,19 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
 
 /// The body, within the size limit, and whether it says it is JSON.
 async fn read(req: Request, state: &AppState) -> Result<(bool, Bytes), ApiError> {
-    {
-        let limit = state.limits.body_bytes_max;
-        let is_json =
-            req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
-                ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-            });
-        let body = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
-            ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("the request body is larger than {limit} bytes (body_bytes_max)"),
-            )
-        })?;
-        Ok((is_json, body))
-    }
+    let limit = state.limits.body_bytes_max;
+    let is_json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+    let body = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the request body is larger than {limit} bytes (body_bytes_max)"),
+        )
+    })?;
+    Ok((is_json, body))
 }
 
 pub fn parse<'a, T: Deserialize<'a>>(body: &'a Bytes, is_json: bool) -> Result<T, ApiError> {

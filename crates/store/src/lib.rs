@@ -289,9 +289,25 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteCtx) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
+        self.submit(f, writer::command).await
+    }
+
+    /// As [`Store::write`], for a command that only records in memory for the batch's commit (no
+    /// savepoint of its own).
+    async fn write_in_memory<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.submit(f, writer::command_in_memory).await
+    }
+
+    async fn submit<R: Send + 'static, F>(
+        &self,
+        f: F,
+        make: impl FnOnce(F, oneshot::Sender<Result<R, StoreError>>) -> writer::Command,
+    ) -> Result<R, StoreError> {
         let (tx, rx) = oneshot::channel();
-        let cmd = writer::command(f, tx);
-        self.inner.writer.send(cmd).await.map_err(|_| StoreError::Closed)?;
+        self.inner.writer.send(make(f, tx)).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -398,16 +414,11 @@ impl Store {
             &self.inner.hash_key,
             items.iter().zip(&answers).map(|(&(n, d), a)| (n, d, ops::checklog::LoggedAnswer::from(a))),
         );
-        let (tx, rx) = oneshot::channel();
-        let cmd = writer::command_in_memory(
-            move |ctx| {
-                ctx.log_checks(&actor.id, None, entries);
-                Ok(())
-            },
-            tx,
-        );
-        self.inner.writer.send(cmd).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)??;
+        self.write_in_memory(move |ctx| {
+            ctx.log_checks(&actor.id, None, entries);
+            Ok(())
+        })
+        .await?;
         Ok(answers)
     }
 
