@@ -394,7 +394,15 @@ impl Store {
 
     /// R3 for each event, in one transaction; outcomes in input order.
     pub async fn report_events(&self, carrier: Participant, events: Vec<NewEvent>) -> Result<Vec<Outcome>, StoreError> {
-        self.write(move |ctx| ctx.report_events(&carrier, events)).await
+        let key = &self.inner.hash_key;
+        let keyed = events
+            .into_iter()
+            .map(|e| {
+                let keys = ops::events::EventKeys::of(key, carrier.carrier_id(), &e);
+                (e, keys)
+            })
+            .collect();
+        self.write(move |ctx| ctx.report_events(&carrier, keyed, None)).await
     }
 
     /// R2 for each (number, D), audited before the answers return. `Err` for an item whose D is after
@@ -749,26 +757,18 @@ impl Store {
     /// Applies one chunk of a file and moves the job's checkpoint, in one transaction. The chunk was
     /// read from `from_offset`; if the job's checkpoint is elsewhere (another runner got there first),
     /// nothing is applied and the job is returned as it is.
-    pub async fn apply_chunk(
-        &self,
-        job_id: String,
-        from_offset: u64,
-        rows: Vec<ChunkRow>,
-        to: Checkpoint,
-    ) -> Result<Job, StoreError> {
-        // A check file's numbers are hashed for the audit here, off the writer's thread.
-        let (rows, entries) = if rows.iter().any(|r| matches!(r.row, Ok(ops::jobs::RowData::Check { .. }))) {
-            let key = self.inner.hash_key.clone();
-            tokio::task::spawn_blocking(move || {
-                let entries = ops::checklog::encode_chunk(&key, &rows);
-                entries.map(|e| (rows, e))
-            })
-            .await
-            .map_err(|e| StoreError::Database(format!("packing checks failed: {e}")))??
-        } else {
-            (rows, Vec::new())
-        };
-        self.write(move |ctx| ctx.apply_chunk(&job_id, from_offset, rows, entries, to)).await
+    pub async fn apply_chunk(&self, job: &Job, rows: Vec<ChunkRow>, to: Checkpoint) -> Result<Job, StoreError> {
+        // A check file's numbers and a lifecycle file's events are hashed here, off the writer's thread.
+        let key = self.inner.hash_key.clone();
+        let owner = domain::CarrierId(job.owner_seq);
+        let (rows, prepared) = tokio::task::spawn_blocking(move || {
+            let prepared = ops::jobs::Prepared::of(&key, owner, &rows);
+            prepared.map(|p| (rows, p))
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("hashing a chunk failed: {e}")))??;
+        let (job_id, from_offset) = (job.id.clone(), job.byte_offset);
+        self.write(move |ctx| ctx.apply_chunk(&job_id, from_offset, rows, prepared, to)).await
     }
 
     /// R2 for many questions from the index, without an audit record: for a check file's runner,

@@ -286,10 +286,9 @@ impl WriteCtx {
             .unwrap_or_default()
     }
 
-    /// The keyed hash naming a carrier's event wherever it is referred to outside the events table
-    /// (the audit log, notifications), so that no copy of those joins back to a number.
+    /// [`HashKey::event`].
     pub(crate) fn event_key(&self, carrier: CarrierId, event_id: &str) -> [u8; 32] {
-        self.hash_key.mac(format!("event:{}:{event_id}", carrier.0).as_bytes())
+        self.hash_key.event(carrier, event_id)
     }
 
     pub(crate) fn now_rfc3339(&self) -> String {

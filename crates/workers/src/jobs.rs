@@ -172,8 +172,7 @@ impl JobRunner {
                 let applied = self
                     .store
                     .apply_chunk(
-                        job.id.clone(),
-                        job.byte_offset,
+                        &job,
                         c.rows,
                         Checkpoint {
                             next_offset: c.next_offset,

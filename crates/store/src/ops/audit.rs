@@ -21,7 +21,7 @@ pub struct AuditRecord {
 pub struct ChainReport {
     pub records: u64,
     /// The first record whose hash does not follow from its content and predecessor, or whose batch of
-    /// checks does not match the digest it states; or a batch of checks no record states.
+    /// checks or events does not match the digest it states; or a batch no record states.
     pub first_broken: Option<i64>,
 }
 
@@ -106,15 +106,19 @@ pub(crate) fn verify(conn: &mut dyn Conn) -> Result<ChainReport, StoreError> {
     let mut records = 0u64;
     loop {
         let rows = conn.query(
-            "SELECT a.seq, a.at, a.actor, a.action, a.subject, a.detail, a.prev_hash, a.hash, b.entries \
-             FROM audit a LEFT JOIN check_batches b ON b.seq = a.seq WHERE a.seq > $1 ORDER BY a.seq LIMIT $2",
+            "SELECT a.seq, a.at, a.actor, a.action, a.subject, a.detail, a.prev_hash, a.hash, b.entries, e.entries \
+             FROM audit a LEFT JOIN check_batches b ON b.seq = a.seq LEFT JOIN event_batches e ON e.seq = a.seq \
+             WHERE a.seq > $1 ORDER BY a.seq LIMIT $2",
             &[after.into(), PAGE.into()],
         )?;
         if rows.is_empty() {
-            // Entries with no `checks` record of their own were added behind the log's back.
+            // Entries with no record of their own were added behind the log's back.
             let orphan = conn.query_one(
-                "SELECT MIN(b.seq) FROM check_batches b LEFT JOIN audit a ON a.seq = b.seq \
-                 WHERE a.seq IS NULL OR a.action <> 'checks'",
+                "SELECT MIN(seq) FROM (\
+                   SELECT b.seq FROM check_batches b LEFT JOIN audit a ON a.seq = b.seq \
+                   WHERE a.seq IS NULL OR a.action <> 'checks' \
+                   UNION ALL SELECT e.seq FROM event_batches e LEFT JOIN audit a ON a.seq = e.seq \
+                   WHERE a.seq IS NULL OR a.action <> 'events') orphans",
                 &[],
             )?;
             let first_broken = orphan.and_then(|r| r.opt_i64(0));
@@ -127,15 +131,19 @@ pub(crate) fn verify(conn: &mut dyn Conn) -> Result<ChainReport, StoreError> {
             if r.opt_bytes(6).as_deref() != Some(&prev[..]) || r.opt_bytes(7).as_deref() != Some(&expect[..]) {
                 return Ok(ChainReport { records, first_broken: Some(seq) });
             }
-            // A batch of checks: its entries must be the ones the record's digest names.
-            let entries = r.opt_bytes(8);
-            if r.text(3)? == "checks" {
-                let detail = r.text(5)?;
-                let stated = crate::ops::checklog::detail_digest(&detail);
-                if entries.is_none_or(|e| stated != Some(crate::ops::checklog::entries_digest(&e).as_str())) {
-                    return Ok(ChainReport { records, first_broken: Some(seq) });
+            // A batch of checks or of accepted events: its entries must be the ones the record's
+            // digest names, and no other record has entries.
+            let (checks, events) = (r.opt_bytes(8), r.opt_bytes(9));
+            let intact = match (r.text(3)?.as_str(), checks, events) {
+                ("checks", Some(entries), None) | ("events", None, Some(entries)) => {
+                    let detail = r.text(5)?;
+                    crate::ops::checklog::detail_digest(&detail)
+                        == Some(crate::ops::checklog::entries_digest(&entries).as_str())
                 }
-            } else if entries.is_some() {
+                ("checks" | "events", _, _) => false,
+                (_, checks, events) => checks.is_none() && events.is_none(),
+            };
+            if !intact {
                 return Ok(ChainReport { records, first_broken: Some(seq) });
             }
             prev = expect;

@@ -125,7 +125,7 @@ fn has_tag(entries: &[u8], tag: &[u8]) -> bool {
     entries.chunks_exact(ENTRY_BYTES).any(|e| &e[..TAG_BYTES] == tag)
 }
 
-/// The `sha256=` value of a `checks` record's detail.
+/// The `sha256=` value of a `checks` or `events` record's detail.
 pub(crate) fn detail_digest(detail: &str) -> Option<&str> {
     detail.split(';').find_map(|kv| kv.strip_prefix("sha256="))
 }
@@ -159,19 +159,7 @@ pub(crate) fn encode_chunk(key: &HashKey, rows: &[ChunkRow]) -> Result<Vec<u8>, 
             _ => None,
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    // A check file's chunk is large: hashed on every core.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads == 1 || checks.len() < 20_000 {
-        return Ok(encode(key, checks.into_iter()));
-    }
-    let parts: Vec<Vec<u8>> = std::thread::scope(|s| {
-        let handles: Vec<_> = checks
-            .chunks(checks.len().div_ceil(threads))
-            .map(|part| s.spawn(move || encode(key, part.iter().copied())))
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("packing checks does not panic")).collect()
-    });
-    Ok(parts.concat())
+    Ok(crate::ops::parallel(&checks, |part| encode(key, part.iter().copied())).concat())
 }
 
 impl WriteCtx {

@@ -9,6 +9,7 @@ use domain::{
 };
 
 use crate::StoreError;
+use crate::keys::HashKey;
 use crate::ops::kyc::Kyc;
 use crate::ops::participants::Participant;
 use crate::sql::{Row, Value};
@@ -40,56 +41,97 @@ fn day_of(r: &Row, i: usize) -> Option<Day> {
     r.opt_i64(i).and_then(|v| Day::from_packed(v as i32))
 }
 
+/// The keyed hashes an event needs once accepted, computed off the writer's thread.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EventKeys {
+    /// [`HashKey::number`] of the event's number: how bindings and real-name records name it.
+    pub subject: [u8; 32],
+    /// [`HashKey::event`] of (carrier, eventId): how notifications and the audit log name the event.
+    pub event: [u8; 32],
+}
+
+impl EventKeys {
+    pub(crate) fn of(key: &HashKey, carrier: CarrierId, e: &NewEvent) -> EventKeys {
+        EventKeys { subject: key.number(e.number), event: key.event(carrier, &e.event_id) }
+    }
+}
+
+/// Accepted events are audited by the call (a request, or a file's chunk): one chained record `events`
+/// (detail `accepted=N;sha256=HEX[;job=ID]`) and, under its seq in `event_batches`, one entry per
+/// event: its keyed hash (16 bytes), its number's keyed hash (16), its type code (1) and its date
+/// (`yyyymmdd`, i32 big-endian). `audit verify` recomputes the digest.
+pub const EVENT_ENTRY_BYTES: usize = 16 + 16 + 1 + 4;
+
+fn push_entry(entries: &mut Vec<u8>, e: &NewEvent, keys: &EventKeys) {
+    entries.extend_from_slice(&keys.event[..16]);
+    entries.extend_from_slice(&keys.subject[..16]);
+    entries.push(e.kind.code() as u8);
+    entries.extend_from_slice(&e.date.packed().to_be_bytes());
+}
+
 impl WriteCtx {
     /// Applies a carrier's events. Within the batch, events are taken per number in date order, so
     /// that the order of lines in one request or file never changes what is accepted; outcomes come
-    /// back in input order.
+    /// back in input order. The accepted ones are audited in one record (see [`EVENT_ENTRY_BYTES`]).
     pub(crate) fn report_events(
         &mut self,
         carrier: &Participant,
-        events: Vec<NewEvent>,
+        events: Vec<(NewEvent, EventKeys)>,
+        job: Option<&str>,
     ) -> Result<Vec<Outcome>, StoreError> {
         let mut order: Vec<usize> = (0..events.len()).collect();
-        order.sort_by_key(|&i| (events[i].number, events[i].date, events[i].kind));
+        order.sort_by_key(|&i| (events[i].0.number, events[i].0.date, events[i].0.kind));
         let mut out: Vec<Option<Outcome>> = vec![None; events.len()];
+        let now = self.now_rfc3339();
+        let mut entries = Vec::new();
         for i in order {
-            out[i] = Some(self.apply_event(carrier, &events[i])?);
+            let (e, keys) = &events[i];
+            let outcome = self.apply_event(carrier, e, keys, &now)?;
+            if outcome == Outcome::Accepted {
+                push_entry(&mut entries, e, keys);
+            }
+            out[i] = Some(outcome);
+        }
+        if !entries.is_empty() {
+            let accepted = entries.len() / EVENT_ENTRY_BYTES;
+            let digest = crate::ops::checklog::entries_digest(&entries);
+            let job = job.map(|j| format!(";job={j}")).unwrap_or_default();
+            let seq =
+                self.audit_seq(&carrier.id, "events", None, &format!("accepted={accepted};sha256={digest}{job}"))?;
+            self.conn
+                .exec("INSERT INTO event_batches (seq, entries) VALUES ($1, $2)", &[seq.into(), entries.into()])?;
         }
         Ok(out.into_iter().map(|o| o.expect("every index was visited once")).collect())
     }
 
-    fn apply_event(&mut self, carrier: &Participant, e: &NewEvent) -> Result<Outcome, StoreError> {
+    fn apply_event(
+        &mut self,
+        carrier: &Participant,
+        e: &NewEvent,
+        keys: &EventKeys,
+        now: &str,
+    ) -> Result<Outcome, StoreError> {
         let cid = carrier.carrier_id();
-        if let Some(row) = self.conn.query_one(
-            "SELECT number, kind, day, kyc_hash FROM events WHERE carrier_seq = $1 AND event_id = $2",
-            &[cid.0.into(), e.event_id.as_str().into()],
-        )? {
-            let same = row.i64(0)? == e.number.digits() as i64
-                && row.i64(1)? == i64::from(e.kind.code())
-                && row.i64(2)? == i64::from(e.date.packed())
-                && row.opt_bytes(3) == e.kyc.as_ref().map(|k| self.kyc_digest(e.number, k));
-            return Ok(if same {
-                Outcome::Duplicate
-            } else {
-                Outcome::Rejected(Rejection::new(
-                    RejectionCode::Conflict,
-                    format!("eventId \"{}\" was reported before with a different payload", e.event_id),
-                ))
-            });
+        let history = self.history(e.number)?;
+        if history.iter().any(|h| h.carrier == cid && h.event_id == e.event_id) {
+            return Ok(self.repeated(cid, e)?.expect("an event of the number's history is stored"));
         }
         let coverage = self.coverage(e.number);
-        let history = self.history(e.number)?;
         let new = HistoryEvent { date: e.date, kind: e.kind, carrier: cid, event_id: e.event_id.clone() };
         let aging_days = self.aging.days_for(e.number);
         let today = self.clock.today();
         let summary = match validate_new(&history, &new, &coverage, aging_days, today) {
             Ok(s) => s,
-            Err(r) => return Ok(Outcome::Rejected(r)),
+            // An eventId reported before for another number is that conflict, whatever else is wrong.
+            Err(r) => return Ok(self.repeated(cid, e)?.unwrap_or(Outcome::Rejected(r))),
         };
-        let now = self.now_rfc3339();
         let number = e.number.digits() as i64;
-        self.conn.exec(
-            "INSERT INTO events (carrier_seq, event_id, number, kind, day, received_at, kyc_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        let kyc_hash = e.kyc.as_ref().map(|k| self.kyc_digest(e.number, k));
+        // Not in the number's history, so the key is new unless another number has it (then the
+        // insert does nothing and the stored row says what it was).
+        let inserted = self.conn.exec(
+            "INSERT INTO events (carrier_seq, event_id, number, kind, day, received_at, kyc_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (carrier_seq, event_id) DO NOTHING",
             &[
                 cid.0.into(),
                 e.event_id.as_str().into(),
@@ -97,25 +139,45 @@ impl WriteCtx {
                 e.kind.code().into(),
                 e.date.packed().into(),
                 now.into(),
-                e.kyc.as_ref().map(|k| self.kyc_digest(e.number, k)).into(),
+                kyc_hash.into(),
             ],
         )?;
-        self.put_summary(number, &summary)?;
-        let subject = self.hash_key.number(e.number);
-        if e.kind.ends_tenure() || e.kind == EventKind::Activated {
-            let tenure = domain::Tenure::of(&NumberFacts::new(&coverage, &summary));
-            self.sync_kyc(e.number, &subject, tenure, e.date, e.kyc.as_ref())?;
+        if inserted == 0 {
+            return Ok(self.repeated(cid, e)?.expect("the insert met a stored event"));
         }
-        // A carrier's event id may spell out the number (RND rows do): the log keeps its keyed hash.
-        let event_key = self.event_key(cid, &e.event_id);
-        self.fan_out(e.number, &subject, &new, &event_key)?;
-        self.audit(
-            &carrier.id,
-            "event.accepted",
-            Some(&subject),
-            &format!("event={};type={};date={}", hex::encode(&event_key[..16]), e.kind, e.date),
-        )?;
+        self.put_summary(number, &summary)?;
+        // A real-name record exists only for a number with a history (it is written with an accepted
+        // event), so a first event without one has none to keep in step.
+        if (e.kind.ends_tenure() || e.kind == EventKind::Activated) && (e.kyc.is_some() || !history.is_empty()) {
+            let tenure = domain::Tenure::of(&NumberFacts::new(&coverage, &summary));
+            self.sync_kyc(e.number, &keys.subject, tenure, e.date, e.kyc.as_ref())?;
+        }
+        self.fan_out(e.number, &keys.subject, &new, &keys.event)?;
         Ok(Outcome::Accepted)
+    }
+
+    /// What an event whose (carrier, eventId) is stored already is: a duplicate if the payload is the
+    /// same, else a conflict. `None` if it is not stored.
+    fn repeated(&mut self, cid: CarrierId, e: &NewEvent) -> Result<Option<Outcome>, StoreError> {
+        let Some(row) = self.conn.query_one(
+            "SELECT number, kind, day, kyc_hash FROM events WHERE carrier_seq = $1 AND event_id = $2",
+            &[cid.0.into(), e.event_id.as_str().into()],
+        )?
+        else {
+            return Ok(None);
+        };
+        let same = row.i64(0)? == e.number.digits() as i64
+            && row.i64(1)? == i64::from(e.kind.code())
+            && row.i64(2)? == i64::from(e.date.packed())
+            && row.opt_bytes(3) == e.kyc.as_ref().map(|k| self.kyc_digest(e.number, k));
+        Ok(Some(if same {
+            Outcome::Duplicate
+        } else {
+            Outcome::Rejected(Rejection::new(
+                RejectionCode::Conflict,
+                format!("eventId \"{}\" was reported before with a different payload", e.event_id),
+            ))
+        }))
     }
 
     pub(crate) fn history(&mut self, n: PhoneNumber) -> Result<Vec<HistoryEvent>, StoreError> {

@@ -1,12 +1,12 @@
 //! File jobs: a spooled upload applied in chunks, each chunk and the job's checkpoint (byte offset,
 //! line, counters) committed together, so a crash resumes exactly where the last commit left off.
 
-use domain::{Day, PhoneNumber, Rejection};
+use domain::{CarrierId, Day, PhoneNumber, Rejection};
 
 use crate::StoreError;
-use crate::keys::new_id;
+use crate::keys::{HashKey, new_id};
 use crate::ops::bindings::NewBinding;
-use crate::ops::events::{NewEvent, Outcome};
+use crate::ops::events::{EventKeys, NewEvent, Outcome};
 use crate::ops::participants::{Participant, by_seq};
 use crate::sql::{Conn, Row};
 use crate::writer::WriteCtx;
@@ -116,6 +116,31 @@ pub enum RowData {
     },
 }
 
+/// What the caller's threads compute from a chunk's rows before the writer applies them: a check
+/// file's packed audit entries, a lifecycle file's keyed hashes (one per event row, in row order).
+#[derive(Debug, Default)]
+pub(crate) struct Prepared {
+    pub check_entries: Vec<u8>,
+    pub event_keys: Vec<EventKeys>,
+}
+
+impl Prepared {
+    /// Hashes on every core when the chunk is large.
+    pub(crate) fn of(key: &HashKey, owner: CarrierId, rows: &[ChunkRow]) -> Result<Prepared, StoreError> {
+        let events: Vec<&NewEvent> = rows
+            .iter()
+            .filter_map(|r| match &r.row {
+                Ok(RowData::Event(e)) => Some(e),
+                _ => None,
+            })
+            .collect();
+        let event_keys =
+            crate::ops::parallel(&events, |part| part.iter().map(|e| EventKeys::of(key, owner, e)).collect::<Vec<_>>())
+                .concat();
+        Ok(Prepared { check_entries: crate::ops::checklog::encode_chunk(key, rows)?, event_keys })
+    }
+}
+
 /// One row of a chunk: its line number and what it parsed to, or why it did not parse.
 #[derive(Clone, Debug)]
 pub struct ChunkRow {
@@ -206,9 +231,10 @@ impl WriteCtx {
         job_id: &str,
         from_offset: u64,
         rows: Vec<ChunkRow>,
-        check_entries: Vec<u8>,
+        prepared: Prepared,
         to: Checkpoint,
     ) -> Result<Job, StoreError> {
+        let Prepared { check_entries, event_keys } = prepared;
         let Checkpoint { next_offset, next_line, finished, result_bytes } = to;
         let job = get(self.conn.as_mut(), job_id, None)?
             .ok_or_else(|| StoreError::Invalid(format!("no job \"{job_id}\"")))?;
@@ -242,7 +268,12 @@ impl WriteCtx {
         }
         let (mut accepted, mut duplicates) = (0i64, 0i64);
         let outcomes: Vec<Outcome> = match job.kind {
-            JobKind::Lifecycle => self.report_events(&owner, events)?,
+            JobKind::Lifecycle => {
+                if event_keys.len() != events.len() {
+                    return Err(StoreError::Invalid("the chunk's event keys do not match its rows".into()));
+                }
+                self.report_events(&owner, events.into_iter().zip(event_keys).collect(), Some(job_id))?
+            }
             JobKind::Bindings => self
                 .register_bindings(&owner, bindings)?
                 .into_iter()

@@ -52,6 +52,7 @@ backend_tests!(
     events_are_validated_deduplicated_and_answered,
     checks_are_audited_in_a_tamper_evident_chain,
     a_batch_of_checks_without_its_record_breaks_the_chain,
+    accepted_events_are_audited_by_the_call,
     lookups_stay_exact_at_every_step_of_the_compaction,
     opening_twice_migrates_once,
     job_chunks_commit_with_their_checkpoint,
@@ -227,6 +228,49 @@ async fn checks_are_audited_in_a_tamper_evident_chain(db: TestDb) {
     assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(first_seq));
 }
 
+async fn accepted_events_are_audited_by_the_call(db: TestDb) {
+    let (store, _) = db.open("2025-06-30");
+    let c = carrier(&store, "Carrier A", "+86138").await;
+    let events = vec![
+        ev("a1", "+8613800138000", EventKind::Activated, "2024-03-01"),
+        ev("a2", "+8613800138001", EventKind::Activated, "2024-03-01"),
+        // Rejected (after today): not in the record.
+        ev("a3", "+8613800138002", EventKind::Activated, "2026-03-01"),
+    ];
+    store.report_events(c.clone(), events.clone()).await.unwrap();
+    let last = store.audit_tail(1).await.unwrap().pop().unwrap();
+    assert_eq!((last.actor.as_str(), last.action.as_str(), last.subject.as_ref()), (c.id.as_str(), "events", None));
+    assert!(last.detail.starts_with("accepted=2;sha256="), "{}", last.detail);
+    // A call that accepts nothing (both duplicates) writes no record.
+    store.report_events(c.clone(), events[..2].to_vec()).await.unwrap();
+    assert_eq!(store.audit_tail(1).await.unwrap().pop().unwrap().seq, last.seq);
+    assert_eq!(store.verify_audit().await.unwrap().first_broken, None);
+
+    let tamper = |sql: &str| match &db.url {
+        store::DbUrl::Sqlite(path) => rusqlite_like::exec(&rusqlite_like::open(path), sql),
+        store::DbUrl::Postgres(url) => store::testing::pg_batch(url, sql),
+    };
+    // A batch with no record of its own, added behind the log's back.
+    tamper(&format!(
+        "INSERT INTO event_batches (seq, entries) SELECT seq + 1000, entries FROM event_batches WHERE seq = {}",
+        last.seq
+    ));
+    assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(last.seq + 1000));
+    tamper(&format!("DELETE FROM event_batches WHERE seq = {}", last.seq + 1000));
+    assert_eq!(store.verify_audit().await.unwrap().first_broken, None);
+    // The first event's type byte (offset 32) made a disconnection's: the record's digest no longer holds.
+    let type_byte = if matches!(db.url, store::DbUrl::Sqlite(_)) {
+        format!(
+            "UPDATE event_batches SET entries = CAST(substr(entries, 1, 32) || x'03' || substr(entries, 34) AS BLOB) WHERE seq = {}",
+            last.seq
+        )
+    } else {
+        format!("UPDATE event_batches SET entries = set_byte(entries, 32, 3) WHERE seq = {}", last.seq)
+    };
+    tamper(&type_byte);
+    assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(last.seq));
+}
+
 async fn a_batch_of_checks_without_its_record_breaks_the_chain(db: TestDb) {
     let (store, _) = db.open("2025-06-30");
     let (bank, _) = institution(&store).await;
@@ -322,18 +366,18 @@ async fn job_chunks_commit_with_their_checkpoint(db: TestDb) {
             row: Ok(RowData::Event(ev("f1", "+8613800000001", EventKind::Disconnected, "2024-01-01"))),
         },
     ];
-    let j = store.apply_chunk(job.id.clone(), 0, chunk.clone(), cp(100, 5, false)).await.unwrap();
+    let j = store.apply_chunk(&job, chunk.clone(), cp(100, 5, false)).await.unwrap();
     assert_eq!(
         (j.state, j.rows_read, j.accepted, j.duplicates, j.rejected, j.byte_offset, j.line),
         (JobState::Running, 3, 1, 1, 1, 100, 5)
     );
     // A chunk read from an old checkpoint (a second runner) is not applied again.
-    let j = store.apply_chunk(job.id.clone(), 0, chunk.clone(), cp(100, 5, false)).await.unwrap();
+    let j = store.apply_chunk(&job, chunk.clone(), cp(100, 5, false)).await.unwrap();
     assert_eq!((j.rows_read, j.accepted, j.duplicates), (3, 1, 1));
-    let j = store.apply_chunk(job.id.clone(), 100, vec![], cp(120, 6, true)).await.unwrap();
+    let j = store.apply_chunk(&j, vec![], cp(120, 6, true)).await.unwrap();
     assert_eq!(j.state, JobState::Succeeded);
     // A finished job ignores a replayed chunk.
-    let j = store.apply_chunk(job.id.clone(), 0, chunk, cp(100, 5, false)).await.unwrap();
+    let j = store.apply_chunk(&job, chunk, cp(100, 5, false)).await.unwrap();
     assert_eq!((j.state, j.rows_read), (JobState::Succeeded, 3));
     let rej = store.job_rejections(&job.id, 0, 100).await.unwrap();
     assert_eq!(rej.iter().map(|r| (r.line, r.code.as_str())).collect::<Vec<_>>(), vec![(3, "INVALID_ARGUMENT")]);
