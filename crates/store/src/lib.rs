@@ -59,6 +59,13 @@ pub enum StoreError {
     Closed,
 }
 
+/// A chunk of a file's rows with what [`Store::prepare_chunk`] computed from them, ready for the writer.
+#[derive(Debug)]
+pub struct PreparedChunk {
+    rows: Vec<ChunkRow>,
+    prepared: ops::jobs::Prepared,
+}
+
 /// A proof of tenure as handed out: its id, its compact JWS, and when it expires (unix seconds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssuedAttestation {
@@ -757,18 +764,27 @@ impl Store {
     /// Applies one chunk of a file and moves the job's checkpoint, in one transaction. The chunk was
     /// read from `from_offset`; if the job's checkpoint is elsewhere (another runner got there first),
     /// nothing is applied and the job is returned as it is.
-    pub async fn apply_chunk(&self, job: &Job, rows: Vec<ChunkRow>, to: Checkpoint) -> Result<Job, StoreError> {
-        // A check file's numbers and a lifecycle file's events are hashed here, off the writer's thread.
-        let key = self.inner.hash_key.clone();
-        let owner = domain::CarrierId(job.owner_seq);
-        let (rows, prepared) = tokio::task::spawn_blocking(move || {
-            let prepared = ops::jobs::Prepared::of(&key, owner, &rows);
-            prepared.map(|p| (rows, p))
-        })
-        .await
-        .map_err(|e| StoreError::Database(format!("hashing a chunk failed: {e}")))??;
+    /// Computes off the writer's thread what applying `rows` needs (a check file's packed audit
+    /// entries, a lifecycle file's keyed hashes). Blocking: it hashes every row, on every core.
+    pub fn prepare_chunk(&self, job: &Job, rows: Vec<ChunkRow>) -> Result<PreparedChunk, StoreError> {
+        let prepared = ops::jobs::Prepared::of(&self.inner.hash_key, domain::CarrierId(job.owner_seq), &rows)?;
+        Ok(PreparedChunk { rows, prepared })
+    }
+
+    /// Applies a prepared chunk of `job` read from its checkpoint, and moves the checkpoint to `to`, in
+    /// one commit. A chunk read from another checkpoint than the job's (a second runner) is ignored.
+    pub async fn apply_prepared(&self, job: &Job, chunk: PreparedChunk, to: Checkpoint) -> Result<Job, StoreError> {
         let (job_id, from_offset) = (job.id.clone(), job.byte_offset);
-        self.write(move |ctx| ctx.apply_chunk(&job_id, from_offset, rows, prepared, to)).await
+        self.write(move |ctx| ctx.apply_chunk(&job_id, from_offset, chunk.rows, chunk.prepared, to)).await
+    }
+
+    /// [`Store::prepare_chunk`] (on a blocking thread) and [`Store::apply_prepared`].
+    pub async fn apply_chunk(&self, job: &Job, rows: Vec<ChunkRow>, to: Checkpoint) -> Result<Job, StoreError> {
+        let (store, for_prepare) = (self.clone(), job.clone());
+        let chunk = tokio::task::spawn_blocking(move || store.prepare_chunk(&for_prepare, rows))
+            .await
+            .map_err(|e| StoreError::Database(format!("hashing a chunk failed: {e}")))??;
+        self.apply_prepared(job, chunk, to).await
     }
 
     /// R2 for many questions from the index, without an audit record: for a check file's runner,

@@ -1,5 +1,6 @@
-//! The job runner for lifecycle, binding and check files: one unit of work per call
-//! ([`JobRunner::run_once`] applies one chunk of the oldest runnable job); [`JobRunner::run`] loops it in the background and owns waiting and shutdown.
+//! The job runner for lifecycle, binding and check files: [`JobRunner::run_once`] applies the oldest
+//! runnable job chunk by chunk, reading (and answering, for a check file) each chunk while the one
+//! before commits; [`JobRunner::run`] loops it in the background and owns waiting and shutdown.
 //!
 //! A job's checkpoint (byte offset and line of the next row) is committed with each chunk, so after a
 //! crash the runner resumes at the first row that was not committed, and nothing is applied twice.
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use csv::ByteRecord;
-use store::{Checkpoint, ChunkRow, Job, JobKind, RowData, Store, StoreError};
+use store::{Checkpoint, ChunkRow, Job, JobKind, PreparedChunk, RowData, Store, StoreError};
 use tokio::sync::Notify;
 
 use crate::files::{FileFormat, FileLimits, parse_row};
@@ -48,6 +49,19 @@ struct Chunk {
     next_offset: u64,
     next_line: u64,
     finished: bool,
+}
+
+/// A chunk being read from `job`'s checkpoint.
+struct Reading {
+    job: Job,
+    task: tokio::task::JoinHandle<Result<ReadChunk, String>>,
+}
+
+/// A chunk read and prepared, with the checkpoint it moves the job to.
+struct ReadChunk {
+    chunk: PreparedChunk,
+    to: Checkpoint,
+    rows: u64,
 }
 
 /// `+` and the digits of an E.164 number.
@@ -151,72 +165,105 @@ impl JobRunner {
         self.wake.clone()
     }
 
-    /// Applies one chunk of the oldest runnable job. `Ok(false)` when there is nothing to do.
+    /// Reads, answers (a check file) and prepares the chunk at `job`'s checkpoint, on a blocking thread.
+    fn read(&self, job: Job) -> Reading {
+        let (limits, store, at) = (self.limits, self.store.clone(), job.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            let mut c = read_chunk(&job, &limits)?;
+            let result_bytes = if job.kind == JobKind::Checks { answer_chunk(&store, &job, &mut c)? } else { 0 };
+            let to =
+                Checkpoint { next_offset: c.next_offset, next_line: c.next_line, finished: c.finished, result_bytes };
+            let rows = c.rows.len() as u64;
+            let chunk = store.prepare_chunk(&job, c.rows).map_err(|e| format!("preparing the rows failed: {e}"))?;
+            Ok(ReadChunk { chunk, to, rows })
+        });
+        Reading { job: at, task }
+    }
+
+    /// Applies the oldest runnable job, chunk by chunk, until it is finished or a chunk fails to
+    /// apply. `Ok(false)` when there is nothing to do. The next chunk is read (and a check file's
+    /// answered) while the one before commits; it is applied only if that commit left the checkpoint
+    /// where the read began, so a failed commit or a second runner never makes a chunk count twice.
     pub async fn run_once(&self) -> Result<bool, WorkerError> {
+        self.run_chunks(u64::MAX).await
+    }
+
+    /// [`JobRunner::run_once`], stopping after `max` chunks have been applied (the chunk read ahead
+    /// by then is read, not applied: as a process that stops there leaves it).
+    pub async fn run_chunks(&self, max: u64) -> Result<bool, WorkerError> {
         let Some(job) = self.store.next_job().await? else {
             return Ok(false);
         };
-        let limits = self.limits;
-        let read_job = job.clone();
-        let store = self.store.clone();
-        let chunk = tokio::task::spawn_blocking(move || {
-            let mut c = read_chunk(&read_job, &limits)?;
-            let result_bytes =
-                if read_job.kind == JobKind::Checks { answer_chunk(&store, &read_job, &mut c)? } else { 0 };
-            Ok::<_, String>((c, result_bytes))
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("reading the file failed: {e}")));
-        match chunk {
-            Ok((c, result_bytes)) => {
-                let applied = self
-                    .store
-                    .apply_chunk(
-                        &job,
-                        c.rows,
-                        Checkpoint {
-                            next_offset: c.next_offset,
-                            next_line: c.next_line,
-                            finished: c.finished,
-                            result_bytes,
-                        },
-                    )
-                    .await;
-                let done = match applied {
-                    Ok(done) => {
-                        *self.failures.lock().expect("never poisoned") = (String::new(), 0);
-                        done
+        let mut reading = self.read(job);
+        for chunks in 1.. {
+            let job = reading.job;
+            let read = reading.task.await.unwrap_or_else(|e| Err(format!("reading the file failed: {e}")));
+            let ReadChunk { chunk, to, rows } = match read {
+                Ok(read) => read,
+                Err(error) => {
+                    tracing::warn!(job = %job.id, %error, "job failed");
+                    self.store.fail_job(&job.id, error).await?;
+                    return Ok(true);
+                }
+            };
+            // Where this chunk leaves the job, if it commits: the next read starts there.
+            let ahead = (!to.finished).then(|| Job {
+                byte_offset: to.next_offset,
+                line: to.next_line,
+                rows_read: job.rows_read + rows,
+                result_bytes: to.result_bytes,
+                ..job.clone()
+            });
+            let next = ahead.clone().map(|a| self.read(a));
+            let applied = self.store.apply_prepared(&job, chunk, to).await;
+            let done = match applied {
+                Ok(done) => {
+                    *self.failures.lock().expect("never poisoned") = (String::new(), 0);
+                    done
+                }
+                Err(e) => {
+                    // The read ahead may be writing the result file: let it finish before a retry cuts it back.
+                    if let Some(next) = next {
+                        let _ = next.task.await;
                     }
-                    Err(e) => {
-                        let failed = {
-                            let mut f = self.failures.lock().expect("never poisoned");
-                            if f.0 != job.id {
-                                *f = (job.id.clone(), 0);
-                            }
-                            f.1 += 1;
-                            f.1 >= CHUNK_ATTEMPTS_MAX
-                        };
-                        tracing::error!(job = %job.id, error = %e, "applying a chunk failed");
-                        if failed {
-                            self.store
-                                .fail_job(&job.id, "the file could not be applied: internal error".into())
-                                .await?;
-                            return Ok(true);
+                    let failed = {
+                        let mut f = self.failures.lock().expect("never poisoned");
+                        if f.0 != job.id {
+                            *f = (job.id.clone(), 0);
                         }
-                        return Err(e.into());
+                        f.1 += 1;
+                        f.1 >= CHUNK_ATTEMPTS_MAX
+                    };
+                    tracing::error!(job = %job.id, error = %e, "applying a chunk failed");
+                    if failed {
+                        self.store.fail_job(&job.id, "the file could not be applied: internal error".into()).await?;
+                        return Ok(true);
                     }
-                };
-                if done.state.is_final() {
-                    tracing::info!(job = %done.id, rows = done.rows_read, accepted = done.accepted, duplicates = done.duplicates, rejected = done.rejected, "job finished");
-                    let _ = std::fs::remove_file(&done.spool_path);
+                    return Err(e.into());
+                }
+            };
+            if done.state.is_final() {
+                tracing::info!(job = %done.id, rows = done.rows_read, accepted = done.accepted, duplicates = done.duplicates, rejected = done.rejected, "job finished");
+                let _ = std::fs::remove_file(&done.spool_path);
+            }
+            match (next, ahead) {
+                (Some(next), Some(ahead))
+                    if !done.state.is_final()
+                        && chunks < max
+                        && (done.byte_offset, done.line, done.rows_read, done.result_bytes)
+                            == (ahead.byte_offset, ahead.line, ahead.rows_read, ahead.result_bytes) =>
+                {
+                    reading = next;
+                }
+                (next, _) => {
+                    if let Some(next) = next {
+                        let _ = next.task.await;
+                    }
+                    return Ok(true);
                 }
             }
-            Err(error) => {
-                tracing::warn!(job = %job.id, %error, "job failed");
-                self.store.fail_job(&job.id, error).await?;
-            }
         }
-        Ok(true)
+        unreachable!("the loop returns")
     }
 
     /// Runs until nothing is left; for tests and the CLI.

@@ -110,15 +110,18 @@ async fn a_crash_midway_leaves_the_result_whole(db: TestDb) {
     }
     let r = upload(&app, &bank, &csv).await;
     let id = r.body["jobId"].as_str().unwrap().to_string();
-    // Two chunks commit; then a third is written to the result file but the process dies before its
-    // commit (simulated: bytes past the committed length).
-    assert!(app.runner.run_once().await.unwrap());
-    assert!(app.runner.run_once().await.unwrap());
+    // Two chunks commit; the third, read ahead while the second committed, is in the result file but
+    // the process stops before its commit; then a torn write past it (bytes past the committed length).
+    assert!(app.runner.run_chunks(2).await.unwrap());
+    let job = app.get(&format!("/v1/jobs/{id}"), &bank).await;
+    assert_eq!(job.body["rowsRead"], 6, "{}", job.text);
     let result_path = std::fs::read_dir(app.spool.path())
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.to_string_lossy().ends_with(".result.csv"))
         .expect("the result file is beside the spooled input");
+    let written = std::fs::read_to_string(&result_path).unwrap();
+    assert_eq!(written.lines().count(), 1 + 9, "the header, two chunks committed and one read ahead");
     let mut f = std::fs::OpenOptions::new().append(true).open(&result_path).unwrap();
     std::io::Write::write_all(&mut f, b"+8613800138000,2023-12-22,yes\n+86138").unwrap();
     drop(f);
