@@ -76,6 +76,8 @@ pub(crate) struct WriteCtx {
     /// generation in `meta` moves.
     prefixes: HashMap<String, (CarrierId, Option<Day>)>,
     prefixes_generation: i64,
+    /// The lengths of the prefixes in `prefixes`, longest first.
+    prefix_lens: Vec<usize>,
     /// Opens a new connection when the current one is lost (a PostgreSQL restart or failover).
     reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send>,
     /// The in-memory index checks answer from; changed only after a batch commits.
@@ -212,6 +214,7 @@ impl WriteCtx {
             last_hash: [0; 32],
             prefixes: HashMap::new(),
             prefixes_generation: -1,
+            prefix_lens: Vec::new(),
             reconnect,
             index: index.index,
             pending: Vec::new(),
@@ -278,10 +281,22 @@ impl WriteCtx {
 
     /// The carrier whose range holds `n` (longest prefix), and its `reportingSince`.
     pub(crate) fn coverage(&self, n: PhoneNumber) -> Coverage {
-        let digits = n.digits().to_string();
-        (1..=digits.len())
-            .rev()
-            .find_map(|len| self.prefixes.get(&digits[..len]))
+        // Per event: the digits on the stack, and only the lengths some prefix has.
+        let mut buf = [0u8; 20];
+        let (mut i, mut d) = (buf.len(), n.digits());
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (d % 10) as u8;
+            d /= 10;
+            if d == 0 {
+                break;
+            }
+        }
+        let digits = std::str::from_utf8(&buf[i..]).expect("ASCII digits");
+        self.prefix_lens
+            .iter()
+            .filter(|&&len| len <= digits.len())
+            .find_map(|&len| self.prefixes.get(&digits[..len]))
             .map(|&(carrier, since)| Coverage { range_holder: Some(carrier), reporting_since: since })
             .unwrap_or_default()
     }
@@ -321,6 +336,9 @@ impl WriteCtx {
             let since = r.opt_i64(2).and_then(|v| Day::from_packed(v as i32));
             self.prefixes.insert(r.text(0)?, (CarrierId(r.i64(1)?), since));
         }
+        self.prefix_lens = self.prefixes.keys().map(String::len).collect();
+        self.prefix_lens.sort_unstable_by(|a, b| b.cmp(a));
+        self.prefix_lens.dedup();
         self.sync_index_ranges()
     }
 
