@@ -51,17 +51,10 @@ struct Chunk {
     finished: bool,
 }
 
-/// A chunk being read from `job`'s checkpoint.
-struct Reading {
-    job: Job,
-    task: tokio::task::JoinHandle<Result<ReadChunk, String>>,
-}
-
 /// A chunk read and prepared, with the checkpoint it moves the job to.
 struct ReadChunk {
     chunk: PreparedChunk,
     to: Checkpoint,
-    rows: u64,
 }
 
 /// `+` and the digits of an E.164 number.
@@ -165,105 +158,135 @@ impl JobRunner {
         self.wake.clone()
     }
 
-    /// Reads, answers (a check file) and prepares the chunk at `job`'s checkpoint, on a blocking thread.
-    fn read(&self, job: Job) -> Reading {
-        let (limits, store, at) = (self.limits, self.store.clone(), job.clone());
-        let task = tokio::task::spawn_blocking(move || {
-            let mut c = read_chunk(&job, &limits)?;
-            let result_bytes = if job.kind == JobKind::Checks { answer_chunk(&store, &job, &mut c)? } else { 0 };
-            let to =
-                Checkpoint { next_offset: c.next_offset, next_line: c.next_line, finished: c.finished, result_bytes };
-            let rows = c.rows.len() as u64;
-            let chunk = store.prepare_chunk(&job, c.rows).map_err(|e| format!("preparing the rows failed: {e}"))?;
-            Ok(ReadChunk { chunk, to, rows })
-        });
-        Reading { job: at, task }
-    }
-
     /// Applies the oldest runnable job, chunk by chunk, until it is finished or a chunk fails to
-    /// apply. `Ok(false)` when there is nothing to do. The next chunk is read (and a check file's
-    /// answered) while the one before commits; it is applied only if that commit left the checkpoint
-    /// where the read began, so a failed commit or a second runner never makes a chunk count twice.
+    /// apply. `Ok(false)` when there is nothing to do.
+    ///
+    /// Three stages run at once, each on its own thread, a chunk apart: one reads and parses the file,
+    /// one answers a check file's chunk into the result file and hashes what the writer needs, and this
+    /// task commits. A chunk is applied only if the commit before it left the checkpoint where its read
+    /// began, so a failed commit or a second runner never makes a chunk count twice; whatever was
+    /// read ahead is dropped (a check file's answers past the committed length are cut off by the next
+    /// run, as after a crash).
     pub async fn run_once(&self) -> Result<bool, WorkerError> {
         self.run_chunks(u64::MAX).await
     }
 
-    /// [`JobRunner::run_once`], stopping after `max` chunks have been applied (the chunk read ahead
-    /// by then is read, not applied: as a process that stops there leaves it).
+    /// [`JobRunner::run_once`], stopping after `max` chunks have been applied (the chunks read ahead
+    /// by then are read, not applied: as a process that stops there leaves them).
     pub async fn run_chunks(&self, max: u64) -> Result<bool, WorkerError> {
         let Some(job) = self.store.next_job().await? else {
             return Ok(false);
         };
-        let mut reading = self.read(job);
-        for chunks in 1.. {
-            let job = reading.job;
-            let read = reading.task.await.unwrap_or_else(|e| Err(format!("reading the file failed: {e}")));
-            let ReadChunk { chunk, to, rows } = match read {
+        let (parsed_tx, mut parsed_rx) = tokio::sync::mpsc::channel::<(Job, Result<Chunk, String>)>(1);
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<(Job, Result<ReadChunk, String>)>(1);
+        let limits = self.limits;
+        let mut at = job.clone();
+        let reader = tokio::task::spawn_blocking(move || {
+            loop {
+                let chunk = read_chunk(&at, &limits);
+                // Where the next chunk starts if this one commits.
+                let next = chunk.as_ref().ok().filter(|c| !c.finished).map(|c| Job {
+                    byte_offset: c.next_offset,
+                    line: c.next_line,
+                    rows_read: at.rows_read + c.rows.len() as u64,
+                    ..at.clone()
+                });
+                if parsed_tx.blocking_send((at, chunk)).is_err() {
+                    return;
+                }
+                match next {
+                    Some(next) => at = next,
+                    None => return,
+                }
+            }
+        });
+        let store = self.store.clone();
+        let answerer = tokio::task::spawn_blocking(move || {
+            // A check file's result grows by each chunk's answers.
+            let mut result_bytes = None;
+            while let Some((mut at, chunk)) = parsed_rx.blocking_recv() {
+                at.result_bytes = result_bytes.unwrap_or(at.result_bytes);
+                let read = chunk.and_then(|mut c| {
+                    let result_bytes = if at.kind == JobKind::Checks { answer_chunk(&store, &at, &mut c)? } else { 0 };
+                    let to = Checkpoint {
+                        next_offset: c.next_offset,
+                        next_line: c.next_line,
+                        finished: c.finished,
+                        result_bytes,
+                    };
+                    let chunk =
+                        store.prepare_chunk(&at, c.rows).map_err(|e| format!("preparing the rows failed: {e}"))?;
+                    Ok(ReadChunk { chunk, to })
+                });
+                result_bytes = read.as_ref().ok().map(|r| r.to.result_bytes);
+                if ready_tx.blocking_send((at, read)).is_err() || result_bytes.is_none() {
+                    return;
+                }
+            }
+        });
+        let outcome = self.commit_chunks(job, &mut ready_rx, max).await;
+        // The stages stop at their next hand-over; a check file's answers read ahead are written in
+        // full before anything else (a retry) cuts the result file back.
+        drop(ready_rx);
+        let _ = answerer.await;
+        let _ = reader.await;
+        outcome
+    }
+
+    /// The committing stage of [`JobRunner::run_chunks`].
+    async fn commit_chunks(
+        &self,
+        job: Job,
+        ready: &mut tokio::sync::mpsc::Receiver<(Job, Result<ReadChunk, String>)>,
+        max: u64,
+    ) -> Result<bool, WorkerError> {
+        let mut committed = job;
+        for _ in 0..max {
+            let Some((at, read)) = ready.recv().await else {
+                return Ok(true);
+            };
+            let checkpoint = |j: &Job| (j.byte_offset, j.line, j.rows_read, j.result_bytes);
+            if checkpoint(&at) != checkpoint(&committed) {
+                // The commit before did not leave the job where this chunk was read from.
+                return Ok(true);
+            }
+            let ReadChunk { chunk, to } = match read {
                 Ok(read) => read,
                 Err(error) => {
-                    tracing::warn!(job = %job.id, %error, "job failed");
-                    self.store.fail_job(&job.id, error).await?;
+                    tracing::warn!(job = %at.id, %error, "job failed");
+                    self.store.fail_job(&at.id, error).await?;
                     return Ok(true);
                 }
             };
-            // Where this chunk leaves the job, if it commits: the next read starts there.
-            let ahead = (!to.finished).then(|| Job {
-                byte_offset: to.next_offset,
-                line: to.next_line,
-                rows_read: job.rows_read + rows,
-                result_bytes: to.result_bytes,
-                ..job.clone()
-            });
-            let next = ahead.clone().map(|a| self.read(a));
-            let applied = self.store.apply_prepared(&job, chunk, to).await;
-            let done = match applied {
+            match self.store.apply_prepared(&at, chunk, to).await {
                 Ok(done) => {
                     *self.failures.lock().expect("never poisoned") = (String::new(), 0);
-                    done
+                    if done.state.is_final() {
+                        tracing::info!(job = %done.id, rows = done.rows_read, accepted = done.accepted, duplicates = done.duplicates, rejected = done.rejected, "job finished");
+                        let _ = std::fs::remove_file(&done.spool_path);
+                        return Ok(true);
+                    }
+                    committed = done;
                 }
                 Err(e) => {
-                    // The read ahead may be writing the result file: let it finish before a retry cuts it back.
-                    if let Some(next) = next {
-                        let _ = next.task.await;
-                    }
                     let failed = {
                         let mut f = self.failures.lock().expect("never poisoned");
-                        if f.0 != job.id {
-                            *f = (job.id.clone(), 0);
+                        if f.0 != at.id {
+                            *f = (at.id.clone(), 0);
                         }
                         f.1 += 1;
                         f.1 >= CHUNK_ATTEMPTS_MAX
                     };
-                    tracing::error!(job = %job.id, error = %e, "applying a chunk failed");
+                    tracing::error!(job = %at.id, error = %e, "applying a chunk failed");
                     if failed {
-                        self.store.fail_job(&job.id, "the file could not be applied: internal error".into()).await?;
+                        self.store.fail_job(&at.id, "the file could not be applied: internal error".into()).await?;
                         return Ok(true);
                     }
                     return Err(e.into());
                 }
-            };
-            if done.state.is_final() {
-                tracing::info!(job = %done.id, rows = done.rows_read, accepted = done.accepted, duplicates = done.duplicates, rejected = done.rejected, "job finished");
-                let _ = std::fs::remove_file(&done.spool_path);
-            }
-            match (next, ahead) {
-                (Some(next), Some(ahead))
-                    if !done.state.is_final()
-                        && chunks < max
-                        && (done.byte_offset, done.line, done.rows_read, done.result_bytes)
-                            == (ahead.byte_offset, ahead.line, ahead.rows_read, ahead.result_bytes) =>
-                {
-                    reading = next;
-                }
-                (next, _) => {
-                    if let Some(next) = next {
-                        let _ = next.task.await;
-                    }
-                    return Ok(true);
-                }
             }
         }
-        unreachable!("the loop returns")
+        Ok(true)
     }
 
     /// Runs until nothing is left; for tests and the CLI.

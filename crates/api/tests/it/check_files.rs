@@ -110,8 +110,9 @@ async fn a_crash_midway_leaves_the_result_whole(db: TestDb) {
     }
     let r = upload(&app, &bank, &csv).await;
     let id = r.body["jobId"].as_str().unwrap().to_string();
-    // Two chunks commit; the third, read ahead while the second committed, is in the result file but
-    // the process stops before its commit; then a torn write past it (bytes past the committed length).
+    // Two chunks commit; the chunks read ahead while they committed may be in the result file, but
+    // the process stops before their commit; then a torn write past them (bytes past the committed
+    // length).
     assert!(app.runner.run_chunks(2).await.unwrap());
     let job = app.get(&format!("/v1/jobs/{id}"), &bank).await;
     assert_eq!(job.body["rowsRead"], 6, "{}", job.text);
@@ -121,7 +122,7 @@ async fn a_crash_midway_leaves_the_result_whole(db: TestDb) {
         .find(|p| p.to_string_lossy().ends_with(".result.csv"))
         .expect("the result file is beside the spooled input");
     let written = std::fs::read_to_string(&result_path).unwrap();
-    assert_eq!(written.lines().count(), 1 + 9, "the header, two chunks committed and one read ahead");
+    assert!(written.starts_with(&expected[..expected.match_indices('\n').nth(6).unwrap().0]), "{written}");
     let mut f = std::fs::OpenOptions::new().append(true).open(&result_path).unwrap();
     std::io::Write::write_all(&mut f, b"+8613800138000,2023-12-22,yes\n+86138").unwrap();
     drop(f);
