@@ -12,7 +12,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
-const POLL: Duration = Duration::from_millis(300);
+/// How often the job is asked for: a cheap read, and a check file's result is fetched at most this
+/// long after it is ready.
+const POLL: Duration = Duration::from_millis(100);
 
 /// Uploads a check file, waits for its answers, and writes them to `out` (`phone_number,date,answer`).
 pub async fn check_file(file: &Path, server: &str, key: &str, out: &Path) -> Result<ExitCode> {
