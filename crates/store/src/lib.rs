@@ -761,9 +761,6 @@ impl Store {
         self.read(ops::jobs::next_runnable).await
     }
 
-    /// Applies one chunk of a file and moves the job's checkpoint, in one transaction. The chunk was
-    /// read from `from_offset`; if the job's checkpoint is elsewhere (another runner got there first),
-    /// nothing is applied and the job is returned as it is.
     /// Computes off the writer's thread what applying `rows` needs (a check file's packed audit
     /// entries, a lifecycle file's keyed hashes). Blocking: it hashes every row, on every core.
     pub fn prepare_chunk(&self, job: &Job, rows: Vec<ChunkRow>) -> Result<PreparedChunk, StoreError> {
@@ -771,8 +768,10 @@ impl Store {
         Ok(PreparedChunk { rows, prepared })
     }
 
-    /// Applies a prepared chunk of `job` read from its checkpoint, and moves the checkpoint to `to`, in
-    /// one commit. A chunk read from another checkpoint than the job's (a second runner) is ignored.
+    /// Applies a chunk of a file read from `job`'s checkpoint and moves the checkpoint to `to`, in one
+    /// transaction. If the job's checkpoint is elsewhere by then (another runner got there first, or
+    /// the chunk was read ahead of a commit that failed), nothing is applied and the job is returned as
+    /// it is.
     pub async fn apply_prepared(&self, job: &Job, chunk: PreparedChunk, to: Checkpoint) -> Result<Job, StoreError> {
         let (job_id, from_offset) = (job.id.clone(), job.byte_offset);
         self.write(move |ctx| ctx.apply_chunk(&job_id, from_offset, chunk.rows, chunk.prepared, to)).await

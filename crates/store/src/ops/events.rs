@@ -114,7 +114,9 @@ impl WriteCtx {
         let cid = carrier.carrier_id();
         let history = self.history(e.number)?;
         if history.iter().any(|h| h.carrier == cid && h.event_id == e.event_id) {
-            return Ok(self.repeated(cid, e)?.expect("an event of the number's history is stored"));
+            return self
+                .repeated(cid, e)?
+                .ok_or_else(|| StoreError::Corrupt("an event of a history is missing".into()));
         }
         let coverage = self.coverage(e.number);
         let new = HistoryEvent { date: e.date, kind: e.kind, carrier: cid, event_id: e.event_id.clone() };
@@ -143,7 +145,9 @@ impl WriteCtx {
             ],
         )?;
         if inserted == 0 {
-            return Ok(self.repeated(cid, e)?.expect("the insert met a stored event"));
+            return self
+                .repeated(cid, e)?
+                .ok_or_else(|| StoreError::Corrupt("an event insert met no stored event".into()));
         }
         self.put_summary(number, &summary)?;
         // A real-name record exists only for a number with a history (it is written with an accepted
