@@ -28,13 +28,21 @@ pub struct ReassignmentCheckRequest<'a> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CheckItem<'a> {
     // Borrowed from the body unless they hold escapes.
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     #[schema(value_type = Option<String>, example = "+8613800138000")]
     pub phone_number: Option<Cow<'a, str>>,
     /// `YYYY-MM-DD`: has the number changed hands on or after this day?
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrowed")]
     #[schema(value_type = Option<String>, example = "2024-10-31")]
     pub date: Option<Cow<'a, str>>,
+}
+
+/// An optional string borrowed from the body when it holds no escapes. (`#[serde(borrow)]` borrows a
+/// `Cow<str>` field, but not one inside an `Option`: that one is always copied.)
+fn borrowed<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -198,6 +206,11 @@ mod tests {
         let body = br#"{"items":[{"phoneNumber":"+8613800138000","date":"2024-01-01"},{"phoneNumber":"+86\u0031\"x","date":null},{"date":"a\\b"},{"phoneNumber":"\n"}]}"#;
         let bytes = axum::body::Bytes::from_static(body);
         let req: ReassignmentCheckRequest<'_> = json::parse(&bytes, true).unwrap();
+        // Strings without escapes are borrowed from the body, the others copied.
+        assert!(matches!(req.items[0].phone_number, Some(Cow::Borrowed("+8613800138000"))));
+        assert!(matches!(req.items[0].date, Some(Cow::Borrowed("2024-01-01"))));
+        assert!(matches!(req.items[1].phone_number, Some(Cow::Owned(_))));
+        assert!(req.items[1].date.is_none() && req.items[2].phone_number.is_none());
         let results: Vec<CheckResult<'_>> = req
             .items
             .into_iter()
