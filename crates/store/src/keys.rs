@@ -137,9 +137,6 @@ impl HashKey {
 }
 
 impl HashKey {
-    /// A 128-bit keyed tag of a number, for the check log: SHA-256 of one 64-byte block (the key, a
-    /// domain label, the number's digits), a single compression where HMAC takes two. A secret-prefix
-    /// hash is a sound PRF for messages of one fixed length, which these are.
     /// The keyed hash naming a carrier's event wherever it is referred to outside the events table
     /// (the audit log, notifications), so that no copy of those joins back to a number.
     pub fn event(&self, carrier: domain::CarrierId, event_id: &str) -> [u8; 32] {
@@ -151,6 +148,9 @@ impl HashKey {
         m.finalize().into_bytes().into()
     }
 
+    /// A 128-bit keyed tag of a number, for the check log: SHA-256 of one 64-byte block (the key, a
+    /// domain label, the number's digits), a single compression where HMAC takes two. A secret-prefix
+    /// hash is a sound PRF for messages of one fixed length, which these are.
     pub fn tag(&self, n: domain::PhoneNumber) -> [u8; 16] {
         let mut block = [0u8; 48];
         block[..32].copy_from_slice(&self.key);

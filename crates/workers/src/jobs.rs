@@ -51,6 +51,14 @@ struct Chunk {
     finished: bool,
 }
 
+/// Where the committing stage stopped.
+enum Committed {
+    /// The job finished or failed, `max` chunks were applied, or the checkpoint moved elsewhere.
+    AsFarAsItGoes,
+    /// The other stages stopped handing chunks over before the job finished.
+    StagesEnded,
+}
+
 /// A chunk read and prepared, with the checkpoint it moves the job to.
 struct ReadChunk {
     chunk: PreparedChunk,
@@ -214,8 +222,10 @@ impl JobRunner {
                         finished: c.finished,
                         result_bytes,
                     };
-                    let chunk =
-                        store.prepare_chunk(&at, c.rows).map_err(|e| format!("preparing the rows failed: {e}"))?;
+                    let chunk = store.prepare_chunk(&at, c.rows).map_err(|e| {
+                        tracing::error!(job = %at.id, error = %e, "preparing a chunk failed");
+                        "the file could not be applied: internal error".to_string()
+                    })?;
                     Ok(ReadChunk { chunk, to })
                 });
                 result_bytes = read.as_ref().ok().map(|r| r.to.result_bytes);
@@ -224,13 +234,25 @@ impl JobRunner {
                 }
             }
         });
+        let job_id = job.id.clone();
         let outcome = self.commit_chunks(job, &mut ready_rx, max).await;
         // The stages stop at their next hand-over; a check file's answers read ahead are written in
         // full before anything else (a retry) cuts the result file back.
         drop(ready_rx);
-        let _ = answerer.await;
-        let _ = reader.await;
-        outcome
+        let panicked = [answerer.await, reader.await].iter().any(|r| r.as_ref().is_err_and(|e| e.is_panic()));
+        match outcome? {
+            Committed::AsFarAsItGoes => Ok(true),
+            // A stage died without handing over an error: the job cannot be read, and retrying it
+            // would only repeat that.
+            Committed::StagesEnded if panicked => {
+                tracing::error!(job = %job_id, "reading the file panicked");
+                self.store.fail_job(&job_id, "the file could not be read: internal error".into()).await?;
+                Ok(true)
+            }
+            Committed::StagesEnded => {
+                Err(WorkerError::Setup(format!("job {job_id}: the file's reading stopped early")))
+            }
+        }
     }
 
     /// The committing stage of [`JobRunner::run_chunks`].
@@ -239,23 +261,23 @@ impl JobRunner {
         job: Job,
         ready: &mut tokio::sync::mpsc::Receiver<(Job, Result<ReadChunk, String>)>,
         max: u64,
-    ) -> Result<bool, WorkerError> {
+    ) -> Result<Committed, WorkerError> {
         let mut committed = job;
         for _ in 0..max {
             let Some((at, read)) = ready.recv().await else {
-                return Ok(true);
+                return Ok(Committed::StagesEnded);
             };
             let checkpoint = |j: &Job| (j.byte_offset, j.line, j.rows_read, j.result_bytes);
             if checkpoint(&at) != checkpoint(&committed) {
                 // The commit before did not leave the job where this chunk was read from.
-                return Ok(true);
+                return Ok(Committed::AsFarAsItGoes);
             }
             let ReadChunk { chunk, to } = match read {
                 Ok(read) => read,
                 Err(error) => {
                     tracing::warn!(job = %at.id, %error, "job failed");
                     self.store.fail_job(&at.id, error).await?;
-                    return Ok(true);
+                    return Ok(Committed::AsFarAsItGoes);
                 }
             };
             match self.store.apply_prepared(&at, chunk, to).await {
@@ -264,7 +286,7 @@ impl JobRunner {
                     if done.state.is_final() {
                         tracing::info!(job = %done.id, rows = done.rows_read, accepted = done.accepted, duplicates = done.duplicates, rejected = done.rejected, "job finished");
                         let _ = std::fs::remove_file(&done.spool_path);
-                        return Ok(true);
+                        return Ok(Committed::AsFarAsItGoes);
                     }
                     committed = done;
                 }
@@ -280,13 +302,13 @@ impl JobRunner {
                     tracing::error!(job = %at.id, error = %e, "applying a chunk failed");
                     if failed {
                         self.store.fail_job(&at.id, "the file could not be applied: internal error".into()).await?;
-                        return Ok(true);
+                        return Ok(Committed::AsFarAsItGoes);
                     }
                     return Err(e.into());
                 }
             }
         }
-        Ok(true)
+        Ok(Committed::AsFarAsItGoes)
     }
 
     /// Runs until nothing is left; for tests and the CLI.
