@@ -39,8 +39,9 @@ impl Day {
         if !shape_ok {
             return Err(err());
         }
-        let num = |r: std::ops::Range<usize>| s[r].parse::<i16>().map_err(|_| err());
-        let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        // Every position but the dashes is an ASCII digit (checked above).
+        let num = |r: std::ops::Range<usize>| b[r].iter().fold(0i16, |v, c| v * 10 + i16::from(c - b'0'));
+        let (y, m, d) = (num(0..4), num(5..7), num(8..10));
         if y < 1 {
             return Err(err());
         }
@@ -91,6 +92,7 @@ mod tests {
         assert_eq!(d.to_string(), "2024-02-29");
         assert_eq!(d.packed(), 20240229);
         assert_eq!(Day::from_packed(20240229), Some(d));
+        assert_eq!(Day::parse("9999-12-31").unwrap().packed(), 99991231);
         for bad in [
             "2023-02-29",
             "2024-13-01",
@@ -101,6 +103,11 @@ mod tests {
             "0000-01-01",
             "+02024-01-01",
             "2024/01/01",
+            "2024-00-10",
+            "2024-01-00",
+            "2024-01-32",
+            "2024-99-99",
+            "2024-1a-01",
         ] {
             assert!(Day::parse(bad).is_err(), "{bad:?}");
         }
