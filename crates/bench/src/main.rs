@@ -545,70 +545,10 @@ fn lifecycle(events: u64, dir: &std::path::Path) -> Result<()> {
     drop(st);
 
     // Peer: the same rows into a table of the same shape, in chunks of the same size, durable.
-    let peer_db = work.join("peer.db");
-    let mut c = rusqlite::Connection::open(&peer_db)?;
-    c.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
-         CREATE TABLE events (carrier_seq INTEGER NOT NULL, event_id TEXT NOT NULL, number INTEGER NOT NULL,
-           kind INTEGER NOT NULL, day INTEGER NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (carrier_seq, event_id)) WITHOUT ROWID;",
-    )?;
-    let t = Instant::now();
-    for chunk in rows.chunks(limits.chunk_rows) {
-        let tx = c.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO events (carrier_seq, event_id, number, kind, day, received_at) VALUES (1, ?1, ?2, ?3, ?4, '2026-11-29T12:00:00Z')",
-            )?;
-            for (id, number, kind, date) in chunk {
-                stmt.execute(rusqlite::params![id, *number as i64, kind, date])?;
-            }
-        }
-        tx.commit()?;
-    }
-    let peer_secs = t.elapsed().as_secs_f64();
-    drop(c);
-
+    let peer_secs = rusqlite_peer(&work.join("peer.db"), &rows, limits.chunk_rows, false)?;
     // Second peer, the floor of any registry: each row also indexed by number and its number's summary
-    // upserted (what a check and the index build read), in the same chunks, durable.
-    let floor_db = work.join("floor.db");
-    let mut c = rusqlite::Connection::open(&floor_db)?;
-    c.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
-         CREATE TABLE events (carrier_seq INTEGER NOT NULL, event_id TEXT NOT NULL, number INTEGER NOT NULL,
-           kind INTEGER NOT NULL, day INTEGER NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (carrier_seq, event_id)) WITHOUT ROWID;
-         CREATE INDEX events_number ON events (number, day);
-         CREATE TABLE numbers (number INTEGER PRIMARY KEY, first_event INTEGER, last_end INTEGER,
-           last_activation INTEGER, disconnected INTEGER NOT NULL, serving INTEGER);",
-    )?;
-    let t = Instant::now();
-    for chunk in rows.chunks(limits.chunk_rows) {
-        let tx = c.transaction()?;
-        {
-            let mut ev = tx.prepare_cached(
-                "INSERT INTO events (carrier_seq, event_id, number, kind, day, received_at) VALUES (1, ?1, ?2, ?3, ?4, '2026-11-29T12:00:00Z')",
-            )?;
-            let mut num = tx.prepare_cached(
-                "INSERT INTO numbers (number, first_event, last_end, last_activation, disconnected, serving) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1) ON CONFLICT (number) DO UPDATE SET first_event = excluded.first_event, \
-                 last_end = excluded.last_end, last_activation = excluded.last_activation, \
-                 disconnected = excluded.disconnected, serving = excluded.serving",
-            )?;
-            for (id, number, kind, date) in chunk {
-                ev.execute(rusqlite::params![id, *number as i64, kind, date])?;
-                let ends = *kind != 5;
-                num.execute(rusqlite::params![
-                    *number as i64,
-                    date,
-                    ends.then_some(*date),
-                    (!ends).then_some(*date),
-                    i64::from(*kind == 3)
-                ])?;
-            }
-        }
-        tx.commit()?;
-    }
-    let floor_secs = t.elapsed().as_secs_f64();
-    drop(c);
+    // upserted (what a check and the index build read).
+    let floor_secs = rusqlite_peer(&work.join("floor.db"), &rows, limits.chunk_rows, true)?;
     let _ = std::fs::remove_dir_all(&work);
     println!(
         "{}",
@@ -621,4 +561,57 @@ fn lifecycle(events: u64, dir: &std::path::Path) -> Result<()> {
         })
     );
     Ok(())
+}
+
+/// The lifecycle bench's rusqlite peers: `rows` (event id, number, type code, date) inserted into an
+/// `events` table of numlink's shape in `chunk`-row transactions, WAL, `synchronous=FULL`; with
+/// `floor`, each row also indexed by number and its number's summary upserted. Seconds taken.
+fn rusqlite_peer(path: &std::path::Path, rows: &[(String, u64, i16, i32)], chunk: usize, floor: bool) -> Result<f64> {
+    let mut c = rusqlite::Connection::open(path)?;
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+         CREATE TABLE events (carrier_seq INTEGER NOT NULL, event_id TEXT NOT NULL, number INTEGER NOT NULL,
+           kind INTEGER NOT NULL, day INTEGER NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (carrier_seq, event_id)) WITHOUT ROWID;",
+    )?;
+    if floor {
+        c.execute_batch(
+            "CREATE INDEX events_number ON events (number, day);
+             CREATE TABLE numbers (number INTEGER PRIMARY KEY, first_event INTEGER, last_end INTEGER,
+               last_activation INTEGER, disconnected INTEGER NOT NULL, serving INTEGER);",
+        )?;
+    }
+    let t = Instant::now();
+    for chunk in rows.chunks(chunk) {
+        let tx = c.transaction()?;
+        {
+            let mut ev = tx.prepare_cached(
+                "INSERT INTO events (carrier_seq, event_id, number, kind, day, received_at) VALUES (1, ?1, ?2, ?3, ?4, '2026-11-29T12:00:00Z')",
+            )?;
+            let mut summary = if floor {
+                Some(tx.prepare_cached(
+                    "INSERT INTO numbers (number, first_event, last_end, last_activation, disconnected, serving) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, 1) ON CONFLICT (number) DO UPDATE SET first_event = excluded.first_event, \
+                     last_end = excluded.last_end, last_activation = excluded.last_activation, \
+                     disconnected = excluded.disconnected, serving = excluded.serving",
+                )?)
+            } else {
+                None
+            };
+            for (id, number, kind, date) in chunk {
+                ev.execute(rusqlite::params![id, *number as i64, kind, date])?;
+                if let Some(summary) = summary.as_mut() {
+                    let ends = *kind != 5;
+                    summary.execute(rusqlite::params![
+                        *number as i64,
+                        date,
+                        ends.then_some(*date),
+                        (!ends).then_some(*date),
+                        i64::from(*kind == 3)
+                    ])?;
+                }
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(t.elapsed().as_secs_f64())
 }

@@ -119,20 +119,8 @@ impl HashKey {
     /// The keyed hash of a number: HMAC-SHA256 of its E.164 text (`+` and digits).
     pub fn number(&self, n: domain::PhoneNumber) -> [u8; 32] {
         // The text on the stack: this runs for every number a check file holds.
-        let mut buf = [0u8; 24];
-        let mut i = buf.len();
-        let mut d = n.digits();
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (d % 10) as u8;
-            d /= 10;
-            if d == 0 {
-                break;
-            }
-        }
-        i -= 1;
-        buf[i] = b'+';
-        self.mac(&buf[i..])
+        let mut buf = [0u8; 16];
+        self.mac(n.write_e164(&mut buf).as_bytes())
     }
 }
 

@@ -282,28 +282,14 @@ impl WriteCtx {
     /// The carrier whose range holds `n` (longest prefix), and its `reportingSince`.
     pub(crate) fn coverage(&self, n: PhoneNumber) -> Coverage {
         // Per event: the digits on the stack, and only the lengths some prefix has.
-        let mut buf = [0u8; 20];
-        let (mut i, mut d) = (buf.len(), n.digits());
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (d % 10) as u8;
-            d /= 10;
-            if d == 0 {
-                break;
-            }
-        }
-        let digits = std::str::from_utf8(&buf[i..]).expect("ASCII digits");
+        let mut buf = [0u8; 16];
+        let digits = &n.write_e164(&mut buf)[1..];
         self.prefix_lens
             .iter()
             .filter(|&&len| len <= digits.len())
             .find_map(|&len| self.prefixes.get(&digits[..len]))
             .map(|&(carrier, since)| Coverage { range_holder: Some(carrier), reporting_since: since })
             .unwrap_or_default()
-    }
-
-    /// [`HashKey::event`].
-    pub(crate) fn event_key(&self, carrier: CarrierId, event_id: &str) -> [u8; 32] {
-        self.hash_key.event(carrier, event_id)
     }
 
     pub(crate) fn now_rfc3339(&self) -> String {

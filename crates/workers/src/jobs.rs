@@ -65,22 +65,6 @@ struct ReadChunk {
     to: Checkpoint,
 }
 
-/// `+` and the digits of an E.164 number.
-fn write_number(out: &mut Vec<u8>, mut digits: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (digits % 10) as u8;
-        digits /= 10;
-        if digits == 0 {
-            break;
-        }
-    }
-    out.push(b'+');
-    out.extend_from_slice(&buf[i..]);
-}
-
 /// `YYYY-MM-DD`.
 fn write_date(out: &mut Vec<u8>, d: domain::Day) {
     let v = d.packed();
@@ -129,7 +113,7 @@ fn answer_chunk(store: &Store, job: &Job, chunk: &mut Chunk) -> Result<u64, Stri
                     None => return Err("fewer answers than questions".into()),
                 };
                 // Numbers, dates and answers need no quoting: written directly.
-                write_number(&mut bytes, number.digits());
+                bytes.extend_from_slice(number.write_e164(&mut [0u8; 16]).as_bytes());
                 bytes.push(b',');
                 write_date(&mut bytes, *date);
                 bytes.push(b',');

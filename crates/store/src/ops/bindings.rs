@@ -275,7 +275,7 @@ impl WriteCtx {
         let mut notified = false;
         for e in self.history(b.number)? {
             if NotificationType::for_event(e.kind, e.date, binding.bound_on).is_some() {
-                let event_key = self.event_key(e.carrier, &e.event_id);
+                let event_key = self.hash_key.event(e.carrier, &e.event_id);
                 notified |= self.notify(&binding, b.number, &e, &event_key)?;
             }
         }

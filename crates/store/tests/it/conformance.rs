@@ -208,23 +208,11 @@ async fn checks_are_audited_in_a_tamper_evident_chain(db: TestDb) {
     // Tamper behind the store's back: a changed check in a batch, then a changed record; each breaks
     // the chain where it is.
     let first_seq = tail[0].seq;
-    let tamper = |sql: String| match &db.url {
-        store::DbUrl::Sqlite(path) => rusqlite_like::exec(&rusqlite_like::open(path), &sql),
-        store::DbUrl::Postgres(url) => store::testing::pg_batch(url, &sql),
-    };
-    let answer_byte = if matches!(db.url, store::DbUrl::Sqlite(_)) {
-        // The last byte of the first entry (the answer): 'd' (no_data) made 'n' (no).
-        format!(
-            "UPDATE check_batches SET entries = CAST(substr(entries, 1, 20) || x'6e' || substr(entries, 22) AS BLOB) WHERE seq = {}",
-            last.seq
-        )
-    } else {
-        format!("UPDATE check_batches SET entries = set_byte(entries, 20, 110) WHERE seq = {}", last.seq)
-    };
-    tamper(answer_byte);
+    // The last byte of the first entry (the answer): 'd' (no_data) made 'n' (no).
+    tamper(&db, &set_entry_byte(&db, "check_batches", last.seq, 20, b'n'));
     assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(last.seq));
     assert_eq!(store.logged_checks(1).await.unwrap()[0].answer.as_str(), "no", "the tampering took");
-    tamper(format!("UPDATE audit SET detail = 'forged' WHERE seq = {first_seq}"));
+    tamper(&db, &format!("UPDATE audit SET detail = 'forged' WHERE seq = {first_seq}"));
     assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(first_seq));
 }
 
@@ -246,28 +234,19 @@ async fn accepted_events_are_audited_by_the_call(db: TestDb) {
     assert_eq!(store.audit_tail(1).await.unwrap().pop().unwrap().seq, last.seq);
     assert_eq!(store.verify_audit().await.unwrap().first_broken, None);
 
-    let tamper = |sql: &str| match &db.url {
-        store::DbUrl::Sqlite(path) => rusqlite_like::exec(&rusqlite_like::open(path), sql),
-        store::DbUrl::Postgres(url) => store::testing::pg_batch(url, sql),
-    };
     // A batch with no record of its own, added behind the log's back.
-    tamper(&format!(
-        "INSERT INTO event_batches (seq, entries) SELECT seq + 1000, entries FROM event_batches WHERE seq = {}",
-        last.seq
-    ));
+    tamper(
+        &db,
+        &format!(
+            "INSERT INTO event_batches (seq, entries) SELECT seq + 1000, entries FROM event_batches WHERE seq = {}",
+            last.seq
+        ),
+    );
     assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(last.seq + 1000));
-    tamper(&format!("DELETE FROM event_batches WHERE seq = {}", last.seq + 1000));
+    tamper(&db, &format!("DELETE FROM event_batches WHERE seq = {}", last.seq + 1000));
     assert_eq!(store.verify_audit().await.unwrap().first_broken, None);
     // The first event's type byte (offset 32) made a disconnection's: the record's digest no longer holds.
-    let type_byte = if matches!(db.url, store::DbUrl::Sqlite(_)) {
-        format!(
-            "UPDATE event_batches SET entries = CAST(substr(entries, 1, 32) || x'03' || substr(entries, 34) AS BLOB) WHERE seq = {}",
-            last.seq
-        )
-    } else {
-        format!("UPDATE event_batches SET entries = set_byte(entries, 32, 3) WHERE seq = {}", last.seq)
-    };
-    tamper(&type_byte);
+    tamper(&db, &set_entry_byte(&db, "event_batches", last.seq, 32, 3));
     assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(last.seq));
 }
 
@@ -276,11 +255,7 @@ async fn a_batch_of_checks_without_its_record_breaks_the_chain(db: TestDb) {
     let (bank, _) = institution(&store).await;
     store.check(bank.clone(), vec![(num("+8613800138000"), day("2024-01-01"))]).await.unwrap();
     assert_eq!(store.verify_audit().await.unwrap().first_broken, None);
-    let sql = "INSERT INTO check_batches (seq, entries) SELECT seq + 1000, entries FROM check_batches";
-    match &db.url {
-        store::DbUrl::Sqlite(path) => rusqlite_like::exec(&rusqlite_like::open(path), sql),
-        store::DbUrl::Postgres(url) => store::testing::pg_batch(url, sql),
-    }
+    tamper(&db, "INSERT INTO check_batches (seq, entries) SELECT seq + 1000, entries FROM check_batches");
     let seq = store.logged_checks(1).await.unwrap()[0].seq;
     assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(seq + 1000));
 }
@@ -323,6 +298,29 @@ async fn lookups_stay_exact_at_every_step_of_the_compaction(db: TestDb) {
 }
 
 /// Just enough of a raw SQLite handle to tamper with a file from outside the store.
+/// Runs `sql` on the test database behind the store's back.
+fn tamper(db: &TestDb, sql: &str) {
+    match &db.url {
+        store::DbUrl::Sqlite(path) => rusqlite_like::exec(&rusqlite_like::open(path), sql),
+        store::DbUrl::Postgres(url) => store::testing::pg_batch(url, sql),
+    }
+}
+
+/// SQL that sets byte `at` (from 0) of `table`'s `entries` in row `seq` to `value`, in the test
+/// database's dialect.
+fn set_entry_byte(db: &TestDb, table: &str, seq: i64, at: usize, value: u8) -> String {
+    match db.url {
+        store::DbUrl::Sqlite(_) => format!(
+            "UPDATE {table} SET entries = CAST(substr(entries, 1, {at}) || x'{value:02x}' || substr(entries, {}) AS BLOB) \
+             WHERE seq = {seq}",
+            at + 2
+        ),
+        store::DbUrl::Postgres(_) => {
+            format!("UPDATE {table} SET entries = set_byte(entries, {at}, {value}) WHERE seq = {seq}")
+        }
+    }
+}
+
 mod rusqlite_like {
     pub fn open(path: &std::path::Path) -> rusqlite::Connection {
         rusqlite::Connection::open(path).unwrap()
