@@ -68,8 +68,11 @@ impl PhoneNumber {
 
     /// Rebuilds a number from the integer of its digits, as the store keeps it.
     pub fn from_digits(value: u64) -> Option<PhoneNumber> {
-        let len = digit_count(value);
-        (value != 0 && (Self::DIGITS_MIN..=Self::DIGITS_MAX).contains(&len)).then_some(PhoneNumber(value))
+        // DIGITS_MIN..=DIGITS_MAX digits, as bounds (no division per digit: the index build calls this
+        // for every number in the store).
+        const LOW: u64 = 10u64.pow(PhoneNumber::DIGITS_MIN as u32 - 1);
+        const HIGH: u64 = 10u64.pow(PhoneNumber::DIGITS_MAX as u32);
+        (LOW..HIGH).contains(&value).then_some(PhoneNumber(value))
     }
 
     pub fn digits(self) -> u64 {
@@ -109,15 +112,6 @@ impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "+{}", self.0)
     }
-}
-
-fn digit_count(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 10 {
-        v /= 10;
-        n += 1;
-    }
-    n
 }
 
 /// An E.164 prefix naming a carrier's number range: `+` and 1 to 15 digits, the first 1–9.
@@ -172,6 +166,13 @@ mod tests {
             "+８６１３８００",
         ] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad:?} must be rejected");
+        }
+        // The store's integers: five to fifteen digits, exactly.
+        for bad in [0, 1, 9_999, 1_000_000_000_000_000, u64::MAX] {
+            assert_eq!(PhoneNumber::from_digits(bad), None, "{bad}");
+        }
+        for ok in [10_000, 999_999_999_999_999] {
+            assert_eq!(PhoneNumber::from_digits(ok).map(PhoneNumber::digits), Some(ok));
         }
     }
 

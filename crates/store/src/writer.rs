@@ -147,9 +147,13 @@ pub(crate) fn build_index(
             Ok(())
         },
     )?;
-    let bounds = conn.query_one("SELECT MIN(number), MAX(number) FROM numbers", &[])?;
-    let (lo, hi) = match bounds.map(|r| (r.opt_i64(0), r.opt_i64(1))) {
-        Some((Some(lo), Some(hi))) => (lo as u64, hi as u64),
+    // Two queries: SQLite answers a lone MIN or MAX from the edge of the key's B-tree, but both in one
+    // SELECT by scanning the whole table, on one thread, before the build's own scan (at 10,000,000
+    // numbers the start took 2.2 s with it and 1.5 s without).
+    let mut bound = |sql| conn.query_one(sql, &[]).map(|r| r.and_then(|r| r.opt_i64(0)));
+    let lo = bound("SELECT MIN(number) FROM numbers")?;
+    let (lo, hi) = match (lo, bound("SELECT MAX(number) FROM numbers")?) {
+        (Some(lo), Some(hi)) => (lo as u64, hi as u64),
         _ => return Ok((Index::new(ranges_of(&ranges)), ranges)),
     };
     // Slice edges on block boundaries, so that no block is split between threads.
