@@ -32,6 +32,7 @@ pub use ops::audit::{AuditRecord, ChainReport};
 pub use ops::bindings::{
     ACCOUNT_REF_CHARS_MAX, ACK_ACTIONS, Binding, NewBinding, Notification, NotificationType, Registered,
 };
+pub use ops::checklog::{AnsweredCheck, LoggedAnswer};
 pub use ops::events::{NewEvent, Outcome};
 pub use ops::holder::{
     AttestationKey, HolderView, InstitutionReport, Lookup, OtpFailure, OtpIssued, OtpLimits, OtpRefused,
@@ -59,10 +60,13 @@ pub enum StoreError {
     Closed,
 }
 
-/// A chunk of a file's rows with what [`Store::prepare_chunk`] computed from them, ready for the writer.
+/// A chunk of a file's rows with what [`Store::prepare_chunk`] or [`Store::prepare_checks`] computed
+/// from them, ready for the writer.
 #[derive(Debug)]
 pub struct PreparedChunk {
     rows: Vec<ChunkRow>,
+    /// A check file's answered checks (packed in `prepared`); `rows` are then its bad rows.
+    checks: usize,
     prepared: ops::jobs::Prepared,
 }
 
@@ -763,9 +767,18 @@ impl Store {
 
     /// Computes off the writer's thread what applying `rows` needs (a check file's packed audit
     /// entries, a lifecycle file's keyed hashes). Blocking: it hashes every row, on every core.
-    pub fn prepare_chunk(&self, job: &Job, rows: Vec<ChunkRow>) -> Result<PreparedChunk, StoreError> {
-        let prepared = ops::jobs::Prepared::of(&self.inner.hash_key, domain::CarrierId(job.owner_seq), &rows)?;
-        Ok(PreparedChunk { rows, prepared })
+    pub fn prepare_chunk(&self, job: &Job, rows: Vec<ChunkRow>) -> PreparedChunk {
+        let prepared = ops::jobs::Prepared::of(&self.inner.hash_key, domain::CarrierId(job.owner_seq), &rows);
+        PreparedChunk { rows, checks: 0, prepared }
+    }
+
+    /// A check file's chunk for the writer: its answered checks, as the result file has them (packed
+    /// here for the audit, 21 bytes each, on every core), and its bad rows. Packed rather than as
+    /// [`ChunkRow`]s (176 bytes each) because a check file's rows are many and cheap: moving them
+    /// through the stages cost more than answering them.
+    pub fn prepare_checks(&self, answered: &[AnsweredCheck], bad: Vec<ChunkRow>) -> PreparedChunk {
+        let prepared = ops::jobs::Prepared::checks(&self.inner.hash_key, answered);
+        PreparedChunk { rows: bad, checks: answered.len(), prepared }
     }
 
     /// Applies a chunk of a file read from `job`'s checkpoint and moves the checkpoint to `to`, in one
@@ -774,7 +787,7 @@ impl Store {
     /// it is.
     pub async fn apply_prepared(&self, job: &Job, chunk: PreparedChunk, to: Checkpoint) -> Result<Job, StoreError> {
         let (job_id, from_offset) = (job.id.clone(), job.byte_offset);
-        self.write(move |ctx| ctx.apply_chunk(&job_id, from_offset, chunk.rows, chunk.prepared, to)).await
+        self.write(move |ctx| ctx.apply_chunk(&job_id, from_offset, chunk.rows, chunk.checks, chunk.prepared, to)).await
     }
 
     /// [`Store::prepare_chunk`] (on a blocking thread) and [`Store::apply_prepared`].
@@ -782,7 +795,7 @@ impl Store {
         let (store, for_prepare) = (self.clone(), job.clone());
         let chunk = tokio::task::spawn_blocking(move || store.prepare_chunk(&for_prepare, rows))
             .await
-            .map_err(|e| StoreError::Database(format!("hashing a chunk failed: {e}")))??;
+            .map_err(|e| StoreError::Database(format!("hashing a chunk failed: {e}")))?;
         self.apply_prepared(job, chunk, to).await
     }
 

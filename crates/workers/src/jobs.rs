@@ -15,10 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use csv::ByteRecord;
-use store::{Checkpoint, ChunkRow, Job, JobKind, PreparedChunk, RowData, Store, StoreError};
+use domain::{Day, PhoneNumber};
+use store::{AnsweredCheck, Checkpoint, ChunkRow, Job, LoggedAnswer, PreparedChunk, Store, StoreError};
 use tokio::sync::Notify;
 
-use crate::files::{FileFormat, FileLimits, parse_row};
+use crate::files::{FileFormat, FileLimits, parse_check, parse_row};
+
+/// The CSV reader's buffer over a spooled file.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -43,12 +47,37 @@ pub const CHUNK_ATTEMPTS_MAX: u32 = 3;
 
 /// What one read of a spooled file produced.
 struct Chunk {
-    rows: Vec<ChunkRow>,
-    /// A check file's bad rows' first two fields, as written (echoed in the result); `None` for good rows.
-    raw: Vec<Option<(String, String)>>,
+    rows: Rows,
     next_offset: u64,
     next_line: u64,
     finished: bool,
+}
+
+/// A chunk's rows.
+enum Rows {
+    /// A lifecycle or binding file's.
+    Rows(Vec<ChunkRow>),
+    /// A check file's: its good rows' questions, in order, and its bad rows (16 bytes a good row, where
+    /// a [`ChunkRow`] takes 176: at millions of rows a second, moving rows costs as much as answering).
+    Checks { questions: Vec<(PhoneNumber, Day)>, bad: Vec<BadCheck> },
+}
+
+impl Rows {
+    fn len(&self) -> usize {
+        match self {
+            Rows::Rows(rows) => rows.len(),
+            Rows::Checks { questions, bad } => questions.len() + bad.len(),
+        }
+    }
+}
+
+/// A check file's row that did not parse: echoed in the result, as written, after the first
+/// `after` good rows of its chunk.
+struct BadCheck {
+    after: usize,
+    row: ChunkRow,
+    number: String,
+    date: String,
 }
 
 /// Where the committing stage stopped.
@@ -88,46 +117,41 @@ fn write_date(out: &mut Vec<u8>, d: domain::Day) {
     }
 }
 
-/// Answers a check file's chunk from the index, fills the answers into its rows, appends them to the
-/// result file (cut back to its committed length first) and flushes it. Returns the file's new length.
-fn answer_chunk(store: &Store, job: &Job, chunk: &mut Chunk) -> Result<u64, String> {
-    let items: Vec<(domain::PhoneNumber, domain::Day)> = chunk
-        .rows
-        .iter()
-        .filter_map(|r| match &r.row {
-            Ok(RowData::Check { number, date, .. }) => Some((*number, *date)),
-            _ => None,
-        })
-        .collect();
-    let mut answers = store.answer_many(&items).into_iter();
-    let mut bytes: Vec<u8> = Vec::with_capacity(chunk.rows.len() * 32 + 32);
+/// Answers a check file's chunk from the index and appends its rows to the result file (cut back to
+/// its committed length first), flushed, in input order: a good row with its answer, a bad row as
+/// written with its error code. Returns the answered checks and the file's new length.
+fn answer_chunk(
+    store: &Store,
+    job: &Job,
+    questions: &[(PhoneNumber, Day)],
+    bad: &[BadCheck],
+) -> Result<(Vec<AnsweredCheck>, u64), String> {
+    let answered: Vec<AnsweredCheck> =
+        questions.iter().zip(store.answer_many(questions)).map(|(&(n, d), a)| (n, d, LoggedAnswer::from(&a))).collect();
+    let mut bytes: Vec<u8> = Vec::with_capacity(answered.len() * 40 + bad.len() * 64 + 32);
     if job.result_bytes == 0 {
         bytes.extend_from_slice(b"phone_number,date,answer\n");
     }
-    for (r, raw) in chunk.rows.iter_mut().zip(&chunk.raw) {
-        match (&mut r.row, raw) {
-            (Ok(RowData::Check { number, date, answer }), _) => {
-                *answer = match answers.next() {
-                    Some(Ok(a)) => a.as_str(),
-                    Some(Err(_)) => "OUT_OF_RANGE",
-                    None => return Err("fewer answers than questions".into()),
-                };
-                // Numbers, dates and answers need no quoting: written directly.
-                bytes.extend_from_slice(number.write_e164(&mut [0u8; 16]).as_bytes());
-                bytes.push(b',');
-                write_date(&mut bytes, *date);
-                bytes.push(b',');
-                bytes.extend_from_slice(answer.as_bytes());
-                bytes.push(b'\n');
-            }
-            (Ok(_), _) => return Err("a row of another kind in a check file".into()),
-            (Err(rej), raw) => {
-                let (n, d) = raw.as_ref().map_or(("", ""), |(n, d)| (n.as_str(), d.as_str()));
-                // As written, so quoted as CSV needs.
-                let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut bytes);
-                w.write_record([n, d, rej.code.as_str()]).map_err(|e| format!("writing the result: {e}"))?;
-                w.flush().map_err(|e| format!("writing the result: {e}"))?;
-            }
+    let mut written = 0;
+    for b in bad.iter().map(Some).chain([None]) {
+        let upto = b.map_or(answered.len(), |b| b.after);
+        for &(number, date, answer) in &answered[written..upto] {
+            // Numbers, dates and answers need no quoting: written directly.
+            bytes.extend_from_slice(number.write_e164(&mut [0u8; 16]).as_bytes());
+            bytes.push(b',');
+            write_date(&mut bytes, date);
+            bytes.push(b',');
+            bytes.extend_from_slice(answer.as_str().as_bytes());
+            bytes.push(b'\n');
+        }
+        written = upto;
+        if let Some(b) = b {
+            let code = b.row.row.as_ref().err().map_or("", |rej| rej.code.as_str());
+            // As written, so quoted as CSV needs.
+            let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut bytes);
+            w.write_record([b.number.as_str(), b.date.as_str(), code])
+                .map_err(|e| format!("writing the result: {e}"))?;
+            w.flush().map_err(|e| format!("writing the result: {e}"))?;
         }
     }
     let path = job.result_path();
@@ -137,7 +161,7 @@ fn answer_chunk(store: &Store, job: &Job, chunk: &mut Chunk) -> Result<u64, Stri
     file.seek(SeekFrom::End(0)).map_err(io)?;
     std::io::Write::write_all(&mut file, &bytes).map_err(io)?;
     file.sync_data().map_err(io)?;
-    Ok(job.result_bytes + bytes.len() as u64)
+    Ok((answered, job.result_bytes + bytes.len() as u64))
 }
 
 impl JobRunner {
@@ -198,18 +222,20 @@ impl JobRunner {
             let mut result_bytes = None;
             while let Some((mut at, chunk)) = parsed_rx.blocking_recv() {
                 at.result_bytes = result_bytes.unwrap_or(at.result_bytes);
-                let read = chunk.and_then(|mut c| {
-                    let result_bytes = if at.kind == JobKind::Checks { answer_chunk(&store, &at, &mut c)? } else { 0 };
+                let read = chunk.and_then(|c| {
+                    let (chunk, result_bytes) = match c.rows {
+                        Rows::Rows(rows) => (store.prepare_chunk(&at, rows), 0),
+                        Rows::Checks { questions, bad } => {
+                            let (answered, result_bytes) = answer_chunk(&store, &at, &questions, &bad)?;
+                            (store.prepare_checks(&answered, bad.into_iter().map(|b| b.row).collect()), result_bytes)
+                        }
+                    };
                     let to = Checkpoint {
                         next_offset: c.next_offset,
                         next_line: c.next_line,
                         finished: c.finished,
                         result_bytes,
                     };
-                    let chunk = store.prepare_chunk(&at, c.rows).map_err(|e| {
-                        tracing::error!(job = %at.id, error = %e, "preparing a chunk failed");
-                        "the file could not be applied: internal error".to_string()
-                    })?;
                     Ok(ReadChunk { chunk, to })
                 });
                 result_bytes = read.as_ref().ok().map(|r| r.to.result_bytes);
@@ -332,13 +358,21 @@ fn read_chunk(job: &Job, limits: &FileLimits) -> Result<Chunk, String> {
         "the uploaded file is gone from the server: upload it again".to_string()
     })?;
     file.seek(SeekFrom::Start(job.byte_offset)).map_err(|e| format!("cannot seek the uploaded file: {e}"))?;
-    let mut reader =
-        csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(std::io::BufReader::new(file));
+    // The CSV reader buffers the file itself; a chunk is megabytes, read in a few hundred calls.
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(READ_BUFFER_BYTES)
+        .from_reader(file);
     let mut record = ByteRecord::new();
     // Check files in larger chunks: their rows are cheap to commit (packed into one audit batch).
-    let chunk_rows = if format == FileFormat::Checks { limits.check_chunk_rows } else { limits.chunk_rows };
-    let mut rows = Vec::with_capacity(chunk_rows);
-    let mut raw = Vec::new();
+    let checks = format == FileFormat::Checks;
+    let chunk_rows = if checks { limits.check_chunk_rows } else { limits.chunk_rows };
+    let mut rows = if checks {
+        Rows::Checks { questions: Vec::with_capacity(chunk_rows), bad: Vec::new() }
+    } else {
+        Rows::Rows(Vec::with_capacity(chunk_rows))
+    };
     let mut skip_header = job.byte_offset == 0;
     let mut finished = false;
     while rows.len() < chunk_rows {
@@ -357,19 +391,31 @@ fn read_chunk(job: &Job, limits: &FileLimits) -> Result<Chunk, String> {
                 if job.rows_read + rows.len() as u64 >= limits.file_rows_max {
                     return Err(format!("the file has more than {} rows (file_rows_max)", limits.file_rows_max));
                 }
-                let row = parse_row(format, &record, limits);
-                if format == FileFormat::Checks {
-                    // A bad row is echoed as written; a good one is written from what it parsed to.
-                    let field = |i| {
-                        record.get(i).map(|f: &[u8]| String::from_utf8_lossy(f).trim().to_string()).unwrap_or_default()
-                    };
-                    raw.push(row.is_err().then(|| (field(0), field(1))));
+                match &mut rows {
+                    Rows::Rows(rows) => rows.push(ChunkRow { line, row: parse_row(format, &record, limits) }),
+                    Rows::Checks { questions, bad } => match parse_check(&record, limits) {
+                        Ok(q) => questions.push(q),
+                        Err(rejection) => {
+                            // A bad row is echoed as written; a good one is written from what it parsed to.
+                            let field = |i| {
+                                record
+                                    .get(i)
+                                    .map(|f: &[u8]| String::from_utf8_lossy(f).trim().to_string())
+                                    .unwrap_or_default()
+                            };
+                            bad.push(BadCheck {
+                                after: questions.len(),
+                                row: ChunkRow { line, row: Err(rejection) },
+                                number: field(0),
+                                date: field(1),
+                            });
+                        }
+                    },
                 }
-                rows.push(ChunkRow { line, row });
             }
             Err(e) => return Err(format!("the file is not valid CSV: {e}")),
         }
     }
     let pos = reader.position();
-    Ok(Chunk { rows, raw, next_offset: job.byte_offset + pos.byte(), next_line: job.line + pos.line() - 1, finished })
+    Ok(Chunk { rows, next_offset: job.byte_offset + pos.byte(), next_line: job.line + pos.line() - 1, finished })
 }

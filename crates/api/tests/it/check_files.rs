@@ -11,7 +11,11 @@ use store::testing::TestDb;
 
 use crate::{TestApp, assert_error};
 
-backend_tests!(a_check_file_is_answered_in_order, a_crash_midway_leaves_the_result_whole);
+backend_tests!(
+    a_check_file_is_answered_in_order,
+    bad_rows_keep_their_place_across_chunks,
+    a_crash_midway_leaves_the_result_whole
+);
 
 async fn upload(app: &TestApp, key: &str, csv: &str) -> crate::Resp {
     app.request(
@@ -93,6 +97,52 @@ async fn a_check_file_is_answered_in_order(db: TestDb) {
     assert_error(&app.get(&format!("/v1/jobs/{lid}/result"), &carrier).await, 404, "NOT_FOUND");
     assert_error(&upload(&app, &bank, "number,when\n+8613800138000,2024-01-01\n").await, 400, "INVALID_ARGUMENT");
     assert_error(&upload(&app, &carrier, csv).await, 403, "PERMISSION_DENIED");
+}
+
+/// Chunks of two rows: a bad row first in a chunk, last in one, a chunk of bad rows only, a bad row
+/// with a quote in it; every row stays where it was in the file, and the counts add up.
+async fn bad_rows_keep_their_place_across_chunks(db: TestDb) {
+    let mut limits = Limits::default();
+    limits.files.check_chunk_rows = 2;
+    let app = TestApp::with_limits(db, limits);
+    history(&app).await;
+    let bank = app.institution().await;
+    let csv = "phone_number,date\n\
+               +86bad,2024-01-01\n\
+               +8613800138000,2023-12-22\n\
+               +8613800138000,2024-10-01\n\
+               +8613800138000,2024-13-01\n\
+               \"+86,\"\"q\"\"\",2024-01-01\n\
+               ,\n\
+               +8613800138000,2023-12-22\n";
+    let r = upload(&app, &bank, csv).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let id = r.body["jobId"].as_str().unwrap().to_string();
+    app.runner.run_until_idle().await.unwrap();
+    let job = app.get(&format!("/v1/jobs/{id}"), &bank).await.body;
+    assert_eq!(
+        (job["state"].as_str(), job["rowsRead"].as_u64(), job["accepted"].as_u64(), job["rejected"].as_u64()),
+        (Some("succeeded"), Some(7), Some(3), Some(4)),
+        "{job}"
+    );
+    let r = app.get(&format!("/v1/jobs/{id}/result"), &bank).await;
+    assert_eq!(
+        r.text,
+        "phone_number,date,answer\n\
+         +86bad,2024-01-01,INVALID_ARGUMENT\n\
+         +8613800138000,2023-12-22,yes\n\
+         +8613800138000,2024-10-01,no\n\
+         +8613800138000,2024-13-01,INVALID_ARGUMENT\n\
+         \"+86,\"\"q\"\"\",2024-01-01,INVALID_ARGUMENT\n\
+         ,,INVALID_ARGUMENT\n\
+         +8613800138000,2023-12-22,yes\n"
+    );
+    let rej = app.get(&format!("/v1/jobs/{id}/rejections"), &bank).await;
+    for line in [2, 5, 6, 7] {
+        assert!(rej.text.contains(&format!("\n{line},INVALID_ARGUMENT,")), "line {line}: {}", rej.text);
+    }
+    let logged = app.store.logged_checks(100).await.unwrap();
+    assert_eq!(logged.iter().map(|c| c.answer.as_str()).collect::<Vec<_>>(), ["yes", "no", "yes"]);
 }
 
 async fn a_crash_midway_leaves_the_result_whole(db: TestDb) {

@@ -14,7 +14,6 @@ use domain::{Day, PhoneNumber};
 
 use crate::StoreError;
 use crate::keys::{HashKey, sha256};
-use crate::ops::jobs::{ChunkRow, RowData};
 use crate::sql::{Conn, Value};
 use crate::writer::WriteCtx;
 
@@ -86,6 +85,9 @@ impl From<&Result<domain::Answer, domain::answer::DateAfterToday>> for LoggedAns
     }
 }
 
+/// A check answered: the number, the date asked about, the answer.
+pub type AnsweredCheck = (PhoneNumber, Day, LoggedAnswer);
+
 /// One check as the audit log holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoggedCheck {
@@ -144,22 +146,6 @@ pub(crate) fn encode(key: &HashKey, items: impl ExactSizeIterator<Item = (PhoneN
         entries.push(a.byte());
     }
     entries
-}
-
-/// The checks of a check file's chunk, packed (rows in order; rows that did not parse are not checks).
-pub(crate) fn encode_chunk(key: &HashKey, rows: &[ChunkRow]) -> Result<Vec<u8>, StoreError> {
-    let checks = rows
-        .iter()
-        .filter_map(|r| match &r.row {
-            Ok(RowData::Check { number, date, answer }) => Some(
-                LoggedAnswer::from_wire(answer)
-                    .map(|a| (*number, *date, a))
-                    .ok_or_else(|| StoreError::Invalid(format!("\"{answer}\" is not an answer"))),
-            ),
-            _ => None,
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(crate::ops::parallel(&checks, |part| encode(key, part.iter().copied())).concat())
 }
 
 impl WriteCtx {

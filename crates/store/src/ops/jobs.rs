@@ -1,11 +1,12 @@
 //! File jobs: a spooled upload applied in chunks, each chunk and the job's checkpoint (byte offset,
 //! line, counters) committed together, so a crash resumes exactly where the last commit left off.
 
-use domain::{CarrierId, Day, PhoneNumber, Rejection};
+use domain::{CarrierId, Rejection};
 
 use crate::StoreError;
 use crate::keys::{HashKey, new_id};
 use crate::ops::bindings::NewBinding;
+use crate::ops::checklog::AnsweredCheck;
 use crate::ops::events::{EventKeys, NewEvent, Outcome};
 use crate::ops::participants::{Participant, by_seq};
 use crate::sql::{Conn, Row};
@@ -102,18 +103,12 @@ pub struct Checkpoint {
     pub result_bytes: u64,
 }
 
-/// What one row of a file parsed to.
+/// What one row of a lifecycle or binding file parsed to. (A check file's rows travel packed: see
+/// [`crate::Store::prepare_checks`].)
 #[derive(Clone, Debug)]
 pub enum RowData {
     Event(NewEvent),
     Binding(NewBinding),
-    /// A check file's row and the answer the runner wrote for it to the result file (`yes`, `no`,
-    /// `no_data`, or an error code), which the store audits.
-    Check {
-        number: PhoneNumber,
-        date: Day,
-        answer: &'static str,
-    },
 }
 
 /// What the caller's threads compute from a chunk's rows before the writer applies them: a check
@@ -125,8 +120,8 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    /// Hashes on every core when the chunk is large.
-    pub(crate) fn of(key: &HashKey, owner: CarrierId, rows: &[ChunkRow]) -> Result<Prepared, StoreError> {
+    /// A lifecycle or binding file's: the events' keyed hashes, on every core when the chunk is large.
+    pub(crate) fn of(key: &HashKey, owner: CarrierId, rows: &[ChunkRow]) -> Prepared {
         let events: Vec<&NewEvent> = rows
             .iter()
             .filter_map(|r| match &r.row {
@@ -137,7 +132,14 @@ impl Prepared {
         let event_keys =
             crate::ops::parallel(&events, |part| part.iter().map(|e| EventKeys::of(key, owner, e)).collect::<Vec<_>>())
                 .concat();
-        Ok(Prepared { check_entries: crate::ops::checklog::encode_chunk(key, rows)?, event_keys })
+        Prepared { check_entries: Vec::new(), event_keys }
+    }
+
+    /// A check file's: the answered checks packed for the audit, on every core when there are many.
+    pub(crate) fn checks(key: &HashKey, answered: &[AnsweredCheck]) -> Prepared {
+        let check_entries =
+            crate::ops::parallel(answered, |part| crate::ops::checklog::encode(key, part.iter().copied())).concat();
+        Prepared { check_entries, event_keys: Vec::new() }
     }
 }
 
@@ -231,6 +233,7 @@ impl WriteCtx {
         job_id: &str,
         from_offset: u64,
         rows: Vec<ChunkRow>,
+        checks: usize,
         prepared: Prepared,
         to: Checkpoint,
     ) -> Result<Job, StoreError> {
@@ -243,10 +246,12 @@ impl WriteCtx {
         }
         let owner = by_seq(self.conn.as_mut(), job.owner_seq)?
             .ok_or_else(|| StoreError::Corrupt("job owner is gone".into()))?;
-        let rows_read = rows.len() as i64;
+        let rows_read = (rows.len() + checks) as i64;
+        if checks > 0 && job.kind != JobKind::Checks {
+            return Err(StoreError::Invalid(format!("checks in job \"{job_id}\", which is not a check file's")));
+        }
         let mut rejections: Vec<(u64, Rejection)> = Vec::new();
         let (mut lines, mut events, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
-        let mut checks = Vec::new();
         for r in rows {
             match r.row {
                 Ok(RowData::Event(e)) if job.kind == JobKind::Lifecycle => {
@@ -256,9 +261,6 @@ impl WriteCtx {
                 Ok(RowData::Binding(b)) if job.kind == JobKind::Bindings => {
                     lines.push(r.line);
                     bindings.push(b);
-                }
-                Ok(RowData::Check { number, date, answer }) if job.kind == JobKind::Checks => {
-                    checks.push((number, date, answer));
                 }
                 Ok(_) => {
                     return Err(StoreError::Invalid(format!("a row of the wrong kind for job \"{job_id}\"")));
@@ -286,11 +288,11 @@ impl WriteCtx {
             JobKind::Checks => {
                 // Every number checked is audited, as a single check is, with the answer written
                 // (packed by the caller, from these rows).
-                if check_entries.len() != checks.len() * crate::ops::checklog::ENTRY_BYTES {
+                if check_entries.len() != checks * crate::ops::checklog::ENTRY_BYTES {
                     return Err(StoreError::Invalid("the chunk's packed checks do not match its rows".into()));
                 }
                 self.log_checks(&owner.id, Some(job_id), check_entries);
-                accepted += checks.len() as i64;
+                accepted += checks as i64;
                 Vec::new()
             }
         };
