@@ -55,6 +55,9 @@ pub struct AppState {
     pub metrics: Option<MetricsRender>,
     /// The holder's side: codes, sessions, proofs of tenure, unbind deadlines.
     pub holder: Arc<HolderState>,
+    /// Set to `true` when the server begins to shut down: long responses (a followed check file's
+    /// result) end then, rather than hold the shutdown until their job ends.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The holder's side's policy, each limit with its unit in the name.

@@ -30,8 +30,13 @@ impl std::error::Error for DayError {}
 impl Day {
     /// Parses exactly `YYYY-MM-DD` (RFC 3339 full-date) naming a real day.
     pub fn parse(s: &str) -> Result<Day, DayError> {
-        let err = || DayError { input: s.to_string() };
-        let b = s.as_bytes();
+        Day::parse_bytes(s.as_bytes())
+    }
+
+    /// [`Day::parse`] of a file's field as it was read: anything but ASCII is rejected, so the bytes
+    /// need no check as UTF-8 first.
+    pub fn parse_bytes(b: &[u8]) -> Result<Day, DayError> {
+        let err = || DayError { input: String::from_utf8_lossy(b).into_owned() };
         let shape_ok = b.len() == 10
             && b[4] == b'-'
             && b[7] == b'-'

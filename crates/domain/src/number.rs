@@ -51,8 +51,14 @@ impl PhoneNumber {
     pub const DIGITS_MAX: usize = 15;
 
     pub fn parse(s: &str) -> Result<PhoneNumber, NumberError> {
-        let err = || NumberError { input: s.to_string() };
-        let digits = s.strip_prefix('+').ok_or_else(err)?.as_bytes();
+        PhoneNumber::parse_bytes(s.as_bytes())
+    }
+
+    /// [`PhoneNumber::parse`] of a file's field as it was read: anything but ASCII is rejected, so
+    /// the bytes need no check as UTF-8 first.
+    pub fn parse_bytes(s: &[u8]) -> Result<PhoneNumber, NumberError> {
+        let err = || NumberError { input: String::from_utf8_lossy(s).into_owned() };
+        let digits = s.strip_prefix(b"+").ok_or_else(err)?;
         if digits.len() < Self::DIGITS_MIN || digits.len() > Self::DIGITS_MAX || digits[0] == b'0' {
             return Err(err());
         }

@@ -395,7 +395,9 @@ async fn serve(o: &Overrides) -> Result<()> {
         webhooks: config.webhooks,
         metrics: Some(Arc::new(move || recorder.render())),
         holder: Arc::new(holder),
+        stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
     };
+    let stopping = state.stopping.clone();
     // The SMS sender: sends one-time codes as they are requested (ends with the process).
     tokio::spawn(Arc::new(sms_sender).run());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -416,7 +418,11 @@ async fn serve(o: &Overrides) -> Result<()> {
     tracing::info!(listen = %bound, "numlink is listening");
     // Client addresses reach the handlers (the per-client limit on code requests).
     axum::serve(listener, api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Followed results end now; the runner goes on until the last request has ended.
+            stopping.send_replace(true);
+        })
         .await
         .context("serving HTTP")?;
     let _ = stop_tx.send(true);

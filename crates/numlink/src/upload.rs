@@ -15,55 +15,137 @@ use tokio::io::AsyncReadExt;
 /// How often the job is asked for: a cheap read, and a check file's result is fetched at most this
 /// long after it is ready.
 const POLL: Duration = Duration::from_millis(100);
+/// Bytes of the answers gathered per write to the result file.
+const WRITE_BYTES: usize = 1024 * 1024;
 
-/// Uploads a check file, waits for its answers, and writes them to `out` (`phone_number,date,answer`).
+/// Uploads a check file and downloads its answers to `out` (`phone_number,date,answer`) as the
+/// server commits them, while it works through the file; prints the finished job. `out` appears only
+/// whole: the answers go to `out.part`, which is made durable and renamed once the job has succeeded.
 pub async fn check_file(file: &Path, server: &str, key: &str, out: &Path) -> Result<ExitCode> {
-    let (code, job) = upload_and_follow(file, "/v1/check-files", server, key).await?;
-    let Some(job) = job.filter(|_| code == ExitCode::SUCCESS) else { return Ok(code) };
     let server = server.trim_end_matches('/');
-    let resp = reqwest::Client::new()
-        .get(format!("{server}/v1/jobs/{}/result", job["id"].as_str().unwrap_or_default()))
+    let client = reqwest::Client::new();
+    let Some(job_id) = upload(&client, file, "/v1/check-files", server, key).await? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let resp = client
+        .get(format!("{server}/v1/jobs/{job_id}/result?follow=true"))
         .bearer_auth(key)
         .send()
         .await
         .with_context(|| format!("cannot reach {server}"))?;
     if !resp.status().is_success() {
-        eprintln!("the result could not be downloaded: {}", resp.status());
-        println!("{}", resp.text().await.unwrap_or_default());
-        return Ok(ExitCode::FAILURE);
+        eprintln!("the answers could not be downloaded: {}", resp.status());
+        return report(&job(&client, server, key, &job_id).await?, server);
     }
-    let bar = ProgressBar::new(resp.content_length().unwrap_or(0)).with_style(
-        ProgressStyle::with_template("downloading {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
-            .expect("a valid template"),
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} answers: {bytes} {bytes_per_sec}").expect("a valid template"),
     );
-    // Written beside the target and renamed when whole: an interrupted download leaves no half result.
     let partial = out.with_extension("part");
     let mut f = tokio::fs::File::create(&partial).await.with_context(|| format!("creating {}", partial.display()))?;
     let mut body = resp.bytes_stream();
+    let mut cut = None;
+    // Written a mebibyte at a time (the body arrives in pieces of a few kilobytes; each write of
+    // tokio's file is a hand-over to a blocking thread).
+    let mut pending: Vec<u8> = Vec::with_capacity(WRITE_BYTES + 64 * 1024);
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.context("downloading the result")?;
-        tokio::io::AsyncWriteExt::write_all(&mut f, &chunk)
-            .await
-            .with_context(|| format!("writing {}", partial.display()))?;
-        bar.inc(chunk.len() as u64);
+        match chunk {
+            Ok(chunk) => {
+                pending.extend_from_slice(&chunk);
+                bar.inc(chunk.len() as u64);
+                if pending.len() >= WRITE_BYTES {
+                    tokio::io::AsyncWriteExt::write_all(&mut f, &pending)
+                        .await
+                        .with_context(|| format!("writing {}", partial.display()))?;
+                    pending.clear();
+                }
+            }
+            Err(e) => {
+                cut = Some(e);
+                break;
+            }
+        }
+    }
+    tokio::io::AsyncWriteExt::write_all(&mut f, &pending)
+        .await
+        .with_context(|| format!("writing {}", partial.display()))?;
+    bar.finish_and_clear();
+    if let Some(e) = cut {
+        drop(f);
+        let _ = tokio::fs::remove_file(&partial).await;
+        let job = job(&client, server, key, &job_id).await?;
+        if job["state"] != "failed" {
+            eprintln!(
+                "the download of the answers was cut off ({e}): the job goes on; GET {server}/v1/jobs/{job_id}/result fetches them when it has succeeded"
+            );
+        }
+        return report(&job, server).map(|_| ExitCode::FAILURE);
     }
     tokio::io::AsyncWriteExt::flush(&mut f).await?;
     f.sync_all().await?;
     drop(f);
+    // The followed result ends only once the job has succeeded.
+    let job = job(&client, server, key, &job_id).await?;
+    let code = report(&job, server)?;
+    if code != ExitCode::SUCCESS {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Ok(code);
+    }
     tokio::fs::rename(&partial, out).await.with_context(|| format!("writing {}", out.display()))?;
-    bar.finish_and_clear();
     eprintln!("answers written to {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 
+/// Uploads a lifecycle or binding file, follows its job to its end, and prints it.
 pub async fn run(file: &Path, kind: &str, server: &str, key: &str) -> Result<ExitCode> {
     let path = if kind == "bindings" { "/v1/binding-files" } else { "/v1/lifecycle-files" };
-    Ok(upload_and_follow(file, path, server, key).await?.0)
+    let server = server.trim_end_matches('/');
+    let client = reqwest::Client::new();
+    let Some(job_id) = upload(&client, file, path, server, key).await? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let spinner = ProgressBar::new_spinner()
+        .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
+    let job = loop {
+        let job = job(&client, server, key, &job_id).await?;
+        let state = job.get("state").and_then(Value::as_str).unwrap_or("?").to_string();
+        spinner.set_message(format!(
+            "{state}: {} rows read, {} accepted, {} duplicates, {} rejected",
+            job["rowsRead"], job["accepted"], job["duplicates"], job["rejected"]
+        ));
+        spinner.tick();
+        if state == "succeeded" || state == "failed" {
+            break job;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    spinner.finish_and_clear();
+    report(&job, server)
 }
 
-/// Uploads `file` to `path`, follows the job, prints it; the exit code and the finished job.
-async fn upload_and_follow(file: &Path, path: &str, server: &str, key: &str) -> Result<(ExitCode, Option<Value>)> {
-    let server = server.trim_end_matches('/');
+async fn job(client: &reqwest::Client, server: &str, key: &str, job_id: &str) -> Result<Value> {
+    let resp = client.get(format!("{server}/v1/jobs/{job_id}")).bearer_auth(key).send().await?;
+    Ok(resp.json().await?)
+}
+
+/// Prints a finished job; a failed job is a failure.
+fn report(job: &Value, server: &str) -> Result<ExitCode> {
+    println!("{job}");
+    if job["state"] == "failed" {
+        eprintln!("the job failed: {}", job["error"]);
+        return Ok(ExitCode::FAILURE);
+    }
+    if job["rejected"].as_u64().unwrap_or(0) > 0 {
+        eprintln!(
+            "some rows were rejected: GET {server}/v1/jobs/{}/rejections lists them with their line numbers",
+            job["id"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Streams `file` to `path` with a progress bar; the job's id, or `None` if the file was rejected as
+/// a whole (printed).
+async fn upload(client: &reqwest::Client, file: &Path, path: &str, server: &str, key: &str) -> Result<Option<String>> {
     let size = tokio::fs::metadata(file).await.with_context(|| format!("reading {}", file.display()))?.len();
     let f = tokio::fs::File::open(file).await.with_context(|| format!("opening {}", file.display()))?;
     let bar = ProgressBar::new(size).with_style(
@@ -86,7 +168,6 @@ async fn upload_and_follow(file: &Path, path: &str, server: &str, key: &str) -> 
             }
         }
     });
-    let client = reqwest::Client::new();
     let resp = client
         .post(format!("{server}{path}"))
         .bearer_auth(key)
@@ -101,38 +182,11 @@ async fn upload_and_follow(file: &Path, path: &str, server: &str, key: &str) -> 
     if !status.is_success() {
         eprintln!("the file was rejected: {status}");
         println!("{body}");
-        return Ok((ExitCode::FAILURE, None));
+        return Ok(None);
     }
     let Some(job_id) = body.get("jobId").and_then(Value::as_str) else {
         bail!("the server answered {status} without a jobId: {body}");
     };
-    eprintln!("uploaded {} bytes; job {job_id}", size);
-    let spinner = ProgressBar::new_spinner()
-        .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
-    let job = loop {
-        let resp = client.get(format!("{server}/v1/jobs/{job_id}")).bearer_auth(key).send().await?;
-        let job: Value = resp.json().await?;
-        let state = job.get("state").and_then(Value::as_str).unwrap_or("?").to_string();
-        spinner.set_message(format!(
-            "{state}: {} rows read, {} accepted, {} duplicates, {} rejected",
-            job["rowsRead"], job["accepted"], job["duplicates"], job["rejected"]
-        ));
-        spinner.tick();
-        if state == "succeeded" || state == "failed" {
-            break job;
-        }
-        tokio::time::sleep(POLL).await;
-    };
-    spinner.finish_and_clear();
-    println!("{job}");
-    if job["state"] == "failed" {
-        eprintln!("the job failed: {}", job["error"]);
-        return Ok((ExitCode::FAILURE, Some(job)));
-    }
-    if job["rejected"].as_u64().unwrap_or(0) > 0 {
-        eprintln!(
-            "some rows were rejected: GET {server}/v1/jobs/{job_id}/rejections lists them with their line numbers"
-        );
-    }
-    Ok((ExitCode::SUCCESS, Some(job)))
+    eprintln!("uploaded {size} bytes; job {job_id}");
+    Ok(Some(job_id.to_string()))
 }

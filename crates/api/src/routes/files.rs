@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use store::{Job, JobKind, Role};
 use tokio::io::AsyncWriteExt;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use workers::FileFormat;
 
 use crate::auth::Caller;
@@ -158,17 +158,34 @@ pub async fn upload_check_file(State(state): State<AppState>, caller: Caller, bo
     spool_and_queue(&state, owner, JobKind::Checks, body).await
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ResultQuery {
+    /// `true`: start at once, even while the job is queued or running, and stream the answers as each
+    /// chunk of the file commits; the response ends when the job has succeeded, and is cut off (the
+    /// body ends in an error) if it fails or the server shuts down first.
+    pub follow: Option<bool>,
+}
+
+/// How often a followed result looks for more committed answers.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// Bytes read from a result file per piece of the response.
+const RESULT_READ_BYTES: usize = 256 * 1024;
+
 #[utoipa::path(
     get,
     path = "/v1/jobs/{id}/result",
     tag = "Jobs",
     summary = "A check file's answers, as CSV: phone_number,date,answer",
-    params(("id" = String, Path, description = "The job id")),
+    description = "Once the job has succeeded: the whole result, with its length. With `follow=true`, at once: the answers \
+                   as they are committed, ending when the job has succeeded (a body cut off by an error means the job \
+                   failed or the server stopped: what arrived is a prefix of the result, not the result).",
+    params(("id" = String, Path, description = "The job id"), ResultQuery),
     responses(
         (status = 200, description = "CSV, one row per input row, in input order", body = String, content_type = "text/csv"),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
         (status = 404, description = "NOT_FOUND: no such job, not yours, or not a check file", body = ErrorInfo),
-        (status = 409, description = "CONFLICT: the job has not succeeded (yet)", body = ErrorInfo),
+        (status = 409, description = "CONFLICT: the job has not succeeded (yet), or failed", body = ErrorInfo),
     ),
     security(("apiKey" = []))
 )]
@@ -176,6 +193,7 @@ pub async fn job_result(
     State(state): State<AppState>,
     caller: Caller,
     UrlPath(id): UrlPath<String>,
+    Query(q): Query<ResultQuery>,
 ) -> ApiResult<Response> {
     let job = own_job(&state, &caller, &id).await?;
     if job.kind != JobKind::Checks {
@@ -184,20 +202,23 @@ pub async fn job_result(
             format!("job \"{}\" is not a check file: it has no result", job.id),
         ));
     }
-    if job.state != store::JobState::Succeeded {
+    let follow = q.follow.unwrap_or(false);
+    if job.state == store::JobState::Failed || (!follow && job.state != store::JobState::Succeeded) {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             format!("job \"{}\" is {}: its result is ready when it has succeeded", job.id, job.state.as_str()),
         ));
     }
-    let file = tokio::fs::File::open(job.result_path()).await.map_err(|e| {
-        tracing::error!(job = %job.id, error = %e, "a check file's result is gone");
-        ApiError::new(ErrorCode::NotFound, "the result is gone from the server: upload the file again")
-    })?;
+    let content_type = (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    if follow && job.state != store::JobState::Succeeded {
+        let stream = futures_util::stream::try_unfold(Follow::new(state, job), Follow::next);
+        return Ok(([content_type], Body::from_stream(stream)).into_response());
+    }
+    let file = open_result(&job).await?;
     // Streamed, and no further than the committed length.
     let reader = tokio::io::AsyncReadExt::take(file, job.result_bytes);
     let chunks = futures_util::stream::unfold(reader, |mut r| async move {
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = vec![0u8; RESULT_READ_BYTES];
         match tokio::io::AsyncReadExt::read(&mut r, &mut buf).await {
             Ok(0) => None,
             Ok(n) => {
@@ -207,12 +228,70 @@ pub async fn job_result(
             Err(e) => Some((Err(e), r)),
         }
     });
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
-        (header::CONTENT_LENGTH, HeaderValue::from(job.result_bytes)),
-    ];
+    let headers = [content_type, (header::CONTENT_LENGTH, HeaderValue::from(job.result_bytes))];
     Ok((headers, Body::from_stream(chunks)).into_response())
 }
+
+async fn open_result(job: &Job) -> ApiResult<tokio::fs::File> {
+    tokio::fs::File::open(job.result_path()).await.map_err(|e| {
+        tracing::error!(job = %job.id, error = %e, "a check file's result is gone");
+        ApiError::new(ErrorCode::NotFound, "the result is gone from the server: upload the file again")
+    })
+}
+
+/// A followed result: sends the result file up to the job's committed length, looks again, and ends
+/// once the job has succeeded and all of it is sent. Bytes past the committed length (answers read
+/// ahead, or torn by a crash) are never sent: a restarted runner cuts them off and writes them again.
+struct Follow {
+    state: AppState,
+    job: Job,
+    file: Option<tokio::fs::File>,
+    sent: u64,
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Follow {
+    fn new(state: AppState, job: Job) -> Follow {
+        let stopping = state.stopping.subscribe();
+        Follow { state, job, file: None, sent: 0, stopping }
+    }
+
+    async fn next(mut self) -> std::io::Result<Option<(Vec<u8>, Follow)>> {
+        let cut = |why: String| Err(std::io::Error::other(why));
+        loop {
+            if self.sent < self.job.result_bytes {
+                if self.file.is_none() {
+                    self.file =
+                        Some(open_result(&self.job).await.map_err(|_| std::io::Error::other("the result is gone"))?);
+                }
+                let file = self.file.as_mut().expect("opened above");
+                let want = (self.job.result_bytes - self.sent).min(RESULT_READ_BYTES as u64) as usize;
+                let mut buf = vec![0u8; want];
+                tokio::io::AsyncSeekExt::seek(file, std::io::SeekFrom::Start(self.sent)).await?;
+                tokio::io::AsyncReadExt::read_exact(file, &mut buf).await?;
+                self.sent += want as u64;
+                return Ok(Some((buf, self)));
+            }
+            match self.job.state {
+                store::JobState::Succeeded => return Ok(None),
+                store::JobState::Failed => return cut(format!("job {} failed", self.job.id)),
+                _ => {}
+            }
+            tokio::select! {
+                () = tokio::time::sleep(FOLLOW_POLL) => {}
+                _ = self.stopping.wait_for(|s| *s) => return cut("the server is shutting down".into()),
+            }
+            self.job = match self.state.store.job(&self.job.id, self.job.owner_seq).await {
+                Ok(Some(job)) => job,
+                Ok(None) => return cut(format!("job {} is gone", self.job.id)),
+                Err(e) => return cut(format!("reading job {}: {e}", self.job.id)),
+            };
+        }
+    }
+}
+
+/// Bytes of an upload gathered per write to its spool file.
+const SPOOL_WRITE_BYTES: usize = 1024 * 1024;
 
 /// Streams the body to a spool file, checks its header and limits, makes it durable, queues the job.
 async fn spool_and_queue(
@@ -231,6 +310,7 @@ async fn spool_and_queue(
     let mut header: Vec<u8> = Vec::new();
     let mut header_done = false;
     let mut last_byte = b'\n';
+    let mut pending: Vec<u8> = Vec::with_capacity(SPOOL_WRITE_BYTES + 64 * 1024);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::invalid(format!("the upload was interrupted: {e}")))?;
         bytes += chunk.len() as u64;
@@ -250,8 +330,15 @@ async fn spool_and_queue(
         if let Some(&b) = chunk.last() {
             last_byte = b;
         }
-        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+        // Written a mebibyte at a time: each write of tokio's file is a hand-over to a blocking
+        // thread, and the body arrives in pieces of a few kilobytes.
+        pending.extend_from_slice(&chunk);
+        if pending.len() >= SPOOL_WRITE_BYTES {
+            file.write_all(&pending).await.map_err(ApiError::internal)?;
+            pending.clear();
+        }
     }
+    file.write_all(&pending).await.map_err(ApiError::internal)?;
     if bytes == 0 {
         return Err(ApiError::invalid("the file is empty: expected a CSV header row and data rows"));
     }

@@ -5,6 +5,7 @@
 use api::Limits;
 use axum::body::Body;
 use axum::http::Method;
+use http_body_util::BodyExt;
 use serde_json::json;
 use store::backend_tests;
 use store::testing::TestDb;
@@ -14,7 +15,9 @@ use crate::{TestApp, assert_error};
 backend_tests!(
     a_check_file_is_answered_in_order,
     bad_rows_keep_their_place_across_chunks,
-    a_crash_midway_leaves_the_result_whole
+    a_crash_midway_leaves_the_result_whole,
+    a_followed_result_arrives_as_chunks_commit,
+    a_followed_result_is_cut_off_if_the_job_fails_or_the_server_stops
 );
 
 async fn upload(app: &TestApp, key: &str, csv: &str) -> crate::Resp {
@@ -26,6 +29,50 @@ async fn upload(app: &TestApp, key: &str, csv: &str) -> crate::Resp {
         Body::from(csv.to_string()),
     )
     .await
+}
+
+/// A check file of ten rows and its result.
+fn ten_rows() -> (String, String) {
+    let mut csv = String::from("phone_number,date\n");
+    let mut expected = String::from("phone_number,date,answer\n");
+    for i in 0..10 {
+        let d = if i % 2 == 0 { "2023-12-22" } else { "2024-10-01" };
+        csv.push_str(&format!("+8613800138000,{d}\n"));
+        expected.push_str(&format!("+8613800138000,{d},{}\n", if i % 2 == 0 { "yes" } else { "no" }));
+    }
+    (csv, expected)
+}
+
+/// The next piece of a streamed body: `Ok(None)` at its end, `Err` if it was cut off.
+async fn next_piece(body: &mut Body) -> Result<Option<String>, String> {
+    loop {
+        match body.frame().await {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(e.to_string()),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    return Ok(Some(String::from_utf8(data.to_vec()).unwrap()));
+                }
+            }
+        }
+    }
+}
+
+/// The rest of a streamed body, and how it ended.
+async fn rest(mut body: Body) -> (String, Result<(), String>) {
+    let mut got = String::new();
+    loop {
+        match next_piece(&mut body).await {
+            Ok(Some(piece)) => got.push_str(&piece),
+            Ok(None) => return (got, Ok(())),
+            Err(e) => return (got, Err(e)),
+        }
+    }
+}
+
+/// The first `rows` rows of a result (with its header).
+fn head(result: &str, rows: usize) -> &str {
+    &result[..=result.match_indices('\n').nth(rows).unwrap().0]
 }
 
 async fn history(app: &TestApp) -> String {
@@ -151,13 +198,7 @@ async fn a_crash_midway_leaves_the_result_whole(db: TestDb) {
     let app = TestApp::with_limits(db, limits);
     history(&app).await;
     let bank = app.institution().await;
-    let mut csv = String::from("phone_number,date\n");
-    let mut expected = String::from("phone_number,date,answer\n");
-    for i in 0..10 {
-        let d = if i % 2 == 0 { "2023-12-22" } else { "2024-10-01" };
-        csv.push_str(&format!("+8613800138000,{d}\n"));
-        expected.push_str(&format!("+8613800138000,{d},{}\n", if i % 2 == 0 { "yes" } else { "no" }));
-    }
+    let (csv, expected) = ten_rows();
     let r = upload(&app, &bank, &csv).await;
     let id = r.body["jobId"].as_str().unwrap().to_string();
     // Two chunks commit; the chunks read ahead while they committed may be in the result file, but
@@ -172,7 +213,7 @@ async fn a_crash_midway_leaves_the_result_whole(db: TestDb) {
         .find(|p| p.to_string_lossy().ends_with(".result.csv"))
         .expect("the result file is beside the spooled input");
     let written = std::fs::read_to_string(&result_path).unwrap();
-    assert!(written.starts_with(&expected[..expected.match_indices('\n').nth(6).unwrap().0]), "{written}");
+    assert!(written.starts_with(head(&expected, 6)), "{written}");
     let mut f = std::fs::OpenOptions::new().append(true).open(&result_path).unwrap();
     std::io::Write::write_all(&mut f, b"+8613800138000,2023-12-22,yes\n+86138").unwrap();
     drop(f);
@@ -182,4 +223,70 @@ async fn a_crash_midway_leaves_the_result_whole(db: TestDb) {
     assert_eq!(r.text, expected);
     assert_eq!(app.store.logged_checks(1000).await.unwrap().len(), 10, "each number audited once");
     assert_eq!(app.store.verify_audit().await.unwrap().first_broken, None);
+}
+
+/// `?follow=true`: the answers as each chunk commits (never past the committed length, though the
+/// chunks read ahead are already in the file), to the end of the job; once it has succeeded, the
+/// plain result.
+async fn a_followed_result_arrives_as_chunks_commit(db: TestDb) {
+    let mut limits = Limits::default();
+    limits.files.check_chunk_rows = 3;
+    let app = TestApp::with_limits(db, limits);
+    history(&app).await;
+    let bank = app.institution().await;
+    let (csv, expected) = ten_rows();
+    let id = upload(&app, &bank, &csv).await.body["jobId"].as_str().unwrap().to_string();
+    let resp = app.get_streamed(&format!("/v1/jobs/{id}/result?follow=true"), &bank).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(resp.headers().get("content-length").is_none(), "its length is not known yet");
+    let mut body = resp.into_body();
+    assert!(app.runner.run_chunks(1).await.unwrap());
+    assert_eq!(next_piece(&mut body).await, Ok(Some(head(&expected, 3).to_string())), "the first chunk, alone");
+    app.runner.run_until_idle().await.unwrap();
+    let (got, end) = rest(body).await;
+    assert_eq!((format!("{}{got}", head(&expected, 3)), end), (expected.clone(), Ok(())));
+    let r = app.get(&format!("/v1/jobs/{id}/result?follow=true"), &bank).await;
+    assert_eq!((r.status, r.headers["content-length"].to_str().unwrap()), (200, expected.len().to_string().as_str()));
+    assert_eq!(r.text, expected);
+    // Only the owner follows it.
+    let other = app.institution().await;
+    assert_error(&app.get(&format!("/v1/jobs/{id}/result?follow=true"), &other).await, 404, "NOT_FOUND");
+}
+
+/// A followed result whose job fails midway, or whose server begins to stop, ends in an error after
+/// the answers committed so far: no client can take it for the whole result.
+async fn a_followed_result_is_cut_off_if_the_job_fails_or_the_server_stops(db: TestDb) {
+    let mut limits = Limits::default();
+    limits.files.check_chunk_rows = 3;
+    let app = TestApp::with_limits(db, limits);
+    history(&app).await;
+    let bank = app.institution().await;
+    let (csv, expected) = ten_rows();
+    let id = upload(&app, &bank, &csv).await.body["jobId"].as_str().unwrap().to_string();
+    let mut body = app.get_streamed(&format!("/v1/jobs/{id}/result?follow=true"), &bank).await.into_body();
+    assert!(app.runner.run_chunks(1).await.unwrap());
+    assert_eq!(next_piece(&mut body).await, Ok(Some(head(&expected, 3).to_string())));
+    // The spooled file goes missing: the job fails at its next chunk.
+    let spooled = std::fs::read_dir(app.spool.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".csv") && !p.to_string_lossy().ends_with(".result.csv"))
+        .unwrap();
+    std::fs::remove_file(spooled).unwrap();
+    app.runner.run_until_idle().await.unwrap();
+    assert_eq!(app.get(&format!("/v1/jobs/{id}"), &bank).await.body["state"], "failed");
+    let (got, end) = rest(body).await;
+    assert_eq!(got, "", "nothing past the committed answers");
+    assert!(end.is_err(), "the body is cut off");
+    assert_error(&app.get(&format!("/v1/jobs/{id}/result?follow=true"), &bank).await, 409, "CONFLICT");
+
+    // A queued job's followed result, when the server begins to stop.
+    let id = upload(&app, &bank, &csv).await.body["jobId"].as_str().unwrap().to_string();
+    let body = app.get_streamed(&format!("/v1/jobs/{id}/result?follow=true"), &bank).await.into_body();
+    let reading = tokio::spawn(rest(body));
+    app.stopping.send_replace(true);
+    let (got, end) = reading.await.unwrap();
+    assert_eq!(got, "");
+    assert!(end.is_err(), "the body is cut off");
 }

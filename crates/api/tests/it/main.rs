@@ -43,6 +43,8 @@ pub struct TestApp {
     pub limits: Limits,
     router: Router,
     pub db: TestDb,
+    /// The server's shutdown signal, as the binary sets it.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 #[derive(Debug)]
@@ -81,6 +83,7 @@ impl TestApp {
         let deliverer = Deliverer::new(store.clone(), webhooks).unwrap();
         let (queue, sms) = SmsSender::new(SmsSink::Gateways(webhooks), 100).unwrap();
         let holder_state = HolderState::new(holder.clone(), store::testing::test_hash_key(), queue);
+        let stopping = Arc::new(tokio::sync::watch::Sender::new(false));
         let state = AppState {
             store: store.clone(),
             limits,
@@ -90,8 +93,21 @@ impl TestApp {
             webhooks,
             metrics: None,
             holder: Arc::new(holder_state),
+            stopping: stopping.clone(),
         };
-        TestApp { router: api::router(state), store, clock, runner, deliverer, sms, holder, spool, limits, db }
+        TestApp {
+            router: api::router(state),
+            store,
+            clock,
+            runner,
+            deliverer,
+            sms,
+            holder,
+            spool,
+            limits,
+            db,
+            stopping,
+        }
     }
 
     /// The same database and spool, opened afresh: what a restarted process sees.
@@ -147,6 +163,12 @@ impl TestApp {
             req = req.header(*h, *v);
         }
         self.send(req.body(body).unwrap()).await
+    }
+
+    /// A GET whose response body is read by the caller, as it arrives.
+    pub async fn get_streamed(&self, path: &str, key: &str) -> axum::response::Response {
+        let req = Request::builder().uri(path).header("authorization", format!("Bearer {key}")).body(Body::empty());
+        self.router.clone().oneshot(req.unwrap()).await.unwrap()
     }
 
     /// Sends a request built by the caller (for extensions such as the client's address).

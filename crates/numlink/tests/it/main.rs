@@ -138,6 +138,12 @@ fn a_carrier_uploads_and_a_bank_checks_through_the_binary() {
         std::fs::read_to_string(d.join("answers.csv")).unwrap(),
         "phone_number,date,answer\n+8613800138000,2023-12-22,yes\n+8613800138000,2024-10-01,no\nnope,2024-01-01,INVALID_ARGUMENT\n"
     );
+    let job = json_line(&out);
+    assert_eq!(
+        (job["state"].as_str(), job["accepted"].as_u64(), job["rejected"].as_u64()),
+        (Some("succeeded"), Some(2), Some(1))
+    );
+    assert!(!d.join("answers.part").exists(), "the partial download is renamed");
 
     // The check, over a real socket.
     let _ = rustls::crypto::ring::default_provider().install_default();
