@@ -120,7 +120,7 @@ impl HashKey {
     pub fn number(&self, n: domain::PhoneNumber) -> [u8; 32] {
         // The text on the stack: this runs for every number a check file holds.
         let mut buf = [0u8; 16];
-        self.mac(n.write_e164(&mut buf).as_bytes())
+        self.mac(n.e164_bytes(&mut buf))
     }
 }
 

@@ -137,7 +137,7 @@ fn answer_chunk(
         let upto = b.map_or(answered.len(), |b| b.after);
         for &(number, date, answer) in &answered[written..upto] {
             // Numbers, dates and answers need no quoting: written directly.
-            bytes.extend_from_slice(number.write_e164(&mut [0u8; 16]).as_bytes());
+            bytes.extend_from_slice(number.e164_bytes(&mut [0u8; 16]));
             bytes.push(b',');
             write_date(&mut bytes, date);
             bytes.push(b',');
