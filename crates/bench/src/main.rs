@@ -480,6 +480,11 @@ fn write_tables(db: &std::path::Path, reg: &[(PhoneNumber, Summary)]) -> Result<
         }
     }
     tx.commit()?;
+    // On disk before anything is measured: written with synchronous = OFF, the registry (gigabytes at
+    // 100,000,000 numbers) would otherwise still be flushing while the measured commits wait on the
+    // same disk (audited checks at 100,000,000 numbers measured 0.9 M/s so, against 2.9 at 10,000,000).
+    drop(c);
+    std::fs::File::open(db)?.sync_all()?;
     Ok(())
 }
 
