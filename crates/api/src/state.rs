@@ -58,6 +58,8 @@ pub struct AppState {
     /// Set to `true` when the server begins to shut down: long responses (a followed check file's
     /// result) end then, rather than hold the shutdown until their job ends.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The job runner's progress ([`workers::JobRunner::progress`]): a followed result wakes on it.
+    pub job_progress: tokio::sync::watch::Receiver<u64>,
 }
 
 /// The holder's side's policy, each limit with its unit in the name.

@@ -396,6 +396,7 @@ async fn serve(o: &Overrides) -> Result<()> {
         metrics: Some(Arc::new(move || recorder.render())),
         holder: Arc::new(holder),
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+        job_progress: runner.progress(),
     };
     let stopping = state.stopping.clone();
     // The SMS sender: sends one-time codes as they are requested (ends with the process).

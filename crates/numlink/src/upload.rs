@@ -1,6 +1,7 @@
 //! `numlink upload` and `numlink check-file`: stream a lifecycle, binding or check file to the server
 //! with a progress bar, follow the job to its end, and print the summary; a check file's answers are
-//! then downloaded to a file. Exits non-zero if the file was rejected as a whole.
+//! downloaded to a file while the server works. Exits non-zero if the file was rejected as a whole, the
+//! job failed, or the answers could not be downloaded.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,15 +13,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
-/// How often the job is asked for: a cheap read, and a check file's result is fetched at most this
-/// long after it is ready.
+/// How often a lifecycle or binding file's job is asked for (a cheap read).
 const POLL: Duration = Duration::from_millis(100);
 /// Bytes of the answers gathered per write to the result file.
 const WRITE_BYTES: usize = 1024 * 1024;
 
 /// Uploads a check file and downloads its answers to `out` (`phone_number,date,answer`) as the
 /// server commits them, while it works through the file; prints the finished job. `out` appears only
-/// whole: the answers go to `out.part`, which is made durable and renamed once the job has succeeded.
+/// whole: the answers go to `<out>.part`, which is made durable and renamed once the job has succeeded.
 pub async fn check_file(file: &Path, server: &str, key: &str, out: &Path) -> Result<ExitCode> {
     let server = server.trim_end_matches('/');
     let client = reqwest::Client::new();
@@ -35,12 +35,17 @@ pub async fn check_file(file: &Path, server: &str, key: &str, out: &Path) -> Res
         .with_context(|| format!("cannot reach {server}"))?;
     if !resp.status().is_success() {
         eprintln!("the answers could not be downloaded: {}", resp.status());
-        return report(&job(&client, server, key, &job_id).await?, server);
+        println!("{}", resp.text().await.unwrap_or_default());
+        return Ok(ExitCode::FAILURE);
     }
     let bar = ProgressBar::new_spinner().with_style(
         ProgressStyle::with_template("{spinner} answers: {bytes} {bytes_per_sec}").expect("a valid template"),
     );
-    let partial = out.with_extension("part");
+    let partial = {
+        let mut name = out.as_os_str().to_owned();
+        name.push(".part");
+        std::path::PathBuf::from(name)
+    };
     let mut f = tokio::fs::File::create(&partial).await.with_context(|| format!("creating {}", partial.display()))?;
     let mut body = resp.bytes_stream();
     let mut cut = None;
@@ -72,13 +77,16 @@ pub async fn check_file(file: &Path, server: &str, key: &str, out: &Path) -> Res
     if let Some(e) = cut {
         drop(f);
         let _ = tokio::fs::remove_file(&partial).await;
-        let job = job(&client, server, key, &job_id).await?;
-        if job["state"] != "failed" {
-            eprintln!(
-                "the download of the answers was cut off ({e}): the job goes on; GET {server}/v1/jobs/{job_id}/result fetches them when it has succeeded"
-            );
+        eprintln!("the download of the answers was cut off ({e}); no answers were written");
+        match job(&client, server, key, &job_id).await {
+            Ok(job) if job["state"] == "failed" => {
+                report(&job, server)?;
+            }
+            _ => eprintln!(
+                "if the job goes on, GET {server}/v1/jobs/{job_id}/result fetches its answers once it has succeeded"
+            ),
         }
-        return report(&job, server).map(|_| ExitCode::FAILURE);
+        return Ok(ExitCode::FAILURE);
     }
     tokio::io::AsyncWriteExt::flush(&mut f).await?;
     f.sync_all().await?;

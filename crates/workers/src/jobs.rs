@@ -37,6 +37,8 @@ pub struct JobRunner {
     store: Store,
     limits: FileLimits,
     wake: Arc<Notify>,
+    /// Counts the runner's commits and failed jobs: whoever follows a job wakes on it.
+    progress: Arc<tokio::sync::watch::Sender<u64>>,
     /// Consecutive failures to apply a chunk of one job: (job id, count).
     failures: Arc<std::sync::Mutex<(String, u32)>>,
 }
@@ -126,8 +128,12 @@ fn answer_chunk(
     questions: &[(PhoneNumber, Day)],
     bad: &[BadCheck],
 ) -> Result<(Vec<AnsweredCheck>, u64), String> {
+    let answers = store.answer_many(questions);
+    if answers.len() != questions.len() {
+        return Err(format!("{} answers to {} questions", answers.len(), questions.len()));
+    }
     let answered: Vec<AnsweredCheck> =
-        questions.iter().zip(store.answer_many(questions)).map(|(&(n, d), a)| (n, d, LoggedAnswer::from(&a))).collect();
+        questions.iter().zip(answers).map(|(&(n, d), a)| (n, d, LoggedAnswer::from(&a))).collect();
     let mut bytes: Vec<u8> = Vec::with_capacity(answered.len() * 40 + bad.len() * 64 + 32);
     if job.result_bytes == 0 {
         bytes.extend_from_slice(b"phone_number,date,answer\n");
@@ -166,7 +172,18 @@ fn answer_chunk(
 
 impl JobRunner {
     pub fn new(store: Store, limits: FileLimits) -> JobRunner {
-        JobRunner { store, limits, wake: Arc::new(Notify::new()), failures: Arc::default() }
+        let progress = Arc::new(tokio::sync::watch::Sender::new(0));
+        JobRunner { store, limits, wake: Arc::new(Notify::new()), progress, failures: Arc::default() }
+    }
+
+    /// Changes whenever a chunk of a job has committed or a job has failed (a followed check file's
+    /// result waits on it).
+    pub fn progress(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.progress.subscribe()
+    }
+
+    fn moved(&self) {
+        self.progress.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Wakes the runner: call after queueing a job.
@@ -250,6 +267,7 @@ impl JobRunner {
         // full before anything else (a retry) cuts the result file back.
         drop(ready_rx);
         let panicked = [answerer.await, reader.await].iter().any(|r| r.as_ref().is_err_and(|e| e.is_panic()));
+        let outcome = outcome.inspect(|_| self.moved());
         match outcome? {
             Committed::AsFarAsItGoes => Ok(true),
             // A stage died without handing over an error: the job cannot be read, and retrying it
@@ -257,6 +275,7 @@ impl JobRunner {
             Committed::StagesEnded if panicked => {
                 tracing::error!(job = %job_id, "reading the file panicked");
                 self.store.fail_job(&job_id, "the file could not be read: internal error".into()).await?;
+                self.moved();
                 Ok(true)
             }
             Committed::StagesEnded => {
@@ -293,6 +312,7 @@ impl JobRunner {
             match self.store.apply_prepared(&at, chunk, to).await {
                 Ok(done) => {
                     *self.failures.lock().expect("never poisoned") = (String::new(), 0);
+                    self.moved();
                     if done.state.is_final() {
                         tracing::info!(job = %done.id, rows = done.rows_read, accepted = done.accepted, duplicates = done.duplicates, rejected = done.rejected, "job finished");
                         let _ = std::fs::remove_file(&done.spool_path);

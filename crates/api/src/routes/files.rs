@@ -163,12 +163,12 @@ pub async fn upload_check_file(State(state): State<AppState>, caller: Caller, bo
 pub struct ResultQuery {
     /// `true`: start at once, even while the job is queued or running, and stream the answers as each
     /// chunk of the file commits; the response ends when the job has succeeded, and is cut off (the
-    /// body ends in an error) if it fails or the server shuts down first.
+    /// connection closes before the body's end) if it fails or the server begins to stop first.
     pub follow: Option<bool>,
 }
 
-/// How often a followed result looks for more committed answers.
-const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// A followed result looks at its job when the runner reports progress, and at least this often.
+const FOLLOW_LOOK_AGAIN: std::time::Duration = std::time::Duration::from_secs(1);
 /// Bytes read from a result file per piece of the response.
 const RESULT_READ_BYTES: usize = 256 * 1024;
 
@@ -178,8 +178,8 @@ const RESULT_READ_BYTES: usize = 256 * 1024;
     tag = "Jobs",
     summary = "A check file's answers, as CSV: phone_number,date,answer",
     description = "Once the job has succeeded: the whole result, with its length. With `follow=true`, at once: the answers \
-                   as they are committed, ending when the job has succeeded (a body cut off by an error means the job \
-                   failed or the server stopped: what arrived is a prefix of the result, not the result).",
+                   as they are committed, ending when the job has succeeded (a body cut off before its end means the \
+                   job failed or the server is stopping: what arrived is a prefix of the result, not the result).",
     params(("id" = String, Path, description = "The job id"), ResultQuery),
     responses(
         (status = 200, description = "CSV, one row per input row, in input order", body = String, content_type = "text/csv"),
@@ -203,7 +203,10 @@ pub async fn job_result(
         ));
     }
     let follow = q.follow.unwrap_or(false);
-    if job.state == store::JobState::Failed || (!follow && job.state != store::JobState::Succeeded) {
+    if job.state == store::JobState::Failed {
+        return Err(ApiError::new(ErrorCode::Conflict, format!("job \"{}\" failed: it has no result", job.id)));
+    }
+    if !follow && job.state != store::JobState::Succeeded {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             format!("job \"{}\" is {}: its result is ready when it has succeeded", job.id, job.state.as_str()),
@@ -239,30 +242,43 @@ async fn open_result(job: &Job) -> ApiResult<tokio::fs::File> {
     })
 }
 
-/// A followed result: sends the result file up to the job's committed length, looks again, and ends
-/// once the job has succeeded and all of it is sent. Bytes past the committed length (answers read
-/// ahead, or torn by a crash) are never sent: a restarted runner cuts them off and writes them again.
+/// A followed result: sends the result file up to the job's committed length, waits for the runner's
+/// next commit, looks again, and ends once the job has succeeded and all of it is sent. Bytes past the
+/// committed length (answers read ahead, or torn by a crash) are never sent: a restarted runner cuts
+/// them off and writes them again.
 struct Follow {
     state: AppState,
     job: Job,
     file: Option<tokio::fs::File>,
     sent: u64,
     stopping: tokio::sync::watch::Receiver<bool>,
+    progress: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Follow {
     fn new(state: AppState, job: Job) -> Follow {
         let stopping = state.stopping.subscribe();
-        Follow { state, job, file: None, sent: 0, stopping }
+        let progress = state.job_progress.clone();
+        Follow { state, job, file: None, sent: 0, stopping, progress }
+    }
+
+    /// Ends the response before its end: the client cannot take what it got for the whole result.
+    fn cut(&self, why: &str) -> std::io::Result<Option<(Vec<u8>, Follow)>> {
+        tracing::warn!(job = %self.job.id, sent = self.sent, why, "a followed result was cut off");
+        Err(std::io::Error::other(format!("job {}: {why}", self.job.id)))
     }
 
     async fn next(mut self) -> std::io::Result<Option<(Vec<u8>, Follow)>> {
-        let cut = |why: String| Err(std::io::Error::other(why));
         loop {
+            if *self.stopping.borrow() {
+                return self.cut("the server is stopping");
+            }
             if self.sent < self.job.result_bytes {
                 if self.file.is_none() {
-                    self.file =
-                        Some(open_result(&self.job).await.map_err(|_| std::io::Error::other("the result is gone"))?);
+                    match open_result(&self.job).await {
+                        Ok(f) => self.file = Some(f),
+                        Err(_) => return self.cut("the result file is gone"),
+                    }
                 }
                 let file = self.file.as_mut().expect("opened above");
                 let want = (self.job.result_bytes - self.sent).min(RESULT_READ_BYTES as u64) as usize;
@@ -274,17 +290,28 @@ impl Follow {
             }
             match self.job.state {
                 store::JobState::Succeeded => return Ok(None),
-                store::JobState::Failed => return cut(format!("job {} failed", self.job.id)),
+                store::JobState::Failed => return self.cut("the job failed"),
                 _ => {}
             }
-            tokio::select! {
-                () = tokio::time::sleep(FOLLOW_POLL) => {}
-                _ = self.stopping.wait_for(|s| *s) => return cut("the server is shutting down".into()),
+            let runner_gone = tokio::select! {
+                changed = self.progress.changed() => changed.is_err(),
+                () = tokio::time::sleep(FOLLOW_LOOK_AGAIN) => false,
+                // Whatever changed, the check at the top of the loop says whether to stop.
+                _ = self.stopping.changed() => false,
+            };
+            if runner_gone {
+                // No runner in this process reports: look again now and then.
+                tokio::time::sleep(FOLLOW_LOOK_AGAIN).await;
             }
+            if *self.stopping.borrow() {
+                return self.cut("the server is stopping");
+            }
+            // Seen before the job is read again: a commit after this wakes the wait above at once.
+            self.progress.mark_unchanged();
             self.job = match self.state.store.job(&self.job.id, self.job.owner_seq).await {
                 Ok(Some(job)) => job,
-                Ok(None) => return cut(format!("job {} is gone", self.job.id)),
-                Err(e) => return cut(format!("reading job {}: {e}", self.job.id)),
+                Ok(None) => return self.cut("the job is gone"),
+                Err(e) => return self.cut(&format!("reading the job: {e}")),
             };
         }
     }

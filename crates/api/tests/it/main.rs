@@ -94,6 +94,7 @@ impl TestApp {
             metrics: None,
             holder: Arc::new(holder_state),
             stopping: stopping.clone(),
+            job_progress: runner.progress(),
         };
         TestApp {
             router: api::router(state),
