@@ -1,8 +1,10 @@
 //! Strict JSON bodies: unknown fields, wrong types, a missing or empty body and oversized bodies are
-//! all `400 INVALID_ARGUMENT` (or `413 PAYLOAD_TOO_LARGE`) with a message that says what is wrong.
+//! all `400 INVALID_ARGUMENT` (or `413 PAYLOAD_TOO_LARGE`) with a message that says what is wrong. Query
+//! strings likewise ([`StrictQuery`]).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -10,6 +12,22 @@ use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 pub struct StrictJson<T>(pub T);
+
+/// A query string parsed into `T`: an unknown parameter or a wrong type is `400 INVALID_ARGUMENT` in
+/// the API's error body (axum's own `Query` answers in plain text).
+pub struct StrictQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for StrictQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| StrictQuery(q.0)).map_err(|e| {
+            let why = e.body_text();
+            let why = why.strip_prefix("Failed to deserialize query string: ").unwrap_or(&why);
+            ApiError::invalid(format!("the query string is not valid: {why}"))
+        })
+    }
+}
 
 /// A JSON body read but not yet parsed, for a handler that parses it borrowing its strings (a batch
 /// of a thousand items would otherwise allocate two thousand of them). Parse it with [`parse`].

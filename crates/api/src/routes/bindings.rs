@@ -2,7 +2,7 @@
 //! deletes its own (another institution's binding answers 404, as an unknown id does).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use store::{Binding, NewBinding, Role};
@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
-use crate::json::StrictJson;
+use crate::json::{StrictJson, StrictQuery};
 use crate::routes::checks::ItemError;
 use crate::routes::{date, phone};
 use crate::state::AppState;
@@ -230,7 +230,7 @@ pub async fn delete_binding(
 pub async fn list_bindings(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<PageQuery>,
+    StrictQuery(q): StrictQuery<PageQuery>,
 ) -> ApiResult<Json<BindingsPage>> {
     let institution = caller.require(&[Role::Institution])?;
     let limit = page_limit(&state, q.limit)?;

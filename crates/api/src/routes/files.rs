@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -19,6 +19,7 @@ use workers::FileFormat;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
+use crate::json::StrictQuery;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -193,7 +194,7 @@ pub async fn job_result(
     State(state): State<AppState>,
     caller: Caller,
     UrlPath(id): UrlPath<String>,
-    Query(q): Query<ResultQuery>,
+    StrictQuery(q): StrictQuery<ResultQuery>,
 ) -> ApiResult<Response> {
     let job = own_job(&state, &caller, &id).await?;
     if job.kind != JobKind::Checks {

@@ -3,14 +3,14 @@
 //! event date, never the phone number.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use store::{ACK_ACTIONS, Role};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
-use crate::json::StrictJson;
+use crate::json::{StrictJson, StrictQuery};
 use crate::routes::bindings::{PageQuery, page_limit};
 use crate::state::AppState;
 
@@ -93,7 +93,7 @@ pub struct AckView {
 pub async fn feed(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<PageQuery>,
+    StrictQuery(q): StrictQuery<PageQuery>,
 ) -> ApiResult<Json<NotificationsPage>> {
     let institution = caller.require(&[Role::Institution])?;
     let limit = page_limit(&state, q.limit)?;

@@ -3,7 +3,7 @@
 //! tenure; `rejected` needs a reason from a fixed list.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use domain::RejectReason;
 use serde::{Deserialize, Serialize};
 use store::{Resolution, Resolved, Role, UnbindRequest};
@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
-use crate::json::StrictJson;
+use crate::json::{StrictJson, StrictQuery};
 use crate::routes::bindings::{PageQuery, page_limit};
 use crate::state::AppState;
 
@@ -110,7 +110,7 @@ fn not_found(id: &str) -> ApiError {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<PageQuery>,
+    StrictQuery(q): StrictQuery<PageQuery>,
 ) -> ApiResult<Json<UnbindRequestsPage>> {
     let institution = caller.require(&[Role::Institution])?;
     let limit = page_limit(&state, q.limit)?.min(1_000);

@@ -87,6 +87,12 @@ async fn bindings_are_idempotent_owned_and_listed(db: TestDb) {
     assert_eq!(p3["bindings"], json!([]));
     assert_eq!(app.get("/v1/bindings", &other).await.body["bindings"], json!([]));
     assert_error(&app.get("/v1/bindings?limit=100000", &bank).await, 400, "INVALID_ARGUMENT");
+    // A query string that does not parse is the API's error too, not the framework's plain text.
+    for q in ["limit=abc", "limit=-1", "after=x&sort=asc"] {
+        let r = app.get(&format!("/v1/bindings?{q}"), &bank).await;
+        assert_error(&r, 400, "INVALID_ARGUMENT");
+        assert!(r.body["message"].as_str().unwrap().starts_with("the query string is not valid"), "{q}: {}", r.text);
+    }
 
     let del = app
         .request(axum::http::Method::DELETE, &format!("/v1/bindings/{id}"), Some(&bank), &[], axum::body::Body::empty())

@@ -249,6 +249,9 @@ async fn a_followed_result_arrives_as_chunks_commit(db: TestDb) {
     let r = app.get(&format!("/v1/jobs/{id}/result?follow=true"), &bank).await;
     assert_eq!((r.status, r.headers["content-length"].to_str().unwrap()), (200, expected.len().to_string().as_str()));
     assert_eq!(r.text, expected);
+    for q in ["follow=maybe", "folow=true"] {
+        assert_error(&app.get(&format!("/v1/jobs/{id}/result?{q}"), &bank).await, 400, "INVALID_ARGUMENT");
+    }
     // Only the owner follows it.
     let other = app.institution().await;
     assert_error(&app.get(&format!("/v1/jobs/{id}/result?follow=true"), &other).await, 404, "NOT_FOUND");
