@@ -22,6 +22,8 @@ pub struct Limits {
     pub page_rows_max: u32,
     /// Webhook endpoints of one institution.
     pub webhook_endpoints_max: u32,
+    /// Followed check-file results (`?follow=true`) one participant may have open at once.
+    pub followed_results_max: u32,
     pub files: FileLimits,
 }
 
@@ -32,6 +34,7 @@ impl Default for Limits {
             batch_items_max: 1000,
             page_rows_max: 10_000,
             webhook_endpoints_max: 10,
+            followed_results_max: 4,
             files: FileLimits::default(),
         }
     }
@@ -60,6 +63,8 @@ pub struct AppState {
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
     /// The job runner's progress ([`workers::JobRunner::progress`]): a followed result wakes on it.
     pub job_progress: tokio::sync::watch::Receiver<u64>,
+    /// Followed results open, per participant (seq): held to `followed_results_max`.
+    pub following: Arc<std::sync::Mutex<std::collections::HashMap<i64, u32>>>,
 }
 
 /// The holder's side's policy, each limit with its unit in the name.

@@ -80,6 +80,7 @@ pub struct FileLimitsConfig {
     pub csv_field_bytes_max: Option<usize>,
     pub file_chunk_rows: Option<usize>,
     pub webhook_endpoints_max: Option<u32>,
+    pub followed_results_max: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,6 +188,7 @@ impl Config {
         limits.files.csv_field_bytes_max = l.csv_field_bytes_max.unwrap_or(limits.files.csv_field_bytes_max);
         limits.files.chunk_rows = l.file_chunk_rows.unwrap_or(limits.files.chunk_rows).max(1);
         limits.webhook_endpoints_max = l.webhook_endpoints_max.unwrap_or(limits.webhook_endpoints_max);
+        limits.followed_results_max = l.followed_results_max.unwrap_or(limits.followed_results_max);
 
         let mut webhooks = DeliveryConfig { allow_loopback: o.allow_loopback_webhooks, ..DeliveryConfig::default() };
         let w = file.webhooks;

@@ -397,6 +397,7 @@ async fn serve(o: &Overrides) -> Result<()> {
         holder: Arc::new(holder),
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         job_progress: runner.progress(),
+        following: Arc::default(),
     };
     let stopping = state.stopping.clone();
     // The SMS sender: sends one-time codes as they are requested (ends with the process).

@@ -187,6 +187,7 @@ const RESULT_READ_BYTES: usize = 256 * 1024;
         (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
         (status = 404, description = "NOT_FOUND: no such job, not yours, or not a check file", body = ErrorInfo),
         (status = 409, description = "CONFLICT: the job has not succeeded (yet), or failed", body = ErrorInfo),
+        (status = 429, description = "TOO_MANY_REQUESTS: over followed_results_max followed results at once", body = ErrorInfo),
     ),
     security(("apiKey" = []))
 )]
@@ -215,7 +216,8 @@ pub async fn job_result(
     }
     let content_type = (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
     if follow && job.state != store::JobState::Succeeded {
-        let stream = futures_util::stream::try_unfold(Follow::new(state, job), Follow::next);
+        let slot = FollowSlot::take(&state, caller.0.seq)?;
+        let stream = futures_util::stream::try_unfold(Follow::new(state, job, slot), Follow::next);
         return Ok(([content_type], Body::from_stream(stream)).into_response());
     }
     let file = open_result(&job).await?;
@@ -243,12 +245,48 @@ async fn open_result(job: &Job) -> ApiResult<tokio::fs::File> {
     })
 }
 
+/// One of a participant's `followed_results_max` followed results, given back when the response ends
+/// or its client goes away (the stream is dropped).
+struct FollowSlot {
+    following: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, u32>>>,
+    seq: i64,
+}
+
+impl FollowSlot {
+    fn take(state: &AppState, seq: i64) -> ApiResult<FollowSlot> {
+        let max = state.limits.followed_results_max;
+        let mut open = state.following.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(seq).or_default();
+        if *n >= max {
+            return Err(ApiError::new(
+                ErrorCode::TooManyRequests,
+                format!("at most {max} followed results at once (followed_results_max): wait for one to end"),
+            ));
+        }
+        *n += 1;
+        Ok(FollowSlot { following: state.following.clone(), seq })
+    }
+}
+
+impl Drop for FollowSlot {
+    fn drop(&mut self) {
+        let mut open = self.following.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.seq) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.seq);
+            }
+        }
+    }
+}
+
 /// A followed result: sends the result file up to the job's committed length, waits for the runner's
 /// next commit, looks again, and ends once the job has succeeded and all of it is sent. Bytes past the
 /// committed length (answers read ahead, or torn by a crash) are never sent: a restarted runner cuts
 /// them off and writes them again.
 struct Follow {
     state: AppState,
+    _slot: FollowSlot,
     job: Job,
     file: Option<tokio::fs::File>,
     sent: u64,
@@ -257,10 +295,10 @@ struct Follow {
 }
 
 impl Follow {
-    fn new(state: AppState, job: Job) -> Follow {
+    fn new(state: AppState, job: Job, slot: FollowSlot) -> Follow {
         let stopping = state.stopping.subscribe();
         let progress = state.job_progress.clone();
-        Follow { state, job, file: None, sent: 0, stopping, progress }
+        Follow { state, _slot: slot, job, file: None, sent: 0, stopping, progress }
     }
 
     /// Ends the response before its end: the client cannot take what it got for the whole result.

@@ -231,6 +231,7 @@ async fn a_crash_midway_leaves_the_result_whole(db: TestDb) {
 async fn a_followed_result_arrives_as_chunks_commit(db: TestDb) {
     let mut limits = Limits::default();
     limits.files.check_chunk_rows = 3;
+    limits.followed_results_max = 1;
     let app = TestApp::with_limits(db, limits);
     history(&app).await;
     let bank = app.institution().await;
@@ -241,6 +242,8 @@ async fn a_followed_result_arrives_as_chunks_commit(db: TestDb) {
     assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
     assert!(resp.headers().get("content-length").is_none(), "its length is not known yet");
     let mut body = resp.into_body();
+    // One open at a time here (followed_results_max).
+    assert_error(&app.get(&format!("/v1/jobs/{id}/result?follow=true"), &bank).await, 429, "TOO_MANY_REQUESTS");
     assert!(app.runner.run_chunks(1).await.unwrap());
     assert_eq!(next_piece(&mut body).await, Ok(Some(head(&expected, 3).to_string())), "the first chunk, alone");
     app.runner.run_until_idle().await.unwrap();
@@ -252,6 +255,12 @@ async fn a_followed_result_arrives_as_chunks_commit(db: TestDb) {
     for q in ["follow=maybe", "folow=true"] {
         assert_error(&app.get(&format!("/v1/jobs/{id}/result?{q}"), &bank).await, 400, "INVALID_ARGUMENT");
     }
+    // The slot is given back when a followed result ends, or when its client goes away.
+    let next = upload(&app, &bank, &csv).await.body["jobId"].as_str().unwrap().to_string();
+    let gone = app.get_streamed(&format!("/v1/jobs/{next}/result?follow=true"), &bank).await;
+    assert_eq!(gone.status(), 200);
+    drop(gone);
+    assert_eq!(app.get_streamed(&format!("/v1/jobs/{next}/result?follow=true"), &bank).await.status(), 200);
     // Only the owner follows it.
     let other = app.institution().await;
     assert_error(&app.get(&format!("/v1/jobs/{id}/result?follow=true"), &other).await, 404, "NOT_FOUND");

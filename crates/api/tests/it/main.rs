@@ -95,6 +95,7 @@ impl TestApp {
             holder: Arc::new(holder_state),
             stopping: stopping.clone(),
             job_progress: runner.progress(),
+            following: Arc::default(),
         };
         TestApp {
             router: api::router(state),
