@@ -27,12 +27,22 @@ pub async fn check_file(file: &Path, server: &str, key: &str, out: &Path) -> Res
     let Some(job_id) = upload(&client, file, "/v1/check-files", server, key).await? else {
         return Ok(ExitCode::FAILURE);
     };
-    let resp = client
-        .get(format!("{server}/v1/jobs/{job_id}/result?follow=true"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {server}"))?;
+    let result = |follow: bool| {
+        let url = format!("{server}/v1/jobs/{job_id}/result{}", if follow { "?follow=true" } else { "" });
+        let req = client.get(url).bearer_auth(key);
+        async move { req.send().await.with_context(|| format!("cannot reach {server}")) }
+    };
+    let mut resp = result(true).await?;
+    if resp.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        // This key follows as many results as the server allows at once: wait for the job's end
+        // instead, then fetch the whole result.
+        eprintln!("{}; waiting for the job to end", resp.text().await.unwrap_or_default());
+        let job = follow_job(&client, server, key, &job_id).await?;
+        if job["state"] == "failed" {
+            return report(&job, server).map(|_| ExitCode::FAILURE);
+        }
+        resp = result(false).await?;
+    }
     if !resp.status().is_success() {
         eprintln!("the answers could not be downloaded: {}", resp.status());
         println!("{}", resp.text().await.unwrap_or_default());
@@ -111,10 +121,16 @@ pub async fn run(file: &Path, kind: &str, server: &str, key: &str) -> Result<Exi
     let Some(job_id) = upload(&client, file, path, server, key).await? else {
         return Ok(ExitCode::FAILURE);
     };
+    let job = follow_job(&client, server, key, &job_id).await?;
+    report(&job, server)
+}
+
+/// Asks for the job until it has succeeded or failed, showing its progress; the finished job.
+async fn follow_job(client: &reqwest::Client, server: &str, key: &str, job_id: &str) -> Result<Value> {
     let spinner = ProgressBar::new_spinner()
         .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
     let job = loop {
-        let job = job(&client, server, key, &job_id).await?;
+        let job = job(client, server, key, job_id).await?;
         let state = job.get("state").and_then(Value::as_str).unwrap_or("?").to_string();
         spinner.set_message(format!(
             "{state}: {} rows read, {} accepted, {} duplicates, {} rejected",
@@ -127,7 +143,7 @@ pub async fn run(file: &Path, kind: &str, server: &str, key: &str) -> Result<Exi
         tokio::time::sleep(POLL).await;
     };
     spinner.finish_and_clear();
-    report(&job, server)
+    Ok(job)
 }
 
 async fn job(client: &reqwest::Client, server: &str, key: &str, job_id: &str) -> Result<Value> {

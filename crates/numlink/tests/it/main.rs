@@ -322,3 +322,34 @@ fn a_new_holder_unbinds_the_previous_holders_bank_over_http() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not verify"));
     assert_eq!(json_line(&numlink(d, &["audit", "verify"]))["firstBroken"], Value::Null);
 }
+
+/// A server that lets no result be followed (`followed_results_max = 0`): `check-file` waits for the
+/// job's end and fetches the whole result instead.
+#[test]
+fn check_file_waits_for_the_whole_result_when_it_may_not_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("numlink.toml"), "[limits]\nfollowed_results_max = 0\n").unwrap();
+    let bank = json_line(&numlink(d, &["participant", "add", "--role", "institution", "--name", "Bank"]));
+    let key = bank["apiKey"].as_str().unwrap();
+    let server = serve(d);
+    // Long enough that the job is still running when the CLI asks to follow it.
+    let rows = 100_000;
+    let mut csv = String::from("phone_number,date\nnope,2024-01-01\n");
+    csv.push_str(&"+8613800138000,2023-12-22\n".repeat(rows - 1));
+    std::fs::write(d.join("checks.csv"), csv).unwrap();
+    let out = numlink(d, &["check-file", "checks.csv", "--server", &server.base, "--key", key, "-o", "answers.csv"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("followed_results_max") && stderr.contains("waiting for the job to end"), "{stderr}");
+    let answers = std::fs::read_to_string(d.join("answers.csv")).unwrap();
+    let mut expected = String::from("phone_number,date,answer\nnope,2024-01-01,INVALID_ARGUMENT\n");
+    expected.push_str(&"+8613800138000,2023-12-22,no_data\n".repeat(rows - 1));
+    assert!(
+        answers == expected,
+        "{} lines, starting {:?}",
+        answers.lines().count(),
+        &answers[..200.min(answers.len())]
+    );
+    assert_eq!(json_line(&out)["state"], "succeeded");
+}
