@@ -335,7 +335,8 @@ impl Follow {
             let runner_gone = tokio::select! {
                 changed = self.progress.changed() => changed.is_err(),
                 () = tokio::time::sleep(FOLLOW_LOOK_AGAIN) => false,
-                // Whatever changed, the check at the top of the loop says whether to stop.
+                // Whatever changed, the check below says whether to stop (the sender lives in the
+                // state this stream holds, so this never fails at once in a loop).
                 _ = self.stopping.changed() => false,
             };
             if runner_gone {
