@@ -64,8 +64,11 @@ pub struct AppState {
     /// The job runner's progress ([`workers::JobRunner::progress`]): a followed result wakes on it.
     pub job_progress: tokio::sync::watch::Receiver<u64>,
     /// Followed results open, per participant (seq): held to `followed_results_max`.
-    pub following: Arc<std::sync::Mutex<std::collections::HashMap<i64, u32>>>,
+    pub following: Following,
 }
+
+/// Followed results open, per participant (seq).
+pub type Following = Arc<std::sync::Mutex<std::collections::HashMap<i64, u32>>>;
 
 /// The holder's side's policy, each limit with its unit in the name.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -56,23 +56,21 @@ pub async fn check_file(file: &Path, server: &str, key: &str, out: &Path) -> Res
         name.push(".part");
         std::path::PathBuf::from(name)
     };
-    let mut f = tokio::fs::File::create(&partial).await.with_context(|| format!("creating {}", partial.display()))?;
-    let mut body = resp.bytes_stream();
-    let mut cut = None;
     // Written a mebibyte at a time (the body arrives in pieces of a few kilobytes; each write of
     // tokio's file is a hand-over to a blocking thread).
-    let mut pending: Vec<u8> = Vec::with_capacity(WRITE_BYTES + 64 * 1024);
+    let mut f = tokio::io::BufWriter::with_capacity(
+        WRITE_BYTES,
+        tokio::fs::File::create(&partial).await.with_context(|| format!("creating {}", partial.display()))?,
+    );
+    let mut body = resp.bytes_stream();
+    let mut cut = None;
     while let Some(chunk) = body.next().await {
         match chunk {
             Ok(chunk) => {
-                pending.extend_from_slice(&chunk);
+                tokio::io::AsyncWriteExt::write_all(&mut f, &chunk)
+                    .await
+                    .with_context(|| format!("writing {}", partial.display()))?;
                 bar.inc(chunk.len() as u64);
-                if pending.len() >= WRITE_BYTES {
-                    tokio::io::AsyncWriteExt::write_all(&mut f, &pending)
-                        .await
-                        .with_context(|| format!("writing {}", partial.display()))?;
-                    pending.clear();
-                }
             }
             Err(e) => {
                 cut = Some(e);
@@ -80,9 +78,6 @@ pub async fn check_file(file: &Path, server: &str, key: &str, out: &Path) -> Res
             }
         }
     }
-    tokio::io::AsyncWriteExt::write_all(&mut f, &pending)
-        .await
-        .with_context(|| format!("writing {}", partial.display()))?;
     bar.finish_and_clear();
     if let Some(e) = cut {
         drop(f);
@@ -98,8 +93,8 @@ pub async fn check_file(file: &Path, server: &str, key: &str, out: &Path) -> Res
         }
         return Ok(ExitCode::FAILURE);
     }
-    tokio::io::AsyncWriteExt::flush(&mut f).await?;
-    f.sync_all().await?;
+    tokio::io::AsyncWriteExt::flush(&mut f).await.with_context(|| format!("writing {}", partial.display()))?;
+    f.get_ref().sync_all().await?;
     drop(f);
     // The followed result ends only once the job has succeeded.
     let job = job(&client, server, key, &job_id).await?;

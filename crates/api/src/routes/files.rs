@@ -20,7 +20,7 @@ use workers::FileFormat;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
 use crate::json::StrictQuery;
-use crate::state::AppState;
+use crate::state::{AppState, Following};
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -248,7 +248,7 @@ async fn open_result(job: &Job) -> ApiResult<tokio::fs::File> {
 /// One of a participant's `followed_results_max` followed results, given back when the response ends
 /// or its client goes away (the stream is dropped).
 struct FollowSlot {
-    following: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, u32>>>,
+    following: Following,
     seq: i64,
 }
 
@@ -288,6 +288,7 @@ struct Follow {
     state: AppState,
     _slot: FollowSlot,
     job: Job,
+    /// Opened at the first byte to send and read straight on: its position is always `sent`.
     file: Option<tokio::fs::File>,
     sent: u64,
     stopping: tokio::sync::watch::Receiver<bool>,
@@ -322,7 +323,6 @@ impl Follow {
                 let file = self.file.as_mut().expect("opened above");
                 let want = (self.job.result_bytes - self.sent).min(RESULT_READ_BYTES as u64) as usize;
                 let mut buf = vec![0u8; want];
-                tokio::io::AsyncSeekExt::seek(file, std::io::SeekFrom::Start(self.sent)).await?;
                 tokio::io::AsyncReadExt::read_exact(file, &mut buf).await?;
                 self.sent += want as u64;
                 return Ok(Some((buf, self)));
@@ -371,13 +371,17 @@ async fn spool_and_queue(
     tokio::fs::create_dir_all(&state.spool_dir).await.map_err(ApiError::internal)?;
     let name = store::new_id("upload");
     let part = Spool { path: state.spool_dir.join(format!("{name}.csv.part")), keep: false };
-    let mut file = tokio::fs::File::create(&part.path).await.map_err(ApiError::internal)?;
+    // Written a mebibyte at a time: each write of tokio's file is a hand-over to a blocking thread,
+    // and the body arrives in pieces of a few kilobytes.
+    let mut file = tokio::io::BufWriter::with_capacity(
+        SPOOL_WRITE_BYTES,
+        tokio::fs::File::create(&part.path).await.map_err(ApiError::internal)?,
+    );
     let mut stream = body.into_data_stream();
     let (mut bytes, mut newlines) = (0u64, 0u64);
     let mut header: Vec<u8> = Vec::new();
     let mut header_done = false;
     let mut last_byte = b'\n';
-    let mut pending: Vec<u8> = Vec::with_capacity(SPOOL_WRITE_BYTES + 64 * 1024);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::invalid(format!("the upload was interrupted: {e}")))?;
         bytes += chunk.len() as u64;
@@ -397,15 +401,9 @@ async fn spool_and_queue(
         if let Some(&b) = chunk.last() {
             last_byte = b;
         }
-        // Written a mebibyte at a time: each write of tokio's file is a hand-over to a blocking
-        // thread, and the body arrives in pieces of a few kilobytes.
-        pending.extend_from_slice(&chunk);
-        if pending.len() >= SPOOL_WRITE_BYTES {
-            file.write_all(&pending).await.map_err(ApiError::internal)?;
-            pending.clear();
-        }
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
     }
-    file.write_all(&pending).await.map_err(ApiError::internal)?;
+    file.flush().await.map_err(ApiError::internal)?;
     if bytes == 0 {
         return Err(ApiError::invalid("the file is empty: expected a CSV header row and data rows"));
     }
@@ -419,7 +417,7 @@ async fn spool_and_queue(
         ));
     }
     // Durable before acknowledged: the data, then the name.
-    file.sync_all().await.map_err(ApiError::internal)?;
+    file.get_ref().sync_all().await.map_err(ApiError::internal)?;
     drop(file);
     let final_path = state.spool_dir.join(format!("{name}.csv"));
     tokio::fs::rename(&part.path, &final_path).await.map_err(ApiError::internal)?;

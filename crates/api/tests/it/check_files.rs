@@ -31,6 +31,34 @@ async fn upload(app: &TestApp, key: &str, csv: &str) -> crate::Resp {
     .await
 }
 
+/// Uploads a check file that must be accepted; its job's id.
+async fn upload_job(app: &TestApp, key: &str, csv: &str) -> String {
+    let r = upload(app, key, csv).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    r.body["jobId"].as_str().unwrap().to_string()
+}
+
+/// An app answering check files `chunk_rows` rows at a time (other limits as `limits` leaves them),
+/// with the history of [`history`] and a bank; the bank's key.
+async fn chunked(db: TestDb, chunk_rows: usize, limits: impl FnOnce(&mut Limits)) -> (TestApp, String) {
+    let mut l = Limits::default();
+    l.files.check_chunk_rows = chunk_rows;
+    limits(&mut l);
+    let app = TestApp::with_limits(db, l);
+    history(&app).await;
+    let bank = app.institution().await;
+    (app, bank)
+}
+
+/// The one file in the spool whose name `wanted` picks.
+fn spooled(app: &TestApp, wanted: impl Fn(&str) -> bool) -> std::path::PathBuf {
+    std::fs::read_dir(app.spool.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| wanted(&p.to_string_lossy()))
+        .expect("a file in the spool")
+}
+
 /// A check file of ten rows and its result.
 fn ten_rows() -> (String, String) {
     let mut csv = String::from("phone_number,date\n");
@@ -100,9 +128,7 @@ async fn a_check_file_is_answered_in_order(db: TestDb) {
                +4915112345678,2024-01-01\n\
                +8613800138000,2031-01-01\n\
                +8613800138000\n";
-    let r = upload(&app, &bank, csv).await;
-    assert_eq!(r.status, 202, "{}", r.text);
-    let id = r.body["jobId"].as_str().unwrap().to_string();
+    let id = upload_job(&app, &bank, csv).await;
     // Not ready before the runner has answered it.
     assert_error(&app.get(&format!("/v1/jobs/{id}/result"), &bank).await, 409, "CONFLICT");
     app.runner.run_until_idle().await.unwrap();
@@ -149,11 +175,7 @@ async fn a_check_file_is_answered_in_order(db: TestDb) {
 /// Chunks of two rows: a bad row first in a chunk, last in one, a chunk of bad rows only, a bad row
 /// with a quote in it; every row stays where it was in the file, and the counts add up.
 async fn bad_rows_keep_their_place_across_chunks(db: TestDb) {
-    let mut limits = Limits::default();
-    limits.files.check_chunk_rows = 2;
-    let app = TestApp::with_limits(db, limits);
-    history(&app).await;
-    let bank = app.institution().await;
+    let (app, bank) = chunked(db, 2, |_| {}).await;
     let csv = "phone_number,date\n\
                +86bad,2024-01-01\n\
                +8613800138000,2023-12-22\n\
@@ -162,9 +184,7 @@ async fn bad_rows_keep_their_place_across_chunks(db: TestDb) {
                \"+86,\"\"q\"\"\",2024-01-01\n\
                ,\n\
                +8613800138000,2023-12-22\n";
-    let r = upload(&app, &bank, csv).await;
-    assert_eq!(r.status, 202, "{}", r.text);
-    let id = r.body["jobId"].as_str().unwrap().to_string();
+    let id = upload_job(&app, &bank, csv).await;
     app.runner.run_until_idle().await.unwrap();
     let job = app.get(&format!("/v1/jobs/{id}"), &bank).await.body;
     assert_eq!(
@@ -193,25 +213,17 @@ async fn bad_rows_keep_their_place_across_chunks(db: TestDb) {
 }
 
 async fn a_crash_midway_leaves_the_result_whole(db: TestDb) {
-    let mut limits = Limits::default();
-    limits.files.check_chunk_rows = 3;
-    let app = TestApp::with_limits(db, limits);
-    history(&app).await;
-    let bank = app.institution().await;
+    let (app, bank) = chunked(db, 3, |_| {}).await;
     let (csv, expected) = ten_rows();
-    let r = upload(&app, &bank, &csv).await;
-    let id = r.body["jobId"].as_str().unwrap().to_string();
+    let id = upload_job(&app, &bank, &csv).await;
     // Two chunks commit; the chunks read ahead while they committed may be in the result file, but
     // the process stops before their commit; then a torn write past them (bytes past the committed
     // length).
     assert!(app.runner.run_chunks(2).await.unwrap());
     let job = app.get(&format!("/v1/jobs/{id}"), &bank).await;
     assert_eq!(job.body["rowsRead"], 6, "{}", job.text);
-    let result_path = std::fs::read_dir(app.spool.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".result.csv"))
-        .expect("the result file is beside the spooled input");
+    // The result file is beside the spooled input.
+    let result_path = spooled(&app, |p| p.ends_with(".result.csv"));
     let written = std::fs::read_to_string(&result_path).unwrap();
     assert!(written.starts_with(head(&expected, 6)), "{written}");
     let mut f = std::fs::OpenOptions::new().append(true).open(&result_path).unwrap();
@@ -229,14 +241,9 @@ async fn a_crash_midway_leaves_the_result_whole(db: TestDb) {
 /// chunks read ahead are already in the file), to the end of the job; once it has succeeded, the
 /// plain result.
 async fn a_followed_result_arrives_as_chunks_commit(db: TestDb) {
-    let mut limits = Limits::default();
-    limits.files.check_chunk_rows = 3;
-    limits.followed_results_max = 1;
-    let app = TestApp::with_limits(db, limits);
-    history(&app).await;
-    let bank = app.institution().await;
+    let (app, bank) = chunked(db, 3, |l| l.followed_results_max = 1).await;
     let (csv, expected) = ten_rows();
-    let id = upload(&app, &bank, &csv).await.body["jobId"].as_str().unwrap().to_string();
+    let id = upload_job(&app, &bank, &csv).await;
     let resp = app.get_streamed(&format!("/v1/jobs/{id}/result?follow=true"), &bank).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
@@ -256,7 +263,7 @@ async fn a_followed_result_arrives_as_chunks_commit(db: TestDb) {
         assert_error(&app.get(&format!("/v1/jobs/{id}/result?{q}"), &bank).await, 400, "INVALID_ARGUMENT");
     }
     // The slot is given back when a followed result ends, or when its client goes away.
-    let next = upload(&app, &bank, &csv).await.body["jobId"].as_str().unwrap().to_string();
+    let next = upload_job(&app, &bank, &csv).await;
     let gone = app.get_streamed(&format!("/v1/jobs/{next}/result?follow=true"), &bank).await;
     assert_eq!(gone.status(), 200);
     drop(gone);
@@ -269,23 +276,14 @@ async fn a_followed_result_arrives_as_chunks_commit(db: TestDb) {
 /// A followed result whose job fails midway, or whose server begins to stop, ends in an error after
 /// the answers committed so far: no client can take it for the whole result.
 async fn a_followed_result_is_cut_off_if_the_job_fails_or_the_server_stops(db: TestDb) {
-    let mut limits = Limits::default();
-    limits.files.check_chunk_rows = 3;
-    let app = TestApp::with_limits(db, limits);
-    history(&app).await;
-    let bank = app.institution().await;
+    let (app, bank) = chunked(db, 3, |_| {}).await;
     let (csv, expected) = ten_rows();
-    let id = upload(&app, &bank, &csv).await.body["jobId"].as_str().unwrap().to_string();
+    let id = upload_job(&app, &bank, &csv).await;
     let mut body = app.get_streamed(&format!("/v1/jobs/{id}/result?follow=true"), &bank).await.into_body();
     assert!(app.runner.run_chunks(1).await.unwrap());
     assert_eq!(next_piece(&mut body).await, Ok(Some(head(&expected, 3).to_string())));
     // The spooled file goes missing: the job fails at its next chunk.
-    let spooled = std::fs::read_dir(app.spool.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".csv") && !p.to_string_lossy().ends_with(".result.csv"))
-        .unwrap();
-    std::fs::remove_file(spooled).unwrap();
+    std::fs::remove_file(spooled(&app, |p| p.ends_with(".csv") && !p.ends_with(".result.csv"))).unwrap();
     app.runner.run_until_idle().await.unwrap();
     assert_eq!(app.get(&format!("/v1/jobs/{id}"), &bank).await.body["state"], "failed");
     let (got, end) = rest(body).await;
@@ -295,10 +293,10 @@ async fn a_followed_result_is_cut_off_if_the_job_fails_or_the_server_stops(db: T
 
     // When the server begins to stop: a follower behind (answers committed that it has not read yet)
     // and one waiting for a queued job are both cut off, so that neither holds the shutdown.
-    let behind = upload(&app, &bank, &csv).await.body["jobId"].as_str().unwrap().to_string();
+    let behind = upload_job(&app, &bank, &csv).await;
     assert!(app.runner.run_chunks(1).await.unwrap());
     let mut late = app.get_streamed(&format!("/v1/jobs/{behind}/result?follow=true"), &bank).await.into_body();
-    let waiting = upload(&app, &bank, &csv).await.body["jobId"].as_str().unwrap().to_string();
+    let waiting = upload_job(&app, &bank, &csv).await;
     let body = app.get_streamed(&format!("/v1/jobs/{waiting}/result?follow=true"), &bank).await.into_body();
     let reading = tokio::spawn(rest(body));
     app.stopping.send_replace(true);

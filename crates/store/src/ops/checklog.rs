@@ -65,13 +65,6 @@ impl LoggedAnswer {
             LoggedAnswer::DateAfterToday => "OUT_OF_RANGE",
         }
     }
-
-    /// From an answer as a result file writes it.
-    pub fn from_wire(s: &str) -> Option<LoggedAnswer> {
-        [LoggedAnswer::Yes, LoggedAnswer::No, LoggedAnswer::NoData, LoggedAnswer::DateAfterToday]
-            .into_iter()
-            .find(|a| a.as_str() == s)
-    }
 }
 
 impl From<&Result<domain::Answer, domain::answer::DateAfterToday>> for LoggedAnswer {
