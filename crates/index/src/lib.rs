@@ -360,6 +360,11 @@ impl Index {
         self.put(n, &s);
     }
 
+    /// Whether `n` has a history: an event of it was put and not forgotten since.
+    pub fn has_history(&self, n: PhoneNumber) -> bool {
+        self.locate(n.digits()).1.flags & HAS_HISTORY != 0
+    }
+
     /// What R2 needs to know about `n`.
     pub fn facts(&self, n: PhoneNumber) -> NumberFacts {
         let digits = n.digits();

@@ -2,7 +2,7 @@
 //! batch (group commit). Each command runs in its own savepoint; its caller is answered only after
 //! the batch's commit, with the commit's outcome.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -84,6 +84,12 @@ pub(crate) struct WriteCtx {
     pub(crate) index: Arc<RwLock<Index>>,
     /// Summaries written by this batch, for the index once it commits.
     pending: Vec<(PhoneNumber, Summary)>,
+    /// Numbers this batch wrote an event of (also those of commands rolled back since): with the
+    /// index, what tells the writer a number has no history without reading it.
+    written: HashSet<u64>,
+    /// The index holds every committed summary. False once a commit failed: its outcome may be
+    /// unknown (a lost PostgreSQL connection), so the index may lack what it committed.
+    index_complete: bool,
     /// The ranges the index was last given (prefix digits → reportingSince).
     index_ranges: HashMap<String, Option<Day>>,
     /// False in a store opened without an index: checks read the tables.
@@ -222,6 +228,8 @@ impl WriteCtx {
             reconnect,
             index: index.index,
             pending: Vec::new(),
+            written: HashSet::new(),
+            index_complete: index.enabled,
             index_ranges: index.ranges,
             index_enabled: index.enabled,
             checks_pending: Vec::new(),
@@ -235,7 +243,17 @@ impl WriteCtx {
     pub(crate) fn index_later(&mut self, n: PhoneNumber, s: Summary) {
         if self.index_enabled {
             self.pending.push((n, s));
+            self.written.insert(n.digits());
         }
+    }
+
+    /// False only if `n` surely has no event stored: the index, complete, says it has no history and
+    /// this batch wrote none of it. A carrier's first load is all such numbers; their histories are
+    /// not read.
+    pub(crate) fn may_have_history(&self, n: PhoneNumber) -> bool {
+        !self.index_complete
+            || self.written.contains(&n.digits())
+            || self.index.read().unwrap_or_else(|p| p.into_inner()).has_history(n)
     }
 
     /// Gives the index the ranges just loaded, if they changed, and puts again every number under a
@@ -410,8 +428,15 @@ impl WriteCtx {
                 self.prefixes_generation = -1;
                 self.pending.clear();
                 self.checks_pending.clear();
+                if self.index_complete {
+                    self.index_complete = false;
+                    tracing::warn!(
+                        "histories are read from the tables from now on: the index may lack what a failed commit wrote"
+                    );
+                }
             }
         }
+        self.written.clear();
         for reply in replies {
             reply(commit.clone().map_err(StoreError::Database));
         }

@@ -112,7 +112,7 @@ impl WriteCtx {
         now: &str,
     ) -> Result<Outcome, StoreError> {
         let cid = carrier.carrier_id();
-        let history = self.history(e.number)?;
+        let history = if self.may_have_history(e.number) { self.history(e.number)? } else { Vec::new() };
         if history.iter().any(|h| h.carrier == cid && h.event_id == e.event_id) {
             return self
                 .repeated(cid, e)?

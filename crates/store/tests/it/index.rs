@@ -1,7 +1,8 @@
 //! The index answers as the tables do: random histories — late, out of order, across carriers' ports,
 //! with numbers in no range and a range added afterwards — reported through the store, checked by the
 //! index (`Store::check`) and by the tables (`Store::check_from_tables`); and again after a restart,
-//! which builds the index from the tables.
+//! which builds the index from the tables. The same events reported to a store without the index (whose
+//! writer reads every history) meet the same outcomes.
 
 use domain::{Day, EventKind, PhoneNumber, Prefix};
 use store::testing::TestDb;
@@ -109,6 +110,16 @@ async fn the_index_answers_as_the_tables_on_random_histories(db: TestDb) {
         carrier(&store, "B", "+861380014", Some("2021-03-01")).await,
         carrier(&store, "C", "+1", Some("2022-07-01")).await,
     ];
+    // The same offers go to a store without the index, whose writer reads every number's history from
+    // the tables: where the index says a number has none, the indexed writer does not read it, and no
+    // outcome may differ for that.
+    let plain_db = TestDb::get(db.backend).expect("a second database on this backend");
+    let plain = plain_db.open_without_index(clock.clone());
+    let plain_carriers = [
+        carrier(&plain, "A", "+86138", Some("2020-01-01")).await,
+        carrier(&plain, "B", "+861380014", Some("2021-03-01")).await,
+        carrier(&plain, "C", "+1", Some("2022-07-01")).await,
+    ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     // Every number's life; numbers in no range start with a port to carrier A.
     let mut pool: Vec<(usize, NewEvent)> = Vec::new();
@@ -133,6 +144,9 @@ async fn the_index_answers_as_the_tables_on_random_histories(db: TestDb) {
     // again later, as a carrier re-sends after fixing its order.
     let total = pool.len();
     let mut accepted = 0;
+    let mut sent: Vec<(usize, NewEvent)> = Vec::new();
+    // Duplicates and conflicts seen.
+    let mut repeated = [0; 2];
     for round in 0..200 {
         if pool.is_empty() {
             break;
@@ -141,6 +155,14 @@ async fn the_index_answers_as_the_tables_on_random_histories(db: TestDb) {
         for _ in 0..5.min(pool.len()) {
             offer.push(pool.swap_remove(rng.below(pool.len() as u64) as usize));
         }
+        // Now and then an accepted event again (a duplicate), or its id with another day (a conflict).
+        if !sent.is_empty() && rng.below(4) == 0 {
+            let (c, mut e): (usize, NewEvent) = sent[rng.below(sent.len() as u64) as usize].clone();
+            if rng.below(2) == 0 {
+                e.date = e.date.plus_days(1);
+            }
+            offer.push((c, e));
+        }
         for (who, by) in carriers.iter().enumerate() {
             let (mine, events): (Vec<_>, Vec<NewEvent>) =
                 offer.iter().filter(|(c, _)| *c == who).map(|(c, e)| (*c, e.clone())).unzip();
@@ -148,10 +170,17 @@ async fn the_index_answers_as_the_tables_on_random_histories(db: TestDb) {
                 continue;
             }
             let outcomes = store.report_events(by.clone(), events.clone()).await.unwrap();
+            let plain_outcomes = plain.report_events(plain_carriers[who].clone(), events.clone()).await.unwrap();
+            assert_eq!(outcomes, plain_outcomes, "round {round}: {events:?}");
             for ((c, e), o) in mine.into_iter().zip(events).zip(outcomes) {
                 match o {
-                    store::Outcome::Accepted => accepted += 1,
-                    _ => pool.push((c, e)),
+                    store::Outcome::Accepted => {
+                        accepted += 1;
+                        sent.push((c, e));
+                    }
+                    store::Outcome::Duplicate => repeated[0] += 1,
+                    store::Outcome::Rejected(r) if r.code == domain::RejectionCode::Conflict => repeated[1] += 1,
+                    store::Outcome::Rejected(_) => pool.push((c, e)),
                 }
             }
         }
@@ -166,6 +195,7 @@ async fn the_index_answers_as_the_tables_on_random_histories(db: TestDb) {
         }
     }
     assert!(accepted * 10 > total * 6, "most of the lives got in: {accepted} of {total}");
+    assert!(repeated[0] > 3 && repeated[1] > 3, "duplicates and conflicts were offered: {repeated:?}");
     let probes: Vec<Day> = (0..60).map(|i| Day::parse("2016-01-01").unwrap().plus_days(i * 70)).collect();
     compare(&store, &probes).await;
     // After a restart, the index is built from the tables.
