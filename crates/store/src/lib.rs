@@ -134,6 +134,10 @@ pub struct StoreConfig {
     /// Let the writer move logged checks into the holder's lookups table after 100 ms without commands
     /// (a server). Off, only `Store::compact_lookups` moves them (a test stepping through the move).
     pub compact_lookups_when_idle: bool,
+    /// For tests of a commit's reply lost in flight: while it holds true, the writer's next successful
+    /// commit is reported to its callers as failed (and the flag is cleared), as when a PostgreSQL
+    /// connection drops during COMMIT. `None` outside tests.
+    pub lose_commit_reply: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl StoreConfig {
@@ -148,6 +152,7 @@ impl StoreConfig {
             read_connections_max: 8,
             build_index: true,
             compact_lookups_when_idle: true,
+            lose_commit_reply: None,
         }
     }
 }
@@ -237,7 +242,7 @@ impl Store {
         let (tx, rx) = mpsc::channel(config.write_queue_commands_max.max(1));
         let url = config.url.clone();
         let reconnect = Box::new(move || connect(&url));
-        let ctx = WriteCtx::new(
+        let mut ctx = WriteCtx::new(
             conn,
             config.hash_key.clone(),
             config.aging.clone(),
@@ -246,6 +251,7 @@ impl Store {
             writer::IndexSetup { index: index.clone(), ranges: index_ranges, enabled: config.build_index },
             config.build_index && config.compact_lookups_when_idle,
         );
+        ctx.lose_commit_reply = config.lose_commit_reply.clone();
         writer::spawn(ctx, rx, tx.downgrade(), config.write_batch_commands_max.max(1))?;
         let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let DbUrl::Sqlite(path) = &config.url {

@@ -87,9 +87,13 @@ pub(crate) struct WriteCtx {
     /// Numbers this batch wrote an event of (also those of commands rolled back since): with the
     /// index, what tells the writer a number has no history without reading it.
     written: HashSet<u64>,
-    /// The index holds every committed summary. False once a commit failed: its outcome may be
-    /// unknown (a lost PostgreSQL connection), so the index may lack what it committed.
-    index_complete: bool,
+    /// Numbers whose summaries the index may lack: written by a batch whose commit failed, whose
+    /// outcome a connection lost during COMMIT leaves unknown. Read again from the tables before any
+    /// later command runs.
+    resync: Vec<PhoneNumber>,
+    /// For tests: while set, the next successful commit is reported as failed, as a PostgreSQL
+    /// connection lost during COMMIT would leave it (committed, the reply lost).
+    pub(crate) lose_commit_reply: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// The ranges the index was last given (prefix digits → reportingSince).
     index_ranges: HashMap<String, Option<Day>>,
     /// False in a store opened without an index: checks read the tables.
@@ -229,7 +233,8 @@ impl WriteCtx {
             index: index.index,
             pending: Vec::new(),
             written: HashSet::new(),
-            index_complete: index.enabled,
+            resync: Vec::new(),
+            lose_commit_reply: None,
             index_ranges: index.ranges,
             index_enabled: index.enabled,
             checks_pending: Vec::new(),
@@ -247,11 +252,11 @@ impl WriteCtx {
         }
     }
 
-    /// False only if `n` surely has no event stored: the index, complete, says it has no history and
-    /// this batch wrote none of it. A carrier's first load is all such numbers; their histories are
-    /// not read.
+    /// False only if `n` surely has no event stored: the index says it has no history and this batch
+    /// wrote none of it (commands run only while the index holds every committed summary: see
+    /// `resync`). A carrier's first load is all such numbers; their histories are not read.
     pub(crate) fn may_have_history(&self, n: PhoneNumber) -> bool {
-        !self.index_complete
+        !self.index_enabled
             || self.written.contains(&n.digits())
             || self.index.read().unwrap_or_else(|p| p.into_inner()).has_history(n)
     }
@@ -357,8 +362,33 @@ impl WriteCtx {
         self.reload_prefixes()
     }
 
+    /// Puts into the index what the tables hold for the numbers of `resync`.
+    fn resync_index(&mut self) -> Result<(), StoreError> {
+        let sql = format!("SELECT {SUMMARY_COLUMNS} FROM numbers WHERE number = $1");
+        let mut read = Vec::with_capacity(self.resync.len());
+        for &n in &self.resync {
+            let s = match self.conn.query_one(&sql, &[(n.digits() as i64).into()])? {
+                Some(r) => summary_row(&r)?.1,
+                None => Summary::default(),
+            };
+            read.push((n, s));
+        }
+        let mut ix = self.index.write().unwrap_or_else(|p| p.into_inner());
+        for (n, s) in &read {
+            ix.put(*n, s);
+        }
+        tracing::info!(numbers = read.len(), "the index took the tables' summaries of a failed commit's numbers");
+        self.resync.clear();
+        Ok(())
+    }
+
     fn run_batch(&mut self, batch: Vec<Command>) {
-        if let Err(e) = self.begin_or_reconnect() {
+        // No command runs while the index may lack a committed summary.
+        let started = self.begin_or_reconnect().and_then(|()| match self.resync.is_empty() {
+            true => Ok(()),
+            false => self.resync_index(),
+        });
+        if let Err(e) = started {
             tracing::error!(error = %e, "cannot start a write transaction");
             let _ = self.conn.rollback();
             for cmd in batch {
@@ -411,6 +441,12 @@ impl WriteCtx {
             Some(e) => Err(e),
             None => self.flush_checks().and_then(|()| self.conn.commit()).map_err(|e| e.to_string()),
         };
+        let commit = match &self.lose_commit_reply {
+            Some(lose) if commit.is_ok() && lose.swap(false, std::sync::atomic::Ordering::SeqCst) => {
+                Err("the connection was lost during COMMIT (a test's fault)".to_string())
+            }
+            _ => commit,
+        };
         match &commit {
             Ok(()) if !self.pending.is_empty() => {
                 // Before any caller hears of the commit: a check never answers from older state than
@@ -426,13 +462,14 @@ impl WriteCtx {
                 let _ = self.conn.rollback();
                 // Cached state may reflect rolled-back work.
                 self.prefixes_generation = -1;
-                self.pending.clear();
                 self.checks_pending.clear();
-                if self.index_complete {
-                    self.index_complete = false;
-                    tracing::warn!(
-                        "histories are read from the tables from now on: the index may lack what a failed commit wrote"
-                    );
+                // The commit may have happened all the same: the index reads these numbers' summaries
+                // from the tables, now if the connection still answers, else before the next batch.
+                self.resync.extend(self.pending.drain(..).map(|(n, _)| n));
+                if !self.resync.is_empty()
+                    && let Err(e) = self.resync_index()
+                {
+                    tracing::warn!(error = %e, "the index will re-read a failed commit's numbers before the next batch");
                 }
             }
         }

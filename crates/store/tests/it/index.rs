@@ -8,7 +8,7 @@ use domain::{Day, EventKind, PhoneNumber, Prefix};
 use store::testing::TestDb;
 use store::{NewEvent, NewParticipant, Participant, Role, Store, backend_tests};
 
-backend_tests!(the_index_answers_as_the_tables_on_random_histories);
+backend_tests!(the_index_answers_as_the_tables_on_random_histories, a_commit_whose_reply_is_lost_reaches_the_index);
 
 /// A small deterministic generator (xorshift64*): the same histories on every run and backend.
 struct Rng(u64);
@@ -207,4 +207,41 @@ async fn the_index_answers_as_the_tables_on_random_histories(db: TestDb) {
     let store = db.open_without_index(clock);
     assert_eq!(store.index_stats().0, 0);
     assert_eq!(compare(&store, &probes).await, with_index);
+}
+
+/// A commit that happened though its caller heard it fail (a PostgreSQL connection lost during COMMIT):
+/// the carrier re-sends and hears "duplicate", so the event counts as acknowledged, and the index must
+/// know it as the tables do — for checks, and for the writer, which trusts the index's "no history".
+async fn a_commit_whose_reply_is_lost_reaches_the_index(db: TestDb) {
+    let clock = std::sync::Arc::new(domain::FixedClock::at_day(Day::parse("2026-06-30").unwrap()));
+    let lose = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut config = store::StoreConfig::new(db.url.clone(), store::testing::test_hash_key(), clock);
+    config.lose_commit_reply = Some(lose.clone());
+    let store = Store::open(config).unwrap();
+    let a = carrier(&store, "A", "+86138", Some("2020-01-01")).await;
+    let number = PhoneNumber::parse(NUMBERS[0]).unwrap();
+    let ev = |id: &str, kind, date| NewEvent {
+        event_id: id.into(),
+        number,
+        kind,
+        date: Day::parse(date).unwrap(),
+        kyc: None,
+    };
+    let activated = ev("a-1", EventKind::Activated, "2024-01-10");
+    lose.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(store.report_events(a.clone(), vec![activated.clone()]).await.is_err(), "the caller hears a failure");
+    assert!(!lose.load(std::sync::atomic::Ordering::SeqCst), "the fault was used");
+    assert_eq!(store.report_events(a.clone(), vec![activated]).await.unwrap(), vec![store::Outcome::Duplicate]);
+    let probes: Vec<Day> = (0..12).map(|i| Day::parse("2019-01-01").unwrap().plus_days(i * 200)).collect();
+    compare(&store, &probes).await;
+    // A second activation of a number in service is impossible (R3): known only from its history.
+    let again = store.report_events(a.clone(), vec![ev("a-2", EventKind::Activated, "2024-03-01")]).await.unwrap();
+    assert!(
+        matches!(&again[..], [store::Outcome::Rejected(r)] if r.code == domain::RejectionCode::StateConflict),
+        "{again:?}"
+    );
+    // The same after a restart, whose index is built from the tables.
+    drop(store);
+    let (store, _) = db.open("2026-06-30");
+    compare(&store, &probes).await;
 }
