@@ -136,7 +136,8 @@ pub struct StoreConfig {
     pub compact_lookups_when_idle: bool,
     /// For tests of a commit's reply lost in flight: while it holds true, the writer's next successful
     /// commit is reported to its callers as failed (and the flag is cleared), as when a PostgreSQL
-    /// connection drops during COMMIT. `None` outside tests.
+    /// connection drops during COMMIT.
+    #[cfg(feature = "testing")]
     pub lose_commit_reply: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
@@ -152,6 +153,7 @@ impl StoreConfig {
             read_connections_max: 8,
             build_index: true,
             compact_lookups_when_idle: true,
+            #[cfg(feature = "testing")]
             lose_commit_reply: None,
         }
     }
@@ -225,6 +227,13 @@ impl Store {
         let mut conn = connect(&config.url)?;
         migrate::run(conn.as_mut())?;
         let started = std::time::Instant::now();
+        // Read before the build: events another process commits after this read change it (the same
+        // transaction writes both), so the writer can tell the index does not know of them.
+        let events_stamp = conn
+            .query_one("SELECT value FROM meta WHERE key = 'events_stamp'", &[])?
+            .map(|r| r.i64(0))
+            .transpose()?
+            .unwrap_or(0);
         let url = config.url.clone();
         let (index, index_ranges) = if config.build_index {
             writer::build_index(conn.as_mut(), &move || connect(&url))?
@@ -242,16 +251,22 @@ impl Store {
         let (tx, rx) = mpsc::channel(config.write_queue_commands_max.max(1));
         let url = config.url.clone();
         let reconnect = Box::new(move || connect(&url));
-        let mut ctx = WriteCtx::new(
+        let ctx = WriteCtx::new(
             conn,
             config.hash_key.clone(),
             config.aging.clone(),
             config.clock.clone(),
             reconnect,
-            writer::IndexSetup { index: index.clone(), ranges: index_ranges, enabled: config.build_index },
+            writer::IndexSetup {
+                index: index.clone(),
+                ranges: index_ranges,
+                enabled: config.build_index,
+                events_stamp,
+            },
             config.build_index && config.compact_lookups_when_idle,
         );
-        ctx.lose_commit_reply = config.lose_commit_reply.clone();
+        #[cfg(feature = "testing")]
+        let ctx = ctx.losing_commit_reply(config.lose_commit_reply.clone());
         writer::spawn(ctx, rx, tx.downgrade(), config.write_batch_commands_max.max(1))?;
         let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let DbUrl::Sqlite(path) = &config.url {

@@ -12,6 +12,7 @@ const SQLITE: &[(i64, &str)] = &[
     (5, include_str!("../migrations/sqlite/0005_check_files.sql")),
     (6, include_str!("../migrations/sqlite/0006_check_log.sql")),
     (7, include_str!("../migrations/sqlite/0007_event_log.sql")),
+    (8, include_str!("../migrations/sqlite/0008_events_stamp.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -21,6 +22,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (5, include_str!("../migrations/postgres/0005_check_files.sql")),
     (6, include_str!("../migrations/postgres/0006_check_log.sql")),
     (7, include_str!("../migrations/postgres/0007_event_log.sql")),
+    (8, include_str!("../migrations/postgres/0008_events_stamp.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

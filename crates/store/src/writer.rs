@@ -88,12 +88,24 @@ pub(crate) struct WriteCtx {
     /// index, what tells the writer a number has no history without reading it.
     written: HashSet<u64>,
     /// Numbers whose summaries the index may lack: written by a batch whose commit failed, whose
-    /// outcome a connection lost during COMMIT leaves unknown. Read again from the tables before any
-    /// later command runs.
+    /// outcome a connection lost during COMMIT leaves unknown. Read again from the tables at the start
+    /// of the next batch, before its commands: its write lock (on PostgreSQL an advisory lock the lost
+    /// transaction holds until it ends) makes the outcome settled by then.
     resync: Vec<PhoneNumber>,
+    /// `meta.events_stamp` as this writer expects to find it. Each batch that writes events sets it to
+    /// this writer's id (high 32 bits) and a count of such batches; another value means another
+    /// process wrote events since (a second server on the database), which this process's index does
+    /// not know of.
+    events_stamp: i64,
+    /// The stamp of a batch whose commit failed: it may have committed (see `resync`).
+    stamp_attempted: Option<i64>,
+    /// This writer's id in `events_stamp`.
+    writer_id: i64,
+    /// Another process has written events: the index's "no history" is not trusted any more.
+    foreign_events: bool,
     /// For tests: while set, the next successful commit is reported as failed, as a PostgreSQL
     /// connection lost during COMMIT would leave it (committed, the reply lost).
-    pub(crate) lose_commit_reply: Option<Arc<std::sync::atomic::AtomicBool>>,
+    lose_commit_reply: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// The ranges the index was last given (prefix digits → reportingSince).
     index_ranges: HashMap<String, Option<Day>>,
     /// False in a store opened without an index: checks read the tables.
@@ -112,6 +124,9 @@ pub(crate) struct IndexSetup {
     pub(crate) index: Arc<RwLock<Index>>,
     pub(crate) ranges: HashMap<String, Option<Day>>,
     pub(crate) enabled: bool,
+    /// `meta.events_stamp` read before the index was built: whatever changes it later, the index
+    /// may not know of.
+    pub(crate) events_stamp: i64,
 }
 
 /// The summary columns of `numbers`, as the index is built from them.
@@ -234,6 +249,10 @@ impl WriteCtx {
             pending: Vec::new(),
             written: HashSet::new(),
             resync: Vec::new(),
+            events_stamp: index.events_stamp,
+            stamp_attempted: None,
+            writer_id: i64::from(u32::from_be_bytes(crate::keys::random_bytes()) >> 1) + 1,
+            foreign_events: false,
             lose_commit_reply: None,
             index_ranges: index.ranges,
             index_enabled: index.enabled,
@@ -244,19 +263,28 @@ impl WriteCtx {
         }
     }
 
+    /// See `StoreConfig::lose_commit_reply`.
+    #[cfg(feature = "testing")]
+    pub(crate) fn losing_commit_reply(mut self, flag: Option<Arc<std::sync::atomic::AtomicBool>>) -> WriteCtx {
+        self.lose_commit_reply = flag;
+        self
+    }
+
     /// Records a summary the batch wrote; the index gets it once the batch commits.
     pub(crate) fn index_later(&mut self, n: PhoneNumber, s: Summary) {
+        self.written.insert(n.digits());
         if self.index_enabled {
             self.pending.push((n, s));
-            self.written.insert(n.digits());
         }
     }
 
     /// False only if `n` surely has no event stored: the index says it has no history and this batch
-    /// wrote none of it (commands run only while the index holds every committed summary: see
-    /// `resync`). A carrier's first load is all such numbers; their histories are not read.
+    /// wrote none of it (commands run only while the index holds every summary this process committed:
+    /// see `resync`; and while no other process has written events: see `events_stamp`). A carrier's
+    /// first load is all such numbers; their histories are not read.
     pub(crate) fn may_have_history(&self, n: PhoneNumber) -> bool {
         !self.index_enabled
+            || self.foreign_events
             || self.written.contains(&n.digits())
             || self.index.read().unwrap_or_else(|p| p.into_inner()).has_history(n)
     }
@@ -325,12 +353,29 @@ impl WriteCtx {
 
     fn begin(&mut self) -> Result<(), StoreError> {
         self.conn.begin_write()?;
-        let generation = self
-            .conn
-            .query_one("SELECT value FROM meta WHERE key = 'participants_generation'", &[])?
-            .map(|r| r.i64(0))
-            .transpose()?
-            .unwrap_or(0);
+        let (mut generation, mut stamp) = (0, 0);
+        self.conn.query_each(
+            "SELECT key, value FROM meta WHERE key IN ('participants_generation', 'events_stamp')",
+            &[],
+            &mut |r| {
+                match r.text(0)?.as_str() {
+                    "events_stamp" => stamp = r.i64(1)?,
+                    _ => generation = r.i64(1)?,
+                }
+                Ok(())
+            },
+        )?;
+        let attempted = self.stamp_attempted.take();
+        let expected = stamp == self.events_stamp || attempted == Some(stamp);
+        if !expected && self.index_enabled && !self.foreign_events {
+            self.foreign_events = true;
+            tracing::warn!(
+                "another process has written lifecycle events to this database (one writing node per database): \
+                 this server reads every number's history from the tables from now on, and its checks may miss \
+                 the other's events until it is restarted"
+            );
+        }
+        self.events_stamp = stamp;
         if generation != self.prefixes_generation {
             self.reload_prefixes()?;
             self.prefixes_generation = generation;
@@ -362,9 +407,24 @@ impl WriteCtx {
         self.reload_prefixes()
     }
 
+    /// Marks the batch's events as this writer's in `meta.events_stamp`, if it wrote any.
+    fn stamp_events(&mut self) -> Result<(), StoreError> {
+        if self.written.is_empty() {
+            return Ok(());
+        }
+        let ours = self.events_stamp >> 32 == self.writer_id;
+        let count = if ours { (self.events_stamp + 1) & 0xffff_ffff } else { 0 };
+        let stamp = (self.writer_id << 32) | count;
+        self.conn.exec("UPDATE meta SET value = $1 WHERE key = 'events_stamp'", &[stamp.into()])?;
+        self.stamp_attempted = Some(stamp);
+        Ok(())
+    }
+
     /// Puts into the index what the tables hold for the numbers of `resync`.
     fn resync_index(&mut self) -> Result<(), StoreError> {
         let sql = format!("SELECT {SUMMARY_COLUMNS} FROM numbers WHERE number = $1");
+        self.resync.sort_unstable();
+        self.resync.dedup();
         let mut read = Vec::with_capacity(self.resync.len());
         for &n in &self.resync {
             let s = match self.conn.query_one(&sql, &[(n.digits() as i64).into()])? {
@@ -439,7 +499,11 @@ impl WriteCtx {
         }
         let commit = match broken {
             Some(e) => Err(e),
-            None => self.flush_checks().and_then(|()| self.conn.commit()).map_err(|e| e.to_string()),
+            None => self
+                .stamp_events()
+                .and_then(|()| self.flush_checks())
+                .and_then(|()| self.conn.commit())
+                .map_err(|e| e.to_string()),
         };
         let commit = match &self.lose_commit_reply {
             Some(lose) if commit.is_ok() && lose.swap(false, std::sync::atomic::Ordering::SeqCst) => {
@@ -447,6 +511,11 @@ impl WriteCtx {
             }
             _ => commit,
         };
+        if commit.is_ok()
+            && let Some(stamp) = self.stamp_attempted.take()
+        {
+            self.events_stamp = stamp;
+        }
         match &commit {
             Ok(()) if !self.pending.is_empty() => {
                 // Before any caller hears of the commit: a check never answers from older state than
@@ -463,14 +532,10 @@ impl WriteCtx {
                 // Cached state may reflect rolled-back work.
                 self.prefixes_generation = -1;
                 self.checks_pending.clear();
-                // The commit may have happened all the same: the index reads these numbers' summaries
-                // from the tables, now if the connection still answers, else before the next batch.
+                // The commit may have happened all the same (a lost reply): the index reads these
+                // numbers' summaries from the tables before the next batch's commands run. Until then
+                // none of their events has been acknowledged.
                 self.resync.extend(self.pending.drain(..).map(|(n, _)| n));
-                if !self.resync.is_empty()
-                    && let Err(e) = self.resync_index()
-                {
-                    tracing::warn!(error = %e, "the index will re-read a failed commit's numbers before the next batch");
-                }
             }
         }
         self.written.clear();

@@ -8,7 +8,11 @@ use domain::{Day, EventKind, PhoneNumber, Prefix};
 use store::testing::TestDb;
 use store::{NewEvent, NewParticipant, Participant, Role, Store, backend_tests};
 
-backend_tests!(the_index_answers_as_the_tables_on_random_histories, a_commit_whose_reply_is_lost_reaches_the_index);
+backend_tests!(
+    the_index_answers_as_the_tables_on_random_histories,
+    a_commit_whose_reply_is_lost_reaches_the_index,
+    events_of_another_server_on_the_database_are_read_from_the_tables
+);
 
 /// A small deterministic generator (xorshift64*): the same histories on every run and backend.
 struct Rng(u64);
@@ -189,8 +193,10 @@ async fn the_index_answers_as_the_tables_on_random_histories(db: TestDb) {
         compare(&store, &probes).await;
         if round == 30 {
             // Ranges arrive after numbers under them have histories.
-            carrier(&store, "D", "+8613700", Some("2019-01-01")).await;
-            carrier(&store, "E", "+4915", Some("2018-05-01")).await;
+            for s in [&store, &plain] {
+                carrier(s, "D", "+8613700", Some("2019-01-01")).await;
+                carrier(s, "E", "+4915", Some("2018-05-01")).await;
+            }
             compare(&store, &probes).await;
         }
     }
@@ -244,4 +250,36 @@ async fn a_commit_whose_reply_is_lost_reaches_the_index(db: TestDb) {
     drop(store);
     let (store, _) = db.open("2026-06-30");
     compare(&store, &probes).await;
+}
+
+/// Two servers on one database (a rolling deploy; one writing node per database is the rule): the
+/// second's index was built before the first wrote an event, so it must not take the index's "no
+/// history" for that number when it validates its own events.
+async fn events_of_another_server_on_the_database_are_read_from_the_tables(db: TestDb) {
+    let (first, clock) = db.open("2026-06-30");
+    let a = carrier(&first, "A", "+86138", Some("2020-01-01")).await;
+    let ev = |id: &str, kind, date| NewEvent {
+        event_id: id.into(),
+        number: PhoneNumber::parse(NUMBERS[1]).unwrap(),
+        kind,
+        date: Day::parse(date).unwrap(),
+        kyc: None,
+    };
+    // The second server's own events first: its stamp on the database, then the first server's.
+    let second = db.open_with(clock);
+    let other = ev("b-1", EventKind::Activated, "2023-05-01");
+    let other = NewEvent { number: PhoneNumber::parse(NUMBERS[0]).unwrap(), ..other };
+    assert_eq!(second.report_events(a.clone(), vec![other]).await.unwrap(), vec![store::Outcome::Accepted]);
+    let activated = ev("a-1", EventKind::Activated, "2024-01-10");
+    assert_eq!(first.report_events(a.clone(), vec![activated]).await.unwrap(), vec![store::Outcome::Accepted]);
+    // A second activation of a number in service is impossible (R3): the second server learns of the
+    // first activation only from the tables.
+    let again = second.report_events(a.clone(), vec![ev("a-2", EventKind::Activated, "2024-03-01")]).await.unwrap();
+    assert!(
+        matches!(&again[..], [store::Outcome::Rejected(r)] if r.code == domain::RejectionCode::StateConflict),
+        "{again:?}"
+    );
+    // Valid events still go in.
+    let ended = second.report_events(a, vec![ev("a-3", EventKind::Disconnected, "2024-04-01")]).await.unwrap();
+    assert_eq!(ended, vec![store::Outcome::Accepted]);
 }
