@@ -38,7 +38,7 @@ use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::{ApiError, ErrorCode};
-pub use state::{AppState, HolderConfig, HolderState, Limits, MetricsRender};
+pub use state::{AppState, HolderConfig, HolderState, Limits, MetricsRender, StateParts};
 
 const X_CORRELATOR: &str = "x-correlator";
 

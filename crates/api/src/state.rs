@@ -43,8 +43,27 @@ impl Default for Limits {
 /// Renders the Prometheus exposition; given by the binary, which owns the metrics recorder.
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// What every handler can reach. axum clones the state for every request (more than once), so it is
+/// one shared reference, not a copy of each field (a path, a dozen reference counts).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<StateParts>);
+
+impl AppState {
+    pub fn new(parts: StateParts) -> AppState {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = StateParts;
+
+    fn deref(&self) -> &StateParts {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct StateParts {
     pub store: Store,
     pub limits: Limits,
     /// Where uploaded files wait to be applied.

@@ -84,7 +84,7 @@ impl TestApp {
         let (queue, sms) = SmsSender::new(SmsSink::Gateways(webhooks), 100).unwrap();
         let holder_state = HolderState::new(holder.clone(), store::testing::test_hash_key(), queue);
         let stopping = Arc::new(tokio::sync::watch::Sender::new(false));
-        let state = AppState {
+        let state = AppState::new(api::StateParts {
             store: store.clone(),
             limits,
             spool_dir: spool.path().to_path_buf(),
@@ -96,7 +96,7 @@ impl TestApp {
             stopping: stopping.clone(),
             job_progress: runner.progress(),
             following: Arc::default(),
-        };
+        });
         TestApp {
             router: api::router(state),
             store,
