@@ -251,7 +251,8 @@ impl WriteCtx {
             resync: Vec::new(),
             events_stamp: index.events_stamp,
             stamp_attempted: None,
-            writer_id: i64::from(u32::from_be_bytes(crate::keys::random_bytes()) >> 1) + 1,
+            // 1 to 2^31 - 1: the stamp (id << 32 | count) stays a positive i64.
+            writer_id: i64::from(u32::from_be_bytes(crate::keys::random_bytes()) >> 1).max(1),
             foreign_events: false,
             lose_commit_reply: None,
             index_ranges: index.ranges,
