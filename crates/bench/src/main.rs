@@ -576,11 +576,11 @@ fn rusqlite_peer(path: &std::path::Path, rows: &[(String, u64, i16, i32)], chunk
     c.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
          CREATE TABLE events (carrier_seq INTEGER NOT NULL, event_id TEXT NOT NULL, number INTEGER NOT NULL,
-           kind INTEGER NOT NULL, day INTEGER NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (carrier_seq, event_id)) WITHOUT ROWID;",
+           kind INTEGER NOT NULL, day INTEGER NOT NULL, kyc_hash BLOB, PRIMARY KEY (carrier_seq, event_id)) WITHOUT ROWID;",
     )?;
     if floor {
         c.execute_batch(
-            "CREATE INDEX events_number ON events (number, day);
+            "CREATE INDEX events_number ON events (number, day, kind);
              CREATE TABLE numbers (number INTEGER PRIMARY KEY, first_event INTEGER, last_end INTEGER,
                last_activation INTEGER, disconnected INTEGER NOT NULL, serving INTEGER);",
         )?;
@@ -590,7 +590,7 @@ fn rusqlite_peer(path: &std::path::Path, rows: &[(String, u64, i16, i32)], chunk
         let tx = c.transaction()?;
         {
             let mut ev = tx.prepare_cached(
-                "INSERT INTO events (carrier_seq, event_id, number, kind, day, received_at) VALUES (1, ?1, ?2, ?3, ?4, '2026-11-29T12:00:00Z')",
+                "INSERT INTO events (carrier_seq, event_id, number, kind, day, kyc_hash) VALUES (1, ?1, ?2, ?3, ?4, NULL)",
             )?;
             let mut summary = if floor {
                 Some(tx.prepare_cached(

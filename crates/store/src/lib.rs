@@ -180,8 +180,6 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// False for the CLI's short-lived stores: checks read the tables.
     index_enabled: bool,
-    /// Set when the store is dropped: its background threads stop.
-    closed: Arc<std::sync::atomic::AtomicBool>,
     /// Valid API keys (by hash) recently read, and when.
     known_keys: Mutex<std::collections::HashMap<[u8; 32], (Participant, std::time::Instant)>>,
 }
@@ -191,7 +189,6 @@ pub const KEY_CACHE_SECS: u64 = 5;
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.closed.store(true, std::sync::atomic::Ordering::Relaxed);
         // The PostgreSQL client blocks when it closes, which a runtime's thread does not allow: close
         // the pooled connections on a thread of their own.
         let readers = std::mem::take(self.readers.get_mut().unwrap_or_else(|p| p.into_inner()));
@@ -199,6 +196,14 @@ impl Drop for Inner {
             let _ = std::thread::Builder::new().name("numlink-close".into()).spawn(move || drop(readers));
         }
     }
+}
+
+/// The writer's connection: on SQLite, with the thread that checkpoints beside it.
+fn connect_writer(url: &DbUrl) -> Result<Box<dyn Conn>, StoreError> {
+    Ok(match url {
+        DbUrl::Sqlite(path) => Box::new(sqlite::SqliteConn::open_writer(path)?),
+        DbUrl::Postgres(_) => connect(url)?,
+    })
 }
 
 fn connect(url: &DbUrl) -> Result<Box<dyn Conn>, StoreError> {
@@ -224,7 +229,7 @@ impl Store {
         {
             return Err(StoreError::Open(format!("directory {} does not exist", dir.display())));
         }
-        let mut conn = connect(&config.url)?;
+        let mut conn = connect_writer(&config.url)?;
         migrate::run(conn.as_mut())?;
         let started = std::time::Instant::now();
         // Read before the build: events another process commits after this read change it (the same
@@ -250,7 +255,7 @@ impl Store {
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel(config.write_queue_commands_max.max(1));
         let url = config.url.clone();
-        let reconnect = Box::new(move || connect(&url));
+        let reconnect = Box::new(move || connect_writer(&url));
         let ctx = WriteCtx::new(
             conn,
             config.hash_key.clone(),
@@ -268,10 +273,6 @@ impl Store {
         #[cfg(feature = "testing")]
         let ctx = ctx.losing_commit_reply(config.lose_commit_reply.clone());
         writer::spawn(ctx, rx, tx.downgrade(), config.write_batch_commands_max.max(1))?;
-        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        if let DbUrl::Sqlite(path) = &config.url {
-            sqlite::spawn_checkpointer(path.clone(), closed.clone())?;
-        }
         Ok(Store {
             inner: Arc::new(Inner {
                 url: config.url,
@@ -283,7 +284,6 @@ impl Store {
                 clock: config.clock,
                 index_enabled: config.build_index,
                 known_keys: Mutex::new(std::collections::HashMap::new()),
-                closed,
             }),
         })
     }

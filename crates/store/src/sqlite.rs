@@ -14,6 +14,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct SqliteConn {
     conn: Connection,
+    /// Wakes the checkpoint thread after a commit (the writer's connection only).
+    checkpoint: Option<std::sync::mpsc::SyncSender<()>>,
 }
 
 impl SqliteConn {
@@ -35,7 +37,7 @@ impl SqliteConn {
         // 16 MiB of page cache (the default is 2 MiB): the writer's hot pages stay in memory.
         conn.pragma_update(None, "cache_size", -16_384)?;
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(SqliteConn { conn })
+        Ok(SqliteConn { conn, checkpoint: None })
     }
 }
 
@@ -139,32 +141,46 @@ impl Conn for SqliteConn {
     fn begin_write(&mut self) -> Result<(), StoreError> {
         self.batch("BEGIN IMMEDIATE")
     }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.batch("COMMIT")?;
+        if let Some(wake) = &self.checkpoint {
+            // Full: the thread has a wake-up pending already, which covers this commit too.
+            let _ = wake.try_send(());
+        }
+        Ok(())
+    }
 }
 
-/// How often the checkpointer looks at the WAL.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// WAL pages at which the writer checkpoints by itself, when the checkpoint thread has fallen behind
+/// (SQLite's default is 1,000: at 10,000 events a chunk commits about 250 pages, and the writer spent
+/// 8% of its time and a disk flush every fourth commit copying them back).
+const WRITER_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 
-/// Checkpoints the WAL beside the writer, on a connection of its own, until `closed`: PASSIVE, so it
-/// waits for nobody and copies what no reader still needs. Commits then seldom find 1,000 pages of WAL
-/// to checkpoint themselves (SQLite's default, kept: under a long burst it restarts the WAL, which a
-/// checkpoint running beside a busy writer never completes).
-pub(crate) fn spawn_checkpointer(
-    path: std::path::PathBuf,
-    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> Result<(), StoreError> {
-    let conn = SqliteConn::open(&path)?;
-    std::thread::Builder::new()
-        .name("numlink-checkpoint".into())
-        .spawn(move || {
-            while !closed.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(CHECKPOINT_EVERY);
-                if let Err(e) = conn.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
+impl SqliteConn {
+    /// The writer's connection: its commits wake a checkpoint thread of its own, which copies the WAL
+    /// back into the database beside it (PASSIVE: it waits for nobody and copies what no reader still
+    /// needs). A checkpoint that has copied every frame before the next commit lets that commit restart
+    /// the WAL from its start; under a burst it may not, and the writer checkpoints by itself once the
+    /// WAL reaches [`WRITER_AUTOCHECKPOINT_PAGES`]. The thread ends with the connection.
+    pub(crate) fn open_writer(path: &Path) -> Result<SqliteConn, StoreError> {
+        let mut conn = SqliteConn::open(path)?;
+        conn.conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
+        let checkpointer = SqliteConn::open(path)?;
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("numlink-checkpoint".into())
+            .spawn(move || {
+                while woken.recv().is_ok() {
+                    if let Err(e) = checkpointer.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
                 }
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| StoreError::Open(format!("cannot start the checkpoint thread: {e}")))
+            })
+            .map_err(|e| StoreError::Open(format!("cannot start the checkpoint thread: {e}")))?;
+        conn.checkpoint = Some(wake);
+        Ok(conn)
+    }
 }
 
 #[cfg(test)]

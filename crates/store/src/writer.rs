@@ -83,7 +83,7 @@ pub(crate) struct WriteCtx {
     /// The in-memory index checks answer from; changed only after a batch commits.
     pub(crate) index: Arc<RwLock<Index>>,
     /// Summaries written by this batch, for the index once it commits.
-    pending: Vec<(PhoneNumber, Summary)>,
+    pub(crate) pending: Vec<(PhoneNumber, Summary)>,
     /// Numbers this batch wrote an event of (also those of commands rolled back since): with the
     /// index, what tells the writer a number has no history without reading it.
     written: HashSet<u64>,
@@ -110,6 +110,9 @@ pub(crate) struct WriteCtx {
     index_ranges: HashMap<String, Option<Day>>,
     /// False in a store opened without an index: checks read the tables.
     pub(crate) index_enabled: bool,
+    /// Rows of `events` a batch of events holds back to insert many to a statement (see
+    /// `WriteCtx::write_events`); empty between commands.
+    pub(crate) events_unwritten: Vec<crate::sql::Value>,
     /// Checks logged by this batch's commands, written at its commit.
     pub(crate) checks_pending: Vec<crate::ops::checklog::PendingChecks>,
     /// Batches of checks may be waiting for their tags to move into `check_tags`.
@@ -257,6 +260,7 @@ impl WriteCtx {
             lose_commit_reply: None,
             index_ranges: index.ranges,
             index_enabled: index.enabled,
+            events_unwritten: Vec::new(),
             checks_pending: Vec::new(),
             // Until the first compaction step says otherwise (a restart may leave work).
             checks_behind: compact_when_idle,
@@ -487,6 +491,7 @@ impl WriteCtx {
                 self.last_hash = saved_hash;
                 self.pending.truncate(pending_mark);
                 self.checks_pending.truncate(checks_mark);
+                self.events_unwritten.clear();
                 // The command may have reloaded caches from rows now rolled back.
                 self.prefixes_generation = -1;
             }

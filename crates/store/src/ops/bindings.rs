@@ -12,7 +12,7 @@ use domain::{Answer, Day, EventKind, HistoryEvent, PhoneNumber, Rejection, Rejec
 use crate::StoreError;
 use crate::keys::new_id;
 use crate::ops::participants::Participant;
-use crate::sql::{Conn, Row};
+use crate::sql::{Conn, Row, Value};
 use crate::writer::WriteCtx;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,6 +133,22 @@ impl Notification {
 pub const ACK_ACTIONS: [&str; 3] = ["unbound", "customer_reverified", "contact_suspended"];
 
 pub const ACCOUNT_REF_CHARS_MAX: usize = 128;
+
+/// The events that may notify a binding (R4).
+pub(crate) fn fans_out(kind: EventKind) -> bool {
+    matches!(kind, EventKind::Disconnected | EventKind::Transferred | EventKind::Activated)
+}
+
+/// Hashes per statement of [`WriteCtx::bound_numbers`].
+const BOUND_PROBE_LIST: usize = 256;
+
+fn bound_probe_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let list: Vec<String> = (1..=BOUND_PROBE_LIST).map(|i| format!("${i}")).collect();
+        format!("SELECT DISTINCT number_hash FROM bindings WHERE number_hash IN ({})", list.join(", "))
+    })
+}
 
 const BINDING_COLUMNS: &str = "id, institution_seq, account_ref, bound_on, stale, created_at";
 pub(crate) const NOTIFICATION_COLUMNS: &str = "seq, id, institution_seq, binding_id, account_ref, endpoint_id, type, event_date, \
@@ -283,6 +299,31 @@ impl WriteCtx {
         Ok(Registered { binding, created: true })
     }
 
+    /// Which of `number_hashes` some binding names: asked once for a batch of events, by lists of
+    /// [`BOUND_PROBE_LIST`] hashes, so that the many numbers nobody has bound cost no statement each.
+    pub(crate) fn bound_numbers(
+        &mut self,
+        mut number_hashes: Vec<[u8; 32]>,
+    ) -> Result<std::collections::HashSet<[u8; 32]>, StoreError> {
+        number_hashes.sort_unstable();
+        number_hashes.dedup();
+        let mut bound = std::collections::HashSet::new();
+        let sql = bound_probe_sql();
+        for list in number_hashes.chunks(BOUND_PROBE_LIST) {
+            // A short last list repeats its last hash: one statement text, prepared once.
+            let last = list[list.len() - 1];
+            let params: Vec<Value> =
+                (0..BOUND_PROBE_LIST).map(|i| list.get(i).unwrap_or(&last).as_slice().into()).collect();
+            self.conn.query_each(sql, &params, &mut |r| {
+                if let Some(h) = r.opt_bytes(0).and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+                    bound.insert(h);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(bound)
+    }
+
     /// After an accepted event: notifies every binding on the number that it concerns (R4).
     /// `number_hash` and `event_key` are the keyed hashes of `n` and of `e`, which the caller has at hand.
     pub(crate) fn fan_out(
@@ -292,7 +333,7 @@ impl WriteCtx {
         e: &HistoryEvent,
         event_key: &[u8; 32],
     ) -> Result<u64, StoreError> {
-        if !matches!(e.kind, EventKind::Disconnected | EventKind::Transferred | EventKind::Activated) {
+        if !fans_out(e.kind) {
             return Ok(0);
         }
         let rows = self.conn.query(

@@ -56,6 +56,54 @@ impl EventKeys {
     }
 }
 
+/// Summaries a statement of [`WriteCtx::put_summaries`] upserts: a file's chunk pays a statement's
+/// fixed cost (rusqlite's statement cache, binding, SQLite's setup) once per this many numbers.
+const SUMMARY_ROWS: usize = 50;
+
+/// Events a statement of [`WriteCtx::write_events`] inserts.
+const EVENT_ROWS: usize = 50;
+const EVENT_COLUMNS: usize = 6;
+
+/// A plain insert of `rows` events (1 or [`EVENT_ROWS`]): a key already held fails it.
+fn events_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        [1, EVENT_ROWS].map(|rows| {
+            format!(
+                "INSERT INTO events (carrier_seq, event_id, number, kind, day, kyc_hash) VALUES {}",
+                values_list(rows, EVENT_COLUMNS)
+            )
+        })
+    });
+    if rows == 1 { &sql[0] } else { &sql[1] }
+}
+
+/// `($1, …, $columns), (…), …` for `rows` rows.
+fn values_list(rows: usize, columns: usize) -> String {
+    let row = |r: usize| {
+        let params: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+        format!("({})", params.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
+/// The upsert of `rows` summaries (1 or [`SUMMARY_ROWS`]).
+fn summaries_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        [1, SUMMARY_ROWS].map(|rows| {
+            format!(
+                "INSERT INTO numbers (number, first_event, last_end, last_activation, disconnected, serving) \
+                 VALUES {} ON CONFLICT (number) DO UPDATE SET first_event = excluded.first_event, \
+                 last_end = excluded.last_end, last_activation = excluded.last_activation, \
+                 disconnected = excluded.disconnected, serving = excluded.serving",
+                values_list(rows, 6)
+            )
+        })
+    });
+    if rows == 1 { &sql[0] } else { &sql[1] }
+}
+
 /// Accepted events are audited by the call (a request, or a file's chunk): one chained record `events`
 /// (detail `accepted=N;sha256=HEX[;job=ID]`) and, under its seq in `event_batches`, one entry per
 /// event: its keyed hash (16 bytes), its number's keyed hash (16), its type code (1) and its date
@@ -79,19 +127,55 @@ impl WriteCtx {
         events: Vec<(NewEvent, EventKeys)>,
         job: Option<&str>,
     ) -> Result<Vec<Outcome>, StoreError> {
+        // First with the events' rows written [`EVENT_ROWS`] to a statement, which a key another number
+        // holds fails as a whole: then again, row by row, each insert saying whether it was new.
+        let (saved_hash, pending_mark) = (self.last_hash, self.pending.len());
+        self.conn.batch("SAVEPOINT events")?;
+        match self.apply_events(carrier, &events, job, true) {
+            Ok(out) => {
+                self.conn.batch("RELEASE SAVEPOINT events")?;
+                Ok(out)
+            }
+            Err(e) => {
+                self.events_unwritten.clear();
+                self.last_hash = saved_hash;
+                self.pending.truncate(pending_mark);
+                self.conn.batch("ROLLBACK TO SAVEPOINT events; RELEASE SAVEPOINT events")?;
+                tracing::debug!(error = %e, "events applied again one by one");
+                self.apply_events(carrier, &events, job, false)
+            }
+        }
+    }
+
+    /// [`WriteCtx::report_events`], with the events' rows written in lists (`in_lists`) or one by one.
+    fn apply_events(
+        &mut self,
+        carrier: &Participant,
+        events: &[(NewEvent, EventKeys)],
+        job: Option<&str>,
+        in_lists: bool,
+    ) -> Result<Vec<Outcome>, StoreError> {
         let mut order: Vec<usize> = (0..events.len()).collect();
         order.sort_by_key(|&i| (events[i].0.number, events[i].0.date, events[i].0.kind));
         let mut out: Vec<Option<Outcome>> = vec![None; events.len()];
-        let now = self.now_rfc3339();
+        let bound = self.bound_numbers(
+            events.iter().filter(|(e, _)| crate::ops::bindings::fans_out(e.kind)).map(|(_, k)| k.subject).collect(),
+        )?;
         let mut entries = Vec::new();
+        // Each accepted event's number summary, in number order (as the events are taken), written
+        // when all are applied: nothing here reads `numbers` (a history is read from `events`).
+        let mut summaries = Vec::new();
         for i in order {
             let (e, keys) = &events[i];
-            let outcome = self.apply_event(carrier, e, keys, &now)?;
+            let outcome =
+                self.apply_event(carrier, e, keys, bound.contains(&keys.subject), in_lists, &mut summaries)?;
             if outcome == Outcome::Accepted {
                 push_entry(&mut entries, e, keys);
             }
             out[i] = Some(outcome);
         }
+        self.write_events()?;
+        self.put_summaries(&summaries)?;
         if !entries.is_empty() {
             let accepted = entries.len() / EVENT_ENTRY_BYTES;
             let digest = crate::ops::checklog::entries_digest(&entries);
@@ -109,7 +193,9 @@ impl WriteCtx {
         carrier: &Participant,
         e: &NewEvent,
         keys: &EventKeys,
-        now: &str,
+        bound: bool,
+        in_lists: bool,
+        summaries: &mut Vec<(PhoneNumber, Summary)>,
     ) -> Result<Outcome, StoreError> {
         let cid = carrier.carrier_id();
         let history = if self.may_have_history(e.number) { self.history(e.number)? } else { Vec::new() };
@@ -129,40 +215,55 @@ impl WriteCtx {
         };
         let number = e.number.digits() as i64;
         let kyc_hash = e.kyc.as_ref().map(|k| self.kyc_digest(e.number, k));
-        // Not in the number's history, so the key is new unless another number has it (then the
-        // insert does nothing and the stored row says what it was).
-        let inserted = self.conn.exec(
-            "INSERT INTO events (carrier_seq, event_id, number, kind, day, received_at, kyc_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (carrier_seq, event_id) DO NOTHING",
-            &[
-                cid.0.into(),
-                e.event_id.as_str().into(),
-                number.into(),
-                e.kind.code().into(),
-                e.date.packed().into(),
-                now.into(),
-                kyc_hash.into(),
-            ],
-        )?;
-        if inserted == 0 {
-            return self
-                .repeated(cid, e)?
-                .ok_or_else(|| StoreError::Corrupt("an event insert met no stored event".into()));
+        let row = [
+            cid.0.into(),
+            e.event_id.as_str().into(),
+            number.into(),
+            e.kind.code().into(),
+            e.date.packed().into(),
+            kyc_hash.into(),
+        ];
+        if in_lists {
+            // Written before anything reads `events` again (see `write_events`); a key another number
+            // holds fails the whole attempt.
+            self.events_unwritten.extend(row);
+            if self.events_unwritten.len() == EVENT_COLUMNS * EVENT_ROWS {
+                self.write_events()?;
+            }
+        } else {
+            // Not in the number's history, so the key is new unless another number has it (then the
+            // insert does nothing and the stored row says what it was).
+            let inserted = self.conn.exec(
+                "INSERT INTO events (carrier_seq, event_id, number, kind, day, kyc_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (carrier_seq, event_id) DO NOTHING",
+                &row,
+            )?;
+            if inserted == 0 {
+                return self
+                    .repeated(cid, e)?
+                    .ok_or_else(|| StoreError::Corrupt("an event insert met no stored event".into()));
+            }
         }
-        self.put_summary(number, &summary)?;
+        self.index_later(e.number, summary);
+        summaries.push((e.number, summary));
         // A real-name record exists only for a number with a history (it is written with an accepted
         // event), so a first event without one has none to keep in step.
         if (e.kind.ends_tenure() || e.kind == EventKind::Activated) && (e.kyc.is_some() || !history.is_empty()) {
             let tenure = domain::Tenure::of(&NumberFacts::new(&coverage, &summary));
             self.sync_kyc(e.number, &keys.subject, tenure, e.date, e.kyc.as_ref())?;
         }
-        self.fan_out(e.number, &keys.subject, &new, &keys.event)?;
+        // Bindings are not added or moved by a batch of events: a number without one when the batch
+        // began has none here.
+        if bound {
+            self.fan_out(e.number, &keys.subject, &new, &keys.event)?;
+        }
         Ok(Outcome::Accepted)
     }
 
     /// What an event whose (carrier, eventId) is stored already is: a duplicate if the payload is the
     /// same, else a conflict. `None` if it is not stored.
     fn repeated(&mut self, cid: CarrierId, e: &NewEvent) -> Result<Option<Outcome>, StoreError> {
+        self.write_events()?;
         let Some(row) = self.conn.query_one(
             "SELECT number, kind, day, kyc_hash FROM events WHERE carrier_seq = $1 AND event_id = $2",
             &[cid.0.into(), e.event_id.as_str().into()],
@@ -185,6 +286,7 @@ impl WriteCtx {
     }
 
     pub(crate) fn history(&mut self, n: PhoneNumber) -> Result<Vec<HistoryEvent>, StoreError> {
+        self.write_events()?;
         let rows = self.conn.query(
             "SELECT carrier_seq, event_id, kind, day FROM events WHERE number = $1",
             &[(n.digits() as i64).into()],
@@ -202,24 +304,60 @@ impl WriteCtx {
         Ok(events)
     }
 
-    fn put_summary(&mut self, number: i64, s: &Summary) -> Result<(), StoreError> {
-        if let Some(n) = PhoneNumber::from_digits(number as u64) {
-            self.index_later(n, *s);
+    /// Inserts the events' rows held back by [`WriteCtx::apply_events`]: [`EVENT_ROWS`] to a statement,
+    /// the rest one by one. Called before anything reads `events`, so that no read misses one.
+    pub(crate) fn write_events(&mut self) -> Result<(), StoreError> {
+        if self.events_unwritten.is_empty() {
+            return Ok(());
         }
-        self.conn.exec(
-            "INSERT INTO numbers (number, first_event, last_end, last_activation, disconnected, serving) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (number) DO UPDATE SET \
-             first_event = excluded.first_event, last_end = excluded.last_end, \
-             last_activation = excluded.last_activation, disconnected = excluded.disconnected, serving = excluded.serving",
-            &[
-                number.into(),
+        let rows = std::mem::take(&mut self.events_unwritten);
+        let written = self.insert_events(&rows);
+        // The buffer's capacity is kept for the next rows.
+        self.events_unwritten = rows;
+        self.events_unwritten.clear();
+        written
+    }
+
+    fn insert_events(&mut self, rows: &[Value]) -> Result<(), StoreError> {
+        let mut lists = rows.chunks_exact(EVENT_COLUMNS * EVENT_ROWS);
+        for list in lists.by_ref() {
+            self.conn.exec(events_sql(EVENT_ROWS), list)?;
+        }
+        for row in lists.remainder().chunks(EVENT_COLUMNS) {
+            self.conn.exec(events_sql(1), row)?;
+        }
+        Ok(())
+    }
+
+    /// Upserts the summaries into `numbers`, the last of each number's run (`summaries` is in number
+    /// order), [`SUMMARY_ROWS`] to a statement.
+    fn put_summaries(&mut self, summaries: &[(PhoneNumber, Summary)]) -> Result<(), StoreError> {
+        let last_of_each = summaries
+            .iter()
+            .enumerate()
+            .filter(|&(i, (n, _))| summaries.get(i + 1).is_none_or(|(next, _)| next != n))
+            .map(|(_, row)| row);
+        let mut params = Vec::with_capacity(SUMMARY_ROWS * 6);
+        let mut rows = 0;
+        for (n, s) in last_of_each {
+            params.extend([
+                (n.digits() as i64).into(),
                 packed(s.first_event),
                 packed(s.last_end),
                 packed(s.last_activation),
                 i16::from(s.disconnected).into(),
                 s.serving.map(|c| c.0).into(),
-            ],
-        )?;
+            ]);
+            rows += 1;
+            if rows == SUMMARY_ROWS {
+                self.conn.exec(summaries_sql(SUMMARY_ROWS), &params)?;
+                params.clear();
+                rows = 0;
+            }
+        }
+        for row in params.chunks(6) {
+            self.conn.exec(summaries_sql(1), row)?;
+        }
         Ok(())
     }
 

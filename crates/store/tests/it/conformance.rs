@@ -53,6 +53,7 @@ backend_tests!(
     checks_are_audited_in_a_tamper_evident_chain,
     a_batch_of_checks_without_its_record_breaks_the_chain,
     accepted_events_are_audited_by_the_call,
+    a_large_batch_meets_keys_held_by_other_numbers,
     lookups_stay_exact_at_every_step_of_the_compaction,
     opening_twice_migrates_once,
     job_chunks_commit_with_their_checkpoint,
@@ -248,6 +249,65 @@ async fn accepted_events_are_audited_by_the_call(db: TestDb) {
     // The first event's type byte (offset 32) made a disconnection's: the record's digest no longer holds.
     tamper(&db, &set_entry_byte(&db, "event_batches", last.seq, 32, 3));
     assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(last.seq));
+}
+
+/// A batch of events is first written many rows to a statement, which a key another number holds fails
+/// as a whole; each event's outcome must still be its own.
+async fn a_large_batch_meets_keys_held_by_other_numbers(db: TestDb) {
+    let (store, _) = db.open("2025-06-30");
+    let c = carrier(&store, "Carrier A", "+86138").await;
+    let (bank, _) = institution(&store).await;
+    let number = |i: usize| format!("+86138002{i:05}");
+    let rejected = |o: &Outcome, code| matches!(o, Outcome::Rejected(r) if r.code == code);
+    // 130 numbers' first events (lists of 50 and a remainder) and two second events, none of whose
+    // inserts meets a held key: with nothing to fall back on, the events read must include those not
+    // yet written. In number order: line 80 reuses line 60's key, and is dated after today too (the
+    // key's conflict is what is said); line 130 reissues line 100's number too soon after it, line 131
+    // line 101's in time.
+    let mut events: Vec<NewEvent> =
+        (0..130).map(|i| ev(&format!("b{i}"), &number(i), EventKind::Disconnected, "2024-06-01")).collect();
+    events[80].event_id = "b60".into();
+    events[80].date = day("2025-07-01");
+    events.push(ev("soon", &number(100), EventKind::Activated, "2024-06-15"));
+    events.push(ev("later", &number(101), EventKind::Activated, "2024-09-10"));
+    let expected = |i: usize, o: &Outcome, again: bool| match i {
+        80 => assert!(rejected(o, RejectionCode::Conflict), "line {i}: {o:?}"),
+        130 => assert!(rejected(o, RejectionCode::AgingViolation), "line {i}: {o:?}"),
+        _ if again => assert_eq!(o, &Outcome::Duplicate, "line {i}"),
+        _ => assert_eq!(o, &Outcome::Accepted, "line {i}"),
+    };
+    let out = store.report_events(c.clone(), events.clone()).await.unwrap();
+    out.iter().enumerate().for_each(|(i, o)| expected(i, o, false));
+    let last = store.audit_tail(1).await.unwrap().pop().unwrap();
+    assert!(last.detail.starts_with("accepted=130;sha256="), "{}", last.detail);
+    // Sent again, every line is what it was: a duplicate, or the same rejection.
+    let again = store.report_events(c.clone(), events).await.unwrap();
+    again.iter().enumerate().for_each(|(i, o)| expected(i, o, true));
+
+    // Keys another number holds, stored or earlier in the same batch: line 140 reuses line 0's, lines
+    // 160 and 170 share a new one; line 190 repeats line 150.
+    let mut events: Vec<NewEvent> =
+        (130..200).map(|i| ev(&format!("b{i}"), &number(i), EventKind::Disconnected, "2024-06-01")).collect();
+    events[10].event_id = "b0".into();
+    events[30].event_id = "shared".into();
+    events[40].event_id = "shared".into();
+    events[60] = events[20].clone();
+    let out = store.report_events(c.clone(), events.clone()).await.unwrap();
+    for (i, o) in out.iter().enumerate() {
+        match i {
+            10 | 40 => assert!(rejected(o, RejectionCode::Conflict), "line {}: {o:?}", i + 130),
+            60 => assert_eq!(o, &Outcome::Duplicate, "line {}", i + 130),
+            _ => assert_eq!(o, &Outcome::Accepted, "line {}", i + 130),
+        }
+    }
+    assert_eq!(store.verify_audit().await.unwrap().first_broken, None);
+    // What was accepted is what checks see: the numbers of rejected lines have no event.
+    let asked: Vec<(PhoneNumber, Day)> = (0..200).map(|i| (num(&number(i)), day("2024-05-01"))).collect();
+    let answers = store.check(bank, asked).await.unwrap();
+    for (i, a) in answers.iter().enumerate() {
+        let expected = if matches!(i, 80 | 140 | 170 | 190) { Answer::No } else { Answer::Yes };
+        assert_eq!(a, &Ok(expected), "number {i}");
+    }
 }
 
 async fn a_batch_of_checks_without_its_record_breaks_the_chain(db: TestDb) {
