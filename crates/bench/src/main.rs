@@ -573,6 +573,8 @@ fn lifecycle(events: u64, dir: &std::path::Path) -> Result<()> {
 /// `floor`, each row also indexed by number and its number's summary upserted. Seconds taken.
 fn rusqlite_peer(path: &std::path::Path, rows: &[(String, u64, i16, i32)], chunk: usize, floor: bool) -> Result<f64> {
     let mut c = rusqlite::Connection::open(path)?;
+    // numlink's settings: its page size, WAL, every commit durable.
+    c.pragma_update(None, "page_size", store::SQLITE_PAGE_SIZE)?;
     c.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
          CREATE TABLE events (carrier_seq INTEGER NOT NULL, event_id TEXT NOT NULL, number INTEGER NOT NULL,

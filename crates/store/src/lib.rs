@@ -42,6 +42,7 @@ pub use ops::jobs::{Checkpoint, ChunkRow, Job, JobKind, JobState, RejectionRow, 
 pub use ops::kyc::{KYC_ATTRIBUTES, Kyc, KycAnswer, KycMatch, Rebind};
 pub use ops::participants::{NewParticipant, Participant, Role};
 pub use ops::webhooks::{AttemptOutcome, DeliveryState, DueDelivery, Endpoint};
+pub use sqlite::PAGE_SIZE as SQLITE_PAGE_SIZE;
 
 use sql::Conn;
 use writer::{Command, WriteCtx};

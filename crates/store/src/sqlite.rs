@@ -12,6 +12,9 @@ use crate::sql::{Conn, Dialect, Row, Value};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The page size of a database numlink creates.
+pub const PAGE_SIZE: i64 = 16_384;
+
 pub struct SqliteConn {
     conn: Connection,
     /// Wakes the checkpoint thread after a commit (the writer's connection only).
@@ -24,6 +27,11 @@ impl SqliteConn {
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // 16 KiB pages (SQLite's default is 4 KiB), for a database this creates: fewer levels and
+        // fewer splits in the B-trees that take a carrier's whole base (lifecycle files +8%; binding
+        // files +25%; notifications unchanged: `cargo xtask bench`). A database created before keeps
+        // its page size (WAL does not change it).
+        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
         // WAL lets readers run beside the one writer; FULL makes every commit durable.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -185,6 +193,35 @@ impl SqliteConn {
 
 #[cfg(test)]
 mod tests {
+    use crate::sql::Conn;
+
+    fn page_size(conn: &mut super::SqliteConn) -> i64 {
+        conn.query_one("PRAGMA page_size", &[]).unwrap().unwrap().i64(0).unwrap()
+    }
+
+    #[test]
+    fn a_new_database_gets_large_pages_and_an_old_one_keeps_its_own() {
+        let dir = std::env::temp_dir().join(format!("numlink-page-size-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let new = dir.join("new.db");
+        let mut conn = super::SqliteConn::open(&new).unwrap();
+        conn.batch("CREATE TABLE t (x INTEGER)").unwrap();
+        assert_eq!(page_size(&mut conn), super::PAGE_SIZE);
+        // Created by an earlier numlink with SQLite's default, in WAL mode, with a table.
+        let old = dir.join("old.db");
+        let c = rusqlite::Connection::open(&old).unwrap();
+        c.execute_batch(
+            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);",
+        )
+        .unwrap();
+        drop(c);
+        let mut conn = super::SqliteConn::open(&old).unwrap();
+        assert_eq!(page_size(&mut conn), 4096);
+        assert_eq!(conn.query_one("SELECT x FROM t", &[]).unwrap().unwrap().i64(0).unwrap(), 1);
+        drop(conn);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn placeholders_must_come_in_order() {
         assert!(super::placeholders_in_order("UPDATE t SET a = $1, b = $2 WHERE id = $3 AND c = $1"));
