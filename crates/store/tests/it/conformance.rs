@@ -259,35 +259,35 @@ async fn a_large_batch_meets_keys_held_by_other_numbers(db: TestDb) {
     let (bank, _) = institution(&store).await;
     let number = |i: usize| format!("+86138002{i:05}");
     let rejected = |o: &Outcome, code| matches!(o, Outcome::Rejected(r) if r.code == code);
-    // 130 numbers' first events (lists of 50 and a remainder) and two second events, none of whose
+    // 450 numbers' first events (lists of 200 and a remainder) and two second events, none of whose
     // inserts meets a held key: with nothing to fall back on, the events read must include those not
     // yet written. In number order: line 80 reuses line 60's key, and is dated after today too (the
-    // key's conflict is what is said); line 130 reissues line 100's number too soon after it, line 131
+    // key's conflict is what is said); line 450 reissues line 100's number too soon after it, line 451
     // line 101's in time.
     let mut events: Vec<NewEvent> =
-        (0..130).map(|i| ev(&format!("b{i}"), &number(i), EventKind::Disconnected, "2024-06-01")).collect();
+        (0..450).map(|i| ev(&format!("b{i}"), &number(i), EventKind::Disconnected, "2024-06-01")).collect();
     events[80].event_id = "b60".into();
     events[80].date = day("2025-07-01");
     events.push(ev("soon", &number(100), EventKind::Activated, "2024-06-15"));
     events.push(ev("later", &number(101), EventKind::Activated, "2024-09-10"));
     let expected = |i: usize, o: &Outcome, again: bool| match i {
         80 => assert!(rejected(o, RejectionCode::Conflict), "line {i}: {o:?}"),
-        130 => assert!(rejected(o, RejectionCode::AgingViolation), "line {i}: {o:?}"),
+        450 => assert!(rejected(o, RejectionCode::AgingViolation), "line {i}: {o:?}"),
         _ if again => assert_eq!(o, &Outcome::Duplicate, "line {i}"),
         _ => assert_eq!(o, &Outcome::Accepted, "line {i}"),
     };
     let out = store.report_events(c.clone(), events.clone()).await.unwrap();
     out.iter().enumerate().for_each(|(i, o)| expected(i, o, false));
     let last = store.audit_tail(1).await.unwrap().pop().unwrap();
-    assert!(last.detail.starts_with("accepted=130;sha256="), "{}", last.detail);
+    assert!(last.detail.starts_with("accepted=450;sha256="), "{}", last.detail);
     // Sent again, every line is what it was: a duplicate, or the same rejection.
     let again = store.report_events(c.clone(), events).await.unwrap();
     again.iter().enumerate().for_each(|(i, o)| expected(i, o, true));
 
-    // Keys another number holds, stored or earlier in the same batch: line 140 reuses line 0's, lines
-    // 160 and 170 share a new one; line 190 repeats line 150.
+    // Keys another number holds, stored or earlier in the same batch: line 460 reuses line 0's, lines
+    // 480 and 490 share a new one; line 510 repeats line 470.
     let mut events: Vec<NewEvent> =
-        (130..200).map(|i| ev(&format!("b{i}"), &number(i), EventKind::Disconnected, "2024-06-01")).collect();
+        (450..700).map(|i| ev(&format!("b{i}"), &number(i), EventKind::Disconnected, "2024-06-01")).collect();
     events[10].event_id = "b0".into();
     events[30].event_id = "shared".into();
     events[40].event_id = "shared".into();
@@ -295,17 +295,17 @@ async fn a_large_batch_meets_keys_held_by_other_numbers(db: TestDb) {
     let out = store.report_events(c.clone(), events.clone()).await.unwrap();
     for (i, o) in out.iter().enumerate() {
         match i {
-            10 | 40 => assert!(rejected(o, RejectionCode::Conflict), "line {}: {o:?}", i + 130),
-            60 => assert_eq!(o, &Outcome::Duplicate, "line {}", i + 130),
-            _ => assert_eq!(o, &Outcome::Accepted, "line {}", i + 130),
+            10 | 40 => assert!(rejected(o, RejectionCode::Conflict), "line {}: {o:?}", i + 450),
+            60 => assert_eq!(o, &Outcome::Duplicate, "line {}", i + 450),
+            _ => assert_eq!(o, &Outcome::Accepted, "line {}", i + 450),
         }
     }
     assert_eq!(store.verify_audit().await.unwrap().first_broken, None);
     // What was accepted is what checks see: the numbers of rejected lines have no event.
-    let asked: Vec<(PhoneNumber, Day)> = (0..200).map(|i| (num(&number(i)), day("2024-05-01"))).collect();
+    let asked: Vec<(PhoneNumber, Day)> = (0..700).map(|i| (num(&number(i)), day("2024-05-01"))).collect();
     let answers = store.check(bank, asked).await.unwrap();
     for (i, a) in answers.iter().enumerate() {
-        let expected = if matches!(i, 80 | 140 | 170 | 190) { Answer::No } else { Answer::Yes };
+        let expected = if matches!(i, 80 | 460 | 490 | 510) { Answer::No } else { Answer::Yes };
         assert_eq!(a, &Ok(expected), "number {i}");
     }
 }
