@@ -42,6 +42,13 @@ pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {
             }
         };
         let all = if dialect == Dialect::Sqlite { SQLITE } else { POSTGRES };
+        let known = all.last().map_or(0, |(v, _)| *v);
+        if current > known {
+            // A newer numlink migrated this database: this one would write rows its schema lacks.
+            return Err(StoreError::Open(format!(
+                "the database's schema is version {current}, newer than this numlink's ({known}): run the newer numlink"
+            )));
+        }
         for (version, sql) in all.iter().filter(|(v, _)| *v > current) {
             tracing::info!(version, "applying migration");
             conn.batch(sql)?;

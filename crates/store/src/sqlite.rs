@@ -160,20 +160,28 @@ impl Conn for SqliteConn {
     }
 }
 
-/// WAL pages at which the writer checkpoints by itself, when the checkpoint thread has fallen behind
-/// (SQLite's default is 1,000: at 10,000 events a chunk commits about 250 pages, and the writer spent
-/// 8% of its time and a disk flush every fourth commit copying them back).
-const WRITER_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+/// The WAL's size at which the writer checkpoints by itself, when the checkpoint thread has fallen
+/// behind (SQLite's default is 1,000 pages: at 10,000 events a chunk commits about 250 pages of 4 KiB,
+/// and the writer spent 8% of its time and a disk flush every fourth commit copying them back); also
+/// the size the WAL file is cut back to after a checkpoint.
+const WAL_BYTES_MAX: i64 = 64 << 20;
+
+/// How long an idle checkpoint thread waits before it tries again to finish a checkpoint a reader held
+/// back.
+const CHECKPOINT_RETRY: Duration = Duration::from_secs(1);
 
 impl SqliteConn {
     /// The writer's connection: its commits wake a checkpoint thread of its own, which copies the WAL
     /// back into the database beside it (PASSIVE: it waits for nobody and copies what no reader still
-    /// needs). A checkpoint that has copied every frame before the next commit lets that commit restart
-    /// the WAL from its start; under a burst it may not, and the writer checkpoints by itself once the
-    /// WAL reaches [`WRITER_AUTOCHECKPOINT_PAGES`]. The thread ends with the connection.
+    /// needs; one a reader held back is tried again when idle). A checkpoint that has copied every frame
+    /// before the next write transaction begins lets it restart the WAL from its start; under a burst it
+    /// may not, and the writer checkpoints by itself once the WAL reaches [`WAL_BYTES_MAX`]. The
+    /// thread ends with the connection.
     pub(crate) fn open_writer(path: &Path) -> Result<SqliteConn, StoreError> {
         let mut conn = SqliteConn::open(path)?;
-        conn.conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
+        let page = conn.conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))?.max(512);
+        conn.conn.pragma_update(None, "wal_autocheckpoint", WAL_BYTES_MAX / page)?;
+        conn.conn.pragma_update(None, "journal_size_limit", WAL_BYTES_MAX)?;
         // 64 MiB of page cache: more of the B-trees a file's events go into stay in memory (lifecycle
         // files +5% at 3,000,000 events; the readers keep 16 MiB each).
         conn.conn.pragma_update(None, "cache_size", -65_536)?;
@@ -182,9 +190,23 @@ impl SqliteConn {
         std::thread::Builder::new()
             .name("numlink-checkpoint".into())
             .spawn(move || {
-                while woken.recv().is_ok() {
-                    if let Err(e) = checkpointer.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                let mut behind = false;
+                loop {
+                    match woken.recv_timeout(CHECKPOINT_RETRY) {
+                        Ok(()) => {}
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) if behind => {}
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                    // (busy, frames in the WAL, frames copied)
+                    match checkpointer.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    }) {
+                        Ok((frames, copied)) => behind = copied < frames,
+                        Err(e) => {
+                            behind = true;
+                            tracing::warn!(error = %e, "WAL checkpoint failed");
+                        }
                     }
                 }
             })

@@ -113,6 +113,8 @@ pub(crate) struct WriteCtx {
     /// Rows of `events` a batch of events holds back to insert many to a statement (see
     /// `WriteCtx::write_events`); empty between commands.
     pub(crate) events_unwritten: Vec<crate::sql::Value>,
+    /// Set when a list of them met a key another event holds (the batch is then applied row by row).
+    pub(crate) events_key_held: bool,
     /// Checks logged by this batch's commands, written at its commit.
     pub(crate) checks_pending: Vec<crate::ops::checklog::PendingChecks>,
     /// Batches of checks may be waiting for their tags to move into `check_tags`.
@@ -261,6 +263,7 @@ impl WriteCtx {
             index_ranges: index.ranges,
             index_enabled: index.enabled,
             events_unwritten: Vec::new(),
+            events_key_held: false,
             checks_pending: Vec::new(),
             // Until the first compaction step says otherwise (a restart may leave work).
             checks_behind: compact_when_idle,

@@ -66,13 +66,15 @@ const SUMMARY_ROWS: usize = 200;
 const EVENT_ROWS: usize = 200;
 const EVENT_COLUMNS: usize = 6;
 
-/// A plain insert of `rows` events (1 or [`EVENT_ROWS`]): a key already held fails it.
+/// The insert of `rows` events (1 or [`EVENT_ROWS`]); a row whose key is held is not inserted, which
+/// the count of rows changed shows.
 fn events_sql(rows: usize) -> &'static str {
     static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
         [1, EVENT_ROWS].map(|rows| {
             format!(
-                "INSERT INTO events (carrier_seq, event_id, number, kind, day, kyc_hash) VALUES {}",
+                "INSERT INTO events (carrier_seq, event_id, number, kind, day, kyc_hash) VALUES {} \
+                 ON CONFLICT (carrier_seq, event_id) DO NOTHING",
                 values_list(rows, EVENT_COLUMNS)
             )
         })
@@ -129,23 +131,39 @@ impl WriteCtx {
         events: Vec<(NewEvent, EventKeys)>,
         job: Option<&str>,
     ) -> Result<Vec<Outcome>, StoreError> {
-        // First with the events' rows written [`EVENT_ROWS`] to a statement, which a key another number
-        // holds fails as a whole: then again, row by row, each insert saying whether it was new.
+        // First with the events' rows written [`EVENT_ROWS`] to a statement, assuming each key new: if
+        // another number holds one, then again, row by row, each insert saying whether it was new.
         let (saved_hash, pending_mark) = (self.last_hash, self.pending.len());
+        self.events_key_held = false;
         self.conn.batch("SAVEPOINT events")?;
-        match self.apply_events(carrier, &events, job, true) {
-            Ok(out) => {
-                self.conn.batch("RELEASE SAVEPOINT events")?;
-                Ok(out)
+        let first = self.apply_events(carrier, &events, job, true);
+        let undo = if first.is_ok() {
+            "RELEASE SAVEPOINT events"
+        } else {
+            "ROLLBACK TO SAVEPOINT events; RELEASE SAVEPOINT events"
+        };
+        if first.is_err() {
+            self.events_unwritten.clear();
+            self.last_hash = saved_hash;
+            self.pending.truncate(pending_mark);
+        }
+        if let Err(undone) = self.conn.batch(undo) {
+            // The transaction is lost (an I/O error, a dropped connection): its batch fails; the
+            // first error, if any, says why.
+            if let Err(e) = &first {
+                tracing::error!(error = %e, then = %undone, "a batch of events failed");
             }
-            Err(e) => {
-                self.events_unwritten.clear();
-                self.last_hash = saved_hash;
-                self.pending.truncate(pending_mark);
-                self.conn.batch("ROLLBACK TO SAVEPOINT events; RELEASE SAVEPOINT events")?;
-                tracing::debug!(error = %e, "events applied again one by one");
+            return first.and(Err(undone));
+        }
+        match first {
+            Err(_) if self.events_key_held => {
+                tracing::info!(
+                    carrier = %carrier.id,
+                    "a batch of events holds an eventId another number has: applied again event by event"
+                );
                 self.apply_events(carrier, &events, job, false)
             }
+            other => other,
         }
     }
 
@@ -320,13 +338,19 @@ impl WriteCtx {
         written
     }
 
+    /// Fails, with [`WriteCtx::events_key_held`] set, if another event holds a row's key.
     fn insert_events(&mut self, rows: &[Value]) -> Result<(), StoreError> {
         let mut lists = rows.chunks_exact(EVENT_COLUMNS * EVENT_ROWS);
+        let mut inserted = 0;
         for list in lists.by_ref() {
-            self.conn.exec(events_sql(EVENT_ROWS), list)?;
+            inserted += self.conn.exec(events_sql(EVENT_ROWS), list)?;
         }
         for row in lists.remainder().chunks(EVENT_COLUMNS) {
-            self.conn.exec(events_sql(1), row)?;
+            inserted += self.conn.exec(events_sql(1), row)?;
+        }
+        if inserted < (rows.len() / EVENT_COLUMNS) as u64 {
+            self.events_key_held = true;
+            return Err(StoreError::Database("an eventId of the batch is held by another number's event".into()));
         }
         Ok(())
     }

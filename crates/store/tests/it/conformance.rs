@@ -56,6 +56,7 @@ backend_tests!(
     a_large_batch_meets_keys_held_by_other_numbers,
     lookups_stay_exact_at_every_step_of_the_compaction,
     opening_twice_migrates_once,
+    a_schema_newer_than_the_binary_is_refused,
     job_chunks_commit_with_their_checkpoint,
 );
 
@@ -285,7 +286,20 @@ async fn a_large_batch_meets_keys_held_by_other_numbers(db: TestDb) {
     again.iter().enumerate().for_each(|(i, o)| expected(i, o, true));
 
     // Keys another number holds, stored or earlier in the same batch: line 460 reuses line 0's, lines
-    // 480 and 490 share a new one; line 510 repeats line 470.
+    // 480 and 490 share a new one; line 510 repeats line 470. The bank has bound line 600's number:
+    // the batch, applied twice over, notifies it once.
+    let bound = store
+        .register_bindings(
+            bank.clone(),
+            vec![store::NewBinding {
+                account_ref: "acct-600".into(),
+                number: num(&number(600)),
+                bound_on: day("2024-01-01"),
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(bound[0].is_ok(), "{bound:?}");
     let mut events: Vec<NewEvent> =
         (450..700).map(|i| ev(&format!("b{i}"), &number(i), EventKind::Disconnected, "2024-06-01")).collect();
     events[10].event_id = "b0".into();
@@ -300,6 +314,12 @@ async fn a_large_batch_meets_keys_held_by_other_numbers(db: TestDb) {
             _ => assert_eq!(o, &Outcome::Accepted, "line {}", i + 450),
         }
     }
+    let notified = store.notifications(bank.seq, 0, 100).await.unwrap();
+    assert_eq!(notified.len(), 1, "{notified:?}");
+    assert_eq!(
+        (notified[0].account_ref.as_deref(), notified[0].kind),
+        (Some("acct-600"), store::NotificationType::Disconnected)
+    );
     assert_eq!(store.verify_audit().await.unwrap().first_broken, None);
     // What was accepted is what checks see: the numbers of rejected lines have no event.
     let asked: Vec<(PhoneNumber, Day)> = (0..700).map(|i| (num(&number(i)), day("2024-05-01"))).collect();
@@ -402,6 +422,25 @@ async fn opening_twice_migrates_once(db: TestDb) {
     first.check(other.clone(), vec![(num("+8613800138000"), day("2024-01-01"))]).await.unwrap();
     second.check(other, vec![(num("+8613800138000"), day("2024-01-01"))]).await.unwrap();
     assert_eq!(first.verify_audit().await.unwrap().first_broken, None);
+}
+
+async fn a_schema_newer_than_the_binary_is_refused(db: TestDb) {
+    let (store, _) = db.open("2025-06-30");
+    drop(store);
+    tamper(
+        &db,
+        match db.url {
+            store::DbUrl::Sqlite(_) => "PRAGMA user_version = 999",
+            store::DbUrl::Postgres(_) => "INSERT INTO schema_migrations (version) VALUES (999)",
+        },
+    );
+    let config = store::StoreConfig::new(
+        db.url.clone(),
+        store::testing::test_hash_key(),
+        std::sync::Arc::new(domain::FixedClock::at_day(day("2025-06-30"))),
+    );
+    let err = Store::open(config).err().expect("a newer schema is refused");
+    assert!(err.to_string().contains("schema is version 999, newer than this numlink's"), "{err}");
 }
 
 async fn job_chunks_commit_with_their_checkpoint(db: TestDb) {
