@@ -439,7 +439,7 @@ async fn a_schema_newer_than_the_binary_is_refused(db: TestDb) {
         store::testing::test_hash_key(),
         std::sync::Arc::new(domain::FixedClock::at_day(day("2025-06-30"))),
     );
-    let err = Store::open(config).err().expect("a newer schema is refused");
+    let Err(err) = Store::open(config) else { panic!("a newer schema is refused") };
     assert!(err.to_string().contains("schema is version 999, newer than this numlink's"), "{err}");
 }
 
