@@ -141,13 +141,19 @@ pub(crate) fn fans_out(kind: EventKind) -> bool {
 
 /// Hashes per statement of [`WriteCtx::bound_numbers`].
 const BOUND_PROBE_LIST: usize = 256;
+/// At most this many hashes are asked one by one instead.
+const BOUND_PROBE_ONE_BY_ONE: usize = 8;
 
-fn bound_probe_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
-        let list: Vec<String> = (1..=BOUND_PROBE_LIST).map(|i| format!("${i}")).collect();
-        format!("SELECT DISTINCT number_hash FROM bindings WHERE number_hash IN ({})", list.join(", "))
-    })
+/// The probe of `n` hashes (1 or [`BOUND_PROBE_LIST`]).
+fn bound_probe_sql(n: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        [1, BOUND_PROBE_LIST].map(|n| {
+            let list: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+            format!("SELECT DISTINCT number_hash FROM bindings WHERE number_hash IN ({})", list.join(", "))
+        })
+    });
+    if n == 1 { &sql[0] } else { &sql[1] }
 }
 
 const BINDING_COLUMNS: &str = "id, institution_seq, account_ref, bound_on, stale, created_at";
@@ -308,18 +314,23 @@ impl WriteCtx {
         number_hashes.sort_unstable();
         number_hashes.dedup();
         let mut bound = std::collections::HashSet::new();
-        let sql = bound_probe_sql();
         for list in number_hashes.chunks(BOUND_PROBE_LIST) {
-            // A short last list repeats its last hash: one statement text, prepared once.
+            // A short last list repeats its last hash (one statement text, prepared once); a few hashes,
+            // as a request's, are asked one by one.
             let last = list[list.len() - 1];
-            let params: Vec<Value> =
-                (0..BOUND_PROBE_LIST).map(|i| list.get(i).unwrap_or(&last).as_slice().into()).collect();
-            self.conn.query_each(sql, &params, &mut |r| {
-                if let Some(h) = r.opt_bytes(0).and_then(|b| <[u8; 32]>::try_from(b).ok()) {
-                    bound.insert(h);
-                }
-                Ok(())
-            })?;
+            let n = if list.len() <= BOUND_PROBE_ONE_BY_ONE { 1 } else { BOUND_PROBE_LIST };
+            let probes: Vec<Vec<Value>> = match n {
+                1 => list.iter().map(|h| vec![h.as_slice().into()]).collect(),
+                _ => vec![(0..n).map(|i| list.get(i).unwrap_or(&last).as_slice().into()).collect()],
+            };
+            for params in probes {
+                self.conn.query_each(bound_probe_sql(n), &params, &mut |r| {
+                    if let Some(h) = r.opt_bytes(0).and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+                        bound.insert(h);
+                    }
+                    Ok(())
+                })?;
+            }
         }
         Ok(bound)
     }
