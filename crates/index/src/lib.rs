@@ -6,8 +6,8 @@
 //! step with every committed event; answers come from `domain::reassigned_since`, the function every
 //! other path uses, so the index cannot answer differently from the store.
 //!
-//! Layout. A number in an allocated block takes one cell of 6 bytes: the last end of tenure and the
-//! last activation as days since 1970 (16 bits each), and flags. A block is allocated when one of its
+//! Layout. A number in an allocated block takes one cell of 5 bytes: the last end of tenure and the
+//! last activation as days since 1970 (16 bits each), and a byte of flags. A block is allocated when one of its
 //! numbers gets a history. What does not fit a cell — a day outside 1970..2149, or a number whose
 //! coverage start is its first event (no carrier range with a `reportingSince` holds it) — is kept whole
 //! in a small overflow map, and its cell says so.
@@ -21,22 +21,36 @@ use domain::{Answer, Day, NumberFacts, PhoneNumber, Prefix, Summary, reassigned_
 pub const BLOCK_NUMBERS: u64 = 10_000;
 
 /// Cell flags.
-const HAS_HISTORY: u16 = 1;
-const DISCONNECTED: u16 = 1 << 1;
+const HAS_HISTORY: u8 = 1;
+const DISCONNECTED: u8 = 1 << 1;
 /// The number's facts are in the overflow map.
-const OVERFLOW: u16 = 1 << 2;
+const OVERFLOW: u8 = 1 << 2;
 
-/// One number: 6 bytes.
+/// One number: 5 bytes, unaligned — the last end of tenure and the last activation, days since
+/// 1969-12-31 (0: none), little-endian, then the flags.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Cell {
-    /// Last end of tenure, days since 1969-12-31 (0: none).
-    end: u16,
-    /// Last activation, days since 1969-12-31 (0: none).
-    act: u16,
-    flags: u16,
+struct Cell([u8; 5]);
+
+impl Cell {
+    const fn new(end: u16, act: u16, flags: u8) -> Cell {
+        let (e, a) = (end.to_le_bytes(), act.to_le_bytes());
+        Cell([e[0], e[1], a[0], a[1], flags])
+    }
+
+    fn end(&self) -> u16 {
+        u16::from_le_bytes([self.0[0], self.0[1]])
+    }
+
+    fn act(&self) -> u16 {
+        u16::from_le_bytes([self.0[2], self.0[3]])
+    }
+
+    fn flags(&self) -> u8 {
+        self.0[4]
+    }
 }
 
-const _: () = assert!(std::mem::size_of::<Cell>() == 6);
+const _: () = assert!(std::mem::size_of::<Cell>() == 5);
 
 /// Days from 1970-01-01 to a civil date (proleptic Gregorian; H. Hinnant's `days_from_civil`). Plain
 /// integer arithmetic: the hot path converts without a calendar library's general machinery.
@@ -283,16 +297,16 @@ impl Index {
             let block = self.block_mut(block_id);
             &mut block.cells[at]
         };
-        let had = cell.flags & HAS_HISTORY != 0;
-        let was_overflow = cell.flags & OVERFLOW != 0;
+        let had = cell.flags() & HAS_HISTORY != 0;
+        let was_overflow = cell.flags() & OVERFLOW != 0;
         *cell = match (has_history, fits) {
             (false, _) => Cell::default(),
             (true, Some((end, act))) => {
-                Cell { end, act, flags: HAS_HISTORY | if s.disconnected { DISCONNECTED } else { 0 } }
+                Cell::new(end, act, HAS_HISTORY | if s.disconnected { DISCONNECTED } else { 0 })
             }
-            (true, None) => Cell { end: 0, act: 0, flags: HAS_HISTORY | OVERFLOW },
+            (true, None) => Cell::new(0, 0, HAS_HISTORY | OVERFLOW),
         };
-        let now_overflow = cell.flags & OVERFLOW != 0;
+        let now_overflow = cell.flags() & OVERFLOW != 0;
         if now_overflow {
             self.overflow.insert(digits, *s);
         } else if was_overflow {
@@ -342,9 +356,9 @@ impl Index {
         if let (true, Some(end), Some(act)) = (first_event != 0, end, act) {
             let block = self.block_mut(block_id);
             let cell = &mut block.cells[at];
-            if matches!(block.shared, Some(Some(Some(_)))) && cell.flags & OVERFLOW == 0 {
-                let new = cell.flags & HAS_HISTORY == 0;
-                *cell = Cell { end, act, flags: HAS_HISTORY | if disconnected { DISCONNECTED } else { 0 } };
+            if matches!(block.shared, Some(Some(Some(_)))) && cell.flags() & OVERFLOW == 0 {
+                let new = cell.flags() & HAS_HISTORY == 0;
+                *cell = Cell::new(end, act, HAS_HISTORY | if disconnected { DISCONNECTED } else { 0 });
                 self.numbers += u64::from(new);
                 return;
             }
@@ -362,7 +376,7 @@ impl Index {
 
     /// Whether `n` has a history: an event of it was put and not forgotten since.
     pub fn has_history(&self, n: PhoneNumber) -> bool {
-        self.locate(n.digits()).1.flags & HAS_HISTORY != 0
+        self.locate(n.digits()).1.flags() & HAS_HISTORY != 0
     }
 
     /// What R2 needs to know about `n`.
@@ -380,7 +394,7 @@ impl Index {
         let Some(b) = block else {
             return NumberFacts { coverage_start: range(None).flatten(), ..NumberFacts::default() };
         };
-        if cell.flags & OVERFLOW != 0 {
+        if cell.flags() & OVERFLOW != 0 {
             let s = self.overflow.get(&digits).copied().unwrap_or_default();
             return NumberFacts {
                 coverage_start: range(Some(b)).flatten().or(s.first_event),
@@ -391,9 +405,9 @@ impl Index {
         }
         NumberFacts {
             coverage_start: range(Some(b)).flatten(),
-            last_end: decode(cell.end),
-            last_activation: decode(cell.act),
-            disconnected: cell.flags & DISCONNECTED != 0,
+            last_end: decode(cell.end()),
+            last_activation: decode(cell.act()),
+            disconnected: cell.flags() & DISCONNECTED != 0,
         }
     }
 
@@ -412,7 +426,7 @@ impl Index {
         out: &mut Vec<Result<Answer, DateAfterToday>>,
     ) {
         const GROUP: usize = 64;
-        static EMPTY: Cell = Cell { end: 0, act: 0, flags: 0 };
+        static EMPTY: Cell = Cell::new(0, 0, 0);
         out.reserve(questions.len());
         let mut blocks: [Option<&Block>; GROUP] = [None; GROUP];
         let mut cells: [&Cell; GROUP] = [&EMPTY; GROUP];
@@ -459,7 +473,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cell_is_six_bytes_and_days_round_trip() {
+    fn a_cell_is_five_bytes_and_days_round_trip() {
         // Every representable day, against the calendar library.
         let epoch = day("1969-12-31");
         for v in 1..=u16::MAX {
