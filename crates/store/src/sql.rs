@@ -98,6 +98,19 @@ impl Row {
     }
 }
 
+/// The text of a statement for one row or for `many` (a list of rows, or of values), each built once by
+/// `build(rows)` and kept in `texts`: the statement caches see two texts, not one per length.
+pub(crate) fn one_or_many(
+    texts: &'static std::sync::OnceLock<[String; 2]>,
+    rows: usize,
+    many: usize,
+    build: impl Fn(usize) -> String,
+) -> &'static str {
+    debug_assert!(rows == 1 || rows == many, "{rows} rows: a statement has 1 or {many}");
+    let texts = texts.get_or_init(|| [build(1), build(many)]);
+    if rows == 1 { &texts[0] } else { &texts[1] }
+}
+
 /// Which dialect a connection speaks, for the few statements that differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {

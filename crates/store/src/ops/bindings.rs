@@ -147,13 +147,10 @@ const BOUND_PROBE_ONE_BY_ONE: usize = 8;
 /// The probe of `n` hashes (1 or [`BOUND_PROBE_LIST`]).
 fn bound_probe_sql(n: usize) -> &'static str {
     static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
-    let sql = SQL.get_or_init(|| {
-        [1, BOUND_PROBE_LIST].map(|n| {
-            let list: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
-            format!("SELECT DISTINCT number_hash FROM bindings WHERE number_hash IN ({})", list.join(", "))
-        })
-    });
-    if n == 1 { &sql[0] } else { &sql[1] }
+    crate::sql::one_or_many(&SQL, n, BOUND_PROBE_LIST, |n| {
+        let list: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+        format!("SELECT DISTINCT number_hash FROM bindings WHERE number_hash IN ({})", list.join(", "))
+    })
 }
 
 const BINDING_COLUMNS: &str = "id, institution_seq, account_ref, bound_on, stale, created_at";

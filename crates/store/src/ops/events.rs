@@ -70,16 +70,13 @@ const EVENT_COLUMNS: usize = 6;
 /// the count of rows changed shows.
 fn events_sql(rows: usize) -> &'static str {
     static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
-    let sql = SQL.get_or_init(|| {
-        [1, EVENT_ROWS].map(|rows| {
-            format!(
-                "INSERT INTO events (carrier_seq, event_id, number, kind, day, kyc_hash) VALUES {} \
-                 ON CONFLICT (carrier_seq, event_id) DO NOTHING",
-                values_list(rows, EVENT_COLUMNS)
-            )
-        })
-    });
-    if rows == 1 { &sql[0] } else { &sql[1] }
+    crate::sql::one_or_many(&SQL, rows, EVENT_ROWS, |rows| {
+        format!(
+            "INSERT INTO events (carrier_seq, event_id, number, kind, day, kyc_hash) VALUES {} \
+             ON CONFLICT (carrier_seq, event_id) DO NOTHING",
+            values_list(rows, EVENT_COLUMNS)
+        )
+    })
 }
 
 /// `($1, …, $columns), (…), …` for `rows` rows.
@@ -94,18 +91,15 @@ fn values_list(rows: usize, columns: usize) -> String {
 /// The upsert of `rows` summaries (1 or [`SUMMARY_ROWS`]).
 fn summaries_sql(rows: usize) -> &'static str {
     static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
-    let sql = SQL.get_or_init(|| {
-        [1, SUMMARY_ROWS].map(|rows| {
-            format!(
-                "INSERT INTO numbers (number, first_event, last_end, last_activation, disconnected, serving) \
-                 VALUES {} ON CONFLICT (number) DO UPDATE SET first_event = excluded.first_event, \
-                 last_end = excluded.last_end, last_activation = excluded.last_activation, \
-                 disconnected = excluded.disconnected, serving = excluded.serving",
-                values_list(rows, 6)
-            )
-        })
-    });
-    if rows == 1 { &sql[0] } else { &sql[1] }
+    crate::sql::one_or_many(&SQL, rows, SUMMARY_ROWS, |rows| {
+        format!(
+            "INSERT INTO numbers (number, first_event, last_end, last_activation, disconnected, serving) \
+             VALUES {} ON CONFLICT (number) DO UPDATE SET first_event = excluded.first_event, \
+             last_end = excluded.last_end, last_activation = excluded.last_activation, \
+             disconnected = excluded.disconnected, serving = excluded.serving",
+            values_list(rows, 6)
+        )
+    })
 }
 
 /// Accepted events are audited by the call (a request, or a file's chunk): one chained record `events`
