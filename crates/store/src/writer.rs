@@ -83,7 +83,7 @@ pub(crate) struct WriteCtx {
     /// The in-memory index checks answer from; changed only after a batch commits.
     pub(crate) index: Arc<RwLock<Index>>,
     /// Summaries written by this batch, for the index once it commits.
-    pub(crate) pending: Vec<(PhoneNumber, Summary)>,
+    pending: Vec<(PhoneNumber, Summary)>,
     /// Numbers this batch wrote an event of (also those of commands rolled back since): with the
     /// index, what tells the writer a number has no history without reading it.
     written: HashSet<u64>,
@@ -121,6 +121,13 @@ pub(crate) struct WriteCtx {
     pub(crate) checks_behind: bool,
     /// Whether the writer moves them when idle (a serving store).
     pub(crate) compact_when_idle: bool,
+}
+
+/// What a rollback to a savepoint undoes in the writer's memory (see [`WriteCtx::undo_to`]).
+pub(crate) struct Marks {
+    last_hash: [u8; 32],
+    pending: usize,
+    checks: usize,
 }
 
 /// The index the writer keeps in step: shared with the store's readers, the ranges it was built with,
@@ -276,6 +283,21 @@ impl WriteCtx {
     pub(crate) fn losing_commit_reply(mut self, flag: Option<Arc<std::sync::atomic::AtomicBool>>) -> WriteCtx {
         self.lose_commit_reply = flag;
         self
+    }
+
+    /// Where the writer's memory of the batch stands, for a savepoint taken now.
+    pub(crate) fn marks(&self) -> Marks {
+        Marks { last_hash: self.last_hash, pending: self.pending.len(), checks: self.checks_pending.len() }
+    }
+
+    /// After a rollback to a savepoint taken at `marks`: the writer's memory as it was then.
+    pub(crate) fn undo_to(&mut self, marks: Marks) {
+        self.last_hash = marks.last_hash;
+        self.pending.truncate(marks.pending);
+        self.checks_pending.truncate(marks.checks);
+        self.events_unwritten.clear();
+        // Caches may have been reloaded from rows now rolled back.
+        self.prefixes_generation = -1;
     }
 
     /// Records a summary the batch wrote; the index gets it once the batch commits.
@@ -484,19 +506,12 @@ impl WriteCtx {
                 replies.push((cmd.run)(None).1);
                 continue;
             }
-            let saved_hash = self.last_hash;
-            let pending_mark = self.pending.len();
-            let checks_mark = self.checks_pending.len();
+            let marks = self.marks();
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| (cmd.run)(Some(self))));
             let ok = matches!(outcome, Ok((true, _)));
             let undo = if ok { "RELEASE SAVEPOINT cmd" } else { "ROLLBACK TO SAVEPOINT cmd; RELEASE SAVEPOINT cmd" };
             if !ok {
-                self.last_hash = saved_hash;
-                self.pending.truncate(pending_mark);
-                self.checks_pending.truncate(checks_mark);
-                self.events_unwritten.clear();
-                // The command may have reloaded caches from rows now rolled back.
-                self.prefixes_generation = -1;
+                self.undo_to(marks);
             }
             if let Err(e) = self.conn.batch(undo) {
                 broken = Some(e.to_string());

@@ -63,6 +63,7 @@ impl EventKeys {
 /// alternating): 50 rows to a statement about 290 thousand events/s, 200 rows 340, 500 and 1,000 rows
 /// 325.
 const SUMMARY_ROWS: usize = 200;
+const SUMMARY_COLUMNS: usize = 6;
 const EVENT_ROWS: usize = 200;
 const EVENT_COLUMNS: usize = 6;
 
@@ -97,7 +98,7 @@ fn summaries_sql(rows: usize) -> &'static str {
              VALUES {} ON CONFLICT (number) DO UPDATE SET first_event = excluded.first_event, \
              last_end = excluded.last_end, last_activation = excluded.last_activation, \
              disconnected = excluded.disconnected, serving = excluded.serving",
-            values_list(rows, 6)
+            values_list(rows, SUMMARY_COLUMNS)
         )
     })
 }
@@ -127,7 +128,7 @@ impl WriteCtx {
     ) -> Result<Vec<Outcome>, StoreError> {
         // First with the events' rows written [`EVENT_ROWS`] to a statement, assuming each key new: if
         // another number holds one, then again, row by row, each insert saying whether it was new.
-        let (saved_hash, pending_mark) = (self.last_hash, self.pending.len());
+        let marks = self.marks();
         self.events_key_held = false;
         self.conn.batch("SAVEPOINT events")?;
         let first = self.apply_events(carrier, &events, job, true);
@@ -137,9 +138,7 @@ impl WriteCtx {
             "ROLLBACK TO SAVEPOINT events; RELEASE SAVEPOINT events"
         };
         if first.is_err() {
-            self.events_unwritten.clear();
-            self.last_hash = saved_hash;
-            self.pending.truncate(pending_mark);
+            self.undo_to(marks);
         }
         if let Err(undone) = self.conn.batch(undo) {
             // The transaction is lost (an I/O error, a dropped connection): its batch fails; the
@@ -332,16 +331,29 @@ impl WriteCtx {
         written
     }
 
+    /// Executes `sql` on `rows` (`columns` values each): `many` rows to a statement, the rest one by
+    /// one. The rows changed.
+    fn exec_in_lists(
+        &mut self,
+        rows: &[Value],
+        columns: usize,
+        many: usize,
+        sql: fn(usize) -> &'static str,
+    ) -> Result<u64, StoreError> {
+        let mut lists = rows.chunks_exact(columns * many);
+        let mut changed = 0;
+        for list in lists.by_ref() {
+            changed += self.conn.exec(sql(many), list)?;
+        }
+        for row in lists.remainder().chunks(columns) {
+            changed += self.conn.exec(sql(1), row)?;
+        }
+        Ok(changed)
+    }
+
     /// Fails, with [`WriteCtx::events_key_held`] set, if another event holds a row's key.
     fn insert_events(&mut self, rows: &[Value]) -> Result<(), StoreError> {
-        let mut lists = rows.chunks_exact(EVENT_COLUMNS * EVENT_ROWS);
-        let mut inserted = 0;
-        for list in lists.by_ref() {
-            inserted += self.conn.exec(events_sql(EVENT_ROWS), list)?;
-        }
-        for row in lists.remainder().chunks(EVENT_COLUMNS) {
-            inserted += self.conn.exec(events_sql(1), row)?;
-        }
+        let inserted = self.exec_in_lists(rows, EVENT_COLUMNS, EVENT_ROWS, events_sql)?;
         if inserted < (rows.len() / EVENT_COLUMNS) as u64 {
             self.events_key_held = true;
             return Err(StoreError::Database("an eventId of the batch is held by another number's event".into()));
@@ -357,27 +369,19 @@ impl WriteCtx {
             .enumerate()
             .filter(|&(i, (n, _))| summaries.get(i + 1).is_none_or(|(next, _)| next != n))
             .map(|(_, row)| row);
-        let mut params = Vec::with_capacity(SUMMARY_ROWS * 6);
-        let mut rows = 0;
-        for (n, s) in last_of_each {
-            params.extend([
-                (n.digits() as i64).into(),
-                packed(s.first_event),
-                packed(s.last_end),
-                packed(s.last_activation),
-                i16::from(s.disconnected).into(),
-                s.serving.map(|c| c.0).into(),
-            ]);
-            rows += 1;
-            if rows == SUMMARY_ROWS {
-                self.conn.exec(summaries_sql(SUMMARY_ROWS), &params)?;
-                params.clear();
-                rows = 0;
-            }
-        }
-        for row in params.chunks(6) {
-            self.conn.exec(summaries_sql(1), row)?;
-        }
+        let params: Vec<Value> = last_of_each
+            .flat_map(|(n, s)| {
+                [
+                    (n.digits() as i64).into(),
+                    packed(s.first_event),
+                    packed(s.last_end),
+                    packed(s.last_activation),
+                    i16::from(s.disconnected).into(),
+                    s.serving.map(|c| c.0).into(),
+                ]
+            })
+            .collect();
+        self.exec_in_lists(&params, SUMMARY_COLUMNS, SUMMARY_ROWS, summaries_sql)?;
         Ok(())
     }
 
