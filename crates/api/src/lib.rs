@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/number-recycling/v0.2/check", post(routes::camara::check))
         .route("/v1/reassignment-checks", post(routes::checks::reassignment_checks))
         .route("/v1/lifecycle-events", post(routes::events::lifecycle_events))
+        .route("/v1/pending-ports", get(routes::events::pending_ports))
         .route("/v1/lifecycle-files", post(routes::files::upload_lifecycle_file))
         .route("/v1/binding-files", post(routes::files::upload_binding_file))
         .route("/v1/check-files", post(routes::files::upload_check_file))

@@ -16,10 +16,18 @@ use crate::event::{CarrierId, EventKind};
 pub struct HistoryEvent {
     pub date: Day,
     pub kind: EventKind,
+    /// The participant that reported it: the serving carrier, a port's recipient for its
+    /// `ported_in`, or the number-portability database for a whole port.
     pub carrier: CarrierId,
-    /// The carrier's own event id: only a tie-breaker, so that the order is total and never depends
+    /// The reporter's own event id: only a tie-breaker, so that the order is total and never depends
     /// on arrival.
     pub event_id: String,
+    /// A port's recipient. On a `ported_out`, the carrier the donor names, if it names one: only that
+    /// carrier's `ported_in` completes the port. On a `ported_in`, set only for a whole port (the
+    /// number-portability database's report, or a `ported_in` accepted before a port took both
+    /// sides): the number moves to this carrier without a `ported_out`. `None` on a carrier's own
+    /// `ported_in`, which needs the donor's `ported_out` of the same day.
+    pub recipient: Option<CarrierId>,
 }
 
 impl HistoryEvent {
@@ -40,6 +48,29 @@ pub fn sort_r1(events: &mut [HistoryEvent]) {
     events.sort_by(HistoryEvent::r1_cmp);
 }
 
+/// How long a carrier's `ported_in` waits for the donor's `ported_out` before it is dropped unapplied.
+pub const PORT_PENDING_DAYS: i32 = 30;
+
+/// Who may report what (R3): a carrier reports any type for the numbers it serves and may name a
+/// port's recipient only on its `ported_out`; the number-portability database reports whole ports
+/// only: a `ported_in` naming the recipient.
+pub fn check_reporter(kind: EventKind, recipient: Option<CarrierId>, portability: bool) -> Result<(), Rejection> {
+    match (portability, kind, recipient) {
+        (false, EventKind::PortedOut, _) | (false, _, None) => Ok(()),
+        (false, _, Some(_)) => Err(Rejection::new(
+            RejectionCode::InvalidArgument,
+            format!("type \"{kind}\": only a \"ported_out\" names a recipient"),
+        )),
+        (true, EventKind::PortedIn, Some(_)) => Ok(()),
+        (true, _, _) => Err(Rejection::new(
+            RejectionCode::InvalidArgument,
+            format!(
+                "type \"{kind}\": the number-portability database reports whole ports only, as \"ported_in\" naming the recipient"
+            ),
+        )),
+    }
+}
+
 /// What the platform knows about a number before its first event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Coverage {
@@ -58,6 +89,9 @@ pub enum RejectionCode {
     StateConflict,
     AgingViolation,
     Conflict,
+    /// Not a rejection: a carrier's `ported_in` that waits for the donor's `ported_out` (R3, a port
+    /// takes both sides). The store keeps it pending and applies it when the `ported_out` arrives.
+    PortPending,
 }
 
 impl RejectionCode {
@@ -69,6 +103,7 @@ impl RejectionCode {
             RejectionCode::StateConflict => "STATE_CONFLICT",
             RejectionCode::AgingViolation => "AGING_VIOLATION",
             RejectionCode::Conflict => "CONFLICT",
+            RejectionCode::PortPending => "PORT_PENDING",
         }
     }
 }
@@ -107,16 +142,19 @@ enum Holding {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Serving {
     By(Option<CarrierId>),
-    /// Between a donor's `ported_out` and the recipient's `ported_in`: nobody may report but the
-    /// recipient's `ported_in`.
-    PortedAway,
+    /// After the donor's `ported_out` of day `on`: nobody may report but the recipient's `ported_in`
+    /// of that day (of carrier `to`, if the donor named one).
+    PortedAway {
+        on: Day,
+        to: Option<CarrierId>,
+    },
 }
 
 impl Serving {
     fn carrier(self) -> Option<CarrierId> {
         match self {
             Serving::By(c) => c,
-            Serving::PortedAway => None,
+            Serving::PortedAway { .. } => None,
         }
     }
 }
@@ -127,7 +165,12 @@ enum Fault {
     NotServing,
     AlreadyHeld,
     Disconnected,
-    Aging { reissuable_from: Day },
+    Aging {
+        reissuable_from: Day,
+    },
+    /// A carrier's `ported_in` without the serving carrier's `ported_out` of the same day (naming
+    /// it, if it names a recipient) just before it.
+    NoPortOut,
 }
 
 /// The facts of a number that R2 and notifications need, derived from its sorted history.
@@ -163,12 +206,20 @@ impl Replay {
     /// What, if anything, makes `e` impossible at this point of the history.
     fn fault(&self, e: &HistoryEvent, aging_days: u32) -> Option<Fault> {
         let disconnected = matches!(self.holding, Holding::Disconnected { .. });
-        // A `ported_in` comes from any carrier: it moves the number to the recipient. One from the
-        // carrier that already serves it changes nothing; accepting it keeps acceptance independent of
-        // arrival order when the ports in between arrive late. Everything else comes from the serving
-        // carrier.
-        if e.kind != EventKind::PortedIn && self.serving.carrier() != Some(e.carrier) {
-            return Some(Fault::NotServing);
+        // A port takes both sides: a carrier's `ported_in` completes the donor's `ported_out` of the
+        // same day, so that no carrier takes a number (and its one-time codes) on its own word. A whole
+        // port (`recipient` set: the number-portability database's) moves the number from whoever
+        // serves it. Everything else comes from the serving carrier.
+        match (e.kind, e.recipient) {
+            (EventKind::PortedIn, Some(_)) => {}
+            (EventKind::PortedIn, None) => {
+                let paired = matches!(self.serving, Serving::PortedAway { on, to } if on == e.date && to.is_none_or(|to| to == e.carrier));
+                if !paired && !disconnected {
+                    return Some(Fault::NoPortOut);
+                }
+            }
+            _ if self.serving.carrier() != Some(e.carrier) => return Some(Fault::NotServing),
+            _ => {}
         }
         match e.kind {
             EventKind::PortedIn | EventKind::PortedOut | EventKind::Disconnected | EventKind::Transferred => {
@@ -188,8 +239,8 @@ impl Replay {
     /// Applies `e` to the state and the summary.
     fn apply(&mut self, e: &HistoryEvent) {
         match e.kind {
-            EventKind::PortedIn => self.serving = Serving::By(Some(e.carrier)),
-            EventKind::PortedOut => self.serving = Serving::PortedAway,
+            EventKind::PortedIn => self.serving = Serving::By(Some(e.recipient.unwrap_or(e.carrier))),
+            EventKind::PortedOut => self.serving = Serving::PortedAway { on: e.date, to: e.recipient },
             EventKind::Disconnected => {
                 self.holding = Holding::Disconnected { on: e.date };
                 self.summary.last_end = Some(e.date);
@@ -283,6 +334,12 @@ fn fault_on_new(new: &HistoryEvent, fault: Fault) -> Rejection {
             RejectionCode::AgingViolation,
             format!(
                 "type \"activated\" on {date}: the aging period after the disconnection ends on {reissuable_from}; the number cannot be reissued before"
+            ),
+        ),
+        Fault::NoPortOut => Rejection::new(
+            RejectionCode::PortPending,
+            format!(
+                "type \"ported_in\" on {date}: the serving carrier has not reported its \"ported_out\" of that day; kept pending, applied when it arrives, dropped after {PORT_PENDING_DAYS} days"
             ),
         ),
     }

@@ -158,7 +158,8 @@ enum ParticipantCommand {
     Add {
         #[command(flatten)]
         db: DbArgs,
-        #[arg(long, value_parser = ["carrier", "institution", "regulator"])]
+        /// `portability` is the national number-portability database, which reports whole ports.
+        #[arg(long, value_parser = ["carrier", "institution", "regulator", "portability"])]
         role: String,
         #[arg(long)]
         name: String,
@@ -419,6 +420,12 @@ async fn serve(o: &Overrides) -> Result<()> {
     let runner_task = tokio::spawn(runner.run(async move {
         let _ = runner_stop.wait_for(|s| *s).await;
     }));
+    // Upkeep: drops what has outlived its time, a bounded step at a time, until shutdown.
+    let mut upkeep_stop = stop_rx.clone();
+    let upkeep = workers::Upkeep::new(store.clone(), workers::UpkeepConfig::default());
+    let upkeep_task = tokio::spawn(upkeep.run(async move {
+        let _ = upkeep_stop.wait_for(|s| *s).await;
+    }));
     // The webhook deliverer: sends due deliveries until shutdown.
     let mut deliverer_stop = stop_rx.clone();
     let deliverer_task = tokio::spawn(deliverer.run(async move {
@@ -441,6 +448,7 @@ async fn serve(o: &Overrides) -> Result<()> {
     let _ = stop_tx.send(true);
     let _ = runner_task.await;
     let _ = deliverer_task.await;
+    let _ = upkeep_task.await;
     tracing::info!("numlink stopped");
     Ok(())
 }

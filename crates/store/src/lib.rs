@@ -33,7 +33,7 @@ pub use ops::bindings::{
     ACCOUNT_REF_CHARS_MAX, ACK_ACTIONS, Binding, NewBinding, Notification, NotificationType, Registered,
 };
 pub use ops::checklog::{AnsweredCheck, LoggedAnswer};
-pub use ops::events::{NewEvent, Outcome};
+pub use ops::events::{NewEvent, Outcome, PendingPort, StoredEvent};
 pub use ops::holder::{
     AttestationKey, HolderView, InstitutionReport, Lookup, OtpFailure, OtpIssued, OtpLimits, OtpRefused,
     RequestedBinding, Resolution, Resolved, SmsGateway, StaleHolder, UnbindRefused, UnbindRequest, UnbindState,
@@ -436,6 +436,23 @@ impl Store {
             })
             .collect();
         self.write(move |ctx| ctx.report_events(&carrier, keyed, None)).await
+    }
+
+    /// A number's stored events in R1 order.
+    pub async fn events_of(&self, n: PhoneNumber) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |c| ops::events::events_of(c, n)).await
+    }
+
+    /// The carrier's `ported_in` events waiting for their `ported_out`, oldest first, at most `limit`.
+    pub async fn pending_ports(&self, carrier_seq: i64, limit: u32) -> Result<Vec<PendingPort>, StoreError> {
+        let now = self.clock().now().as_second();
+        self.read(move |c| ops::events::pending_ports(c, carrier_seq, now, limit)).await
+    }
+
+    /// Drops the `ported_in` events that waited too long for their `ported_out`, at most `max` at a
+    /// time. True if more are left.
+    pub async fn expire_pending_ports(&self, max: u32) -> Result<bool, StoreError> {
+        self.write(move |ctx| ctx.expire_pending_ports(max)).await
     }
 
     /// R2 for each (number, D), audited before the answers return. `Err` for an item whose D is after

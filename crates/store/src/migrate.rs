@@ -14,6 +14,7 @@ const SQLITE: &[(i64, &str)] = &[
     (7, include_str!("../migrations/sqlite/0007_event_log.sql")),
     (8, include_str!("../migrations/sqlite/0008_events_stamp.sql")),
     (9, include_str!("../migrations/sqlite/0009_events_received_at.sql")),
+    (10, include_str!("../migrations/sqlite/0010_ports.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -25,9 +26,16 @@ const POSTGRES: &[(i64, &str)] = &[
     (7, include_str!("../migrations/postgres/0007_event_log.sql")),
     (8, include_str!("../migrations/postgres/0008_events_stamp.sql")),
     (9, include_str!("../migrations/postgres/0009_events_received_at.sql")),
+    (10, include_str!("../migrations/postgres/0010_ports.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    run_to(conn, None)
+}
+
+/// Applies the pending migrations up to `last` (all of them if `None`): tests build a database as an
+/// earlier numlink left it.
+pub(crate) fn run_to(conn: &mut dyn Conn, last: Option<i64>) -> Result<(), StoreError> {
     let dialect = conn.dialect();
     conn.begin_write()?;
     let result = (|| {
@@ -49,11 +57,20 @@ pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {
                 "the database's schema is version {current}, newer than this numlink's ({known}): run the newer numlink"
             )));
         }
-        for (version, sql) in all.iter().filter(|(v, _)| *v > current) {
+        for (version, sql) in all.iter().filter(|(v, _)| *v > current && last.is_none_or(|l| *v <= l)) {
             tracing::info!(version, "applying migration");
             conn.batch(sql)?;
             match dialect {
-                Dialect::Sqlite => conn.batch(&format!("PRAGMA user_version = {version}"))?,
+                Dialect::Sqlite => {
+                    // A migration may edit a definition in place (a CHECK constraint, SQLite's documented
+                    // way): moving the schema cookie makes every connection, this one too, read the
+                    // schema again.
+                    let cookie = conn.query_one("PRAGMA schema_version", &[])?.map(|r| r.i64(0)).transpose()?;
+                    conn.batch(&format!(
+                        "PRAGMA schema_version = {}; PRAGMA user_version = {version}",
+                        cookie.unwrap_or(0) + 1
+                    ))?;
+                }
                 Dialect::Postgres => {
                     conn.exec("INSERT INTO schema_migrations (version) VALUES ($1)", &[(*version).into()])?;
                 }

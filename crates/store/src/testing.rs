@@ -54,6 +54,20 @@ impl TestDb {
         }
     }
 
+    /// Builds the schema as the numlink of migration `version` left it, without opening a store: an
+    /// upgrade test fills it with that numlink's rows, then opens a store, which migrates the rest.
+    pub fn migrate_to(&self, version: i64) {
+        let url = self.url.clone();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut conn = crate::connect_writer(&url).expect("connect to the test database");
+                crate::migrate::run_to(conn.as_mut(), Some(version)).expect("migrate the test database");
+            })
+            .join()
+            .expect("migration thread")
+        });
+    }
+
     /// Opens a store on this database with a fixed clock standing on `today`.
     pub fn open(&self, today: &str) -> (Store, Arc<FixedClock>) {
         let clock = Arc::new(FixedClock::at_day(Day::parse(today).expect("a valid test date")));

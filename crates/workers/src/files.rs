@@ -1,7 +1,8 @@
 //! CSV files, sans IO: header detection and row parsing.
 //!
 //! Lifecycle files come in two formats, told apart by the header row:
-//! - `event_id,phone_number,type,date`: numlink's own;
+//! - `event_id,phone_number,type,date`: numlink's own, optionally with a fifth column `recipient` (the
+//!   carrier a donor's `ported_out` names, or the number-portability database's whole port);
 //! - `phone_number,disconnect_date`: the RND style, a list of permanent disconnections. Such rows
 //!   carry no id, so each gets `rnd:<number>:<date>`: uploading the same file again finds duplicates.
 //!   (Ids sort with the numbers, which keeps inserts into the events table local. Event ids reach the
@@ -16,6 +17,8 @@ use store::{JobKind, NewBinding, NewEvent, RowData};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileFormat {
     Events,
+    /// Events with a fifth column, `recipient`.
+    EventsWithRecipient,
     Rnd,
     Bindings,
     Checks,
@@ -23,6 +26,7 @@ pub enum FileFormat {
 
 impl FileFormat {
     pub const EVENTS_HEADER: &'static str = "event_id,phone_number,type,date";
+    pub const EVENTS_RECIPIENT_HEADER: &'static str = "event_id,phone_number,type,date,recipient";
     pub const RND_HEADER: &'static str = "phone_number,disconnect_date";
     pub const BINDINGS_HEADER: &'static str = "account_ref,phone_number,bound_on";
     pub const CHECKS_HEADER: &'static str = "phone_number,date";
@@ -30,6 +34,7 @@ impl FileFormat {
     pub fn as_str(self) -> &'static str {
         match self {
             FileFormat::Events => "events",
+            FileFormat::EventsWithRecipient => "events_recipient",
             FileFormat::Rnd => "rnd",
             FileFormat::Bindings => "bindings",
             FileFormat::Checks => "checks",
@@ -37,7 +42,7 @@ impl FileFormat {
     }
 
     pub fn parse(s: &str) -> Option<FileFormat> {
-        [FileFormat::Events, FileFormat::Rnd, FileFormat::Bindings, FileFormat::Checks]
+        [FileFormat::Events, FileFormat::EventsWithRecipient, FileFormat::Rnd, FileFormat::Bindings, FileFormat::Checks]
             .into_iter()
             .find(|f| f.as_str() == s)
     }
@@ -72,11 +77,13 @@ impl FileFormat {
         let joined = normalized.join(",");
         if joined == Self::EVENTS_HEADER {
             Ok(FileFormat::Events)
+        } else if joined == Self::EVENTS_RECIPIENT_HEADER {
+            Ok(FileFormat::EventsWithRecipient)
         } else if joined == Self::RND_HEADER {
             Ok(FileFormat::Rnd)
         } else {
             Err(format!(
-                "header \"{}\" is not a lifecycle file header: expected \"{}\" or \"{}\"",
+                "header \"{}\" is not a lifecycle file header: expected \"{}\" (with \",recipient\" if rows name a port's recipient) or \"{}\"",
                 domain::number::truncate_for_message(&text),
                 Self::EVENTS_HEADER,
                 Self::RND_HEADER
@@ -87,6 +94,7 @@ impl FileFormat {
     fn columns(self) -> usize {
         match self {
             FileFormat::Events => 4,
+            FileFormat::EventsWithRecipient => 5,
             FileFormat::Rnd => 2,
             FileFormat::Bindings => 3,
             FileFormat::Checks => 2,
@@ -170,11 +178,11 @@ pub fn parse_kind(s: &str) -> Result<EventKind, Rejection> {
 
 /// A data row's fields, checked against the format's count and the field size limit, as UTF-8 and
 /// trimmed (on the stack: this runs for every row of a file).
-fn fields<'r>(format: FileFormat, record: &'r ByteRecord, limits: &FileLimits) -> Result<[&'r str; 4], Rejection> {
+fn fields<'r>(format: FileFormat, record: &'r ByteRecord, limits: &FileLimits) -> Result<[&'r str; 5], Rejection> {
     if record.len() != format.columns() {
         return Err(invalid(format!("row has {} fields: expected {}", record.len(), format.columns())));
     }
-    let mut fields = [""; 4];
+    let mut fields = [""; 5];
     for (i, f) in record.iter().enumerate() {
         if f.len() > limits.csv_field_bytes_max {
             return Err(invalid(format!(
@@ -201,12 +209,13 @@ fn date(s: &str) -> Result<Day, Rejection> {
 pub fn parse_row(format: FileFormat, record: &ByteRecord, limits: &FileLimits) -> Result<RowData, Rejection> {
     let fields = fields(format, record, limits)?;
     match format {
-        FileFormat::Events => Ok(RowData::Event(NewEvent {
+        FileFormat::Events | FileFormat::EventsWithRecipient => Ok(RowData::Event(NewEvent {
             event_id: parse_event_id(fields[0])?,
             number: number(fields[1])?,
             kind: parse_kind(fields[2])?,
             date: date(fields[3])?,
             kyc: None,
+            recipient: Some(fields[4]).filter(|r| !r.is_empty()).map(str::to_string),
         })),
         FileFormat::Rnd => {
             let n = number(fields[0])?;
@@ -217,6 +226,7 @@ pub fn parse_row(format: FileFormat, record: &ByteRecord, limits: &FileLimits) -
                 kind: EventKind::Disconnected,
                 date: d,
                 kyc: None,
+                recipient: None,
             }))
         }
         FileFormat::Bindings => Ok(RowData::Binding(NewBinding {

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
-use crate::json::StrictJson;
+use crate::json::{StrictJson, StrictQuery};
 use crate::routes::{date, phone};
 use crate::state::AppState;
 
@@ -36,14 +36,34 @@ pub struct EventItem {
     /// The new holder's real-name record, with `activated` or `transferred` only. numlink keeps keyed
     /// hashes of the normalized attributes, for KYC Match and rebinding, until the tenure ends.
     pub kyc: Option<crate::routes::kyc::KycRecord>,
+    /// A port's recipient, as a carrier's id (`car_…`). A donor may name it on a `ported_out`: only
+    /// that carrier's `ported_in` then completes the port. The number-portability database names it on
+    /// the `ported_in` that reports a whole port.
+    #[schema(example = "car_5c2f0a7e9b1d3c4e6f80")]
+    pub recipient: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct LifecycleEventsResponse {
     pub accepted: u64,
     /// Events whose eventId was accepted before with the identical payload: not applied again.
     pub duplicates: u64,
+    /// `ported_in` events kept pending: a port takes both sides, and the serving carrier has not
+    /// reported its `ported_out` of that day yet. Each is applied when that arrives, or dropped
+    /// unapplied 30 days after it was received (`GET /v1/pending-ports` lists them).
+    pub pending: u64,
+    pub pending_events: Vec<PendingEvent>,
     pub rejected: Vec<RejectedEvent>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingEvent {
+    /// Position of the event in the request, from 0.
+    pub index: usize,
+    pub event_id: Option<String>,
+    pub message: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,6 +76,14 @@ pub struct RejectedEvent {
     pub code: String,
     pub message: String,
 }
+
+/// What a pending `ported_in` is told.
+pub const PENDING_MESSAGE: &str = "a port takes both sides: kept until the serving carrier reports its \"ported_out\" of \
+                                   the same date (naming this carrier, if it names one), then applied; dropped \
+                                   unapplied after 30 days";
+
+/// Longest recipient id looked at (participant ids are 24 bytes).
+const RECIPIENT_BYTES_MAX: usize = 64;
 
 fn parse_event(it: &EventItem) -> Result<NewEvent, ApiError> {
     let need = |v: &Option<String>, f: &str| v.clone().ok_or_else(|| ApiError::invalid(format!("{f} is required")));
@@ -71,7 +99,15 @@ fn parse_event(it: &EventItem) -> Result<NewEvent, ApiError> {
         }
         Some(k) => Some(k.parse()?),
     };
-    Ok(NewEvent { event_id, number, kind, date, kyc })
+    let recipient = match &it.recipient {
+        Some(r) if r.is_empty() || r.len() > RECIPIENT_BYTES_MAX => {
+            return Err(ApiError::invalid(format!(
+                "recipient must be 1 to {RECIPIENT_BYTES_MAX} bytes: a carrier's id"
+            )));
+        }
+        r => r.clone(),
+    };
+    Ok(NewEvent { event_id, number, kind, date, kyc, recipient })
 }
 
 #[utoipa::path(
@@ -81,10 +117,10 @@ fn parse_event(it: &EventItem) -> Result<NewEvent, ApiError> {
     summary = "Report lifecycle events (activation, disconnection, transfer, porting)",
     request_body = LifecycleEventsRequest,
     responses(
-        (status = 200, description = "Each event accepted, a duplicate, or rejected on its own", body = LifecycleEventsResponse),
+        (status = 200, description = "Each event accepted, a duplicate, pending (a `ported_in` waiting for the donor's `ported_out`), or rejected on its own", body = LifecycleEventsResponse),
         (status = 400, description = "INVALID_ARGUMENT (malformed body) or TOO_MANY_ITEMS", body = ErrorInfo),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
-        (status = 403, description = "PERMISSION_DENIED: for carriers", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for carriers and the number-portability database", body = ErrorInfo),
     ),
     security(("apiKey" = []))
 )]
@@ -93,7 +129,7 @@ pub async fn lifecycle_events(
     caller: Caller,
     StrictJson(req): StrictJson<LifecycleEventsRequest>,
 ) -> ApiResult<Json<LifecycleEventsResponse>> {
-    let carrier = caller.require(&[Role::Carrier])?.clone();
+    let carrier = caller.require(&[Role::Carrier, Role::Portability])?.clone();
     let max = state.limits.batch_items_max;
     if req.events.len() > max {
         return Err(ApiError::new(
@@ -122,6 +158,7 @@ pub async fn lifecycle_events(
     // Accepted events may have created notifications.
     state.deliveries_wake.notify_one();
     let (mut accepted, mut duplicates) = (0, 0);
+    let mut pending_events = Vec::new();
     for (i, outcome) in valid_index.into_iter().zip(outcomes) {
         let label = match outcome {
             Outcome::Accepted => {
@@ -131,6 +168,14 @@ pub async fn lifecycle_events(
             Outcome::Duplicate => {
                 duplicates += 1;
                 "duplicate"
+            }
+            Outcome::Pending => {
+                pending_events.push(PendingEvent {
+                    index: i,
+                    event_id: req.events[i].event_id.clone(),
+                    message: PENDING_MESSAGE.into(),
+                });
+                "pending"
             }
             Outcome::Rejected(r) => {
                 rejected.push(RejectedEvent {
@@ -145,5 +190,80 @@ pub async fn lifecycle_events(
         metrics::counter!("numlink_events_total", "outcome" => label).increment(1);
     }
     rejected.sort_by_key(|r| r.index);
-    Ok(Json(LifecycleEventsResponse { accepted, duplicates, rejected }))
+    let pending = pending_events.len() as u64;
+    Ok(Json(LifecycleEventsResponse { accepted, duplicates, pending, pending_events, rejected }))
+}
+
+/// Pending ports listed per call.
+const PENDING_LIST_MAX: u32 = 1_000;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingPortView {
+    pub event_id: String,
+    pub phone_number: String,
+    pub date: String,
+    /// When it was received and when it is dropped unapplied (RFC 3339), if no `ported_out` comes.
+    pub received_at: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingPorts {
+    /// Oldest first, at most 1,000.
+    pub pending: Vec<PendingPortView>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PendingQuery {
+    /// At most this many (1 to 1,000).
+    pub limit: Option<u32>,
+}
+
+fn rfc3339(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix).map(|t| t.to_string()).unwrap_or_default()
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/pending-ports",
+    tag = "Carriers",
+    summary = "Your ported_in events waiting for the donor's ported_out",
+    description = "A port takes both sides: a carrier's `ported_in` moves the number only once the serving carrier's \
+                   `ported_out` of the same date is stored. Until then it is listed here; it is applied when that \
+                   arrives (and leaves this list), or dropped unapplied 30 days after it was received.",
+    params(PendingQuery),
+    responses(
+        (status = 200, body = PendingPorts),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for carriers", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn pending_ports(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictQuery(q): StrictQuery<PendingQuery>,
+) -> ApiResult<Json<PendingPorts>> {
+    let carrier = caller.require(&[Role::Carrier])?;
+    let limit = q.limit.unwrap_or(PENDING_LIST_MAX);
+    if !(1..=PENDING_LIST_MAX).contains(&limit) {
+        return Err(ApiError::invalid(format!("limit must be 1 to {PENDING_LIST_MAX}")));
+    }
+    let pending = state
+        .store
+        .pending_ports(carrier.seq, limit)
+        .await?
+        .into_iter()
+        .map(|p| PendingPortView {
+            event_id: p.event_id,
+            phone_number: p.number.to_string(),
+            date: p.date.to_string(),
+            received_at: rfc3339(p.received_unix),
+            expires_at: rfc3339(p.expires_unix),
+        })
+        .collect();
+    Ok(Json(PendingPorts { pending }))
 }

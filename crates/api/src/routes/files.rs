@@ -34,7 +34,8 @@ pub struct JobView {
     pub id: String,
     /// `lifecycle`, `bindings` or `checks`.
     pub kind: String,
-    /// `events` (event_id,phone_number,type,date), `rnd` (phone_number,disconnect_date),
+    /// `events` (event_id,phone_number,type,date), `events_recipient` (the same and a port's
+    /// recipient), `rnd` (phone_number,disconnect_date),
     /// `bindings` (account_ref,phone_number,bound_on) or `checks` (phone_number,date).
     pub format: String,
     /// `queued`, `running`, `succeeded` or `failed`.
@@ -42,6 +43,9 @@ pub struct JobView {
     pub rows_read: u64,
     pub accepted: u64,
     pub duplicates: u64,
+    /// `ported_in` rows waiting for the serving carrier's `ported_out` of their day (see
+    /// `GET /v1/pending-ports`).
+    pub pending: u64,
     pub rejected: u64,
     /// Why the job failed as a whole, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,6 +70,7 @@ impl From<Job> for JobView {
             rows_read: j.rows_read,
             accepted: j.accepted,
             duplicates: j.duplicates,
+            pending: j.pending,
             rejected: j.rejected,
             error: j.error,
             created_at: j.created_at,
@@ -109,7 +114,7 @@ impl Drop for Spool {
     security(("apiKey" = []))
 )]
 pub async fn upload_lifecycle_file(State(state): State<AppState>, caller: Caller, body: Body) -> ApiResult<Response> {
-    let owner = caller.require(&[Role::Carrier])?.clone();
+    let owner = caller.require(&[Role::Carrier, Role::Portability])?.clone();
     spool_and_queue(&state, owner, JobKind::Lifecycle, body).await
 }
 

@@ -157,7 +157,7 @@ async fn events_notify_bindings_made_before_them(db: TestDb) {
     );
     // Each institution sees its own only; ports notify nobody.
     assert_eq!(feed(&app, &other_bank).await.len(), 2);
-    app.accept(&carrier, json!([{"eventId": "p", "phoneNumber": N, "type": "ported_in", "date": "2024-10-01"}])).await;
+    app.accept(&carrier, json!([{"eventId": "p", "phoneNumber": N, "type": "ported_out", "date": "2024-10-01"}])).await;
     assert_eq!(feed(&app, &bank).await.len(), 4);
 }
 

@@ -667,6 +667,9 @@ async fn codes_follow_a_ported_number(db: TestDb) {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
+    // A port takes both sides: the donor's ported_out, then the recipient's ported_in.
+    app.accept(&w.carrier, json!([{"eventId": "p0", "phoneNumber": N, "type": "ported_out", "date": "2025-05-01"}]))
+        .await;
     app.accept(&recipient, json!([{"eventId": "p1", "phoneNumber": N, "type": "ported_in", "date": "2025-05-01"}]))
         .await;
     ask_code(&app, N).await;

@@ -11,6 +11,7 @@ mod files;
 mod holder;
 mod kyc;
 mod ops;
+mod ports;
 mod receiver;
 mod webhooks;
 

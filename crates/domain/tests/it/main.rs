@@ -12,6 +12,8 @@ use domain::{
 pub const A: CarrierId = CarrierId(1);
 pub const B: CarrierId = CarrierId(2);
 pub const C: CarrierId = CarrierId(3);
+/// The number-portability database: reports whole ports.
+pub const NPDB: CarrierId = CarrierId(9);
 
 pub fn day(s: &str) -> Day {
     Day::parse(s).unwrap()
@@ -50,7 +52,13 @@ impl Number {
 
     pub fn event(&mut self, kind: EventKind, date: &str, carrier: CarrierId) -> HistoryEvent {
         self.next_id += 1;
-        HistoryEvent { date: day(date), kind, carrier, event_id: format!("e{}", self.next_id) }
+        HistoryEvent { date: day(date), kind, carrier, event_id: format!("e{}", self.next_id), recipient: None }
+    }
+
+    /// A port naming its recipient: a donor's `ported_out`, or the portability database's whole port.
+    pub fn port(&mut self, kind: EventKind, date: &str, carrier: CarrierId, to: CarrierId) -> Result<(), Rejection> {
+        let e = HistoryEvent { recipient: Some(to), ..self.event(kind, date, carrier) };
+        self.offer(e)
     }
 
     pub fn offer(&mut self, e: HistoryEvent) -> Result<(), Rejection> {

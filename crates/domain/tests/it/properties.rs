@@ -4,7 +4,7 @@
 use domain::{Answer, CarrierId, Day, EventKind, HistoryEvent};
 use proptest::prelude::*;
 
-use crate::{A, B, C, Number, day};
+use crate::{A, B, C, NPDB, Number, day};
 
 /// A valid life of one number, simulated forward in time: the order a carrier would report it live.
 /// One step a day at most (a port's `ported_out` and `ported_in` share their day): R1 cannot order two
@@ -28,7 +28,10 @@ fn valid_history() -> impl Strategy<Value = Vec<HistoryEvent>> {
                 _ => (EventKind::PortedOut, serving),
             };
             let d = date.to_string();
-            if n.report(kind, &d, carrier).is_ok() {
+            // A port into another carrier is the donor's ported_out and the recipient's ported_in
+            // (below), or the portability database's whole port.
+            let reported = if what == 3 { n.port(kind, &d, NPDB, carrier) } else { n.report(kind, &d, carrier) };
+            if reported.is_ok() {
                 if kind == EventKind::PortedIn {
                     serving = carrier;
                 }

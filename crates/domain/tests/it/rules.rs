@@ -3,7 +3,7 @@
 use domain::answer::NoDataReason;
 use domain::{AgingPolicy, Answer, EventKind::*, RejectionCode, reassigned_since};
 
-use crate::{A, B, C, Number, day};
+use crate::{A, B, C, NPDB, Number, day};
 
 const YES: Option<Answer> = Some(Answer::Yes);
 const NO: Option<Answer> = Some(Answer::No);
@@ -100,7 +100,7 @@ fn r2_table() {
         (
             "port then disconnection by the recipient",
             |n| {
-                n.ok(PortedIn, "2024-02-01", B).ok(Disconnected, "2024-05-01", B);
+                n.ok(PortedOut, "2024-02-01", A).ok(PortedIn, "2024-02-01", B).ok(Disconnected, "2024-05-01", B);
             },
             "2024-01-01",
             YES,
@@ -140,8 +140,10 @@ fn r2_after_today_is_out_of_range() {
 fn r2_unknown_number_and_coverage_from_first_event() {
     let mut n = Number::new("+447700900123", None, None);
     assert_eq!(n.ask(day("2024-01-01")), Some(Answer::NoData(NoDataReason::UnknownNumber)));
-    // A number in no range becomes known through a port into a carrier; coverage starts then.
-    n.ok(PortedIn, "2024-03-01", B);
+    // A number in no range becomes known through a port into a carrier (from a carrier not on the
+    // platform: only the number-portability database can report it); coverage starts then.
+    assert_eq!(n.report(PortedIn, "2024-03-01", B).unwrap_err().code, RejectionCode::PortPending);
+    n.port(PortedIn, "2024-03-01", NPDB, B).unwrap();
     assert_eq!(n.ask(day("2024-02-01")), BEFORE_COVERAGE);
     assert_eq!(n.ask(day("2024-03-01")), NO);
     let facts = n.facts();
@@ -210,20 +212,44 @@ fn r3_table() {
         ),
         ("ported_out from the serving carrier", |_| {}, (PortedOut, "2023-01-01", A), None),
         ("ported_out from a non-serving carrier", |_| {}, (PortedOut, "2023-01-01", B), Some(R::NotNumberHolder)),
-        ("ported_in from another carrier", |_| {}, (PortedIn, "2023-01-01", B), None),
-        ("ported_in from the serving carrier changes nothing", |_| {}, (PortedIn, "2023-01-01", A), None),
+        ("ported_in on its own word waits for the donor", |_| {}, (PortedIn, "2023-01-01", B), Some(R::PortPending)),
+        ("ported_in from the serving carrier waits too", |_| {}, (PortedIn, "2023-01-01", A), Some(R::PortPending)),
         (
-            "donor's ported_out after the recipient's ported_in, same day",
+            "ported_in completes the donor's ported_out of the same day",
             |n| {
-                n.ok(PortedIn, "2023-01-01", B);
+                n.ok(PortedOut, "2023-01-01", A);
             },
-            (PortedOut, "2023-01-01", A),
+            (PortedIn, "2023-01-01", B),
+            None,
+        ),
+        (
+            "ported_in of another day than the ported_out waits",
+            |n| {
+                n.ok(PortedOut, "2023-01-01", A);
+            },
+            (PortedIn, "2023-01-02", B),
+            Some(R::PortPending),
+        ),
+        (
+            "a ported_out naming a recipient is completed by that carrier only",
+            |n| {
+                n.port(PortedOut, "2023-01-01", A, B).unwrap();
+            },
+            (PortedIn, "2023-01-01", C),
+            Some(R::PortPending),
+        ),
+        (
+            "the named recipient completes it",
+            |n| {
+                n.port(PortedOut, "2023-01-01", A, C).unwrap();
+            },
+            (PortedIn, "2023-01-01", C),
             None,
         ),
         (
             "donor reports after the port",
             |n| {
-                n.ok(PortedIn, "2023-01-01", B);
+                n.ok(PortedOut, "2023-01-01", A).ok(PortedIn, "2023-01-01", B);
             },
             (Disconnected, "2023-02-01", A),
             Some(R::NotNumberHolder),
@@ -231,7 +257,7 @@ fn r3_table() {
         (
             "recipient reports after the port",
             |n| {
-                n.ok(PortedIn, "2023-01-01", B);
+                n.ok(PortedOut, "2023-01-01", A).ok(PortedIn, "2023-01-01", B);
             },
             (Disconnected, "2023-02-01", B),
             None,
@@ -239,7 +265,7 @@ fn r3_table() {
         (
             "donor still serves before the port date",
             |n| {
-                n.ok(PortedIn, "2023-06-01", B);
+                n.ok(PortedOut, "2023-06-01", A).ok(PortedIn, "2023-06-01", B);
             },
             (Transferred, "2023-02-01", A),
             None,
@@ -247,7 +273,7 @@ fn r3_table() {
         (
             "port back to the range holder",
             |n| {
-                n.ok(PortedIn, "2023-01-01", B);
+                n.ok(PortedOut, "2023-01-01", A).ok(PortedIn, "2023-01-01", B).ok(PortedOut, "2023-06-01", B);
             },
             (PortedIn, "2023-06-01", A),
             None,
@@ -261,11 +287,35 @@ fn r3_table() {
             Some(R::NotNumberHolder),
         ),
         (
-            "ported_in after the donor's ported_out",
+            "a second recipient of the same port conflicts with the first",
             |n| {
-                n.ok(PortedOut, "2023-01-01", A);
+                n.ok(PortedOut, "2023-01-01", A).ok(PortedIn, "2023-01-01", C);
             },
-            (PortedIn, "2023-01-01", C),
+            (PortedIn, "2023-01-01", B),
+            Some(R::StateConflict),
+        ),
+        (
+            "the portability database reports a whole port",
+            |n| {
+                n.port(PortedIn, "2023-01-01", NPDB, B).unwrap();
+            },
+            (Disconnected, "2023-02-01", B),
+            None,
+        ),
+        (
+            "a whole port takes the number from the serving carrier",
+            |n| {
+                n.port(PortedIn, "2023-01-01", NPDB, B).unwrap();
+            },
+            (Disconnected, "2023-02-01", A),
+            Some(R::NotNumberHolder),
+        ),
+        (
+            "a whole port of a disconnected number",
+            |n| {
+                n.ok(Disconnected, "2023-01-01", A).port(PortedIn, "2023-01-01", NPDB, B).unwrap_err();
+            },
+            (Activated, "2023-06-01", A),
             None,
         ),
         (
@@ -297,7 +347,7 @@ fn r3_table() {
             |n| {
                 n.ok(Disconnected, "2023-06-01", A);
             },
-            (PortedIn, "2023-01-01", B),
+            (PortedOut, "2023-01-01", A),
             Some(R::StateConflict),
         ),
         (
@@ -341,4 +391,22 @@ fn r3_aging_per_country_code() {
     uk.ok(Disconnected, "2024-01-01", A);
     assert_eq!(uk.report(Activated, "2024-01-30", A).unwrap_err().code, RejectionCode::AgingViolation);
     uk.ok(Activated, "2024-01-31", A);
+}
+
+#[test]
+fn r3_who_reports_a_port() {
+    use domain::history::check_reporter;
+    assert!(check_reporter(PortedOut, Some(B), false).is_ok(), "a donor names the recipient");
+    assert!(check_reporter(Disconnected, None, false).is_ok());
+    for (kind, recipient, portability) in [
+        (PortedIn, Some(B), false),
+        (Disconnected, Some(B), false),
+        (PortedIn, None, true),
+        (PortedOut, Some(B), true),
+        (Activated, None, true),
+    ] {
+        let r = check_reporter(kind, recipient, portability).unwrap_err();
+        assert_eq!(r.code, RejectionCode::InvalidArgument, "{kind} {recipient:?} {portability}: {}", r.message);
+    }
+    assert!(check_reporter(PortedIn, Some(B), true).is_ok(), "the portability database reports a whole port");
 }

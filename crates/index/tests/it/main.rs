@@ -58,8 +58,12 @@ proptest! {
             let kind = [EventKind::Activated, EventKind::Disconnected, EventKind::Transferred, EventKind::PortedOut, EventKind::PortedIn][kind as usize];
             // Dates from 1965 (before the cells' epoch) on, in any order: late events included.
             let date = day("1965-01-01").plus_days((offset * 15) as i32 % 22_500);
-            let carrier = match kind { EventKind::PortedIn => CarrierId(9), _ => cov.range_holder.unwrap_or(CarrierId(1)) };
-            let e = HistoryEvent { date, kind, carrier, event_id: format!("e{i}") };
+            // A port into carrier 9, reported whole by the number-portability database (carrier 8).
+            let (carrier, recipient) = match kind {
+                EventKind::PortedIn => (CarrierId(8), Some(CarrierId(9))),
+                _ => (cov.range_holder.unwrap_or(CarrierId(1)), None),
+            };
+            let e = HistoryEvent { date, kind, carrier, event_id: format!("e{i}"), recipient };
             let history = histories.entry(which).or_default();
             if validate_new(history, &e, &cov, 90, today).is_ok() {
                 history.push(e);

@@ -11,7 +11,7 @@ use domain::{
 use crate::StoreError;
 use crate::keys::HashKey;
 use crate::ops::kyc::Kyc;
-use crate::ops::participants::Participant;
+use crate::ops::participants::{Participant, Role};
 use crate::sql::{Row, Value};
 use crate::writer::WriteCtx;
 
@@ -23,6 +23,9 @@ pub struct NewEvent {
     pub date: Day,
     /// The holder's real-name attributes, with an `activated` or `transferred` event.
     pub kyc: Option<Kyc>,
+    /// A port's recipient, as a carrier's participant id: named by a donor on its `ported_out`, or by
+    /// the number-portability database on a whole port (see `domain::HistoryEvent::recipient`).
+    pub recipient: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +33,9 @@ pub enum Outcome {
     Accepted,
     /// The same `eventId` with the identical payload was accepted before: counted, not applied again.
     Duplicate,
+    /// A carrier's `ported_in` waiting for the serving carrier's `ported_out` of its day (R3): kept,
+    /// applied when that arrives, dropped unapplied after `domain::history::PORT_PENDING_DAYS`.
+    Pending,
     Rejected(Rejection),
 }
 
@@ -65,7 +71,7 @@ impl EventKeys {
 const SUMMARY_ROWS: usize = 200;
 const SUMMARY_COLUMNS: usize = 6;
 const EVENT_ROWS: usize = 200;
-const EVENT_COLUMNS: usize = 6;
+const EVENT_COLUMNS: usize = 7;
 
 /// The insert of `rows` events (1 or [`EVENT_ROWS`]); a row whose key is held is not inserted, which
 /// the count of rows changed shows.
@@ -73,7 +79,7 @@ fn events_sql(rows: usize) -> &'static str {
     static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
     crate::sql::one_or_many(&SQL, rows, EVENT_ROWS, |rows| {
         format!(
-            "INSERT INTO events (carrier_seq, event_id, number, kind, day, kyc_hash) VALUES {} \
+            "INSERT INTO events (carrier_seq, event_id, number, kind, day, kyc_hash, recipient_seq) VALUES {} \
              ON CONFLICT (carrier_seq, event_id) DO NOTHING",
             values_list(rows, EVENT_COLUMNS)
         )
@@ -109,11 +115,94 @@ fn summaries_sql(rows: usize) -> &'static str {
 /// (`yyyymmdd`, i32 big-endian). `audit verify` recomputes the digest.
 pub const EVENT_ENTRY_BYTES: usize = 16 + 16 + 1 + 4;
 
-fn push_entry(entries: &mut Vec<u8>, e: &NewEvent, keys: &EventKeys) {
+fn push_entry(entries: &mut Vec<u8>, keys: &EventKeys, kind: EventKind, date: Day) {
     entries.extend_from_slice(&keys.event[..16]);
     entries.extend_from_slice(&keys.subject[..16]);
-    entries.push(e.kind.code() as u8);
-    entries.extend_from_slice(&e.date.packed().to_be_bytes());
+    entries.push(kind.code() as u8);
+    entries.extend_from_slice(&date.packed().to_be_bytes());
+}
+
+/// How long a carrier's `ported_in` waits for the donor's `ported_out`.
+const PORT_PENDING_SECS: i64 = domain::history::PORT_PENDING_DAYS as i64 * 86_400;
+
+/// A pending `ported_in` that a `ported_out` of its batch completed: accepted in the recipient's name,
+/// audited in an `events` record of the recipient's own.
+struct CompletedPort {
+    carrier_id: String,
+    keys: EventKeys,
+    date: Day,
+}
+
+/// A carrier's `ported_in` kept waiting for the donor's `ported_out`, as the carrier sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingPort {
+    pub event_id: String,
+    pub number: PhoneNumber,
+    pub date: Day,
+    /// Unix seconds: when it was received, and when it is dropped unapplied if no `ported_out` came.
+    pub received_unix: i64,
+    pub expires_unix: i64,
+}
+
+/// One stored event of a number, with its reporter's and its recipient's participant ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub reporter_id: String,
+    pub event_id: String,
+    pub kind: EventKind,
+    pub date: Day,
+    pub recipient_id: Option<String>,
+}
+
+/// A number's stored events in R1 order.
+pub(crate) fn events_of(conn: &mut dyn crate::sql::Conn, n: PhoneNumber) -> Result<Vec<StoredEvent>, StoreError> {
+    conn.query(
+        "SELECT p.id, e.event_id, e.kind, e.day, r.id FROM events e JOIN participants p ON p.seq = e.carrier_seq \
+         LEFT JOIN participants r ON r.seq = e.recipient_seq WHERE e.number = $1 \
+         ORDER BY e.day, e.kind, e.carrier_seq, e.event_id",
+        &[(n.digits() as i64).into()],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(StoredEvent {
+            reporter_id: r.text(0)?,
+            event_id: r.text(1)?,
+            kind: EventKind::from_code(r.i64(2)? as i16)
+                .ok_or_else(|| StoreError::Corrupt("unknown event kind".into()))?,
+            date: day_of(r, 3).ok_or_else(|| StoreError::Corrupt("bad event day".into()))?,
+            recipient_id: r.opt_text(4),
+        })
+    })
+    .collect()
+}
+
+/// The carrier's pending `ported_in` events, oldest first, after the cursor (received time, eventId).
+pub(crate) fn pending_ports(
+    conn: &mut dyn crate::sql::Conn,
+    carrier_seq: i64,
+    now: i64,
+    limit: u32,
+) -> Result<Vec<PendingPort>, StoreError> {
+    conn.query(
+        "SELECT event_id, number, day, received_unix FROM pending_ports WHERE carrier_seq = $1 AND received_unix > $2 \
+         ORDER BY received_unix, event_id LIMIT $3",
+        &[carrier_seq.into(), (now - PORT_PENDING_SECS).into(), i64::from(limit).into()],
+    )?
+    .iter()
+    .map(|r| {
+        let number = PhoneNumber::from_digits(r.i64(1)? as u64)
+            .ok_or_else(|| StoreError::Corrupt("a pending port's number".into()))?;
+        let date = day_of(r, 2).ok_or_else(|| StoreError::Corrupt("a pending port's day".into()))?;
+        let received_unix = r.i64(3)?;
+        Ok(PendingPort {
+            event_id: r.text(0)?,
+            number,
+            date,
+            received_unix,
+            expires_unix: received_unix + PORT_PENDING_SECS,
+        })
+    })
+    .collect()
 }
 
 impl WriteCtx {
@@ -178,29 +267,45 @@ impl WriteCtx {
         // Each accepted event's number summary, in number order (as the events are taken), written
         // when all are applied: nothing here reads `numbers` (a history is read from `events`).
         let mut summaries = Vec::new();
+        let mut completed = Vec::new();
         for i in order {
             let (e, keys) = &events[i];
-            let outcome =
-                self.apply_event(carrier, e, keys, bound.contains(&keys.subject), in_lists, &mut summaries)?;
+            let bound = bound.contains(&keys.subject);
+            let outcome = self.apply_event(carrier, e, keys, bound, in_lists, job, &mut summaries, &mut completed)?;
             if outcome == Outcome::Accepted {
-                push_entry(&mut entries, e, keys);
+                push_entry(&mut entries, keys, e.kind, e.date);
             }
             out[i] = Some(outcome);
         }
         self.write_events()?;
         self.put_summaries(&summaries)?;
-        if !entries.is_empty() {
-            let accepted = entries.len() / EVENT_ENTRY_BYTES;
-            let digest = crate::ops::checklog::entries_digest(&entries);
-            let job = job.map(|j| format!(";job={j}")).unwrap_or_default();
-            let seq =
-                self.audit_seq(&carrier.id, "events", None, &format!("accepted={accepted};sha256={digest}{job}"))?;
-            self.conn
-                .exec("INSERT INTO event_batches (seq, entries) VALUES ($1, $2)", &[seq.into(), entries.into()])?;
+        let job = job.map(|j| format!(";job={j}")).unwrap_or_default();
+        self.audit_events(&carrier.id, &entries, &job)?;
+        // The `ported_in` events these completed are the recipients' (each waited in its own call).
+        completed.sort_by(|a, b| a.carrier_id.cmp(&b.carrier_id));
+        for group in completed.chunk_by(|a, b| a.carrier_id == b.carrier_id) {
+            let mut entries = Vec::with_capacity(group.len() * EVENT_ENTRY_BYTES);
+            for c in group {
+                push_entry(&mut entries, &c.keys, EventKind::PortedIn, c.date);
+            }
+            self.audit_events(&group[0].carrier_id, &entries, ";completedPorts=1")?;
         }
         Ok(out.into_iter().map(|o| o.expect("every index was visited once")).collect())
     }
 
+    /// One chained `events` record of `actor` for the accepted events packed in `entries`, if any.
+    fn audit_events(&mut self, actor: &str, entries: &[u8], suffix: &str) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let accepted = entries.len() / EVENT_ENTRY_BYTES;
+        let digest = crate::ops::checklog::entries_digest(entries);
+        let seq = self.audit_seq(actor, "events", None, &format!("accepted={accepted};sha256={digest}{suffix}"))?;
+        self.conn.exec("INSERT INTO event_batches (seq, entries) VALUES ($1, $2)", &[seq.into(), entries.into()])?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "the batch's state, passed down rather than kept in the writer")]
     fn apply_event(
         &mut self,
         carrier: &Participant,
@@ -208,23 +313,51 @@ impl WriteCtx {
         keys: &EventKeys,
         bound: bool,
         in_lists: bool,
+        job: Option<&str>,
         summaries: &mut Vec<(PhoneNumber, Summary)>,
+        completed: &mut Vec<CompletedPort>,
     ) -> Result<Outcome, StoreError> {
         let cid = carrier.carrier_id();
+        let recipient = match &e.recipient {
+            None => None,
+            Some(id) => match self.carrier_seq(id)? {
+                Some(seq) => Some(CarrierId(seq)),
+                None => {
+                    return Ok(Outcome::Rejected(Rejection::new(
+                        RejectionCode::InvalidArgument,
+                        format!(
+                            "recipient \"{}\" is not a carrier on numlink: expected a carrier's id (car_…)",
+                            domain::number::truncate_for_message(id)
+                        ),
+                    )));
+                }
+            },
+        };
+        if let Err(r) = domain::history::check_reporter(e.kind, recipient, carrier.role == Role::Portability) {
+            return Ok(Outcome::Rejected(r));
+        }
         let history = if self.may_have_history(e.number) { self.history(e.number)? } else { Vec::new() };
         if history.iter().any(|h| h.carrier == cid && h.event_id == e.event_id) {
             return self
-                .repeated(cid, e)?
+                .repeated(cid, e, recipient)?
                 .ok_or_else(|| StoreError::Corrupt("an event of a history is missing".into()));
         }
         let coverage = self.coverage(e.number);
-        let new = HistoryEvent { date: e.date, kind: e.kind, carrier: cid, event_id: e.event_id.clone() };
+        let new = HistoryEvent { date: e.date, kind: e.kind, carrier: cid, event_id: e.event_id.clone(), recipient };
         let aging_days = self.aging.days_for(e.number);
         let today = self.clock.today();
         let summary = match validate_new(&history, &new, &coverage, aging_days, today) {
             Ok(s) => s,
-            // An eventId reported before for another number is that conflict, whatever else is wrong.
-            Err(r) => return Ok(self.repeated(cid, e)?.unwrap_or(Outcome::Rejected(r))),
+            Err(r) => {
+                // An eventId reported before for another number is that conflict, whatever else is wrong.
+                if let Some(repeated) = self.repeated(cid, e, recipient)? {
+                    return Ok(repeated);
+                }
+                if r.code == RejectionCode::PortPending {
+                    return self.hold_port(carrier, e, keys, job);
+                }
+                return Ok(Outcome::Rejected(r));
+            }
         };
         let number = e.number.digits() as i64;
         let kyc_hash = e.kyc.as_ref().map(|k| self.kyc_digest(e.number, k));
@@ -235,6 +368,7 @@ impl WriteCtx {
             e.kind.code().into(),
             e.date.packed().into(),
             kyc_hash.into(),
+            recipient.map(|c| c.0).into(),
         ];
         if in_lists {
             // Written before anything reads `events` again (see `write_events`); a key another number
@@ -246,14 +380,10 @@ impl WriteCtx {
         } else {
             // Not in the number's history, so the key is new unless another number has it (then the
             // insert does nothing and the stored row says what it was).
-            let inserted = self.conn.exec(
-                "INSERT INTO events (carrier_seq, event_id, number, kind, day, kyc_hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (carrier_seq, event_id) DO NOTHING",
-                &row,
-            )?;
+            let inserted = self.conn.exec(events_sql(1), &row)?;
             if inserted == 0 {
                 return self
-                    .repeated(cid, e)?
+                    .repeated(cid, e, recipient)?
                     .ok_or_else(|| StoreError::Corrupt("an event insert met no stored event".into()));
             }
         }
@@ -270,23 +400,199 @@ impl WriteCtx {
         if bound {
             self.fan_out(e.number, &keys.subject, &new, &keys.event)?;
         }
+        if e.kind == EventKind::PortedOut {
+            self.complete_ports(e.number, &keys.subject, e.date, recipient, &coverage, summaries, completed)?;
+        }
         Ok(Outcome::Accepted)
+    }
+
+    /// The seq of the carrier with this participant id, if there is one.
+    fn carrier_seq(&mut self, id: &str) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_one("SELECT seq FROM participants WHERE id = $1 AND role = 'carrier'", &[id.into()])?
+            .map(|r| r.i64(0))
+            .transpose()
+    }
+
+    /// Keeps a carrier's `ported_in` until the donor's `ported_out` of its day arrives (R3). The same
+    /// event sent again is pending again; a pending one that expired waits anew.
+    fn hold_port(
+        &mut self,
+        carrier: &Participant,
+        e: &NewEvent,
+        keys: &EventKeys,
+        job: Option<&str>,
+    ) -> Result<Outcome, StoreError> {
+        let now = self.now_unix();
+        let (number, day) = (e.number.digits() as i64, e.date.packed());
+        let held = self.conn.query_one(
+            "SELECT number, day, received_unix FROM pending_ports WHERE carrier_seq = $1 AND event_id = $2",
+            &[carrier.seq.into(), e.event_id.as_str().into()],
+        )?;
+        if let Some(row) = held {
+            if row.i64(0)? != number || row.i64(1)? != i64::from(day) {
+                return Ok(Outcome::Rejected(Rejection::new(
+                    RejectionCode::Conflict,
+                    format!("eventId \"{}\" was reported before with a different payload", e.event_id),
+                )));
+            }
+            if row.i64(2)? > now - PORT_PENDING_SECS {
+                return Ok(Outcome::Pending);
+            }
+            self.conn.exec(
+                "DELETE FROM pending_ports WHERE carrier_seq = $1 AND event_id = $2",
+                &[carrier.seq.into(), e.event_id.as_str().into()],
+            )?;
+        }
+        self.conn.exec(
+            "INSERT INTO pending_ports (carrier_seq, event_id, number, day, received_unix, job_id) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[carrier.seq.into(), e.event_id.as_str().into(), number.into(), day.into(), now.into(), job.into()],
+        )?;
+        let job = job.map(|j| format!(";job={j}")).unwrap_or_default();
+        self.audit(
+            &carrier.id,
+            "port.pending",
+            Some(&keys.subject),
+            &format!("event={};date={}{job}", hex::encode(&keys.event[..16]), e.date),
+        )?;
+        Ok(Outcome::Pending)
+    }
+
+    /// After a `ported_out` of `n` on `date` (naming `named`, if any) was accepted: the first waiting
+    /// `ported_in` of that day (of the named carrier) that the history now takes is accepted. If the
+    /// `ported_out` names nobody and several carriers wait, none is: which of them the donor meant
+    /// only the donor or the number-portability database can say.
+    #[allow(clippy::too_many_arguments, reason = "the batch's state, passed down rather than kept in the writer")]
+    fn complete_ports(
+        &mut self,
+        n: PhoneNumber,
+        subject: &[u8; 32],
+        date: Day,
+        named: Option<CarrierId>,
+        coverage: &domain::Coverage,
+        summaries: &mut Vec<(PhoneNumber, Summary)>,
+        completed: &mut Vec<CompletedPort>,
+    ) -> Result<(), StoreError> {
+        let now = self.now_unix();
+        let number = n.digits() as i64;
+        let mut waiting: Vec<(i64, String, String)> = self
+            .conn
+            .query(
+                "SELECT p.carrier_seq, p.event_id, c.id FROM pending_ports p JOIN participants c ON c.seq = p.carrier_seq \
+                 WHERE p.number = $1 AND p.day = $2 AND p.received_unix > $3 \
+                 ORDER BY p.received_unix, p.carrier_seq, p.event_id",
+                &[number.into(), date.packed().into(), (now - PORT_PENDING_SECS).into()],
+            )?
+            .iter()
+            .map(|r| Ok((r.i64(0)?, r.text(1)?, r.text(2)?)))
+            .collect::<Result<_, StoreError>>()?;
+        if let Some(to) = named {
+            waiting.retain(|w| w.0 == to.0);
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if named.is_none() && waiting.iter().any(|w| w.0 != waiting[0].0) {
+            tracing::warn!(
+                number = %n.masked(),
+                %date,
+                carriers = waiting.len(),
+                "several carriers wait to complete a port that names no recipient: none is applied"
+            );
+            return self.audit("numlink", "port.ambiguous", Some(subject), &format!("date={date}"));
+        }
+        let aging_days = self.aging.days_for(n);
+        let today = self.clock.today();
+        for (seq, event_id, carrier_id) in waiting {
+            let history = self.history(n)?;
+            let new =
+                HistoryEvent { date, kind: EventKind::PortedIn, carrier: CarrierId(seq), event_id, recipient: None };
+            let Ok(summary) = validate_new(&history, &new, coverage, aging_days, today) else {
+                continue;
+            };
+            self.conn.exec(
+                "DELETE FROM pending_ports WHERE carrier_seq = $1 AND event_id = $2",
+                &[seq.into(), new.event_id.as_str().into()],
+            )?;
+            let row = [
+                seq.into(),
+                new.event_id.as_str().into(),
+                number.into(),
+                EventKind::PortedIn.code().into(),
+                date.packed().into(),
+                Value::Null,
+                Value::Null,
+            ];
+            if self.conn.exec(events_sql(1), &row)? == 0 {
+                // The carrier used the eventId for another event meanwhile: that one stands.
+                tracing::warn!(carrier = %carrier_id, "a pending ported_in's eventId was used since: dropped");
+                self.audit(&carrier_id, "port.dropped", Some(subject), &format!("date={date};reason=eventId reused"))?;
+                continue;
+            }
+            self.index_later(n, summary);
+            summaries.push((n, summary));
+            let keys = EventKeys { subject: *subject, event: self.hash_key.event(new.carrier, &new.event_id) };
+            completed.push(CompletedPort { carrier_id, keys, date });
+            break;
+        }
+        Ok(())
+    }
+
+    /// Drops the `ported_in` events that waited longer than `PORT_PENDING_DAYS` for their `ported_out`
+    /// (at most `max` of them), each audited. True if more are left.
+    pub(crate) fn expire_pending_ports(&mut self, max: u32) -> Result<bool, StoreError> {
+        let before = self.now_unix() - PORT_PENDING_SECS;
+        let rows = self.conn.query(
+            "SELECT p.carrier_seq, p.event_id, p.number, p.day, c.id FROM pending_ports p \
+             JOIN participants c ON c.seq = p.carrier_seq WHERE p.received_unix <= $1 \
+             ORDER BY p.received_unix LIMIT $2",
+            &[before.into(), i64::from(max).into()],
+        )?;
+        for r in &rows {
+            let (seq, event_id) = (r.i64(0)?, r.text(1)?);
+            self.conn.exec(
+                "DELETE FROM pending_ports WHERE carrier_seq = $1 AND event_id = $2",
+                &[seq.into(), event_id.as_str().into()],
+            )?;
+            let n = PhoneNumber::from_digits(r.i64(2)? as u64)
+                .ok_or_else(|| StoreError::Corrupt("a pending port's number".into()))?;
+            let date = day_of(r, 3).ok_or_else(|| StoreError::Corrupt("a pending port's day".into()))?;
+            let event = self.hash_key.event(CarrierId(seq), &event_id);
+            self.audit(
+                &r.text(4)?,
+                "port.expired",
+                Some(&self.hash_key.number(n)),
+                &format!("event={};date={date}", hex::encode(&event[..16])),
+            )?;
+        }
+        Ok(rows.len() == max as usize)
     }
 
     /// What an event whose (carrier, eventId) is stored already is: a duplicate if the payload is the
     /// same, else a conflict. `None` if it is not stored.
-    fn repeated(&mut self, cid: CarrierId, e: &NewEvent) -> Result<Option<Outcome>, StoreError> {
+    fn repeated(
+        &mut self,
+        cid: CarrierId,
+        e: &NewEvent,
+        recipient: Option<CarrierId>,
+    ) -> Result<Option<Outcome>, StoreError> {
         self.write_events()?;
         let Some(row) = self.conn.query_one(
-            "SELECT number, kind, day, kyc_hash FROM events WHERE carrier_seq = $1 AND event_id = $2",
+            "SELECT number, kind, day, kyc_hash, recipient_seq FROM events WHERE carrier_seq = $1 AND event_id = $2",
             &[cid.0.into(), e.event_id.as_str().into()],
         )?
         else {
             return Ok(None);
         };
+        // A `ported_in` accepted on its own word before ports took both sides names its reporter as
+        // its recipient (migration 0010); sent again, it names none.
+        let stored_recipient =
+            row.opt_i64(4).filter(|&r| !(e.kind == EventKind::PortedIn && r == cid.0 && recipient.is_none()));
         let same = row.i64(0)? == e.number.digits() as i64
             && row.i64(1)? == i64::from(e.kind.code())
             && row.i64(2)? == i64::from(e.date.packed())
+            && stored_recipient == recipient.map(|c| c.0)
             && row.opt_bytes(3) == e.kyc.as_ref().map(|k| self.kyc_digest(e.number, k));
         Ok(Some(if same {
             Outcome::Duplicate
@@ -310,9 +616,22 @@ impl WriteCtx {
                 let kind = EventKind::from_code(r.i64(2)? as i16)
                     .ok_or_else(|| StoreError::Corrupt("unknown event kind".into()))?;
                 let date = day_of(r, 3).ok_or_else(|| StoreError::Corrupt("bad event day".into()))?;
-                Ok(HistoryEvent { date, kind, carrier: CarrierId(r.i64(0)?), event_id: r.text(1)? })
+                Ok(HistoryEvent { date, kind, carrier: CarrierId(r.i64(0)?), event_id: r.text(1)?, recipient: None })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        // A port's recipient is outside the covering index the history is read from: read for ports only.
+        if events.iter().any(|e| matches!(e.kind, EventKind::PortedIn | EventKind::PortedOut)) {
+            for r in self.conn.query(
+                "SELECT carrier_seq, event_id, recipient_seq FROM events WHERE number = $1 AND kind IN ($2, $3) \
+                 AND recipient_seq IS NOT NULL",
+                &[(n.digits() as i64).into(), EventKind::PortedOut.code().into(), EventKind::PortedIn.code().into()],
+            )? {
+                let (carrier, id) = (CarrierId(r.i64(0)?), r.text(1)?);
+                if let Some(e) = events.iter_mut().find(|e| e.carrier == carrier && e.event_id == id) {
+                    e.recipient = r.opt_i64(2).map(CarrierId);
+                }
+            }
+        }
         domain::history::sort_r1(&mut events);
         Ok(events)
     }

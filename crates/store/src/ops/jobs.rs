@@ -78,6 +78,8 @@ pub struct Job {
     pub rows_read: u64,
     pub accepted: u64,
     pub duplicates: u64,
+    /// A lifecycle file's `ported_in` rows waiting for the donor's `ported_out` (R3).
+    pub pending: u64,
     pub rejected: u64,
     pub error: Option<String>,
     pub created_at: String,
@@ -158,7 +160,7 @@ pub struct RejectionRow {
 }
 
 const SELECT: &str = "SELECT id, owner_seq, kind, format, state, spool_path, byte_offset, line, rows_read, accepted, \
-                      duplicates, rejected, error, created_at, updated_at, result_bytes FROM jobs";
+                      duplicates, rejected, error, created_at, updated_at, result_bytes, pending FROM jobs";
 
 fn from_row(r: &Row) -> Result<Job, StoreError> {
     let u = |i| r.i64(i).map(|v| v.max(0) as u64);
@@ -181,6 +183,7 @@ fn from_row(r: &Row) -> Result<Job, StoreError> {
         created_at: r.text(13)?,
         updated_at: r.text(14)?,
         result_bytes: u(15)?,
+        pending: u(16)?,
     })
 }
 
@@ -268,7 +271,7 @@ impl WriteCtx {
                 Err(rej) => rejections.push((r.line, rej)),
             }
         }
-        let (mut accepted, mut duplicates) = (0i64, 0i64);
+        let (mut accepted, mut duplicates, mut pending) = (0i64, 0i64, 0i64);
         let outcomes: Vec<Outcome> = match job.kind {
             JobKind::Lifecycle => {
                 if event_keys.len() != events.len() {
@@ -300,6 +303,7 @@ impl WriteCtx {
             match outcome {
                 Outcome::Accepted => accepted += 1,
                 Outcome::Duplicate => duplicates += 1,
+                Outcome::Pending => pending += 1,
                 Outcome::Rejected(rej) => rejections.push((line, rej)),
             }
         }
@@ -313,7 +317,8 @@ impl WriteCtx {
         let now = self.now_rfc3339();
         self.conn.exec(
             "UPDATE jobs SET state = $1, byte_offset = $2, line = $3, rows_read = rows_read + $4, accepted = accepted + $5, \
-             duplicates = duplicates + $6, rejected = rejected + $7, updated_at = $8, result_bytes = $9 WHERE id = $10",
+             duplicates = duplicates + $6, rejected = rejected + $7, updated_at = $8, result_bytes = $9, \
+             pending = pending + $10 WHERE id = $11",
             &[
                 state.into(),
                 (next_offset as i64).into(),
@@ -324,6 +329,7 @@ impl WriteCtx {
                 (rejections.len() as i64).into(),
                 now.into(),
                 (result_bytes as i64).into(),
+                pending.into(),
                 job_id.into(),
             ],
         )?;
@@ -334,8 +340,8 @@ impl WriteCtx {
                 "job.finished",
                 None,
                 &format!(
-                    "id={job_id};rowsRead={};accepted={};duplicates={};rejected={}",
-                    job.rows_read, job.accepted, job.duplicates, job.rejected
+                    "id={job_id};rowsRead={};accepted={};duplicates={};pending={};rejected={}",
+                    job.rows_read, job.accepted, job.duplicates, job.pending, job.rejected
                 ),
             )?;
         }

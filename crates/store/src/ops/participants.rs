@@ -1,4 +1,5 @@
-//! Participants (carriers, institutions, regulators) and their API keys.
+//! Participants (carriers, institutions, regulators, the number-portability database) and their API
+//! keys.
 
 use domain::{CarrierId, Day, Prefix};
 
@@ -12,6 +13,8 @@ pub enum Role {
     Carrier,
     Institution,
     Regulator,
+    /// The national number-portability database: reports whole ports (R3).
+    Portability,
 }
 
 impl Role {
@@ -20,11 +23,14 @@ impl Role {
             Role::Carrier => "carrier",
             Role::Institution => "institution",
             Role::Regulator => "regulator",
+            Role::Portability => "portability",
         }
     }
 
+    pub const ALL: [Role; 4] = [Role::Carrier, Role::Institution, Role::Regulator, Role::Portability];
+
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Carrier, Role::Institution, Role::Regulator].into_iter().find(|r| r.as_str() == s)
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
     fn id_prefix(self) -> &'static str {
@@ -32,6 +38,7 @@ impl Role {
             Role::Carrier => "car",
             Role::Institution => "ins",
             Role::Regulator => "reg",
+            Role::Portability => "npd",
         }
     }
 }

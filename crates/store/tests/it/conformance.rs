@@ -44,7 +44,7 @@ fn cp(next_offset: u64, next_line: u64, finished: bool) -> store::Checkpoint {
 }
 
 fn ev(id: &str, n: &str, kind: EventKind, date: &str) -> NewEvent {
-    NewEvent { event_id: id.into(), number: num(n), kind, date: day(date), kyc: None }
+    NewEvent { event_id: id.into(), number: num(n), kind, date: day(date), kyc: None, recipient: None }
 }
 
 backend_tests!(
@@ -58,6 +58,7 @@ backend_tests!(
     opening_twice_migrates_once,
     a_schema_newer_than_the_binary_is_refused,
     job_chunks_commit_with_their_checkpoint,
+    ports_accepted_before_they_took_both_sides_stand,
 );
 
 async fn participants_and_keys(db: TestDb) {
@@ -482,4 +483,44 @@ async fn job_chunks_commit_with_their_checkpoint(db: TestDb) {
     assert!(store.job(&job.id, a.seq).await.unwrap().is_some());
     assert!(store.job(&job.id, a.seq + 1000).await.unwrap().is_none());
     assert_eq!(store.next_job().await.unwrap(), None);
+}
+
+/// A database of the numlink before ports took both sides (migration 9), holding a `ported_in`
+/// accepted on its reporter's word alone: after the upgrade it stands as a whole port, so the
+/// number's answers and serving carrier stay as they were, and the event sent again is a duplicate.
+async fn ports_accepted_before_they_took_both_sides_stand(db: TestDb) {
+    db.migrate_to(9);
+    tamper(
+        &db,
+        "INSERT INTO participants (id, role, name, reporting_since, created_at) VALUES \
+           ('car_a', 'carrier', 'A', 20200101, '2020-01-01T00:00:00Z'), \
+           ('car_b', 'carrier', 'B', 20200101, '2020-01-01T00:00:00Z'); \
+         INSERT INTO prefixes (prefix, participant_seq) SELECT '86138', seq FROM participants WHERE id = 'car_a'; \
+         INSERT INTO events (carrier_seq, event_id, number, kind, day) \
+           SELECT seq, 'a-1', 8613800138000, 4, 20230101 FROM participants WHERE id = 'car_a'; \
+         INSERT INTO events (carrier_seq, event_id, number, kind, day) \
+           SELECT seq, 'b-in', 8613800138000, 1, 20240101 FROM participants WHERE id = 'car_b'; \
+         INSERT INTO numbers (number, first_event, last_end, last_activation, disconnected, serving) \
+           SELECT 8613800138000, 20230101, NULL, 20230101, 0, seq FROM participants WHERE id = 'car_b';",
+    );
+    let (store, _) = db.open("2025-06-30");
+    let n = num("+8613800138000");
+    let all = store.list_participants().await.unwrap();
+    let by = |id: &str| all.iter().find(|p| p.id == id).unwrap().clone();
+    let (a, b) = (by("car_a"), by("car_b"));
+    let (bank, _) = institution(&store).await;
+    let asked = vec![(n, day("2023-06-01")), (n, day("2022-06-01"))];
+    assert_eq!(store.check(bank.clone(), asked.clone()).await.unwrap(), vec![Ok(Answer::No), Ok(Answer::Yes)]);
+    let events = store.events_of(n).await.unwrap();
+    assert_eq!(events[1].recipient_id.as_deref(), Some("car_b"), "a whole port to its reporter: {events:?}");
+    let again = NewEvent { recipient: None, ..ev("b-in", "+8613800138000", EventKind::PortedIn, "2024-01-01") };
+    assert_eq!(store.report_events(b.clone(), vec![again]).await.unwrap(), vec![Outcome::Duplicate]);
+    let by_a = store.report_events(a, vec![ev("a-2", "+8613800138000", EventKind::Transferred, "2024-06-01")]).await;
+    assert!(matches!(&by_a.unwrap()[..], [Outcome::Rejected(r)] if r.code == RejectionCode::NotNumberHolder));
+    let by_b = store.report_events(b, vec![ev("b-1", "+8613800138000", EventKind::Transferred, "2024-06-01")]).await;
+    assert_eq!(by_b.unwrap(), vec![Outcome::Accepted]);
+    assert_eq!(store.check(bank, asked).await.unwrap(), vec![Ok(Answer::Yes), Ok(Answer::Yes)]);
+    // A portability participant could not exist before; it can now (the role's CHECK was widened).
+    let p = NewParticipant { role: Role::Portability, name: "NPDB".into(), prefixes: vec![], reporting_since: None };
+    assert!(store.add_participant(p).await.unwrap().0.id.starts_with("npd_"));
 }
