@@ -4,8 +4,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use domain::{PhoneNumber, Tenure};
-use store::{HashKey, Participant, Role};
+use domain::PhoneNumber;
+use store::{HashKey, Participant, Role, TenureMark};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -60,24 +60,28 @@ impl Caller {
 
 /// A holder who proved possession of one number with a one-time code (`Authorization: Bearer nlh_…`).
 /// The token seals (ChaCha20-Poly1305 under a key derived from the hash key) the number, an expiry and
-/// the first day of the tenure it was issued in: it needs no storage, cannot be read, altered or made
-/// for another number, and stops working when the number changes hands.
+/// the mark of the tenure the code was requested in (`store::TenureMark`: the number's changes of
+/// holder, so a second change on the same day counts): it needs no storage, cannot be read, altered or
+/// made for another number, and stops working when the number changes hands.
 #[derive(Clone, Copy, Debug)]
-pub struct Holder(pub PhoneNumber);
+pub struct Holder(pub PhoneNumber, pub TenureMark);
 
 const HOLDER_PREFIX: &str = "nlh_";
 const HOLDER_PURPOSE: &str = "holder-session";
 /// Longest holder token we look at.
 const HOLDER_TOKEN_BYTES_MAX: usize = 256;
 
-/// The tenure a session belongs to, as sealed in its token (0 when nobody holds the number).
-fn tenure_mark(t: Tenure) -> i32 {
-    t.vouched_since().map_or(0, |d| d.packed())
+/// A session token for the holder of `n` in the tenure `mark`, valid until `exp` (unix seconds).
+pub fn holder_token(key: &HashKey, n: PhoneNumber, mark: TenureMark, exp: i64) -> String {
+    format!("{HOLDER_PREFIX}{}", key.seal(&format!("{HOLDER_PURPOSE}|{}|{exp}|{}", n.digits(), mark.to_hex())))
 }
 
-/// A session token for the holder of `n` in tenure `t`, valid until `exp` (unix seconds).
-pub fn holder_token(key: &HashKey, n: PhoneNumber, t: Tenure, exp: i64) -> String {
-    format!("{HOLDER_PREFIX}{}", key.seal(&format!("{HOLDER_PURPOSE}|{}|{exp}|{}", n.digits(), tenure_mark(t))))
+/// A holder's session met a change of holder: it is over.
+pub fn hands_changed() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthenticated,
+        "the number changed hands since you signed in: this session is over; a new code proves whether it is yours",
+    )
 }
 
 impl FromRequestParts<AppState> for Holder {
@@ -109,10 +113,12 @@ impl FromRequestParts<AppState> for Holder {
             return Err(invalid());
         }
         let n = PhoneNumber::parse(&format!("+{digits}")).map_err(|_| invalid())?;
-        // The number changed hands (or was disconnected) since the code was checked: the session is over.
-        if mark != tenure_mark(state.store.tenure(n).await?).to_string() {
-            return Err(invalid());
+        let mark = TenureMark::from_hex(mark).ok_or_else(invalid)?;
+        // The number changed hands (or was disconnected) since the code was requested: the session is
+        // over.
+        if state.store.holding(n).await?.mark != mark {
+            return Err(hands_changed());
         }
-        Ok(Holder(n))
+        Ok(Holder(n, mark))
     }
 }

@@ -6,6 +6,7 @@ use jiff::civil::Weekday;
 
 use crate::answer::NumberFacts;
 use crate::date::Day;
+use crate::history::HistoryEvent;
 
 /// Who holds the number now, as far as the history shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +56,13 @@ impl Tenure {
             Tenure::UnknownNumber | Tenure::Disconnected => None,
         }
     }
+}
+
+/// The changes of holder in a sorted history: the events that start or end a tenure (ports change the
+/// carrier, not the holder). The current tenure is identified by these (R5), not by its first day: a
+/// second change on the same day is a new tenure, and a code or session of the one before is over.
+pub fn holder_changes(sorted: &[HistoryEvent]) -> impl Iterator<Item = &HistoryEvent> {
+    sorted.iter().filter(|e| e.kind.ends_tenure() || e.kind == crate::EventKind::Activated)
 }
 
 /// What a proof of tenure states (R6, reveal the least): "held since on or before" this day. It is the

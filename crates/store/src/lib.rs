@@ -35,8 +35,9 @@ pub use ops::bindings::{
 pub use ops::checklog::{AnsweredCheck, LoggedAnswer};
 pub use ops::events::{NewEvent, Outcome, PendingPort, StoredEvent};
 pub use ops::holder::{
-    AttestationKey, HolderView, InstitutionReport, Lookup, OtpFailure, OtpIssued, OtpLimits, OtpRefused,
-    RequestedBinding, Resolution, Resolved, SmsGateway, StaleHolder, UnbindRefused, UnbindRequest, UnbindState,
+    AttestationKey, HolderView, Holding, InstitutionReport, Lookup, OtpFailure, OtpIssued, OtpLimits, OtpRefused,
+    RequestedBinding, Resolution, Resolved, SmsGateway, StaleHolder, TenureMark, UnbindRefused, UnbindRequest,
+    UnbindState,
 };
 pub use ops::jobs::{Checkpoint, ChunkRow, Job, JobKind, JobState, RejectionRow, RowData};
 pub use ops::kyc::{KYC_ATTRIBUTES, Kyc, KycAnswer, KycMatch, Rebind};
@@ -580,7 +581,7 @@ impl Store {
         challenge_id: &str,
         code: &str,
         limits: OtpLimits,
-    ) -> Result<Result<(), OtpFailure>, StoreError> {
+    ) -> Result<Result<TenureMark, OtpFailure>, StoreError> {
         let (id, code) = (challenge_id.to_string(), code.to_string());
         self.write(move |ctx| ctx.verify_otp(n, &id, &code, &limits)).await
     }
@@ -588,6 +589,11 @@ impl Store {
     /// Who holds the number now, and since when.
     pub async fn tenure(&self, n: PhoneNumber) -> Result<domain::Tenure, StoreError> {
         self.write(move |ctx| Ok(domain::Tenure::of(&ctx.facts(n)?))).await
+    }
+
+    /// Who holds the number now, and the mark of that tenure (see [`TenureMark`]).
+    pub async fn holding(&self, n: PhoneNumber) -> Result<Holding, StoreError> {
+        self.write(move |ctx| ctx.holding(n)).await
     }
 
     /// The current tenure of the number and the institutions holding bindings made before it (R5).
@@ -605,12 +611,13 @@ impl Store {
     pub async fn request_unbind(
         &self,
         n: PhoneNumber,
+        mark: TenureMark,
         institution_ids: Option<Vec<String>>,
         deadline: Day,
         attestation: IssuedAttestation,
     ) -> Result<Result<Vec<UnbindRequest>, UnbindRefused>, StoreError> {
         self.write(move |ctx| {
-            let r = ctx.request_unbind(n, institution_ids, deadline, &attestation.jti, &attestation.token)?;
+            let r = ctx.request_unbind(n, mark, institution_ids, deadline, &attestation.jti, &attestation.token)?;
             // The proof went out only with new requests.
             if matches!(&r, Ok((_, created)) if *created > 0) {
                 ctx.attestation_issued(n, &attestation.jti, attestation.exp)?;
@@ -654,8 +661,15 @@ impl Store {
     }
 
     /// Records a proof of tenure handed to the holder.
-    pub async fn attestation_issued(&self, n: PhoneNumber, attestation: IssuedAttestation) -> Result<(), StoreError> {
-        self.write(move |ctx| ctx.attestation_issued(n, &attestation.jti, attestation.exp)).await
+    /// Records a proof of tenure issued to the holder of tenure `mark`; false (nothing recorded) if the
+    /// number changed hands since, when the proof must not be handed out.
+    pub async fn attestation_issued(
+        &self,
+        n: PhoneNumber,
+        mark: TenureMark,
+        attestation: IssuedAttestation,
+    ) -> Result<bool, StoreError> {
+        self.write(move |ctx| ctx.attestation_issued_in(n, mark, &attestation.jti, attestation.exp)).await
     }
 
     /// Makes `kid` the signing key of proofs of tenure if none is current (or always, with `rotate`);

@@ -15,6 +15,7 @@ const SQLITE: &[(i64, &str)] = &[
     (8, include_str!("../migrations/sqlite/0008_events_stamp.sql")),
     (9, include_str!("../migrations/sqlite/0009_events_received_at.sql")),
     (10, include_str!("../migrations/sqlite/0010_ports.sql")),
+    (11, include_str!("../migrations/sqlite/0011_tenure_marks.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -27,6 +28,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (8, include_str!("../migrations/postgres/0008_events_stamp.sql")),
     (9, include_str!("../migrations/postgres/0009_events_received_at.sql")),
     (10, include_str!("../migrations/postgres/0010_ports.sql")),
+    (11, include_str!("../migrations/postgres/0011_tenure_marks.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

@@ -15,7 +15,7 @@ use store::{OtpFailure, OtpRefused, UnbindRefused, UnbindRequest};
 use utoipa::ToSchema;
 use workers::SmsMessage;
 
-use crate::auth::{Holder, holder_token};
+use crate::auth::{Holder, hands_changed, holder_token};
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
 use crate::json::StrictJson;
 use crate::routes::phone;
@@ -260,7 +260,7 @@ pub async fn session(
         return Err(ApiError::invalid("code must be the 6 digits of the SMS"));
     }
     let limits = state.holder.config.otp;
-    state.store.verify_otp(n, &req.challenge_id, &req.code, limits).await?.map_err(|f| match f {
+    let mark = state.store.verify_otp(n, &req.challenge_id, &req.code, limits).await?.map_err(|f| match f {
         OtpFailure::Wrong { attempts_left } => ApiError::new(
             ErrorCode::OtpVerificationFailed,
             format!("the code is not right: {attempts_left} more tries on this challenge"),
@@ -269,13 +269,17 @@ pub async fn session(
             ErrorCode::OtpVerificationExpired,
             "the challenge is unknown, expired, used, or out of tries: ask for a new code",
         ),
+        OtpFailure::TenureChanged => ApiError::new(
+            ErrorCode::OtpVerificationExpired,
+            "the number changed hands since this code was sent: it proves nothing now; ask for a new code",
+        ),
         OtpFailure::Locked { retry_after_secs } => {
             ApiError::new(ErrorCode::TooManyRequests, "too many wrong codes: the number is locked for a day")
                 .with_retry_after(retry_after_secs)
         }
     })?;
     let exp = state.store.clock().now().as_second() + state.holder.config.session_secs;
-    let token = holder_token(&state.holder.session_key, n, state.store.tenure(n).await?, exp);
+    let token = holder_token(&state.holder.session_key, n, mark, exp);
     Ok((StatusCode::CREATED, Json(HolderSession { token, phone_number: n.to_string(), expires_at: exp })))
 }
 
@@ -292,7 +296,7 @@ pub async fn session(
     ),
     security(("holderToken" = []))
 )]
-pub async fn bindings(State(state): State<AppState>, Holder(n): Holder) -> ApiResult<Json<HolderBindings>> {
+pub async fn bindings(State(state): State<AppState>, Holder(n, _): Holder) -> ApiResult<Json<HolderBindings>> {
     let view = state.store.holder_view(n).await?;
     let today = state.store.today();
     let institutions = view
@@ -328,7 +332,7 @@ pub async fn bindings(State(state): State<AppState>, Holder(n): Holder) -> ApiRe
 )]
 pub async fn request_unbind(
     State(state): State<AppState>,
-    Holder(n): Holder,
+    Holder(n, mark): Holder,
     StrictJson(body): StrictJson<UnbindBody>,
 ) -> ApiResult<(StatusCode, Json<HolderUnbindRequests>)> {
     let ids = match (body.institution_ids, body.all) {
@@ -351,8 +355,9 @@ pub async fn request_unbind(
     let attestation = state.holder.attester.issue(&state.store, n, held_since_claim(since, today)).await?;
     let days = state.holder.config.unbind_deadline_working_days.days_for(n);
     let deadline = add_working_days(today, days);
-    let requests = match state.store.request_unbind(n, ids.clone(), deadline, attestation).await? {
+    let requests = match state.store.request_unbind(n, mark, ids.clone(), deadline, attestation).await? {
         Ok(r) => r,
+        Err(UnbindRefused::TenureChanged) => return Err(hands_changed()),
         Err(UnbindRefused::NoTenure) if ids.is_none() => Vec::new(),
         Err(UnbindRefused::NoTenure) => {
             return Err(ApiError::new(ErrorCode::NotFound, "no institution holds a binding made before your tenure"));
@@ -380,7 +385,7 @@ pub async fn request_unbind(
 )]
 pub async fn unbind_requests(
     State(state): State<AppState>,
-    Holder(n): Holder,
+    Holder(n, _): Holder,
 ) -> ApiResult<Json<HolderUnbindRequests>> {
     let today = state.store.today();
     let requests =
@@ -398,7 +403,7 @@ pub async fn unbind_requests(
     responses((status = 200, body = Lookups), (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo)),
     security(("holderToken" = []))
 )]
-pub async fn lookups(State(state): State<AppState>, Holder(n): Holder) -> ApiResult<Json<Lookups>> {
+pub async fn lookups(State(state): State<AppState>, Holder(n, _): Holder) -> ApiResult<Json<Lookups>> {
     let since = state.store.clock().now().as_second() - state.holder.config.lookups_days * 86_400;
     let rows = state.store.lookups(n, since, LOOKUPS_MAX).await?;
     let lookups = rows
@@ -428,7 +433,7 @@ pub async fn lookups(State(state): State<AppState>, Holder(n): Holder) -> ApiRes
     ),
     security(("holderToken" = []))
 )]
-pub async fn attestation(State(state): State<AppState>, Holder(n): Holder) -> ApiResult<Json<AttestationView>> {
+pub async fn attestation(State(state): State<AppState>, Holder(n, mark): Holder) -> ApiResult<Json<AttestationView>> {
     let since = state
         .store
         .tenure(n)
@@ -437,7 +442,10 @@ pub async fn attestation(State(state): State<AppState>, Holder(n): Holder) -> Ap
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "nobody holds this number now"))?;
     let held_since = held_since_claim(since, state.store.today());
     let issued = state.holder.attester.issue(&state.store, n, held_since).await?;
-    state.store.attestation_issued(n, issued.clone()).await?;
+    // Handed out only if the number did not change hands meanwhile.
+    if !state.store.attestation_issued(n, mark, issued.clone()).await? {
+        return Err(hands_changed());
+    }
     Ok(Json(AttestationView { attestation: issued.token, held_since: held_since.to_string(), expires_at: issued.exp }))
 }
 

@@ -26,6 +26,8 @@ backend_tests!(
     proofs_of_tenure_survive_key_rotation_until_they_expire,
     codes_follow_a_ported_number,
     a_session_ends_when_the_number_changes_hands,
+    a_second_change_of_holder_on_the_same_day_ends_the_session,
+    a_code_proves_possession_only_in_the_tenure_it_was_sent_in,
     one_client_address_cannot_ask_codes_for_everyone,
     requests_close_when_the_bindings_go_another_way,
 );
@@ -697,6 +699,48 @@ async fn a_session_ends_when_the_number_changes_hands(db: TestDb) {
         .map(|i| i["name"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names, vec!["New Bank", "Old Bank"]);
+}
+
+async fn a_second_change_of_holder_on_the_same_day_ends_the_session(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    app.accept(&w.carrier, json!([{"eventId": "t1", "phoneNumber": N, "type": "transferred", "date": "2025-06-29"}]))
+        .await;
+    let token = login(&app, &w, N).await;
+    assert_eq!(app.get("/v1/holder/attestation", &token).await.status, 200);
+    // The number passes to someone else again, on the same day: the tenure's first day is unchanged.
+    app.accept(&w.carrier, json!([{"eventId": "t2", "phoneNumber": N, "type": "transferred", "date": "2025-06-29"}]))
+        .await;
+    for path in ["/v1/holder/bindings", "/v1/holder/lookups", "/v1/holder/attestation", "/v1/holder/unbind-requests"] {
+        let r = app.get(path, &token).await;
+        assert_error(&r, 401, "UNAUTHENTICATED");
+        assert!(r.body["message"].as_str().unwrap().contains("changed hands"), "{path}: {}", r.text);
+    }
+    let r = app.post("/v1/holder/unbind-requests", &token, json!({"all": true})).await;
+    assert_error(&r, 401, "UNAUTHENTICATED");
+    // Porting is not a change of holder: a session survives it.
+    let token = login(&app, &w, N).await;
+    app.accept(&w.carrier, json!([{"eventId": "p1", "phoneNumber": N, "type": "ported_out", "date": "2025-06-30"}]))
+        .await;
+    assert_eq!(app.get("/v1/holder/bindings", &token).await.status, 200);
+}
+
+async fn a_code_proves_possession_only_in_the_tenure_it_was_sent_in(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    // A code goes to the holder of today; the number then passes to someone else.
+    let challenge = ask_code(&app, N).await;
+    let code = last_code(&app, &w, N).await;
+    app.accept(&w.carrier, json!([{"eventId": "t1", "phoneNumber": N, "type": "transferred", "date": "2025-06-30"}]))
+        .await;
+    let r = session(&app, N, &challenge, &code).await;
+    assert_error(&r, 400, "OTP_VERIFICATION_EXPIRED");
+    assert!(r.body["message"].as_str().unwrap().contains("changed hands"), "{}", r.text);
+    // The challenge is spent: the right code does not open a session later either.
+    assert_error(&session(&app, N, &challenge, &code).await, 400, "OTP_VERIFICATION_EXPIRED");
+    // The new holder proves possession with a code of their own.
+    let token = login(&app, &w, N).await;
+    assert_eq!(app.get("/v1/holder/lookups", &token).await.status, 200);
 }
 
 async fn one_client_address_cannot_ask_codes_for_everyone(db: TestDb) {

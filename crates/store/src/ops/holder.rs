@@ -86,6 +86,37 @@ impl std::fmt::Debug for OtpIssued {
     }
 }
 
+/// Identifies a tenure (R5): a keyed hash of the number's changes of holder
+/// (`domain::holder::holder_changes`), so that any change, a second one on the same day included, makes
+/// a new mark. Codes are good only in the tenure of their mark; a session is sealed with it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TenureMark(pub [u8; 16]);
+
+impl TenureMark {
+    pub fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Option<TenureMark> {
+        let mut b = [0u8; 16];
+        hex::decode_to_slice(s, &mut b).ok()?;
+        Some(TenureMark(b))
+    }
+}
+
+impl std::fmt::Debug for TenureMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TenureMark(..)")
+    }
+}
+
+/// Who holds a number now, and which tenure that is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holding {
+    pub tenure: Tenure,
+    pub mark: TenureMark,
+}
+
 /// Why no code was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OtpRefused {
@@ -104,6 +135,8 @@ pub enum OtpFailure {
     },
     /// No such challenge for this number, or it expired, was used, or ran out of guesses.
     Expired,
+    /// The number changed hands since the code was requested: the code is good for nothing now.
+    TenureChanged,
     Locked {
         retry_after_secs: i64,
     },
@@ -186,6 +219,8 @@ pub enum UnbindRefused {
     NoTenure,
     /// These institutions hold no stale binding on the number.
     NotStale(Vec<String>),
+    /// The number changed hands since the holder's session began.
+    TenureChanged,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -479,6 +514,26 @@ impl WriteCtx {
         self.hash_key.mac(format!("otp:{challenge_id}:{code}").as_bytes())
     }
 
+    /// The mark of `n`'s current tenure.
+    pub(crate) fn tenure_mark(&mut self, n: PhoneNumber) -> Result<TenureMark, StoreError> {
+        let history = if self.may_have_history(n) { self.history(n)? } else { Vec::new() };
+        let mut buf = Vec::with_capacity(64);
+        buf.extend_from_slice(b"tenure|");
+        buf.extend_from_slice(&n.digits().to_be_bytes());
+        for e in domain::holder::holder_changes(&history) {
+            buf.extend_from_slice(&e.carrier.0.to_be_bytes());
+            buf.extend_from_slice(&(e.event_id.len() as u32).to_be_bytes());
+            buf.extend_from_slice(e.event_id.as_bytes());
+        }
+        let mac = self.hash_key.mac(&buf);
+        Ok(TenureMark(mac[..16].try_into().expect("16 of 32 bytes")))
+    }
+
+    /// Who holds `n` now, and the mark of that tenure.
+    pub(crate) fn holding(&mut self, n: PhoneNumber) -> Result<Holding, StoreError> {
+        Ok(Holding { tenure: Tenure::of(&self.facts(n)?), mark: self.tenure_mark(n)? })
+    }
+
     /// Seconds the number stays locked, if it is.
     fn otp_locked(&mut self, number_hash: &[u8], now: i64) -> Result<Option<i64>, StoreError> {
         let until = self
@@ -550,14 +605,18 @@ impl WriteCtx {
         let id = new_id("otp");
         let code = six_digit_code();
         let code_hash = self.otp_hash(&id, &code);
+        // The code proves possession in this tenure only.
+        let mark = self.tenure_mark(n)?;
         self.conn.exec(
-            "INSERT INTO otp_challenges (id, number_hash, code_hash, created_at, expires_at, failures) VALUES ($1, $2, $3, $4, $5, 0)",
+            "INSERT INTO otp_challenges (id, number_hash, code_hash, created_at, expires_at, failures, tenure_mark) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6)",
             &[
                 id.as_str().into(),
                 hash.as_slice().into(),
                 code_hash.as_slice().into(),
                 now.into(),
                 (now + limits.ttl_secs).into(),
+                mark.0.as_slice().into(),
             ],
         )?;
         let facts = self.facts(n)?;
@@ -578,28 +637,39 @@ impl WriteCtx {
         Ok(Ok(OtpIssued { challenge_id: id, code, held, gateway }))
     }
 
-    /// Checks a code against its challenge. Wrong guesses are counted per challenge and per number, and
-    /// commit like any write (the caller is refused, the count stands).
+    /// Checks a code against its challenge; on success, the mark of the tenure it proves possession in.
+    /// Wrong guesses are counted per challenge and per number, and commit like any write (the caller is
+    /// refused, the count stands). A code requested in an earlier tenure is good for nothing.
     pub(crate) fn verify_otp(
         &mut self,
         n: PhoneNumber,
         challenge_id: &str,
         code: &str,
         limits: &OtpLimits,
-    ) -> Result<Result<(), OtpFailure>, StoreError> {
+    ) -> Result<Result<TenureMark, OtpFailure>, StoreError> {
         let hash = self.hash_key.number(n);
         let now = self.now_unix();
         if let Some(retry_after_secs) = self.otp_locked(&hash, now)? {
             return Ok(Err(OtpFailure::Locked { retry_after_secs }));
         }
         let row = self.conn.query_one(
-            "SELECT code_hash, expires_at, failures, used_at FROM otp_challenges WHERE id = $1 AND number_hash = $2",
+            "SELECT code_hash, expires_at, failures, used_at, tenure_mark FROM otp_challenges \
+             WHERE id = $1 AND number_hash = $2",
             &[challenge_id.into(), hash.as_slice().into()],
         )?;
         let Some(row) = row else { return Ok(Err(OtpFailure::Expired)) };
         let failures = row.i64(2)?;
         if row.opt_i64(3).is_some() || row.i64(1)? <= now || failures >= i64::from(limits.attempts_max) {
             return Ok(Err(OtpFailure::Expired));
+        }
+        // Whoever held the number when the code was sent may not hold it now: the challenge is spent,
+        // right code or not (which is not told).
+        let mark = self.tenure_mark(n)?;
+        if row.opt_bytes(4).as_deref() != Some(mark.0.as_slice()) {
+            self.conn
+                .exec("UPDATE otp_challenges SET used_at = $1 WHERE id = $2", &[now.into(), challenge_id.into()])?;
+            self.audit(HOLDER_ACTOR, "otp.stale", Some(&hash), &format!("challenge={challenge_id}"))?;
+            return Ok(Err(OtpFailure::TenureChanged));
         }
         let stored = row.opt_bytes(0).unwrap_or_default();
         let presented = self.otp_hash(challenge_id, code);
@@ -608,7 +678,7 @@ impl WriteCtx {
                 .exec("UPDATE otp_challenges SET used_at = $1 WHERE id = $2", &[now.into(), challenge_id.into()])?;
             self.conn.exec("DELETE FROM otp_numbers WHERE number_hash = $1", &[hash.as_slice().into()])?;
             self.audit(HOLDER_ACTOR, "otp.verified", Some(&hash), &format!("challenge={challenge_id}"))?;
-            return Ok(Ok(()));
+            return Ok(Ok(mark));
         }
         self.conn.exec("UPDATE otp_challenges SET failures = failures + 1 WHERE id = $1", &[challenge_id.into()])?;
         let in_a_row = self
@@ -700,14 +770,19 @@ impl WriteCtx {
     /// One request per institution (all of them, or those named) holding stale bindings on `n`; an open
     /// request of this tenure is answered again rather than duplicated. Each new request notifies its
     /// institution (`unbind.requested`, with the holder's proof of tenure) in this transaction.
+    #[allow(clippy::too_many_arguments, reason = "the request's parts, as the holder's call gives them")]
     pub(crate) fn request_unbind(
         &mut self,
         n: PhoneNumber,
+        mark: TenureMark,
         institution_ids: Option<Vec<String>>,
         deadline: Day,
         attestation_id: &str,
         attestation: &str,
     ) -> Result<Result<(Vec<UnbindRequest>, usize), UnbindRefused>, StoreError> {
+        if self.tenure_mark(n)? != mark {
+            return Ok(Err(UnbindRefused::TenureChanged));
+        }
         let Tenure::Since(start) = Tenure::of(&self.facts(n)?) else {
             return Ok(Err(UnbindRefused::NoTenure));
         };
@@ -968,6 +1043,23 @@ impl WriteCtx {
         )?;
         self.audit("operator", "attestation.key", None, &format!("kid={kid}"))?;
         Ok(kid.to_string())
+    }
+
+    /// Records that a proof of tenure was issued to the holder of the tenure `mark` (its id and expiry,
+    /// not its content). False, and nothing recorded, if the number changed hands since: the proof must
+    /// not be handed out.
+    pub(crate) fn attestation_issued_in(
+        &mut self,
+        n: PhoneNumber,
+        mark: TenureMark,
+        jti: &str,
+        exp: i64,
+    ) -> Result<bool, StoreError> {
+        if self.tenure_mark(n)? != mark {
+            return Ok(false);
+        }
+        self.attestation_issued(n, jti, exp)?;
+        Ok(true)
     }
 
     /// Records that a proof of tenure was issued (its id and expiry, not its content).
