@@ -17,6 +17,13 @@ pub struct Caller(pub Participant);
 /// Longest key we look at; anything longer cannot be one of ours.
 const KEY_BYTES_MAX: usize = 128;
 
+/// The credentials of an `Authorization: Bearer <credentials>` header. The scheme is
+/// case-insensitive (RFC 9110, 11.1): `bearer` and `BEARER` are `Bearer`.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|c| !c.is_empty())
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -27,10 +34,8 @@ impl FromRequestParts<AppState> for Caller {
             .get(AUTHORIZATION)
             .ok_or_else(|| unauthenticated("the Authorization header is missing: expected \"Bearer <api key>\""))?;
         let value = header.to_str().map_err(|_| unauthenticated("the Authorization header is not valid"))?;
-        let key = value
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && k.len() <= KEY_BYTES_MAX)
+        let key = bearer(value)
+            .filter(|k| k.len() <= KEY_BYTES_MAX)
             .ok_or_else(|| unauthenticated("the Authorization header must be \"Bearer <api key>\""))?;
         match state.store.authenticate(key).await? {
             Some(p) => Ok(Caller(p)),
@@ -93,8 +98,7 @@ impl FromRequestParts<AppState> for Holder {
             .headers
             .get(AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(bearer)
             .filter(|t| t.len() <= HOLDER_TOKEN_BYTES_MAX)
             .and_then(|t| t.strip_prefix(HOLDER_PREFIX))
             .ok_or_else(|| {
@@ -120,5 +124,18 @@ impl FromRequestParts<AppState> for Holder {
             return Err(hands_changed());
         }
         Ok(Holder(n, mark))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer nlk_x", "bearer nlk_x", "BEARER  nlk_x ", "bEaReR nlk_x"] {
+            assert_eq!(super::bearer(v), Some("nlk_x"), "{v:?}");
+        }
+        for v in ["Bearer", "Bearer ", "Basic nlk_x", "Bearernlk_x", "nlk_x"] {
+            assert_eq!(super::bearer(v), None, "{v:?}");
+        }
     }
 }

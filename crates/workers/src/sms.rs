@@ -14,7 +14,7 @@ use store::SmsGateway;
 use tokio::sync::{Mutex, mpsc};
 
 use crate::WorkerError;
-use crate::webhooks::{DeliveryConfig, guarded_client, sign};
+use crate::webhooks::{DeliveryConfig, callable, guarded_client, sign};
 
 /// Attempts per message, and the waits between them.
 const RETRY_WAITS_MS: [u64; 2] = [1_000, 5_000];
@@ -142,8 +142,13 @@ impl SmsSender {
                 .map_err(|e| format!("appending to the SMS outbox: {e}"))?;
                 Ok(true)
             }
-            SmsSink::Gateways(_) => {
+            SmsSink::Gateways(config) => {
                 let Some(g) = &m.gateway else { return Ok(false) };
+                // Registered under another configuration, perhaps: checked again as webhooks are.
+                if let Err(e) = callable(&g.url, config.allow_loopback) {
+                    tracing::warn!(carrier = %g.carrier_id, error = %e, "an SMS gateway numlink does not call: the code is dropped");
+                    return Ok(false);
+                }
                 let id = store::new_id("sms");
                 let ts = jiff::Timestamp::now().as_second();
                 let signature = sign(&g.secret, &id, ts, body.as_bytes())?;

@@ -117,9 +117,12 @@ pub fn classify(status: u16, retry_after: Option<&str>) -> Verdict {
     }
 }
 
-/// Whether numlink may call this address: never loopback (unless allowed, for local development),
-/// private, link-local, unspecified, shared, reserved, benchmarking, broadcast or multicast addresses,
-/// nor IPv6 forms that embed such an IPv4 address (mapped, compatible, NAT64, 6to4).
+/// Whether numlink may call this address: only a globally reachable unicast address, never loopback
+/// (unless allowed, for local development) nor any special-purpose range of the IANA registries:
+/// private, shared, link-local, unspecified, benchmarking, documentation, reserved, broadcast and
+/// multicast IPv4; for IPv6 anything outside global unicast `2000::/3`, and within it the IETF protocol
+/// assignments `2001::/23` (Teredo among them), documentation `2001:db8::/32` and `3fff::/20`; and IPv6
+/// forms that embed an IPv4 address (mapped, compatible, NAT64, 6to4) are judged by that address.
 pub fn address_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
     if ip.is_loopback() {
         return allow_loopback;
@@ -136,6 +139,7 @@ pub fn address_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
                 || o[0] == 0
                 || (o[0] == 100 && (o[1] & 0xc0) == 64) // shared address space 100.64/10
                 || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments 192.0.0/24
+                || (o[0] == 192 && o[1] == 88 && o[2] == 99) // 6to4 relay anycast 192.88.99/24 (deprecated)
                 || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking 198.18/15
                 || o[0] >= 240) // reserved 240/4
         }
@@ -158,11 +162,15 @@ pub fn address_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
             if seg[0] == 0x2002 {
                 return address_allowed(embedded(seg[1], seg[2]), allow_loopback);
             }
-            !(v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || (seg[0] & 0xffc0) == 0xfec0) // site-local fec0::/10
+            // Global unicast only: everything outside 2000::/3 is special-purpose or unassigned (the
+            // IPv4-translated ::ffff:0:0:0/96, discard 100::/64, local-use NAT64 64:ff9b:1::/48, unique
+            // local, link-local, multicast, SRv6 5f00::/16…).
+            let global_unicast = (seg[0] & 0xe000) == 0x2000;
+            // IETF protocol assignments 2001::/23 (Teredo 2001::/32 among them).
+            let ietf = seg[0] == 0x2001 && seg[1] < 0x200;
+            // Documentation 2001:db8::/32 and 3fff::/20.
+            let documentation = (seg[0] == 0x2001 && seg[1] == 0x0db8) || (seg[0] & 0xfff0) == 0x3ff0;
+            global_unicast && !ietf && !documentation
         }
     }
 }
@@ -197,13 +205,33 @@ pub async fn check_url(raw: &str, allow_loopback: bool) -> Result<Url, String> {
         "http" => return Err("url must be https".into()),
         other => return Err(format!("url scheme \"{other}\" is not supported: use https")),
     }
-    if let Some(bad) = addrs.iter().find(|a| !address_allowed(a.ip(), allow_loopback)) {
-        return Err(format!(
-            "url resolves to {}, a loopback, private, link-local or otherwise internal address, which numlink does not call",
-            bad.ip()
-        ));
+    // Which address is not said: a name's internal addresses are no business of the caller's.
+    if addrs.iter().any(|a| !address_allowed(a.ip(), allow_loopback)) {
+        return Err(
+            "url resolves to a loopback, private, link-local or otherwise special-purpose address, which numlink does not call"
+                .into(),
+        );
     }
     Ok(url)
+}
+
+/// Whether a URL registered earlier may be called now, under today's configuration (the loopback
+/// exception may have been on at registration and be off now): `https`, or `http` only while loopback
+/// is allowed; an address written in the URL must be allowed. A name's addresses are checked when it is
+/// resolved, by the guarded resolver of [`guarded_client`].
+pub fn callable(raw: &str, allow_loopback: bool) -> Result<(), String> {
+    let url = Url::parse(raw).map_err(|_| "the url is not valid".to_string())?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_loopback => {}
+        other => return Err(format!("\"{other}\" urls are not called: https only")),
+    }
+    if let Some(ip) = url.host_str().and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok())
+        && !address_allowed(ip, allow_loopback)
+    {
+        return Err(format!("{ip} is an address numlink does not call"));
+    }
+    Ok(())
 }
 
 /// A resolver that drops addresses numlink may not call, so the check holds at connect time too
@@ -366,12 +394,9 @@ impl Deliverer {
                 Err(e) => return failed(None, e, None),
             }
         }
-        // The resolver guards names; an address written in the URL is checked here.
-        if let Ok(url) = Url::parse(&d.endpoint.url)
-            && let Some(ip) = url.host_str().and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok())
-            && !address_allowed(ip, self.config.allow_loopback)
-        {
-            return failed(None, format!("{ip} is an address numlink does not call"), None);
+        // The resolver guards names; the scheme and an address written in the URL are checked here.
+        if let Err(e) = callable(&d.endpoint.url, self.config.allow_loopback) {
+            return failed(None, e, None);
         }
         let sent = self
             .client
@@ -498,14 +523,47 @@ mod tests {
             "fd00::1",
             "::",
             "::ffff:10.0.0.1",
+            // IPv4-translated, Teredo, discard, documentation, other IETF assignments, local NAT64.
+            "::ffff:0:808:808",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "100::1",
+            "2001:db8::1",
+            "3fff::1",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "2001:2::1",
+            "2001:10::1",
+            "64:ff9b:1::808:808",
+            "5f00::1",
+            "192.88.99.1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::1",
         ] {
             assert!(!address_allowed(ip(bad), false), "{bad}");
         }
-        for good in ["8.8.8.8", "2001:4860:4860::8888", "1.1.1.1", "64:ff9b::808:808", "2002:808:808::1"] {
+        for good in
+            ["8.8.8.8", "2001:4860:4860::8888", "1.1.1.1", "64:ff9b::808:808", "2002:808:808::1", "2606:4700::1111"]
+        {
             assert!(address_allowed(ip(good), false), "{good}");
         }
         assert!(address_allowed(ip("127.0.0.1"), true));
         assert!(!address_allowed(ip("10.0.0.1"), true), "the loopback exception is for loopback only");
+    }
+
+    #[test]
+    fn a_registered_url_is_checked_again_when_called() {
+        assert!(callable("https://8.8.8.8/hook", false).is_ok());
+        assert!(callable("https://gateway.example/sms", false).is_ok(), "names are checked when resolved");
+        // Registered while loopback was allowed; called after a restart without it.
+        assert!(callable("http://127.0.0.1:9000/sms", true).is_ok());
+        assert!(callable("http://127.0.0.1:9000/sms", false).is_err());
+        assert!(callable("https://127.0.0.1:9000/sms", false).unwrap_err().contains("127.0.0.1"));
+        assert!(callable("https://[::ffff:0:a00:1]/", false).is_err());
+        assert!(callable("http://8.8.8.8/hook", false).is_err(), "https only without the loopback exception");
     }
 
     #[tokio::test]
@@ -514,6 +572,10 @@ mod tests {
         assert!(check_url("http://8.8.8.8/hook", false).await.unwrap_err().contains("https"));
         assert!(check_url("https://127.0.0.1/hook", false).await.unwrap_err().contains("loopback"));
         assert!(check_url("https://10.0.0.5/hook", false).await.unwrap_err().contains("private"));
+        // A name's internal address is not disclosed.
+        let err = check_url("https://localhost:8443/hook", false).await.unwrap_err();
+        assert!(!err.contains("127.0.0.1") && !err.contains("::1"), "{err}");
+        assert!(check_url("https://[2001:db8::1]/hook", false).await.is_err());
         assert!(check_url("https://[::1]:8443/", false).await.is_err());
         assert!(check_url("https://user:pw@8.8.8.8/", false).await.unwrap_err().contains("credentials"));
         assert!(check_url("http://127.0.0.1:9000/hook", true).await.is_ok());

@@ -31,6 +31,14 @@ async fn roles_are_enforced(db: TestDb) {
     assert_error(&r, 401, "UNAUTHENTICATED");
     let r = app.request(Method::GET, "/v1/jobs/job_x", None, &[("authorization", "Basic abc")], Body::empty()).await;
     assert_error(&r, 401, "UNAUTHENTICATED");
+    // The scheme is case-insensitive (RFC 9110): `bearer` and `BEARER` are `Bearer`.
+    for scheme in ["bearer", "BEARER"] {
+        let auth = format!("{scheme} {bank}");
+        let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+        let body = Body::from(json!({"items": []}).to_string());
+        let r = app.request(Method::POST, "/v1/reassignment-checks", None, &headers, body).await;
+        assert_eq!(r.status, 200, "{scheme}: {}", r.text);
+    }
 }
 
 async fn keys_rotate_and_revoke(db: TestDb) {

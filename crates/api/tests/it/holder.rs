@@ -28,6 +28,7 @@ backend_tests!(
     a_session_ends_when_the_number_changes_hands,
     a_second_change_of_holder_on_the_same_day_ends_the_session,
     a_code_proves_possession_only_in_the_tenure_it_was_sent_in,
+    a_loopback_gateway_is_not_called_once_loopback_is_not_allowed,
     one_client_address_cannot_ask_codes_for_everyone,
     requests_close_when_the_bindings_go_another_way,
 );
@@ -741,6 +742,20 @@ async fn a_code_proves_possession_only_in_the_tenure_it_was_sent_in(db: TestDb) 
     // The new holder proves possession with a code of their own.
     let token = login(&app, &w, N).await;
     assert_eq!(app.get("/v1/holder/lookups", &token).await.status, 200);
+}
+
+/// The carrier's gateway was registered while loopback addresses were allowed (the test server allows
+/// them); a server started without that flag checks the address again when it sends, and does not call.
+async fn a_loopback_gateway_is_not_called_once_loopback_is_not_allowed(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    let issued = app.store.request_otp(domain::PhoneNumber::parse(N).unwrap(), app.holder.otp).await.unwrap().unwrap();
+    assert!(issued.gateway.is_some());
+    let strict = workers::DeliveryConfig { allow_loopback: false, ..workers::DeliveryConfig::default() };
+    let (queue, sender) = workers::SmsSender::new(workers::SmsSink::Gateways(strict), 10).unwrap();
+    queue.push(workers::SmsMessage { phone_number: N.into(), text: "123456".into(), gateway: issued.gateway });
+    assert_eq!(sender.run_once().await, 0, "not sent");
+    assert!(w.gateway.received().is_empty(), "the loopback gateway was not called");
 }
 
 async fn one_client_address_cannot_ask_codes_for_everyone(db: TestDb) {
