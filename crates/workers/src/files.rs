@@ -109,6 +109,20 @@ fn normalize(header: &str) -> String {
     fields.join(",")
 }
 
+/// A cell that echoes a caller's raw input, made safe for a spreadsheet (OWASP, CSV injection): one
+/// that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is written after a `'`, so that no
+/// spreadsheet takes it for a formula. A valid E.164 number keeps its `+`: it is only digits, and it
+/// is what numlink writes for a good row too.
+pub fn csv_cell(s: &str) -> std::borrow::Cow<'_, str> {
+    if PhoneNumber::parse(s).is_ok() {
+        return s.into();
+    }
+    match s.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{s}").into(),
+        _ => s.into(),
+    }
+}
+
 /// Validates an institution's account reference: 1 to 128 printable characters, no control characters.
 pub fn parse_account_ref(s: &str) -> Result<String, Rejection> {
     let chars = s.chars().count();
@@ -256,6 +270,25 @@ pub fn parse_check(record: &ByteRecord, limits: &FileLimits) -> Result<(PhoneNum
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_cells_cannot_be_formulas() {
+        for (raw, safe) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+86abc", "'+86abc"),
+            ("+8613800138000", "+8613800138000"),
+            ("+86,\"q\"", "'+86,\"q\""),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("2024-13-01", "2024-13-01"),
+            ("", ""),
+            ("abc=1", "abc=1"),
+        ] {
+            assert_eq!(csv_cell(raw), safe, "{raw:?}");
+        }
+    }
 
     #[test]
     fn detects_headers_per_kind() {

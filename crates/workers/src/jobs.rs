@@ -19,7 +19,7 @@ use domain::{Day, PhoneNumber};
 use store::{AnsweredCheck, Checkpoint, ChunkRow, Job, LoggedAnswer, PreparedChunk, Store, StoreError};
 use tokio::sync::Notify;
 
-use crate::files::{FileFormat, FileLimits, parse_check, parse_row};
+use crate::files::{FileFormat, FileLimits, csv_cell, parse_check, parse_row};
 
 /// The CSV reader's buffer over a spooled file.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
@@ -153,9 +153,9 @@ fn answer_chunk(
         written = upto;
         if let Some(b) = b {
             let code = b.row.row.as_ref().err().map_or("", |rej| rej.code.as_str());
-            // As written, so quoted as CSV needs.
+            // As written, quoted as CSV needs, and never a formula.
             let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut bytes);
-            w.write_record([b.number.as_str(), b.date.as_str(), code])
+            w.write_record([&*csv_cell(&b.number), &*csv_cell(&b.date), code])
                 .map_err(|e| format!("writing the result: {e}"))?;
             w.flush().map_err(|e| format!("writing the result: {e}"))?;
         }

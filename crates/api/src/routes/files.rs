@@ -506,7 +506,9 @@ pub async fn job_rejections(
                     let next = rows.last().map(|r| r.line);
                     let mut out = csv::Writer::from_writer(Vec::new());
                     for r in &rows {
-                        let _ = out.write_record([r.line.to_string().as_str(), r.code.as_str(), r.message.as_str()]);
+                        // A message quotes the caller's input: never let it start a formula.
+                        let message = workers::files::csv_cell(&r.message);
+                        let _ = out.write_record([r.line.to_string().as_str(), r.code.as_str(), &message]);
                     }
                     let buf = out.into_inner().unwrap_or_default();
                     Some((Ok::<_, std::io::Error>(buf), if rows.len() < page as usize { None } else { next }))
