@@ -24,6 +24,9 @@ pub struct Limits {
     pub webhook_endpoints_max: u32,
     /// Followed check-file results (`?follow=true`) one participant may have open at once.
     pub followed_results_max: u32,
+    /// KYC Match calls (and rebinding attempts) of one institution about one number per UTC day: a
+    /// match answers per attribute, so without a limit it recovers an attribute one guess at a time.
+    pub kyc_matches_per_number_per_day_max: u32,
     pub files: FileLimits,
 }
 
@@ -35,6 +38,7 @@ impl Default for Limits {
             page_rows_max: 10_000,
             webhook_endpoints_max: 10,
             followed_results_max: 4,
+            kyc_matches_per_number_per_day_max: 5,
             files: FileLimits::default(),
         }
     }

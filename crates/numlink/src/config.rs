@@ -81,6 +81,7 @@ pub struct FileLimitsConfig {
     pub file_chunk_rows: Option<usize>,
     pub webhook_endpoints_max: Option<u32>,
     pub followed_results_max: Option<u32>,
+    pub kyc_matches_per_number_per_day_max: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +190,8 @@ impl Config {
         limits.files.chunk_rows = l.file_chunk_rows.unwrap_or(limits.files.chunk_rows).max(1);
         limits.webhook_endpoints_max = l.webhook_endpoints_max.unwrap_or(limits.webhook_endpoints_max);
         limits.followed_results_max = l.followed_results_max.unwrap_or(limits.followed_results_max);
+        limits.kyc_matches_per_number_per_day_max =
+            l.kyc_matches_per_number_per_day_max.unwrap_or(limits.kyc_matches_per_number_per_day_max);
 
         let mut webhooks = DeliveryConfig { allow_loopback: o.allow_loopback_webhooks, ..DeliveryConfig::default() };
         let w = file.webhooks;

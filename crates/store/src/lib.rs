@@ -700,8 +700,15 @@ impl Store {
     // ----- real names -----
 
     /// CAMARA KYC Match against the current holder's record, audited.
-    pub async fn kyc_match(&self, actor: Participant, n: PhoneNumber, asked: Kyc) -> Result<KycAnswer, StoreError> {
-        self.write(move |ctx| ctx.kyc_match(&actor, n, &asked)).await
+    /// KYC Match of a number's current holder; at most `max_per_day` per institution and number.
+    pub async fn kyc_match(
+        &self,
+        actor: Participant,
+        n: PhoneNumber,
+        asked: Kyc,
+        max_per_day: u32,
+    ) -> Result<KycAnswer, StoreError> {
+        self.write(move |ctx| ctx.kyc_match(&actor, n, &asked, max_per_day)).await
     }
 
     /// Moves a binding to a customer's new number if the real names match its holder.
@@ -712,9 +719,15 @@ impl Store {
         new_number: PhoneNumber,
         id_document: &str,
         name: &str,
+        max_per_day: u32,
     ) -> Result<Rebind, StoreError> {
         let (id, doc, name) = (binding_id.to_string(), id_document.to_string(), name.to_string());
-        self.write(move |ctx| ctx.rebind(&institution, &id, new_number, &doc, &name)).await
+        self.write(move |ctx| ctx.rebind(&institution, &id, new_number, &doc, &name, max_per_day)).await
+    }
+
+    /// Drops KYC Match counts of past days, at most `max` rows. True if more are left.
+    pub async fn prune_kyc_attempts(&self, max: u32) -> Result<bool, StoreError> {
+        self.write(move |ctx| ctx.prune_kyc_attempts(max)).await
     }
 
     // ----- webhooks -----

@@ -16,6 +16,7 @@ const SQLITE: &[(i64, &str)] = &[
     (9, include_str!("../migrations/sqlite/0009_events_received_at.sql")),
     (10, include_str!("../migrations/sqlite/0010_ports.sql")),
     (11, include_str!("../migrations/sqlite/0011_tenure_marks.sql")),
+    (12, include_str!("../migrations/sqlite/0012_kyc_attempts.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -29,6 +30,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (9, include_str!("../migrations/postgres/0009_events_received_at.sql")),
     (10, include_str!("../migrations/postgres/0010_ports.sql")),
     (11, include_str!("../migrations/postgres/0011_tenure_marks.sql")),
+    (12, include_str!("../migrations/postgres/0012_kyc_attempts.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

@@ -1,6 +1,6 @@
 //! Upkeep: the chores that keep what numlink holds bounded, each done a bounded step at a time so that
 //! none holds the writer for long: `ported_in` events that waited past their 30 days for the donor's
-//! `ported_out` are dropped, each audited.
+//! `ported_out` are dropped, each audited; the KYC Match counts of past days are dropped.
 //!
 //! [`Upkeep::run_once`] does one step of every chore; [`Upkeep::run`] repeats it in the background,
 //! with a pause between steps while work remains, and waits a while once none does.
@@ -41,8 +41,10 @@ impl Upkeep {
 
     /// One step of every chore. True if any has more to do.
     pub async fn run_once(&self) -> Result<bool, WorkerError> {
-        let ports = self.store.expire_pending_ports(self.config.step_rows_max).await?;
-        Ok(ports)
+        let max = self.config.step_rows_max;
+        let ports = self.store.expire_pending_ports(max).await?;
+        let kyc = self.store.prune_kyc_attempts(max).await?;
+        Ok(ports || kyc)
     }
 
     /// Steps until nothing is left; for tests.

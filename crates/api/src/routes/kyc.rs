@@ -233,7 +233,8 @@ fn others_asked(r: &KycMatchRequest) -> Result<bool, ApiError> {
     description = "Per attribute asked about: `\"true\"`, `\"false\"`, or `\"not_available\"` when the carrier sent no such \
                    attribute. numlink keeps idDocument, idDocumentType, name, givenName, familyName and birthdate, \
                    compared in normal form (case, spacing and punctuation do not matter); every other attribute is \
-                   `not_available`. No match scores.",
+                   `not_available`. No match scores. An institution matches one number at most 5 times a day \
+                   (UTC; rebinding attempts included), and each match shows in the holder's lookups.",
     request_body = KycMatchRequest,
     responses(
         (status = 200, body = KycMatchResponse),
@@ -242,6 +243,7 @@ fn others_asked(r: &KycMatchRequest) -> Result<bool, ApiError> {
         (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
         (status = 404, description = "IDENTIFIER_NOT_FOUND: nobody holds the number", body = ErrorInfo),
         (status = 422, description = "MISSING_IDENTIFIER: no phoneNumber", body = ErrorInfo),
+        (status = 429, description = "TOO_MANY_REQUESTS: this institution matched this number 5 times today (see Retry-After)", body = ErrorInfo),
     ),
     security(("apiKey" = []))
 )]
@@ -276,11 +278,16 @@ pub async fn kyc_match(
         (Some(_), false) => {}
     }
     let n = n.expect("checked above");
-    let KycAnswer::Matched(m) = state.store.kyc_match(institution, n, asked).await? else {
-        return Err(ApiError::new(
-            ErrorCode::IdentifierNotFound,
-            "the phone number provided is not associated with a customer account",
-        ));
+    let max = state.limits.kyc_matches_per_number_per_day_max;
+    let m = match state.store.kyc_match(institution, n, asked, max).await? {
+        KycAnswer::Matched(m) => m,
+        KycAnswer::NoHolder => {
+            return Err(ApiError::new(
+                ErrorCode::IdentifierNotFound,
+                "the phone number provided is not associated with a customer account",
+            ));
+        }
+        KycAnswer::Limited { retry_after_secs } => return Err(kyc_limited(max, retry_after_secs)),
     };
     let na = |v: &Option<String>| v.as_ref().map(|_| "not_available");
     Ok(Json(KycMatchResponse {
@@ -311,6 +318,18 @@ pub async fn kyc_match(
     }))
 }
 
+/// The answer once an institution has matched one number's record `max` times today.
+fn kyc_limited(max: u32, retry_after_secs: i64) -> ApiError {
+    ApiError::new(
+        ErrorCode::TooManyRequests,
+        format!(
+            "this number's real-name record was matched {max} times today by this institution \
+             (kyc_matches_per_number_per_day_max, rebinding included): try again tomorrow (UTC)"
+        ),
+    )
+    .with_retry_after(retry_after_secs)
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RebindRequest {
@@ -339,6 +358,7 @@ pub struct RebindRequest {
         (status = 404, description = "NOT_FOUND: no such binding, or not yours", body = ErrorInfo),
         (status = 409, description = "CONFLICT: this account is already bound to the new number", body = ErrorInfo),
         (status = 422, description = "KYC_MISMATCH", body = ErrorInfo),
+        (status = 429, description = "TOO_MANY_REQUESTS: matched against the new number 5 times today, KYC Match included (see Retry-After)", body = ErrorInfo),
     ),
     security(("apiKey" = []))
 )]
@@ -352,8 +372,10 @@ pub async fn rebind(
     let n = phone("newPhoneNumber", &req.new_phone_number)?;
     let doc = attribute("idDocument", &Some(req.id_document))?.unwrap_or_default();
     let name = attribute("name", &Some(req.name))?.unwrap_or_default();
-    match state.store.rebind(institution, &id, n, &doc, &name).await? {
+    let max = state.limits.kyc_matches_per_number_per_day_max;
+    match state.store.rebind(institution, &id, n, &doc, &name, max).await? {
         Rebind::Rebound(b) => Ok(Json(b.into())),
+        Rebind::Limited { retry_after_secs } => Err(kyc_limited(max, retry_after_secs)),
         Rebind::NotFound => Err(ApiError::new(
             ErrorCode::NotFound,
             format!("no binding \"{}\"", domain::number::truncate_for_message(&id)),

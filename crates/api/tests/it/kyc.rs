@@ -28,7 +28,10 @@ fn federica() -> Value {
 }
 
 async fn setup(db: TestDb) -> (TestApp, String, String) {
-    let app = TestApp::new(db);
+    setup_app(TestApp::new(db)).await
+}
+
+async fn setup_app(app: TestApp) -> (TestApp, String, String) {
     let carrier = app.carrier().await;
     app.accept(
         &carrier,
@@ -95,6 +98,7 @@ backend_tests!(
     a_customer_rebinds_to_a_new_number,
     kyc_goes_only_with_ownership_events,
     a_resent_event_with_another_record_is_a_conflict,
+    kyc_match_is_not_an_oracle,
 );
 
 async fn kyc_match_1_and_4_all_attributes_match(db: TestDb) {
@@ -115,7 +119,9 @@ async fn kyc_match_1_and_4_all_attributes_match(db: TestDb) {
 }
 
 async fn kyc_match_2_every_property_answers(db: TestDb) {
-    let (app, _, bank) = setup(db).await;
+    // One call per property, all about one number: more than a day's matches.
+    let limits = api::Limits { kyc_matches_per_number_per_day_max: 100, ..api::Limits::default() };
+    let (app, _, bank) = setup_app(TestApp::with_limits(db, limits)).await;
     let spec = spec();
     let props = spec["components"]["schemas"]["KYC_MatchRequestBody"]["properties"].as_object().unwrap().clone();
     let sample = |name: &str| match name {
@@ -323,4 +329,53 @@ async fn a_resent_event_with_another_record_is_a_conflict(db: TestDb) {
         .events(&carrier, json!([{"eventId": "a1", "phoneNumber": N, "type": "activated", "date": "2025-01-15"}]))
         .await;
     assert_eq!(r.body["rejected"][0]["code"], "CONFLICT", "without the record it is another event: {}", r.text);
+}
+
+/// An institution unrelated to the number guesses the holder's birth date one day at a time: five
+/// matches a day answer (each seen by the holder), the sixth is refused until tomorrow (UTC), rebinding
+/// to the number included; another institution is not held back.
+async fn kyc_match_is_not_an_oracle(db: TestDb) {
+    let (app, _, bank) = setup(db).await;
+    let (_, snoop) = app.participant(store::Role::Institution, "Snoop", &[]).await;
+    let guess = |i: i32| {
+        let d = domain::Day::parse("1978-08-17").unwrap().plus_days(i);
+        json!({"phoneNumber": N, "birthdate": d.to_string()})
+    };
+    let mut answers = Vec::new();
+    for i in 0..5 {
+        let r = kyc(&app, Some(&snoop), Some(guess(i))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        answers.push(r.body["birthdateMatch"].as_str().unwrap().to_string());
+    }
+    assert_eq!(answers, ["false"; 5]);
+    let r = kyc(&app, Some(&snoop), Some(guess(5))).await;
+    assert_error(&r, 429, "TOO_MANY_REQUESTS");
+    assert!(r.body["message"].as_str().unwrap().contains("kyc_matches_per_number_per_day_max"), "{}", r.text);
+    // Until the next midnight UTC.
+    let now = app.store.clock().now().as_second();
+    let midnight = jiff::civil::date(2025, 7, 1).to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp().as_second();
+    assert_eq!(r.headers["retry-after"].to_str().unwrap(), (midnight - now).to_string());
+    // Rebinding to the number asks the same question: refused too.
+    let bound = app
+        .post(
+            "/v1/bindings",
+            &snoop,
+            json!({"bindings": [{"accountRef": "x", "phoneNumber": NEW, "boundOn": "2025-06-01"}]}),
+        )
+        .await;
+    let id = bound.body["results"][0]["id"].as_str().unwrap().to_string();
+    let rebind = json!({"newPhoneNumber": N, "idDocument": "66666666Q", "name": "Federica Sanchez Arjona"});
+    assert_error(&app.post(&format!("/v1/bindings/{id}/rebind"), &snoop, rebind).await, 429, "TOO_MANY_REQUESTS");
+    // The holder sees each match that was made.
+    let since = app.store.clock().now().as_second() - 86_400;
+    let seen = app.store.lookups(domain::PhoneNumber::parse(N).unwrap(), since, 100).await.unwrap();
+    assert_eq!(seen.iter().filter(|l| l.institution_name == "Snoop" && l.action == "kyc.match").count(), 5);
+    // Another institution is not held back; tomorrow the count starts again.
+    assert_eq!(kyc(&app, Some(&bank), Some(guess(5))).await.status, 200);
+    app.advance(86_400);
+    let r = kyc(&app, Some(&snoop), Some(guess(5))).await;
+    assert_eq!((r.status, r.body["birthdateMatch"].as_str()), (200, Some("true")), "{}", r.text);
+    // The upkeep drops the counts of past days.
+    let upkeep = workers::Upkeep::new(app.store.clone(), workers::UpkeepConfig::default());
+    upkeep.run_until_idle().await.unwrap();
 }

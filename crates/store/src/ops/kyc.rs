@@ -61,6 +61,11 @@ pub enum KycAnswer {
     /// Nobody holds the number, or the platform does not know it.
     NoHolder,
     Matched(KycMatch),
+    /// The institution matched this number's record too often today; try again after this many
+    /// seconds (the next UTC day).
+    Limited {
+        retry_after_secs: i64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +80,10 @@ pub enum Rebind {
     /// The institution already has this account bound to the new number.
     AlreadyBound,
     Rebound(Binding),
+    /// Matched against the new number too often today (see [`KycAnswer::Limited`]).
+    Limited {
+        retry_after_secs: i64,
+    },
 }
 
 impl WriteCtx {
@@ -154,12 +163,54 @@ impl WriteCtx {
     }
 
     /// The CAMARA KYC Match question, audited (which attributes were asked, not their values).
+    /// Counts one of the institution's matches of a number's record today; the seconds until tomorrow
+    /// (UTC) if that makes more than `max_per_day`. Rebinding attempts count too: each tells whether
+    /// a document and a name match.
+    fn kyc_attempt(
+        &mut self,
+        institution_seq: i64,
+        number_hash: &[u8],
+        max_per_day: u32,
+    ) -> Result<Option<i64>, StoreError> {
+        let today = self.clock.today();
+        let attempts = self
+            .conn
+            .query_one(
+                "INSERT INTO kyc_attempts (institution_seq, number_hash, day, attempts) VALUES ($1, $2, $3, 1) \
+                 ON CONFLICT (institution_seq, number_hash, day) DO UPDATE SET attempts = kyc_attempts.attempts + 1 \
+                 RETURNING attempts",
+                &[institution_seq.into(), number_hash.into(), today.packed().into()],
+            )?
+            .map(|r| r.i64(0))
+            .transpose()?
+            .unwrap_or(1);
+        if attempts <= i64::from(max_per_day) {
+            return Ok(None);
+        }
+        let tomorrow = today.plus_days(1).date().to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp().as_second());
+        Ok(Some(tomorrow.map_or(86_400, |t| (t - self.now_unix()).max(1))))
+    }
+
+    /// Drops the counts of past days, at most `max` rows. True if more are left.
+    pub(crate) fn prune_kyc_attempts(&mut self, max: u32) -> Result<bool, StoreError> {
+        let deleted = self.conn.exec(
+            "DELETE FROM kyc_attempts WHERE (institution_seq, number_hash, day) IN \
+             (SELECT institution_seq, number_hash, day FROM kyc_attempts WHERE day < $1 LIMIT $2)",
+            &[self.clock.today().packed().into(), i64::from(max).into()],
+        )?;
+        Ok(deleted >= u64::from(max))
+    }
+
     pub(crate) fn kyc_match(
         &mut self,
         actor: &Participant,
         n: PhoneNumber,
         asked: &Kyc,
+        max_per_day: u32,
     ) -> Result<KycAnswer, StoreError> {
+        if let Some(retry_after_secs) = self.kyc_attempt(actor.seq, &self.hash_key.number(n), max_per_day)? {
+            return Ok(KycAnswer::Limited { retry_after_secs });
+        }
         let answer = self.match_kyc(n, asked)?;
         let asked_names: Vec<&str> =
             KYC_ATTRIBUTES.iter().zip(asked.normalized()).filter(|(_, v)| v.is_some()).map(|(a, _)| *a).collect();
@@ -177,15 +228,21 @@ impl WriteCtx {
         new_number: PhoneNumber,
         id_document: &str,
         name: &str,
+        max_per_day: u32,
     ) -> Result<Rebind, StoreError> {
         let Some(binding) = crate::ops::bindings::get(self.conn.as_mut(), institution.seq, binding_id)? else {
             return Ok(Rebind::NotFound);
         };
+        if let Some(retry_after_secs) =
+            self.kyc_attempt(institution.seq, &self.hash_key.number(new_number), max_per_day)?
+        {
+            return Ok(Rebind::Limited { retry_after_secs });
+        }
         let asked = Kyc { id_document: Some(id_document.into()), name: Some(name.into()), ..Kyc::default() };
         let answer = self.match_kyc(new_number, &asked)?;
         let (doc, name_ok) = match answer {
             KycAnswer::Matched(m) => (m[0], m[2]),
-            KycAnswer::NoHolder => (None, None),
+            KycAnswer::NoHolder | KycAnswer::Limited { .. } => (None, None),
         };
         let new_hash = self.hash_key.number(new_number);
         if doc != Some(true) || name_ok != Some(true) {
