@@ -45,6 +45,7 @@ pub struct HolderFileConfig {
     pub otp_attempts_max: Option<u32>,
     pub otp_sends_per_hour_max: Option<u32>,
     pub otp_sends_per_day_max: Option<u32>,
+    pub otp_sends_per_number_per_day_max: Option<u32>,
     pub otp_failures_before_lock: Option<u32>,
     pub otp_lock_secs: Option<i64>,
     pub session_secs: Option<i64>,
@@ -220,6 +221,8 @@ impl Config {
         otp.attempts_max = h.otp_attempts_max.unwrap_or(otp.attempts_max).max(1);
         otp.sends_per_hour_max = h.otp_sends_per_hour_max.unwrap_or(otp.sends_per_hour_max).max(1);
         otp.sends_per_day_max = h.otp_sends_per_day_max.unwrap_or(otp.sends_per_day_max).max(1);
+        otp.sends_per_number_per_day_max =
+            h.otp_sends_per_number_per_day_max.unwrap_or(otp.sends_per_number_per_day_max).max(1);
         otp.failures_before_lock = h.otp_failures_before_lock.unwrap_or(otp.failures_before_lock).max(1);
         otp.lock_secs = h.otp_lock_secs.unwrap_or(otp.lock_secs).max(1);
         holder.session_secs = h.session_secs.unwrap_or(holder.session_secs).max(1);

@@ -566,12 +566,15 @@ impl Store {
     }
 
     /// A new one-time-code challenge for the number, within the limits; the code and where to send it.
+    /// `client` identifies who asks (an IPv4 address or an IPv6 /64, as 16 bytes): each client has its
+    /// own share of the number's budget.
     pub async fn request_otp(
         &self,
         n: PhoneNumber,
         limits: OtpLimits,
+        client: Option<[u8; 16]>,
     ) -> Result<Result<OtpIssued, OtpRefused>, StoreError> {
-        self.write(move |ctx| ctx.request_otp(n, &limits)).await
+        self.write(move |ctx| ctx.request_otp(n, &limits, client)).await
     }
 
     /// Checks a code; wrong guesses count (and commit) whatever the caller does next.

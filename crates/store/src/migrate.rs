@@ -17,6 +17,7 @@ const SQLITE: &[(i64, &str)] = &[
     (10, include_str!("../migrations/sqlite/0010_ports.sql")),
     (11, include_str!("../migrations/sqlite/0011_tenure_marks.sql")),
     (12, include_str!("../migrations/sqlite/0012_kyc_attempts.sql")),
+    (13, include_str!("../migrations/sqlite/0013_otp_clients.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -31,6 +32,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (10, include_str!("../migrations/postgres/0010_ports.sql")),
     (11, include_str!("../migrations/postgres/0011_tenure_marks.sql")),
     (12, include_str!("../migrations/postgres/0012_kyc_attempts.sql")),
+    (13, include_str!("../migrations/postgres/0013_otp_clients.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

@@ -175,8 +175,9 @@ fn sms_text(code: &str, ttl_secs: i64) -> String {
     tag = "Holder",
     summary = "Send a one-time code to a number",
     description = "Sends a 6-digit code, valid 10 minutes, by SMS through the carrier that serves the number now. The \
-                   answer is the same whether or not the number has a holder or bindings. At most 5 codes per number \
-                   per hour and 10 per day.",
+                   answer is the same whether or not the number has a holder or bindings. Each client address (an \
+                   IPv4 address, or an IPv6 /64) may have at most 5 codes sent to one number per hour and 10 per day, \
+                   and 20 codes an hour to any numbers; a number receives at most 30 a day in all.",
     request_body = OtpRequest,
     responses(
         (status = 201, description = "A challenge; the code is on its way", body = OtpChallenge),
@@ -190,9 +191,10 @@ pub async fn request_otp(
     StrictJson(req): StrictJson<OtpRequest>,
 ) -> ApiResult<(StatusCode, Json<OtpChallenge>)> {
     // One client asking codes for many numbers (SMS pumping, or exhausting others' daily codes).
-    if let Some(Extension(ConnectInfo(addr))) = client {
+    let client_ip = client.map(|Extension(ConnectInfo(addr))| crate::limit::client_key(addr.ip()));
+    if let Some(ip) = client_ip {
         let now = state.store.clock().now().as_second();
-        state.holder.otp_clients.check(addr.ip(), now).map_err(|retry_after| {
+        state.holder.otp_clients.check(ip, now).map_err(|retry_after| {
             ApiError::new(
                 ErrorCode::TooManyRequests,
                 format!(
@@ -205,12 +207,24 @@ pub async fn request_otp(
     }
     let n = phone("phoneNumber", &req.phone_number)?;
     let limits = state.holder.config.otp;
-    let issued = state.store.request_otp(n, limits).await?.map_err(|refused| match refused {
+    let client_bytes = client_ip.map(|ip| match ip {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    });
+    let issued = state.store.request_otp(n, limits, client_bytes).await?.map_err(|refused| match refused {
         OtpRefused::TooManySends { retry_after_secs } => ApiError::new(
             ErrorCode::TooManyRequests,
             format!(
-                "too many codes for this number: at most {} per hour and {} per day",
+                "too many codes for this number from your address: at most {} per hour and {} per day",
                 limits.sends_per_hour_max, limits.sends_per_day_max
+            ),
+        )
+        .with_retry_after(retry_after_secs),
+        OtpRefused::NumberCeiling { retry_after_secs } => ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "too many codes for this number today, from all addresses: at most {} per day",
+                limits.sends_per_number_per_day_max
             ),
         )
         .with_retry_after(retry_after_secs),

@@ -30,6 +30,7 @@ backend_tests!(
     a_code_proves_possession_only_in_the_tenure_it_was_sent_in,
     a_loopback_gateway_is_not_called_once_loopback_is_not_allowed,
     one_client_address_cannot_ask_codes_for_everyone,
+    a_flood_of_code_requests_from_elsewhere_does_not_lock_the_holder_out,
     requests_close_when_the_bindings_go_another_way,
 );
 
@@ -749,7 +750,8 @@ async fn a_code_proves_possession_only_in_the_tenure_it_was_sent_in(db: TestDb) 
 async fn a_loopback_gateway_is_not_called_once_loopback_is_not_allowed(db: TestDb) {
     let app = TestApp::new(db);
     let w = world(&app).await;
-    let issued = app.store.request_otp(domain::PhoneNumber::parse(N).unwrap(), app.holder.otp).await.unwrap().unwrap();
+    let issued =
+        app.store.request_otp(domain::PhoneNumber::parse(N).unwrap(), app.holder.otp, None).await.unwrap().unwrap();
     assert!(issued.gateway.is_some());
     let strict = workers::DeliveryConfig { allow_loopback: false, ..workers::DeliveryConfig::default() };
     let (queue, sender) = workers::SmsSender::new(workers::SmsSink::Gateways(strict), 10).unwrap();
@@ -782,6 +784,51 @@ async fn one_client_address_cannot_ask_codes_for_everyone(db: TestDb) {
     assert_eq!(app.send(from("198.51.100.8:40000", "+8613800138099")).await.status, 201, "another address");
     app.advance(3600);
     assert_eq!(app.send(from("198.51.100.7:40000", "+8613800138099")).await.status, 201, "the next hour");
+}
+
+/// A code request from a given client address.
+fn otp_from(addr: &str, n: &str) -> axum::http::Request<axum::body::Body> {
+    let mut req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/v1/holder/otp")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(json!({ "phoneNumber": n }).to_string()))
+        .unwrap();
+    req.extensions_mut().insert(axum::extract::ConnectInfo(addr.parse::<std::net::SocketAddr>().unwrap()));
+    req
+}
+
+/// Someone else asks codes for the holder's number until refused: from one address, from many in one
+/// IPv6 /64; the holder, from their own address, still gets a code. Only a flood from more addresses
+/// than the number-wide ceiling allows for reaches that ceiling.
+async fn a_flood_of_code_requests_from_elsewhere_does_not_lock_the_holder_out(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    for _ in 0..5 {
+        assert_eq!(app.send(otp_from("198.51.100.7:40000", N)).await.status, 201);
+    }
+    let r = app.send(otp_from("198.51.100.7:40000", N)).await;
+    assert_error(&r, 429, "TOO_MANY_REQUESTS");
+    assert!(r.body["message"].as_str().unwrap().contains("from your address"), "{}", r.text);
+    // One IPv6 /64 is one client, whichever of its addresses asks.
+    for i in 1..=5 {
+        assert_eq!(app.send(otp_from(&format!("[2001:db8:1:2::{i}]:40000"), N)).await.status, 201);
+    }
+    assert_error(&app.send(otp_from("[2001:db8:1:2:ffff::9]:40000", N)).await, 429, "TOO_MANY_REQUESTS");
+    // The holder's own address has its own share.
+    app.sms.run_once().await;
+    let before = w.gateway.received().len();
+    assert_eq!(app.send(otp_from("203.0.113.5:50000", N)).await.status, 201, "the holder still gets a code");
+    app.sms.run_once().await;
+    assert_eq!(w.gateway.received().len(), before + 1);
+    // Thirty a day reach the number at most, whoever asks.
+    for i in 0..19 {
+        let addr = format!("192.0.2.{}:40000", i + 1);
+        assert_eq!(app.send(otp_from(&addr, N)).await.status, 201, "{addr}");
+    }
+    let r = app.send(otp_from("192.0.2.200:40000", N)).await;
+    assert_error(&r, 429, "TOO_MANY_REQUESTS");
+    assert!(r.body["message"].as_str().unwrap().contains("from all addresses"), "{}", r.text);
 }
 
 async fn requests_close_when_the_bindings_go_another_way(db: TestDb) {

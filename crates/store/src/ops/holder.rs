@@ -31,8 +31,12 @@ pub struct OtpLimits {
     pub ttl_secs: i64,
     /// Wrong guesses one challenge survives.
     pub attempts_max: u32,
+    /// Codes sent to one number at the request of one client (an IPv4 address or an IPv6 /64), per
+    /// hour and per day: each client has its own share of the number's budget.
     pub sends_per_hour_max: u32,
     pub sends_per_day_max: u32,
+    /// Codes sent to one number per day whoever asks: what bounds a flood of SMS to it.
+    pub sends_per_number_per_day_max: u32,
     /// Wrong guesses in a row, across challenges, that lock the number.
     pub failures_before_lock: u32,
     pub lock_secs: i64,
@@ -45,6 +49,7 @@ impl Default for OtpLimits {
             attempts_max: 5,
             sends_per_hour_max: 5,
             sends_per_day_max: 10,
+            sends_per_number_per_day_max: 30,
             failures_before_lock: 100,
             lock_secs: 86_400,
         }
@@ -120,8 +125,11 @@ pub struct Holding {
 /// Why no code was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OtpRefused {
-    /// Too many codes for this number in the last hour or day; try again after this many seconds.
+    /// Too many codes for this number at this client's request in the last hour or day; try again
+    /// after this many seconds.
     TooManySends { retry_after_secs: i64 },
+    /// Too many codes for this number in the last day, whoever asked.
+    NumberCeiling { retry_after_secs: i64 },
     /// Too many wrong codes in a row: locked for this many more seconds.
     Locked { retry_after_secs: i64 },
 }
@@ -569,10 +577,17 @@ impl WriteCtx {
 
     /// A new challenge for `n`, within the send limits. The same work is done whether or not the number
     /// has a holder or bindings, so the answer does not tell.
+    ///
+    /// The number's budget is shared by client (`client`: an IPv4 address or an IPv6 /64 as 16 bytes,
+    /// `None` when not known): each has its own hourly and daily share, so a flood from other
+    /// addresses does not use up the holder's; a number-wide daily ceiling bounds the SMS anyone can
+    /// make it receive. (An attacker with more addresses than the ceiling over a share can still
+    /// exhaust it: that is the price of bounding a flood of SMS to the holder.)
     pub(crate) fn request_otp(
         &mut self,
         n: PhoneNumber,
         limits: &OtpLimits,
+        client: Option<[u8; 16]>,
     ) -> Result<Result<OtpIssued, OtpRefused>, StoreError> {
         let hash = self.hash_key.number(n);
         let now = self.now_unix();
@@ -584,23 +599,31 @@ impl WriteCtx {
             "DELETE FROM otp_challenges WHERE number_hash = $1 AND created_at <= $2",
             &[hash.as_slice().into(), (now - 86_400).into()],
         )?;
-        let sent: Vec<i64> = self
+        let mut client_mac = b"otp-client|".to_vec();
+        client_mac.extend_from_slice(client.as_ref().map_or(b"unknown".as_slice(), |c| c.as_slice()));
+        let client_hash: [u8; 16] = self.hash_key.mac(&client_mac)[..16].try_into().expect("16 of 32 bytes");
+        let sent: Vec<(i64, bool)> = self
             .conn
             .query(
-                "SELECT created_at FROM otp_challenges WHERE number_hash = $1 ORDER BY created_at",
+                "SELECT created_at, client_hash FROM otp_challenges WHERE number_hash = $1 ORDER BY created_at",
                 &[hash.as_slice().into()],
             )?
             .iter()
-            .map(|r| r.i64(0))
-            .collect::<Result<_, _>>()?;
-        let in_hour: Vec<i64> = sent.iter().copied().filter(|&t| t > now - 3600).collect();
+            .map(|r| Ok((r.i64(0)?, r.opt_bytes(1).as_deref() == Some(client_hash.as_slice()))))
+            .collect::<Result<_, StoreError>>()?;
+        let mine: Vec<i64> = sent.iter().filter(|s| s.1).map(|s| s.0).collect();
+        let in_hour: Vec<i64> = mine.iter().copied().filter(|&t| t > now - 3600).collect();
         if in_hour.len() >= limits.sends_per_hour_max as usize {
             let oldest = in_hour[in_hour.len() - limits.sends_per_hour_max as usize];
             return Ok(Err(OtpRefused::TooManySends { retry_after_secs: (oldest + 3600 - now).max(1) }));
         }
-        if sent.len() >= limits.sends_per_day_max as usize {
-            let oldest = sent[sent.len() - limits.sends_per_day_max as usize];
+        if mine.len() >= limits.sends_per_day_max as usize {
+            let oldest = mine[mine.len() - limits.sends_per_day_max as usize];
             return Ok(Err(OtpRefused::TooManySends { retry_after_secs: (oldest + 86_400 - now).max(1) }));
+        }
+        if sent.len() >= limits.sends_per_number_per_day_max as usize {
+            let oldest = sent[sent.len() - limits.sends_per_number_per_day_max as usize].0;
+            return Ok(Err(OtpRefused::NumberCeiling { retry_after_secs: (oldest + 86_400 - now).max(1) }));
         }
         let id = new_id("otp");
         let code = six_digit_code();
@@ -608,8 +631,8 @@ impl WriteCtx {
         // The code proves possession in this tenure only.
         let mark = self.tenure_mark(n)?;
         self.conn.exec(
-            "INSERT INTO otp_challenges (id, number_hash, code_hash, created_at, expires_at, failures, tenure_mark) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6)",
+            "INSERT INTO otp_challenges (id, number_hash, code_hash, created_at, expires_at, failures, tenure_mark, \
+             client_hash) VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
             &[
                 id.as_str().into(),
                 hash.as_slice().into(),
@@ -617,6 +640,7 @@ impl WriteCtx {
                 now.into(),
                 (now + limits.ttl_secs).into(),
                 mark.0.as_slice().into(),
+                client_hash.as_slice().into(),
             ],
         )?;
         let facts = self.facts(n)?;
