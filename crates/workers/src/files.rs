@@ -10,7 +10,9 @@
 //!
 //! Binding files are `account_ref,phone_number,bound_on`.
 
-use csv::ByteRecord;
+use std::io::BufRead;
+
+use csv_core::ReadRecordResult;
 use domain::{Day, EventKind, PhoneNumber, Rejection, RejectionCode};
 use store::{JobKind, NewBinding, NewEvent, RowData};
 
@@ -91,7 +93,7 @@ impl FileFormat {
         }
     }
 
-    fn columns(self) -> usize {
+    pub fn columns(self) -> usize {
         match self {
             FileFormat::Events => 4,
             FileFormat::EventsWithRecipient => 5,
@@ -190,9 +192,161 @@ pub fn parse_kind(s: &str) -> Result<EventKind, Rejection> {
     })
 }
 
+/// One CSV row's fields, as read: their bytes end to end, and where each ends.
+#[derive(Clone, Copy, Debug)]
+pub struct Fields<'a> {
+    bytes: &'a [u8],
+    ends: &'a [usize],
+}
+
+impl<'a> Fields<'a> {
+    /// `ends[i]` is where field `i` ends in `bytes` (and where field `i + 1` begins).
+    pub fn new(bytes: &'a [u8], ends: &'a [usize]) -> Fields<'a> {
+        Fields { bytes, ends }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&'a [u8]> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.bytes.get(start..end)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
+/// What [`Records::read`] read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// A row within the limits, starting on this line (of the input given): [`Records::fields`].
+    Row {
+        line: u64,
+    },
+    /// A row longer than its format allows (more bytes, or more fields): its bytes were passed over
+    /// as they came, never held; it is rejected with this message, and reading goes on after it.
+    TooLong {
+        line: u64,
+        message: String,
+    },
+    End,
+}
+
+/// Reads CSV rows with every row bounded as its bytes arrive: at most `fields_max` fields and
+/// `fields_max × field_bytes_max` bytes are held; a longer row is cut off and passed over up to its
+/// end, so that no file, whatever it holds (a field of gigabytes), costs more memory than that.
+/// Each field is then checked against the field limit itself when the row is parsed.
+pub struct Records<R> {
+    input: R,
+    core: csv_core::Reader,
+    /// The current row's bytes (one byte more than allowed: a full buffer means too long).
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    /// Where a row's len is kept once read: `out[..len.0]`, `ends[..len.1]`.
+    len: (usize, usize),
+    /// Bytes of the input consumed so far.
+    consumed: u64,
+    /// Line ends passed over here, not by `core` (see [`Records::read`]).
+    lines_skipped: u64,
+    field_bytes_max: usize,
+}
+
+impl<R: BufRead> Records<R> {
+    pub fn new(input: R, fields_max: usize, field_bytes_max: usize) -> Records<R> {
+        Records {
+            input,
+            core: csv_core::Reader::new(),
+            out: vec![0; fields_max * field_bytes_max + 1],
+            ends: vec![0; fields_max + 1],
+            len: (0, 0),
+            consumed: 0,
+            lines_skipped: 0,
+            field_bytes_max,
+        }
+    }
+
+    /// The fields of the row [`Records::read`] last read.
+    pub fn fields(&self) -> Fields<'_> {
+        Fields::new(&self.out[..self.len.0], &self.ends[..self.len.1])
+    }
+
+    /// Bytes consumed, and the line the next row starts on (lines of the input given, from 1).
+    pub fn position(&self) -> (u64, u64) {
+        (self.consumed, self.core.line() + self.lines_skipped)
+    }
+
+    pub fn read(&mut self) -> std::io::Result<Record> {
+        // A row ends at its `\r` when lines end in `\r\n`: the `\n` (and any blank line) comes before
+        // the next row, whose line is only known once they are passed over.
+        loop {
+            let skip = match self.input.fill_buf()?.first() {
+                Some(b'\n') => 1,
+                Some(b'\r') => 0,
+                _ => break,
+            };
+            self.input.consume(1);
+            self.consumed += 1;
+            self.lines_skipped += skip;
+        }
+        let line = self.core.line() + self.lines_skipped;
+        let (mut nout, mut nend) = (0, 0);
+        let mut too_long: Option<String> = None;
+        // Where the bytes of a row too long to keep go.
+        let mut sink = [0u8; 4096];
+        let mut sink_ends = [0usize; 64];
+        loop {
+            let input = self.input.fill_buf()?;
+            let (res, nin, o, e) = if too_long.is_none() {
+                self.core.read_record(input, &mut self.out[nout..], &mut self.ends[nend..])
+            } else {
+                self.core.read_record(input, &mut sink, &mut sink_ends)
+            };
+            self.input.consume(nin);
+            self.consumed += nin as u64;
+            if too_long.is_none() {
+                nout += o;
+                nend += e;
+            }
+            match res {
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull if too_long.is_none() => {
+                    too_long = Some(format!(
+                        "row is longer than {} bytes: a field is at most {} bytes (csv_field_bytes_max); the rest of the row was not read",
+                        self.out.len() - 1,
+                        self.field_bytes_max
+                    ));
+                }
+                ReadRecordResult::OutputEndsFull if too_long.is_none() => {
+                    too_long = Some(format!("row has more than {} fields", self.ends.len()));
+                }
+                ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => {}
+                ReadRecordResult::Record => {
+                    self.len = (nout, nend);
+                    return Ok(match too_long {
+                        None => Record::Row { line },
+                        Some(message) => {
+                            self.len = (0, 0);
+                            Record::TooLong { line, message }
+                        }
+                    });
+                }
+                ReadRecordResult::End => return Ok(Record::End),
+            }
+        }
+    }
+}
+
 /// A data row's fields, checked against the format's count and the field size limit, as UTF-8 and
 /// trimmed (on the stack: this runs for every row of a file).
-fn fields<'r>(format: FileFormat, record: &'r ByteRecord, limits: &FileLimits) -> Result<[&'r str; 5], Rejection> {
+fn fields<'r>(format: FileFormat, record: &Fields<'r>, limits: &FileLimits) -> Result<[&'r str; 5], Rejection> {
     if record.len() != format.columns() {
         return Err(invalid(format!("row has {} fields: expected {}", record.len(), format.columns())));
     }
@@ -220,7 +374,7 @@ fn date(s: &str) -> Result<Day, Rejection> {
 }
 
 /// Parses one data row of a lifecycle or binding file (a check file's rows: [`parse_check`]).
-pub fn parse_row(format: FileFormat, record: &ByteRecord, limits: &FileLimits) -> Result<RowData, Rejection> {
+pub fn parse_row(format: FileFormat, record: &Fields<'_>, limits: &FileLimits) -> Result<RowData, Rejection> {
     let fields = fields(format, record, limits)?;
     match format {
         FileFormat::Events | FileFormat::EventsWithRecipient => Ok(RowData::Event(NewEvent {
@@ -253,7 +407,7 @@ pub fn parse_row(format: FileFormat, record: &ByteRecord, limits: &FileLimits) -
 }
 
 /// Parses one data row of a check file: the number and the date asked about.
-pub fn parse_check(record: &ByteRecord, limits: &FileLimits) -> Result<(PhoneNumber, Day), Rejection> {
+pub fn parse_check(record: &Fields<'_>, limits: &FileLimits) -> Result<(PhoneNumber, Day), Rejection> {
     // The common case straight from the bytes: two fields within the limit that parse once ASCII
     // whitespace is trimmed (what `str::trim` would leave of them too). Anything else takes the path
     // that names what is wrong, or trims what `trim_ascii` does not.
@@ -304,11 +458,73 @@ mod tests {
         assert!(FileFormat::detect(b"account_ref,phone_number,bound_on").is_err());
     }
 
+    /// A row's fields, owned: what [`Fields`] borrows.
+    struct Owned(Vec<u8>, Vec<usize>);
+
+    impl Owned {
+        fn of<T: AsRef<[u8]>>(fields: &[T]) -> Owned {
+            let (mut bytes, mut ends) = (Vec::new(), Vec::new());
+            for f in fields {
+                bytes.extend_from_slice(f.as_ref());
+                ends.push(bytes.len());
+            }
+            Owned(bytes, ends)
+        }
+
+        fn fields(&self) -> Fields<'_> {
+            Fields::new(&self.0, &self.1)
+        }
+    }
+
+    /// A row as read: its line and fields, or its line and why it was passed over.
+    type Read = Result<(u64, Vec<String>), (u64, String)>;
+
+    /// Every row of `csv` as read, fields as strings.
+    fn read_all(csv: &[u8], fields_max: usize, field_bytes_max: usize) -> Vec<Read> {
+        let mut r = Records::new(csv, fields_max, field_bytes_max);
+        let mut out = Vec::new();
+        loop {
+            match r.read().unwrap() {
+                Record::Row { line } => {
+                    out.push(Ok((line, r.fields().iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect())))
+                }
+                Record::TooLong { line, message } => out.push(Err((line, message))),
+                Record::End => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn lines_are_counted_whatever_ends_them() {
+        for csv in ["h\r\na,1\r\n\r\nb,2\r\nc,3", "h\na,1\n\nb,2\nc,3\n", "h\r\na,1\n\r\nb,2\r\nc,3\r\n"] {
+            let lines: Vec<u64> = read_all(csv.as_bytes(), 2, 8).into_iter().map(|r| r.unwrap().0).collect();
+            assert_eq!(lines, [1, 2, 4, 5], "{csv:?}");
+        }
+    }
+
+    #[test]
+    fn rows_are_read_with_their_lines_and_a_long_row_is_passed_over() {
+        let long = "9".repeat(10_000);
+        let csv = format!("a,b\n\"q,\"\"1\"\"\",2\r\n{long},x\nc,d,e\nlast,{long}\nok,1");
+        let rows = read_all(csv.as_bytes(), 2, 8);
+        let row = |line: u64, f: &[&str]| Ok((line, f.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+        assert_eq!(rows[0], row(1, &["a", "b"]));
+        assert_eq!(rows[1], row(2, &["q,\"1\"", "2"]));
+        assert!(matches!(&rows[2], Err((3, m)) if m.contains("longer than 16 bytes")), "{:?}", rows[2]);
+        assert_eq!(rows[3], row(4, &["c", "d", "e"]), "three fields fit: the count is checked when parsed");
+        assert!(matches!(&rows[4], Err((5, _))), "{:?}", rows[4]);
+        assert_eq!(rows[5], row(6, &["ok", "1"]));
+        assert_eq!(rows.len(), 6);
+        let many = read_all(b"1,2,3,4,5\nx,y\n", 2, 8);
+        assert!(matches!(&many[0], Err((1, m)) if m.contains("more than 3 fields")), "{:?}", many[0]);
+        assert_eq!(many[1], row(2, &["x", "y"]));
+    }
+
     /// The fast path of a check row gives what the path through `str` gives, for every kind of field.
     #[test]
     fn a_check_row_parses_as_through_str() {
         let l = FileLimits { csv_field_bytes_max: 24, ..FileLimits::default() };
-        let slow = |r: &ByteRecord| -> Result<(PhoneNumber, Day), Rejection> {
+        let slow = |r: &Fields<'_>| -> Result<(PhoneNumber, Day), Rejection> {
             let f = fields(FileFormat::Checks, r, &l)?;
             Ok((number(f[0])?, date(f[1])?))
         };
@@ -327,7 +543,8 @@ mod tests {
             vec![b"", b""],
         ];
         for fields in cases {
-            let r = ByteRecord::from(fields.clone());
+            let owned = Owned::of(&fields);
+            let r = owned.fields();
             let (fast, slow) = (parse_check(&r, &l), slow(&r));
             assert_eq!(fast.as_ref().ok(), slow.as_ref().ok(), "{fields:?}");
             assert_eq!(fast.err().map(|e| e.message), slow.err().map(|e| e.message), "{fields:?}");
@@ -337,19 +554,20 @@ mod tests {
     #[test]
     fn parses_rows_and_names_what_is_wrong() {
         let l = FileLimits::default();
-        let rec = |fields: &[&str]| ByteRecord::from(fields.to_vec());
+        let rec = |fields: &[&str]| Owned::of(fields);
         let Ok(RowData::Event(e)) =
-            parse_row(FileFormat::Events, &rec(&["e1", "+8613800138000", "disconnected", "2024-01-01"]), &l)
+            parse_row(FileFormat::Events, &rec(&["e1", "+8613800138000", "disconnected", "2024-01-01"]).fields(), &l)
         else {
             panic!("an event row")
         };
         assert_eq!((e.event_id.as_str(), e.kind), ("e1", EventKind::Disconnected));
-        let Ok(RowData::Event(r)) = parse_row(FileFormat::Rnd, &rec(&["+12025550123", "2024-03-01"]), &l) else {
+        let Ok(RowData::Event(r)) = parse_row(FileFormat::Rnd, &rec(&["+12025550123", "2024-03-01"]).fields(), &l)
+        else {
             panic!("an RND row")
         };
         assert_eq!(r.event_id, "rnd:+12025550123:2024-03-01");
         let Ok(RowData::Binding(b)) =
-            parse_row(FileFormat::Bindings, &rec(&["acct-1", "+12025550123", "2024-03-01"]), &l)
+            parse_row(FileFormat::Bindings, &rec(&["acct-1", "+12025550123", "2024-03-01"]).fields(), &l)
         else {
             panic!("a binding row")
         };
@@ -363,7 +581,7 @@ mod tests {
             (FileFormat::Bindings, vec!["", "+12025550123", "2024-03-01"], "accountRef"),
             (FileFormat::Rnd, vec![&"9".repeat(200), "2024-01-01"], "csv_field_bytes_max"),
         ] {
-            let err = parse_row(format, &rec(&fields), &l).unwrap_err();
+            let err = parse_row(format, &rec(&fields).fields(), &l).unwrap_err();
             assert_eq!(err.code, RejectionCode::InvalidArgument);
             assert!(err.message.contains(needle), "{} should mention {needle}", err.message);
         }

@@ -14,12 +14,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use csv::ByteRecord;
-use domain::{Day, PhoneNumber};
+use domain::{Day, PhoneNumber, Rejection, RejectionCode};
 use store::{AnsweredCheck, Checkpoint, ChunkRow, Job, LoggedAnswer, PreparedChunk, Store, StoreError};
 use tokio::sync::Notify;
 
-use crate::files::{FileFormat, FileLimits, csv_cell, parse_check, parse_row};
+use crate::files::{FileFormat, FileLimits, Record, Records, csv_cell, parse_check, parse_row};
 
 /// The CSV reader's buffer over a spooled file.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
@@ -378,13 +377,10 @@ fn read_chunk(job: &Job, limits: &FileLimits) -> Result<Chunk, String> {
         "the uploaded file is gone from the server: upload it again".to_string()
     })?;
     file.seek(SeekFrom::Start(job.byte_offset)).map_err(|e| format!("cannot seek the uploaded file: {e}"))?;
-    // The CSV reader buffers the file itself; a chunk is megabytes, read in a few hundred calls.
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(READ_BUFFER_BYTES)
-        .from_reader(file);
-    let mut record = ByteRecord::new();
+    // A chunk is megabytes, read in a few hundred calls; no row is held beyond its format's size (see
+    // `Records`), whatever the file holds.
+    let input = std::io::BufReader::with_capacity(READ_BUFFER_BYTES, file);
+    let mut reader = Records::new(input, format.columns(), limits.csv_field_bytes_max);
     // Check files in larger chunks: their rows are cheap to commit (packed into one audit batch).
     let checks = format == FileFormat::Checks;
     let chunk_rows = if checks { limits.check_chunk_rows } else { limits.chunk_rows };
@@ -396,46 +392,48 @@ fn read_chunk(job: &Job, limits: &FileLimits) -> Result<Chunk, String> {
     let mut skip_header = job.byte_offset == 0;
     let mut finished = false;
     while rows.len() < chunk_rows {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => {
+        let read = reader.read().map_err(|e| format!("cannot read the uploaded file: {e}"))?;
+        let (line, parsed) = match read {
+            Record::End => {
                 finished = true;
                 break;
             }
-            Ok(true) => {
-                let line = job.line + record.position().map_or(1, |p| p.line()) - 1;
-                if skip_header {
-                    // Checked at upload; the header is line 1.
-                    skip_header = false;
-                    continue;
-                }
-                if job.rows_read + rows.len() as u64 >= limits.file_rows_max {
-                    return Err(format!("the file has more than {} rows (file_rows_max)", limits.file_rows_max));
-                }
-                match &mut rows {
-                    Rows::Rows(rows) => rows.push(ChunkRow { line, row: parse_row(format, &record, limits) }),
-                    Rows::Checks { questions, bad } => match parse_check(&record, limits) {
-                        Ok(q) => questions.push(q),
-                        Err(rejection) => {
-                            // A bad row is echoed as written; a good one is written from what it parsed to.
-                            let field = |i| {
-                                record
-                                    .get(i)
-                                    .map(|f: &[u8]| String::from_utf8_lossy(f).trim().to_string())
-                                    .unwrap_or_default()
-                            };
-                            bad.push(BadCheck {
-                                after: questions.len(),
-                                row: ChunkRow { line, row: Err(rejection) },
-                                number: field(0),
-                                date: field(1),
-                            });
-                        }
-                    },
-                }
+            Record::Row { line } => (line, Ok(())),
+            Record::TooLong { line, message } => (line, Err(Rejection::new(RejectionCode::InvalidArgument, message))),
+        };
+        let line = job.line + line - 1;
+        if skip_header {
+            // Checked at upload; the header is line 1.
+            skip_header = false;
+            continue;
+        }
+        if job.rows_read + rows.len() as u64 >= limits.file_rows_max {
+            return Err(format!("the file has more than {} rows (file_rows_max)", limits.file_rows_max));
+        }
+        let record = reader.fields();
+        match &mut rows {
+            Rows::Rows(rows) => {
+                let row = parsed.and_then(|()| parse_row(format, &record, limits));
+                rows.push(ChunkRow { line, row });
             }
-            Err(e) => return Err(format!("the file is not valid CSV: {e}")),
+            Rows::Checks { questions, bad } => match parsed.and_then(|()| parse_check(&record, limits)) {
+                Ok(q) => questions.push(q),
+                Err(rejection) => {
+                    // A bad row is echoed as written (a row too long, not at all); a good one is
+                    // written from what it parsed to.
+                    let field = |i| {
+                        record.get(i).map(|f: &[u8]| String::from_utf8_lossy(f).trim().to_string()).unwrap_or_default()
+                    };
+                    bad.push(BadCheck {
+                        after: questions.len(),
+                        row: ChunkRow { line, row: Err(rejection) },
+                        number: field(0),
+                        date: field(1),
+                    });
+                }
+            },
         }
     }
-    let pos = reader.position();
-    Ok(Chunk { rows, next_offset: job.byte_offset + pos.byte(), next_line: job.line + pos.line() - 1, finished })
+    let (consumed, next) = reader.position();
+    Ok(Chunk { rows, next_offset: job.byte_offset + consumed, next_line: job.line + next - 1, finished })
 }

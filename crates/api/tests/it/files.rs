@@ -14,7 +14,26 @@ backend_tests!(
     whole_file_rejections,
     jobs_are_visible_to_their_owner_only,
     a_crash_midway_resumes_where_the_last_commit_left_off,
+    rejections_name_their_line_whatever_ends_the_lines,
 );
+
+/// A file written on Windows (lines end in CRLF), with a blank line: each rejection names the line a
+/// person sees the row on in an editor.
+async fn rejections_name_their_line_whatever_ends_the_lines(db: TestDb) {
+    let app = TestApp::new(db);
+    let carrier = app.carrier().await;
+    let csv = "event_id,phone_number,type,date\r\n\
+               w1,+8613800000001,disconnected,2024-01-01\r\n\
+               w2,+86bad,disconnected,2024-01-01\r\n\
+               \r\n\
+               w3,+8613800000002,reissued,2024-01-01\r\n\
+               w4,+8613800000003,disconnected,2024-01-01\r\n";
+    let job = app.upload_and_apply(&carrier, csv).await;
+    assert_eq!((job["accepted"].as_u64(), job["rejected"].as_u64()), (Some(2), Some(2)), "{job}");
+    let r = app.get(&format!("/v1/jobs/{}/rejections", job["id"].as_str().unwrap()), &carrier).await;
+    let lines: Vec<&str> = r.text.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(lines, ["3", "5"], "{}", r.text);
+}
 
 async fn a_file_is_applied_and_bad_rows_rejected_by_line(db: TestDb) {
     let app = TestApp::new(db);

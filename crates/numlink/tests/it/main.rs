@@ -353,3 +353,59 @@ fn check_file_waits_for_the_whole_result_when_it_may_not_follow() {
     );
     assert_eq!(json_line(&out)["state"], "succeeded");
 }
+
+/// The server's peak resident memory (VmHWM), in KiB.
+#[cfg(target_os = "linux")]
+fn peak_rss_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).expect("the server's status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("a VmHWM line");
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmHWM in kB")
+}
+
+/// A check file with one field of 300 MiB: the row is cut off as its bytes arrive and answered with its
+/// code, the rows around it are answered, nothing of it reaches the result, and the server's peak
+/// memory stays far below the field's size.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_oversized_field_is_cut_off_as_it_is_read() {
+    use std::io::Write;
+    const FIELD_MIB: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bank = json_line(&numlink(d, &["participant", "add", "--role", "institution", "--name", "Bank"]));
+    let key = bank["apiKey"].as_str().unwrap();
+    let server = serve(d);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(d.join("checks.csv")).unwrap());
+    f.write_all(b"phone_number,date\n+8613800138000,2023-12-22\n+86").unwrap();
+    let mib = vec![b'9'; 1 << 20];
+    for _ in 0..FIELD_MIB {
+        f.write_all(&mib).unwrap();
+    }
+    f.write_all(b",2024-01-01\n+8613800138000,2024-10-01\n").unwrap();
+    f.flush().unwrap();
+    drop(f);
+    let out = numlink(d, &["check-file", "checks.csv", "--server", &server.base, "--key", key, "-o", "answers.csv"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answers = std::fs::read_to_string(d.join("answers.csv")).unwrap();
+    assert!(
+        answers
+            == "phone_number,date,answer\n+8613800138000,2023-12-22,no_data\n,,INVALID_ARGUMENT\n+8613800138000,2024-10-01,no_data\n",
+        "{} bytes: {:?}…",
+        answers.len(),
+        &answers[..answers.len().min(200)]
+    );
+    let peak_mib = peak_rss_kib(&server) / 1024;
+    eprintln!("numlink serve's peak resident memory: {peak_mib} MiB, for a field of {FIELD_MIB} MiB");
+    assert!(peak_mib < 128, "the server's peak resident memory was {peak_mib} MiB");
+    let rejections =
+        reqwest_get(&format!("{}/v1/jobs/{}/rejections", server.base, json_line(&out)["id"].as_str().unwrap()), key);
+    assert!(rejections.contains("\n3,INVALID_ARGUMENT,row is longer than"), "{rejections}");
+}
+
+fn reqwest_get(url: &str, key: &str) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        reqwest::Client::new().get(url).bearer_auth(key).send().await.unwrap().text().await.unwrap()
+    })
+}
