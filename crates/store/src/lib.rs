@@ -774,10 +774,19 @@ impl Store {
         self.write(move |ctx| ctx.replay(&institution, &id)).await
     }
 
-    /// Deliveries due at `now` (unix seconds), oldest first.
-    pub async fn due_deliveries(&self, now: i64, limit: u32) -> Result<Vec<DueDelivery>, StoreError> {
-        let mut due = self.read(move |c| ops::webhooks::due(c, now, limit)).await?;
-        for d in &mut due {
+    /// Deliveries due at `now` (unix seconds), per endpoint: each enabled endpoint's oldest, at most
+    /// `per_endpoint`, for at most `endpoints_max` endpoints not in `busy` (see
+    /// `ops::webhooks::due_by_endpoint`).
+    pub async fn due_by_endpoint(
+        &self,
+        now: i64,
+        per_endpoint: u32,
+        endpoints_max: u32,
+        busy: Vec<String>,
+    ) -> Result<Vec<Vec<DueDelivery>>, StoreError> {
+        let mut due =
+            self.read(move |c| ops::webhooks::due_by_endpoint(c, now, per_endpoint, endpoints_max, &busy)).await?;
+        for d in due.iter_mut().flatten() {
             d.notification.unseal(&self.inner.hash_key);
         }
         Ok(due)

@@ -18,6 +18,7 @@ const SQLITE: &[(i64, &str)] = &[
     (11, include_str!("../migrations/sqlite/0011_tenure_marks.sql")),
     (12, include_str!("../migrations/sqlite/0012_kyc_attempts.sql")),
     (13, include_str!("../migrations/sqlite/0013_otp_clients.sql")),
+    (14, include_str!("../migrations/sqlite/0014_deliveries_by_endpoint.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -33,6 +34,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (11, include_str!("../migrations/postgres/0011_tenure_marks.sql")),
     (12, include_str!("../migrations/postgres/0012_kyc_attempts.sql")),
     (13, include_str!("../migrations/postgres/0013_otp_clients.sql")),
+    (14, include_str!("../migrations/postgres/0014_deliveries_by_endpoint.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

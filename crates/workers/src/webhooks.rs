@@ -5,8 +5,14 @@
 //!
 //! The pure parts (signing, the schedule, classifying a response, which addresses may be called) are
 //! functions; [`Deliverer::run_once`] makes one round of due attempts and records their outcomes.
+//!
+//! Deliveries are fair across endpoints: a round gives each endpoint with due deliveries a lane of its
+//! own, with a bounded share of the round (its oldest `endpoint_round_deliveries_max`, none started
+//! after `round_budget_ms`), and lanes run independently: in the background loop an endpoint that
+//! never answers holds only its own lane, and every other endpoint's next lane starts as soon as its
+//! last one ends.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -284,9 +290,11 @@ pub struct DeliveryConfig {
     pub in_flight_max: usize,
     /// Attempts in flight at once to one endpoint.
     pub in_flight_per_endpoint_max: usize,
-    /// Due deliveries taken per round.
-    pub round_deliveries_max: u32,
-    /// No attempt of a round starts after this long.
+    /// Due deliveries one endpoint's lane takes (its oldest).
+    pub endpoint_round_deliveries_max: u32,
+    /// Endpoints given a lane per round; the others wait for the next round.
+    pub round_endpoints_max: u32,
+    /// No attempt of a lane starts after this long.
     pub round_budget_ms: u64,
     /// Allow `http://127.0.0.1`-style endpoints (local development and tests only).
     pub allow_loopback: bool,
@@ -302,7 +310,8 @@ impl Default for DeliveryConfig {
             timeout_ms: 15_000,
             in_flight_max: 64,
             in_flight_per_endpoint_max: 8,
-            round_deliveries_max: 1_000,
+            endpoint_round_deliveries_max: 1_000,
+            round_endpoints_max: 256,
             round_budget_ms: 2_000,
             allow_loopback: false,
             disable_after_secs: 5 * 86_400,
@@ -317,12 +326,32 @@ pub struct Deliverer {
     client: reqwest::Client,
     config: DeliveryConfig,
     wake: Arc<Notify>,
+    /// Attempts in flight, across all lanes (`in_flight_max`).
+    in_flight: Arc<tokio::sync::Semaphore>,
+    /// Endpoints with a lane running: a round does not start a second one.
+    busy: Arc<std::sync::Mutex<HashSet<String>>>,
+}
+
+/// An endpoint's lane holds its place in [`Deliverer::busy`] until the lane ends, however it ends.
+struct LaneGuard {
+    endpoint: String,
+    busy: Arc<std::sync::Mutex<HashSet<String>>>,
+    wake: Arc<Notify>,
+}
+
+impl Drop for LaneGuard {
+    fn drop(&mut self) {
+        self.busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.endpoint);
+        // The endpoint may have more due: the next round starts its next lane.
+        self.wake.notify_one();
+    }
 }
 
 impl Deliverer {
     pub fn new(store: Store, config: DeliveryConfig) -> Result<Deliverer, WorkerError> {
         let client = guarded_client(&config, concat!("numlink-webhooks/", env!("CARGO_PKG_VERSION")))?;
-        Ok(Deliverer { store, client, config, wake: Arc::new(Notify::new()) })
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(config.in_flight_max.max(1)));
+        Ok(Deliverer { store, client, config, wake: Arc::new(Notify::new()), in_flight, busy: Arc::default() })
     }
 
     pub fn waker(&self) -> Arc<Notify> {
@@ -333,45 +362,74 @@ impl Deliverer {
         self.config
     }
 
-    /// One round: due deliveries (up to `round_deliveries_max`) are attempted, at most
-    /// `in_flight_per_endpoint_max` at a time per endpoint and `in_flight_max` in all, none started
-    /// after `round_budget_ms`; the outcomes are recorded in one transaction. Returns the number of
-    /// attempts made.
-    pub async fn run_once(&self) -> Result<usize, WorkerError> {
+    /// Takes the due deliveries of every endpoint without a lane running (its share of a round) and
+    /// marks those endpoints busy; each queue is to run as [`Deliverer::lane`].
+    async fn start_round(&self) -> Result<Vec<(LaneGuard, Vec<DueDelivery>)>, WorkerError> {
         let now = self.store.clock().now().as_second();
-        let due = self.store.due_deliveries(now, self.config.round_deliveries_max).await?;
-        if due.is_empty() {
-            return Ok(0);
+        let busy: Vec<String> = self.busy.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        let queues = self
+            .store
+            .due_by_endpoint(now, self.config.endpoint_round_deliveries_max, self.config.round_endpoints_max, busy)
+            .await?;
+        let mut lanes = Vec::with_capacity(queues.len());
+        for queue in queues {
+            let endpoint = queue[0].endpoint.id.clone();
+            if !self.busy.lock().unwrap_or_else(|p| p.into_inner()).insert(endpoint.clone()) {
+                continue;
+            }
+            lanes.push((LaneGuard { endpoint, busy: self.busy.clone(), wake: self.wake.clone() }, queue));
         }
-        let mut per_endpoint: HashMap<String, Vec<DueDelivery>> = HashMap::new();
-        for d in due {
-            per_endpoint.entry(d.endpoint.id.clone()).or_default().push(d);
-        }
-        // No attempt starts after the round's time budget: a slow endpoint then holds the round for at
-        // most the budget plus one timeout, and the rest of its queue waits for the next round.
+        Ok(lanes)
+    }
+
+    /// One endpoint's lane: its queue attempted at most `in_flight_per_endpoint_max` at a time (and
+    /// `in_flight_max` across lanes), none started after `round_budget_ms`, the outcomes recorded in
+    /// one transaction. Returns the number of attempts made.
+    async fn lane(self, guard: LaneGuard, queue: Vec<DueDelivery>) -> usize {
+        // No attempt starts after the budget: a slow endpoint holds its lane for at most the budget
+        // plus one timeout, and the rest of its queue waits for its next lane.
         let started = std::time::Instant::now();
         let budget = Duration::from_millis(self.config.round_budget_ms);
-        let total = tokio::sync::Semaphore::new(self.config.in_flight_max.max(1));
-        let total = &total;
-        let lanes = per_endpoint.into_values().map(|queue| {
-            futures_util::stream::iter(queue)
-                .map(|d| async move {
-                    let _permit = total.acquire().await.expect("the semaphore is never closed");
-                    if started.elapsed() > budget {
-                        return None;
-                    }
-                    // Each attempt is stamped when it is made, not when the round began.
-                    let outcome = self.attempt(&d, self.store.clock().now().as_second()).await;
-                    Some((d.notification.seq, d.endpoint.id, outcome))
-                })
-                .buffer_unordered(self.config.in_flight_per_endpoint_max.max(1))
-                .filter_map(std::future::ready)
-                .collect::<Vec<_>>()
-        });
-        let outcomes: Vec<(i64, String, AttemptOutcome)> =
-            futures_util::future::join_all(lanes).await.into_iter().flatten().collect();
+        let me = &self;
+        let outcomes: Vec<(i64, String, AttemptOutcome)> = futures_util::stream::iter(queue)
+            .map(|d| async move {
+                let _permit = me.in_flight.acquire().await.expect("the semaphore is never closed");
+                if started.elapsed() > budget {
+                    return None;
+                }
+                // Each attempt is stamped when it is made, not when the lane began.
+                let outcome = me.attempt(&d, me.store.clock().now().as_second()).await;
+                Some((d.notification.seq, d.endpoint.id, outcome))
+            })
+            .buffer_unordered(self.config.in_flight_per_endpoint_max.max(1))
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
         let made = outcomes.len();
-        self.store.record_attempts(outcomes, self.config.disable_after_secs).await?;
+        if let Err(e) = self.store.record_attempts(outcomes, self.config.disable_after_secs).await {
+            // The deliveries stay due as they were: attempted again, with the same webhook-id.
+            tracing::error!(endpoint = %guard.endpoint, error = %e, "recording delivery attempts failed");
+        }
+        drop(guard);
+        made
+    }
+
+    /// One round, waited for: every endpoint with due deliveries and no lane running gets a lane
+    /// ([`Deliverer::lane`]); returns the number of attempts made once they have all ended.
+    pub async fn run_once(&self) -> Result<usize, WorkerError> {
+        let lanes: Vec<_> = self
+            .start_round()
+            .await?
+            .into_iter()
+            .map(|(guard, queue)| tokio::spawn(self.clone().lane(guard, queue)))
+            .collect();
+        let mut made = 0;
+        for lane in lanes {
+            made += lane.await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "a delivery lane failed");
+                0
+            });
+        }
         Ok(made)
     }
 
@@ -424,26 +482,36 @@ impl Deliverer {
         }
     }
 
-    /// Runs rounds until `shutdown` resolves; between rounds, waits until the next delivery is due
-    /// (at most a second, so new notifications go out promptly) or until woken.
+    /// Runs until `shutdown` resolves, lanes independent of each other: a round starts a lane for
+    /// each endpoint with due deliveries and none running, without waiting for them; the next round
+    /// comes when a lane ends, when woken (new notifications), or after a second. At shutdown the
+    /// lanes still running are dropped: their deliveries stay due, and go out again (same webhook-id)
+    /// after the restart.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         const IDLE: Duration = Duration::from_secs(1);
         tokio::pin!(shutdown);
+        let mut lanes = tokio::task::JoinSet::new();
         loop {
-            let pause = match self.run_once().await {
-                Ok(n) if n > 0 => Duration::ZERO,
-                Ok(_) => IDLE,
+            let pause = match self.start_round().await {
+                Ok(started) => {
+                    for (guard, queue) in started {
+                        lanes.spawn(self.clone().lane(guard, queue));
+                    }
+                    IDLE
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "webhook delivery round failed; retrying");
                     IDLE * 5
                 }
             };
-            if pause.is_zero() {
-                continue;
-            }
             tokio::select! {
-                () = &mut shutdown => return,
+                () = &mut shutdown => {
+                    lanes.abort_all();
+                    while lanes.join_next().await.is_some() {}
+                    return;
+                }
                 () = self.wake.notified() => {}
+                Some(_) = lanes.join_next(), if !lanes.is_empty() => {}
                 () = tokio::time::sleep(pause) => {}
             }
         }

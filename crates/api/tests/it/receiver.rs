@@ -33,6 +33,8 @@ pub struct Received {
 pub struct Receiver {
     script: Arc<Mutex<VecDeque<Reply>>>,
     got: Arc<Mutex<Vec<Received>>>,
+    /// Told of every request that arrives.
+    arrived: Arc<tokio::sync::Notify>,
 }
 
 impl Receiver {
@@ -41,6 +43,21 @@ impl Receiver {
     }
     pub fn received(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` requests have arrived in all, at most `within`; whether they did. (Woken by each
+    /// arrival: no polling.)
+    pub async fn wait_for(&self, n: usize, within: std::time::Duration) -> bool {
+        let arrived = async {
+            loop {
+                let next = self.arrived.notified();
+                if self.got.lock().unwrap().len() >= n {
+                    return;
+                }
+                next.await;
+            }
+        };
+        tokio::time::timeout(within, arrived).await.is_ok()
     }
 }
 
@@ -51,6 +68,7 @@ async fn receive(
     body: axum::body::Bytes,
 ) -> Response {
     r.got.lock().unwrap().push(Received { path: uri.path().to_string(), headers, body: body.to_vec() });
+    r.arrived.notify_waiters();
     let next = r.script.lock().unwrap().pop_front().unwrap_or(Reply::Status(200));
     match next {
         Reply::Status(s) => StatusCode::from_u16(s).unwrap().into_response(),

@@ -56,6 +56,7 @@ backend_tests!(
     gone_disables_the_endpoint_and_the_feed_says_so,
     timeouts_and_redirects_are_failures,
     a_slow_endpoint_gets_a_bounded_share_of_a_round,
+    an_endpoint_that_never_answers_does_not_hold_back_another_institutions,
     an_endpoint_failing_for_five_days_is_disabled,
     a_rotated_secret_signs_beside_the_new_one_for_a_while,
     the_outbox_survives_a_restart,
@@ -312,5 +313,58 @@ async fn a_slow_endpoint_gets_a_bounded_share_of_a_round(db: TestDb) {
     let slow = Deliverer::new(app.store.clone(), config).unwrap();
     // The first wave starts at once; the second would start after a 300 ms timeout, past the budget.
     assert_eq!(slow.run_once().await.unwrap(), 2);
-    assert_eq!(app.store.due_deliveries(now(&app), 100).await.unwrap().len(), 4, "the rest wait for the next round");
+    let due = app.store.due_by_endpoint(now(&app), 100, 10, vec![]).await.unwrap();
+    assert_eq!(due.iter().map(Vec::len).collect::<Vec<_>>(), [4], "the rest wait for the next round");
+}
+
+/// One bank's endpoint accepts connections and never answers, with more due deliveries than a round
+/// takes, created first; another bank's deliveries come after. With the deliverer running as the
+/// server runs it, the second bank is served within seconds, and so is a notification that arrives
+/// while the first bank's attempts still hang.
+async fn an_endpoint_that_never_answers_does_not_hold_back_another_institutions(db: TestDb) {
+    use std::time::Duration;
+    let app = TestApp::new(db);
+    let carrier = app.carrier().await;
+    let (hang_rx, hang_url) = receiver().await;
+    let (quick_rx, quick_url) = receiver().await;
+    let (_, hang_bank) = app.participant(Role::Institution, "Hang Bank", &[]).await;
+    let (_, quick_bank) = app.participant(Role::Institution, "Quick Bank", &[]).await;
+    for (bank, url) in [(&hang_bank, &hang_url), (&quick_bank, &quick_url)] {
+        assert_eq!(app.post("/v1/webhook-endpoints", bank, json!({ "url": url })).await.status, 201);
+    }
+    hang_rx.then(&vec![Reply::Hang; 1_200]);
+    let number = |i: usize| format!("+861380{i:07}");
+    let bind_and_disconnect = |bank: &str, range: std::ops::Range<usize>| {
+        let numbers: Vec<String> = range.map(number).collect();
+        let (app, carrier, bank) = (&app, &carrier, bank.to_string());
+        async move {
+            for part in numbers.chunks(600) {
+                let items: Vec<Value> =
+                    part.iter().map(|n| json!({"accountRef": n, "phoneNumber": n, "boundOn": "2023-01-01"})).collect();
+                assert_eq!(app.post("/v1/bindings", &bank, json!({ "bindings": items })).await.status, 200);
+                let events: Vec<Value> = part
+                    .iter()
+                    .map(|n| json!({"eventId": format!("d{n}"), "phoneNumber": n, "type": "disconnected", "date": "2024-02-25"}))
+                    .collect();
+                app.accept(carrier, json!(events)).await;
+            }
+        }
+    };
+    bind_and_disconnect(&hang_bank, 0..1_200).await;
+    bind_and_disconnect(&quick_bank, 1_200..1_205).await;
+    let config = DeliveryConfig { allow_loopback: true, timeout_ms: 60_000, ..DeliveryConfig::default() };
+    let deliverer = Deliverer::new(app.store.clone(), config).unwrap();
+    let wake = deliverer.waker();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(deliverer.run(async move {
+        let _ = stopped.await;
+    }));
+    assert!(quick_rx.wait_for(5, Duration::from_secs(10)).await, "served within seconds");
+    assert!(hang_rx.wait_for(8, Duration::from_secs(10)).await, "the hanging endpoint's attempts are in flight");
+    // A notification while the other bank's attempts still hang goes out as promptly.
+    bind_and_disconnect(&quick_bank, 1_205..1_206).await;
+    wake.notify_one();
+    assert!(quick_rx.wait_for(6, Duration::from_secs(10)).await, "the next one too");
+    let _ = stop.send(());
+    running.await.unwrap();
 }

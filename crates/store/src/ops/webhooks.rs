@@ -112,30 +112,59 @@ pub(crate) fn list(conn: &mut dyn Conn, institution_seq: i64) -> Result<Vec<Endp
     rows.iter().map(|r| endpoint_from(r, 0)).collect()
 }
 
-/// Due deliveries of enabled endpoints, oldest first, at most `limit`.
-pub(crate) fn due(conn: &mut dyn Conn, now: i64, limit: u32) -> Result<Vec<DueDelivery>, StoreError> {
+/// The due deliveries of each enabled endpoint that has some and is not in `busy`: at most
+/// `per_endpoint` each (its oldest), for at most `endpoints_max` endpoints, those whose oldest is
+/// oldest first. Each endpoint's queue is read on its own (`deliveries_endpoint_due`), so that no
+/// endpoint's backlog takes another's place.
+pub(crate) fn due_by_endpoint(
+    conn: &mut dyn Conn,
+    now: i64,
+    per_endpoint: u32,
+    endpoints_max: u32,
+    busy: &[String],
+) -> Result<Vec<Vec<DueDelivery>>, StoreError> {
+    let mut due: Vec<(i64, String)> = conn
+        .query(
+            "SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d \
+             WHERE d.endpoint_id = e.id AND d.state = 'pending') FROM webhook_endpoints e WHERE e.enabled = 1",
+            &[],
+        )?
+        .iter()
+        .filter_map(|r| Some((r.opt_i64(1)?, r.text(0).ok()?)))
+        .filter(|(at, id)| *at <= now && !busy.contains(id))
+        .collect();
+    due.sort();
+    due.truncate(endpoints_max as usize);
     let n_cols: Vec<String> = NOTIFICATION_COLUMNS.split(',').map(|c| format!("n.{}", c.trim())).collect();
     let e_cols: Vec<String> = ENDPOINT_COLUMNS.split(',').map(|c| format!("e.{}", c.trim())).collect();
     let sql = format!(
         "SELECT d.attempts, {}, {} FROM deliveries d JOIN notifications n ON n.seq = d.notification_seq \
          JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-         WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND e.enabled = 1 \
-         ORDER BY d.next_attempt_at, d.notification_seq LIMIT $2",
+         WHERE d.endpoint_id = $1 AND d.state = 'pending' AND d.next_attempt_at <= $2 AND e.enabled = 1 \
+         ORDER BY d.next_attempt_at, d.notification_seq LIMIT $3",
         n_cols.join(", "),
         e_cols.join(", ")
     );
-    let rows = conn.query(&sql, &[now.into(), i64::from(limit).into()])?;
-    rows.iter()
-        .map(|r| {
-            // Columns: attempts, then the notification's, then the endpoint's.
-            let shifted = Row(r.0[1..].to_vec());
-            Ok(DueDelivery {
-                attempts: r.i64(0)? as u32,
-                notification: notification_from(&shifted)?,
-                endpoint: endpoint_from(r, 1 + n_cols.len())?,
+    let mut out = Vec::with_capacity(due.len());
+    for (_, endpoint) in due {
+        let rows = conn.query(&sql, &[endpoint.as_str().into(), now.into(), i64::from(per_endpoint).into()])?;
+        let queue = rows
+            .iter()
+            .map(|r| {
+                // Columns: attempts, then the notification's, then the endpoint's.
+                let shifted = Row(r.0[1..].to_vec());
+                Ok(DueDelivery {
+                    attempts: r.i64(0)? as u32,
+                    notification: notification_from(&shifted)?,
+                    endpoint: endpoint_from(r, 1 + n_cols.len())?,
+                })
             })
-        })
-        .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if !queue.is_empty() {
+            out.push(queue);
+        }
+    }
+    Ok(out)
 }
 
 /// The earliest time a pending delivery is due, if any: the worker sleeps until then.
