@@ -17,6 +17,7 @@ pub enum ErrorCode {
     NotFound,
     IdentifierNotFound,
     PayloadTooLarge,
+    RequestTimeout,
     MissingIdentifier,
     Conflict,
     TooManyRequests,
@@ -30,7 +31,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The table. Adding a code means adding a row here, nowhere else.
-    pub const ALL: [(ErrorCode, u16, &'static str); 17] = [
+    pub const ALL: [(ErrorCode, u16, &'static str); 18] = [
         (ErrorCode::InvalidArgument, 400, "INVALID_ARGUMENT"),
         (ErrorCode::OutOfRange, 400, "OUT_OF_RANGE"),
         (ErrorCode::TooManyItems, 400, "TOO_MANY_ITEMS"),
@@ -39,6 +40,7 @@ impl ErrorCode {
         (ErrorCode::NotFound, 404, "NOT_FOUND"),
         (ErrorCode::IdentifierNotFound, 404, "IDENTIFIER_NOT_FOUND"),
         (ErrorCode::PayloadTooLarge, 413, "PAYLOAD_TOO_LARGE"),
+        (ErrorCode::RequestTimeout, 408, "REQUEST_TIMEOUT"),
         (ErrorCode::MissingIdentifier, 422, "MISSING_IDENTIFIER"),
         (ErrorCode::Conflict, 409, "CONFLICT"),
         (ErrorCode::TooManyRequests, 429, "TOO_MANY_REQUESTS"),

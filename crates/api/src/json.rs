@@ -62,7 +62,10 @@ async fn read(req: Request, state: &AppState) -> Result<(bool, Bytes), ApiError>
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
-    let body = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
+    let body = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+        if crate::serve::is_body_timeout(&e) {
+            return crate::serve::body_timed_out();
+        }
         ApiError::new(
             ErrorCode::PayloadTooLarge,
             format!("the request body is larger than {limit} bytes (body_bytes_max)"),

@@ -24,6 +24,7 @@ pub mod json;
 pub mod limit;
 pub mod openapi;
 pub mod routes;
+pub mod serve;
 pub mod state;
 
 use std::time::Instant;

@@ -83,6 +83,11 @@ pub struct FileLimitsConfig {
     pub webhook_endpoints_max: Option<u32>,
     pub followed_results_max: Option<u32>,
     pub kyc_matches_per_number_per_day_max: Option<u32>,
+    pub header_timeout_ms: Option<u64>,
+    pub body_timeout_ms: Option<u64>,
+    pub body_bytes_per_sec_min: Option<u64>,
+    pub connections_per_client_max: Option<u32>,
+    pub connections_max: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +120,8 @@ pub struct Config {
     pub spool_dir: PathBuf,
     pub log_format: Option<String>,
     pub limits: Limits,
+    /// Connection limits of the HTTP server.
+    pub serve: api::serve::ServeLimits,
     pub aging: AgingPolicy,
     pub webhooks: DeliveryConfig,
     pub holder: HolderConfig,
@@ -130,6 +137,7 @@ impl std::fmt::Debug for Config {
             .field("hash_key", &format_args!("<redacted, from {}>", self.hash_key_source))
             .field("spool_dir", &self.spool_dir)
             .field("limits", &self.limits)
+            .field("serve", &self.serve)
             .field("aging", &self.aging)
             .field("webhooks", &self.webhooks)
             .field("holder", &self.holder)
@@ -193,6 +201,13 @@ impl Config {
         limits.followed_results_max = l.followed_results_max.unwrap_or(limits.followed_results_max);
         limits.kyc_matches_per_number_per_day_max =
             l.kyc_matches_per_number_per_day_max.unwrap_or(limits.kyc_matches_per_number_per_day_max);
+        let mut serve = api::serve::ServeLimits::default();
+        serve.header_timeout_ms = l.header_timeout_ms.unwrap_or(serve.header_timeout_ms).max(1);
+        serve.body_timeout_ms = l.body_timeout_ms.unwrap_or(serve.body_timeout_ms).max(1);
+        serve.body_bytes_per_sec_min = l.body_bytes_per_sec_min.unwrap_or(serve.body_bytes_per_sec_min);
+        serve.connections_per_client_max =
+            l.connections_per_client_max.unwrap_or(serve.connections_per_client_max).max(1);
+        serve.connections_max = l.connections_max.unwrap_or(serve.connections_max).max(1);
 
         let mut webhooks = DeliveryConfig { allow_loopback: o.allow_loopback_webhooks, ..DeliveryConfig::default() };
         let w = file.webhooks;
@@ -246,6 +261,7 @@ impl Config {
             spool_dir,
             log_format: file.log_format,
             limits,
+            serve,
             aging,
             webhooks,
             holder,

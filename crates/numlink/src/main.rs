@@ -436,15 +436,14 @@ async fn serve(o: &Overrides) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let bound = listener.local_addr().context("reading the bound address")?;
     tracing::info!(listen = %bound, "numlink is listening");
-    // Client addresses reach the handlers (the per-client limit on code requests).
-    axum::serve(listener, api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // Followed results end now; the runner goes on until the last request has ended.
-            stopping.send_replace(true);
-        })
-        .await
-        .context("serving HTTP")?;
+    // With its connection limits; client addresses reach the handlers (the per-client limits).
+    api::serve::serve(listener, api::router(state), config.serve, async move {
+        shutdown_signal().await;
+        // Followed results end now; the runner goes on until the last request has ended.
+        stopping.send_replace(true);
+    })
+    .await
+    .context("serving HTTP")?;
     let _ = stop_tx.send(true);
     let _ = runner_task.await;
     let _ = deliverer_task.await;

@@ -388,7 +388,12 @@ async fn spool_and_queue(
     let mut header_done = false;
     let mut last_byte = b'\n';
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid(format!("the upload was interrupted: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            if crate::serve::is_body_timeout(&e) {
+                return crate::serve::body_timed_out();
+            }
+            ApiError::invalid(format!("the upload was interrupted: {e}"))
+        })?;
         bytes += chunk.len() as u64;
         if bytes > limits.file_bytes_max {
             return Err(ApiError::new(

@@ -6,6 +6,7 @@ mod bindings;
 mod camara;
 mod check_files;
 mod checks;
+mod connections;
 mod events;
 mod files;
 mod holder;
@@ -111,6 +112,11 @@ impl TestApp {
             db,
             stopping,
         }
+    }
+
+    /// The router, to serve on a real socket.
+    pub fn router(&self) -> Router {
+        self.router.clone()
     }
 
     /// The same database and spool, opened afresh: what a restarted process sees.
