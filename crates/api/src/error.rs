@@ -15,6 +15,7 @@ pub enum ErrorCode {
     Unauthenticated,
     PermissionDenied,
     NotFound,
+    Gone,
     IdentifierNotFound,
     PayloadTooLarge,
     RequestTimeout,
@@ -31,13 +32,14 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The table. Adding a code means adding a row here, nowhere else.
-    pub const ALL: [(ErrorCode, u16, &'static str); 18] = [
+    pub const ALL: [(ErrorCode, u16, &'static str); 19] = [
         (ErrorCode::InvalidArgument, 400, "INVALID_ARGUMENT"),
         (ErrorCode::OutOfRange, 400, "OUT_OF_RANGE"),
         (ErrorCode::TooManyItems, 400, "TOO_MANY_ITEMS"),
         (ErrorCode::Unauthenticated, 401, "UNAUTHENTICATED"),
         (ErrorCode::PermissionDenied, 403, "PERMISSION_DENIED"),
         (ErrorCode::NotFound, 404, "NOT_FOUND"),
+        (ErrorCode::Gone, 410, "GONE"),
         (ErrorCode::IdentifierNotFound, 404, "IDENTIFIER_NOT_FOUND"),
         (ErrorCode::PayloadTooLarge, 413, "PAYLOAD_TOO_LARGE"),
         (ErrorCode::RequestTimeout, 408, "REQUEST_TIMEOUT"),

@@ -54,6 +54,7 @@ use crate::routes;
         routes::unbind::resolve,
         routes::reports::institutions,
         routes::files::get_job,
+        routes::files::delete_job,
         routes::files::job_rejections,
         routes::ops::healthz,
         routes::ops::metrics,

@@ -35,6 +35,18 @@ pub struct FileConfig {
     pub webhooks: WebhooksConfig,
     #[serde(default)]
     pub holder: HolderFileConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: how long what numlink keeps is kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days a job's outputs (a check file's answers, the rejected rows) are kept after it ended.
+    pub job_outputs_days: Option<u32>,
+    /// Days the check log is kept; the holder sees who looked the number up this far back.
+    pub lookups_days: Option<u32>,
 }
 
 /// `[holder]`: one-time codes, sessions, proofs of tenure, unbind deadlines.
@@ -125,6 +137,8 @@ pub struct Config {
     pub aging: AgingPolicy,
     pub webhooks: DeliveryConfig,
     pub holder: HolderConfig,
+    /// The upkeep's retention periods and pace.
+    pub upkeep: workers::UpkeepConfig,
     /// Codes go to this file as JSON lines instead of to carriers' gateways (local use).
     pub sms_outbox: Option<PathBuf>,
 }
@@ -141,6 +155,7 @@ impl std::fmt::Debug for Config {
             .field("aging", &self.aging)
             .field("webhooks", &self.webhooks)
             .field("holder", &self.holder)
+            .field("upkeep", &self.upkeep)
             .field("sms_outbox", &self.sms_outbox)
             .finish()
     }
@@ -253,6 +268,13 @@ impl Config {
         }
         holder.unbind_deadline_working_days = deadlines;
 
+        let mut upkeep = workers::UpkeepConfig::default();
+        let r = file.retention;
+        upkeep.job_outputs_days = r.job_outputs_days.map_or(upkeep.job_outputs_days, i64::from);
+        upkeep.lookups_days = r.lookups_days.map_or(upkeep.lookups_days, i64::from);
+        // One period: the holder's view reaches as far back as the check log is kept.
+        holder.lookups_days = upkeep.lookups_days;
+
         Ok(Config {
             db,
             listen,
@@ -265,6 +287,7 @@ impl Config {
             aging,
             webhooks,
             holder,
+            upkeep,
             sms_outbox: o.sms_outbox.clone(),
         })
     }

@@ -270,7 +270,10 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let config = Config::load(&db.overrides())?;
             let store = open_store(&config)?;
             let report = store.verify_audit().await?;
-            println!("{}", json!({"records": report.records, "firstBroken": report.first_broken}));
+            println!(
+                "{}",
+                json!({"records": report.records, "firstBroken": report.first_broken, "prunedCheckBatches": report.pruned_check_batches})
+            );
             if report.first_broken.is_some() {
                 return Ok(std::process::ExitCode::FAILURE);
             }
@@ -422,7 +425,7 @@ async fn serve(o: &Overrides) -> Result<()> {
     }));
     // Upkeep: drops what has outlived its time, a bounded step at a time, until shutdown.
     let mut upkeep_stop = stop_rx.clone();
-    let upkeep = workers::Upkeep::new(store.clone(), workers::UpkeepConfig::default());
+    let upkeep = workers::Upkeep::new(store.clone(), config.upkeep);
     let upkeep_task = tokio::spawn(upkeep.run(async move {
         let _ = upkeep_stop.wait_for(|s| *s).await;
     }));

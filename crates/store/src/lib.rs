@@ -39,7 +39,7 @@ pub use ops::holder::{
     RequestedBinding, Resolution, Resolved, SmsGateway, StaleHolder, TenureMark, UnbindRefused, UnbindRequest,
     UnbindState,
 };
-pub use ops::jobs::{Checkpoint, ChunkRow, Job, JobKind, JobState, RejectionRow, RowData};
+pub use ops::jobs::{Checkpoint, ChunkRow, Job, JobDeleted, JobKind, JobState, RejectionRow, RowData};
 pub use ops::kyc::{KYC_ATTRIBUTES, Kyc, KycAnswer, KycMatch, Rebind};
 pub use ops::participants::{NewParticipant, Participant, Role};
 pub use ops::webhooks::{AttemptOutcome, DeliveryState, DueDelivery, Endpoint};
@@ -887,6 +887,29 @@ impl Store {
         let mut out = Vec::with_capacity(items.len());
         self.inner.index.read().unwrap_or_else(|p| p.into_inner()).answer_many(items, today, &mut out);
         out
+    }
+
+    /// Ended jobs whose outputs are kept though they ended before `before` (RFC 3339), oldest first.
+    pub async fn job_outputs_before(&self, before: String, limit: u32) -> Result<Vec<Job>, StoreError> {
+        self.read(move |c| ops::jobs::outputs_before(c, &before, limit)).await
+    }
+
+    /// Records that a job's outputs are gone (the caller removed its files): its rejected rows too.
+    pub async fn job_outputs_deleted(&self, job_id: &str) -> Result<(), StoreError> {
+        let id = job_id.to_string();
+        self.write(move |ctx| ctx.job_outputs_deleted(&id)).await
+    }
+
+    /// Deletes an ended job of `owner` with its rejected rows (the caller removes its files first).
+    pub async fn delete_job(&self, owner: Participant, job_id: &str) -> Result<JobDeleted, StoreError> {
+        let id = job_id.to_string();
+        self.write(move |ctx| ctx.delete_job(&owner, &id)).await
+    }
+
+    /// Drops the check log older than `before` (RFC 3339), at most `max` entries in this step. True if
+    /// more may be left.
+    pub async fn prune_check_log(&self, before: String, max: usize) -> Result<bool, StoreError> {
+        self.write(move |ctx| ctx.prune_check_log(&before, max)).await
     }
 
     pub async fn fail_job(&self, job_id: &str, error: String) -> Result<(), StoreError> {

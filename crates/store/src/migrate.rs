@@ -19,6 +19,7 @@ const SQLITE: &[(i64, &str)] = &[
     (12, include_str!("../migrations/sqlite/0012_kyc_attempts.sql")),
     (13, include_str!("../migrations/sqlite/0013_otp_clients.sql")),
     (14, include_str!("../migrations/sqlite/0014_deliveries_by_endpoint.sql")),
+    (15, include_str!("../migrations/sqlite/0015_retention.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -35,6 +36,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (12, include_str!("../migrations/postgres/0012_kyc_attempts.sql")),
     (13, include_str!("../migrations/postgres/0013_otp_clients.sql")),
     (14, include_str!("../migrations/postgres/0014_deliveries_by_endpoint.sql")),
+    (15, include_str!("../migrations/postgres/0015_retention.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

@@ -419,10 +419,13 @@ fn read_chunk(job: &Job, limits: &FileLimits) -> Result<Chunk, String> {
             Rows::Checks { questions, bad } => match parsed.and_then(|()| parse_check(&record, limits)) {
                 Ok(q) => questions.push(q),
                 Err(rejection) => {
-                    // A bad row is echoed as written (a row too long, not at all); a good one is
-                    // written from what it parsed to.
+                    // A bad row is echoed as written, cut as a message quotes a value (a row too long,
+                    // not at all); a good one is written from what it parsed to.
                     let field = |i| {
-                        record.get(i).map(|f: &[u8]| String::from_utf8_lossy(f).trim().to_string()).unwrap_or_default()
+                        record
+                            .get(i)
+                            .map(|f: &[u8]| domain::number::truncate_for_message(String::from_utf8_lossy(f).trim()))
+                            .unwrap_or_default()
                     };
                     bad.push(BadCheck {
                         after: questions.len(),

@@ -55,12 +55,17 @@ pub struct JobView {
     /// A check file's answers, once it has succeeded: `GET` this path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+    /// When the job's outputs (a check file's answers, the rejected rows) were deleted: 7 days after
+    /// it ended, by default. The counts stay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outputs_deleted_at: Option<String>,
 }
 
 impl From<Job> for JobView {
     fn from(j: Job) -> Self {
-        let result = (j.kind == JobKind::Checks && j.state == store::JobState::Succeeded)
-            .then(|| format!("/v1/jobs/{}/result", j.id));
+        let result =
+            (j.kind == JobKind::Checks && j.state == store::JobState::Succeeded && j.outputs_deleted_at.is_none())
+                .then(|| format!("/v1/jobs/{}/result", j.id));
         JobView {
             result,
             id: j.id,
@@ -75,6 +80,7 @@ impl From<Job> for JobView {
             error: j.error,
             created_at: j.created_at,
             updated_at: j.updated_at,
+            outputs_deleted_at: j.outputs_deleted_at,
         }
     }
 }
@@ -192,6 +198,7 @@ const RESULT_READ_BYTES: usize = 256 * 1024;
         (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
         (status = 404, description = "NOT_FOUND: no such job, not yours, or not a check file", body = ErrorInfo),
         (status = 409, description = "CONFLICT: the job has not succeeded (yet), or failed", body = ErrorInfo),
+        (status = 410, description = "GONE: the result was deleted after the retention period (7 days after the job ended, by default)", body = ErrorInfo),
         (status = 429, description = "TOO_MANY_REQUESTS: over followed_results_max followed results at once", body = ErrorInfo),
     ),
     security(("apiKey" = []))
@@ -203,6 +210,7 @@ pub async fn job_result(
     StrictQuery(q): StrictQuery<ResultQuery>,
 ) -> ApiResult<Response> {
     let job = own_job(&state, &caller, &id).await?;
+    outputs_kept(&job)?;
     if job.kind != JobKind::Checks {
         return Err(ApiError::new(
             ErrorCode::NotFound,
@@ -452,6 +460,20 @@ async fn sync_dir(dir: &Path) -> ApiResult<()> {
         .map_err(ApiError::internal)
 }
 
+/// Refuses a job whose outputs were deleted (retention, or by its owner).
+fn outputs_kept(job: &Job) -> ApiResult<()> {
+    match &job.outputs_deleted_at {
+        None => Ok(()),
+        Some(at) => Err(ApiError::new(
+            ErrorCode::Gone,
+            format!(
+                "job \"{}\"'s outputs were deleted on {at}, after the retention period: upload the file again",
+                job.id
+            ),
+        )),
+    }
+}
+
 async fn own_job(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
     state.store.job(id, caller.0.seq).await?.ok_or_else(|| {
         ApiError::new(ErrorCode::NotFound, format!("no job \"{}\"", domain::number::truncate_for_message(id)))
@@ -480,6 +502,46 @@ pub async fn get_job(
 }
 
 #[utoipa::path(
+    delete,
+    path = "/v1/jobs/{id}",
+    tag = "Jobs",
+    summary = "Delete an ended job, with its result and rejected rows",
+    description = "For a job that has succeeded or failed: its files (a check file's answers) and its rejected rows are \
+                   deleted at once, rather than 7 days after it ended. The audit log keeps what the job did.",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: no such job, or not yours", body = ErrorInfo),
+        (status = 409, description = "CONFLICT: the job is still queued or running", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn delete_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<StatusCode> {
+    let job = own_job(&state, &caller, &id).await?;
+    let not_ended = || {
+        ApiError::new(
+            ErrorCode::Conflict,
+            format!("job \"{}\" is {}: delete it once it has ended", job.id, job.state.as_str()),
+        )
+    };
+    if !job.state.is_final() {
+        return Err(not_ended());
+    }
+    // Files first: a job gone from the table would leave them for good.
+    workers::upkeep::remove_job_files(&job).await.map_err(ApiError::internal)?;
+    match state.store.delete_job(caller.0.clone(), &job.id).await? {
+        store::JobDeleted::Deleted => Ok(StatusCode::NO_CONTENT),
+        store::JobDeleted::NotFound => Err(ApiError::new(ErrorCode::NotFound, format!("no job \"{}\"", job.id))),
+        store::JobDeleted::NotEnded => Err(not_ended()),
+    }
+}
+
+#[utoipa::path(
     get,
     path = "/v1/jobs/{id}/rejections",
     tag = "Jobs",
@@ -489,6 +551,7 @@ pub async fn get_job(
         (status = 200, description = "CSV, one row per rejected line, in line order", body = String, content_type = "text/csv"),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
         (status = 404, description = "NOT_FOUND: no such job, or not yours", body = ErrorInfo),
+        (status = 410, description = "GONE: the rejected rows were deleted after the retention period", body = ErrorInfo),
     ),
     security(("apiKey" = []))
 )]
@@ -498,6 +561,7 @@ pub async fn job_rejections(
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<Response> {
     let job = own_job(&state, &caller, &id).await?;
+    outputs_kept(&job)?;
     let page = state.limits.page_rows_max;
     let store = state.store.clone();
     // Streamed page by page: a file with millions of bad rows is never held whole.

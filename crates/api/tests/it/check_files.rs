@@ -17,7 +17,8 @@ backend_tests!(
     bad_rows_keep_their_place_across_chunks,
     a_crash_midway_leaves_the_result_whole,
     a_followed_result_arrives_as_chunks_commit,
-    a_followed_result_is_cut_off_if_the_job_fails_or_the_server_stops
+    a_followed_result_is_cut_off_if_the_job_fails_or_the_server_stops,
+    results_are_deleted_after_their_retention_or_on_request,
 );
 
 async fn upload(app: &TestApp, key: &str, csv: &str) -> crate::Resp {
@@ -308,4 +309,49 @@ async fn a_followed_result_is_cut_off_if_the_job_fails_or_the_server_stops(db: T
     let (got, end) = reading.await.unwrap();
     assert_eq!((got.as_str(), end.is_err()), ("", true));
     assert!(next_piece(&mut late).await.is_err(), "cut off, though answers are committed");
+}
+
+/// A check file's answers, and its rejected rows, are kept 7 days after the job ended, then deleted
+/// from the disk and the database (the counts stay); the owner may delete a job at once, not while it
+/// runs.
+async fn results_are_deleted_after_their_retention_or_on_request(db: TestDb) {
+    let app = TestApp::new(db);
+    history(&app).await;
+    let bank = app.institution().await;
+    let csv = "phone_number,date\n+8613800138000,2023-12-22\nnope,2024-01-01\n";
+    let kept = upload_job(&app, &bank, csv).await;
+    let deleted = upload_job(&app, &bank, csv).await;
+    // Not while it waits to run.
+    let del = |id: &str| {
+        let path = format!("/v1/jobs/{id}");
+        let (app, bank) = (&app, bank.clone());
+        async move { app.request(axum::http::Method::DELETE, &path, Some(&bank), &[], axum::body::Body::empty()).await }
+    };
+    assert_error(&del(&deleted).await, 409, "CONFLICT");
+    app.runner.run_until_idle().await.unwrap();
+    let owner = app.store.authenticate(&bank).await.unwrap().unwrap().seq;
+    let result_path = app.store.job(&kept, owner).await.unwrap().unwrap().result_path();
+    let result_path = std::path::PathBuf::from(result_path);
+    assert!(result_path.exists());
+    // Deleted on request: the file, the rejections, the job.
+    let other_result = app.store.job(&deleted, owner).await.unwrap().unwrap().result_path();
+    assert!(std::path::Path::new(&other_result).exists());
+    assert_eq!(del(&deleted).await.status, 204);
+    assert!(!std::path::Path::new(&other_result).exists());
+    assert_error(&app.get(&format!("/v1/jobs/{deleted}"), &bank).await, 404, "NOT_FOUND");
+    // Six days on, kept; eight days on, the upkeep deletes the outputs.
+    let upkeep = workers::Upkeep::new(app.store.clone(), workers::UpkeepConfig::default());
+    app.advance(6 * 86_400);
+    upkeep.run_until_idle().await.unwrap();
+    assert_eq!(app.get(&format!("/v1/jobs/{kept}/result"), &bank).await.status, 200);
+    app.advance(2 * 86_400);
+    upkeep.run_until_idle().await.unwrap();
+    assert!(!result_path.exists(), "the answers are gone from the disk");
+    let r = app.get(&format!("/v1/jobs/{kept}/result"), &bank).await;
+    assert_error(&r, 410, "GONE");
+    assert_error(&app.get(&format!("/v1/jobs/{kept}/rejections"), &bank).await, 410, "GONE");
+    let job = app.get(&format!("/v1/jobs/{kept}"), &bank).await.body;
+    assert!(job["outputsDeletedAt"].is_string() && job.get("result").is_none(), "{job}");
+    assert_eq!((job["accepted"].as_u64(), job["rejected"].as_u64()), (Some(1), Some(1)), "the counts stay");
+    assert_eq!(app.store.verify_audit().await.unwrap().first_broken, None);
 }

@@ -23,6 +23,9 @@ pub struct ChainReport {
     /// The first record whose hash does not follow from its content and predecessor, or whose batch of
     /// checks or events does not match the digest it states; or a batch no record states.
     pub first_broken: Option<i64>,
+    /// `checks` records whose entries were dropped after the retention period (their counts and
+    /// digests are still chained).
+    pub pruned_check_batches: u64,
 }
 
 fn chain_hash(prev: &[u8], at: &str, actor: &str, action: &str, subject: Option<&[u8]>, detail: &str) -> [u8; 32] {
@@ -104,6 +107,13 @@ pub(crate) fn verify(conn: &mut dyn Conn) -> Result<ChainReport, StoreError> {
     let mut prev = [0u8; 32];
     let mut after = 0i64;
     let mut records = 0u64;
+    let mut pruned_check_batches = 0u64;
+    // The entries of `checks` records up to here were dropped after the retention period.
+    let pruned_through = conn
+        .query_one("SELECT value FROM meta WHERE key = 'check_log_pruned_through'", &[])?
+        .map(|r| r.i64(0))
+        .transpose()?
+        .unwrap_or(0);
     loop {
         let rows = conn.query(
             "SELECT a.seq, a.at, a.actor, a.action, a.subject, a.detail, a.prev_hash, a.hash, b.seq, e.seq \
@@ -122,14 +132,14 @@ pub(crate) fn verify(conn: &mut dyn Conn) -> Result<ChainReport, StoreError> {
                 &[],
             )?;
             let first_broken = orphan.and_then(|r| r.opt_i64(0));
-            return Ok(ChainReport { records, first_broken });
+            return Ok(ChainReport { records, first_broken, pruned_check_batches });
         }
         for r in &rows {
             let seq = r.i64(0)?;
             let subject = r.opt_bytes(4);
             let expect = chain_hash(&prev, &r.text(1)?, &r.text(2)?, &r.text(3)?, subject.as_deref(), &r.text(5)?);
             if r.opt_bytes(6).as_deref() != Some(&prev[..]) || r.opt_bytes(7).as_deref() != Some(&expect[..]) {
-                return Ok(ChainReport { records, first_broken: Some(seq) });
+                return Ok(ChainReport { records, first_broken: Some(seq), pruned_check_batches });
             }
             // A batch of checks or of accepted events: its entries must be the ones the record's
             // digest names, and no other record has entries. (Read one batch at a time: a page of
@@ -141,20 +151,23 @@ pub(crate) fn verify(conn: &mut dyn Conn) -> Result<ChainReport, StoreError> {
                 ("events", false, true) => Some("event_batches"),
                 _ => None,
             };
-            let intact = match table {
-                Some(table) => {
-                    let entries = conn
-                        .query_one(&format!("SELECT entries FROM {table} WHERE seq = $1"), &[seq.into()])?
-                        .and_then(|e| e.opt_bytes(0))
-                        .unwrap_or_default();
-                    let detail = r.text(5)?;
-                    crate::ops::checklog::detail_digest(&detail)
-                        == Some(crate::ops::checklog::entries_digest(&entries).as_str())
-                }
-                None => !matches!(action.as_str(), "checks" | "events") && !checks && !events,
-            };
+            let pruned = action == "checks" && !checks && seq <= pruned_through;
+            pruned_check_batches += u64::from(pruned);
+            let intact = pruned
+                || match table {
+                    Some(table) => {
+                        let entries = conn
+                            .query_one(&format!("SELECT entries FROM {table} WHERE seq = $1"), &[seq.into()])?
+                            .and_then(|e| e.opt_bytes(0))
+                            .unwrap_or_default();
+                        let detail = r.text(5)?;
+                        crate::ops::checklog::detail_digest(&detail)
+                            == Some(crate::ops::checklog::entries_digest(&entries).as_str())
+                    }
+                    None => !matches!(action.as_str(), "checks" | "events") && !checks && !events,
+                };
             if !intact {
-                return Ok(ChainReport { records, first_broken: Some(seq) });
+                return Ok(ChainReport { records, first_broken: Some(seq), pruned_check_batches });
             }
             prev = expect;
             after = seq;

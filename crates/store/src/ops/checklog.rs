@@ -229,6 +229,67 @@ impl WriteCtx {
         Ok(moved_any)
     }
 
+    /// Drops the check log older than `before` (RFC 3339): each old batch's tags from `check_tags`, then
+    /// the batch itself, oldest first, at most `max` entries' tags in this step (a batch of a check file
+    /// is taken in slices). The `checks` records stay; `audit verify` reads `check_log_pruned_through`.
+    /// True if this step used its whole budget (more may be left).
+    pub(crate) fn prune_check_log(&mut self, before: &str, max: usize) -> Result<bool, StoreError> {
+        let meta = |c: &mut dyn Conn, key: &str| -> Result<i64, StoreError> {
+            Ok(c.query_one("SELECT value FROM meta WHERE key = $1", &[key.into()])?
+                .map(|r| r.i64(0))
+                .transpose()?
+                .unwrap_or(0))
+        };
+        let (mut through, mut offset) = (
+            meta(self.conn.as_mut(), "check_log_pruned_through")?,
+            meta(self.conn.as_mut(), "check_log_pruned_offset")?,
+        );
+        let start = (through, offset);
+        let mut budget = max;
+        while budget > 0 {
+            let row = self.conn.query_one(
+                "SELECT b.seq, a.at, length(b.entries), substr(b.entries, $1, $2) FROM check_batches b \
+                 JOIN audit a ON a.seq = b.seq WHERE b.seq > $3 ORDER BY b.seq LIMIT 1",
+                &[
+                    Value::I32(i32::try_from(offset * ENTRY_BYTES as i64 + 1).unwrap_or(i32::MAX)),
+                    Value::I32(i32::try_from(budget * ENTRY_BYTES).unwrap_or(i32::MAX)),
+                    through.into(),
+                ],
+            )?;
+            let Some(row) = row else { break };
+            let (seq, at, len) = (row.i64(0)?, row.text(1)?, row.i64(2)?);
+            if at.as_str() >= before {
+                break;
+            }
+            let slice = row.opt_bytes(3).unwrap_or_default();
+            let mut tags: Vec<&[u8]> = slice.chunks_exact(ENTRY_BYTES).map(|e| &e[..TAG_BYTES]).collect();
+            let taken = tags.len();
+            tags.sort_unstable();
+            tags.dedup();
+            for chunk in tags.chunks(TAGS_PER_INSERT) {
+                let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+                let mut params: Vec<Value> = vec![seq.into()];
+                params.extend(chunk.iter().map(|t| Value::Bytes(t.to_vec())));
+                self.conn.exec(
+                    &format!("DELETE FROM check_tags WHERE seq = $1 AND tag IN ({})", list.join(", ")),
+                    &params,
+                )?;
+            }
+            offset += taken as i64;
+            if offset * ENTRY_BYTES as i64 >= len {
+                self.conn.exec("DELETE FROM check_batches WHERE seq = $1", &[seq.into()])?;
+                (through, offset) = (seq, 0);
+            }
+            budget = budget.saturating_sub(taken.max(1));
+        }
+        if (through, offset) != start {
+            for (key, value) in [("check_log_pruned_through", through), ("check_log_pruned_offset", offset)] {
+                self.conn.exec("UPDATE meta SET value = $1 WHERE key = $2", &[value.into(), key.into()])?;
+            }
+        }
+        Ok(budget == 0)
+    }
+
     /// The seqs of the `checks` records whose batches hold `tag`, made at or after `since` (RFC 3339,
     /// compared as text by the caller's rough bound), newest first, with when and who.
     pub(crate) fn check_batches_with(

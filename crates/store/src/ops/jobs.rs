@@ -86,6 +86,9 @@ pub struct Job {
     pub updated_at: String,
     /// A check file's committed bytes of its result file.
     pub result_bytes: u64,
+    /// When the job's outputs (result file, rejected rows) were dropped, if they were: some days
+    /// after it ended (retention).
+    pub outputs_deleted_at: Option<String>,
 }
 
 impl Job {
@@ -160,7 +163,7 @@ pub struct RejectionRow {
 }
 
 const SELECT: &str = "SELECT id, owner_seq, kind, format, state, spool_path, byte_offset, line, rows_read, accepted, \
-                      duplicates, rejected, error, created_at, updated_at, result_bytes, pending FROM jobs";
+                      duplicates, rejected, error, created_at, updated_at, result_bytes, pending, outputs_deleted_at FROM jobs";
 
 fn from_row(r: &Row) -> Result<Job, StoreError> {
     let u = |i| r.i64(i).map(|v| v.max(0) as u64);
@@ -184,6 +187,7 @@ fn from_row(r: &Row) -> Result<Job, StoreError> {
         updated_at: r.text(14)?,
         result_bytes: u(15)?,
         pending: u(16)?,
+        outputs_deleted_at: r.opt_text(17),
     })
 }
 
@@ -191,6 +195,31 @@ pub(crate) fn get(conn: &mut dyn Conn, id: &str, owner_seq: Option<i64>) -> Resu
     let row = conn.query_one(&format!("{SELECT} WHERE id = $1"), &[id.into()])?;
     let job = row.map(|r| from_row(&r)).transpose()?;
     Ok(job.filter(|j| owner_seq.is_none_or(|o| o == j.owner_seq)))
+}
+
+/// Ended jobs whose outputs are still kept though they ended before `before` (RFC 3339), oldest
+/// first, at most `limit`.
+pub(crate) fn outputs_before(conn: &mut dyn Conn, before: &str, limit: u32) -> Result<Vec<Job>, StoreError> {
+    conn.query(
+        &format!(
+            "{SELECT} WHERE state IN ('succeeded', 'failed') AND outputs_deleted_at IS NULL AND updated_at < $1 \
+             ORDER BY updated_at LIMIT $2"
+        ),
+        &[before.into(), i64::from(limit).into()],
+    )?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Why a job was not deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobDeleted {
+    NotFound,
+    /// It is still queued or running: delete it once it has ended.
+    NotEnded,
+    /// Deleted, with its rejected rows; its files are the caller's to remove (they were, before).
+    Deleted,
 }
 
 pub(crate) fn next_runnable(conn: &mut dyn Conn) -> Result<Option<Job>, StoreError> {
@@ -346,6 +375,29 @@ impl WriteCtx {
             )?;
         }
         Ok(job)
+    }
+
+    /// Records that a job's outputs are gone (its files removed by the caller): its rejected rows too.
+    pub(crate) fn job_outputs_deleted(&mut self, job_id: &str) -> Result<(), StoreError> {
+        let now = self.now_rfc3339();
+        self.conn.exec("DELETE FROM job_rejections WHERE job_id = $1", &[job_id.into()])?;
+        self.conn.exec(
+            "UPDATE jobs SET outputs_deleted_at = $1 WHERE id = $2 AND outputs_deleted_at IS NULL",
+            &[now.into(), job_id.into()],
+        )?;
+        self.audit("numlink", "job.outputs_deleted", None, &format!("id={job_id}"))
+    }
+
+    /// Deletes an ended job of `owner`, with its rejected rows.
+    pub(crate) fn delete_job(&mut self, owner: &Participant, job_id: &str) -> Result<JobDeleted, StoreError> {
+        let Some(job) = get(self.conn.as_mut(), job_id, Some(owner.seq))? else { return Ok(JobDeleted::NotFound) };
+        if !job.state.is_final() {
+            return Ok(JobDeleted::NotEnded);
+        }
+        self.conn.exec("DELETE FROM job_rejections WHERE job_id = $1", &[job_id.into()])?;
+        self.conn.exec("DELETE FROM jobs WHERE id = $1", &[job_id.into()])?;
+        self.audit(&owner.id, "job.deleted", None, &format!("id={job_id}"))?;
+        Ok(JobDeleted::Deleted)
     }
 
     pub(crate) fn fail_job(&mut self, job_id: &str, error: &str) -> Result<(), StoreError> {

@@ -59,6 +59,7 @@ backend_tests!(
     a_schema_newer_than_the_binary_is_refused,
     job_chunks_commit_with_their_checkpoint,
     ports_accepted_before_they_took_both_sides_stand,
+    the_check_log_is_dropped_after_its_retention_period,
 );
 
 async fn participants_and_keys(db: TestDb) {
@@ -402,6 +403,22 @@ fn set_entry_byte(db: &TestDb, table: &str, seq: i64, at: usize, value: u8) -> S
     }
 }
 
+/// One number from a query, in the test database's dialect-neutral SQL.
+fn count(db: &TestDb, sql: &str) -> i64 {
+    match &db.url {
+        store::DbUrl::Sqlite(path) => rusqlite_like::open(path).query_row(sql, [], |r| r.get(0)).unwrap(),
+        store::DbUrl::Postgres(url) => {
+            let (url, sql) = (url.clone(), sql.to_string());
+            std::thread::spawn(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                c.query_one(sql.as_str(), &[]).unwrap().get::<_, i64>(0)
+            })
+            .join()
+            .unwrap()
+        }
+    }
+}
+
 mod rusqlite_like {
     pub fn open(path: &std::path::Path) -> rusqlite::Connection {
         rusqlite::Connection::open(path).unwrap()
@@ -523,4 +540,38 @@ async fn ports_accepted_before_they_took_both_sides_stand(db: TestDb) {
     // A portability participant could not exist before; it can now (the role's CHECK was widened).
     let p = NewParticipant { role: Role::Portability, name: "NPDB".into(), prefixes: vec![], reporting_since: None };
     assert!(store.add_participant(p).await.unwrap().0.id.starts_with("npd_"));
+}
+
+/// Checks logged 181 days ago are dropped (their entries and the lookups' index of them), a bounded
+/// step at a time; those of 81 days ago stay; the chain still verifies, saying how many batches it
+/// knows were dropped.
+async fn the_check_log_is_dropped_after_its_retention_period(db: TestDb) {
+    let (store, clock) = db.open("2025-01-01");
+    let (bank, _) = institution(&store).await;
+    let n = |i: usize| num(&format!("+861380013{i:04}"));
+    for b in 0..3 {
+        let items = (0..10).map(|i| (n(b * 10 + i), day("2024-01-01"))).collect();
+        store.check(bank.clone(), items).await.unwrap();
+    }
+    store.compact_lookups().await.unwrap();
+    let days = |d: i64| jiff::SignedDuration::from_hours(24 * d);
+    let start = domain::Clock::now(clock.as_ref());
+    clock.set(start + days(100));
+    store.check(bank.clone(), vec![(n(99), day("2024-01-01"))]).await.unwrap();
+    store.compact_lookups().await.unwrap();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM check_tags"), 31);
+    clock.set(start + days(181));
+    let before = (start + days(1)).to_string();
+    let mut steps = 0;
+    while store.prune_check_log(before.clone(), 7).await.unwrap() {
+        steps += 1;
+        assert!(steps < 100, "the pruning ends");
+    }
+    assert_eq!(steps, 4, "30 entries, 7 a step");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM check_batches"), 1);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM check_tags"), 1);
+    assert_eq!(store.logged_checks(100).await.unwrap().len(), 1, "the newer batch stays");
+    let report = store.verify_audit().await.unwrap();
+    assert_eq!((report.first_broken, report.pruned_check_batches), (None, 3));
+    assert!(!store.prune_check_log(before, 7).await.unwrap(), "nothing more to drop");
 }
