@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--only index|lifecycle|fanout|http] [--numbers N] [--events N] [--bindings N]`: benchmarks on this machine,
+//! `cargo xtask bench [--only index|lifecycle|fanout|http|retention] [--numbers N] [--events N] [--bindings N] [--checks N]`: benchmarks on this machine,
 //! printed as Markdown tables for BENCHMARKS.md. Small sizes by default, so that anyone can run them in
 //! a minute.
 //!
@@ -20,6 +20,11 @@
 //! second (the disconnection job, which creates them in its transactions), deliveries per second, and
 //! the time from the file's last commit to the last delivery. The peer, in the same run: the same
 //! disconnection file on numbers nobody has bound, so the ratio is the cost of the fan-out.
+//!
+//! Retention (`crates/bench`, in-process, release): a bank checks N numbers in one day; the idle
+//! writer's steps moving them into the lookups index, and 181 days later the upkeep's steps dropping the
+//! check log: the writer's time in all and per step. The peer: the same log deleted in one transaction
+//! on a copy of the database, the time a writer doing it at once would be held.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -96,6 +101,9 @@ fn bench_in_process(root: &Path, args: &[String]) -> Result<()> {
     }
     if only.as_deref().is_none_or(|o| o == "fanout") {
         fanout(root, value("--bindings").as_deref().unwrap_or("10000").parse().context("--bindings N")?)?;
+    }
+    if only.as_deref().is_none_or(|o| o == "retention") {
+        retention(root, value("--checks").as_deref().unwrap_or("1000000"))?;
     }
     if only.is_none() {
         http(
@@ -401,6 +409,46 @@ fn index(root: &Path, numbers: &str) -> Result<()> {
 
 /// A lifecycle file applied as a job, in-process, against a plain rusqlite insert of the same rows and
 /// against the floor of any registry (the insert, an index by number, the number's summary).
+/// The check log's upkeep (see the module's text).
+fn retention(root: &Path, checks: &str) -> Result<()> {
+    crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "bench"]))?;
+    let out = Command::new(root.join("target/release/bench"))
+        .args(["retention", "--checks", checks, "--dir", &std::env::temp_dir().display().to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the retention benchmark")?;
+    if !out.status.success() {
+        bail!("the retention benchmark failed");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = |k: &str| json_field(&text, k).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    println!(
+        "\n| the check log of {} checks made in one day, SQLite | numlink | peer, same run | ratio | target |",
+        v("checks")
+    );
+    println!("|---|---|---|---|---|");
+    println!("| logged, 100,000 a call | {:.1} s | | | |", v("log_secs"));
+    println!(
+        "| moved into the lookups index by the idle writer | {:.1} s on the writer in {} steps of {} checks; longest step {:.1} ms, p99 {:.1} ms | | | |",
+        v("compact_secs"),
+        v("compact_steps"),
+        v("compact_step_entries"),
+        v("compact_step_ms_max"),
+        v("compact_step_ms_p99")
+    );
+    println!(
+        "| dropped by the upkeep 181 days later | {:.1} s on the writer in {} steps of {} checks; longest step {:.1} ms, p99 {:.1} ms | the same deleted in one transaction: the writer held {:.1} s at once | longest step / peer: {:.4} | no step holds the writer for long |",
+        v("prune_secs"),
+        v("prune_steps"),
+        v("prune_step_entries"),
+        v("prune_step_ms_max"),
+        v("prune_step_ms_p99"),
+        v("peer_delete_at_once_secs"),
+        v("prune_step_ms_max") / 1000.0 / v("peer_delete_at_once_secs")
+    );
+    Ok(())
+}
+
 fn lifecycle(root: &Path, events: &str) -> Result<()> {
     crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "bench"]))?;
     let out = Command::new(root.join("target/release/bench"))

@@ -20,7 +20,7 @@ fn main() -> Result<()> {
         Some("bench") => bench::bench(&root(), &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | ci | bench [--only index|lifecycle|fanout|http] [--numbers N] [--check-rows N] [--events N] [--bindings N]>"
+                "usage: cargo xtask <test [cargo test args…] | ci | bench [--only index|lifecycle|fanout|http|retention] [--numbers N] [--check-rows N] [--events N] [--bindings N] [--checks N]>"
             );
             std::process::exit(2)
         }

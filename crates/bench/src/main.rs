@@ -17,6 +17,11 @@
 //! `bench bare --listen ADDR`: the HTTP peer, a bare axum handler answering every POST with a fixed
 //! JSON body, on the same runtime settings as the server.
 //!
+//! `bench retention --checks N --dir DIR`: the check log's upkeep after a bank checked N numbers in one
+//! day (as check files' chunks of 100,000): the tags moved into `check_tags` by the idle writer, and 181
+//! days later the log dropped, each a step at a time as the server does; every step's time on the
+//! writer, in total and the longest. Prints one JSON object.
+//!
 //! `bench index --numbers N --dir DIR`: the in-memory index measured in-process, on a registry shaped
 //! like a Chinese carrier's (11-digit national numbers, allocated in whole 10,000-number blocks under
 //! 7-digit prefixes, with realistic shares of reissued, disconnected, transferred and ported numbers),
@@ -293,6 +298,10 @@ fn main() -> Result<()> {
             let events: u64 = arg("--events").map_or(Ok(1_000_000), |v| v.parse()).context("--events N")?;
             return lifecycle(events, &dir);
         }
+        Some("retention") => {
+            let checks: u64 = arg("--checks").map_or(Ok(1_000_000), |v| v.parse()).context("--checks N")?;
+            return retention(checks, &dir);
+        }
         _ => bail!(
             "usage: bench index [--numbers N] [--dir DIR] | bench lifecycle [--events N] [--dir DIR] | \
              bench registry --numbers N --db FILE --sample FILE | bench bare --listen ADDR"
@@ -490,6 +499,117 @@ fn write_tables(db: &std::path::Path, reg: &[(PhoneNumber, Summary)]) -> Result<
 
 /// A lifecycle file of `events` rows (each a distinct number, in whole blocks: activations, disconnections
 /// and transfers, as a month's file would hold), applied by the job runner; then the peer.
+/// Runs `step` until it says nothing is left; the steps' count, total and longest time, and their p99,
+/// as `{prefix}_steps`, `{prefix}_secs`, `{prefix}_step_ms_max`, `{prefix}_step_ms_p99`.
+async fn steps<F, Fut>(prefix: &str, mut step: F) -> Result<serde_json::Map<String, serde_json::Value>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, store::StoreError>>,
+{
+    let mut times = Vec::new();
+    let all = Instant::now();
+    loop {
+        let t = Instant::now();
+        let more = step().await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        if !more {
+            break;
+        }
+    }
+    let total = all.elapsed().as_secs_f64();
+    times.sort_by(f64::total_cmp);
+    let p99 = times[(times.len() * 99 / 100).min(times.len() - 1)];
+    let mut out = serde_json::Map::new();
+    out.insert(format!("{prefix}_steps"), json!(times.len()));
+    out.insert(format!("{prefix}_secs"), json!(total));
+    out.insert(format!("{prefix}_step_ms_max"), json!(times[times.len() - 1]));
+    out.insert(format!("{prefix}_step_ms_p99"), json!(p99));
+    Ok(out)
+}
+
+fn retention(checks: u64, dir: &std::path::Path) -> Result<()> {
+    const CALL: u64 = 100_000;
+    let db = dir.join("numlink-bench-retention.db");
+    for suffix in ["", "-wal", "-shm", ".key"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let clock = Arc::new(FixedClock::at_day(day("2026-01-01")));
+    let key = store::HashKey::generate();
+    let mut config = store::StoreConfig::new(store::DbUrl::Sqlite(db.clone()), key.clone(), clock.clone());
+    // The steps are taken here, one after another, to be measured.
+    config.compact_lookups_when_idle = false;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let out = rt.block_on(async {
+        let st = store::Store::open(config)?;
+        let (bank, _) = st
+            .add_participant(store::NewParticipant {
+                role: store::Role::Institution,
+                name: "Bank".into(),
+                prefixes: vec![],
+                reporting_since: None,
+            })
+            .await?;
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let t = Instant::now();
+        let mut logged = 0;
+        while logged < checks {
+            let n = CALL.min(checks - logged);
+            let items: Vec<(PhoneNumber, Day)> = (0..n)
+                .map(|_| {
+                    let number =
+                        PhoneNumber::from_digits(8_613_000_000_000 + rng.below(1_000_000_000)).expect("a number");
+                    (number, day("2024-01-01"))
+                })
+                .collect();
+            st.check(bank.clone(), items).await?;
+            logged += n;
+        }
+        let log_secs = t.elapsed().as_secs_f64();
+        let compact = steps("compact", || st.compact_lookups_step(store::COMPACT_STEP)).await?;
+        clock.set(domain::Clock::now(clock.as_ref()) + jiff::SignedDuration::from_hours(24 * 181));
+        let before = (domain::Clock::now(clock.as_ref()) - jiff::SignedDuration::from_hours(24 * 180)).to_string();
+        let step = workers::UpkeepConfig::default().step_check_entries_max;
+        // The peer, on a copy of the database as it is now: the same log dropped in one transaction,
+        // as a writer that does it at once would be held.
+        drop(st);
+        let copy = dir.join("numlink-bench-retention-peer.db");
+        std::fs::copy(&db, &copy)?;
+        let t = Instant::now();
+        let c = rusqlite::Connection::open(&copy)?;
+        // With a WHERE clause, as a deletion by date has one (SQLite would otherwise drop the pages whole).
+        c.execute_batch(
+            "BEGIN; DELETE FROM check_tags WHERE day > 0; DELETE FROM check_batches WHERE seq > 0; COMMIT;",
+        )?;
+        drop(c);
+        let peer_secs = t.elapsed().as_secs_f64();
+        let _ = std::fs::remove_file(&copy);
+        let mut config = store::StoreConfig::new(store::DbUrl::Sqlite(db.clone()), key.clone(), clock.clone());
+        config.compact_lookups_when_idle = false;
+        let st = store::Store::open(config)?;
+        let prune = steps("prune", || st.prune_check_log(before.clone(), step)).await?;
+        let report = st.verify_audit().await?;
+        if report.first_broken.is_some() || report.pruned_check_batches != checks.div_ceil(CALL) {
+            bail!("after the pruning the audit chain says {report:?}");
+        }
+        let mut out = json!({
+            "checks": checks,
+            "log_secs": log_secs,
+            "compact_step_entries": store::COMPACT_STEP,
+            "prune_step_entries": step,
+            "peer_delete_at_once_secs": peer_secs,
+        });
+        let fields = out.as_object_mut().expect("an object");
+        fields.extend(compact);
+        fields.extend(prune);
+        anyhow::Ok(out)
+    })?;
+    println!("{out}");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    Ok(())
+}
+
 fn lifecycle(events: u64, dir: &std::path::Path) -> Result<()> {
     let work = dir.join(format!("bench-lifecycle-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;

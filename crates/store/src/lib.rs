@@ -32,7 +32,7 @@ pub use ops::audit::{AuditRecord, ChainReport};
 pub use ops::bindings::{
     ACCOUNT_REF_CHARS_MAX, ACK_ACTIONS, Binding, NewBinding, Notification, NotificationType, Registered,
 };
-pub use ops::checklog::{AnsweredCheck, LoggedAnswer};
+pub use ops::checklog::{AnsweredCheck, COMPACT_STEP, LoggedAnswer};
 pub use ops::events::{NewEvent, Outcome, PendingPort, StoredEvent};
 pub use ops::holder::{
     AttestationKey, HolderView, Holding, InstitutionReport, Lookup, OtpFailure, OtpIssued, OtpLimits, OtpRefused,

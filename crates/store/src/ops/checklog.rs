@@ -6,9 +6,11 @@
 //! `check_batches`. The record's SHA-256 of the entries makes each of them as tamper-evident as a
 //! record of its own; `audit verify` recomputes it.
 //!
-//! The holder's lookups need the batches by number: `check_tags` (tag, seq) is filled behind the
-//! writer, when it is idle, up to a watermark in `meta`; lookups read it and scan the batches after
-//! the watermark, so they are exact whether or not the compaction has caught up.
+//! The holder's lookups need the batches by number: `check_tags` (day, tag, seq) is filled behind the
+//! writer, when it is idle, up to a watermark in `meta`; lookups read it (a probe per day of the period
+//! shown) and scan the batches after the watermark, so they are exact whether or not the compaction
+//! has caught up. After the retention period, the upkeep drops a day's tags (a contiguous range of the
+//! key) and the batches, a bounded step at a time.
 
 use domain::{Day, PhoneNumber};
 
@@ -24,8 +26,17 @@ pub const TAG_BYTES: usize = 16;
 pub const ENTRY_BYTES: usize = TAG_BYTES + 4 + 1;
 /// Tags moved into `check_tags` per compaction step: a step holds the writer for a millisecond or two.
 pub const COMPACT_STEP: usize = 512;
-/// Rows per multi-row insert of tags (2 parameters each).
+/// Rows per multi-row insert of tags (3 parameters each).
 const TAGS_PER_INSERT: usize = 256;
+/// Batches of entries dropped in one step of the pruning (a check file's batch holds up to 100,000).
+pub const PRUNE_BATCHES: usize = 16;
+
+/// The UTC day of an RFC 3339 time, as the audit log writes them.
+fn day_of_rfc3339(at: &str) -> Result<Day, StoreError> {
+    at.get(..10)
+        .and_then(|d| Day::parse(d).ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("a time that is not RFC 3339: {at:?}")))
+}
 
 /// The answer a check gave, as logged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,7 +200,8 @@ impl WriteCtx {
         let mut moved_any = false;
         while budget > 0 {
             let row = self.conn.query_one(
-                "SELECT seq, length(entries), substr(entries, $1, $2) FROM check_batches WHERE seq > $3 ORDER BY seq LIMIT 1",
+                "SELECT b.seq, length(b.entries), substr(b.entries, $1, $2), a.at FROM check_batches b \
+                 JOIN audit a ON a.seq = b.seq WHERE b.seq > $3 ORDER BY b.seq LIMIT 1",
                 // substr takes 32-bit positions (PostgreSQL is strict about it); a batch is far smaller.
                 &[
                     Value::I32(i32::try_from(offset * ENTRY_BYTES as i64 + 1).unwrap_or(i32::MAX)),
@@ -199,6 +211,7 @@ impl WriteCtx {
             )?;
             let Some(row) = row else { break };
             let (seq, len) = (row.i64(0)?, row.i64(1)?);
+            let day = day_of_rfc3339(&row.text(3)?)?;
             let slice = row.opt_bytes(2).unwrap_or_default();
             let mut tags: Vec<&[u8]> = slice.chunks_exact(ENTRY_BYTES).map(|e| &e[..TAG_BYTES]).collect();
             let taken = tags.len();
@@ -206,11 +219,16 @@ impl WriteCtx {
             tags.dedup();
             for chunk in tags.chunks(TAGS_PER_INSERT) {
                 let values: Vec<String> =
-                    (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
-                let params: Vec<Value> =
-                    chunk.iter().flat_map(|t| [Value::Bytes(t.to_vec()), Value::from(seq)]).collect();
+                    (0..chunk.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
+                let params: Vec<Value> = chunk
+                    .iter()
+                    .flat_map(|t| [Value::from(day.packed()), Value::Bytes(t.to_vec()), Value::from(seq)])
+                    .collect();
                 self.conn.exec(
-                    &format!("INSERT INTO check_tags (tag, seq) VALUES {} ON CONFLICT DO NOTHING", values.join(", ")),
+                    &format!(
+                        "INSERT INTO check_tags (day, tag, seq) VALUES {} ON CONFLICT DO NOTHING",
+                        values.join(", ")
+                    ),
                     &params,
                 )?;
             }
@@ -229,65 +247,39 @@ impl WriteCtx {
         Ok(moved_any)
     }
 
-    /// Drops the check log older than `before` (RFC 3339): each old batch's tags from `check_tags`, then
-    /// the batch itself, oldest first, at most `max` entries' tags in this step (a batch of a check file
-    /// is taken in slices). The `checks` records stay; `audit verify` reads `check_log_pruned_through`.
-    /// True if this step used its whole budget (more may be left).
+    /// Drops the check log of the days before `before`'s (RFC 3339), a bounded step: at most `max` tags
+    /// of the lookups' index (a contiguous range of its key: the oldest days first), and at most
+    /// [`PRUNE_BATCHES`] batches of entries, oldest first. The `checks` records stay; `audit verify`
+    /// reads `check_log_pruned_through`. True if this step reached a bound (more may be left).
     pub(crate) fn prune_check_log(&mut self, before: &str, max: usize) -> Result<bool, StoreError> {
-        let meta = |c: &mut dyn Conn, key: &str| -> Result<i64, StoreError> {
-            Ok(c.query_one("SELECT value FROM meta WHERE key = $1", &[key.into()])?
-                .map(|r| r.i64(0))
-                .transpose()?
-                .unwrap_or(0))
-        };
-        let (mut through, mut offset) = (
-            meta(self.conn.as_mut(), "check_log_pruned_through")?,
-            meta(self.conn.as_mut(), "check_log_pruned_offset")?,
-        );
-        let start = (through, offset);
-        let mut budget = max;
-        while budget > 0 {
-            let row = self.conn.query_one(
-                "SELECT b.seq, a.at, length(b.entries), substr(b.entries, $1, $2) FROM check_batches b \
-                 JOIN audit a ON a.seq = b.seq WHERE b.seq > $3 ORDER BY b.seq LIMIT 1",
-                &[
-                    Value::I32(i32::try_from(offset * ENTRY_BYTES as i64 + 1).unwrap_or(i32::MAX)),
-                    Value::I32(i32::try_from(budget * ENTRY_BYTES).unwrap_or(i32::MAX)),
-                    through.into(),
-                ],
-            )?;
-            let Some(row) = row else { break };
-            let (seq, at, len) = (row.i64(0)?, row.text(1)?, row.i64(2)?);
-            if at.as_str() >= before {
+        let cutoff = day_of_rfc3339(before)?;
+        let tags = self.conn.exec(
+            "DELETE FROM check_tags WHERE (day, tag, seq) IN \
+             (SELECT day, tag, seq FROM check_tags WHERE day < $1 ORDER BY day, tag, seq LIMIT $2)",
+            &[cutoff.packed().into(), (max as i64).into()],
+        )?;
+        let through = self
+            .conn
+            .query_one("SELECT value FROM meta WHERE key = 'check_log_pruned_through'", &[])?
+            .map(|r| r.i64(0))
+            .transpose()?
+            .unwrap_or(0);
+        let old = self.conn.query(
+            "SELECT b.seq, a.at FROM check_batches b JOIN audit a ON a.seq = b.seq WHERE b.seq > $1 \
+             ORDER BY b.seq LIMIT $2",
+            &[through.into(), (PRUNE_BATCHES as i64).into()],
+        )?;
+        let mut dropped = 0;
+        for r in &old {
+            if day_of_rfc3339(&r.text(1)?)? >= cutoff {
                 break;
             }
-            let slice = row.opt_bytes(3).unwrap_or_default();
-            let mut tags: Vec<&[u8]> = slice.chunks_exact(ENTRY_BYTES).map(|e| &e[..TAG_BYTES]).collect();
-            let taken = tags.len();
-            tags.sort_unstable();
-            tags.dedup();
-            for chunk in tags.chunks(TAGS_PER_INSERT) {
-                let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-                let mut params: Vec<Value> = vec![seq.into()];
-                params.extend(chunk.iter().map(|t| Value::Bytes(t.to_vec())));
-                self.conn.exec(
-                    &format!("DELETE FROM check_tags WHERE seq = $1 AND tag IN ({})", list.join(", ")),
-                    &params,
-                )?;
-            }
-            offset += taken as i64;
-            if offset * ENTRY_BYTES as i64 >= len {
-                self.conn.exec("DELETE FROM check_batches WHERE seq = $1", &[seq.into()])?;
-                (through, offset) = (seq, 0);
-            }
-            budget = budget.saturating_sub(taken.max(1));
+            let seq = r.i64(0)?;
+            self.conn.exec("DELETE FROM check_batches WHERE seq = $1", &[seq.into()])?;
+            self.conn.exec("UPDATE meta SET value = $1 WHERE key = 'check_log_pruned_through'", &[seq.into()])?;
+            dropped += 1;
         }
-        if (through, offset) != start {
-            for (key, value) in [("check_log_pruned_through", through), ("check_log_pruned_offset", offset)] {
-                self.conn.exec("UPDATE meta SET value = $1 WHERE key = $2", &[value.into(), key.into()])?;
-            }
-        }
-        Ok(budget == 0)
+        Ok(tags >= max as u64 || dropped == PRUNE_BATCHES)
     }
 
     /// The seqs of the `checks` records whose batches hold `tag`, made at or after `since` (RFC 3339,
@@ -299,9 +291,23 @@ impl WriteCtx {
         limit: u32,
     ) -> Result<Vec<(i64, String, String)>, StoreError> {
         let mut found: Vec<(i64, String, String)> = Vec::new();
+        // The index is kept by day first: each day of the period is asked for (one probe of the key each).
+        let (mut day, today) = (day_of_rfc3339(rough_since)?, self.clock.today());
+        let mut days = Vec::new();
+        while day <= today {
+            days.push(day.packed().to_string());
+            day = day.plus_days(1);
+        }
+        if days.is_empty() {
+            days.push(today.packed().to_string());
+        }
         let rows = self.conn.query(
-            "SELECT a.seq, a.at, p.name FROM check_tags t JOIN audit a ON a.seq = t.seq JOIN participants p ON p.id = a.actor \
-             WHERE t.tag = $1 AND a.at >= $2 ORDER BY t.seq DESC LIMIT $3",
+            &format!(
+                "SELECT a.seq, a.at, p.name FROM check_tags t JOIN audit a ON a.seq = t.seq \
+                 JOIN participants p ON p.id = a.actor WHERE t.day IN ({}) AND t.tag = $1 AND a.at >= $2 \
+                 ORDER BY t.seq DESC LIMIT $3",
+                days.join(", ")
+            ),
             &[tag.into(), rough_since.into(), i64::from(limit).into()],
         )?;
         for r in &rows {
