@@ -62,7 +62,9 @@ async fn read(req: Request, state: &AppState) -> Result<(bool, Bytes), ApiError>
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
-    let body = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+    let deadline = std::time::Duration::from_millis(state.limits.json_body_timeout_ms);
+    let read = tokio::time::timeout(deadline, axum::body::to_bytes(req.into_body(), limit));
+    let body = read.await.map_err(|_| crate::serve::body_timed_out())?.map_err(|e| {
         if crate::serve::is_body_timeout(&e) {
             return crate::serve::body_timed_out();
         }

@@ -36,12 +36,19 @@ pub struct ServeLimits {
     /// long, has averaged fewer than `body_bytes_per_sec_min`.
     pub body_timeout_ms: u64,
     pub body_bytes_per_sec_min: u64,
+    /// A response the client does not read for this long (its writes stalled) is cut off, and its
+    /// connection closed.
+    pub write_timeout_ms: u64,
     /// Connections open at once from one client (an IPv4 address, or an IPv6 /64); more are closed
     /// as they are accepted.
     pub connections_per_client_max: u32,
-    /// Connections open at once in all.
+    /// Connections open at once in all. The last tenth are kept for clients holding few
+    /// (fewer than [`FEW_CONNECTIONS`]): a flood from many clients does not shut out a health check.
     pub connections_max: u32,
 }
+
+/// Connections a client may hold and still be let in when the server is nearly full.
+pub const FEW_CONNECTIONS: u32 = 4;
 
 impl Default for ServeLimits {
     fn default() -> Self {
@@ -49,6 +56,7 @@ impl Default for ServeLimits {
             header_timeout_ms: 30_000,
             body_timeout_ms: 30_000,
             body_bytes_per_sec_min: 1_024,
+            write_timeout_ms: 30_000,
             connections_per_client_max: 256,
             connections_max: 10_000,
         }
@@ -152,6 +160,88 @@ where
     }
 }
 
+/// A connection whose writes may not stall: a client that stops reading its response is cut off after
+/// the write timeout (reads are the header and body timeouts' business).
+pub struct TimedIo<T> {
+    inner: T,
+    stalled: Pin<Box<Sleep>>,
+    /// Armed while a write waits.
+    armed: bool,
+    timeout: Duration,
+}
+
+impl<T> TimedIo<T> {
+    pub fn new(inner: T, timeout: Duration) -> TimedIo<T> {
+        TimedIo { inner, stalled: Box::pin(tokio::time::sleep(timeout)), armed: false, timeout }
+    }
+
+    /// After a write's `Pending`: cut off once it has waited the timeout.
+    fn stall<R>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<R>> {
+        if !self.armed {
+            self.armed = true;
+            let at = Instant::now() + self.timeout;
+            self.stalled.as_mut().reset(at);
+        }
+        match self.stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client read nothing of its response for the write timeout (write_timeout_ms)",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// A write's outcome: a wait arms the timer, anything else disarms it.
+    fn written<R>(&mut self, cx: &mut Context<'_>, polled: Poll<std::io::Result<R>>) -> Poll<std::io::Result<R>> {
+        match polled {
+            Poll::Pending => self.stall(cx),
+            done => {
+                self.armed = false;
+                done
+            }
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for TimedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for TimedIo<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.written(cx, polled)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.written(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.written(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
 /// Connections open, per client and in all.
 #[derive(Debug, Default)]
 struct Open {
@@ -181,7 +271,12 @@ impl Drop for Slot {
 fn take_slot(open: &Arc<Mutex<Open>>, client: IpAddr, limits: &ServeLimits) -> Option<Slot> {
     let mut o = open.lock().unwrap_or_else(|p| p.into_inner());
     let mine = o.per_client.get(&client).copied().unwrap_or(0);
-    if o.total >= limits.connections_max || mine >= limits.connections_per_client_max {
+    let reserved = (limits.connections_max / 10).max(1);
+    let nearly_full = o.total >= limits.connections_max.saturating_sub(reserved);
+    if o.total >= limits.connections_max
+        || mine >= limits.connections_per_client_max
+        || (nearly_full && mine >= FEW_CONNECTIONS)
+    {
         return None;
     }
     o.total += 1;
@@ -230,7 +325,8 @@ pub async fn serve(
             let router = router.clone();
             async move { Ok::<_, Infallible>(router.oneshot(req).await.unwrap_or_else(|never| match never {})) }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let io = TimedIo::new(stream, Duration::from_millis(limits.write_timeout_ms));
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -272,6 +368,37 @@ mod tests {
 
     fn bytes(n: usize) -> Result<Frame<Bytes>, Infallible> {
         Ok(Frame::data(Bytes::from(vec![b'x'; n])))
+    }
+
+    /// A client that reads nothing of its response: the write is cut off after the timeout (on tokio's
+    /// paused clock), and one that reads is not.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_write_is_cut_off() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (server, mut client) = tokio::io::duplex(1024);
+        let mut io = TimedIo::new(server, Duration::from_millis(1_000));
+        let big = vec![b'x'; 64 * 1024];
+        let err = io.write_all(&big).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        // Read as it comes: no timeout, however long the whole takes.
+        let (server, client2) = tokio::io::duplex(1024);
+        let mut io = TimedIo::new(server, Duration::from_millis(1_000));
+        let reader = tokio::spawn(async move {
+            let mut client2 = client2;
+            let mut got = Vec::new();
+            let mut buf = [0u8; 512];
+            loop {
+                match client2.read(&mut buf).await.unwrap() {
+                    0 => return got.len(),
+                    n => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        io.write_all(&big).await.unwrap();
+        io.shutdown().await.unwrap();
+        drop(io);
+        assert_eq!(reader.await.unwrap(), big.len());
+        let _ = client.read(&mut [0u8; 1]).await;
     }
 
     /// On tokio's paused clock: time moves only when every task waits, so no test sleeps for real.

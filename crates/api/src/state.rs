@@ -16,6 +16,9 @@ use crate::limit::ClientLimiter;
 pub struct Limits {
     /// Bytes of a JSON request body.
     pub body_bytes_max: usize,
+    /// A JSON request body arrives whole within this, however it trickles (a file upload is held to
+    /// a minimum rate instead: `serve::ServeLimits`).
+    pub json_body_timeout_ms: u64,
     /// Items in one batch (events, checks).
     pub batch_items_max: usize,
     /// Rows on one page of a listing.
@@ -34,6 +37,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             body_bytes_max: 2 * 1024 * 1024,
+            json_body_timeout_ms: 30_000,
             batch_items_max: 1000,
             page_rows_max: 10_000,
             webhook_endpoints_max: 10,

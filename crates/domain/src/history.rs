@@ -92,6 +92,8 @@ pub enum RejectionCode {
     /// Not a rejection: a carrier's `ported_in` that waits for the donor's `ported_out` (R3, a port
     /// takes both sides). The store keeps it pending and applies it when the `ported_out` arrives.
     PortPending,
+    /// A limit of the reporter's is reached (its `ported_in` events pending, say).
+    TooManyItems,
 }
 
 impl RejectionCode {
@@ -104,6 +106,7 @@ impl RejectionCode {
             RejectionCode::AgingViolation => "AGING_VIOLATION",
             RejectionCode::Conflict => "CONFLICT",
             RejectionCode::PortPending => "PORT_PENDING",
+            RejectionCode::TooManyItems => "TOO_MANY_ITEMS",
         }
     }
 }
@@ -212,9 +215,11 @@ impl Replay {
         // serves it. Everything else comes from the serving carrier.
         match (e.kind, e.recipient) {
             (EventKind::PortedIn, Some(_)) => {}
+            // Unpaired, it waits whatever else the history holds: what a carrier is told about a number
+            // it does not serve must not say whether the number is disconnected.
             (EventKind::PortedIn, None) => {
                 let paired = matches!(self.serving, Serving::PortedAway { on, to } if on == e.date && to.is_none_or(|to| to == e.carrier));
-                if !paired && !disconnected {
+                if !paired {
                     return Some(Fault::NoPortOut);
                 }
             }

@@ -97,6 +97,8 @@ pub struct FileLimitsConfig {
     pub kyc_matches_per_number_per_day_max: Option<u32>,
     pub header_timeout_ms: Option<u64>,
     pub body_timeout_ms: Option<u64>,
+    pub json_body_timeout_ms: Option<u64>,
+    pub write_timeout_ms: Option<u64>,
     pub body_bytes_per_sec_min: Option<u64>,
     pub connections_per_client_max: Option<u32>,
     pub connections_max: Option<u32>,
@@ -220,6 +222,8 @@ impl Config {
         serve.header_timeout_ms = l.header_timeout_ms.unwrap_or(serve.header_timeout_ms).max(1);
         serve.body_timeout_ms = l.body_timeout_ms.unwrap_or(serve.body_timeout_ms).max(1);
         serve.body_bytes_per_sec_min = l.body_bytes_per_sec_min.unwrap_or(serve.body_bytes_per_sec_min);
+        serve.write_timeout_ms = l.write_timeout_ms.unwrap_or(serve.write_timeout_ms).max(1);
+        limits.json_body_timeout_ms = l.json_body_timeout_ms.unwrap_or(limits.json_body_timeout_ms).max(1);
         serve.connections_per_client_max =
             l.connections_per_client_max.unwrap_or(serve.connections_per_client_max).max(1);
         serve.connections_max = l.connections_max.unwrap_or(serve.connections_max).max(1);

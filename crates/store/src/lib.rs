@@ -136,6 +136,9 @@ pub struct StoreConfig {
     /// Let the writer move logged checks into the holder's lookups table after 100 ms without commands
     /// (a server). Off, only `Store::compact_lookups` moves them (a test stepping through the move).
     pub compact_lookups_when_idle: bool,
+    /// `ported_in` events one carrier may have pending at once (R3): beyond it, another is refused
+    /// (`TOO_MANY_ITEMS`), so that no carrier can file claims on every number in the hope of a port.
+    pub pending_ports_per_carrier_max: u64,
     /// For tests of a commit's reply lost in flight: while it holds true, the writer's next successful
     /// commit is reported to its callers as failed (and the flag is cleared), as when a PostgreSQL
     /// connection drops during COMMIT.
@@ -155,6 +158,7 @@ impl StoreConfig {
             read_connections_max: 8,
             build_index: true,
             compact_lookups_when_idle: true,
+            pending_ports_per_carrier_max: 100_000,
             #[cfg(feature = "testing")]
             lose_commit_reply: None,
         }
@@ -258,7 +262,7 @@ impl Store {
         let (tx, rx) = mpsc::channel(config.write_queue_commands_max.max(1));
         let url = config.url.clone();
         let reconnect = Box::new(move || connect_writer(&url));
-        let ctx = WriteCtx::new(
+        let mut ctx = WriteCtx::new(
             conn,
             config.hash_key.clone(),
             config.aging.clone(),
@@ -272,6 +276,7 @@ impl Store {
             },
             config.build_index && config.compact_lookups_when_idle,
         );
+        ctx.pending_ports_max = config.pending_ports_per_carrier_max;
         #[cfg(feature = "testing")]
         let ctx = ctx.losing_commit_reply(config.lose_commit_reply.clone());
         writer::spawn(ctx, rx, tx.downgrade(), config.write_batch_commands_max.max(1))?;
@@ -600,13 +605,19 @@ impl Store {
     }
 
     /// The current tenure of the number and the institutions holding bindings made before it (R5).
-    pub async fn holder_view(&self, n: PhoneNumber) -> Result<HolderView, StoreError> {
-        self.write(move |ctx| ctx.holder_view(n)).await
+    /// `None` if the number changed hands since the tenure `mark` (the session is over).
+    pub async fn holder_view(&self, n: PhoneNumber, mark: TenureMark) -> Result<Option<HolderView>, StoreError> {
+        self.write(move |ctx| ctx.as_holder(n, mark, |ctx| ctx.holder_view(n))).await
     }
 
     /// The holder's unbind requests in the current tenure, newest first.
-    pub async fn holder_requests(&self, n: PhoneNumber) -> Result<Vec<UnbindRequest>, StoreError> {
-        self.write(move |ctx| ctx.holder_requests(n)).await
+    /// `None` if the number changed hands since the tenure `mark`.
+    pub async fn holder_requests(
+        &self,
+        n: PhoneNumber,
+        mark: TenureMark,
+    ) -> Result<Option<Vec<UnbindRequest>>, StoreError> {
+        self.write(move |ctx| ctx.as_holder(n, mark, |ctx| ctx.holder_requests(n))).await
     }
 
     /// One unbind request per institution named (or all) holding stale bindings on the number; the
@@ -659,8 +670,15 @@ impl Store {
     }
 
     /// Institutions' checks of the number since `since_unix`, within the current tenure, newest first.
-    pub async fn lookups(&self, n: PhoneNumber, since_unix: i64, limit: u32) -> Result<Vec<Lookup>, StoreError> {
-        self.write(move |ctx| ctx.lookups(n, since_unix, limit)).await
+    /// `None` if the number changed hands since the tenure `mark`.
+    pub async fn lookups(
+        &self,
+        n: PhoneNumber,
+        mark: TenureMark,
+        since_unix: i64,
+        limit: u32,
+    ) -> Result<Option<Vec<Lookup>>, StoreError> {
+        self.write(move |ctx| ctx.as_holder(n, mark, |ctx| ctx.lookups(n, since_unix, limit))).await
     }
 
     /// Records a proof of tenure handed to the holder.
@@ -894,10 +912,17 @@ impl Store {
         self.read(move |c| ops::jobs::outputs_before(c, &before, limit)).await
     }
 
-    /// Records that a job's outputs are gone (the caller removed its files): its rejected rows too.
+    /// Records that a job's outputs are gone (the caller removed its files); its rejected rows go with
+    /// [`Store::purge_jobs`].
     pub async fn job_outputs_deleted(&self, job_id: &str) -> Result<(), StoreError> {
         let id = job_id.to_string();
         self.write(move |ctx| ctx.job_outputs_deleted(&id)).await
+    }
+
+    /// One step of deleting the rejected rows (and deleted jobs' rows) of jobs whose outputs are gone,
+    /// at most `max` rows. True if more may be left.
+    pub async fn purge_jobs(&self, max: u32) -> Result<bool, StoreError> {
+        self.write(move |ctx| ctx.purge_jobs(max)).await
     }
 
     /// Deletes an ended job of `owner` with its rejected rows (the caller removes its files first).

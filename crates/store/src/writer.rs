@@ -121,6 +121,11 @@ pub(crate) struct WriteCtx {
     pub(crate) checks_behind: bool,
     /// Whether the writer moves them when idle (a serving store).
     pub(crate) compact_when_idle: bool,
+    /// `StoreConfig::pending_ports_per_carrier_max`.
+    pub(crate) pending_ports_max: u64,
+    /// Pending `ported_in` events per carrier, as counted (at most up to the limit) once in a batch and
+    /// kept up to date in it; forgotten at every rollback to a savepoint and between batches.
+    pub(crate) pending_ports_counted: HashMap<i64, u64>,
 }
 
 /// What a rollback to a savepoint undoes in the writer's memory (see [`WriteCtx::undo_to`]).
@@ -275,6 +280,8 @@ impl WriteCtx {
             // Until the first compaction step says otherwise (a restart may leave work).
             checks_behind: compact_when_idle,
             compact_when_idle,
+            pending_ports_max: 100_000,
+            pending_ports_counted: HashMap::new(),
         }
     }
 
@@ -296,6 +303,7 @@ impl WriteCtx {
         self.pending.truncate(marks.pending);
         self.checks_pending.truncate(marks.checks);
         self.events_unwritten.clear();
+        self.pending_ports_counted.clear();
         // Caches may have been reloaded from rows now rolled back.
         self.prefixes_generation = -1;
     }
@@ -383,6 +391,7 @@ impl WriteCtx {
 
     fn begin(&mut self) -> Result<(), StoreError> {
         self.conn.begin_write()?;
+        self.pending_ports_counted.clear();
         let (mut generation, mut stamp) = (0, 0);
         self.conn.query_each(
             "SELECT key, value FROM meta WHERE key IN ('participants_generation', 'events_stamp')",

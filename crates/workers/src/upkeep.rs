@@ -4,7 +4,8 @@
 //!   audited;
 //! - the KYC Match counts of past days are dropped;
 //! - a job's outputs (a check file's result file, the rejected rows) are dropped `job_outputs_days`
-//!   after it ended;
+//!   after it ended, the rejected rows (and the rows of jobs their owners deleted) a bounded step at a
+//!   time;
 //! - the check log (the entries of `checks` records and the lookups' index of them) is dropped after
 //!   `lookups_days`, the holder's view of who looked the number up.
 //!
@@ -26,7 +27,7 @@ pub struct UpkeepConfig {
     pub step_pause_ms: u64,
     /// How often the chores look for work once none is left.
     pub idle_secs: u64,
-    /// Check log entries dropped in one step (their tags deleted one by one, by key).
+    /// Rows of the check log's index, or a job's rejected rows, deleted in one step.
     pub step_check_entries_max: usize,
     /// Days a job's outputs are kept after it ended.
     pub job_outputs_days: i64,
@@ -85,9 +86,10 @@ impl Upkeep {
                 Err(e) => tracing::error!(job = %job.id, error = %e, "cannot remove a job's file; trying again later"),
             }
         }
+        let rejections = self.store.purge_jobs(self.config.step_check_entries_max as u32).await?;
         let log =
             self.store.prune_check_log(before(self.config.lookups_days), self.config.step_check_entries_max).await?;
-        Ok(ports || kyc || outputs || log)
+        Ok(ports || kyc || outputs || rejections || log)
     }
 
     /// Steps until nothing is left; for tests.

@@ -286,7 +286,9 @@ pub fn guarded_client(config: &DeliveryConfig, user_agent: &str) -> Result<reqwe
 pub struct DeliveryConfig {
     /// One attempt's timeout.
     pub timeout_ms: u64,
-    /// Attempts in flight at once, in total.
+    /// Attempts in flight at once, in total: lanes run at once are this over
+    /// `in_flight_per_endpoint_max` (128 by default), each with its own attempts, so that endpoints
+    /// that never answer hold their own lanes and no one else's attempts.
     pub in_flight_max: usize,
     /// Attempts in flight at once to one endpoint.
     pub in_flight_per_endpoint_max: usize,
@@ -302,13 +304,16 @@ pub struct DeliveryConfig {
     pub disable_after_secs: i64,
     /// How long a rotated-out secret keeps signing.
     pub secret_overlap_secs: i64,
+    /// How long, once the server stops, lanes wait for attempts in flight before they record what
+    /// they made (the rest stay due, and go out again after the restart).
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {
             timeout_ms: 15_000,
-            in_flight_max: 64,
+            in_flight_max: 1_024,
             in_flight_per_endpoint_max: 8,
             endpoint_round_deliveries_max: 1_000,
             round_endpoints_max: 256,
@@ -316,6 +321,7 @@ impl Default for DeliveryConfig {
             allow_loopback: false,
             disable_after_secs: 5 * 86_400,
             secret_overlap_secs: 86_400,
+            shutdown_grace_ms: 5_000,
         }
     }
 }
@@ -326,17 +332,25 @@ pub struct Deliverer {
     client: reqwest::Client,
     config: DeliveryConfig,
     wake: Arc<Notify>,
-    /// Attempts in flight, across all lanes (`in_flight_max`).
-    in_flight: Arc<tokio::sync::Semaphore>,
+    /// Lanes running at once (`in_flight_max / in_flight_per_endpoint_max`).
+    lanes: Arc<tokio::sync::Semaphore>,
     /// Endpoints with a lane running: a round does not start a second one.
     busy: Arc<std::sync::Mutex<HashSet<String>>>,
+    /// Set when the background loop stops: lanes start no more attempts, and record what they made.
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
-/// An endpoint's lane holds its place in [`Deliverer::busy`] until the lane ends, however it ends.
+/// How long an endpoint's lane waits, after its outcomes could not be recorded, before it ends (and its
+/// deliveries, still due, are attempted again).
+const RECORD_RETRY: Duration = Duration::from_secs(5);
+
+/// An endpoint's lane holds its place in [`Deliverer::busy`] (and a lane's permit) until the lane ends,
+/// however it ends.
 struct LaneGuard {
     endpoint: String,
     busy: Arc<std::sync::Mutex<HashSet<String>>>,
     wake: Arc<Notify>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Drop for LaneGuard {
@@ -350,8 +364,16 @@ impl Drop for LaneGuard {
 impl Deliverer {
     pub fn new(store: Store, config: DeliveryConfig) -> Result<Deliverer, WorkerError> {
         let client = guarded_client(&config, concat!("numlink-webhooks/", env!("CARGO_PKG_VERSION")))?;
-        let in_flight = Arc::new(tokio::sync::Semaphore::new(config.in_flight_max.max(1)));
-        Ok(Deliverer { store, client, config, wake: Arc::new(Notify::new()), in_flight, busy: Arc::default() })
+        let lanes_max = (config.in_flight_max / config.in_flight_per_endpoint_max.max(1)).max(1);
+        Ok(Deliverer {
+            store,
+            client,
+            config,
+            wake: Arc::new(Notify::new()),
+            lanes: Arc::new(tokio::sync::Semaphore::new(lanes_max)),
+            busy: Arc::default(),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+        })
     }
 
     pub fn waker(&self) -> Arc<Notify> {
@@ -373,42 +395,66 @@ impl Deliverer {
             .await?;
         let mut lanes = Vec::with_capacity(queues.len());
         for queue in queues {
+            // As many lanes as may run; the other endpoints' turn comes when one ends.
+            let Ok(permit) = self.lanes.clone().try_acquire_owned() else { break };
             let endpoint = queue[0].endpoint.id.clone();
             if !self.busy.lock().unwrap_or_else(|p| p.into_inner()).insert(endpoint.clone()) {
                 continue;
             }
-            lanes.push((LaneGuard { endpoint, busy: self.busy.clone(), wake: self.wake.clone() }, queue));
+            let guard = LaneGuard { endpoint, busy: self.busy.clone(), wake: self.wake.clone(), _permit: permit };
+            lanes.push((guard, queue));
         }
         Ok(lanes)
     }
 
-    /// One endpoint's lane: its queue attempted at most `in_flight_per_endpoint_max` at a time (and
-    /// `in_flight_max` across lanes), none started after `round_budget_ms`, the outcomes recorded in
-    /// one transaction. Returns the number of attempts made.
+    /// One endpoint's lane: its queue attempted at most `in_flight_per_endpoint_max` at a time, none
+    /// started after `round_budget_ms` or once the loop stops, the outcomes recorded in one
+    /// transaction. Returns the number of attempts made.
     async fn lane(self, guard: LaneGuard, queue: Vec<DueDelivery>) -> usize {
         // No attempt starts after the budget: a slow endpoint holds its lane for at most the budget
         // plus one timeout, and the rest of its queue waits for its next lane.
         let started = std::time::Instant::now();
         let budget = Duration::from_millis(self.config.round_budget_ms);
         let me = &self;
-        let outcomes: Vec<(i64, String, AttemptOutcome)> = futures_util::stream::iter(queue)
+        let mut attempts = futures_util::stream::iter(queue)
             .map(|d| async move {
-                let _permit = me.in_flight.acquire().await.expect("the semaphore is never closed");
-                if started.elapsed() > budget {
+                if started.elapsed() > budget || *me.stopping.borrow() {
                     return None;
                 }
                 // Each attempt is stamped when it is made, not when the lane began.
                 let outcome = me.attempt(&d, me.store.clock().now().as_second()).await;
                 Some((d.notification.seq, d.endpoint.id, outcome))
             })
-            .buffer_unordered(self.config.in_flight_per_endpoint_max.max(1))
-            .filter_map(std::future::ready)
-            .collect()
-            .await;
+            .buffer_unordered(self.config.in_flight_per_endpoint_max.max(1));
+        // Once the loop stops, attempts in flight get a grace period; what they made by then is
+        // recorded, the rest stay due.
+        let mut stop = self.stopping.subscribe();
+        let grace = Duration::from_millis(self.config.shutdown_grace_ms);
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::pin!(stopped);
+        let mut outcomes: Vec<(i64, String, AttemptOutcome)> = Vec::new();
+        loop {
+            tokio::select! {
+                next = attempts.next() => match next {
+                    Some(Some(outcome)) => outcomes.push(outcome),
+                    Some(None) => {}
+                    None => break,
+                },
+                () = &mut stopped => break,
+            }
+        }
+        drop(attempts);
         let made = outcomes.len();
         if let Err(e) = self.store.record_attempts(outcomes, self.config.disable_after_secs).await {
-            // The deliveries stay due as they were: attempted again, with the same webhook-id.
+            // The deliveries stay due as they were: attempted again, with the same webhook-id, after a
+            // pause (not at once, which would send them again and again while the store cannot record).
             tracing::error!(endpoint = %guard.endpoint, error = %e, "recording delivery attempts failed");
+            if !*self.stopping.borrow() {
+                tokio::time::sleep(RECORD_RETRY).await;
+            }
         }
         drop(guard);
         made
@@ -485,8 +531,8 @@ impl Deliverer {
     /// Runs until `shutdown` resolves, lanes independent of each other: a round starts a lane for
     /// each endpoint with due deliveries and none running, without waiting for them; the next round
     /// comes when a lane ends, when woken (new notifications), or after a second. At shutdown the
-    /// lanes still running are dropped: their deliveries stay due, and go out again (same webhook-id)
-    /// after the restart.
+    /// lanes start no more attempts, give those in flight a grace period and record what they made;
+    /// the deliveries not attempted stay due, and go out again (same webhook-id) after the restart.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         const IDLE: Duration = Duration::from_secs(1);
         tokio::pin!(shutdown);
@@ -506,7 +552,7 @@ impl Deliverer {
             };
             tokio::select! {
                 () = &mut shutdown => {
-                    lanes.abort_all();
+                    self.stopping.send_replace(true);
                     while lanes.join_next().await.is_some() {}
                     return;
                 }

@@ -107,14 +107,19 @@ impl Drop for Spool {
     path = "/v1/lifecycle-files",
     tag = "Carriers",
     summary = "Upload a lifecycle file (CSV) to be applied as a job",
-    description = "CSV with a header row: `event_id,phone_number,type,date`, or the RND style `phone_number,disconnect_date`. \
-                   Streamed to disk; answered once the file is durable. Each bad row is rejected on its own, with its line number.",
+    description = "CSV with a header row: `event_id,phone_number,type,date` (with a fifth column `recipient`, a carrier's \
+                   id, for a donor naming a port's recipient on its `ported_out`, or for the number-portability \
+                   database's whole ports), or the RND style `phone_number,disconnect_date`. Streamed to disk; answered \
+                   once the file is durable. Each bad row is rejected on its own, with its line number; a carrier's \
+                   `ported_in` without the donor's `ported_out` of its day is counted `pending` (see `GET /v1/pending-ports`). \
+                   For carriers and the number-portability database.",
     request_body(content = String, content_type = "text/csv"),
     responses(
         (status = 202, description = "Queued", body = JobCreated),
         (status = 400, description = "INVALID_ARGUMENT: empty file or unknown header", body = ErrorInfo),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
-        (status = 403, description = "PERMISSION_DENIED: for carriers", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for carriers and the number-portability database", body = ErrorInfo),
+        (status = 408, description = "REQUEST_TIMEOUT: the upload stalled, or came slower than body_bytes_per_sec_min", body = ErrorInfo),
         (status = 413, description = "PAYLOAD_TOO_LARGE: over file_bytes_max or file_rows_max", body = ErrorInfo),
     ),
     security(("apiKey" = []))

@@ -310,8 +310,8 @@ pub async fn session(
     ),
     security(("holderToken" = []))
 )]
-pub async fn bindings(State(state): State<AppState>, Holder(n, _): Holder) -> ApiResult<Json<HolderBindings>> {
-    let view = state.store.holder_view(n).await?;
+pub async fn bindings(State(state): State<AppState>, Holder(n, mark): Holder) -> ApiResult<Json<HolderBindings>> {
+    let view = state.store.holder_view(n, mark).await?.ok_or_else(hands_changed)?;
     let today = state.store.today();
     let institutions = view
         .institutions
@@ -399,11 +399,11 @@ pub async fn request_unbind(
 )]
 pub async fn unbind_requests(
     State(state): State<AppState>,
-    Holder(n, _): Holder,
+    Holder(n, mark): Holder,
 ) -> ApiResult<Json<HolderUnbindRequests>> {
     let today = state.store.today();
-    let requests =
-        state.store.holder_requests(n).await?.into_iter().map(|r| HolderUnbindRequest::new(r, today)).collect();
+    let requests = state.store.holder_requests(n, mark).await?.ok_or_else(hands_changed)?;
+    let requests = requests.into_iter().map(|r| HolderUnbindRequest::new(r, today)).collect();
     Ok(Json(HolderUnbindRequests { requests }))
 }
 
@@ -417,9 +417,9 @@ pub async fn unbind_requests(
     responses((status = 200, body = Lookups), (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo)),
     security(("holderToken" = []))
 )]
-pub async fn lookups(State(state): State<AppState>, Holder(n, _): Holder) -> ApiResult<Json<Lookups>> {
+pub async fn lookups(State(state): State<AppState>, Holder(n, mark): Holder) -> ApiResult<Json<Lookups>> {
     let since = state.store.clock().now().as_second() - state.holder.config.lookups_days * 86_400;
-    let rows = state.store.lookups(n, since, LOOKUPS_MAX).await?;
+    let rows = state.store.lookups(n, mark, since, LOOKUPS_MAX).await?.ok_or_else(hands_changed)?;
     let lookups = rows
         .into_iter()
         .map(|l| LookupView {

@@ -18,6 +18,7 @@ fn limits() -> ServeLimits {
         header_timeout_ms: 300,
         body_timeout_ms: 300,
         body_bytes_per_sec_min: 1_024,
+        write_timeout_ms: 300,
         connections_per_client_max: 3,
         connections_max: 100,
     }
@@ -25,7 +26,14 @@ fn limits() -> ServeLimits {
 
 /// Serves a fresh app on 127.0.0.1; its address, and what stops it when dropped.
 async fn served(limits: ServeLimits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, TestApp) {
-    let app = TestApp::new(TestDb::sqlite());
+    served_with(limits, api::Limits::default()).await
+}
+
+async fn served_with(
+    limits: ServeLimits,
+    app_limits: api::Limits,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, TestApp) {
+    let app = TestApp::with_limits(TestDb::sqlite(), app_limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -115,6 +123,50 @@ async fn one_client_cannot_hold_every_connection() {
     let mut other = connect_from("127.0.0.2", addr).await;
     other.write_all(b"GET /healthz HTTP/1.1\r\nHost: numlink\r\nConnection: close\r\n\r\n").await.unwrap();
     let seen = until_closed(&mut other, Duration::from_secs(5)).await.expect("answered");
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    drop(held);
+}
+
+/// A JSON body that keeps coming, but not all of it, is cut off at its deadline, however its bytes
+/// trickle (here: a part, then nothing, with the stall timeout far off).
+#[tokio::test]
+async fn a_json_body_has_a_deadline_of_its_own() {
+    let app_limits = api::Limits { json_body_timeout_ms: 300, ..api::Limits::default() };
+    let (addr, _stop, _app) = served_with(ServeLimits { body_timeout_ms: 60_000, ..limits() }, app_limits).await;
+    let mut s = connect_from("127.0.0.1", addr).await;
+    let started = Instant::now();
+    s.write_all(
+        b"POST /v1/holder/otp HTTP/1.1\r\nHost: numlink\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ph",
+    )
+    .await
+    .unwrap();
+    let seen = until_closed(&mut s, Duration::from_secs(10)).await.expect("answered and closed");
+    assert!(seen.starts_with("HTTP/1.1 408") && seen.contains("REQUEST_TIMEOUT"), "{seen}");
+    assert!(started.elapsed() < Duration::from_secs(30), "well before the stall timeout");
+}
+
+/// When the server is nearly full, a client that holds many connections is turned away, and one that
+/// holds few is still let in.
+#[tokio::test]
+async fn the_last_connections_are_kept_for_clients_holding_few() {
+    let limits =
+        ServeLimits { header_timeout_ms: 60_000, connections_per_client_max: 100, connections_max: 10, ..limits() };
+    let (addr, _stop, _app) = served(limits).await;
+    let mut held = Vec::new();
+    for _ in 0..9 {
+        let mut s = connect_from("127.0.0.1", addr).await;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: numlink\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(s);
+    }
+    let mut tenth = connect_from("127.0.0.1", addr).await;
+    let _ = tenth.write_all(b"GET /healthz HTTP/1.1\r\nHost: numlink\r\n\r\n").await;
+    assert_eq!(until_closed(&mut tenth, Duration::from_secs(5)).await.as_deref(), Some(""), "turned away");
+    let mut light = connect_from("127.0.0.2", addr).await;
+    light.write_all(b"GET /healthz HTTP/1.1\r\nHost: numlink\r\nConnection: close\r\n\r\n").await.unwrap();
+    let seen = until_closed(&mut light, Duration::from_secs(5)).await.expect("answered");
     assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
     drop(held);
 }

@@ -735,6 +735,10 @@ async fn a_code_proves_possession_only_in_the_tenure_it_was_sent_in(db: TestDb) 
     let code = last_code(&app, &w, N).await;
     app.accept(&w.carrier, json!([{"eventId": "t1", "phoneNumber": N, "type": "transferred", "date": "2025-06-30"}]))
         .await;
+    // A wrong code says nothing of the number: it is a wrong code.
+    let r = session(&app, N, &challenge, &wrong(&code)).await;
+    assert_error(&r, 400, "OTP_VERIFICATION_FAILED");
+    assert!(!r.body["message"].as_str().unwrap().contains("changed hands"), "{}", r.text);
     let r = session(&app, N, &challenge, &code).await;
     assert_error(&r, 400, "OTP_VERIFICATION_EXPIRED");
     assert!(r.body["message"].as_str().unwrap().contains("changed hands"), "{}", r.text);

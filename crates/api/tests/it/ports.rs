@@ -127,6 +127,13 @@ async fn no_carrier_takes_a_number_on_its_own_word(db: TestDb) {
     assert_eq!(r.body["rejected"][0]["code"], "NOT_NUMBER_HOLDER", "{}", r.text);
     assert_eq!(app.get("/v1/notifications", &bank).await.body["notifications"], json!([]));
 
+    // A claim on a disconnected number waits like any other: it tells B nothing of the number.
+    let m = "+8613800138001";
+    app.accept(&c.a, json!([port("m-a", m, "activated", "2025-01-15"), port("m-d", m, "disconnected", "2025-03-01")]))
+        .await;
+    let r = app.events(&c.b, json!([port("probe", m, "ported_in", "2025-06-01")])).await;
+    assert_eq!(r.body["pending"], 1, "{}", r.text);
+
     // 4. A still reports on its own subscriber.
     app.accept(&c.a, json!([port("t1", N, "transferred", "2025-06-20")])).await;
     assert_eq!(history(&app, N).await.len(), 2, "the ported_in is not in the history");
@@ -196,6 +203,14 @@ async fn a_donor_names_the_one_carrier_that_completes_its_port(db: TestDb) {
     app.events(&c.b, json!([port("b-m", m, "ported_in", "2025-05-02")])).await;
     app.accept(&c.a, json!([port("m-out", m, "ported_out", "2025-05-02")])).await;
     assert_eq!(history(&app, m).await.len(), 2, "activated and ported_out only");
+    // B sends its own again, now that the ported_out is stored: it completes the port, and waits no more.
+    app.accept(&c.b, json!([port("b-m", m, "ported_in", "2025-05-02")])).await;
+    let pending = app.get("/v1/pending-ports", &c.b).await.body["pending"].clone();
+    assert!(pending.as_array().unwrap().iter().all(|p| p["eventId"] != "b-m"), "{pending}");
+    // C's, sent again, still waits: B serves the number now, and no ported_out of B's names C.
+    let r = app.events(&c.c, json!([port("c-m", m, "ported_in", "2025-05-02")])).await;
+    assert_eq!(r.body["pending"], 1, "{}", r.text);
+    assert_eq!(history(&app, m).await[2].0, c.b_id);
     // A recipient that is no carrier is refused.
     let bad = json!([{"eventId": "x", "phoneNumber": m, "type": "ported_out", "date": "2025-05-03", "recipient": "car_nope"}]);
     let r = app.events(&c.a, bad).await;

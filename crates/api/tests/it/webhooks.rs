@@ -57,6 +57,7 @@ backend_tests!(
     timeouts_and_redirects_are_failures,
     a_slow_endpoint_gets_a_bounded_share_of_a_round,
     an_endpoint_that_never_answers_does_not_hold_back_another_institutions,
+    at_shutdown_the_attempts_made_are_recorded,
     an_endpoint_failing_for_five_days_is_disabled,
     a_rotated_secret_signs_beside_the_new_one_for_a_while,
     the_outbox_survives_a_restart,
@@ -329,10 +330,12 @@ async fn an_endpoint_that_never_answers_does_not_hold_back_another_institutions(
     let (quick_rx, quick_url) = receiver().await;
     let (_, hang_bank) = app.participant(Role::Institution, "Hang Bank", &[]).await;
     let (_, quick_bank) = app.participant(Role::Institution, "Quick Bank", &[]).await;
-    for (bank, url) in [(&hang_bank, &hang_url), (&quick_bank, &quick_url)] {
-        assert_eq!(app.post("/v1/webhook-endpoints", bank, json!({ "url": url })).await.status, 201);
+    // Eight endpoints that never answer: as many attempts in flight as the old shared limit allowed.
+    for _ in 0..8 {
+        assert_eq!(app.post("/v1/webhook-endpoints", &hang_bank, json!({ "url": hang_url })).await.status, 201);
     }
-    hang_rx.then(&vec![Reply::Hang; 1_200]);
+    assert_eq!(app.post("/v1/webhook-endpoints", &quick_bank, json!({ "url": quick_url })).await.status, 201);
+    hang_rx.then(&vec![Reply::Hang; 8 * 1_200]);
     let number = |i: usize| format!("+861380{i:07}");
     let bind_and_disconnect = |bank: &str, range: std::ops::Range<usize>| {
         let numbers: Vec<String> = range.map(number).collect();
@@ -352,7 +355,12 @@ async fn an_endpoint_that_never_answers_does_not_hold_back_another_institutions(
     };
     bind_and_disconnect(&hang_bank, 0..1_200).await;
     bind_and_disconnect(&quick_bank, 1_200..1_205).await;
-    let config = DeliveryConfig { allow_loopback: true, timeout_ms: 60_000, ..DeliveryConfig::default() };
+    let config = DeliveryConfig {
+        allow_loopback: true,
+        timeout_ms: 60_000,
+        shutdown_grace_ms: 200,
+        ..DeliveryConfig::default()
+    };
     let deliverer = Deliverer::new(app.store.clone(), config).unwrap();
     let wake = deliverer.waker();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -360,11 +368,54 @@ async fn an_endpoint_that_never_answers_does_not_hold_back_another_institutions(
         let _ = stopped.await;
     }));
     assert!(quick_rx.wait_for(5, Duration::from_secs(10)).await, "served within seconds");
-    assert!(hang_rx.wait_for(8, Duration::from_secs(10)).await, "the hanging endpoint's attempts are in flight");
+    assert!(hang_rx.wait_for(64, Duration::from_secs(10)).await, "the hanging endpoints' attempts are in flight");
     // A notification while the other bank's attempts still hang goes out as promptly.
     bind_and_disconnect(&quick_bank, 1_205..1_206).await;
     wake.notify_one();
     assert!(quick_rx.wait_for(6, Duration::from_secs(10)).await, "the next one too");
     let _ = stop.send(());
     running.await.unwrap();
+}
+
+/// The deliverer stops while an endpoint has answered one attempt and hangs on the next: the answered
+/// one is recorded as delivered (not sent again after the restart), the hanging one stays due.
+async fn at_shutdown_the_attempts_made_are_recorded(db: TestDb) {
+    use std::time::Duration;
+    let app = TestApp::new(db);
+    let (rx, url) = receiver().await;
+    let (carrier, bank, ..) = setup(&app, &url).await;
+    let other = "+8613800000001";
+    app.post(
+        "/v1/bindings",
+        &bank,
+        json!({"bindings": [{"accountRef": "acct-2", "phoneNumber": other, "boundOn": "2023-01-01"}]}),
+    )
+    .await;
+    disconnect(&app, &carrier, "d1", N, "2024-02-25").await;
+    disconnect(&app, &carrier, "d2", other, "2024-02-25").await;
+    rx.then(&[Reply::Status(204), Reply::Hang]);
+    let config = DeliveryConfig {
+        allow_loopback: true,
+        timeout_ms: 60_000,
+        shutdown_grace_ms: 200,
+        ..DeliveryConfig::default()
+    };
+    let deliverer = Deliverer::new(app.store.clone(), config).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(deliverer.run(async move {
+        let _ = stopped.await;
+    }));
+    assert!(rx.wait_for(2, Duration::from_secs(10)).await);
+    let _ = stop.send(());
+    running.await.unwrap();
+    let got = rx.received();
+    let states: Vec<String> = {
+        let mut out = Vec::new();
+        for r in &got {
+            let id = r.headers["webhook-id"].to_str().unwrap();
+            out.push(deliveries(&app, id).await[0].state.clone());
+        }
+        out
+    };
+    assert_eq!(states, ["delivered", "pending"], "the answered attempt was recorded");
 }

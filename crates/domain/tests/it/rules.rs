@@ -187,11 +187,19 @@ fn r3_table() {
             Some(R::StateConflict),
         ),
         (
-            "port of a disconnected number",
+            "a port of a disconnected number waits like any other (it tells nothing of the number)",
             |n| {
                 n.ok(Disconnected, "2023-01-01", A);
             },
             (PortedIn, "2023-02-01", B),
+            Some(R::PortPending),
+        ),
+        (
+            "the donor's port of a disconnected number",
+            |n| {
+                n.ok(Disconnected, "2023-01-01", A);
+            },
+            (PortedOut, "2023-02-01", A),
             Some(R::StateConflict),
         ),
         (

@@ -2,12 +2,19 @@
 -- rows) are dropped some days after the job ended (`[retention] job_outputs_days`, 7), or when its
 -- owner deletes the job; the job's counts stay.
 ALTER TABLE jobs ADD COLUMN outputs_deleted_at TEXT;
+-- A job its owner deleted: gone from the API at once, its row removed once its rejected rows are.
+ALTER TABLE jobs ADD COLUMN deleted_at TEXT;
+-- Set while the rejected rows of a job whose outputs are gone are being deleted, a bounded step at a
+-- time (a file may have millions).
+ALTER TABLE jobs ADD COLUMN purge_pending INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_purge ON jobs (purge_pending) WHERE purge_pending = 1;
 
 -- The check log (the entries under each `checks` audit record, and the lookups' index of them) is
 -- dropped after `[retention] lookups_days` (180), the holder's view of who looked the number up, a
 -- bounded step at a time behind the writer. The `checks` records themselves stay in the chain with
--- their counts and digests; `audit verify` knows the entries of those up to
--- `check_log_pruned_through` are gone.
+-- their counts and digests; each step that drops batches writes a chained `checklog.pruned` record
+-- (up to which batch, and before which day), which is what `audit verify` trusts; the pruning resumes
+-- from `check_log_pruned_through`.
 INSERT INTO meta (key, value) VALUES ('check_log_pruned_through', 0);
 
 -- The lookups' index is kept by the day of the check (`yyyymmdd`, UTC) first: a day's rows are one

@@ -108,12 +108,11 @@ pub(crate) fn verify(conn: &mut dyn Conn) -> Result<ChainReport, StoreError> {
     let mut after = 0i64;
     let mut records = 0u64;
     let mut pruned_check_batches = 0u64;
-    // The entries of `checks` records up to here were dropped after the retention period.
-    let pruned_through = conn
-        .query_one("SELECT value FROM meta WHERE key = 'check_log_pruned_through'", &[])?
-        .map(|r| r.i64(0))
-        .transpose()?
-        .unwrap_or(0);
+    // `checks` records whose entries are gone: allowed only up to where a chained `checklog.pruned`
+    // record says batches were dropped, and only for checks made before the day it dropped them
+    // before (told once the walk has read them all).
+    let (mut missing_seq, mut missing_day) = (0i64, String::new());
+    let (mut pruned_through, mut pruned_before) = (0i64, String::new());
     loop {
         let rows = conn.query(
             "SELECT a.seq, a.at, a.actor, a.action, a.subject, a.detail, a.prev_hash, a.hash, b.seq, e.seq \
@@ -131,7 +130,10 @@ pub(crate) fn verify(conn: &mut dyn Conn) -> Result<ChainReport, StoreError> {
                    WHERE a.seq IS NULL OR a.action <> 'events') orphans",
                 &[],
             )?;
-            let first_broken = orphan.and_then(|r| r.opt_i64(0));
+            let mut first_broken = orphan.and_then(|r| r.opt_i64(0));
+            if missing_seq > pruned_through || (missing_seq > 0 && missing_day >= pruned_before) {
+                first_broken = Some(first_broken.map_or(missing_seq, |o| o.min(missing_seq)));
+            }
             return Ok(ChainReport { records, first_broken, pruned_check_batches });
         }
         for r in &rows {
@@ -151,8 +153,18 @@ pub(crate) fn verify(conn: &mut dyn Conn) -> Result<ChainReport, StoreError> {
                 ("events", false, true) => Some("event_batches"),
                 _ => None,
             };
-            let pruned = action == "checks" && !checks && seq <= pruned_through;
-            pruned_check_batches += u64::from(pruned);
+            if action == "checklog.pruned" {
+                let detail = r.text(5)?;
+                let field = |k: &str| detail.split(';').find_map(|kv| kv.strip_prefix(k)).map(str::to_string);
+                pruned_through = field("through=").and_then(|v| v.parse().ok()).unwrap_or(0);
+                pruned_before = field("before=").unwrap_or_default();
+            }
+            let pruned = action == "checks" && !checks;
+            if pruned {
+                pruned_check_batches += 1;
+                missing_seq = seq;
+                missing_day = r.text(1)?.chars().take(10).collect();
+            }
             let intact = pruned
                 || match table {
                     Some(table) => {

@@ -270,14 +270,34 @@ impl WriteCtx {
             &[through.into(), (PRUNE_BATCHES as i64).into()],
         )?;
         let mut dropped = 0;
+        let mut through_now = through;
         for r in &old {
             if day_of_rfc3339(&r.text(1)?)? >= cutoff {
                 break;
             }
-            let seq = r.i64(0)?;
-            self.conn.exec("DELETE FROM check_batches WHERE seq = $1", &[seq.into()])?;
-            self.conn.exec("UPDATE meta SET value = $1 WHERE key = 'check_log_pruned_through'", &[seq.into()])?;
+            through_now = r.i64(0)?;
+            self.conn.exec("DELETE FROM check_batches WHERE seq = $1", &[through_now.into()])?;
             dropped += 1;
+        }
+        if dropped > 0 {
+            self.conn
+                .exec("UPDATE meta SET value = $1 WHERE key = 'check_log_pruned_through'", &[through_now.into()])?;
+            // The compaction's place, if it was within what is gone, moves past it (its offset
+            // counted entries of a batch that no longer exists).
+            self.conn.exec(
+                "UPDATE meta SET value = CASE key WHEN 'check_tags_upto' THEN CAST($1 AS BIGINT) ELSE 0 END \
+                 WHERE key IN ('check_tags_upto', 'check_tags_offset') \
+                 AND (SELECT value FROM meta WHERE key = 'check_tags_upto') < $2",
+                &[through_now.into(), through_now.into()],
+            )?;
+            // What `audit verify` trusts: a chained record saying up to where batches are gone, and
+            // that they were older than the day they were dropped before.
+            self.audit(
+                "numlink",
+                "checklog.pruned",
+                None,
+                &format!("through={through_now};before={cutoff};batches={dropped}"),
+            )?;
         }
         Ok(tags >= max as u64 || dropped == PRUNE_BATCHES)
     }

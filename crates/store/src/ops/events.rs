@@ -389,6 +389,14 @@ impl WriteCtx {
         }
         self.index_later(e.number, summary);
         summaries.push((e.number, summary));
+        if e.kind == EventKind::PortedIn && recipient.is_none() {
+            // Sent again once its `ported_out` was stored: it waits no more.
+            self.conn.exec(
+                "DELETE FROM pending_ports WHERE carrier_seq = $1 AND event_id = $2",
+                &[cid.0.into(), e.event_id.as_str().into()],
+            )?;
+            self.pending_ports_counted.remove(&cid.0);
+        }
         // A real-name record exists only for a number with a history (it is written with an accepted
         // event), so a first event without one has none to keep in step.
         if (e.kind.ends_tenure() || e.kind == EventKind::Activated) && (e.kyc.is_some() || !history.is_empty()) {
@@ -444,6 +452,33 @@ impl WriteCtx {
                 &[carrier.seq.into(), e.event_id.as_str().into()],
             )?;
         }
+        let max = self.pending_ports_max;
+        let pending = match self.pending_ports_counted.get(&carrier.seq) {
+            Some(&n) => n,
+            None => {
+                // Counted up to the limit only, once a batch: a carrier at its limit costs no more.
+                let n = self
+                    .conn
+                    .query_one(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM pending_ports WHERE carrier_seq = $1 LIMIT $2) p",
+                        &[carrier.seq.into(), (max as i64).into()],
+                    )?
+                    .map(|r| r.i64(0))
+                    .transpose()?
+                    .unwrap_or(0) as u64;
+                self.pending_ports_counted.insert(carrier.seq, n);
+                n
+            }
+        };
+        if pending >= max {
+            return Ok(Outcome::Rejected(Rejection::new(
+                RejectionCode::TooManyItems,
+                format!(
+                    "{max} ported_in events of this carrier already wait for their ported_out: this one is not kept (pending_ports_per_carrier_max)"
+                ),
+            )));
+        }
+        self.pending_ports_counted.insert(carrier.seq, pending + 1);
         self.conn.exec(
             "INSERT INTO pending_ports (carrier_seq, event_id, number, day, received_unix, job_id) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -515,6 +550,7 @@ impl WriteCtx {
                 "DELETE FROM pending_ports WHERE carrier_seq = $1 AND event_id = $2",
                 &[seq.into(), new.event_id.as_str().into()],
             )?;
+            self.pending_ports_counted.remove(&seq);
             let row = [
                 seq.into(),
                 new.event_id.as_str().into(),

@@ -537,6 +537,21 @@ impl WriteCtx {
         Ok(TenureMark(mac[..16].try_into().expect("16 of 32 bytes")))
     }
 
+    /// Runs `f` for the holder of `n` in the tenure `mark`; `None` if the number changed hands since
+    /// (checked in the same command as `f` runs, so nothing of the next tenure reaches the previous
+    /// holder).
+    pub(crate) fn as_holder<T>(
+        &mut self,
+        n: PhoneNumber,
+        mark: TenureMark,
+        f: impl FnOnce(&mut WriteCtx) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        if self.tenure_mark(n)? != mark {
+            return Ok(None);
+        }
+        f(self).map(Some)
+    }
+
     /// Who holds `n` now, and the mark of that tenure.
     pub(crate) fn holding(&mut self, n: PhoneNumber) -> Result<Holding, StoreError> {
         Ok(Holding { tenure: Tenure::of(&self.facts(n)?), mark: self.tenure_mark(n)? })
@@ -686,18 +701,18 @@ impl WriteCtx {
         if row.opt_i64(3).is_some() || row.i64(1)? <= now || failures >= i64::from(limits.attempts_max) {
             return Ok(Err(OtpFailure::Expired));
         }
-        // Whoever held the number when the code was sent may not hold it now: the challenge is spent,
-        // right code or not (which is not told).
-        let mark = self.tenure_mark(n)?;
-        if row.opt_bytes(4).as_deref() != Some(mark.0.as_slice()) {
-            self.conn
-                .exec("UPDATE otp_challenges SET used_at = $1 WHERE id = $2", &[now.into(), challenge_id.into()])?;
-            self.audit(HOLDER_ACTOR, "otp.stale", Some(&hash), &format!("challenge={challenge_id}"))?;
-            return Ok(Err(OtpFailure::TenureChanged));
-        }
         let stored = row.opt_bytes(0).unwrap_or_default();
         let presented = self.otp_hash(challenge_id, code);
         if bool::from(presented.as_slice().ct_eq(stored.as_slice())) {
+            // Whoever held the number when the code was sent may not hold it now: the challenge is
+            // spent. (Told only to one who has the code: a wrong guess says nothing of the number.)
+            let mark = self.tenure_mark(n)?;
+            if row.opt_bytes(4).as_deref() != Some(mark.0.as_slice()) {
+                self.conn
+                    .exec("UPDATE otp_challenges SET used_at = $1 WHERE id = $2", &[now.into(), challenge_id.into()])?;
+                self.audit(HOLDER_ACTOR, "otp.stale", Some(&hash), &format!("challenge={challenge_id}"))?;
+                return Ok(Err(OtpFailure::TenureChanged));
+            }
             self.conn
                 .exec("UPDATE otp_challenges SET used_at = $1 WHERE id = $2", &[now.into(), challenge_id.into()])?;
             self.conn.exec("DELETE FROM otp_numbers WHERE number_hash = $1", &[hash.as_slice().into()])?;

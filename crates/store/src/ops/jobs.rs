@@ -89,6 +89,8 @@ pub struct Job {
     /// When the job's outputs (result file, rejected rows) were dropped, if they were: some days
     /// after it ended (retention).
     pub outputs_deleted_at: Option<String>,
+    /// When its owner deleted it: the API knows it no more.
+    pub deleted_at: Option<String>,
 }
 
 impl Job {
@@ -163,7 +165,7 @@ pub struct RejectionRow {
 }
 
 const SELECT: &str = "SELECT id, owner_seq, kind, format, state, spool_path, byte_offset, line, rows_read, accepted, \
-                      duplicates, rejected, error, created_at, updated_at, result_bytes, pending, outputs_deleted_at FROM jobs";
+                      duplicates, rejected, error, created_at, updated_at, result_bytes, pending, outputs_deleted_at, deleted_at FROM jobs";
 
 fn from_row(r: &Row) -> Result<Job, StoreError> {
     let u = |i| r.i64(i).map(|v| v.max(0) as u64);
@@ -188,13 +190,15 @@ fn from_row(r: &Row) -> Result<Job, StoreError> {
         result_bytes: u(15)?,
         pending: u(16)?,
         outputs_deleted_at: r.opt_text(17),
+        deleted_at: r.opt_text(18),
     })
 }
 
 pub(crate) fn get(conn: &mut dyn Conn, id: &str, owner_seq: Option<i64>) -> Result<Option<Job>, StoreError> {
     let row = conn.query_one(&format!("{SELECT} WHERE id = $1"), &[id.into()])?;
     let job = row.map(|r| from_row(&r)).transpose()?;
-    Ok(job.filter(|j| owner_seq.is_none_or(|o| o == j.owner_seq)))
+    // Its owner's view knows a deleted job no more.
+    Ok(job.filter(|j| owner_seq.is_none_or(|o| o == j.owner_seq && j.deleted_at.is_none())))
 }
 
 /// Ended jobs whose outputs are still kept though they ended before `before` (RFC 3339), oldest
@@ -202,8 +206,8 @@ pub(crate) fn get(conn: &mut dyn Conn, id: &str, owner_seq: Option<i64>) -> Resu
 pub(crate) fn outputs_before(conn: &mut dyn Conn, before: &str, limit: u32) -> Result<Vec<Job>, StoreError> {
     conn.query(
         &format!(
-            "{SELECT} WHERE state IN ('succeeded', 'failed') AND outputs_deleted_at IS NULL AND updated_at < $1 \
-             ORDER BY updated_at LIMIT $2"
+            "{SELECT} WHERE state IN ('succeeded', 'failed') AND outputs_deleted_at IS NULL AND deleted_at IS NULL \
+             AND updated_at < $1 ORDER BY updated_at LIMIT $2"
         ),
         &[before.into(), i64::from(limit).into()],
     )?
@@ -377,27 +381,56 @@ impl WriteCtx {
         Ok(job)
     }
 
-    /// Records that a job's outputs are gone (its files removed by the caller): its rejected rows too.
+    /// Records that a job's outputs are gone (its files removed by the caller); its rejected rows go
+    /// a bounded step at a time ([`WriteCtx::purge_jobs`]).
     pub(crate) fn job_outputs_deleted(&mut self, job_id: &str) -> Result<(), StoreError> {
         let now = self.now_rfc3339();
-        self.conn.exec("DELETE FROM job_rejections WHERE job_id = $1", &[job_id.into()])?;
         self.conn.exec(
-            "UPDATE jobs SET outputs_deleted_at = $1 WHERE id = $2 AND outputs_deleted_at IS NULL",
+            "UPDATE jobs SET outputs_deleted_at = $1, purge_pending = 1 WHERE id = $2 AND outputs_deleted_at IS NULL",
             &[now.into(), job_id.into()],
         )?;
         self.audit("numlink", "job.outputs_deleted", None, &format!("id={job_id}"))
     }
 
-    /// Deletes an ended job of `owner`, with its rejected rows.
+    /// Deletes an ended job of `owner` (the caller removed its files): gone from the API at once, its
+    /// rejected rows and then its row deleted a bounded step at a time ([`WriteCtx::purge_jobs`]).
     pub(crate) fn delete_job(&mut self, owner: &Participant, job_id: &str) -> Result<JobDeleted, StoreError> {
         let Some(job) = get(self.conn.as_mut(), job_id, Some(owner.seq))? else { return Ok(JobDeleted::NotFound) };
         if !job.state.is_final() {
             return Ok(JobDeleted::NotEnded);
         }
-        self.conn.exec("DELETE FROM job_rejections WHERE job_id = $1", &[job_id.into()])?;
-        self.conn.exec("DELETE FROM jobs WHERE id = $1", &[job_id.into()])?;
+        let now = self.now_rfc3339();
+        self.conn.exec(
+            "UPDATE jobs SET deleted_at = $1, outputs_deleted_at = COALESCE(outputs_deleted_at, $2), purge_pending = 1 \
+             WHERE id = $3",
+            &[now.as_str().into(), now.as_str().into(), job_id.into()],
+        )?;
         self.audit(&owner.id, "job.deleted", None, &format!("id={job_id}"))?;
         Ok(JobDeleted::Deleted)
+    }
+
+    /// One step of deleting what jobs whose outputs are gone still hold: at most `max` rejected rows of
+    /// one job, then, once it has none, the job's row if its owner deleted it. True if more is left.
+    pub(crate) fn purge_jobs(&mut self, max: u32) -> Result<bool, StoreError> {
+        let Some(row) =
+            self.conn.query_one("SELECT id, deleted_at FROM jobs WHERE purge_pending = 1 ORDER BY id LIMIT 1", &[])?
+        else {
+            return Ok(false);
+        };
+        let (id, deleted) = (row.text(0)?, row.opt_text(1).is_some());
+        let gone = self.conn.exec(
+            "DELETE FROM job_rejections WHERE (job_id, line) IN \
+             (SELECT job_id, line FROM job_rejections WHERE job_id = $1 ORDER BY line LIMIT $2)",
+            &[id.as_str().into(), i64::from(max).into()],
+        )?;
+        if gone < u64::from(max) {
+            if deleted {
+                self.conn.exec("DELETE FROM jobs WHERE id = $1", &[id.as_str().into()])?;
+            } else {
+                self.conn.exec("UPDATE jobs SET purge_pending = 0 WHERE id = $1", &[id.as_str().into()])?;
+            }
+        }
+        Ok(true)
     }
 
     pub(crate) fn fail_job(&mut self, job_id: &str, error: &str) -> Result<(), StoreError> {

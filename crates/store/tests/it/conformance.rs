@@ -60,6 +60,7 @@ backend_tests!(
     job_chunks_commit_with_their_checkpoint,
     ports_accepted_before_they_took_both_sides_stand,
     the_check_log_is_dropped_after_its_retention_period,
+    a_carrier_may_hold_only_so_many_pending_ports,
 );
 
 async fn participants_and_keys(db: TestDb) {
@@ -360,7 +361,8 @@ async fn lookups_stay_exact_at_every_step_of_the_compaction(db: TestDb) {
     let seen = |store: Store| async move {
         let mut out = Vec::new();
         for n in numbers {
-            out.push(store.lookups(n, since, 100).await.unwrap().len());
+            let mark = store.holding(n).await.unwrap().mark;
+            out.push(store.lookups(n, mark, since, 100).await.unwrap().expect("the same tenure").len());
         }
         out
     };
@@ -574,4 +576,44 @@ async fn the_check_log_is_dropped_after_its_retention_period(db: TestDb) {
     let report = store.verify_audit().await.unwrap();
     assert_eq!((report.first_broken, report.pruned_check_batches), (None, 3));
     assert!(!store.prune_check_log(before, 7).await.unwrap(), "nothing more to drop");
+    let tail = store.audit_tail(20).await.unwrap();
+    let pruned: Vec<&str> = tail.iter().filter(|r| r.action == "checklog.pruned").map(|r| r.detail.as_str()).collect();
+    assert_eq!(pruned.len(), 1, "one chained record for the step that dropped batches: {pruned:?}");
+    // What verify trusts is that record, not the watermark in `meta`: a newer batch removed behind the
+    // log's back breaks the chain, whatever `meta` says.
+    let newest = store.logged_checks(1).await.unwrap()[0].seq;
+    drop(store);
+    tamper(
+        &db,
+        &format!(
+            "DELETE FROM check_batches WHERE seq = {newest}; UPDATE meta SET value = {newest} WHERE key = 'check_log_pruned_through'"
+        ),
+    );
+    let store = db.open_with(clock);
+    assert_eq!(store.verify_audit().await.unwrap().first_broken, Some(newest));
+}
+
+/// A carrier may hold only so many `ported_in` events pending: it cannot file claims on every number in
+/// the hope of a port. One completed (or dropped) makes room for another.
+async fn a_carrier_may_hold_only_so_many_pending_ports(db: TestDb) {
+    let clock = std::sync::Arc::new(domain::FixedClock::at_day(day("2025-06-30")));
+    let mut config = store::StoreConfig::new(db.url.clone(), store::testing::test_hash_key(), clock);
+    config.pending_ports_per_carrier_max = 2;
+    let store = Store::open(config).unwrap();
+    let a = carrier(&store, "A", "+86138").await;
+    let b = carrier(&store, "B", "+86139").await;
+    let claims: Vec<NewEvent> = (0..3)
+        .map(|i| ev(&format!("in{i}"), &format!("+861380013800{i}"), EventKind::PortedIn, "2025-06-01"))
+        .collect();
+    let got = store.report_events(b.clone(), claims.clone()).await.unwrap();
+    assert_eq!(got[..2], [Outcome::Pending, Outcome::Pending]);
+    assert!(matches!(&got[2], Outcome::Rejected(r) if r.code == RejectionCode::TooManyItems), "{got:?}");
+    // Sent again, each pending one is pending again; the third is still refused.
+    let again = store.report_events(b.clone(), claims.clone()).await.unwrap();
+    assert_eq!(again[..2], [Outcome::Pending, Outcome::Pending]);
+    assert!(matches!(&again[2], Outcome::Rejected(_)));
+    // The donor's ported_out completes one: the third now waits.
+    store.report_events(a, vec![ev("out0", "+8613800138000", EventKind::PortedOut, "2025-06-01")]).await.unwrap();
+    let third = store.report_events(b, claims[2..].to_vec()).await.unwrap();
+    assert_eq!(third, [Outcome::Pending]);
 }
