@@ -407,8 +407,6 @@ fn index(root: &Path, numbers: &str) -> Result<()> {
     Ok(())
 }
 
-/// A lifecycle file applied as a job, in-process, against a plain rusqlite insert of the same rows and
-/// against the floor of any registry (the insert, an index by number, the number's summary).
 /// The check log's upkeep (see the module's text).
 fn retention(root: &Path, checks: &str) -> Result<()> {
     crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "bench"]))?;
@@ -449,6 +447,8 @@ fn retention(root: &Path, checks: &str) -> Result<()> {
     Ok(())
 }
 
+/// A lifecycle file applied as a job, in-process, against a plain rusqlite insert of the same rows and
+/// against the floor of any registry (the insert, an index by number, the number's summary).
 fn lifecycle(root: &Path, events: &str) -> Result<()> {
     crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "bench"]))?;
     let out = Command::new(root.join("target/release/bench"))

@@ -36,9 +36,10 @@ pub struct EventItem {
     /// The new holder's real-name record, with `activated` or `transferred` only. numlink keeps keyed
     /// hashes of the normalized attributes, for KYC Match and rebinding, until the tenure ends.
     pub kyc: Option<crate::routes::kyc::KycRecord>,
-    /// A port's recipient, as a carrier's id (`car_…`). A donor may name it on a `ported_out`: only
-    /// that carrier's `ported_in` then completes the port. The number-portability database names it on
-    /// the `ported_in` that reports a whole port.
+    /// A port's recipient, as a carrier's id (`car_…`). A donor should name it on its `ported_out`:
+    /// only that carrier's `ported_in` then completes the port (a `ported_out` that names none is
+    /// completed by the single carrier whose `ported_in` waits or comes). The number-portability
+    /// database names it on the `ported_in` that reports a whole port.
     #[schema(example = "car_5c2f0a7e9b1d3c4e6f80")]
     pub recipient: Option<String>,
 }
