@@ -439,8 +439,22 @@ async fn serve(o: &Overrides) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let bound = listener.local_addr().context("reading the bound address")?;
     tracing::info!(listen = %bound, "numlink is listening");
-    // With its connection limits; client addresses reach the handlers (the per-client limits).
-    api::serve::serve(listener, api::router(state), config.serve, async move {
+    // With its connection limits, no more connections than the process may open files (less what the
+    // database, the spool and the logs need); client addresses reach the handlers (the per-client
+    // limits).
+    let mut serve_limits = config.serve;
+    if let Some(files) = open_files_max() {
+        let room = u32::try_from(files.saturating_sub(OPEN_FILES_KEPT)).unwrap_or(u32::MAX).max(16);
+        if room < serve_limits.connections_max {
+            tracing::warn!(
+                open_files_max = files,
+                connections_max = room,
+                "the process may open few files: connections are capped below connections_max"
+            );
+            serve_limits.connections_max = room;
+        }
+    }
+    api::serve::serve(listener, api::router(state), serve_limits, async move {
         shutdown_signal().await;
         // Followed results end now; the runner goes on until the last request has ended.
         stopping.send_replace(true);
@@ -453,6 +467,16 @@ async fn serve(o: &Overrides) -> Result<()> {
     let _ = upkeep_task.await;
     tracing::info!("numlink stopped");
     Ok(())
+}
+
+/// Files kept for the database, the spool, the logs and outgoing calls, out of the process's limit.
+const OPEN_FILES_KEPT: u64 = 128;
+
+/// The process's soft limit on open files (Linux: `/proc/self/limits`), if it can be read.
+fn open_files_max() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 async fn shutdown_signal() {
