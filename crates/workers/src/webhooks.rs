@@ -461,7 +461,7 @@ impl Deliverer {
     }
 
     /// One round, waited for: every endpoint with due deliveries and no lane running gets a lane
-    /// ([`Deliverer::lane`]); returns the number of attempts made once they have all ended.
+    /// (its own attempts, a bounded share); returns the number of attempts made once they have all ended.
     pub async fn run_once(&self) -> Result<usize, WorkerError> {
         let lanes: Vec<_> = self
             .start_round()
