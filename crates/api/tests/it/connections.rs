@@ -50,6 +50,20 @@ async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
     socket.connect(to).await.unwrap()
 }
 
+/// `n` connections from 127.0.0.1, each answered once and then kept open, idle.
+async fn hold(n: usize, addr: SocketAddr) -> Vec<TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let mut s = connect_from("127.0.0.1", addr).await;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: numlink\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 512];
+        let got = s.read(&mut buf).await.unwrap();
+        assert!(buf[..got].starts_with(b"HTTP/1.1 200"));
+        held.push(s);
+    }
+    held
+}
+
 /// What the server sends until it closes the connection; `None` if it has not closed it within
 /// `within` (woken by the socket, no polling).
 async fn until_closed(s: &mut TcpStream, within: Duration) -> Option<String> {
@@ -106,15 +120,7 @@ async fn one_client_cannot_hold_every_connection() {
     // Timeouts long enough that the held connections stay open throughout.
     let (addr, _stop, _app) = served(ServeLimits { header_timeout_ms: 60_000, ..limits() }).await;
     // Three idle connections from one client, held.
-    let mut held = Vec::new();
-    for _ in 0..3 {
-        let mut s = connect_from("127.0.0.1", addr).await;
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: numlink\r\n\r\n").await.unwrap();
-        let mut buf = [0u8; 512];
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-        held.push(s);
-    }
+    let held = hold(3, addr).await;
     let mut fourth = connect_from("127.0.0.1", addr).await;
     let _ = fourth.write_all(b"GET /healthz HTTP/1.1\r\nHost: numlink\r\n\r\n").await;
     let seen = until_closed(&mut fourth, Duration::from_secs(5)).await.expect("closed at once");
@@ -152,15 +158,7 @@ async fn the_last_connections_are_kept_for_clients_holding_few() {
     let limits =
         ServeLimits { header_timeout_ms: 60_000, connections_per_client_max: 100, connections_max: 10, ..limits() };
     let (addr, _stop, _app) = served(limits).await;
-    let mut held = Vec::new();
-    for _ in 0..9 {
-        let mut s = connect_from("127.0.0.1", addr).await;
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: numlink\r\n\r\n").await.unwrap();
-        let mut buf = [0u8; 512];
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-        held.push(s);
-    }
+    let held = hold(9, addr).await;
     let mut tenth = connect_from("127.0.0.1", addr).await;
     let _ = tenth.write_all(b"GET /healthz HTTP/1.1\r\nHost: numlink\r\n\r\n").await;
     assert_eq!(until_closed(&mut tenth, Duration::from_secs(5)).await.as_deref(), Some(""), "turned away");

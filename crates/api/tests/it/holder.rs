@@ -767,16 +767,7 @@ async fn a_loopback_gateway_is_not_called_once_loopback_is_not_allowed(db: TestD
 async fn one_client_address_cannot_ask_codes_for_everyone(db: TestDb) {
     let app = TestApp::new(db);
     world(&app).await;
-    let from = |addr: &str, n: &str| {
-        let mut req = axum::http::Request::builder()
-            .method("POST")
-            .uri("/v1/holder/otp")
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from(json!({ "phoneNumber": n }).to_string()))
-            .unwrap();
-        req.extensions_mut().insert(axum::extract::ConnectInfo(addr.parse::<std::net::SocketAddr>().unwrap()));
-        req
-    };
+    let from = otp_from;
     // 20 an hour from one address, whatever the numbers.
     for i in 0..20 {
         let r = app.send(from("198.51.100.7:40000", &format!("+86138001380{i:02}"))).await;

@@ -355,18 +355,9 @@ async fn an_endpoint_that_never_answers_does_not_hold_back_another_institutions(
     };
     bind_and_disconnect(&hang_bank, 0..1_200).await;
     bind_and_disconnect(&quick_bank, 1_200..1_205).await;
-    let config = DeliveryConfig {
-        allow_loopback: true,
-        timeout_ms: 60_000,
-        shutdown_grace_ms: 200,
-        ..DeliveryConfig::default()
-    };
-    let deliverer = Deliverer::new(app.store.clone(), config).unwrap();
+    let deliverer = slow_deliverer(&app);
     let wake = deliverer.waker();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(deliverer.run(async move {
-        let _ = stopped.await;
-    }));
+    let (stop, running) = run_in_background(deliverer);
     assert!(quick_rx.wait_for(5, Duration::from_secs(10)).await, "served within seconds");
     assert!(hang_rx.wait_for(64, Duration::from_secs(10)).await, "the hanging endpoints' attempts are in flight");
     // A notification while the other bank's attempts still hang goes out as promptly.
@@ -394,17 +385,7 @@ async fn at_shutdown_the_attempts_made_are_recorded(db: TestDb) {
     disconnect(&app, &carrier, "d1", N, "2024-02-25").await;
     disconnect(&app, &carrier, "d2", other, "2024-02-25").await;
     rx.then(&[Reply::Status(204), Reply::Hang]);
-    let config = DeliveryConfig {
-        allow_loopback: true,
-        timeout_ms: 60_000,
-        shutdown_grace_ms: 200,
-        ..DeliveryConfig::default()
-    };
-    let deliverer = Deliverer::new(app.store.clone(), config).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(deliverer.run(async move {
-        let _ = stopped.await;
-    }));
+    let (stop, running) = run_in_background(slow_deliverer(&app));
     assert!(rx.wait_for(2, Duration::from_secs(10)).await);
     let _ = stop.send(());
     running.await.unwrap();
@@ -418,4 +399,24 @@ async fn at_shutdown_the_attempts_made_are_recorded(db: TestDb) {
         out
     };
     assert_eq!(states, ["delivered", "pending"], "the answered attempt was recorded");
+}
+
+/// A deliverer whose attempts wait a minute for an answer, and which stops promptly.
+fn slow_deliverer(app: &TestApp) -> Deliverer {
+    let config = DeliveryConfig {
+        allow_loopback: true,
+        timeout_ms: 60_000,
+        shutdown_grace_ms: 200,
+        ..DeliveryConfig::default()
+    };
+    Deliverer::new(app.store.clone(), config).unwrap()
+}
+
+/// The deliverer's background loop, as the server runs it; what stops it, and its task.
+fn run_in_background(deliverer: Deliverer) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(deliverer.run(async move {
+        let _ = stopped.await;
+    }));
+    (stop, running)
 }
