@@ -1,5 +1,5 @@
 //! Every scenario of the CAMARA Number Recycling v0.2.0 test plan
-//! (`../shared/camara/number-recycling-v0.2.0.feature`), one test each, named by its tag; and the
+//! (`crates/api/tests/camara/number-recycling-v0.2.0.feature`, vendored), one test each, named by its tag; and the
 //! responses checked against the official OpenAPI definition beside it.
 
 use std::path::PathBuf;
@@ -45,7 +45,7 @@ async fn check(app: &TestApp, key: Option<&str>, body: Option<Value>) -> Resp {
 }
 
 fn camara_yaml() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/camara/number-recycling-v0.2.0.yaml");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/camara/number-recycling-v0.2.0.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml_ng::from_str(&text).unwrap()
 }

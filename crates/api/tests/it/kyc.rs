@@ -57,7 +57,7 @@ async fn kyc(app: &TestApp, key: Option<&str>, body: Option<Value>) -> Resp {
 }
 
 fn spec() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/camara/kyc-match-v0.4.0.yaml");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/camara/kyc-match-v0.4.0.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml_ng::from_str(&text).unwrap()
 }
