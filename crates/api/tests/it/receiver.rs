@@ -67,9 +67,14 @@ async fn receive(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    r.got.lock().unwrap().push(Received { path: uri.path().to_string(), headers, body: body.to_vec() });
+    // The reply is taken in the order the requests are recorded (one lock over both), so the n-th
+    // request received gets the n-th reply scripted, however requests race.
+    let next = {
+        let mut script = r.script.lock().unwrap();
+        r.got.lock().unwrap().push(Received { path: uri.path().to_string(), headers, body: body.to_vec() });
+        script.pop_front().unwrap_or(Reply::Status(200))
+    };
     r.arrived.notify_waiters();
-    let next = r.script.lock().unwrap().pop_front().unwrap_or(Reply::Status(200));
     match next {
         Reply::Status(s) => StatusCode::from_u16(s).unwrap().into_response(),
         Reply::RetryAfter(s, after) => (StatusCode::from_u16(s).unwrap(), [("retry-after", after)]).into_response(),
