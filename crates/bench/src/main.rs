@@ -570,8 +570,14 @@ fn retention(checks: u64, dir: &std::path::Path) -> Result<()> {
         let before = (domain::Clock::now(clock.as_ref()) - jiff::SignedDuration::from_hours(24 * 180)).to_string();
         let step = workers::UpkeepConfig::default().step_check_entries_max;
         // The peer, on a copy of the database as it is now: the same log dropped in one transaction,
-        // as a writer that does it at once would be held.
-        drop(st);
+        // as a writer that does it at once would be held. The store is idle: once its log is checkpointed
+        // whole, the main file alone is the database (a store's connections close on threads of their
+        // own, so dropping it would not say when).
+        let busy: i64 =
+            rusqlite::Connection::open(&db)?.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy != 0 {
+            bail!("the database could not be checkpointed for the peer's copy");
+        }
         let copy = dir.join("numlink-bench-retention-peer.db");
         std::fs::copy(&db, &copy)?;
         let t = Instant::now();
@@ -583,9 +589,6 @@ fn retention(checks: u64, dir: &std::path::Path) -> Result<()> {
         drop(c);
         let peer_secs = t.elapsed().as_secs_f64();
         let _ = std::fs::remove_file(&copy);
-        let mut config = store::StoreConfig::new(store::DbUrl::Sqlite(db.clone()), key.clone(), clock.clone());
-        config.compact_lookups_when_idle = false;
-        let st = store::Store::open(config)?;
         let prune = steps("prune", || st.prune_check_log(before.clone(), step)).await?;
         let report = st.verify_audit().await?;
         if report.first_broken.is_some() || report.pruned_check_batches != checks.div_ceil(CALL) {
