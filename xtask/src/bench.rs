@@ -74,6 +74,23 @@ fn run_json(bin: &Path, dir: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Builds `crates/bench` and runs one of its benchmarks; returns a reader of the numbers it printed
+/// (NaN for a field it did not print, so that a table shows the gap rather than failing).
+fn in_process(root: &Path, args: &[&str]) -> Result<impl Fn(&str) -> f64 + use<>> {
+    crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "bench"]))?;
+    let out = Command::new(root.join("target/release/bench"))
+        .args(args)
+        .args(["--dir", &std::env::temp_dir().display().to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running the {} benchmark", args[0]))?;
+    if !out.status.success() {
+        bail!("the {} benchmark failed", args[0]);
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    Ok(move |k: &str| json_field(&text, k).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN))
+}
+
 fn count_lines(path: &Path) -> usize {
     std::fs::File::open(path).map(|f| BufReader::new(f).lines().count()).unwrap_or(0)
 }
@@ -350,17 +367,7 @@ fn http(root: &Path, numbers: &str, check_rows: &str) -> Result<()> {
 
 /// The index, in-process: runs `crates/bench` and tabulates what it prints.
 fn index(root: &Path, numbers: &str) -> Result<()> {
-    crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "bench"]))?;
-    let out = Command::new(root.join("target/release/bench"))
-        .args(["index", "--numbers", numbers, "--dir", &std::env::temp_dir().display().to_string()])
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running the index benchmark")?;
-    if !out.status.success() {
-        bail!("the index benchmark failed");
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v = |k: &str| json_field(&text, k).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let v = in_process(root, &["index", "--numbers", numbers])?;
     let m = |x: f64| format!("{:.1} M", x / 1e6);
     println!(
         "\n| index, {} numbers in {} blocks | numlink | peer, same run | ratio | target |",
@@ -409,17 +416,7 @@ fn index(root: &Path, numbers: &str) -> Result<()> {
 
 /// The check log's upkeep (see the module's text).
 fn retention(root: &Path, checks: &str) -> Result<()> {
-    crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "bench"]))?;
-    let out = Command::new(root.join("target/release/bench"))
-        .args(["retention", "--checks", checks, "--dir", &std::env::temp_dir().display().to_string()])
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running the retention benchmark")?;
-    if !out.status.success() {
-        bail!("the retention benchmark failed");
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v = |k: &str| json_field(&text, k).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let v = in_process(root, &["retention", "--checks", checks])?;
     println!(
         "\n| the check log of {} checks made in one day, SQLite | numlink | peer, same run | ratio | target |",
         v("checks")
@@ -450,17 +447,7 @@ fn retention(root: &Path, checks: &str) -> Result<()> {
 /// A lifecycle file applied as a job, in-process, against a plain rusqlite insert of the same rows and
 /// against the floor of any registry (the insert, an index by number, the number's summary).
 fn lifecycle(root: &Path, events: &str) -> Result<()> {
-    crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "bench"]))?;
-    let out = Command::new(root.join("target/release/bench"))
-        .args(["lifecycle", "--events", events, "--dir", &std::env::temp_dir().display().to_string()])
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running the lifecycle benchmark")?;
-    if !out.status.success() {
-        bail!("the lifecycle benchmark failed");
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v = |k: &str| json_field(&text, k).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let v = in_process(root, &["lifecycle", "--events", events])?;
     println!(
         "\n| lifecycle file, {} events, durable on SQLite | numlink | peer, same run | ratio | target |",
         v("events")
