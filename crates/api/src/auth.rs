@@ -120,7 +120,7 @@ impl FromRequestParts<AppState> for Holder {
         let mark = TenureMark::from_hex(mark).ok_or_else(invalid)?;
         // The number changed hands (or was disconnected) since the code was requested: the session is
         // over.
-        if state.store.holding(n).await?.mark != mark {
+        if state.store.tenure_mark(n).await? != mark {
             return Err(hands_changed());
         }
         Ok(Holder(n, mark))

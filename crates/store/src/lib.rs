@@ -35,7 +35,7 @@ pub use ops::bindings::{
 pub use ops::checklog::{AnsweredCheck, COMPACT_STEP, LoggedAnswer};
 pub use ops::events::{NewEvent, Outcome, PendingPort, StoredEvent};
 pub use ops::holder::{
-    AttestationKey, HolderView, Holding, InstitutionReport, Lookup, OtpFailure, OtpIssued, OtpLimits, OtpRefused,
+    AttestationKey, HolderView, InstitutionReport, Lookup, OtpFailure, OtpIssued, OtpLimits, OtpRefused,
     RequestedBinding, Resolution, Resolved, SmsGateway, StaleHolder, TenureMark, UnbindRefused, UnbindRequest,
     UnbindState,
 };
@@ -599,9 +599,9 @@ impl Store {
         self.write(move |ctx| Ok(domain::Tenure::of(&ctx.facts(n)?))).await
     }
 
-    /// Who holds the number now, and the mark of that tenure (see [`TenureMark`]).
-    pub async fn holding(&self, n: PhoneNumber) -> Result<Holding, StoreError> {
-        self.write(move |ctx| ctx.holding(n)).await
+    /// The mark of the number's current tenure (see [`TenureMark`]).
+    pub async fn tenure_mark(&self, n: PhoneNumber) -> Result<TenureMark, StoreError> {
+        self.write(move |ctx| ctx.tenure_mark(n)).await
     }
 
     /// The current tenure of the number and the institutions holding bindings made before it (R5).
@@ -631,7 +631,10 @@ impl Store {
         attestation: IssuedAttestation,
     ) -> Result<Result<Vec<UnbindRequest>, UnbindRefused>, StoreError> {
         self.write(move |ctx| {
-            let r = ctx.request_unbind(n, mark, institution_ids, deadline, &attestation.jti, &attestation.token)?;
+            let r = ctx.as_holder(n, mark, |ctx| {
+                ctx.request_unbind(n, institution_ids, deadline, &attestation.jti, &attestation.token)
+            })?;
+            let Some(r) = r else { return Ok(Err(UnbindRefused::TenureChanged)) };
             // The proof went out only with new requests.
             if matches!(&r, Ok((_, created)) if *created > 0) {
                 ctx.attestation_issued(n, &attestation.jti, attestation.exp)?;
@@ -681,7 +684,6 @@ impl Store {
         self.write(move |ctx| ctx.as_holder(n, mark, |ctx| ctx.lookups(n, since_unix, limit))).await
     }
 
-    /// Records a proof of tenure handed to the holder.
     /// Records a proof of tenure issued to the holder of tenure `mark`; false (nothing recorded) if the
     /// number changed hands since, when the proof must not be handed out.
     pub async fn attestation_issued(
@@ -690,7 +692,10 @@ impl Store {
         mark: TenureMark,
         attestation: IssuedAttestation,
     ) -> Result<bool, StoreError> {
-        self.write(move |ctx| ctx.attestation_issued_in(n, mark, &attestation.jti, attestation.exp)).await
+        self.write(move |ctx| {
+            Ok(ctx.as_holder(n, mark, |ctx| ctx.attestation_issued(n, &attestation.jti, attestation.exp))?.is_some())
+        })
+        .await
     }
 
     /// Makes `kid` the signing key of proofs of tenure if none is current (or always, with `rotate`);
@@ -720,8 +725,8 @@ impl Store {
 
     // ----- real names -----
 
-    /// CAMARA KYC Match against the current holder's record, audited.
-    /// KYC Match of a number's current holder; at most `max_per_day` per institution and number.
+    /// CAMARA KYC Match against the current holder's record, audited; at most `max_per_day` per
+    /// institution and number.
     pub async fn kyc_match(
         &self,
         actor: Participant,

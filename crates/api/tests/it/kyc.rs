@@ -369,7 +369,7 @@ async fn kyc_match_is_not_an_oracle(db: TestDb) {
     // The holder sees each match that was made.
     let since = app.store.clock().now().as_second() - 86_400;
     let n = domain::PhoneNumber::parse(N).unwrap();
-    let mark = app.store.holding(n).await.unwrap().mark;
+    let mark = app.store.tenure_mark(n).await.unwrap();
     let seen = app.store.lookups(n, mark, since, 100).await.unwrap().expect("the same tenure");
     assert_eq!(seen.iter().filter(|l| l.institution_name == "Snoop" && l.action == "kyc.match").count(), 5);
     // Another institution is not held back; tomorrow the count starts again.

@@ -115,13 +115,6 @@ impl std::fmt::Debug for TenureMark {
     }
 }
 
-/// Who holds a number now, and which tenure that is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Holding {
-    pub tenure: Tenure,
-    pub mark: TenureMark,
-}
-
 /// Why no code was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OtpRefused {
@@ -552,11 +545,6 @@ impl WriteCtx {
         f(self).map(Some)
     }
 
-    /// Who holds `n` now, and the mark of that tenure.
-    pub(crate) fn holding(&mut self, n: PhoneNumber) -> Result<Holding, StoreError> {
-        Ok(Holding { tenure: Tenure::of(&self.facts(n)?), mark: self.tenure_mark(n)? })
-    }
-
     /// Seconds the number stays locked, if it is.
     fn otp_locked(&mut self, number_hash: &[u8], now: i64) -> Result<Option<i64>, StoreError> {
         let until = self
@@ -809,19 +797,14 @@ impl WriteCtx {
     /// One request per institution (all of them, or those named) holding stale bindings on `n`; an open
     /// request of this tenure is answered again rather than duplicated. Each new request notifies its
     /// institution (`unbind.requested`, with the holder's proof of tenure) in this transaction.
-    #[allow(clippy::too_many_arguments, reason = "the request's parts, as the holder's call gives them")]
     pub(crate) fn request_unbind(
         &mut self,
         n: PhoneNumber,
-        mark: TenureMark,
         institution_ids: Option<Vec<String>>,
         deadline: Day,
         attestation_id: &str,
         attestation: &str,
     ) -> Result<Result<(Vec<UnbindRequest>, usize), UnbindRefused>, StoreError> {
-        if self.tenure_mark(n)? != mark {
-            return Ok(Err(UnbindRefused::TenureChanged));
-        }
         let Tenure::Since(start) = Tenure::of(&self.facts(n)?) else {
             return Ok(Err(UnbindRefused::NoTenure));
         };
@@ -1082,23 +1065,6 @@ impl WriteCtx {
         )?;
         self.audit("operator", "attestation.key", None, &format!("kid={kid}"))?;
         Ok(kid.to_string())
-    }
-
-    /// Records that a proof of tenure was issued to the holder of the tenure `mark` (its id and expiry,
-    /// not its content). False, and nothing recorded, if the number changed hands since: the proof must
-    /// not be handed out.
-    pub(crate) fn attestation_issued_in(
-        &mut self,
-        n: PhoneNumber,
-        mark: TenureMark,
-        jti: &str,
-        exp: i64,
-    ) -> Result<bool, StoreError> {
-        if self.tenure_mark(n)? != mark {
-            return Ok(false);
-        }
-        self.attestation_issued(n, jti, exp)?;
-        Ok(true)
     }
 
     /// Records that a proof of tenure was issued (its id and expiry, not its content).

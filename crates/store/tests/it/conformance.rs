@@ -361,7 +361,7 @@ async fn lookups_stay_exact_at_every_step_of_the_compaction(db: TestDb) {
     let seen = |store: Store| async move {
         let mut out = Vec::new();
         for n in numbers {
-            let mark = store.holding(n).await.unwrap().mark;
+            let mark = store.tenure_mark(n).await.unwrap();
             out.push(store.lookups(n, mark, since, 100).await.unwrap().expect("the same tenure").len());
         }
         out
