@@ -92,3 +92,135 @@ fn architecture_md_names_only_paths_that_exist() {
     }
     assert!(named > 10, "ARCHITECTURE.md should map the code: only {named} paths named");
 }
+
+/// Every tracked file, as the repository holds it (`git ls-files`).
+fn tracked_files() -> Vec<PathBuf> {
+    let out = std::process::Command::new("git")
+        .current_dir(root())
+        .args(["ls-files", "-z"])
+        .output()
+        .expect("git runs (the tidy tests read the tracked files)");
+    assert!(out.status.success(), "git ls-files failed");
+    out.stdout
+        .split(|&b| b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| root().join(String::from_utf8_lossy(p).as_ref()))
+        .collect()
+}
+
+fn all_rust_sources() -> String {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates"), &mut files);
+    rust_files(&root().join("xtask"), &mut files);
+    files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect::<Vec<_>>().join("\n")
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `word` appears in `code` as a whole identifier right after one of `before` (e.g. "fn ").
+fn defined(code: &str, before: &[&str], word: &str) -> bool {
+    before.iter().any(|b| {
+        let pat = format!("{b}{word}");
+        code.match_indices(&pat).any(|(i, _)| {
+            let after = code[i + pat.len()..].chars().next();
+            let prev = code[..i].chars().next_back();
+            !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !prev.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    })
+}
+
+const ITEM: &[&str] = &["fn ", "struct ", "enum ", "trait ", "type ", "const ", "static ", "mod "];
+
+/// Whether a name ARCHITECTURE.md gives as `A::b` or `f(…)` exists in the code: each path segment is an
+/// item, a crate, or an enum variant, and a `Type::method` is a function (or a field) of that type.
+fn names_code(code: &str, crates: &[String], name: &str) -> bool {
+    let segments: Vec<&str> = name.split("::").collect();
+    let known = |seg: &str| {
+        crates.iter().any(|c| c == seg)
+            || defined(code, ITEM, seg)
+            // an enum variant: `    Name,` / `    Name {` / `    Name(`
+            || [",", " {", "(", " =>"].iter().any(|end| code.contains(&format!("    {seg}{end}")))
+    };
+    match segments.as_slice() {
+        [path @ .., ty, method] if ty.starts_with(char::is_uppercase) && method.starts_with(char::is_lowercase) => {
+            // `impl Ty {` or `impl Trait for Ty {` and a `fn method` (or a field) somewhere in the code.
+            path.iter().chain([ty]).all(|s| known(s))
+                && (code.contains(&format!("impl {ty} "))
+                    || code.contains(&format!("for {ty} "))
+                    || code.contains(&format!("impl<'a> {ty}")))
+                && (defined(code, &["fn "], method)
+                    || [" ", "pub ", "pub(crate) "].iter().any(|v| code.contains(&format!("{v}{method}: "))))
+        }
+        _ => segments.iter().all(|s| known(s)),
+    }
+}
+
+#[test]
+fn architecture_md_names_only_code_that_exists() {
+    let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    let code = all_rust_sources();
+    let mut crates: Vec<String> = std::fs::read_dir(root().join("crates"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    crates.push("xtask".into());
+    let (mut named, mut missing) = (0, Vec::new());
+    for (i, chunk) in text.split('`').enumerate() {
+        if i % 2 == 0 {
+            continue;
+        }
+        // `Type::method`, `module::function`, `function(args)`, `Type::method(args)`.
+        let (name, call) = match chunk.split_once('(') {
+            Some((n, _)) => (n, true),
+            None => (chunk, false),
+        };
+        let path = name.contains("::") && name.split("::").all(is_ident);
+        let function = call && is_ident(name) && name.starts_with(char::is_lowercase);
+        if path || function {
+            named += 1;
+            if !names_code(&code, &crates, name) {
+                missing.push(chunk.to_string());
+            }
+        }
+    }
+    assert!(missing.is_empty(), "ARCHITECTURE.md names code that does not exist: {missing:?}");
+    assert!(named > 30, "ARCHITECTURE.md should name the code it maps: only {named} names");
+}
+
+#[test]
+fn no_tracked_file_refers_outside_the_repository() {
+    let root = root();
+    for f in tracked_files() {
+        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        let rel = f.strip_prefix(&root).unwrap().display().to_string();
+        // Written in two parts, so that this file does not name them itself.
+        for word in [concat!("/wo", "rk/"), concat!("../sh", "ared")] {
+            assert!(!text.contains(word), "{rel} refers to {word}, outside the repository");
+        }
+        // Every relative path climbing with `../` lands inside the repository.
+        for (i, _) in text.match_indices("../") {
+            if i > 0 && text[..i].ends_with("../") {
+                continue; // counted from the first `../` of a run
+            }
+            let tail: String =
+                text[i..].chars().take_while(|c| !c.is_whitespace() && !"\"'`()<>[],;".contains(*c)).collect();
+            let mut at = f.parent().unwrap().to_path_buf();
+            for part in tail.split('/') {
+                match part {
+                    ".." => {
+                        at.pop();
+                    }
+                    "" | "." => {}
+                    p => at.push(p),
+                }
+            }
+            assert!(at.starts_with(&root), "{rel} refers to {tail}, outside the repository");
+        }
+    }
+}

@@ -62,7 +62,7 @@ impl Tenure {
 /// carrier, not the holder). The current tenure is identified by these (R5), not by its first day: a
 /// second change on the same day is a new tenure, and a code or session of the one before is over.
 pub fn holder_changes(sorted: &[HistoryEvent]) -> impl Iterator<Item = &HistoryEvent> {
-    sorted.iter().filter(|e| e.kind.ends_tenure() || e.kind == crate::EventKind::Activated)
+    sorted.iter().filter(|e| e.kind.changes_holder())
 }
 
 /// What a proof of tenure states (R6, reveal the least): "held since on or before" this day. It is the

@@ -28,20 +28,22 @@ use domain::{AgingPolicy, Clock, Day, PhoneNumber};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use keys::{ApiKey, HashKey, new_id, sha256};
+pub use ops::attestation::AttestationKey;
 pub use ops::audit::{AuditRecord, ChainReport};
 pub use ops::bindings::{
     ACCOUNT_REF_CHARS_MAX, ACK_ACTIONS, Binding, NewBinding, Notification, NotificationType, Registered,
 };
+pub use ops::checklog::Lookup;
 pub use ops::checklog::{AnsweredCheck, COMPACT_STEP, LoggedAnswer};
 pub use ops::events::{NewEvent, Outcome, PendingPort, StoredEvent};
-pub use ops::holder::{
-    AttestationKey, HolderView, InstitutionReport, Lookup, OtpFailure, OtpIssued, OtpLimits, OtpRefused,
-    RequestedBinding, Resolution, Resolved, SmsGateway, StaleHolder, TenureMark, UnbindRefused, UnbindRequest,
-    UnbindState,
-};
 pub use ops::jobs::{Checkpoint, ChunkRow, Job, JobDeleted, JobKind, JobState, RejectionRow, RowData};
 pub use ops::kyc::{KYC_ATTRIBUTES, Kyc, KycAnswer, KycMatch, Rebind};
+pub use ops::otp::{OtpFailure, OtpIssued, OtpLimits, OtpRefused, SmsGateway, TenureMark};
 pub use ops::participants::{NewParticipant, Participant, Role};
+pub use ops::report::InstitutionReport;
+pub use ops::unbind::{
+    HolderView, RequestedBinding, Resolution, Resolved, StaleHolder, UnbindRefused, UnbindRequest, UnbindState,
+};
 pub use ops::webhooks::{AttemptOutcome, DeliveryState, DueDelivery, Endpoint};
 pub use sqlite::PAGE_SIZE as SQLITE_PAGE_SIZE;
 
@@ -567,7 +569,7 @@ impl Store {
 
     /// The carrier's SMS gateway URL and when it was set.
     pub async fn sms_gateway(&self, carrier_seq: i64) -> Result<Option<(String, String)>, StoreError> {
-        self.read(move |c| ops::holder::sms_gateway(c, carrier_seq)).await
+        self.read(move |c| ops::otp::sms_gateway(c, carrier_seq)).await
     }
 
     /// A new one-time-code challenge for the number, within the limits; the code and where to send it.
@@ -658,7 +660,7 @@ impl Store {
     /// One of the institution's unbind requests, with its bindings.
     pub async fn unbind_request(&self, institution_seq: i64, id: &str) -> Result<Option<UnbindRequest>, StoreError> {
         let id = id.to_string();
-        self.read(move |c| ops::holder::request_of(c, institution_seq, &id)).await
+        self.read(move |c| ops::unbind::request_of(c, institution_seq, &id)).await
     }
 
     /// The institution's unbind requests in id order after the cursor.
@@ -669,7 +671,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<UnbindRequest>, StoreError> {
         let after = after.to_string();
-        self.read(move |c| ops::holder::requests_of(c, institution_seq, &after, limit)).await
+        self.read(move |c| ops::unbind::requests_of(c, institution_seq, &after, limit)).await
     }
 
     /// Institutions' checks of the number since `since_unix`, within the current tenure, newest first.
@@ -714,13 +716,13 @@ impl Store {
     /// The keys to publish (current and retired but still needed), newest first.
     pub async fn attestation_keys(&self) -> Result<Vec<AttestationKey>, StoreError> {
         let now = self.inner.clock.now().as_second();
-        self.read(move |c| ops::holder::attestation_keys(c, now)).await
+        self.read(move |c| ops::attestation::attestation_keys(c, now)).await
     }
 
     /// The regulator's report as of today.
     pub async fn institution_report(&self, unacked_working_days: u32) -> Result<Vec<InstitutionReport>, StoreError> {
         let today = self.today();
-        self.read(move |c| ops::holder::institution_report(c, today, unacked_working_days)).await
+        self.read(move |c| ops::report::institution_report(c, today, unacked_working_days)).await
     }
 
     // ----- real names -----

@@ -389,6 +389,10 @@ impl WriteCtx {
         self.clock.now().to_string()
     }
 
+    pub(crate) fn now_unix(&self) -> i64 {
+        self.clock.now().as_second()
+    }
+
     fn begin(&mut self) -> Result<(), StoreError> {
         self.conn.begin_write()?;
         self.pending_ports_counted.clear();

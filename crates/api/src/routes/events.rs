@@ -95,7 +95,7 @@ fn parse_event(it: &EventItem) -> Result<NewEvent, ApiError> {
     let date = date("date", &need(&it.date, "date")?)?;
     let kyc = match &it.kyc {
         None => None,
-        Some(_) if !matches!(kind, domain::EventKind::Activated | domain::EventKind::Transferred) => {
+        Some(_) if !kind.carries_real_name() => {
             return Err(ApiError::invalid("kyc goes only with an activated or transferred event"));
         }
         Some(k) => Some(k.parse()?),

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use axum::Extension;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use domain::holder::{add_working_days, held_since_claim};
+use domain::holder::held_since_claim;
 use serde::{Deserialize, Serialize};
 use store::{OtpFailure, OtpRefused, UnbindRefused, UnbindRequest};
 use utoipa::ToSchema;
@@ -368,7 +368,7 @@ pub async fn request_unbind(
     };
     let attestation = state.holder.attester.issue(&state.store, n, held_since_claim(since, today)).await?;
     let days = state.holder.config.unbind_deadline_working_days.days_for(n);
-    let deadline = add_working_days(today, days);
+    let deadline = domain::unbind::deadline(today, days);
     let requests = match state.store.request_unbind(n, mark, ids.clone(), deadline, attestation).await? {
         Ok(r) => r,
         Err(UnbindRefused::TenureChanged) => return Err(hands_changed()),

@@ -7,7 +7,9 @@
 //! the transaction of the event or binding. So whatever order they arrive in, no event notifies a
 //! binding twice and none is missed.
 
-use domain::{Answer, Day, EventKind, HistoryEvent, PhoneNumber, Rejection, RejectionCode, reassigned_since};
+use domain::{
+    Answer, BindingNotice, Day, EventKind, HistoryEvent, PhoneNumber, Rejection, RejectionCode, reassigned_since,
+};
 
 use crate::StoreError;
 use crate::keys::new_id;
@@ -74,14 +76,19 @@ impl NotificationType {
         .find(|t| t.as_str() == s)
     }
 
-    /// The notification an event causes for a binding made on `bound_on`, if any (R4 with R2's
-    /// boundaries: an end of tenure on or after the day, a new tenure after it).
+    /// The notification an event causes for a binding made on `bound_on`, if any: R4's set,
+    /// `domain::notice_for`.
     pub fn for_event(kind: EventKind, event_date: Day, bound_on: Day) -> Option<NotificationType> {
-        match kind {
-            EventKind::Disconnected if event_date >= bound_on => Some(NotificationType::Disconnected),
-            EventKind::Transferred if event_date >= bound_on => Some(NotificationType::Transferred),
-            EventKind::Activated if event_date > bound_on => Some(NotificationType::Reassigned),
-            _ => None,
+        domain::notice_for(kind, event_date, bound_on).map(NotificationType::from)
+    }
+}
+
+impl From<BindingNotice> for NotificationType {
+    fn from(n: BindingNotice) -> NotificationType {
+        match n {
+            BindingNotice::Disconnected => NotificationType::Disconnected,
+            BindingNotice::Transferred => NotificationType::Transferred,
+            BindingNotice::Reassigned => NotificationType::Reassigned,
         }
     }
 }
@@ -133,11 +140,6 @@ impl Notification {
 pub const ACK_ACTIONS: [&str; 3] = ["unbound", "customer_reverified", "contact_suspended"];
 
 pub const ACCOUNT_REF_CHARS_MAX: usize = 128;
-
-/// The events that may notify a binding (R4).
-pub(crate) fn fans_out(kind: EventKind) -> bool {
-    matches!(kind, EventKind::Disconnected | EventKind::Transferred | EventKind::Activated)
-}
 
 /// Hashes per statement of [`WriteCtx::bound_numbers`].
 const BOUND_PROBE_LIST: usize = 256;
@@ -341,7 +343,7 @@ impl WriteCtx {
         e: &HistoryEvent,
         event_key: &[u8; 32],
     ) -> Result<u64, StoreError> {
-        if !fans_out(e.kind) {
+        if !domain::notify::may_notify(e.kind) {
             return Ok(0);
         }
         let rows = self.conn.query(

@@ -11,8 +11,11 @@
 //! shown) and scan the batches after the watermark, so they are exact whether or not the compaction
 //! has caught up. After the retention period, the upkeep drops a day's tags (a contiguous range of the
 //! key) and the batches, a bounded step at a time.
+//!
+//! A holder sees who looked the number up in the current tenure (`WriteCtx::lookups`): checks from
+//! their batches, KYC matches from their own audit records.
 
-use domain::{Day, PhoneNumber};
+use domain::{Day, PhoneNumber, Tenure};
 
 use crate::StoreError;
 use crate::keys::{HashKey, sha256};
@@ -30,6 +33,14 @@ pub const COMPACT_STEP: usize = 512;
 const TAGS_PER_INSERT: usize = 256;
 /// Batches of entries dropped in one step of the pruning (a check file's batch holds up to 100,000).
 pub const PRUNE_BATCHES: usize = 16;
+
+/// An institution's check of a number, as the holder sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lookup {
+    pub institution_name: String,
+    pub at: String,
+    pub action: String,
+}
 
 /// The UTC day of an RFC 3339 time, as the audit log writes them.
 fn day_of_rfc3339(at: &str) -> Result<Day, StoreError> {
@@ -49,7 +60,7 @@ pub enum LoggedAnswer {
 }
 
 impl LoggedAnswer {
-    fn byte(self) -> u8 {
+    pub(crate) fn byte(self) -> u8 {
         match self {
             LoggedAnswer::Yes => b'y',
             LoggedAnswer::No => b'n',
@@ -58,7 +69,7 @@ impl LoggedAnswer {
         }
     }
 
-    fn from_byte(b: u8) -> Option<LoggedAnswer> {
+    pub(crate) fn from_byte(b: u8) -> Option<LoggedAnswer> {
         Some(match b {
             b'y' => LoggedAnswer::Yes,
             b'n' => LoggedAnswer::No,
@@ -355,6 +366,51 @@ impl WriteCtx {
         found.dedup_by_key(|f| f.0);
         found.truncate(limit as usize);
         Ok(found)
+    }
+
+    /// Institutions' checks of `n` since `since_unix` and within the current tenure, newest first, from
+    /// the audit log. Checks made before the tenure concern the previous holder and are not shown.
+    pub(crate) fn lookups(&mut self, n: PhoneNumber, since_unix: i64, limit: u32) -> Result<Vec<Lookup>, StoreError> {
+        let tenure = Tenure::of(&self.facts(n)?);
+        let Some(start) = tenure.vouched_since() else { return Ok(Vec::new()) };
+        let since = jiff::Timestamp::from_second(since_unix).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let tenure_start = start.date().to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp());
+        let from = match (tenure, tenure_start) {
+            (Tenure::Since(_), Ok(t)) => since.max(t),
+            _ => since,
+        };
+        let hash = self.hash_key.number(n);
+        // `at` is RFC 3339 text, whose order is the time's except within one second ("…:00.5Z" sorts
+        // before "…:00Z"): select from a second earlier, then compare as times.
+        let rough = from.checked_sub(jiff::SignedDuration::from_secs(1)).unwrap_or(from);
+        let rough = rough.to_string();
+        // Checks, from their batches (see `checklog`); KYC matches (and checks audited one by one,
+        // before batches), from their own records.
+        let mut found: Vec<(i64, String, String, String)> = self
+            .check_batches_with(&self.hash_key.tag(n), &rough, limit)?
+            .into_iter()
+            .map(|(seq, at, name)| (seq, name, at, "check".to_string()))
+            .collect();
+        let rows = self.conn.query(
+            "SELECT a.seq, p.name, a.at, a.action FROM audit a JOIN participants p ON p.id = a.actor \
+             WHERE a.subject = $1 AND a.action IN ('check', 'kyc.match') AND a.at >= $2 \
+             ORDER BY a.seq DESC LIMIT $3",
+            &[hash.as_slice().into(), rough.as_str().into(), i64::from(limit).into()],
+        )?;
+        for r in &rows {
+            found.push((r.i64(0)?, r.text(1)?, r.text(2)?, r.text(3)?));
+        }
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        let mut out = Vec::with_capacity(found.len().min(limit as usize));
+        for (_, institution_name, at, action) in found {
+            if out.len() == limit as usize {
+                break;
+            }
+            if at.parse::<jiff::Timestamp>().is_ok_and(|t| t >= from) {
+                out.push(Lookup { institution_name, at, action });
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -154,26 +154,32 @@ pub struct StoredEvent {
     pub recipient_id: Option<String>,
 }
 
-/// A number's stored events in R1 order.
+/// A number's stored events in R1 order (sorted here: a kind's stored code is not its rank).
 pub(crate) fn events_of(conn: &mut dyn crate::sql::Conn, n: PhoneNumber) -> Result<Vec<StoredEvent>, StoreError> {
-    conn.query(
-        "SELECT p.id, e.event_id, e.kind, e.day, r.id FROM events e JOIN participants p ON p.seq = e.carrier_seq \
-         LEFT JOIN participants r ON r.seq = e.recipient_seq WHERE e.number = $1 \
-         ORDER BY e.day, e.kind, e.carrier_seq, e.event_id",
-        &[(n.digits() as i64).into()],
-    )?
-    .iter()
-    .map(|r| {
-        Ok(StoredEvent {
-            reporter_id: r.text(0)?,
-            event_id: r.text(1)?,
-            kind: EventKind::from_code(r.i64(2)? as i16)
-                .ok_or_else(|| StoreError::Corrupt("unknown event kind".into()))?,
-            date: day_of(r, 3).ok_or_else(|| StoreError::Corrupt("bad event day".into()))?,
-            recipient_id: r.opt_text(4),
+    let mut events = conn
+        .query(
+            "SELECT p.id, e.event_id, e.kind, e.day, r.id, e.carrier_seq FROM events e \
+             JOIN participants p ON p.seq = e.carrier_seq LEFT JOIN participants r ON r.seq = e.recipient_seq \
+             WHERE e.number = $1",
+            &[(n.digits() as i64).into()],
+        )?
+        .iter()
+        .map(|r| {
+            let event = StoredEvent {
+                reporter_id: r.text(0)?,
+                event_id: r.text(1)?,
+                kind: EventKind::from_code(r.i64(2)? as i16)
+                    .ok_or_else(|| StoreError::Corrupt("unknown event kind".into()))?,
+                date: day_of(r, 3).ok_or_else(|| StoreError::Corrupt("bad event day".into()))?,
+                recipient_id: r.opt_text(4),
+            };
+            Ok((r.i64(5)?, event))
         })
-    })
-    .collect()
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    events.sort_by(|(a_seq, a), (b_seq, b)| {
+        (a.date, a.kind, a_seq, &a.event_id).cmp(&(b.date, b.kind, b_seq, &b.event_id))
+    });
+    Ok(events.into_iter().map(|(_, e)| e).collect())
 }
 
 /// The carrier's pending `ported_in` events, oldest first, after the cursor (received time, eventId).
@@ -261,7 +267,7 @@ impl WriteCtx {
         order.sort_by_key(|&i| (events[i].0.number, events[i].0.date, events[i].0.kind));
         let mut out: Vec<Option<Outcome>> = vec![None; events.len()];
         let bound = self.bound_numbers(
-            events.iter().filter(|(e, _)| crate::ops::bindings::fans_out(e.kind)).map(|(_, k)| k.subject).collect(),
+            events.iter().filter(|(e, _)| domain::notify::may_notify(e.kind)).map(|(_, k)| k.subject).collect(),
         )?;
         let mut entries = Vec::new();
         // Each accepted event's number summary, in number order (as the events are taken), written
@@ -399,7 +405,7 @@ impl WriteCtx {
         }
         // A real-name record exists only for a number with a history (it is written with an accepted
         // event), so a first event without one has none to keep in step.
-        if (e.kind.ends_tenure() || e.kind == EventKind::Activated) && (e.kyc.is_some() || !history.is_empty()) {
+        if e.kind.changes_holder() && (e.kyc.is_some() || !history.is_empty()) {
             let tenure = domain::Tenure::of(&NumberFacts::new(&coverage, &summary));
             self.sync_kyc(e.number, &keys.subject, tenure, e.date, e.kyc.as_ref())?;
         }
