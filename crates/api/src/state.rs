@@ -30,6 +30,22 @@ pub struct Limits {
     /// KYC Match calls (and rebinding attempts) of one institution about one number per UTC day: a
     /// match answers per attribute, so without a limit it recovers an attribute one guess at a time.
     pub kyc_matches_per_number_per_day_max: u32,
+    /// Characters of one real-name attribute (KYC Match, rebinding, an event's `kyc`).
+    pub kyc_attribute_chars_max: usize,
+    /// Institutions named in one unbind request of a holder.
+    pub unbind_institutions_max: usize,
+    /// Lookups of a number shown to its holder (the newest).
+    pub lookups_listed_max: u32,
+    /// A carrier's pending ports listed by one call of `GET /v1/pending-ports`.
+    pub pending_ports_listed_max: u32,
+    /// `ported_in` events one carrier may have pending at once (R3); beyond it, `TOO_MANY_ITEMS`.
+    pub pending_ports_per_carrier_max: u64,
+    /// Write commands waiting for the writer (callers wait when it is full), and commands applied in
+    /// one transaction.
+    pub write_queue_commands_max: usize,
+    pub write_batch_commands_max: usize,
+    /// One-time codes waiting to be sent; beyond it a code is dropped and logged (the holder asks again).
+    pub sms_queue_messages_max: usize,
     pub files: FileLimits,
 }
 
@@ -43,6 +59,14 @@ impl Default for Limits {
             webhook_endpoints_max: 10,
             followed_results_max: 4,
             kyc_matches_per_number_per_day_max: 5,
+            kyc_attribute_chars_max: 256,
+            unbind_institutions_max: 100,
+            lookups_listed_max: 1_000,
+            pending_ports_listed_max: 1_000,
+            pending_ports_per_carrier_max: 100_000,
+            write_queue_commands_max: 4_096,
+            write_batch_commands_max: 256,
+            sms_queue_messages_max: 10_000,
             files: FileLimits::default(),
         }
     }

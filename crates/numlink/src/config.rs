@@ -95,6 +95,15 @@ pub struct FileLimitsConfig {
     pub webhook_endpoints_max: Option<u32>,
     pub followed_results_max: Option<u32>,
     pub kyc_matches_per_number_per_day_max: Option<u32>,
+    pub kyc_attribute_chars_max: Option<usize>,
+    pub unbind_institutions_max: Option<usize>,
+    pub lookups_listed_max: Option<u32>,
+    pub pending_ports_listed_max: Option<u32>,
+    pub pending_ports_per_carrier_max: Option<u64>,
+    pub write_queue_commands_max: Option<usize>,
+    pub write_batch_commands_max: Option<usize>,
+    pub sms_queue_messages_max: Option<usize>,
+    pub file_check_chunk_rows: Option<usize>,
     pub header_timeout_ms: Option<u64>,
     pub body_timeout_ms: Option<u64>,
     pub json_body_timeout_ms: Option<u64>,
@@ -218,6 +227,16 @@ impl Config {
         limits.followed_results_max = l.followed_results_max.unwrap_or(limits.followed_results_max);
         limits.kyc_matches_per_number_per_day_max =
             l.kyc_matches_per_number_per_day_max.unwrap_or(limits.kyc_matches_per_number_per_day_max);
+        limits.kyc_attribute_chars_max = l.kyc_attribute_chars_max.unwrap_or(limits.kyc_attribute_chars_max).max(1);
+        limits.unbind_institutions_max = l.unbind_institutions_max.unwrap_or(limits.unbind_institutions_max).max(1);
+        limits.lookups_listed_max = l.lookups_listed_max.unwrap_or(limits.lookups_listed_max).max(1);
+        limits.pending_ports_listed_max = l.pending_ports_listed_max.unwrap_or(limits.pending_ports_listed_max).max(1);
+        limits.pending_ports_per_carrier_max =
+            l.pending_ports_per_carrier_max.unwrap_or(limits.pending_ports_per_carrier_max);
+        limits.write_queue_commands_max = l.write_queue_commands_max.unwrap_or(limits.write_queue_commands_max).max(1);
+        limits.write_batch_commands_max = l.write_batch_commands_max.unwrap_or(limits.write_batch_commands_max).max(1);
+        limits.sms_queue_messages_max = l.sms_queue_messages_max.unwrap_or(limits.sms_queue_messages_max).max(1);
+        limits.files.check_chunk_rows = l.file_check_chunk_rows.unwrap_or(limits.files.check_chunk_rows).max(1);
         let mut serve = api::serve::ServeLimits::default();
         serve.header_timeout_ms = l.header_timeout_ms.unwrap_or(serve.header_timeout_ms).max(1);
         serve.body_timeout_ms = l.body_timeout_ms.unwrap_or(serve.body_timeout_ms).max(1);
@@ -327,6 +346,28 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let o = Overrides { config: Some(path), ..Overrides::default() };
         (dir, o)
+    }
+
+    #[test]
+    fn every_limit_is_settable_in_the_file() {
+        let data = tempfile::tempdir().unwrap();
+        let (_dir, o) = with_file(&format!(
+            "db = \"sqlite://{}/x.db\"\n[limits]\nkyc_attribute_chars_max = 64\nunbind_institutions_max = 7\n\
+             lookups_listed_max = 50\npending_ports_listed_max = 20\npending_ports_per_carrier_max = 9\n\
+             write_queue_commands_max = 100\nwrite_batch_commands_max = 10\nsms_queue_messages_max = 30\n\
+             file_check_chunk_rows = 5000\n",
+            data.path().display()
+        ));
+        let l = Config::load(&o).unwrap().limits;
+        assert_eq!(
+            (l.kyc_attribute_chars_max, l.unbind_institutions_max, l.lookups_listed_max, l.pending_ports_listed_max),
+            (64, 7, 50, 20)
+        );
+        assert_eq!(
+            (l.pending_ports_per_carrier_max, l.write_queue_commands_max, l.write_batch_commands_max),
+            (9, 100, 10)
+        );
+        assert_eq!((l.sms_queue_messages_max, l.files.check_chunk_rows), (30, 5000));
     }
 
     #[test]

@@ -198,9 +198,6 @@ enum AuditCommand {
     },
 }
 
-/// One-time codes waiting to be sent; beyond this a code is dropped (the holder asks again).
-const SMS_QUEUE_MAX: usize = 10_000;
-
 fn init_logging(format: Option<&str>) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("NUMLINK_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
@@ -227,6 +224,9 @@ fn open_store_with(config: &Config, build_index: bool) -> Result<Store> {
     let mut sc = StoreConfig::new(config.db.clone(), config.hash_key.clone(), Arc::new(SystemClock));
     sc.aging = config.aging.clone();
     sc.build_index = build_index;
+    sc.write_queue_commands_max = config.limits.write_queue_commands_max;
+    sc.write_batch_commands_max = config.limits.write_batch_commands_max;
+    sc.pending_ports_per_carrier_max = config.limits.pending_ports_per_carrier_max;
     Store::open(sc).map_err(|e| anyhow!("{e}"))
 }
 
@@ -397,7 +397,7 @@ async fn serve(o: &Overrides) -> Result<()> {
         }
         None => workers::SmsSink::Gateways(config.webhooks),
     };
-    let (sms_queue, sms_sender) = workers::SmsSender::new(sink, SMS_QUEUE_MAX)?;
+    let (sms_queue, sms_sender) = workers::SmsSender::new(sink, config.limits.sms_queue_messages_max)?;
     let holder = api::HolderState::new(config.holder.clone(), config.hash_key.clone(), sms_queue);
     let kid = holder.attester.ensure_key(&store).await?;
     tracing::info!(kid, "proofs of tenure are signed with this key");

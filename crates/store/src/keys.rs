@@ -42,9 +42,11 @@ impl fmt::Debug for HashKey {
 impl HashKey {
     /// From 64 hex digits, as configured.
     pub fn from_hex(s: &str) -> Result<HashKey, StoreError> {
-        let bytes = hex::decode(s.trim()).map_err(|_| StoreError::Invalid("hash key must be 64 hex digits".into()))?;
-        let arr: [u8; 32] =
-            bytes.try_into().map_err(|_| StoreError::Invalid("hash key must be 64 hex digits (32 bytes)".into()))?;
+        let bytes =
+            hex::decode(s.trim()).map_err(|_| StoreError::invalid("HASH_KEY", "hash key must be 64 hex digits"))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| StoreError::invalid("HASH_KEY", "hash key must be 64 hex digits (32 bytes)"))?;
         Ok(HashKey::new(arr))
     }
 
@@ -60,7 +62,9 @@ impl HashKey {
     /// Reads the key file, or creates it with a fresh random key (mode 0600) if it does not exist.
     pub fn load_or_create(path: &Path) -> Result<HashKey, StoreError> {
         match std::fs::read_to_string(path) {
-            Ok(s) => HashKey::from_hex(&s).map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display()))),
+            Ok(s) => {
+                HashKey::from_hex(&s).map_err(|e| StoreError::invalid("HASH_KEY", format!("{}: {e}", path.display())))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = HashKey::generate();
                 let mut opts = std::fs::OpenOptions::new();
@@ -71,15 +75,15 @@ impl HashKey {
                     Ok(mut f) => {
                         f.write_all(hex::encode(key.key).as_bytes())
                             .and_then(|()| f.sync_all())
-                            .map_err(|e| StoreError::Open(format!("writing {}: {e}", path.display())))?;
+                            .map_err(|e| StoreError::open(format!("writing {}: {e}", path.display())))?;
                         Ok(key)
                     }
                     // Another process created it first: use theirs.
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => HashKey::load_or_create(path),
-                    Err(e) => Err(StoreError::Open(format!("creating {}: {e}", path.display()))),
+                    Err(e) => Err(StoreError::open(format!("creating {}: {e}", path.display()))),
                 }
             }
-            Err(e) => Err(StoreError::Open(format!("reading {}: {e}", path.display()))),
+            Err(e) => Err(StoreError::open(format!("reading {}: {e}", path.display()))),
         }
     }
 

@@ -50,18 +50,69 @@ pub use sqlite::PAGE_SIZE as SQLITE_PAGE_SIZE;
 use sql::Conn;
 use writer::{Command, WriteCtx};
 
+/// The cause a database driver gave, kept as the error's source.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// What went wrong in the store, as data: a caller decides what to answer by the variant (the API
+/// maps each with an exhaustive `match`), never by reading the message.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the database: {0}")]
-    Open(String),
-    #[error("database error: {0}")]
-    Database(String),
+    /// What was asked for does not exist.
+    #[error("no {what} \"{id}\"")]
+    NotFound { what: &'static str, id: String },
+    /// It conflicts with what is stored: `with` says with what.
+    #[error("{what} conflicts with {with}")]
+    Conflict { what: String, with: String },
+    /// A limit was reached: its name (as set in `numlink.toml`, where it can be) and its value.
+    #[error("at most {max} {what} ({limit})")]
+    Limit { limit: &'static str, max: u64, what: &'static str },
+    /// The input cannot be taken; `code` is stable, `message` says why for a person.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// The store cannot serve now (it is shutting down, or its database is out of reach); a caller
+    /// may try again later.
+    #[error("the store is unavailable: {reason}")]
+    Unavailable { reason: String },
+    /// The database failed a statement.
+    #[error("database error: {message}")]
+    Database {
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
+    /// Stored data is not as numlink writes it.
     #[error("stored data is not as expected: {0}")]
     Corrupt(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("the store is shut down")]
-    Closed,
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database: {message}")]
+    Open {
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
+    /// A write command panicked: its changes were rolled back, and the rest of its batch stands.
+    #[error("a write command failed unexpectedly; its changes were rolled back")]
+    Panicked,
+}
+
+impl StoreError {
+    /// A database failure without a driver's error to attach.
+    pub fn database(message: impl Into<String>) -> StoreError {
+        StoreError::Database { message: message.into(), source: None }
+    }
+
+    pub fn open(message: impl Into<String>) -> StoreError {
+        StoreError::Open { message: message.into(), source: None }
+    }
+
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> StoreError {
+        StoreError::Invalid { code, message: message.into() }
+    }
+
+    /// The store has shut down (its writer or readers are gone).
+    pub fn closed() -> StoreError {
+        StoreError::Unavailable { reason: "the store is shut down".into() }
+    }
 }
 
 /// A chunk of a file's rows with what [`Store::prepare_chunk`] or [`Store::prepare_checks`] computed
@@ -103,18 +154,22 @@ impl DbUrl {
     pub fn parse(s: &str) -> Result<DbUrl, StoreError> {
         if let Some(path) = s.strip_prefix("sqlite://") {
             if path.is_empty() {
-                return Err(StoreError::Invalid(
-                    "database URL \"sqlite://\" names no file: expected sqlite://PATH".into(),
+                return Err(StoreError::invalid(
+                    "DATABASE_URL",
+                    "database URL \"sqlite://\" names no file: expected sqlite://PATH",
                 ));
             }
             Ok(DbUrl::Sqlite(PathBuf::from(path)))
         } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             Ok(DbUrl::Postgres(s.to_string()))
         } else {
-            Err(StoreError::Invalid(format!(
-                "database URL \"{}\" is not supported: expected sqlite://PATH or postgres://…",
-                domain::number::truncate_for_message(s)
-            )))
+            Err(StoreError::invalid(
+                "DATABASE_URL",
+                format!(
+                    "database URL \"{}\" is not supported: expected sqlite://PATH or postgres://…",
+                    domain::number::truncate_for_message(s)
+                ),
+            ))
         }
     }
 }
@@ -227,7 +282,7 @@ impl Store {
     /// PostgreSQL client cannot block inside a runtime's thread).
     pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
         std::thread::scope(|s| s.spawn(|| Store::open_here(config)).join())
-            .unwrap_or_else(|_| Err(StoreError::Open("opening the store panicked".into())))
+            .unwrap_or_else(|_| Err(StoreError::open("opening the store panicked")))
     }
 
     fn open_here(config: StoreConfig) -> Result<Store, StoreError> {
@@ -235,7 +290,7 @@ impl Store {
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.exists()
         {
-            return Err(StoreError::Open(format!("directory {} does not exist", dir.display())));
+            return Err(StoreError::open(format!("directory {} does not exist", dir.display())));
         }
         let mut conn = connect_writer(&config.url)?;
         migrate::run(conn.as_mut())?;
@@ -317,6 +372,17 @@ impl Store {
         .await
     }
 
+    /// A write command that writes an audit record and then panics: for the test that a panic is
+    /// answered as one (and rolled back), not as a store that went away.
+    #[cfg(feature = "testing")]
+    pub async fn write_then_panic(&self) -> Result<(), StoreError> {
+        self.write(|ctx| {
+            ctx.audit("operator", "test.panics", None, "")?;
+            panic!("a write command's bug (a test)");
+        })
+        .await
+    }
+
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }
@@ -348,8 +414,8 @@ impl Store {
         make: impl FnOnce(F, oneshot::Sender<Result<R, StoreError>>) -> writer::Command,
     ) -> Result<R, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.inner.writer.send(make(f, tx)).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.inner.writer.send(make(f, tx)).await.map_err(|_| StoreError::closed())?;
+        rx.await.map_err(|_| StoreError::closed())?
     }
 
     /// Runs `f` on a read connection, on a blocking thread.
@@ -357,7 +423,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut dyn Conn) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
-        let _permit = self.inner.read_permits.acquire().await.map_err(|_| StoreError::Closed)?;
+        let _permit = self.inner.read_permits.acquire().await.map_err(|_| StoreError::closed())?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().expect("the reader pool lock is never held across a panic").pop();
@@ -373,7 +439,7 @@ impl Store {
             r
         })
         .await
-        .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+        .map_err(|e| StoreError::database(format!("read task failed: {e}")))?
     }
 
     // ----- participants -----
@@ -898,7 +964,7 @@ impl Store {
         let (store, for_prepare) = (self.clone(), job.clone());
         let chunk = tokio::task::spawn_blocking(move || store.prepare_chunk(&for_prepare, rows))
             .await
-            .map_err(|e| StoreError::Database(format!("hashing a chunk failed: {e}")))?;
+            .map_err(|e| StoreError::database(format!("hashing a chunk failed: {e}")))?;
         self.apply_prepared(job, chunk, to).await
     }
 

@@ -63,7 +63,7 @@ pub(crate) fn run_to(conn: &mut dyn Conn, last: Option<i64>) -> Result<(), Store
         let known = all.last().map_or(0, |(v, _)| *v);
         if current > known {
             // A newer numlink migrated this database: this one would write rows its schema lacks.
-            return Err(StoreError::Open(format!(
+            return Err(StoreError::open(format!(
                 "the database's schema is version {current}, newer than this numlink's ({known}): run the newer numlink"
             )));
         }

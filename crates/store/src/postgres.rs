@@ -23,7 +23,7 @@ pub struct PgConn {
 
 impl PgConn {
     pub fn connect(url: &str) -> Result<PgConn, StoreError> {
-        let client = Client::connect(url, NoTls).map_err(|e| StoreError::Open(format!("postgres: {e}")))?;
+        let client = Client::connect(url, NoTls).map_err(|e| StoreError::open(format!("postgres: {e}")))?;
         Ok(PgConn { client, statements: HashMap::new() })
     }
 
@@ -39,10 +39,15 @@ impl PgConn {
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
-        match e.as_db_error() {
-            Some(db) => StoreError::Database(format!("{}: {}", db.code().code(), db.message())),
-            None => StoreError::Database(e.to_string()),
+        // A connection lost (a restart, a failover) is worth a retry; anything else is a failure.
+        if e.is_closed() {
+            return StoreError::Unavailable { reason: format!("the database connection was lost: {e}") };
         }
+        let message = match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        };
+        StoreError::Database { message, source: Some(Box::new(e)) }
     }
 }
 

@@ -25,7 +25,7 @@ impl SqliteConn {
     pub fn open(path: &Path) -> Result<SqliteConn, StoreError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
-            .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
+            .map_err(|e| StoreError::open(format!("{}: {e}", path.display())))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // 16 KiB pages (SQLite's default is 4 KiB), for a database this creates: fewer levels and
         // fewer splits in the B-trees that take a carrier's whole base (lifecycle files +8%; binding
@@ -64,7 +64,7 @@ impl ToSql for Value {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
+        StoreError::Database { message: e.to_string(), source: Some(Box::new(e)) }
     }
 }
 
@@ -221,7 +221,7 @@ impl SqliteConn {
                     }
                 }
             })
-            .map_err(|e| StoreError::Open(format!("cannot start the checkpoint thread: {e}")))?;
+            .map_err(|e| StoreError::open(format!("cannot start the checkpoint thread: {e}")))?;
         conn.checkpoint = Some(wake);
         Ok(conn)
     }

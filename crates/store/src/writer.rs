@@ -50,8 +50,12 @@ pub(crate) fn command<R: Send + 'static>(
 ) -> Command {
     let run: Run = Box::new(move |ctx| {
         let r = match ctx {
-            Some(ctx) => f(ctx),
-            None => Err(StoreError::Database("the write transaction could not start".into())),
+            // A panic is this command's failure: rolled back with its savepoint, answered as such.
+            Some(ctx) => std::panic::catch_unwind(AssertUnwindSafe(|| f(ctx))).unwrap_or_else(|_| {
+                tracing::error!("a write command panicked; its changes are rolled back");
+                Err(StoreError::Panicked)
+            }),
+            None => Err(StoreError::database("the write transaction could not start")),
         };
         let ok = r.is_ok();
         let reply: Reply = Box::new(move |commit: Result<(), StoreError>| {
@@ -232,7 +236,7 @@ pub(crate) fn build_index(
             .collect();
         workers
             .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| Err(StoreError::Database("an index build thread panicked".into()))))
+            .map(|w| w.join().unwrap_or_else(|_| Err(StoreError::database("an index build thread panicked"))))
             .collect()
     });
     let mut ix = Index::new(ranges_of(&ranges));
@@ -306,6 +310,32 @@ impl WriteCtx {
         self.pending_ports_counted.clear();
         // Caches may have been reloaded from rows now rolled back.
         self.prefixes_generation = -1;
+    }
+
+    /// Runs `f` inside the savepoint `name`: released when `keep` says so of its result, otherwise
+    /// rolled back together with the writer's memory of it ([`WriteCtx::undo_to`]). The inner result
+    /// says whether the savepoint could be ended: if not, the transaction is lost. `Err` when the
+    /// savepoint could not be taken (`f` has not run).
+    ///
+    /// The one place a savepoint is taken: a batch's commands, and a batch of events tried whole
+    /// before row by row.
+    pub(crate) fn savepoint<T>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&mut WriteCtx) -> T,
+        keep: impl FnOnce(&T) -> bool,
+    ) -> Result<(T, Result<(), StoreError>), StoreError> {
+        self.conn.batch(&format!("SAVEPOINT {name}"))?;
+        let marks = self.marks();
+        let out = f(self);
+        let end = if keep(&out) {
+            format!("RELEASE SAVEPOINT {name}")
+        } else {
+            self.undo_to(marks);
+            format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
+        };
+        let ended = self.conn.batch(&end);
+        Ok((out, ended))
     }
 
     /// Records a summary the batch wrote; the index gets it once the batch commits.
@@ -496,7 +526,7 @@ impl WriteCtx {
             let _ = self.conn.rollback();
             for cmd in batch {
                 let (_, reply) = (cmd.run)(None);
-                reply(Err(StoreError::Database(e.to_string())));
+                reply(Err(StoreError::database(e.to_string())));
             }
             return;
         }
@@ -508,30 +538,22 @@ impl WriteCtx {
                 continue;
             }
             if cmd.in_memory {
-                match std::panic::catch_unwind(AssertUnwindSafe(|| (cmd.run)(Some(self)))) {
-                    Ok((_, reply)) => replies.push(reply),
-                    Err(_) => tracing::error!("a write command panicked"),
+                replies.push((cmd.run)(Some(self)).1);
+                continue;
+            }
+            let mut run = Some(cmd.run);
+            let taken = &mut run;
+            match self.savepoint("cmd", |ctx| taken.take().expect("run once")(Some(ctx)), |(ok, _)| *ok) {
+                Ok(((_, reply), ended)) => {
+                    if let Err(e) = ended {
+                        broken = Some(e.to_string());
+                    }
+                    replies.push(reply);
                 }
-                continue;
-            }
-            if let Err(e) = self.conn.batch("SAVEPOINT cmd") {
-                broken = Some(e.to_string());
-                replies.push((cmd.run)(None).1);
-                continue;
-            }
-            let marks = self.marks();
-            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| (cmd.run)(Some(self))));
-            let ok = matches!(outcome, Ok((true, _)));
-            let undo = if ok { "RELEASE SAVEPOINT cmd" } else { "ROLLBACK TO SAVEPOINT cmd; RELEASE SAVEPOINT cmd" };
-            if !ok {
-                self.undo_to(marks);
-            }
-            if let Err(e) = self.conn.batch(undo) {
-                broken = Some(e.to_string());
-            }
-            match outcome {
-                Ok((_, reply)) => replies.push(reply),
-                Err(_) => tracing::error!("a write command panicked; its changes were rolled back"),
+                Err(e) => {
+                    broken = Some(e.to_string());
+                    replies.push(run.take().expect("not run: the savepoint was not taken")(None).1);
+                }
             }
         }
         let commit = match broken {
@@ -577,7 +599,7 @@ impl WriteCtx {
         }
         self.written.clear();
         for reply in replies {
-            reply(commit.clone().map_err(StoreError::Database));
+            reply(commit.clone().map_err(StoreError::database));
         }
     }
 }
@@ -635,7 +657,7 @@ pub(crate) fn spawn(
                 }
             }
         })
-        .map_err(|e| StoreError::Open(format!("cannot start the writer's tick thread: {e}")))?;
+        .map_err(|e| StoreError::open(format!("cannot start the writer's tick thread: {e}")))?;
     std::thread::Builder::new()
         .name("numlink-writer".into())
         .spawn(move || {
@@ -662,5 +684,5 @@ pub(crate) fn spawn(
             }
         })
         .map(|_| ())
-        .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))
+        .map_err(|e| StoreError::open(format!("cannot start the writer thread: {e}")))
 }

@@ -86,7 +86,7 @@ pub const PENDING_MESSAGE: &str = "a port takes both sides: kept until the servi
 /// Longest recipient id looked at (participant ids are 24 bytes).
 const RECIPIENT_BYTES_MAX: usize = 64;
 
-fn parse_event(it: &EventItem) -> Result<NewEvent, ApiError> {
+fn parse_event(it: &EventItem, kyc_chars_max: usize) -> Result<NewEvent, ApiError> {
     let need = |v: &Option<String>, f: &str| v.clone().ok_or_else(|| ApiError::invalid(format!("{f} is required")));
     let event_id =
         workers::files::parse_event_id(&need(&it.event_id, "eventId")?).map_err(|r| ApiError::invalid(r.message))?;
@@ -98,7 +98,7 @@ fn parse_event(it: &EventItem) -> Result<NewEvent, ApiError> {
         Some(_) if !kind.carries_real_name() => {
             return Err(ApiError::invalid("kyc goes only with an activated or transferred event"));
         }
-        Some(k) => Some(k.parse()?),
+        Some(k) => Some(k.parse(kyc_chars_max)?),
     };
     let recipient = match &it.recipient {
         Some(r) if r.is_empty() || r.len() > RECIPIENT_BYTES_MAX => {
@@ -142,7 +142,7 @@ pub async fn lifecycle_events(
     let mut valid = Vec::new();
     let mut valid_index = Vec::new();
     for (i, it) in req.events.iter().enumerate() {
-        match parse_event(it) {
+        match parse_event(it, state.limits.kyc_attribute_chars_max) {
             Ok(e) => {
                 valid.push(e);
                 valid_index.push(i);
@@ -195,9 +195,6 @@ pub async fn lifecycle_events(
     Ok(Json(LifecycleEventsResponse { accepted, duplicates, pending, pending_events, rejected }))
 }
 
-/// Pending ports listed per call.
-const PENDING_LIST_MAX: u32 = 1_000;
-
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingPortView {
@@ -249,9 +246,10 @@ pub async fn pending_ports(
     StrictQuery(q): StrictQuery<PendingQuery>,
 ) -> ApiResult<Json<PendingPorts>> {
     let carrier = caller.require(&[Role::Carrier])?;
-    let limit = q.limit.unwrap_or(PENDING_LIST_MAX);
-    if !(1..=PENDING_LIST_MAX).contains(&limit) {
-        return Err(ApiError::invalid(format!("limit must be 1 to {PENDING_LIST_MAX}")));
+    let list_max = state.limits.pending_ports_listed_max;
+    let limit = q.limit.unwrap_or(list_max);
+    if !(1..=list_max).contains(&limit) {
+        return Err(ApiError::invalid(format!("limit must be 1 to {list_max} (pending_ports_listed_max)")));
     }
     let pending = state
         .store

@@ -21,10 +21,7 @@ use crate::json::StrictJson;
 use crate::routes::phone;
 use crate::state::AppState;
 
-/// Institutions one unbind call may name.
-const UNBIND_INSTITUTIONS_MAX: usize = 100;
-/// Rows of the lookups list.
-const LOOKUPS_MAX: u32 = 1_000;
+/// Bytes of a challenge id.
 const CHALLENGE_ID_BYTES_MAX: usize = 64;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -351,10 +348,14 @@ pub async fn request_unbind(
 ) -> ApiResult<(StatusCode, Json<HolderUnbindRequests>)> {
     let ids = match (body.institution_ids, body.all) {
         (Some(ids), None | Some(false)) if !ids.is_empty() => {
-            if ids.len() > UNBIND_INSTITUTIONS_MAX {
+            if ids.len() > state.limits.unbind_institutions_max {
                 return Err(ApiError::new(
                     ErrorCode::TooManyItems,
-                    format!("{} institutions: at most {UNBIND_INSTITUTIONS_MAX} per call", ids.len()),
+                    format!(
+                        "{} institutions: at most {} per call (unbind_institutions_max)",
+                        ids.len(),
+                        state.limits.unbind_institutions_max
+                    ),
                 ));
             }
             Some(ids)
@@ -419,7 +420,7 @@ pub async fn unbind_requests(
 )]
 pub async fn lookups(State(state): State<AppState>, Holder(n, mark): Holder) -> ApiResult<Json<Lookups>> {
     let since = state.store.clock().now().as_second() - state.holder.config.lookups_days * 86_400;
-    let rows = state.store.lookups(n, mark, since, LOOKUPS_MAX).await?.ok_or_else(hands_changed)?;
+    let rows = state.store.lookups(n, mark, since, state.limits.lookups_listed_max).await?.ok_or_else(hands_changed)?;
     let lookups = rows
         .into_iter()
         .map(|l| LookupView {

@@ -15,9 +15,6 @@ use crate::routes::bindings::BindingView;
 use crate::routes::{date, phone};
 use crate::state::AppState;
 
-/// Characters of one real-name attribute.
-const ATTRIBUTE_CHARS_MAX: usize = 256;
-
 /// CAMARA's `idDocumentType` values.
 const ID_DOCUMENT_TYPES: [&str; 7] = [
     "passport",
@@ -29,11 +26,12 @@ const ID_DOCUMENT_TYPES: [&str; 7] = [
     "other",
 ];
 
-fn attribute(field: &str, v: &Option<String>) -> Result<Option<String>, ApiError> {
+/// A real-name attribute as given: not empty, at most `chars_max` characters (`kyc_attribute_chars_max`).
+fn attribute(field: &str, v: &Option<String>, chars_max: usize) -> Result<Option<String>, ApiError> {
     match v {
         Some(s) if s.trim().is_empty() => Err(ApiError::invalid(format!("{field} is empty"))),
-        Some(s) if s.chars().count() > ATTRIBUTE_CHARS_MAX => {
-            Err(ApiError::invalid(format!("{field} is longer than {ATTRIBUTE_CHARS_MAX} characters")))
+        Some(s) if s.chars().count() > chars_max => {
+            Err(ApiError::invalid(format!("{field} is longer than {chars_max} characters")))
         }
         other => Ok(other.clone()),
     }
@@ -69,13 +67,13 @@ pub struct KycRecord {
 }
 
 impl KycRecord {
-    pub(crate) fn parse(&self) -> Result<Kyc, ApiError> {
+    pub(crate) fn parse(&self, chars_max: usize) -> Result<Kyc, ApiError> {
         let kyc = Kyc {
-            id_document: attribute("kyc.idDocument", &self.id_document)?,
+            id_document: attribute("kyc.idDocument", &self.id_document, chars_max)?,
             id_document_type: document_type(&self.id_document_type)?,
-            name: attribute("kyc.name", &self.name)?,
-            given_name: attribute("kyc.givenName", &self.given_name)?,
-            family_name: attribute("kyc.familyName", &self.family_name)?,
+            name: attribute("kyc.name", &self.name, chars_max)?,
+            given_name: attribute("kyc.givenName", &self.given_name, chars_max)?,
+            family_name: attribute("kyc.familyName", &self.family_name, chars_max)?,
             birthdate: self.birthdate.as_deref().map(|d| date("kyc.birthdate", d)).transpose()?,
         };
         if kyc.is_empty() {
@@ -184,7 +182,7 @@ fn shown(m: Option<bool>) -> &'static str {
 
 /// The attributes numlink does not keep: asked about, they are `not_available`. Each is checked for
 /// its format first.
-fn others_asked(r: &KycMatchRequest) -> Result<bool, ApiError> {
+fn others_asked(r: &KycMatchRequest, chars_max: usize) -> Result<bool, ApiError> {
     if let Some(d) = &r.id_document_expiry_date {
         date("idDocumentExpiryDate", d)?;
     }
@@ -220,7 +218,7 @@ fn others_asked(r: &KycMatchRequest) -> Result<bool, ApiError> {
     ];
     let mut any = false;
     for (field, v) in all {
-        any |= attribute(field, v)?.is_some();
+        any |= attribute(field, v, chars_max)?.is_some();
     }
     Ok(any)
 }
@@ -253,15 +251,16 @@ pub async fn kyc_match(
     StrictJson(req): StrictJson<KycMatchRequest>,
 ) -> ApiResult<Json<KycMatchResponse>> {
     let institution = caller.require(&[Role::Institution])?.clone();
+    let chars_max = state.limits.kyc_attribute_chars_max;
     let asked = Kyc {
-        id_document: attribute("idDocument", &req.id_document)?,
+        id_document: attribute("idDocument", &req.id_document, chars_max)?,
         id_document_type: document_type(&req.id_document_type)?,
-        name: attribute("name", &req.name)?,
-        given_name: attribute("givenName", &req.given_name)?,
-        family_name: attribute("familyName", &req.family_name)?,
+        name: attribute("name", &req.name, chars_max)?,
+        given_name: attribute("givenName", &req.given_name, chars_max)?,
+        family_name: attribute("familyName", &req.family_name, chars_max)?,
         birthdate: req.birthdate.as_deref().map(|d| date("birthdate", d)).transpose()?,
     };
-    let others = others_asked(&req)?;
+    let others = others_asked(&req, chars_max)?;
     let n = match &req.phone_number {
         Some(p) => Some(phone("phoneNumber", p)?),
         None => None,
@@ -370,8 +369,9 @@ pub async fn rebind(
 ) -> ApiResult<Json<BindingView>> {
     let institution = caller.require(&[Role::Institution])?.clone();
     let n = phone("newPhoneNumber", &req.new_phone_number)?;
-    let doc = attribute("idDocument", &Some(req.id_document))?.unwrap_or_default();
-    let name = attribute("name", &Some(req.name))?.unwrap_or_default();
+    let chars_max = state.limits.kyc_attribute_chars_max;
+    let doc = attribute("idDocument", &Some(req.id_document), chars_max)?.unwrap_or_default();
+    let name = attribute("name", &Some(req.name), chars_max)?.unwrap_or_default();
     let max = state.limits.kyc_matches_per_number_per_day_max;
     match state.store.rebind(institution, &id, n, &doc, &name, max).await? {
         Rebind::Rebound(b) => Ok(Json(b.into())),

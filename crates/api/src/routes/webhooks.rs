@@ -105,7 +105,10 @@ pub async fn add(
         .add_endpoint(institution, url.as_str(), &secret, state.limits.webhook_endpoints_max)
         .await
         .map_err(|e| match e {
-            store::StoreError::Invalid(m) => ApiError::new(ErrorCode::TooManyItems, m),
+            store::StoreError::Limit { max, .. } => ApiError::new(
+                ErrorCode::TooManyItems,
+                format!("an institution has at most {max} webhook endpoints (webhook_endpoints_max): delete one first"),
+            ),
             other => other.into(),
         })?;
     Ok((StatusCode::CREATED, Json(EndpointCreated { id: e.id, url: e.url, secret })))

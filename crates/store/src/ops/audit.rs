@@ -80,7 +80,7 @@ impl WriteCtx {
             &params,
         )?;
         self.last_hash = hash;
-        row.ok_or_else(|| StoreError::Database("an audit insert returned no seq".into()))?.i64(0)
+        row.ok_or_else(|| StoreError::database("an audit insert returned no seq"))?.i64(0)
     }
 
     fn audit_params(&self, actor: &str, action: &str, subject: Option<&[u8]>, detail: &str) -> ([Value; 7], [u8; 32]) {

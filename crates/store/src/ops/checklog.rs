@@ -373,7 +373,8 @@ impl WriteCtx {
     pub(crate) fn lookups(&mut self, n: PhoneNumber, since_unix: i64, limit: u32) -> Result<Vec<Lookup>, StoreError> {
         let tenure = Tenure::of(&self.facts(n)?);
         let Some(start) = tenure.vouched_since() else { return Ok(Vec::new()) };
-        let since = jiff::Timestamp::from_second(since_unix).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let since = jiff::Timestamp::from_second(since_unix)
+            .map_err(|e| StoreError::invalid("TIME_OUT_OF_RANGE", e.to_string()))?;
         let tenure_start = start.date().to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp());
         let from = match (tenure, tenure_start) {
             (Tenure::Since(_), Ok(t)) => since.max(t),

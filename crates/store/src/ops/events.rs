@@ -223,19 +223,10 @@ impl WriteCtx {
     ) -> Result<Vec<Outcome>, StoreError> {
         // First with the events' rows written [`EVENT_ROWS`] to a statement, assuming each key new: if
         // another number holds one, then again, row by row, each insert saying whether it was new.
-        let marks = self.marks();
         self.events_key_held = false;
-        self.conn.batch("SAVEPOINT events")?;
-        let first = self.apply_events(carrier, &events, job, true);
-        let undo = if first.is_ok() {
-            "RELEASE SAVEPOINT events"
-        } else {
-            "ROLLBACK TO SAVEPOINT events; RELEASE SAVEPOINT events"
-        };
-        if first.is_err() {
-            self.undo_to(marks);
-        }
-        if let Err(undone) = self.conn.batch(undo) {
+        let (first, ended) =
+            self.savepoint("events", |ctx| ctx.apply_events(carrier, &events, job, true), Result::is_ok)?;
+        if let Err(undone) = ended {
             // The transaction is lost (an I/O error, a dropped connection): its batch fails; the
             // first error, if any, says why.
             if let Err(e) = &first {
@@ -717,7 +708,7 @@ impl WriteCtx {
         let inserted = self.exec_in_lists(rows, EVENT_COLUMNS, EVENT_ROWS, events_sql)?;
         if inserted < (rows.len() / EVENT_COLUMNS) as u64 {
             self.events_key_held = true;
-            return Err(StoreError::Database("an eventId of the batch is held by another number's event".into()));
+            return Err(StoreError::database("an eventId of the batch is held by another number's event"));
         }
         Ok(())
     }

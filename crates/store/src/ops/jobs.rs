@@ -276,7 +276,7 @@ impl WriteCtx {
         let Prepared { check_entries, event_keys } = prepared;
         let Checkpoint { next_offset, next_line, finished, result_bytes } = to;
         let job = get(self.conn.as_mut(), job_id, None)?
-            .ok_or_else(|| StoreError::Invalid(format!("no job \"{job_id}\"")))?;
+            .ok_or_else(|| StoreError::NotFound { what: "job", id: job_id.to_string() })?;
         if job.state.is_final() || job.byte_offset != from_offset {
             return Ok(job);
         }
@@ -284,7 +284,10 @@ impl WriteCtx {
             .ok_or_else(|| StoreError::Corrupt("job owner is gone".into()))?;
         let rows_read = (rows.len() + checks) as i64;
         if checks > 0 && job.kind != JobKind::Checks {
-            return Err(StoreError::Invalid(format!("checks in job \"{job_id}\", which is not a check file's")));
+            return Err(StoreError::invalid(
+                "CHUNK_KIND",
+                format!("checks in job \"{job_id}\", which is not a check file's"),
+            ));
         }
         let mut rejections: Vec<(u64, Rejection)> = Vec::new();
         let (mut lines, mut events, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
@@ -299,7 +302,10 @@ impl WriteCtx {
                     bindings.push(b);
                 }
                 Ok(_) => {
-                    return Err(StoreError::Invalid(format!("a row of the wrong kind for job \"{job_id}\"")));
+                    return Err(StoreError::invalid(
+                        "CHUNK_KIND",
+                        format!("a row of the wrong kind for job \"{job_id}\""),
+                    ));
                 }
                 Err(rej) => rejections.push((r.line, rej)),
             }
@@ -308,7 +314,7 @@ impl WriteCtx {
         let outcomes: Vec<Outcome> = match job.kind {
             JobKind::Lifecycle => {
                 if event_keys.len() != events.len() {
-                    return Err(StoreError::Invalid("the chunk's event keys do not match its rows".into()));
+                    return Err(StoreError::invalid("CHUNK_KEYS", "the chunk's event keys do not match its rows"));
                 }
                 self.report_events(&owner, events.into_iter().zip(event_keys).collect(), Some(job_id))?
             }
@@ -325,7 +331,7 @@ impl WriteCtx {
                 // Every number checked is audited, as a single check is, with the answer written
                 // (packed by the caller, from these rows).
                 if check_entries.len() != checks * crate::ops::checklog::ENTRY_BYTES {
-                    return Err(StoreError::Invalid("the chunk's packed checks do not match its rows".into()));
+                    return Err(StoreError::invalid("CHUNK_KEYS", "the chunk's packed checks do not match its rows"));
                 }
                 self.log_checks(&owner.id, Some(job_id), check_entries);
                 accepted += checks as i64;

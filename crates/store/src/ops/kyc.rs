@@ -277,7 +277,7 @@ impl WriteCtx {
         self.audit(&institution.id, "binding.rebound", Some(&new_hash), &format!("id={binding_id};boundOn={today}"))?;
         self.close_emptied_requests(institution, &old_hash)?;
         let rebound = crate::ops::bindings::get(self.conn.as_mut(), institution.seq, binding_id)?
-            .ok_or_else(|| StoreError::Database("binding vanished".into()))?;
+            .ok_or_else(|| StoreError::database("binding vanished"))?;
         Ok(Rebind::Rebound(rebound))
     }
 }

@@ -138,24 +138,34 @@ impl WriteCtx {
     pub(crate) fn add_participant(&mut self, p: NewParticipant) -> Result<(Participant, ApiKey), StoreError> {
         let name = p.name.trim();
         if name.is_empty() || name.chars().count() > NAME_CHARS_MAX {
-            return Err(StoreError::Invalid(format!("name must be 1 to {NAME_CHARS_MAX} characters")));
+            return Err(StoreError::invalid("NAME_LENGTH", format!("name must be 1 to {NAME_CHARS_MAX} characters")));
         }
         if p.role == Role::Carrier {
             if p.reporting_since.is_none() {
-                return Err(StoreError::Invalid("a carrier needs --reporting-since YYYY-MM-DD".into()));
+                return Err(StoreError::invalid(
+                    "REPORTING_SINCE_MISSING",
+                    "a carrier needs --reporting-since YYYY-MM-DD",
+                ));
             }
             if p.prefixes.len() > PREFIXES_MAX {
-                return Err(StoreError::Invalid(format!("a carrier has at most {PREFIXES_MAX} prefixes")));
+                return Err(StoreError::Limit {
+                    limit: "PREFIXES_MAX",
+                    max: PREFIXES_MAX as u64,
+                    what: "prefixes per carrier",
+                });
             }
         } else if !p.prefixes.is_empty() || p.reporting_since.is_some() {
-            return Err(StoreError::Invalid(format!(
-                "only carriers have prefixes and a reporting-since date, not a {}",
-                p.role.as_str()
-            )));
+            return Err(StoreError::invalid(
+                "NOT_A_CARRIER",
+                format!("only carriers have prefixes and a reporting-since date, not a {}", p.role.as_str()),
+            ));
         }
         for prefix in &p.prefixes {
             if let Some(owner) = prefix_owner(self.conn.as_mut(), prefix)? {
-                return Err(StoreError::Invalid(format!("prefix {prefix} already belongs to {owner}")));
+                return Err(StoreError::Conflict {
+                    what: format!("prefix {prefix}"),
+                    with: format!("{owner}, to which it already belongs"),
+                });
             }
         }
         let id = new_id(p.role.id_prefix());
@@ -219,7 +229,7 @@ impl WriteCtx {
     fn participant_seq(&mut self, id: &str) -> Result<i64, StoreError> {
         by_id(self.conn.as_mut(), id)?
             .map(|p| p.seq)
-            .ok_or_else(|| StoreError::Invalid(format!("no participant with id \"{id}\"")))
+            .ok_or_else(|| StoreError::NotFound { what: "participant with id", id: id.to_string() })
     }
 
     fn revoke_all(&mut self, seq: i64) -> Result<u64, StoreError> {

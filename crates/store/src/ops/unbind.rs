@@ -338,7 +338,7 @@ impl WriteCtx {
                     now.as_str().into(),
                 ],
             )?;
-            let notification_seq = seq_row.ok_or_else(|| StoreError::Database("no notification seq".into()))?.i64(0)?;
+            let notification_seq = seq_row.ok_or_else(|| StoreError::database("no notification seq"))?.i64(0)?;
             self.enqueue_deliveries(seq, notification_seq)?;
             self.audit(
                 HOLDER_ACTOR,
@@ -352,7 +352,7 @@ impl WriteCtx {
                 ),
                 &[id.as_str().into()],
             )?;
-            let mut req = request_from(&row.ok_or_else(|| StoreError::Database("request vanished".into()))?)?;
+            let mut req = request_from(&row.ok_or_else(|| StoreError::database("request vanished"))?)?;
             req.bindings = bindings;
             out.push(req);
         }
@@ -376,7 +376,7 @@ impl WriteCtx {
         let row = self
             .conn
             .query_one("SELECT number_hash, tenure_start FROM unbind_requests WHERE id = $1", &[id.into()])?
-            .ok_or_else(|| StoreError::Database("request vanished".into()))?;
+            .ok_or_else(|| StoreError::database("request vanished"))?;
         let hash = row.opt_bytes(0).unwrap_or_default();
         let start = day(&row, 1)?;
         let (state, reason, removed) = match resolution {
@@ -407,7 +407,7 @@ impl WriteCtx {
             &format!("id={id};outcome={};reason={};removed={removed}", state.as_str(), reason.unwrap_or("")),
         )?;
         let request = request_of(self.conn.as_mut(), institution.seq, id)?
-            .ok_or_else(|| StoreError::Database("request vanished".into()))?;
+            .ok_or_else(|| StoreError::database("request vanished"))?;
         Ok(Resolved::Done { request, bindings_removed: removed })
     }
 

@@ -226,9 +226,11 @@ impl WriteCtx {
             .transpose()?
             .unwrap_or(0);
         if count >= i64::from(endpoints_max) {
-            return Err(StoreError::Invalid(format!(
-                "an institution has at most {endpoints_max} webhook endpoints (webhook_endpoints_max): delete one first"
-            )));
+            return Err(StoreError::Limit {
+                limit: "webhook_endpoints_max",
+                max: u64::from(endpoints_max),
+                what: "webhook endpoints per institution",
+            });
         }
         let id = new_id("whe");
         let now = self.now_rfc3339();

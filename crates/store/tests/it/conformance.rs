@@ -48,6 +48,7 @@ fn ev(id: &str, n: &str, kind: EventKind, date: &str) -> NewEvent {
 }
 
 backend_tests!(
+    a_panicking_command_is_answered_and_rolled_back,
     participants_and_keys,
     events_are_validated_deduplicated_and_answered,
     checks_are_audited_in_a_tamper_evident_chain,
@@ -616,4 +617,17 @@ async fn a_carrier_may_hold_only_so_many_pending_ports(db: TestDb) {
     store.report_events(a, vec![ev("out0", "+8613800138000", EventKind::PortedOut, "2025-06-01")]).await.unwrap();
     let third = store.report_events(b, claims[2..].to_vec()).await.unwrap();
     assert_eq!(third, [Outcome::Pending]);
+}
+
+async fn a_panicking_command_is_answered_and_rolled_back(db: TestDb) {
+    let (store, _) = db.open("2025-06-30");
+    let before = store.verify_audit().await.unwrap();
+    let err = store.write_then_panic().await.unwrap_err();
+    assert!(matches!(err, store::StoreError::Panicked), "answered as a failed command, not a closed store: {err:?}");
+    // The writer lives on, and nothing of the command stands.
+    let c = carrier(&store, "Carrier A", "+86138").await;
+    let report = store.verify_audit().await.unwrap();
+    assert_eq!(report.first_broken, None, "{report:?}");
+    assert_eq!(report.records, before.records + 1, "the panicking command's record was rolled back: {report:?}");
+    assert_eq!(c.name, "Carrier A");
 }
