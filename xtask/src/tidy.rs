@@ -224,3 +224,70 @@ fn no_tracked_file_refers_outside_the_repository() {
         }
     }
 }
+
+/// A crate's modules, each with the modules of the same crate it names (`crate::a::b` in a `use` or
+/// a path, `super::`), its `#[cfg(test)] mod tests` left out.
+fn module_graph(krate: &str) -> Vec<(Vec<String>, Vec<Vec<String>>)> {
+    let src = root().join("crates").join(krate).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let module_of = |f: &Path| -> Vec<String> {
+        let rel = f.strip_prefix(&src).unwrap().with_extension("");
+        rel.iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| !["lib", "main", "mod"].contains(&p.as_str()))
+            .collect()
+    };
+    let modules: Vec<Vec<String>> = files.iter().map(|f| module_of(f)).collect();
+    files
+        .iter()
+        .map(|f| {
+            let me = module_of(f);
+            let mut text = std::fs::read_to_string(f).unwrap();
+            if let Some(i) = text.find("#[cfg(test)]\nmod tests") {
+                text.truncate(i);
+            }
+            let mut deps: Vec<Vec<String>> = Vec::new();
+            for (i, _) in text.match_indices("crate::") {
+                let path: Vec<String> = text[i + 7..]
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                    .next()
+                    .unwrap_or("")
+                    .split("::")
+                    .take_while(|s| s.starts_with(|c: char| c.is_ascii_lowercase()))
+                    .map(str::to_string)
+                    .collect();
+                // The longest prefix that is a module.
+                if let Some(m) = (1..=path.len()).rev().map(|n| path[..n].to_vec()).find(|p| modules.contains(p)) {
+                    deps.push(m);
+                }
+            }
+            if text.contains("super::") && !me.is_empty() {
+                deps.push(me[..me.len() - 1].to_vec());
+            }
+            deps.sort();
+            deps.dedup();
+            (me, deps)
+        })
+        .collect()
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
+    // A module and its own submodules are one unit (a child naming its parent's types is how Rust
+    // nests); between any two others, dependencies go one way.
+    let nested = |a: &[String], b: &[String]| a.starts_with(b) || b.starts_with(a);
+    let mut circles = Vec::new();
+    for krate in ["domain", "index", "store", "workers", "api", "numlink"] {
+        let graph = module_graph(krate);
+        for (a, deps) in &graph {
+            for b in deps.iter().filter(|b| !nested(a, b)) {
+                let back = graph.iter().find(|(m, _)| m == b).is_some_and(|(_, d)| d.contains(a));
+                if back && a < b {
+                    circles.push(format!("{krate}: {} <-> {}", a.join("::"), b.join("::")));
+                }
+            }
+        }
+    }
+    assert!(circles.is_empty(), "modules that import each other: {circles:?}");
+}

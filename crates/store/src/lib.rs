@@ -567,7 +567,7 @@ impl Store {
 
     /// One step of that: at most `max` checks moved; false when there were none left.
     pub async fn compact_lookups_step(&self, max: usize) -> Result<bool, StoreError> {
-        self.write(move |ctx| ctx.compact_check_tags(max)).await
+        self.write(move |ctx| ops::checklog::CheckLog::compact(ctx.conn.as_mut(), max)).await
     }
 
     // ----- bindings and notifications -----
@@ -749,7 +749,14 @@ impl Store {
         since_unix: i64,
         limit: u32,
     ) -> Result<Option<Vec<Lookup>>, StoreError> {
-        self.write(move |ctx| ctx.as_holder(n, mark, |ctx| ctx.lookups(n, since_unix, limit))).await
+        self.write(move |ctx| {
+            ctx.as_holder(n, mark, |ctx| {
+                let tenure = domain::Tenure::of(&ctx.facts(n)?);
+                let today = ctx.clock.today();
+                ops::checklog::lookups(ctx.conn.as_mut(), &ctx.hash_key, n, tenure, today, since_unix, limit)
+            })
+        })
+        .await
     }
 
     /// Records a proof of tenure issued to the holder of tenure `mark`; false (nothing recorded) if the

@@ -14,6 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
 use crate::keys::HashKey;
+use crate::ops::audit::AuditChain;
+use crate::ops::checklog::CheckLog;
 use crate::sql::Conn;
 
 mod index_upkeep;
@@ -77,9 +79,9 @@ pub(crate) struct WriteCtx {
     pub(crate) hash_key: HashKey,
     pub(crate) aging: AgingPolicy,
     pub(crate) clock: Arc<dyn Clock>,
-    /// Hash of the last audit record, read at the start of each batch (another process may have
-    /// written since).
-    pub(crate) last_hash: [u8; 32],
+    /// The audit chain's head, read at the start of each batch (another process may have written
+    /// since).
+    chain: AuditChain,
     /// Carrier ranges: prefix digits → (carrier, reportingSince). Reloaded when the participants
     /// generation in `meta` moves.
     prefixes: HashMap<String, (CarrierId, Option<Day>)>,
@@ -123,12 +125,9 @@ pub(crate) struct WriteCtx {
     pub(crate) events_unwritten: Vec<crate::sql::Value>,
     /// Set when a list of them met a key another event holds (the batch is then applied row by row).
     pub(crate) events_key_held: bool,
-    /// Checks logged by this batch's commands, written at its commit.
-    pub(crate) checks_pending: Vec<crate::ops::checklog::PendingChecks>,
-    /// Batches of checks may be waiting for their tags to move into `check_tags`.
-    pub(crate) checks_behind: bool,
-    /// Whether the writer moves them when idle (a serving store).
-    pub(crate) compact_when_idle: bool,
+    /// Checks logged by this batch's commands, written at its commit, and whether their tags wait
+    /// to move into the lookups' table.
+    pub(crate) checks: CheckLog,
     /// `StoreConfig::pending_ports_per_carrier_max`.
     pub(crate) pending_ports_max: u64,
     /// Pending `ported_in` events per carrier, as counted (at most up to the limit) once in a batch and
@@ -138,7 +137,7 @@ pub(crate) struct WriteCtx {
 
 /// What a rollback to a savepoint undoes in the writer's memory (see [`WriteCtx::undo_to`]).
 pub(crate) struct Marks {
-    last_hash: [u8; 32],
+    chain: AuditChain,
     pending: usize,
     checks: usize,
 }
@@ -158,7 +157,7 @@ impl WriteCtx {
             hash_key,
             aging,
             clock,
-            last_hash: [0; 32],
+            chain: AuditChain::default(),
             prefixes: HashMap::new(),
             prefixes_generation: -1,
             prefix_lens: Vec::new(),
@@ -177,10 +176,7 @@ impl WriteCtx {
             index_enabled: index.enabled,
             events_unwritten: Vec::new(),
             events_key_held: false,
-            checks_pending: Vec::new(),
-            // Until the first compaction step says otherwise (a restart may leave work).
-            checks_behind: compact_when_idle,
-            compact_when_idle,
+            checks: CheckLog::new(compact_when_idle),
             pending_ports_max: 100_000,
             pending_ports_counted: HashMap::new(),
         }
@@ -195,14 +191,14 @@ impl WriteCtx {
 
     /// Where the writer's memory of the batch stands, for a savepoint taken now.
     pub(crate) fn marks(&self) -> Marks {
-        Marks { last_hash: self.last_hash, pending: self.pending.len(), checks: self.checks_pending.len() }
+        Marks { chain: self.chain, pending: self.pending.len(), checks: self.checks.marks() }
     }
 
     /// After a rollback to a savepoint taken at `marks`: the writer's memory as it was then.
     pub(crate) fn undo_to(&mut self, marks: Marks) {
-        self.last_hash = marks.last_hash;
+        self.chain = marks.chain;
         self.pending.truncate(marks.pending);
-        self.checks_pending.truncate(marks.checks);
+        self.checks.undo_to(marks.checks);
         self.events_unwritten.clear();
         self.pending_ports_counted.clear();
         // Caches may have been reloaded from rows now rolled back.
@@ -270,6 +266,42 @@ impl WriteCtx {
         self.clock.now().as_second()
     }
 
+    /// Appends an audit record, now, in the current transaction.
+    pub(crate) fn audit(
+        &mut self,
+        actor: &str,
+        action: &str,
+        subject: Option<&[u8]>,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let at = self.now_rfc3339();
+        self.chain.append(self.conn.as_mut(), &at, actor, action, subject, detail)
+    }
+
+    /// As [`WriteCtx::audit`], answering the record's seq (for the rows that refer to it).
+    pub(crate) fn audit_seq(
+        &mut self,
+        actor: &str,
+        action: &str,
+        subject: Option<&[u8]>,
+        detail: &str,
+    ) -> Result<i64, StoreError> {
+        let at = self.now_rfc3339();
+        self.chain.append_seq(self.conn.as_mut(), &at, actor, action, subject, detail)
+    }
+
+    /// Logs checks `actor` made (in `job`, for a check file), packed by `checklog::encode`; their audit
+    /// record and entries are written in this batch's commit, before any caller is answered.
+    pub(crate) fn log_checks(&mut self, actor: &str, job: Option<&str>, entries: Vec<u8>) {
+        self.checks.log(actor, job, entries);
+    }
+
+    /// Drops a bounded step of the check log older than `before` (RFC 3339): `CheckLog::prune`.
+    pub(crate) fn prune_check_log(&mut self, before: &str, max: usize) -> Result<bool, StoreError> {
+        let at = self.now_rfc3339();
+        CheckLog::prune(self.conn.as_mut(), &mut self.chain, &at, before, max)
+    }
+
     fn begin(&mut self) -> Result<(), StoreError> {
         self.conn.begin_write()?;
         self.pending_ports_counted.clear();
@@ -300,7 +332,7 @@ impl WriteCtx {
             self.reload_prefixes()?;
             self.prefixes_generation = generation;
         }
-        self.last_hash = crate::ops::audit::last_hash(self.conn.as_mut())?;
+        self.chain = AuditChain::read(self.conn.as_mut())?;
         Ok(())
     }
 
@@ -372,7 +404,10 @@ impl WriteCtx {
             Some(e) => Err(e),
             None => self
                 .stamp_events()
-                .and_then(|()| self.flush_checks())
+                .and_then(|()| {
+                    let at = self.now_rfc3339();
+                    self.checks.flush(self.conn.as_mut(), &mut self.chain, &at)
+                })
                 .and_then(|()| self.conn.commit())
                 .map_err(|e| e.to_string()),
         };
@@ -402,7 +437,7 @@ impl WriteCtx {
                 let _ = self.conn.rollback();
                 // Cached state may reflect rolled-back work.
                 self.prefixes_generation = -1;
-                self.checks_pending.clear();
+                self.checks.undo_to(0);
                 // The commit may have happened all the same (a lost reply): the index reads these
                 // numbers' summaries from the tables before the next batch's commands run. Until then
                 // none of their events has been acknowledged.
@@ -420,8 +455,9 @@ impl WriteCtx {
     /// One piece of the work an idle writer does: a step of the lookups compaction. False when there
     /// was nothing to do.
     fn idle_work(&mut self) -> bool {
-        if self.checks_behind {
-            self.checks_behind = self.compact_step(crate::ops::checklog::COMPACT_STEP);
+        if self.checks.behind() {
+            let behind = self.compact_step(crate::ops::checklog::COMPACT_STEP);
+            self.checks.set_behind(behind);
             return true;
         }
         false
@@ -430,7 +466,7 @@ impl WriteCtx {
     /// One step of moving checks' tags into `check_tags`, in its own transaction. False when there is
     /// nothing left to move (or the step failed: it is tried again after the next batch of checks).
     pub(crate) fn compact_step(&mut self, max: usize) -> bool {
-        let step = self.begin_or_reconnect().and_then(|()| self.compact_check_tags(max));
+        let step = self.begin_or_reconnect().and_then(|()| CheckLog::compact(self.conn.as_mut(), max));
         let done = match step {
             Ok(moved) => self.conn.commit().map(|()| moved),
             Err(e) => Err(e),

@@ -4,7 +4,6 @@
 use crate::StoreError;
 use crate::keys::sha256;
 use crate::sql::{Conn, Value};
-use crate::writer::WriteCtx;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -38,55 +37,73 @@ fn chain_hash(prev: &[u8], at: &str, actor: &str, action: &str, subject: Option<
     sha256(&buf)
 }
 
-pub(crate) fn last_hash(conn: &mut dyn Conn) -> Result<[u8; 32], StoreError> {
-    let row = conn.query_one("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?;
-    match row.and_then(|r| r.opt_bytes(0)) {
-        Some(b) => b.try_into().map_err(|_| StoreError::Corrupt("audit hash is not 32 bytes".into())),
-        None => Ok([0; 32]),
-    }
+/// The head of the chain as the writer holds it within a batch: read at the batch's start (another
+/// process may have written since), moved by each record appended, set back by a rolled-back savepoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AuditChain {
+    head: [u8; 32],
 }
 
-impl WriteCtx {
-    /// Appends one record in the current transaction.
-    pub(crate) fn audit(
+impl AuditChain {
+    /// The chain as the database holds it now.
+    pub(crate) fn read(conn: &mut dyn Conn) -> Result<AuditChain, StoreError> {
+        let row = conn.query_one("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?;
+        let head = match row.and_then(|r| r.opt_bytes(0)) {
+            Some(b) => b.try_into().map_err(|_| StoreError::Corrupt("audit hash is not 32 bytes".into()))?,
+            None => [0; 32],
+        };
+        Ok(AuditChain { head })
+    }
+
+    /// Appends one record at `at` (RFC 3339) in the current transaction.
+    pub(crate) fn append(
         &mut self,
+        conn: &mut dyn Conn,
+        at: &str,
         actor: &str,
         action: &str,
         subject: Option<&[u8]>,
         detail: &str,
     ) -> Result<(), StoreError> {
-        let (params, hash) = self.audit_params(actor, action, subject, detail);
-        self.conn.exec(
+        let (params, hash) = self.params(at, actor, action, subject, detail);
+        conn.exec(
             "INSERT INTO audit (at, actor, action, subject, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &params,
         )?;
-        self.last_hash = hash;
+        self.head = hash;
         Ok(())
     }
 
-    /// Appends one record in the current transaction; its seq. (`RETURNING` costs more than a plain
+    /// As [`AuditChain::append`], answering the record's seq. (`RETURNING` costs more than a plain
     /// insert: for the records other rows refer to.)
-    pub(crate) fn audit_seq(
+    pub(crate) fn append_seq(
         &mut self,
+        conn: &mut dyn Conn,
+        at: &str,
         actor: &str,
         action: &str,
         subject: Option<&[u8]>,
         detail: &str,
     ) -> Result<i64, StoreError> {
-        let (params, hash) = self.audit_params(actor, action, subject, detail);
-        let row = self.conn.query_one(
+        let (params, hash) = self.params(at, actor, action, subject, detail);
+        let row = conn.query_one(
             "INSERT INTO audit (at, actor, action, subject, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              RETURNING seq",
             &params,
         )?;
-        self.last_hash = hash;
+        self.head = hash;
         row.ok_or_else(|| StoreError::database("an audit insert returned no seq"))?.i64(0)
     }
 
-    fn audit_params(&self, actor: &str, action: &str, subject: Option<&[u8]>, detail: &str) -> ([Value; 7], [u8; 32]) {
-        let at = self.now_rfc3339();
-        let prev = self.last_hash;
-        let hash = chain_hash(&prev, &at, actor, action, subject, detail);
+    fn params(
+        &self,
+        at: &str,
+        actor: &str,
+        action: &str,
+        subject: Option<&[u8]>,
+        detail: &str,
+    ) -> ([Value; 7], [u8; 32]) {
+        let hash = chain_hash(&self.head, at, actor, action, subject, detail);
         (
             [
                 at.into(),
@@ -94,12 +111,22 @@ impl WriteCtx {
                 action.into(),
                 subject.map(|s| Value::Bytes(s.to_vec())).unwrap_or(Value::Null),
                 detail.into(),
-                prev.as_slice().into(),
+                self.head.as_slice().into(),
                 hash.as_slice().into(),
             ],
             hash,
         )
     }
+}
+
+/// The SHA-256 a batch's record states of its entries (`…;sha256=HEX`), if it states one.
+pub(crate) fn detail_digest(detail: &str) -> Option<&str> {
+    detail.split(';').find_map(|kv| kv.strip_prefix("sha256="))
+}
+
+/// The SHA-256 of a batch's entries (checks or events), as its record states it.
+pub(crate) fn entries_digest(entries: &[u8]) -> String {
+    hex::encode(sha256(entries))
 }
 
 pub(crate) fn verify(conn: &mut dyn Conn) -> Result<ChainReport, StoreError> {
@@ -173,8 +200,7 @@ pub(crate) fn verify(conn: &mut dyn Conn) -> Result<ChainReport, StoreError> {
                             .and_then(|e| e.opt_bytes(0))
                             .unwrap_or_default();
                         let detail = r.text(5)?;
-                        crate::ops::checklog::detail_digest(&detail)
-                            == Some(crate::ops::checklog::entries_digest(&entries).as_str())
+                        detail_digest(&detail) == Some(entries_digest(&entries).as_str())
                     }
                     None => !matches!(action.as_str(), "checks" | "events") && !checks && !events,
                 };

@@ -12,15 +12,15 @@
 //! has caught up. After the retention period, the upkeep drops a day's tags (a contiguous range of the
 //! key) and the batches, a bounded step at a time.
 //!
-//! A holder sees who looked the number up in the current tenure (`WriteCtx::lookups`): checks from
+//! A holder sees who looked the number up in the current tenure (`lookups`): checks from
 //! their batches, KYC matches from their own audit records.
 
 use domain::{Day, PhoneNumber, Tenure};
 
 use crate::StoreError;
-use crate::keys::{HashKey, sha256};
+use crate::keys::HashKey;
+use crate::ops::audit::{AuditChain, entries_digest};
 use crate::sql::{Conn, Value};
-use crate::writer::WriteCtx;
 
 /// The bytes of a number's keyed tag ([`HashKey::tag`]) per entry: 128 bits, no collision in any
 /// country's numbers.
@@ -118,10 +118,19 @@ pub struct LoggedCheck {
 }
 
 /// Checks a command logged, written at the batch's commit.
-pub(crate) struct PendingChecks {
+struct PendingChecks {
     actor: String,
     job: Option<String>,
     entries: Vec<u8>,
+}
+
+/// The writer's buffer of the check log: the checks its batch's commands logged, written at the
+/// batch's commit (`flush`), and whether batches wait for their tags to move into `check_tags`.
+pub(crate) struct CheckLog {
+    pending: Vec<PendingChecks>,
+    behind: bool,
+    /// Whether the writer moves tags when idle (a serving store).
+    compact_when_idle: bool,
 }
 
 fn decode(entries: &[u8]) -> impl Iterator<Item = Result<([u8; TAG_BYTES], Day, LoggedAnswer), StoreError>> + '_ {
@@ -143,15 +152,7 @@ fn has_tag(entries: &[u8], tag: &[u8]) -> bool {
 }
 
 /// The `sha256=` value of a `checks` or `events` record's detail.
-pub(crate) fn detail_digest(detail: &str) -> Option<&str> {
-    detail.split(';').find_map(|kv| kv.strip_prefix("sha256="))
-}
-
-pub(crate) fn entries_digest(entries: &[u8]) -> String {
-    hex::encode(sha256(entries))
-}
-
-/// Checks packed as entries, ready for [`WriteCtx::log_checks`]. Packing hashes every number, so it
+/// Checks packed as entries, ready for [`CheckLog::log`]. Packing hashes every number, so it
 /// is done on the caller's thread, not the writer's.
 pub(crate) fn encode(key: &HashKey, items: impl ExactSizeIterator<Item = (PhoneNumber, Day, LoggedAnswer)>) -> Vec<u8> {
     let mut entries = Vec::with_capacity(items.len() * ENTRY_BYTES);
@@ -163,17 +164,40 @@ pub(crate) fn encode(key: &HashKey, items: impl ExactSizeIterator<Item = (PhoneN
     entries
 }
 
-impl WriteCtx {
-    /// Logs checks `actor` made (in `job`, for a check file), packed by [`encode`]; their audit record
-    /// and entries are written in this batch's commit, before any caller is answered.
-    pub(crate) fn log_checks(&mut self, actor: &str, job: Option<&str>, entries: Vec<u8>) {
-        self.checks_pending.push(PendingChecks { actor: actor.to_string(), job: job.map(str::to_string), entries });
+impl CheckLog {
+    pub(crate) fn new(compact_when_idle: bool) -> CheckLog {
+        // Behind until the first compaction step says otherwise (a restart may leave work).
+        CheckLog { pending: Vec::new(), behind: compact_when_idle, compact_when_idle }
     }
 
-    /// Writes the batch's logged checks: per caller and job, one chained record and its entries.
-    pub(crate) fn flush_checks(&mut self) -> Result<(), StoreError> {
+    /// Logs checks `actor` made (in `job`, for a check file), packed by [`encode`].
+    pub(crate) fn log(&mut self, actor: &str, job: Option<&str>, entries: Vec<u8>) {
+        self.pending.push(PendingChecks { actor: actor.to_string(), job: job.map(str::to_string), entries });
+    }
+
+    /// Where the buffer stands, for a savepoint taken now.
+    pub(crate) fn marks(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Forgets what was logged since `marks` (a rolled-back savepoint; 0: a failed batch).
+    pub(crate) fn undo_to(&mut self, marks: usize) {
+        self.pending.truncate(marks);
+    }
+
+    pub(crate) fn behind(&self) -> bool {
+        self.behind
+    }
+
+    pub(crate) fn set_behind(&mut self, behind: bool) {
+        self.behind = behind;
+    }
+
+    /// Writes the batch's logged checks at `at`: per caller and job, one chained record and its
+    /// entries.
+    pub(crate) fn flush(&mut self, conn: &mut dyn Conn, chain: &mut AuditChain, at: &str) -> Result<(), StoreError> {
         let mut groups: Vec<PendingChecks> = Vec::new();
-        for p in std::mem::take(&mut self.checks_pending) {
+        for p in std::mem::take(&mut self.pending) {
             match groups.iter_mut().find(|g| g.actor == p.actor && g.job == p.job) {
                 Some(g) => g.entries.extend_from_slice(&p.entries),
                 None => groups.push(p),
@@ -185,32 +209,31 @@ impl WriteCtx {
                 detail.push_str(";job=");
                 detail.push_str(job);
             }
-            let seq = self.audit_seq(&g.actor, "checks", None, &detail)?;
-            self.conn.exec(
+            let seq = chain.append_seq(conn, at, &g.actor, "checks", None, &detail)?;
+            conn.exec(
                 "INSERT INTO check_batches (seq, entries) VALUES ($1, $2)",
                 &[seq.into(), Value::Bytes(g.entries)],
             )?;
             // A serving store moves their tags for the holder's lookups when idle.
-            self.checks_behind = self.compact_when_idle;
+            self.behind = self.compact_when_idle;
         }
         Ok(())
     }
 
     /// Moves up to `max` tags of logged checks into `check_tags`, oldest first, in the current
     /// transaction. False when there was nothing left to move.
-    pub(crate) fn compact_check_tags(&mut self, max: usize) -> Result<bool, StoreError> {
+    pub(crate) fn compact(conn: &mut dyn Conn, max: usize) -> Result<bool, StoreError> {
         let meta = |c: &mut dyn Conn, key: &str| -> Result<i64, StoreError> {
             Ok(c.query_one("SELECT value FROM meta WHERE key = $1", &[key.into()])?
                 .map(|r| r.i64(0))
                 .transpose()?
                 .unwrap_or(0))
         };
-        let (mut upto, mut offset) =
-            (meta(self.conn.as_mut(), "check_tags_upto")?, meta(self.conn.as_mut(), "check_tags_offset")?);
+        let (mut upto, mut offset) = (meta(conn, "check_tags_upto")?, meta(conn, "check_tags_offset")?);
         let mut budget = max;
         let mut moved_any = false;
         while budget > 0 {
-            let row = self.conn.query_one(
+            let row = conn.query_one(
                 "SELECT b.seq, length(b.entries), substr(b.entries, $1, $2), a.at FROM check_batches b \
                  JOIN audit a ON a.seq = b.seq WHERE b.seq > $3 ORDER BY b.seq LIMIT 1",
                 // substr takes 32-bit positions (PostgreSQL is strict about it); a batch is far smaller.
@@ -235,7 +258,7 @@ impl WriteCtx {
                     .iter()
                     .flat_map(|t| [Value::from(day.packed()), Value::Bytes(t.to_vec()), Value::from(seq)])
                     .collect();
-                self.conn.exec(
+                conn.exec(
                     &format!(
                         "INSERT INTO check_tags (day, tag, seq) VALUES {} ON CONFLICT DO NOTHING",
                         values.join(", ")
@@ -252,7 +275,7 @@ impl WriteCtx {
         }
         if moved_any {
             for (key, value) in [("check_tags_upto", upto), ("check_tags_offset", offset)] {
-                self.conn.exec("UPDATE meta SET value = $1 WHERE key = $2", &[value.into(), key.into()])?;
+                conn.exec("UPDATE meta SET value = $1 WHERE key = $2", &[value.into(), key.into()])?;
             }
         }
         Ok(moved_any)
@@ -262,20 +285,25 @@ impl WriteCtx {
     /// of the lookups' index (a contiguous range of its key: the oldest days first), and at most
     /// [`PRUNE_BATCHES`] batches of entries, oldest first. The `checks` records stay; `audit verify`
     /// reads `check_log_pruned_through`. True if this step reached a bound (more may be left).
-    pub(crate) fn prune_check_log(&mut self, before: &str, max: usize) -> Result<bool, StoreError> {
+    pub(crate) fn prune(
+        conn: &mut dyn Conn,
+        chain: &mut AuditChain,
+        at: &str,
+        before: &str,
+        max: usize,
+    ) -> Result<bool, StoreError> {
         let cutoff = day_of_rfc3339(before)?;
-        let tags = self.conn.exec(
+        let tags = conn.exec(
             "DELETE FROM check_tags WHERE (day, tag, seq) IN \
              (SELECT day, tag, seq FROM check_tags WHERE day < $1 ORDER BY day, tag, seq LIMIT $2)",
             &[cutoff.packed().into(), (max as i64).into()],
         )?;
-        let through = self
-            .conn
+        let through = conn
             .query_one("SELECT value FROM meta WHERE key = 'check_log_pruned_through'", &[])?
             .map(|r| r.i64(0))
             .transpose()?
             .unwrap_or(0);
-        let old = self.conn.query(
+        let old = conn.query(
             "SELECT b.seq, a.at FROM check_batches b JOIN audit a ON a.seq = b.seq WHERE b.seq > $1 \
              ORDER BY b.seq LIMIT $2",
             &[through.into(), (PRUNE_BATCHES as i64).into()],
@@ -287,15 +315,14 @@ impl WriteCtx {
                 break;
             }
             through_now = r.i64(0)?;
-            self.conn.exec("DELETE FROM check_batches WHERE seq = $1", &[through_now.into()])?;
+            conn.exec("DELETE FROM check_batches WHERE seq = $1", &[through_now.into()])?;
             dropped += 1;
         }
         if dropped > 0 {
-            self.conn
-                .exec("UPDATE meta SET value = $1 WHERE key = 'check_log_pruned_through'", &[through_now.into()])?;
+            conn.exec("UPDATE meta SET value = $1 WHERE key = 'check_log_pruned_through'", &[through_now.into()])?;
             // The compaction's place, if it was within what is gone, moves past it (its offset
             // counted entries of a batch that no longer exists).
-            self.conn.exec(
+            conn.exec(
                 "UPDATE meta SET value = CASE key WHEN 'check_tags_upto' THEN CAST($1 AS BIGINT) ELSE 0 END \
                  WHERE key IN ('check_tags_upto', 'check_tags_offset') \
                  AND (SELECT value FROM meta WHERE key = 'check_tags_upto') < $2",
@@ -303,7 +330,9 @@ impl WriteCtx {
             )?;
             // What `audit verify` trusts: a chained record saying up to where batches are gone, and
             // that they were older than the day they were dropped before.
-            self.audit(
+            chain.append(
+                conn,
+                at,
                 "numlink",
                 "checklog.pruned",
                 None,
@@ -312,107 +341,113 @@ impl WriteCtx {
         }
         Ok(tags >= max as u64 || dropped == PRUNE_BATCHES)
     }
+}
 
-    /// The seqs of the `checks` records whose batches hold `tag`, made at or after `since` (RFC 3339,
-    /// compared as text by the caller's rough bound), newest first, with when and who.
-    pub(crate) fn check_batches_with(
-        &mut self,
-        tag: &[u8],
-        rough_since: &str,
-        limit: u32,
-    ) -> Result<Vec<(i64, String, String)>, StoreError> {
-        let mut found: Vec<(i64, String, String)> = Vec::new();
-        // The index is kept by day first: each day of the period is asked for (one probe of the key each).
-        let (mut day, today) = (day_of_rfc3339(rough_since)?, self.clock.today());
-        let mut days = Vec::new();
-        while day <= today {
-            days.push(day.packed().to_string());
-            day = day.plus_days(1);
-        }
-        if days.is_empty() {
-            days.push(today.packed().to_string());
-        }
-        let rows = self.conn.query(
-            &format!(
-                "SELECT a.seq, a.at, p.name FROM check_tags t JOIN audit a ON a.seq = t.seq \
+/// The seqs of the `checks` records whose batches hold `tag`, made at or after `since` (RFC 3339,
+/// compared as text by the caller's rough bound) and up to `today`, newest first, with when and who.
+fn batches_with(
+    conn: &mut dyn Conn,
+    tag: &[u8],
+    rough_since: &str,
+    today: Day,
+    limit: u32,
+) -> Result<Vec<(i64, String, String)>, StoreError> {
+    let mut found: Vec<(i64, String, String)> = Vec::new();
+    // The index is kept by day first: each day of the period is asked for (one probe of the key each).
+    let mut day = day_of_rfc3339(rough_since)?;
+    let mut days = Vec::new();
+    while day <= today {
+        days.push(day.packed().to_string());
+        day = day.plus_days(1);
+    }
+    if days.is_empty() {
+        days.push(today.packed().to_string());
+    }
+    let rows = conn.query(
+        &format!(
+            "SELECT a.seq, a.at, p.name FROM check_tags t JOIN audit a ON a.seq = t.seq \
                  JOIN participants p ON p.id = a.actor WHERE t.day IN ({}) AND t.tag = $1 AND a.at >= $2 \
                  ORDER BY t.seq DESC LIMIT $3",
-                days.join(", ")
-            ),
-            &[tag.into(), rough_since.into(), i64::from(limit).into()],
-        )?;
-        for r in &rows {
-            found.push((r.i64(0)?, r.text(1)?, r.text(2)?));
-        }
-        // The batches the compaction has not finished: scanned.
-        let upto = self
-            .conn
-            .query_one("SELECT value FROM meta WHERE key = 'check_tags_upto'", &[])?
-            .map(|r| r.i64(0))
-            .transpose()?
-            .unwrap_or(0);
-        self.conn.query_each(
-            "SELECT a.seq, a.at, p.name, b.entries FROM check_batches b JOIN audit a ON a.seq = b.seq \
-             JOIN participants p ON p.id = a.actor WHERE b.seq > $1 AND a.at >= $2",
-            &[upto.into(), rough_since.into()],
-            &mut |r| {
-                if has_tag(&r.opt_bytes(3).unwrap_or_default(), tag) {
-                    found.push((r.i64(0)?, r.text(1)?, r.text(2)?));
-                }
-                Ok(())
-            },
-        )?;
-        found.sort_by_key(|f| std::cmp::Reverse(f.0));
-        found.dedup_by_key(|f| f.0);
-        found.truncate(limit as usize);
-        Ok(found)
+            days.join(", ")
+        ),
+        &[tag.into(), rough_since.into(), i64::from(limit).into()],
+    )?;
+    for r in &rows {
+        found.push((r.i64(0)?, r.text(1)?, r.text(2)?));
     }
+    // The batches the compaction has not finished: scanned.
+    let upto = conn
+        .query_one("SELECT value FROM meta WHERE key = 'check_tags_upto'", &[])?
+        .map(|r| r.i64(0))
+        .transpose()?
+        .unwrap_or(0);
+    conn.query_each(
+        "SELECT a.seq, a.at, p.name, b.entries FROM check_batches b JOIN audit a ON a.seq = b.seq \
+             JOIN participants p ON p.id = a.actor WHERE b.seq > $1 AND a.at >= $2",
+        &[upto.into(), rough_since.into()],
+        &mut |r| {
+            if has_tag(&r.opt_bytes(3).unwrap_or_default(), tag) {
+                found.push((r.i64(0)?, r.text(1)?, r.text(2)?));
+            }
+            Ok(())
+        },
+    )?;
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    found.dedup_by_key(|f| f.0);
+    found.truncate(limit as usize);
+    Ok(found)
+}
 
-    /// Institutions' checks of `n` since `since_unix` and within the current tenure, newest first, from
-    /// the audit log. Checks made before the tenure concern the previous holder and are not shown.
-    pub(crate) fn lookups(&mut self, n: PhoneNumber, since_unix: i64, limit: u32) -> Result<Vec<Lookup>, StoreError> {
-        let tenure = Tenure::of(&self.facts(n)?);
-        let Some(start) = tenure.vouched_since() else { return Ok(Vec::new()) };
-        let since = jiff::Timestamp::from_second(since_unix)
-            .map_err(|e| StoreError::invalid("TIME_OUT_OF_RANGE", e.to_string()))?;
-        let tenure_start = start.date().to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp());
-        let from = match (tenure, tenure_start) {
-            (Tenure::Since(_), Ok(t)) => since.max(t),
-            _ => since,
-        };
-        let hash = self.hash_key.number(n);
-        // `at` is RFC 3339 text, whose order is the time's except within one second ("…:00.5Z" sorts
-        // before "…:00Z"): select from a second earlier, then compare as times.
-        let rough = from.checked_sub(jiff::SignedDuration::from_secs(1)).unwrap_or(from);
-        let rough = rough.to_string();
-        // Checks, from their batches (see `checklog`); KYC matches (and checks audited one by one,
-        // before batches), from their own records.
-        let mut found: Vec<(i64, String, String, String)> = self
-            .check_batches_with(&self.hash_key.tag(n), &rough, limit)?
-            .into_iter()
-            .map(|(seq, at, name)| (seq, name, at, "check".to_string()))
-            .collect();
-        let rows = self.conn.query(
-            "SELECT a.seq, p.name, a.at, a.action FROM audit a JOIN participants p ON p.id = a.actor \
+/// Institutions' checks of `n` since `since_unix` and within `tenure`, the current one, newest first,
+/// from the audit log. Checks made before the tenure concern the previous holder and are not shown.
+pub(crate) fn lookups(
+    conn: &mut dyn Conn,
+    key: &HashKey,
+    n: PhoneNumber,
+    tenure: Tenure,
+    today: Day,
+    since_unix: i64,
+    limit: u32,
+) -> Result<Vec<Lookup>, StoreError> {
+    let Some(start) = tenure.vouched_since() else { return Ok(Vec::new()) };
+    let since = jiff::Timestamp::from_second(since_unix)
+        .map_err(|e| StoreError::invalid("TIME_OUT_OF_RANGE", e.to_string()))?;
+    let tenure_start = start.date().to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp());
+    let from = match (tenure, tenure_start) {
+        (Tenure::Since(_), Ok(t)) => since.max(t),
+        _ => since,
+    };
+    let hash = key.number(n);
+    // `at` is RFC 3339 text, whose order is the time's except within one second ("…:00.5Z" sorts
+    // before "…:00Z"): select from a second earlier, then compare as times.
+    let rough = from.checked_sub(jiff::SignedDuration::from_secs(1)).unwrap_or(from);
+    let rough = rough.to_string();
+    // Checks, from their batches (see `checklog`); KYC matches (and checks audited one by one,
+    // before batches), from their own records.
+    let mut found: Vec<(i64, String, String, String)> = batches_with(conn, &key.tag(n), &rough, today, limit)?
+        .into_iter()
+        .map(|(seq, at, name)| (seq, name, at, "check".to_string()))
+        .collect();
+    let rows = conn.query(
+        "SELECT a.seq, p.name, a.at, a.action FROM audit a JOIN participants p ON p.id = a.actor \
              WHERE a.subject = $1 AND a.action IN ('check', 'kyc.match') AND a.at >= $2 \
              ORDER BY a.seq DESC LIMIT $3",
-            &[hash.as_slice().into(), rough.as_str().into(), i64::from(limit).into()],
-        )?;
-        for r in &rows {
-            found.push((r.i64(0)?, r.text(1)?, r.text(2)?, r.text(3)?));
-        }
-        found.sort_by_key(|f| std::cmp::Reverse(f.0));
-        let mut out = Vec::with_capacity(found.len().min(limit as usize));
-        for (_, institution_name, at, action) in found {
-            if out.len() == limit as usize {
-                break;
-            }
-            if at.parse::<jiff::Timestamp>().is_ok_and(|t| t >= from) {
-                out.push(Lookup { institution_name, at, action });
-            }
-        }
-        Ok(out)
+        &[hash.as_slice().into(), rough.as_str().into(), i64::from(limit).into()],
+    )?;
+    for r in &rows {
+        found.push((r.i64(0)?, r.text(1)?, r.text(2)?, r.text(3)?));
     }
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    let mut out = Vec::with_capacity(found.len().min(limit as usize));
+    for (_, institution_name, at, action) in found {
+        if out.len() == limit as usize {
+            break;
+        }
+        if at.parse::<jiff::Timestamp>().is_ok_and(|t| t >= from) {
+            out.push(Lookup { institution_name, at, action });
+        }
+    }
+    Ok(out)
 }
 
 /// The checks of the last `batches` batches, oldest first.

@@ -296,7 +296,7 @@ impl WriteCtx {
             return Ok(());
         }
         let accepted = entries.len() / EVENT_ENTRY_BYTES;
-        let digest = crate::ops::checklog::entries_digest(entries);
+        let digest = crate::ops::audit::entries_digest(entries);
         let seq = self.audit_seq(actor, "events", None, &format!("accepted={accepted};sha256={digest}{suffix}"))?;
         self.conn.exec("INSERT INTO event_batches (seq, entries) VALUES ($1, $2)", &[seq.into(), entries.into()])?;
         Ok(())
