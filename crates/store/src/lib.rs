@@ -16,6 +16,7 @@ mod ops;
 mod postgres;
 pub mod sql;
 mod sqlite;
+mod time;
 mod writer;
 
 #[cfg(feature = "testing")]
@@ -989,6 +990,12 @@ impl Store {
 
     /// Ended jobs whose outputs are kept though they ended before `before` (RFC 3339), oldest first.
     pub async fn job_outputs_before(&self, before: String, limit: u32) -> Result<Vec<Job>, StoreError> {
+        let before = time::stamp_unix(time::parse_unix(&before).map_err(|_| {
+            StoreError::invalid(
+                "TIME",
+                format!("not an RFC 3339 time: {}", domain::number::truncate_for_message(&before)),
+            )
+        })?);
         self.read(move |c| ops::jobs::outputs_before(c, &before, limit)).await
     }
 

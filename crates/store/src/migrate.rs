@@ -20,6 +20,7 @@ const SQLITE: &[(i64, &str)] = &[
     (13, include_str!("../migrations/sqlite/0013_otp_clients.sql")),
     (14, include_str!("../migrations/sqlite/0014_deliveries_by_endpoint.sql")),
     (15, include_str!("../migrations/sqlite/0015_retention.sql")),
+    (16, include_str!("../migrations/sqlite/0016_one_time_convention.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -37,6 +38,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (13, include_str!("../migrations/postgres/0013_otp_clients.sql")),
     (14, include_str!("../migrations/postgres/0014_deliveries_by_endpoint.sql")),
     (15, include_str!("../migrations/postgres/0015_retention.sql")),
+    (16, include_str!("../migrations/postgres/0016_one_time_convention.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

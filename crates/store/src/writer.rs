@@ -258,8 +258,9 @@ impl WriteCtx {
             .unwrap_or_default()
     }
 
+    /// Now, as the tables store a moment (`crate::time`).
     pub(crate) fn now_rfc3339(&self) -> String {
-        self.clock.now().to_string()
+        crate::time::stamp(self.clock.now())
     }
 
     pub(crate) fn now_unix(&self) -> i64 {

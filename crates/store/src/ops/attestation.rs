@@ -7,6 +7,7 @@ use domain::PhoneNumber;
 use crate::StoreError;
 use crate::ops::HOLDER_ACTOR;
 use crate::sql::Conn;
+use crate::time;
 use crate::writer::WriteCtx;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub(crate) fn attestation_keys(conn: &mut dyn Conn, now: i64) -> Result<Vec<Atte
     let rows = conn.query(
         "SELECT kid, public_key, created_at, retired_at, publish_until FROM attestation_keys \
          WHERE publish_until IS NULL OR publish_until > $1 ORDER BY created_at DESC, kid DESC",
-        &[now.into()],
+        &[time::stamp_unix(now).into()],
     )?;
     rows.iter()
         .map(|r| {
@@ -35,9 +36,9 @@ pub(crate) fn attestation_keys(conn: &mut dyn Conn, now: i64) -> Result<Vec<Atte
             Ok(AttestationKey {
                 kid: r.text(0)?,
                 public_key,
-                created_at: r.i64(2)?,
-                retired_at: r.opt_i64(3),
-                publish_until: r.opt_i64(4),
+                created_at: time::unix(r, 2)?,
+                retired_at: time::opt_unix(r, 3)?,
+                publish_until: time::opt_unix(r, 4)?,
             })
         })
         .collect()
@@ -67,11 +68,11 @@ impl WriteCtx {
         }
         self.conn.exec(
             "UPDATE attestation_keys SET retired_at = $1, publish_until = $2 WHERE retired_at IS NULL",
-            &[now.into(), (now + publish_secs).into()],
+            &[time::stamp_unix(now).into(), time::stamp_unix(now + publish_secs).into()],
         )?;
         self.conn.exec(
             "INSERT INTO attestation_keys (kid, public_key, created_at) VALUES ($1, $2, $3)",
-            &[kid.into(), public_key.as_slice().into(), now.into()],
+            &[kid.into(), public_key.as_slice().into(), time::stamp_unix(now).into()],
         )?;
         self.audit("operator", "attestation.key", None, &format!("kid={kid}"))?;
         Ok(kid.to_string())

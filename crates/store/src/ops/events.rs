@@ -13,6 +13,7 @@ use crate::keys::HashKey;
 use crate::ops::kyc::Kyc;
 use crate::ops::participants::{Participant, Role};
 use crate::sql::{Row, Value};
+use crate::time;
 use crate::writer::WriteCtx;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,16 +191,16 @@ pub(crate) fn pending_ports(
     limit: u32,
 ) -> Result<Vec<PendingPort>, StoreError> {
     conn.query(
-        "SELECT event_id, number, day, received_unix FROM pending_ports WHERE carrier_seq = $1 AND received_unix > $2 \
-         ORDER BY received_unix, event_id LIMIT $3",
-        &[carrier_seq.into(), (now - PORT_PENDING_SECS).into(), i64::from(limit).into()],
+        "SELECT event_id, number, day, received_at FROM pending_ports WHERE carrier_seq = $1 AND received_at > $2 \
+         ORDER BY received_at, event_id LIMIT $3",
+        &[carrier_seq.into(), time::stamp_unix(now - PORT_PENDING_SECS).into(), i64::from(limit).into()],
     )?
     .iter()
     .map(|r| {
         let number = PhoneNumber::from_digits(r.i64(1)? as u64)
             .ok_or_else(|| StoreError::Corrupt("a pending port's number".into()))?;
         let date = day_of(r, 2).ok_or_else(|| StoreError::Corrupt("a pending port's day".into()))?;
-        let received_unix = r.i64(3)?;
+        let received_unix = time::unix(r, 3)?;
         Ok(PendingPort {
             event_id: r.text(0)?,
             number,
@@ -431,7 +432,7 @@ impl WriteCtx {
         let now = self.now_unix();
         let (number, day) = (e.number.digits() as i64, e.date.packed());
         let held = self.conn.query_one(
-            "SELECT number, day, received_unix FROM pending_ports WHERE carrier_seq = $1 AND event_id = $2",
+            "SELECT number, day, received_at FROM pending_ports WHERE carrier_seq = $1 AND event_id = $2",
             &[carrier.seq.into(), e.event_id.as_str().into()],
         )?;
         if let Some(row) = held {
@@ -441,7 +442,7 @@ impl WriteCtx {
                     format!("eventId \"{}\" was reported before with a different payload", e.event_id),
                 )));
             }
-            if row.i64(2)? > now - PORT_PENDING_SECS {
+            if time::unix(&row, 2)? > now - PORT_PENDING_SECS {
                 return Ok(Outcome::Pending);
             }
             self.conn.exec(
@@ -477,9 +478,16 @@ impl WriteCtx {
         }
         self.pending_ports_counted.insert(carrier.seq, pending + 1);
         self.conn.exec(
-            "INSERT INTO pending_ports (carrier_seq, event_id, number, day, received_unix, job_id) \
+            "INSERT INTO pending_ports (carrier_seq, event_id, number, day, received_at, job_id) \
              VALUES ($1, $2, $3, $4, $5, $6)",
-            &[carrier.seq.into(), e.event_id.as_str().into(), number.into(), day.into(), now.into(), job.into()],
+            &[
+                carrier.seq.into(),
+                e.event_id.as_str().into(),
+                number.into(),
+                day.into(),
+                time::stamp_unix(now).into(),
+                job.into(),
+            ],
         )?;
         let job = job.map(|j| format!(";job={j}")).unwrap_or_default();
         self.audit(
@@ -512,9 +520,9 @@ impl WriteCtx {
             .conn
             .query(
                 "SELECT p.carrier_seq, p.event_id, c.id FROM pending_ports p JOIN participants c ON c.seq = p.carrier_seq \
-                 WHERE p.number = $1 AND p.day = $2 AND p.received_unix > $3 \
-                 ORDER BY p.received_unix, p.carrier_seq, p.event_id",
-                &[number.into(), date.packed().into(), (now - PORT_PENDING_SECS).into()],
+                 WHERE p.number = $1 AND p.day = $2 AND p.received_at > $3 \
+                 ORDER BY p.received_at, p.carrier_seq, p.event_id",
+                &[number.into(), date.packed().into(), time::stamp_unix(now - PORT_PENDING_SECS).into()],
             )?
             .iter()
             .map(|r| Ok((r.i64(0)?, r.text(1)?, r.text(2)?)))
@@ -578,9 +586,9 @@ impl WriteCtx {
         let before = self.now_unix() - PORT_PENDING_SECS;
         let rows = self.conn.query(
             "SELECT p.carrier_seq, p.event_id, p.number, p.day, c.id FROM pending_ports p \
-             JOIN participants c ON c.seq = p.carrier_seq WHERE p.received_unix <= $1 \
-             ORDER BY p.received_unix LIMIT $2",
-            &[before.into(), i64::from(max).into()],
+             JOIN participants c ON c.seq = p.carrier_seq WHERE p.received_at <= $1 \
+             ORDER BY p.received_at LIMIT $2",
+            &[time::stamp_unix(before).into(), i64::from(max).into()],
         )?;
         for r in &rows {
             let (seq, event_id) = (r.i64(0)?, r.text(1)?);

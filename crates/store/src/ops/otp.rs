@@ -13,6 +13,7 @@ use crate::keys::{new_id, random_bytes};
 use crate::ops::HOLDER_ACTOR;
 use crate::ops::participants::Participant;
 use crate::sql::Conn;
+use crate::time;
 use crate::writer::WriteCtx;
 
 /// The limits of one-time codes, each with its unit in the name.
@@ -192,7 +193,9 @@ impl WriteCtx {
         let until = self
             .conn
             .query_one("SELECT locked_until FROM otp_numbers WHERE number_hash = $1", &[number_hash.into()])?
-            .and_then(|r| r.opt_i64(0));
+            .map(|r| time::opt_unix(&r, 0))
+            .transpose()?
+            .flatten();
         Ok(until.filter(|&u| u > now).map(|u| u - now))
     }
 
@@ -242,7 +245,7 @@ impl WriteCtx {
         // Challenges older than a day count for nothing any more.
         self.conn.exec(
             "DELETE FROM otp_challenges WHERE number_hash = $1 AND created_at <= $2",
-            &[hash.as_slice().into(), (now - 86_400).into()],
+            &[hash.as_slice().into(), time::stamp_unix(now - 86_400).into()],
         )?;
         let mut client_mac = b"otp-client|".to_vec();
         client_mac.extend_from_slice(client.as_ref().map_or(b"unknown".as_slice(), |c| c.as_slice()));
@@ -254,7 +257,7 @@ impl WriteCtx {
                 &[hash.as_slice().into()],
             )?
             .iter()
-            .map(|r| Ok((r.i64(0)?, r.opt_bytes(1).as_deref() == Some(client_hash.as_slice()))))
+            .map(|r| Ok((time::unix(r, 0)?, r.opt_bytes(1).as_deref() == Some(client_hash.as_slice()))))
             .collect::<Result<_, StoreError>>()?;
         let mine: Vec<i64> = sent.iter().filter(|s| s.1).map(|s| s.0).collect();
         let in_hour: Vec<i64> = mine.iter().copied().filter(|&t| t > now - 3600).collect();
@@ -282,8 +285,8 @@ impl WriteCtx {
                 id.as_str().into(),
                 hash.as_slice().into(),
                 code_hash.as_slice().into(),
-                now.into(),
-                (now + limits.ttl_secs).into(),
+                time::stamp_unix(now).into(),
+                time::stamp_unix(now + limits.ttl_secs).into(),
                 mark.0.as_slice().into(),
                 client_hash.as_slice().into(),
             ],
@@ -328,7 +331,7 @@ impl WriteCtx {
         )?;
         let Some(row) = row else { return Ok(Err(OtpFailure::Expired)) };
         let failures = row.i64(2)?;
-        if row.opt_i64(3).is_some() || row.i64(1)? <= now || failures >= i64::from(limits.attempts_max) {
+        if row.opt_text(3).is_some() || time::unix(&row, 1)? <= now || failures >= i64::from(limits.attempts_max) {
             return Ok(Err(OtpFailure::Expired));
         }
         let stored = row.opt_bytes(0).unwrap_or_default();
@@ -338,13 +341,17 @@ impl WriteCtx {
             // spent. (Told only to one who has the code: a wrong guess says nothing of the number.)
             let mark = self.tenure_mark(n)?;
             if row.opt_bytes(4).as_deref() != Some(mark.0.as_slice()) {
-                self.conn
-                    .exec("UPDATE otp_challenges SET used_at = $1 WHERE id = $2", &[now.into(), challenge_id.into()])?;
+                self.conn.exec(
+                    "UPDATE otp_challenges SET used_at = $1 WHERE id = $2",
+                    &[time::stamp_unix(now).into(), challenge_id.into()],
+                )?;
                 self.audit(HOLDER_ACTOR, "otp.stale", Some(&hash), &format!("challenge={challenge_id}"))?;
                 return Ok(Err(OtpFailure::TenureChanged));
             }
-            self.conn
-                .exec("UPDATE otp_challenges SET used_at = $1 WHERE id = $2", &[now.into(), challenge_id.into()])?;
+            self.conn.exec(
+                "UPDATE otp_challenges SET used_at = $1 WHERE id = $2",
+                &[time::stamp_unix(now).into(), challenge_id.into()],
+            )?;
             self.conn.exec("DELETE FROM otp_numbers WHERE number_hash = $1", &[hash.as_slice().into()])?;
             self.audit(HOLDER_ACTOR, "otp.verified", Some(&hash), &format!("challenge={challenge_id}"))?;
             return Ok(Ok(mark));
@@ -364,7 +371,7 @@ impl WriteCtx {
         if in_a_row >= i64::from(limits.failures_before_lock) {
             self.conn.exec(
                 "UPDATE otp_numbers SET consecutive_failures = 0, locked_until = $1 WHERE number_hash = $2",
-                &[(now + limits.lock_secs).into(), hash.as_slice().into()],
+                &[time::stamp_unix(now + limits.lock_secs).into(), hash.as_slice().into()],
             )?;
             self.audit(HOLDER_ACTOR, "otp.locked", Some(&hash), &format!("until={}", now + limits.lock_secs))?;
             return Ok(Err(OtpFailure::Locked { retry_after_secs: limits.lock_secs }));

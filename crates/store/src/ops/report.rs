@@ -11,6 +11,7 @@ use domain::{Day, RejectReason};
 use crate::StoreError;
 use crate::ops::bindings::day;
 use crate::sql::Conn;
+use crate::time;
 
 /// One line of the regulator's report.
 #[derive(Clone, Debug, PartialEq)]
@@ -74,13 +75,13 @@ pub(crate) fn institution_report(
     // Answered requests: when, against the deadline (the end of its day, UTC), and why if rejected.
     let mut durations: HashMap<i64, Vec<i64>> = HashMap::new();
     for r in conn.query(
-        "SELECT institution_seq, state, reason, deadline, created_unix, resolved_unix FROM unbind_requests WHERE state <> 'open'",
+        "SELECT institution_seq, state, reason, deadline, created_at, resolved_at FROM unbind_requests WHERE state <> 'open'",
         &[],
     )? {
         let seq = r.i64(0)?;
         let Some(rep) = by_seq.get_mut(&seq) else { continue };
         rep.resolved += 1;
-        let (created, resolved) = (r.i64(4)?, r.opt_i64(5).unwrap_or_default());
+        let (created, resolved) = (time::unix(&r, 4)?, time::opt_unix(&r, 5)?.unwrap_or_default());
         if domain::unbind::answered_late(day(&r, 3)?, resolved) {
             rep.resolved_late += 1;
         }

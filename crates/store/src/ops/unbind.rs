@@ -11,6 +11,7 @@ use crate::ops::HOLDER_ACTOR;
 use crate::ops::bindings::{NotificationType, day};
 use crate::ops::participants::Participant;
 use crate::sql::{Conn, Row};
+use crate::time;
 use crate::writer::WriteCtx;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,8 +112,8 @@ pub enum Resolved {
     },
 }
 
-const REQUEST_COLUMNS: &str = "r.id, p.id, p.name, r.state, r.reason, r.deadline, r.attestation_id, r.created_at, \
-                               r.created_unix, r.resolved_at, r.resolved_unix";
+const REQUEST_COLUMNS: &str =
+    "r.id, p.id, p.name, r.state, r.reason, r.deadline, r.attestation_id, r.created_at, r.resolved_at";
 
 fn request_from(r: &Row) -> Result<UnbindRequest, StoreError> {
     let state = r.text(3)?;
@@ -125,9 +126,9 @@ fn request_from(r: &Row) -> Result<UnbindRequest, StoreError> {
         deadline: day(r, 5)?,
         attestation_id: r.text(6)?,
         created_at: r.text(7)?,
-        created_unix: r.i64(8)?,
-        resolved_at: r.opt_text(9),
-        resolved_unix: r.opt_i64(10),
+        created_unix: time::unix(r, 7)?,
+        resolved_at: r.opt_text(8),
+        resolved_unix: time::opt_unix(r, 8)?,
         bindings: Vec::new(),
     })
 }
@@ -189,7 +190,7 @@ impl WriteCtx {
             .query(
                 &format!(
                     "SELECT {REQUEST_COLUMNS} FROM unbind_requests r JOIN participants p ON p.seq = r.institution_seq \
-                     WHERE r.number_hash = $1 AND r.tenure_start = $2 ORDER BY r.created_unix DESC, r.id DESC"
+                     WHERE r.number_hash = $1 AND r.tenure_start = $2 ORDER BY r.created_at DESC, r.id DESC"
                 ),
                 &[number_hash.into(), start.packed().into()],
             )?
@@ -305,7 +306,7 @@ impl WriteCtx {
             let id = new_id("unb");
             self.conn.exec(
                 "INSERT INTO unbind_requests (id, institution_seq, number_hash, tenure_start, state, deadline, \
-                 attestation_id, created_at, created_unix) VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8)",
+                 attestation_id, created_at) VALUES ($1, $2, $3, $4, 'open', $5, $6, $7)",
                 &[
                     id.as_str().into(),
                     seq.into(),
@@ -314,7 +315,6 @@ impl WriteCtx {
                     deadline.packed().into(),
                     attestation_id.into(),
                     now.as_str().into(),
-                    now_unix.into(),
                 ],
             )?;
             for b in &bindings {
@@ -395,10 +395,10 @@ impl WriteCtx {
             }
             Resolution::Rejected(r) => (UnbindState::Rejected, Some(r.as_str()), 0),
         };
-        let (now, now_unix) = (self.now_rfc3339(), self.now_unix());
+        let now = self.now_rfc3339();
         self.conn.exec(
-            "UPDATE unbind_requests SET state = $1, reason = $2, resolved_at = $3, resolved_unix = $4 WHERE id = $5",
-            &[state.as_str().into(), reason.into(), now.into(), now_unix.into(), id.into()],
+            "UPDATE unbind_requests SET state = $1, reason = $2, resolved_at = $3 WHERE id = $4",
+            &[state.as_str().into(), reason.into(), now.into(), id.into()],
         )?;
         self.audit(
             &institution.id,
@@ -424,12 +424,12 @@ impl WriteCtx {
              AND b.number_hash = r.number_hash AND b.bound_on < r.tenure_start)",
             &[institution.seq.into(), number_hash.into()],
         )?;
-        let (now, now_unix) = (self.now_rfc3339(), self.now_unix());
+        let now = self.now_rfc3339();
         for r in open {
             let id = r.text(0)?;
             self.conn.exec(
-                "UPDATE unbind_requests SET state = 'unbound', resolved_at = $1, resolved_unix = $2 WHERE id = $3",
-                &[now.as_str().into(), now_unix.into(), id.as_str().into()],
+                "UPDATE unbind_requests SET state = 'unbound', resolved_at = $1 WHERE id = $2",
+                &[now.as_str().into(), id.as_str().into()],
             )?;
             self.audit(
                 &institution.id,

@@ -7,6 +7,7 @@ use crate::keys::new_id;
 use crate::ops::bindings::{NOTIFICATION_COLUMNS, Notification, NotificationType, notification_from};
 use crate::ops::participants::Participant;
 use crate::sql::{Conn, Row};
+use crate::time;
 use crate::writer::WriteCtx;
 
 #[derive(Clone, PartialEq, Eq)]
@@ -96,10 +97,10 @@ fn endpoint_from(r: &Row, at: usize) -> Result<Endpoint, StoreError> {
         url: r.text(at + 2)?,
         secret: r.text(at + 3)?,
         previous_secret: r.opt_text(at + 4),
-        previous_secret_until: r.opt_i64(at + 5),
+        previous_secret_until: time::opt_unix(r, at + 5)?,
         enabled: r.i64(at + 6)? != 0,
         disabled_reason: r.opt_text(at + 7),
-        failing_since: r.opt_i64(at + 8),
+        failing_since: time::opt_unix(r, at + 8)?,
         created_at: r.text(at + 9)?,
     })
 }
@@ -130,7 +131,10 @@ pub(crate) fn due_by_endpoint(
             &[],
         )?
         .iter()
-        .filter_map(|r| Some((r.opt_i64(1)?, r.text(0).ok()?)))
+        .map(|r| Ok((time::opt_unix(r, 1)?, r.text(0)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?
+        .into_iter()
+        .filter_map(|(at, id)| Some((at?, id)))
         .filter(|(at, id)| *at <= now && !busy.contains(id))
         .collect();
     due.sort();
@@ -147,7 +151,8 @@ pub(crate) fn due_by_endpoint(
     );
     let mut out = Vec::with_capacity(due.len());
     for (_, endpoint) in due {
-        let rows = conn.query(&sql, &[endpoint.as_str().into(), now.into(), i64::from(per_endpoint).into()])?;
+        let rows = conn
+            .query(&sql, &[endpoint.as_str().into(), time::stamp_unix(now).into(), i64::from(per_endpoint).into()])?;
         let queue = rows
             .iter()
             .map(|r| {
@@ -174,7 +179,7 @@ pub(crate) fn next_due(conn: &mut dyn Conn) -> Result<Option<i64>, StoreError> {
          WHERE d.state = 'pending' AND e.enabled = 1",
         &[],
     )?;
-    Ok(row.and_then(|r| r.opt_i64(0)))
+    row.map(|r| time::opt_unix(&r, 0)).transpose().map(Option::flatten)
 }
 
 pub(crate) fn deliveries_of(conn: &mut dyn Conn, notification_id: &str) -> Result<Vec<DeliveryState>, StoreError> {
@@ -188,7 +193,7 @@ pub(crate) fn deliveries_of(conn: &mut dyn Conn, notification_id: &str) -> Resul
             Ok(DeliveryState {
                 endpoint_id: r.text(0)?,
                 attempts: r.i64(1)? as u32,
-                next_attempt_at: r.i64(2)?,
+                next_attempt_at: time::unix(r, 2)?,
                 state: r.text(3)?,
                 last_status: r.opt_i64(4).map(|s| s as u16),
                 last_error: r.opt_text(5),
@@ -207,7 +212,7 @@ impl WriteCtx {
              SELECT $1, id, 0, $2, 'pending', $3 FROM webhook_endpoints WHERE institution_seq = $4 AND enabled = 1 \
              ON CONFLICT (notification_seq, endpoint_id) DO UPDATE SET attempts = 0, next_attempt_at = excluded.next_attempt_at, \
              state = 'pending', updated_at = excluded.updated_at",
-            &[notification_seq.into(), now.into(), at.into(), institution_seq.into()],
+            &[notification_seq.into(), time::stamp_unix(now).into(), at.into(), institution_seq.into()],
         )?;
         Ok(())
     }
@@ -272,7 +277,7 @@ impl WriteCtx {
         let changed = self.conn.exec(
             "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = $1, secret = $2 \
              WHERE id = $3 AND institution_seq = $4",
-            &[until.into(), new_secret.into(), id.into(), institution.seq.into()],
+            &[time::stamp_unix(until).into(), new_secret.into(), id.into(), institution.seq.into()],
         )?;
         if changed == 0 {
             return Ok(None);
@@ -338,7 +343,7 @@ impl WriteCtx {
                 state.into(),
                 status.map(i32::from).into(),
                 error.into(),
-                next.into(),
+                next.map(time::stamp_unix).into(),
                 at.into(),
                 notification_seq.into(),
                 endpoint_id.into(),
@@ -353,12 +358,14 @@ impl WriteCtx {
             AttemptOutcome::Failed { .. } => {
                 self.conn.exec(
                     "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2",
-                    &[now.into(), endpoint_id.into()],
+                    &[time::stamp_unix(now).into(), endpoint_id.into()],
                 )?;
                 let since = self
                     .conn
                     .query_one("SELECT failing_since FROM webhook_endpoints WHERE id = $1", &[endpoint_id.into()])?
-                    .and_then(|r| r.opt_i64(0));
+                    .map(|r| time::opt_unix(&r, 0))
+                    .transpose()?
+                    .flatten();
                 if since.is_some_and(|s| now - s >= disable_after_secs) {
                     let days = disable_after_secs / 86_400;
                     self.disable_endpoint(

@@ -60,6 +60,7 @@ backend_tests!(
     a_schema_newer_than_the_binary_is_refused,
     job_chunks_commit_with_their_checkpoint,
     ports_accepted_before_they_took_both_sides_stand,
+    times_of_a_migration_15_database_keep_their_meaning,
     the_check_log_is_dropped_after_its_retention_period,
     a_carrier_may_hold_only_so_many_pending_ports,
 );
@@ -630,4 +631,138 @@ async fn a_panicking_command_is_answered_and_rolled_back(db: TestDb) {
     assert_eq!(report.first_broken, None, "{report:?}");
     assert_eq!(report.records, before.records + 1, "the panicking command's record was rolled back: {report:?}");
     assert_eq!(c.name, "Carrier A");
+}
+
+/// A blob literal in the test database's dialect.
+fn blob(db: &TestDb, bytes: &[u8]) -> String {
+    match db.url {
+        store::DbUrl::Sqlite(_) => format!("x'{}'", hex::encode(bytes)),
+        store::DbUrl::Postgres(_) => format!("'\\x{}'::bytea", hex::encode(bytes)),
+    }
+}
+
+/// A database as the numlink of migration 15 left it, with times as that numlink wrote them: unix
+/// seconds in the holder's, the webhooks' and the pending ports' tables, RFC 3339 text of any width
+/// elsewhere. After the upgrade to one convention (fixed-width RFC 3339 text), every limit, lock,
+/// expiry, retry and report figure computed from those times is what it was.
+async fn times_of_a_migration_15_database_keep_their_meaning(db: TestDb) {
+    db.migrate_to(15);
+    let now: i64 = 1_751_284_800; // 2025-06-30T12:00:00Z, the clock of `db.open("2025-06-30")`
+    let key = store::testing::test_hash_key();
+    let (locked, limited) = (num("+8613800138001"), num("+8613800138002"));
+    let client_hash = &key.mac(b"otp-client|unknown")[..16];
+    let mut sql = format!(
+        "INSERT INTO participants (id, role, name, reporting_since, created_at) VALUES \
+           ('car_a', 'carrier', 'A', 20200101, '2020-01-01T00:00:00Z'), \
+           ('ins_a', 'institution', 'Bank', NULL, '2020-01-02T03:04:05.5Z'); \
+         INSERT INTO prefixes (prefix, participant_seq) SELECT '86138', seq FROM participants WHERE id = 'car_a'; \
+         INSERT INTO otp_numbers (number_hash, consecutive_failures, locked_until) VALUES ({}, 0, {});",
+        blob(&db, &key.number(locked)),
+        now + 100,
+    );
+    // Five codes sent to `limited` at this client's request in the last hour: the hourly share is used.
+    for (i, ago) in [3000, 2500, 2000, 1500, 1000].into_iter().enumerate() {
+        sql.push_str(&format!(
+            "INSERT INTO otp_challenges (id, number_hash, code_hash, created_at, expires_at, failures, used_at, \
+             client_hash) VALUES ('otp_{i}', {}, {}, {}, {}, 0, NULL, {});",
+            blob(&db, &key.number(limited)),
+            blob(&db, &[0; 32]),
+            now - ago,
+            now - ago + 600,
+            blob(&db, client_hash),
+        ));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO attestation_keys (kid, public_key, created_at, retired_at, publish_until) VALUES \
+           ('k1', {pk}, {}, {}, {}), ('k2', {pk}, {}, NULL, NULL); \
+         INSERT INTO pending_ports (carrier_seq, event_id, number, day, received_unix, job_id) \
+           SELECT seq, 'in-1', 8613800138003, 20250620, {}, NULL FROM participants WHERE id = 'car_a'; \
+         INSERT INTO webhook_endpoints (id, institution_seq, url, secret, previous_secret, previous_secret_until, enabled, \
+           disabled_reason, failing_since, created_at) \
+           SELECT 'whe_1', seq, 'https://bank.example/hooks', 'whsec_new', 'whsec_old', {}, 1, NULL, {}, \
+           '2025-06-01T00:00:00Z' FROM participants WHERE id = 'ins_a'; \
+         INSERT INTO notifications (id, institution_seq, type, created_at) \
+           SELECT 'ntf_1', seq, 'webhook.endpoint_disabled', '2025-06-30T11:00:00.25Z' FROM participants WHERE id = 'ins_a'; \
+         INSERT INTO deliveries (notification_seq, endpoint_id, attempts, next_attempt_at, state, updated_at) \
+           SELECT seq, 'whe_1', 3, {}, 'pending', '2025-06-30T11:00:00Z' FROM notifications WHERE id = 'ntf_1'; \
+         INSERT INTO unbind_requests (id, institution_seq, number_hash, tenure_start, state, reason, deadline, \
+           attestation_id, created_at, created_unix, resolved_at, resolved_unix) \
+           SELECT 'unb_1', seq, {}, 20250101, 'rejected', 'legal_hold', 20250610, 'att_1', \
+           '2025-06-02T10:00:00Z', {}, '2025-06-02T12:30:00.5Z', {} FROM participants WHERE id = 'ins_a';",
+        now - 86_400 * 30,
+        now - 86_400,
+        now + 86_400 * 6,
+        now - 86_400,
+        now - 86_400 * 10,
+        now + 3_600,
+        now - 7_200,
+        now - 60,
+        blob(&db, &key.number(locked)),
+        1_748_858_400,
+        1_748_867_400,
+        pk = blob(&db, &[7; 32]),
+    ));
+    tamper(&db, &sql);
+    let (store, _) = db.open("2025-06-30");
+    assert_eq!(store.clock().now().as_second(), now);
+
+    // The lock and the hourly share count as they did: retry when the lock ends, or an hour after
+    // the oldest of the five codes.
+    let limits = store::OtpLimits::default();
+    assert_eq!(
+        store.request_otp(locked, limits, None).await.unwrap().unwrap_err(),
+        store::OtpRefused::Locked { retry_after_secs: 100 }
+    );
+    assert_eq!(
+        store.request_otp(limited, limits, None).await.unwrap().unwrap_err(),
+        store::OtpRefused::TooManySends { retry_after_secs: 600 }
+    );
+    // Keys, newest first, with their times.
+    let keys: Vec<_> = store
+        .attestation_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.kid, k.created_at, k.retired_at, k.publish_until))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("k2".to_string(), now - 86_400, None, None),
+            ("k1".to_string(), now - 86_400 * 30, Some(now - 86_400), Some(now + 86_400 * 6)),
+        ]
+    );
+    // A pending port keeps its clock.
+    let carrier = store.list_participants().await.unwrap().into_iter().find(|p| p.id == "car_a").unwrap();
+    let ports = store.pending_ports(carrier.seq, 10).await.unwrap();
+    assert_eq!(
+        ports.iter().map(|p| (p.received_unix, p.expires_unix)).collect::<Vec<_>>(),
+        vec![(now - 86_400 * 10, now + 86_400 * 20)]
+    );
+    // The endpoint signs with both secrets until the overlap ends, and has failed since two hours.
+    let bank = store.list_participants().await.unwrap().into_iter().find(|p| p.id == "ins_a").unwrap();
+    let endpoints = store.endpoints(bank.seq).await.unwrap();
+    assert_eq!(
+        (endpoints[0].previous_secret_until, endpoints[0].failing_since),
+        (Some(now + 3_600), Some(now - 7_200))
+    );
+    assert_eq!(endpoints[0].signing_secrets(now).len(), 2);
+    assert_eq!(endpoints[0].created_at, "2025-06-01T00:00:00.000Z");
+    // The delivery is due, a minute late, and found due.
+    assert_eq!(store.deliveries_of("ntf_1").await.unwrap()[0].next_attempt_at, now - 60);
+    assert_eq!(store.next_due().await.unwrap(), Some(now - 60));
+    let due = store.due_by_endpoint(now, 10, 10, vec![]).await.unwrap();
+    assert_eq!(due.iter().map(Vec::len).collect::<Vec<_>>(), vec![1]);
+    // The report times the answer from the text times: 2.5 hours.
+    let report = store.institution_report(5).await.unwrap();
+    let line = report.iter().find(|r| r.institution_id == "ins_a").unwrap();
+    assert_eq!((line.resolved, line.resolve_secs_median), (1, Some(9_000)));
+    // Text of any width is now of one width, so text order is time order.
+    assert_eq!(bank.created_at, "2020-01-02T03:04:05.500Z");
+    assert_eq!(carrier.created_at, "2020-01-01T00:00:00.000Z");
+    let request = store.unbind_request(bank.seq, "unb_1").await.unwrap().unwrap();
+    assert_eq!(
+        (request.created_at.as_str(), request.created_unix, request.resolved_at.as_deref(), request.resolved_unix),
+        ("2025-06-02T10:00:00.000Z", 1_748_858_400, Some("2025-06-02T12:30:00.500Z"), Some(1_748_867_400))
+    );
 }
