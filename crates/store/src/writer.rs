@@ -3,22 +3,23 @@
 //! its caller is answered only after the batch's commit, with the commit's outcome. Keeping the index
 //! in step is `index_upkeep`'s.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use domain::{AgingPolicy, CarrierId, Clock, Coverage, Day, PhoneNumber, Summary};
-use index::Index;
+use domain::{AgingPolicy, CarrierId, Clock, Coverage, Day, PhoneNumber};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
 use crate::keys::HashKey;
 use crate::ops::audit::AuditChain;
 use crate::ops::checklog::CheckLog;
+use crate::ops::events::buffer::EventsBuffer;
 use crate::sql::Conn;
 
 mod index_upkeep;
+use index_upkeep::IndexKeep;
 pub(crate) use index_upkeep::{IndexSetup, build_index};
 
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -90,55 +91,24 @@ pub(crate) struct WriteCtx {
     prefix_lens: Vec<usize>,
     /// Opens a new connection when the current one is lost (a PostgreSQL restart or failover).
     reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send>,
-    /// The in-memory index checks answer from; changed only after a batch commits.
-    pub(crate) index: Arc<RwLock<Index>>,
-    /// Summaries written by this batch, for the index once it commits.
-    pending: Vec<(PhoneNumber, Summary)>,
-    /// Numbers this batch wrote an event of (also those of commands rolled back since): with the
-    /// index, what tells the writer a number has no history without reading it.
-    written: HashSet<u64>,
-    /// Numbers whose summaries the index may lack: written by a batch whose commit failed, whose
-    /// outcome a connection lost during COMMIT leaves unknown. Read again from the tables at the start
-    /// of the next batch, before its commands: its write lock (on PostgreSQL an advisory lock the lost
-    /// transaction holds until it ends) makes the outcome settled by then.
-    resync: Vec<PhoneNumber>,
-    /// `meta.events_stamp` as this writer expects to find it. Each batch that writes events sets it to
-    /// this writer's id (high 32 bits) and a count of such batches; another value means another
-    /// process wrote events since (a second server on the database), which this process's index does
-    /// not know of.
-    events_stamp: i64,
-    /// The stamp of a batch whose commit failed: it may have committed (see `resync`).
-    stamp_attempted: Option<i64>,
-    /// This writer's id in `events_stamp`.
-    writer_id: i64,
-    /// Another process has written events: the index's "no history" is not trusted any more.
-    foreign_events: bool,
+    /// The index kept in step with what this writer commits (`index_upkeep`).
+    index: IndexKeep,
     /// For tests: while set, the next successful commit is reported as failed, as a PostgreSQL
     /// connection lost during COMMIT would leave it (committed, the reply lost).
     lose_commit_reply: Option<Arc<std::sync::atomic::AtomicBool>>,
-    /// The ranges the index was last given (prefix digits → reportingSince).
-    index_ranges: HashMap<String, Option<Day>>,
-    /// False in a store opened without an index: checks read the tables.
-    pub(crate) index_enabled: bool,
-    /// Rows of `events` a batch of events holds back to insert many to a statement (see
-    /// `WriteCtx::write_events`); empty between commands.
-    pub(crate) events_unwritten: Vec<crate::sql::Value>,
-    /// Set when a list of them met a key another event holds (the batch is then applied row by row).
-    pub(crate) events_key_held: bool,
+    /// What a batch of events holds back or counts (`ops::events`).
+    pub(crate) events: EventsBuffer,
     /// Checks logged by this batch's commands, written at its commit, and whether their tags wait
     /// to move into the lookups' table.
     pub(crate) checks: CheckLog,
     /// `StoreConfig::pending_ports_per_carrier_max`.
     pub(crate) pending_ports_max: u64,
-    /// Pending `ported_in` events per carrier, as counted (at most up to the limit) once in a batch and
-    /// kept up to date in it; forgotten at every rollback to a savepoint and between batches.
-    pub(crate) pending_ports_counted: HashMap<i64, u64>,
 }
 
 /// What a rollback to a savepoint undoes in the writer's memory (see [`WriteCtx::undo_to`]).
 pub(crate) struct Marks {
     chain: AuditChain,
-    pending: usize,
+    index: usize,
     checks: usize,
 }
 
@@ -162,23 +132,11 @@ impl WriteCtx {
             prefixes_generation: -1,
             prefix_lens: Vec::new(),
             reconnect,
-            index: index.index,
-            pending: Vec::new(),
-            written: HashSet::new(),
-            resync: Vec::new(),
-            events_stamp: index.events_stamp,
-            stamp_attempted: None,
-            // 1 to 2^31 - 1: the stamp (id << 32 | count) stays a positive i64.
-            writer_id: i64::from(u32::from_be_bytes(crate::keys::random_bytes()) >> 1).max(1),
-            foreign_events: false,
+            index: IndexKeep::new(index),
             lose_commit_reply: None,
-            index_ranges: index.ranges,
-            index_enabled: index.enabled,
-            events_unwritten: Vec::new(),
-            events_key_held: false,
+            events: EventsBuffer::default(),
             checks: CheckLog::new(compact_when_idle),
             pending_ports_max: 100_000,
-            pending_ports_counted: HashMap::new(),
         }
     }
 
@@ -191,16 +149,15 @@ impl WriteCtx {
 
     /// Where the writer's memory of the batch stands, for a savepoint taken now.
     pub(crate) fn marks(&self) -> Marks {
-        Marks { chain: self.chain, pending: self.pending.len(), checks: self.checks.marks() }
+        Marks { chain: self.chain, index: self.index.marks(), checks: self.checks.marks() }
     }
 
     /// After a rollback to a savepoint taken at `marks`: the writer's memory as it was then.
     pub(crate) fn undo_to(&mut self, marks: Marks) {
         self.chain = marks.chain;
-        self.pending.truncate(marks.pending);
+        self.index.undo_to(marks.index);
         self.checks.undo_to(marks.checks);
-        self.events_unwritten.clear();
-        self.pending_ports_counted.clear();
+        self.events.clear();
         // Caches may have been reloaded from rows now rolled back.
         self.prefixes_generation = -1;
     }
@@ -305,7 +262,7 @@ impl WriteCtx {
 
     fn begin(&mut self) -> Result<(), StoreError> {
         self.conn.begin_write()?;
-        self.pending_ports_counted.clear();
+        self.events.clear();
         let (mut generation, mut stamp) = (0, 0);
         self.conn.query_each(
             "SELECT key, value FROM meta WHERE key IN ('participants_generation', 'events_stamp')",
@@ -318,17 +275,7 @@ impl WriteCtx {
                 Ok(())
             },
         )?;
-        let attempted = self.stamp_attempted.take();
-        let expected = stamp == self.events_stamp || attempted == Some(stamp);
-        if !expected && self.index_enabled && !self.foreign_events {
-            self.foreign_events = true;
-            tracing::warn!(
-                "another process has written lifecycle events to this database (one writing node per database): \
-                 this server reads every number's history from the tables from now on, and its checks may miss \
-                 the other's events until it is restarted"
-            );
-        }
-        self.events_stamp = stamp;
+        self.index.note_events_stamp(stamp);
         if generation != self.prefixes_generation {
             self.reload_prefixes()?;
             self.prefixes_generation = generation;
@@ -362,9 +309,9 @@ impl WriteCtx {
 
     fn run_batch(&mut self, batch: Vec<Command>) {
         // No command runs while the index may lack a committed summary.
-        let started = self.begin_or_reconnect().and_then(|()| match self.resync.is_empty() {
-            true => Ok(()),
-            false => self.resync_index(),
+        let started = self.begin_or_reconnect().and_then(|()| match self.index.resync_pending() {
+            false => Ok(()),
+            true => self.resync_index(),
         });
         if let Err(e) = started {
             tracing::error!(error = %e, "cannot start a write transaction");
@@ -418,34 +365,16 @@ impl WriteCtx {
             }
             _ => commit,
         };
-        if commit.is_ok()
-            && let Some(stamp) = self.stamp_attempted.take()
-        {
-            self.events_stamp = stamp;
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, "write batch failed; nothing of it was committed");
+            let _ = self.conn.rollback();
+            // Cached state may reflect rolled-back work.
+            self.prefixes_generation = -1;
+            self.checks.undo_to(0);
         }
-        match &commit {
-            Ok(()) if !self.pending.is_empty() => {
-                // Before any caller hears of the commit: a check never answers from older state than
-                // an acknowledged event.
-                let mut ix = self.index.write().unwrap_or_else(|p| p.into_inner());
-                for (n, s) in self.pending.drain(..) {
-                    ix.put(n, &s);
-                }
-            }
-            Ok(()) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "write batch failed; nothing of it was committed");
-                let _ = self.conn.rollback();
-                // Cached state may reflect rolled-back work.
-                self.prefixes_generation = -1;
-                self.checks.undo_to(0);
-                // The commit may have happened all the same (a lost reply): the index reads these
-                // numbers' summaries from the tables before the next batch's commands run. Until then
-                // none of their events has been acknowledged.
-                self.resync.extend(self.pending.drain(..).map(|(n, _)| n));
-            }
-        }
-        self.written.clear();
+        // Before any caller hears of the commit: a check never answers from older state than an
+        // acknowledged event.
+        self.index.after_commit(commit.is_ok());
         for reply in replies {
             reply(commit.clone().map_err(StoreError::database));
         }

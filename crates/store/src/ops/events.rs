@@ -1,6 +1,8 @@
 //! Lifecycle events (R3 through `domain::validate_new`) and checks (R2 through
 //! `domain::reassigned_since`), each audited in the transaction that does it.
 
+pub(crate) mod buffer;
+
 use domain::answer::DateAfterToday;
 use domain::history::Summary;
 use domain::{
@@ -224,7 +226,7 @@ impl WriteCtx {
     ) -> Result<Vec<Outcome>, StoreError> {
         // First with the events' rows written [`EVENT_ROWS`] to a statement, assuming each key new: if
         // another number holds one, then again, row by row, each insert saying whether it was new.
-        self.events_key_held = false;
+        self.events.key_held = false;
         let (first, ended) =
             self.savepoint("events", |ctx| ctx.apply_events(carrier, &events, job, true), Result::is_ok)?;
         if let Err(undone) = ended {
@@ -236,7 +238,7 @@ impl WriteCtx {
             return first.and(Err(undone));
         }
         match first {
-            Err(_) if self.events_key_held => {
+            Err(_) if self.events.key_held => {
                 tracing::info!(
                     carrier = %carrier.id,
                     "a batch of events holds an eventId another number has: applied again event by event"
@@ -371,8 +373,8 @@ impl WriteCtx {
         if in_lists {
             // Written before anything reads `events` again (see `write_events`); a key another number
             // holds fails the whole attempt.
-            self.events_unwritten.extend(row);
-            if self.events_unwritten.len() == EVENT_COLUMNS * EVENT_ROWS {
+            self.events.unwritten.extend(row);
+            if self.events.unwritten.len() == EVENT_COLUMNS * EVENT_ROWS {
                 self.write_events()?;
             }
         } else {
@@ -393,7 +395,7 @@ impl WriteCtx {
                 "DELETE FROM pending_ports WHERE carrier_seq = $1 AND event_id = $2",
                 &[cid.0.into(), e.event_id.as_str().into()],
             )?;
-            self.pending_ports_counted.remove(&cid.0);
+            self.events.pending_ports_counted.remove(&cid.0);
         }
         // A real-name record exists only for a number with a history (it is written with an accepted
         // event), so a first event without one has none to keep in step.
@@ -451,7 +453,7 @@ impl WriteCtx {
             )?;
         }
         let max = self.pending_ports_max;
-        let pending = match self.pending_ports_counted.get(&carrier.seq) {
+        let pending = match self.events.pending_ports_counted.get(&carrier.seq) {
             Some(&n) => n,
             None => {
                 // Counted up to the limit only, once a batch: a carrier at its limit costs no more.
@@ -464,7 +466,7 @@ impl WriteCtx {
                     .map(|r| r.i64(0))
                     .transpose()?
                     .unwrap_or(0) as u64;
-                self.pending_ports_counted.insert(carrier.seq, n);
+                self.events.pending_ports_counted.insert(carrier.seq, n);
                 n
             }
         };
@@ -476,7 +478,7 @@ impl WriteCtx {
                 ),
             )));
         }
-        self.pending_ports_counted.insert(carrier.seq, pending + 1);
+        self.events.pending_ports_counted.insert(carrier.seq, pending + 1);
         self.conn.exec(
             "INSERT INTO pending_ports (carrier_seq, event_id, number, day, received_at, job_id) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -555,7 +557,7 @@ impl WriteCtx {
                 "DELETE FROM pending_ports WHERE carrier_seq = $1 AND event_id = $2",
                 &[seq.into(), new.event_id.as_str().into()],
             )?;
-            self.pending_ports_counted.remove(&seq);
+            self.events.pending_ports_counted.remove(&seq);
             let row = [
                 seq.into(),
                 new.event_id.as_str().into(),
@@ -680,14 +682,14 @@ impl WriteCtx {
     /// Inserts the events' rows held back by [`WriteCtx::apply_events`]: [`EVENT_ROWS`] to a statement,
     /// the rest one by one. Called before anything reads `events`, so that no read misses one.
     pub(crate) fn write_events(&mut self) -> Result<(), StoreError> {
-        if self.events_unwritten.is_empty() {
+        if self.events.unwritten.is_empty() {
             return Ok(());
         }
-        let rows = std::mem::take(&mut self.events_unwritten);
+        let rows = std::mem::take(&mut self.events.unwritten);
         let written = self.insert_events(&rows);
         // The buffer's capacity is kept for the next rows.
-        self.events_unwritten = rows;
-        self.events_unwritten.clear();
+        self.events.unwritten = rows;
+        self.events.unwritten.clear();
         written
     }
 
@@ -711,11 +713,11 @@ impl WriteCtx {
         Ok(changed)
     }
 
-    /// Fails, with [`WriteCtx::events_key_held`] set, if another event holds a row's key.
+    /// Fails, with `EventsBuffer::key_held` set, if another event holds a row's key.
     fn insert_events(&mut self, rows: &[Value]) -> Result<(), StoreError> {
         let inserted = self.exec_in_lists(rows, EVENT_COLUMNS, EVENT_ROWS, events_sql)?;
         if inserted < (rows.len() / EVENT_COLUMNS) as u64 {
-            self.events_key_held = true;
+            self.events.key_held = true;
             return Err(StoreError::database("an eventId of the batch is held by another number's event"));
         }
         Ok(())

@@ -3,7 +3,7 @@
 //! commit, re-read for the numbers of a commit whose outcome is unknown (`resync_index`), and the
 //! `events_stamp` that tells a writer another process wrote events its index lacks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use domain::{Day, PhoneNumber, Prefix, Summary};
@@ -22,6 +22,107 @@ pub(crate) struct IndexSetup {
     /// `meta.events_stamp` read before the index was built: whatever changes it later, the index
     /// may not know of.
     pub(crate) events_stamp: i64,
+}
+
+/// What the writer keeps to hold the index in step with what it commits.
+pub(super) struct IndexKeep {
+    /// The in-memory index checks answer from; changed only after a batch commits.
+    shared: Arc<RwLock<Index>>,
+    /// False in a store opened without an index: checks read the tables.
+    enabled: bool,
+    /// Summaries written by this batch, for the index once it commits.
+    pending: Vec<(PhoneNumber, Summary)>,
+    /// Numbers this batch wrote an event of (also those of commands rolled back since): with the
+    /// index, what tells the writer a number has no history without reading it.
+    written: HashSet<u64>,
+    /// Numbers whose summaries the index may lack: written by a batch whose commit failed, whose
+    /// outcome a connection lost during COMMIT leaves unknown. Read again from the tables at the start
+    /// of the next batch, before its commands: its write lock (on PostgreSQL an advisory lock the lost
+    /// transaction holds until it ends) makes the outcome settled by then.
+    resync: Vec<PhoneNumber>,
+    /// `meta.events_stamp` as this writer expects to find it. Each batch that writes events sets it to
+    /// this writer's id (high 32 bits) and a count of such batches; another value means another
+    /// process wrote events since (a second server on the database), which this process's index does
+    /// not know of.
+    events_stamp: i64,
+    /// The stamp of a batch whose commit failed: it may have committed (see `resync`).
+    stamp_attempted: Option<i64>,
+    /// This writer's id in `events_stamp`.
+    writer_id: i64,
+    /// Another process has written events: the index's "no history" is not trusted any more.
+    foreign_events: bool,
+    /// The ranges the index was last given (prefix digits → reportingSince).
+    ranges: HashMap<String, Option<Day>>,
+}
+
+impl IndexKeep {
+    pub(super) fn new(setup: IndexSetup) -> IndexKeep {
+        IndexKeep {
+            shared: setup.index,
+            enabled: setup.enabled,
+            pending: Vec::new(),
+            written: HashSet::new(),
+            resync: Vec::new(),
+            events_stamp: setup.events_stamp,
+            stamp_attempted: None,
+            // 1 to 2^31 - 1: the stamp (id << 32 | count) stays a positive i64.
+            writer_id: i64::from(u32::from_be_bytes(crate::keys::random_bytes()) >> 1).max(1),
+            foreign_events: false,
+            ranges: setup.ranges,
+        }
+    }
+
+    /// Where the batch's summaries stand, for a savepoint taken now.
+    pub(super) fn marks(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// After a rollback to a savepoint: the summaries written since are not the batch's.
+    pub(super) fn undo_to(&mut self, marks: usize) {
+        self.pending.truncate(marks);
+    }
+
+    /// A failed commit left numbers whose summaries must be read again before any command runs.
+    pub(super) fn resync_pending(&self) -> bool {
+        !self.resync.is_empty()
+    }
+
+    /// `meta.events_stamp` as a batch finds it: not what this writer left means another process
+    /// wrote events since, which the index does not know of.
+    pub(super) fn note_events_stamp(&mut self, stamp: i64) {
+        let attempted = self.stamp_attempted.take();
+        let expected = stamp == self.events_stamp || attempted == Some(stamp);
+        if !expected && self.enabled && !self.foreign_events {
+            self.foreign_events = true;
+            tracing::warn!(
+                "another process has written lifecycle events to this database (one writing node per database): \
+                 this server reads every number's history from the tables from now on, and its checks may miss \
+                 the other's events until it is restarted"
+            );
+        }
+        self.events_stamp = stamp;
+    }
+
+    /// After the batch's commit, before any caller is answered: its summaries go into the index. If
+    /// the commit failed, it may have happened all the same (a lost reply): the index reads these
+    /// numbers' summaries from the tables before the next batch's commands run; until then none of
+    /// their events has been acknowledged.
+    pub(super) fn after_commit(&mut self, committed: bool) {
+        if committed {
+            if let Some(stamp) = self.stamp_attempted.take() {
+                self.events_stamp = stamp;
+            }
+            if !self.pending.is_empty() {
+                let mut ix = self.shared.write().unwrap_or_else(|p| p.into_inner());
+                for (n, s) in self.pending.drain(..) {
+                    ix.put(n, &s);
+                }
+            }
+        } else {
+            self.resync.extend(self.pending.drain(..).map(|(n, _)| n));
+        }
+        self.written.clear();
+    }
 }
 
 /// The summary columns of `numbers`, as the index is built from them.
@@ -123,9 +224,9 @@ pub(crate) fn build_index(
 impl WriteCtx {
     /// Records a summary the batch wrote; the index gets it once the batch commits.
     pub(crate) fn index_later(&mut self, n: PhoneNumber, s: Summary) {
-        self.written.insert(n.digits());
-        if self.index_enabled {
-            self.pending.push((n, s));
+        self.index.written.insert(n.digits());
+        if self.index.enabled {
+            self.index.pending.push((n, s));
         }
     }
 
@@ -134,10 +235,10 @@ impl WriteCtx {
     /// see `resync`; and while no other process has written events: see `events_stamp`). A carrier's
     /// first load is all such numbers; their histories are not read.
     pub(crate) fn may_have_history(&self, n: PhoneNumber) -> bool {
-        !self.index_enabled
-            || self.foreign_events
-            || self.written.contains(&n.digits())
-            || self.index.read().unwrap_or_else(|p| p.into_inner()).has_history(n)
+        !self.index.enabled
+            || self.index.foreign_events
+            || self.index.written.contains(&n.digits())
+            || self.index.shared.read().unwrap_or_else(|p| p.into_inner()).has_history(n)
     }
 
     /// Gives the index the ranges just loaded, if they changed, and puts again every number under a
@@ -145,13 +246,13 @@ impl WriteCtx {
     pub(super) fn sync_index_ranges(&mut self) -> Result<(), StoreError> {
         let wanted: HashMap<String, Option<Day>> =
             self.prefixes.iter().map(|(p, (_, since))| (p.clone(), *since)).collect();
-        if !self.index_enabled || wanted == self.index_ranges {
+        if !self.index.enabled || wanted == self.index.ranges {
             return Ok(());
         }
         let mut changed: Vec<String> =
-            wanted.iter().filter(|(p, s)| self.index_ranges.get(*p) != Some(s)).map(|(p, _)| p.clone()).collect();
-        changed.extend(self.index_ranges.keys().filter(|p| !wanted.contains_key(*p)).cloned());
-        let mut ix = self.index.write().unwrap_or_else(|p| p.into_inner());
+            wanted.iter().filter(|(p, s)| self.index.ranges.get(*p) != Some(s)).map(|(p, _)| p.clone()).collect();
+        changed.extend(self.index.ranges.keys().filter(|p| !wanted.contains_key(*p)).cloned());
+        let mut ix = self.index.shared.write().unwrap_or_else(|p| p.into_inner());
         ix.set_ranges(ranges_of(&wanted));
         for p in changed.iter().filter_map(|p| Prefix::parse(&format!("+{p}")).ok()) {
             for (lo, hi) in Index::prefix_spans(&p) {
@@ -167,42 +268,42 @@ impl WriteCtx {
             }
         }
         drop(ix);
-        self.index_ranges = wanted;
+        self.index.ranges = wanted;
         Ok(())
     }
 
     /// Marks the batch's events as this writer's in `meta.events_stamp`, if it wrote any.
     pub(super) fn stamp_events(&mut self) -> Result<(), StoreError> {
-        if self.written.is_empty() {
+        if self.index.written.is_empty() {
             return Ok(());
         }
-        let ours = self.events_stamp >> 32 == self.writer_id;
-        let count = if ours { (self.events_stamp + 1) & 0xffff_ffff } else { 0 };
-        let stamp = (self.writer_id << 32) | count;
+        let ours = self.index.events_stamp >> 32 == self.index.writer_id;
+        let count = if ours { (self.index.events_stamp + 1) & 0xffff_ffff } else { 0 };
+        let stamp = (self.index.writer_id << 32) | count;
         self.conn.exec("UPDATE meta SET value = $1 WHERE key = 'events_stamp'", &[stamp.into()])?;
-        self.stamp_attempted = Some(stamp);
+        self.index.stamp_attempted = Some(stamp);
         Ok(())
     }
 
     /// Puts into the index what the tables hold for the numbers of `resync`.
     pub(super) fn resync_index(&mut self) -> Result<(), StoreError> {
         let sql = format!("SELECT {SUMMARY_COLUMNS} FROM numbers WHERE number = $1");
-        self.resync.sort_unstable();
-        self.resync.dedup();
-        let mut read = Vec::with_capacity(self.resync.len());
-        for &n in &self.resync {
+        self.index.resync.sort_unstable();
+        self.index.resync.dedup();
+        let mut read = Vec::with_capacity(self.index.resync.len());
+        for &n in &self.index.resync {
             let s = match self.conn.query_one(&sql, &[(n.digits() as i64).into()])? {
                 Some(r) => summary_row(&r)?.1,
                 None => Summary::default(),
             };
             read.push((n, s));
         }
-        let mut ix = self.index.write().unwrap_or_else(|p| p.into_inner());
+        let mut ix = self.index.shared.write().unwrap_or_else(|p| p.into_inner());
         for (n, s) in &read {
             ix.put(*n, s);
         }
         tracing::info!(numbers = read.len(), "the index took the tables' summaries of a failed commit's numbers");
-        self.resync.clear();
+        self.index.resync.clear();
         Ok(())
     }
 }
