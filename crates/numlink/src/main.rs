@@ -216,6 +216,11 @@ fn init_logging(format: Option<&str>) {
 
 /// The store for a short-lived command: no index (it answers no checks, and building one would read
 /// every number).
+/// A participant id as given on the command line.
+fn participant_id(id: &str) -> Result<store::ParticipantId> {
+    store::ParticipantId::parse(id).ok_or_else(|| anyhow!("no participant with id \"{id}\""))
+}
+
 fn open_store(config: &Config) -> Result<Store> {
     open_store_with(config, false)
 }
@@ -337,12 +342,13 @@ async fn participant(command: ParticipantCommand) -> Result<()> {
                 .add_participant(NewParticipant { role, name, prefixes, reporting_since })
                 .await
                 .map_err(|e| anyhow!("{e}"))?;
-            println!("{}", json!({"id": p.id, "apiKey": key.expose()}));
+            println!("{}", json!({"id": p.id.as_str(), "apiKey": key.expose()}));
         }
         ParticipantCommand::List { db } => {
             let store = open_store(&Config::load(&db.overrides())?)?;
             for p in store.list_participants().await? {
-                let mut line = json!({"id": p.id, "role": p.role.as_str(), "name": p.name, "createdAt": p.created_at});
+                let mut line =
+                    json!({"id": p.id.as_str(), "role": p.role.as_str(), "name": p.name, "createdAt": p.created_at});
                 if p.role == Role::Carrier {
                     line["prefixes"] = json!(p.prefixes.iter().map(ToString::to_string).collect::<Vec<_>>());
                     line["reportingSince"] = json!(p.reporting_since.map(|d| d.to_string()));
@@ -352,12 +358,12 @@ async fn participant(command: ParticipantCommand) -> Result<()> {
         }
         ParticipantCommand::RotateKey { db, id } => {
             let store = open_store(&Config::load(&db.overrides())?)?;
-            let key = store.rotate_key(&id).await.map_err(|e| anyhow!("{e}"))?;
+            let key = store.rotate_key(&participant_id(&id)?).await.map_err(|e| anyhow!("{e}"))?;
             println!("{}", json!({"id": id, "apiKey": key.expose()}));
         }
         ParticipantCommand::Revoke { db, id } => {
             let store = open_store(&Config::load(&db.overrides())?)?;
-            let n = store.revoke_keys(&id).await.map_err(|e| anyhow!("{e}"))?;
+            let n = store.revoke_keys(&participant_id(&id)?).await.map_err(|e| anyhow!("{e}"))?;
             println!("{}", json!({"id": id, "revokedKeys": n}));
         }
     }

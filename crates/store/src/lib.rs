@@ -10,6 +10,7 @@
 //!
 //! The store applies the rules from `domain`; it decides nothing itself.
 
+pub mod ids;
 mod keys;
 mod migrate;
 mod ops;
@@ -28,12 +29,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use domain::{AgingPolicy, Clock, Day, PhoneNumber};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+pub use ids::{BindingId, ChallengeId, EndpointId, JobId, NotificationId, ParticipantId, UnbindRequestId};
 pub use keys::{ApiKey, HashKey, new_id, sha256};
 pub use ops::attestation::AttestationKey;
 pub use ops::audit::{AuditRecord, ChainReport};
-pub use ops::bindings::{
-    ACCOUNT_REF_CHARS_MAX, ACK_ACTIONS, Binding, NewBinding, Notification, NotificationType, Registered,
-};
+pub use ops::bindings::{ACK_ACTIONS, Binding, NewBinding, Notification, NotificationType, Registered};
 pub use ops::checklog::Lookup;
 pub use ops::checklog::{AnsweredCheck, COMPACT_STEP, LoggedAnswer};
 pub use ops::events::{NewEvent, Outcome, PendingPort, StoredEvent};
@@ -454,7 +454,7 @@ impl Store {
     }
 
     /// Issues a new key for the participant and revokes every earlier one.
-    pub async fn rotate_key(&self, participant_id: &str) -> Result<ApiKey, StoreError> {
+    pub async fn rotate_key(&self, participant_id: &ParticipantId) -> Result<ApiKey, StoreError> {
         let id = participant_id.to_string();
         let r = self.write(move |ctx| ctx.rotate_key(&id)).await;
         self.forget_keys();
@@ -462,7 +462,7 @@ impl Store {
     }
 
     /// Revokes every key of the participant: it can no longer call the API.
-    pub async fn revoke_keys(&self, participant_id: &str) -> Result<u64, StoreError> {
+    pub async fn revoke_keys(&self, participant_id: &ParticipantId) -> Result<u64, StoreError> {
         let id = participant_id.to_string();
         let r = self.write(move |ctx| ctx.revoke_keys(&id)).await;
         self.forget_keys();
@@ -584,7 +584,7 @@ impl Store {
     }
 
     /// One of the institution's bindings.
-    pub async fn binding(&self, institution_seq: i64, id: &str) -> Result<Option<Binding>, StoreError> {
+    pub async fn binding(&self, institution_seq: i64, id: &BindingId) -> Result<Option<Binding>, StoreError> {
         let id = id.to_string();
         self.read(move |c| ops::bindings::get(c, institution_seq, &id)).await
     }
@@ -596,7 +596,7 @@ impl Store {
     }
 
     /// Deletes one of the institution's bindings; false if it has none with that id.
-    pub async fn delete_binding(&self, institution: Participant, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_binding(&self, institution: Participant, id: &BindingId) -> Result<bool, StoreError> {
         let id = id.to_string();
         self.write(move |ctx| ctx.delete_binding(&institution, &id)).await
     }
@@ -619,7 +619,7 @@ impl Store {
     pub async fn ack_notification(
         &self,
         institution: Participant,
-        id: &str,
+        id: &NotificationId,
         action: &str,
     ) -> Result<Option<Notification>, StoreError> {
         let (id, action) = (id.to_string(), action.to_string());
@@ -655,7 +655,7 @@ impl Store {
     pub async fn verify_otp(
         &self,
         n: PhoneNumber,
-        challenge_id: &str,
+        challenge_id: &ChallengeId,
         code: &str,
         limits: OtpLimits,
     ) -> Result<Result<TenureMark, OtpFailure>, StoreError> {
@@ -695,7 +695,7 @@ impl Store {
         &self,
         n: PhoneNumber,
         mark: TenureMark,
-        institution_ids: Option<Vec<String>>,
+        institution_ids: Option<Vec<ParticipantId>>,
         deadline: Day,
         attestation: IssuedAttestation,
     ) -> Result<Result<Vec<UnbindRequest>, UnbindRefused>, StoreError> {
@@ -717,7 +717,7 @@ impl Store {
     pub async fn resolve_unbind(
         &self,
         institution: Participant,
-        id: &str,
+        id: &UnbindRequestId,
         resolution: Resolution,
     ) -> Result<Resolved, StoreError> {
         let id = id.to_string();
@@ -725,7 +725,11 @@ impl Store {
     }
 
     /// One of the institution's unbind requests, with its bindings.
-    pub async fn unbind_request(&self, institution_seq: i64, id: &str) -> Result<Option<UnbindRequest>, StoreError> {
+    pub async fn unbind_request(
+        &self,
+        institution_seq: i64,
+        id: &UnbindRequestId,
+    ) -> Result<Option<UnbindRequest>, StoreError> {
         let id = id.to_string();
         self.read(move |c| ops::unbind::request_of(c, institution_seq, &id)).await
     }
@@ -817,7 +821,7 @@ impl Store {
     pub async fn rebind(
         &self,
         institution: Participant,
-        binding_id: &str,
+        binding_id: &BindingId,
         new_number: PhoneNumber,
         id_document: &str,
         name: &str,
@@ -850,7 +854,7 @@ impl Store {
         self.read(move |c| ops::webhooks::list(c, institution_seq)).await
     }
 
-    pub async fn delete_endpoint(&self, institution: Participant, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_endpoint(&self, institution: Participant, id: &EndpointId) -> Result<bool, StoreError> {
         let id = id.to_string();
         self.write(move |ctx| ctx.delete_endpoint(&institution, &id)).await
     }
@@ -859,7 +863,7 @@ impl Store {
     pub async fn rotate_endpoint_secret(
         &self,
         institution: Participant,
-        id: &str,
+        id: &EndpointId,
         new_secret: &str,
         overlap_secs: i64,
     ) -> Result<Option<Endpoint>, StoreError> {
@@ -868,7 +872,11 @@ impl Store {
     }
 
     /// Queues a notification again for every enabled endpoint; `None` if the institution has no such notification.
-    pub async fn replay(&self, institution: Participant, notification_id: &str) -> Result<Option<u64>, StoreError> {
+    pub async fn replay(
+        &self,
+        institution: Participant,
+        notification_id: &NotificationId,
+    ) -> Result<Option<u64>, StoreError> {
         let id = notification_id.to_string();
         self.write(move |ctx| ctx.replay(&institution, &id)).await
     }
@@ -900,7 +908,7 @@ impl Store {
     /// transaction.
     pub async fn record_attempts(
         &self,
-        attempts: Vec<(i64, String, AttemptOutcome)>,
+        attempts: Vec<(i64, EndpointId, AttemptOutcome)>,
         disable_after_secs: i64,
     ) -> Result<(), StoreError> {
         self.write(move |ctx| {
@@ -913,7 +921,7 @@ impl Store {
     }
 
     /// The delivery rows of a notification, for operators and tests.
-    pub async fn deliveries_of(&self, notification_id: &str) -> Result<Vec<DeliveryState>, StoreError> {
+    pub async fn deliveries_of(&self, notification_id: &NotificationId) -> Result<Vec<DeliveryState>, StoreError> {
         let id = notification_id.to_string();
         self.read(move |c| ops::webhooks::deliveries_of(c, &id)).await
     }
@@ -932,7 +940,7 @@ impl Store {
     }
 
     /// A job, if it exists and belongs to `owner_seq`.
-    pub async fn job(&self, id: &str, owner_seq: i64) -> Result<Option<Job>, StoreError> {
+    pub async fn job(&self, id: &JobId, owner_seq: i64) -> Result<Option<Job>, StoreError> {
         let id = id.to_string();
         self.read(move |c| ops::jobs::get(c, &id, Some(owner_seq))).await
     }
@@ -1001,7 +1009,7 @@ impl Store {
 
     /// Records that a job's outputs are gone (the caller removed its files); its rejected rows go with
     /// [`Store::purge_jobs`].
-    pub async fn job_outputs_deleted(&self, job_id: &str) -> Result<(), StoreError> {
+    pub async fn job_outputs_deleted(&self, job_id: &JobId) -> Result<(), StoreError> {
         let id = job_id.to_string();
         self.write(move |ctx| ctx.job_outputs_deleted(&id)).await
     }
@@ -1013,7 +1021,7 @@ impl Store {
     }
 
     /// Deletes an ended job of `owner` with its rejected rows (the caller removes its files first).
-    pub async fn delete_job(&self, owner: Participant, job_id: &str) -> Result<JobDeleted, StoreError> {
+    pub async fn delete_job(&self, owner: Participant, job_id: &JobId) -> Result<JobDeleted, StoreError> {
         let id = job_id.to_string();
         self.write(move |ctx| ctx.delete_job(&owner, &id)).await
     }
@@ -1024,7 +1032,7 @@ impl Store {
         self.write(move |ctx| ctx.prune_check_log(&before, max)).await
     }
 
-    pub async fn fail_job(&self, job_id: &str, error: String) -> Result<(), StoreError> {
+    pub async fn fail_job(&self, job_id: &JobId, error: String) -> Result<(), StoreError> {
         let id = job_id.to_string();
         self.write(move |ctx| ctx.fail_job(&id, &error)).await
     }
@@ -1032,7 +1040,7 @@ impl Store {
     /// Rejected rows of a job after `after_line`, at most `limit`.
     pub async fn job_rejections(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         after_line: u64,
         limit: u32,
     ) -> Result<Vec<RejectionRow>, StoreError> {

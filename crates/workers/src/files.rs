@@ -13,7 +13,7 @@
 use std::io::BufRead;
 
 use csv_core::ReadRecordResult;
-use domain::{Day, EventKind, PhoneNumber, Rejection, RejectionCode};
+use domain::{AccountRef, Day, EventId, EventKind, PhoneNumber, Rejection, RejectionCode};
 use store::{JobKind, NewBinding, NewEvent, RowData};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,17 +125,9 @@ pub fn csv_cell(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Validates an institution's account reference: 1 to 128 printable characters, no control characters.
-pub fn parse_account_ref(s: &str) -> Result<String, Rejection> {
-    let chars = s.chars().count();
-    if chars == 0 || chars > store::ACCOUNT_REF_CHARS_MAX || s.chars().any(char::is_control) {
-        return Err(invalid(format!(
-            "accountRef \"{}\" is not valid: expected 1 to {} characters without control characters",
-            domain::number::truncate_for_message(s),
-            store::ACCOUNT_REF_CHARS_MAX
-        )));
-    }
-    Ok(s.to_string())
+/// An institution's account reference (`AccountRef::parse`), or the row's rejection.
+pub fn parse_account_ref(s: &str) -> Result<AccountRef, Rejection> {
+    AccountRef::parse(s).map_err(|e| invalid(e.0))
 }
 
 /// Limits on files, each with its unit in the name.
@@ -166,21 +158,13 @@ impl Default for FileLimits {
     }
 }
 
-pub const EVENT_ID_CHARS_MAX: usize = 128;
-
 fn invalid(msg: String) -> Rejection {
     Rejection::new(RejectionCode::InvalidArgument, msg)
 }
 
-/// Validates an event id: 1 to 128 printable ASCII characters.
-pub fn parse_event_id(s: &str) -> Result<String, Rejection> {
-    if s.is_empty() || s.len() > EVENT_ID_CHARS_MAX || !s.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(invalid(format!(
-            "eventId \"{}\" is not valid: expected 1 to {EVENT_ID_CHARS_MAX} printable ASCII characters",
-            domain::number::truncate_for_message(s)
-        )));
-    }
-    Ok(s.to_string())
+/// A carrier's event id (`EventId::parse`), or the row's rejection.
+pub fn parse_event_id(s: &str) -> Result<EventId, Rejection> {
+    EventId::parse(s).map_err(|e| invalid(e.0))
 }
 
 pub fn parse_kind(s: &str) -> Result<EventKind, Rejection> {
@@ -389,7 +373,8 @@ pub fn parse_row(format: FileFormat, record: &Fields<'_>, limits: &FileLimits) -
             let n = number(fields[0])?;
             let d = date(fields[1])?;
             Ok(RowData::Event(NewEvent {
-                event_id: format!("rnd:{n}:{d}"),
+                // Made of a valid number and date: always a valid event id.
+                event_id: EventId::parse(&format!("rnd:{n}:{d}")).map_err(|e| invalid(e.0))?,
                 number: n,
                 kind: EventKind::Disconnected,
                 date: d,

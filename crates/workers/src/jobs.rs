@@ -322,8 +322,8 @@ impl JobRunner {
                 Err(e) => {
                     let failed = {
                         let mut f = self.failures.lock().expect("never poisoned");
-                        if f.0 != at.id {
-                            *f = (at.id.clone(), 0);
+                        if f.0 != at.id.as_str() {
+                            *f = (at.id.to_string(), 0);
                         }
                         f.1 += 1;
                         f.1 >= CHUNK_ATTEMPTS_MAX

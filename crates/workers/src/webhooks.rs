@@ -64,7 +64,7 @@ pub fn cloud_event(n: &Notification) -> Value {
     put("attestation", n.attestation.clone());
     json!({
         "specversion": "1.0",
-        "id": n.id,
+        "id": n.id.as_str(),
         "source": SOURCE,
         "type": n.kind.as_str(),
         "time": n.created_at,
@@ -397,7 +397,7 @@ impl Deliverer {
         for queue in queues {
             // As many lanes as may run; the other endpoints' turn comes when one ends.
             let Ok(permit) = self.lanes.clone().try_acquire_owned() else { break };
-            let endpoint = queue[0].endpoint.id.clone();
+            let endpoint = queue[0].endpoint.id.to_string();
             if !self.busy.lock().unwrap_or_else(|p| p.into_inner()).insert(endpoint.clone()) {
                 continue;
             }
@@ -435,7 +435,7 @@ impl Deliverer {
             tokio::time::sleep(grace).await;
         };
         tokio::pin!(stopped);
-        let mut outcomes: Vec<(i64, String, AttemptOutcome)> = Vec::new();
+        let mut outcomes: Vec<(i64, store::EndpointId, AttemptOutcome)> = Vec::new();
         loop {
             tokio::select! {
                 next = attempts.next() => match next {
@@ -506,7 +506,7 @@ impl Deliverer {
             .client
             .post(&d.endpoint.url)
             .header("content-type", "application/json")
-            .header("webhook-id", &d.notification.id)
+            .header("webhook-id", d.notification.id.as_str())
             .header("webhook-timestamp", now.to_string())
             .header("webhook-signature", signatures.join(" "))
             .body(body)

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use store::{Binding, NewBinding, Role};
+use store::{Binding, BindingId, NewBinding, Role};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
@@ -50,7 +50,7 @@ pub struct BindingView {
 impl From<Binding> for BindingView {
     fn from(b: Binding) -> Self {
         BindingView {
-            id: b.id,
+            id: b.id.into(),
             account_ref: b.account_ref,
             bound_on: b.bound_on.to_string(),
             stale: b.stale,
@@ -188,7 +188,8 @@ pub async fn get_binding(
     Path(id): Path<String>,
 ) -> ApiResult<Json<BindingView>> {
     let institution = caller.require(&[Role::Institution])?;
-    let b = state.store.binding(institution.seq, &id).await?.ok_or_else(|| not_found(&id))?;
+    let Some(binding_id) = BindingId::parse(&id) else { return Err(not_found(&id)) };
+    let b = state.store.binding(institution.seq, &binding_id).await?.ok_or_else(|| not_found(&id))?;
     Ok(Json(b.into()))
 }
 
@@ -211,7 +212,12 @@ pub async fn delete_binding(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let institution = caller.require(&[Role::Institution])?.clone();
-    if state.store.delete_binding(institution, &id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(not_found(&id)) }
+    let Some(binding_id) = BindingId::parse(&id) else { return Err(not_found(&id)) };
+    if state.store.delete_binding(institution, &binding_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&id))
+    }
 }
 
 #[utoipa::path(
@@ -235,6 +241,6 @@ pub async fn list_bindings(
     let institution = caller.require(&[Role::Institution])?;
     let limit = page_limit(&state, q.limit)?;
     let page = state.store.bindings(institution.seq, q.after.as_deref().unwrap_or(""), limit).await?;
-    let next_cursor = (page.len() == limit as usize).then(|| page.last().map(|b| b.id.clone())).flatten();
+    let next_cursor = (page.len() == limit as usize).then(|| page.last().map(|b| b.id.to_string())).flatten();
     Ok(Json(BindingsPage { bindings: page.into_iter().map(Into::into).collect(), next_cursor }))
 }

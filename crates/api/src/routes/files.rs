@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use store::{Job, JobKind, Role};
+use store::{Job, JobId, JobKind, Role};
 use tokio::io::AsyncWriteExt;
 use utoipa::{IntoParams, ToSchema};
 use workers::FileFormat;
@@ -68,7 +68,7 @@ impl From<Job> for JobView {
                 .then(|| format!("/v1/jobs/{}/result", j.id));
         JobView {
             result,
-            id: j.id,
+            id: j.id.into(),
             kind: j.kind.as_str().into(),
             format: j.format,
             state: j.state.as_str().into(),
@@ -454,7 +454,7 @@ async fn spool_and_queue(
     let mut headers = HeaderMap::new();
     let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).map_err(ApiError::internal)?;
     headers.insert(header::LOCATION, location);
-    Ok((StatusCode::ACCEPTED, headers, Json(JobCreated { job_id: job.id })).into_response())
+    Ok((StatusCode::ACCEPTED, headers, Json(JobCreated { job_id: job.id.into() })).into_response())
 }
 
 async fn sync_dir(dir: &Path) -> ApiResult<()> {
@@ -480,9 +480,10 @@ fn outputs_kept(job: &Job) -> ApiResult<()> {
 }
 
 async fn own_job(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
-    state.store.job(id, caller.0.seq).await?.ok_or_else(|| {
-        ApiError::new(ErrorCode::NotFound, format!("no job \"{}\"", domain::number::truncate_for_message(id)))
-    })
+    let no_job =
+        || ApiError::new(ErrorCode::NotFound, format!("no job \"{}\"", domain::number::truncate_for_message(id)));
+    let Some(job_id) = JobId::parse(id) else { return Err(no_job()) };
+    state.store.job(&job_id, caller.0.seq).await?.ok_or_else(no_job)
 }
 
 #[utoipa::path(

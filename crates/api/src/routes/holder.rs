@@ -11,7 +11,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use domain::holder::held_since_claim;
 use serde::{Deserialize, Serialize};
-use store::{OtpFailure, OtpRefused, UnbindRefused, UnbindRequest};
+use store::{ChallengeId, OtpFailure, OtpRefused, ParticipantId, UnbindRefused, UnbindRequest};
 use utoipa::ToSchema;
 use workers::SmsMessage;
 
@@ -85,7 +85,7 @@ impl HolderUnbindRequest {
     fn new(r: UnbindRequest, today: domain::Day) -> HolderUnbindRequest {
         HolderUnbindRequest {
             overdue: r.overdue(today),
-            id: r.id,
+            id: r.id.into(),
             institution_id: r.institution_id,
             institution_name: r.institution_name,
             state: r.state.as_str().into(),
@@ -240,7 +240,7 @@ pub async fn request_otp(
     }
     Ok((
         StatusCode::CREATED,
-        Json(OtpChallenge { challenge_id: issued.challenge_id, expires_in_seconds: limits.ttl_secs }),
+        Json(OtpChallenge { challenge_id: issued.challenge_id.into(), expires_in_seconds: limits.ttl_secs }),
     ))
 }
 
@@ -271,7 +271,13 @@ pub async fn session(
         return Err(ApiError::invalid("code must be the 6 digits of the SMS"));
     }
     let limits = state.holder.config.otp;
-    let mark = state.store.verify_otp(n, &req.challenge_id, &req.code, limits).await?.map_err(|f| match f {
+    // A challenge id of no form numlink issues names no challenge: answered as an unknown one.
+    let challenge = ChallengeId::parse(&req.challenge_id);
+    let outcome = match &challenge {
+        Some(c) => state.store.verify_otp(n, c, &req.code, limits).await?,
+        None => Err(OtpFailure::Expired),
+    };
+    let mark = outcome.map_err(|f| match f {
         OtpFailure::Wrong { attempts_left } => ApiError::new(
             ErrorCode::OtpVerificationFailed,
             format!("the code is not right: {attempts_left} more tries on this challenge"),
@@ -358,7 +364,12 @@ pub async fn request_unbind(
                     ),
                 ));
             }
-            Some(ids)
+            // An id of no form numlink issues names no institution holding a stale binding.
+            let malformed: Vec<&String> = ids.iter().filter(|id| ParticipantId::parse(id).is_none()).collect();
+            if !malformed.is_empty() {
+                return Err(not_stale(malformed.iter().map(|s| s.as_str())));
+            }
+            Some(ids.iter().filter_map(|id| ParticipantId::parse(id)).collect::<Vec<_>>())
         }
         (None, Some(true)) => None,
         _ => return Err(ApiError::invalid("send either \"institutionIds\" (a non-empty list) or \"all\": true")),
@@ -377,13 +388,7 @@ pub async fn request_unbind(
         Err(UnbindRefused::NoTenure) => {
             return Err(ApiError::new(ErrorCode::NotFound, "no institution holds a binding made before your tenure"));
         }
-        Err(UnbindRefused::NotStale(unknown)) => {
-            let shown: Vec<String> = unknown.iter().map(|s| domain::number::truncate_for_message(s)).collect();
-            return Err(ApiError::new(
-                ErrorCode::NotFound,
-                format!("no binding made before your tenure is held by: {}", shown.join(", ")),
-            ));
-        }
+        Err(UnbindRefused::NotStale(unknown)) => return Err(not_stale(unknown.iter().map(String::as_str))),
     };
     state.deliveries_wake.notify_one();
     let requests = requests.into_iter().map(|r| HolderUnbindRequest::new(r, today)).collect();
@@ -474,4 +479,10 @@ pub async fn attestation(State(state): State<AppState>, Holder(n, mark): Holder)
 )]
 pub async fn jwks(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(crate::attest::jwks(&state.store.attestation_keys().await?)))
+}
+
+/// The answer to institutions named in an unbind request that hold no binding made before the tenure.
+fn not_stale<'a>(ids: impl Iterator<Item = &'a str>) -> ApiError {
+    let shown: Vec<String> = ids.map(domain::number::truncate_for_message).collect();
+    ApiError::new(ErrorCode::NotFound, format!("no binding made before your tenure is held by: {}", shown.join(", ")))
 }

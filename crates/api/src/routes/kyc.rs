@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use store::{Kyc, KycAnswer, Rebind, Role};
+use store::{BindingId, Kyc, KycAnswer, Rebind, Role};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
@@ -373,13 +373,11 @@ pub async fn rebind(
     let doc = attribute("idDocument", &Some(req.id_document), chars_max)?.unwrap_or_default();
     let name = attribute("name", &Some(req.name), chars_max)?.unwrap_or_default();
     let max = state.limits.kyc_matches_per_number_per_day_max;
-    match state.store.rebind(institution, &id, n, &doc, &name, max).await? {
+    let Some(binding_id) = BindingId::parse(&id) else { return Err(rebind_not_found(&id)) };
+    match state.store.rebind(institution, &binding_id, n, &doc, &name, max).await? {
         Rebind::Rebound(b) => Ok(Json(b.into())),
         Rebind::Limited { retry_after_secs } => Err(kyc_limited(max, retry_after_secs)),
-        Rebind::NotFound => Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no binding \"{}\"", domain::number::truncate_for_message(&id)),
-        )),
+        Rebind::NotFound => Err(rebind_not_found(&id)),
         Rebind::AlreadyBound => {
             Err(ApiError::new(ErrorCode::Conflict, "this account is already bound to the new number"))
         }
@@ -398,4 +396,8 @@ pub async fn rebind(
             ))
         }
     }
+}
+
+fn rebind_not_found(id: &str) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("no binding \"{}\"", domain::number::truncate_for_message(id)))
 }

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use store::{ACK_ACTIONS, Role};
+use store::{ACK_ACTIONS, NotificationId, Role};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
@@ -144,8 +144,14 @@ pub async fn ack(
             ACK_ACTIONS.join(", ")
         )));
     }
-    let n = state.store.ack_notification(institution, &id, &req.action).await?.ok_or_else(|| {
+    let not_found = || {
         ApiError::new(ErrorCode::NotFound, format!("no notification \"{}\"", domain::number::truncate_for_message(&id)))
-    })?;
-    Ok(Json(AckView { id: n.id, action: n.ack_action.unwrap_or_default(), acked_at: n.acked_at.unwrap_or_default() }))
+    };
+    let Some(notification_id) = NotificationId::parse(&id) else { return Err(not_found()) };
+    let n = state.store.ack_notification(institution, &notification_id, &req.action).await?.ok_or_else(not_found)?;
+    Ok(Json(AckView {
+        id: n.id.into(),
+        action: n.ack_action.unwrap_or_default(),
+        acked_at: n.acked_at.unwrap_or_default(),
+    }))
 }

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use domain::RejectReason;
 use serde::{Deserialize, Serialize};
-use store::{Resolution, Resolved, Role, UnbindRequest};
+use store::{Resolution, Resolved, Role, UnbindRequest, UnbindRequestId};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
@@ -47,7 +47,7 @@ impl UnbindRequestView {
     pub(crate) fn new(r: UnbindRequest, today: domain::Day) -> UnbindRequestView {
         UnbindRequestView {
             overdue: r.overdue(today),
-            id: r.id,
+            id: r.id.into(),
             state: r.state.as_str().into(),
             deadline: r.deadline.to_string(),
             reason: r.reason.map(|x| x.as_str().into()),
@@ -115,7 +115,7 @@ pub async fn list(
     let institution = caller.require(&[Role::Institution])?;
     let limit = page_limit(&state, q.limit)?.min(1_000);
     let page = state.store.unbind_requests(institution.seq, q.after.as_deref().unwrap_or(""), limit).await?;
-    let next_cursor = (page.len() == limit as usize).then(|| page.last().map(|r| r.id.clone())).flatten();
+    let next_cursor = (page.len() == limit as usize).then(|| page.last().map(|r| r.id.to_string())).flatten();
     let today = state.store.today();
     Ok(Json(UnbindRequestsPage {
         requests: page.into_iter().map(|r| UnbindRequestView::new(r, today)).collect(),
@@ -142,7 +142,8 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<UnbindRequestView>> {
     let institution = caller.require(&[Role::Institution])?;
-    let r = state.store.unbind_request(institution.seq, &id).await?.ok_or_else(|| not_found(&id))?;
+    let Some(request_id) = UnbindRequestId::parse(&id) else { return Err(not_found(&id)) };
+    let r = state.store.unbind_request(institution.seq, &request_id).await?.ok_or_else(|| not_found(&id))?;
     Ok(Json(UnbindRequestView::new(r, state.store.today())))
 }
 
@@ -193,7 +194,8 @@ pub async fn resolve(
         }
     };
     let today = state.store.today();
-    match state.store.resolve_unbind(institution, &id, resolution).await? {
+    let Some(request_id) = UnbindRequestId::parse(&id) else { return Err(not_found(&id)) };
+    match state.store.resolve_unbind(institution, &request_id, resolution).await? {
         Resolved::NotFound => Err(not_found(&id)),
         Resolved::AlreadyResolved(r) => Err(ApiError::new(
             ErrorCode::Conflict,

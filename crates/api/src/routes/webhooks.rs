@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use store::{Endpoint, Role};
+use store::{Endpoint, EndpointId, NotificationId, Role};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
@@ -45,7 +45,7 @@ pub struct EndpointView {
 impl From<Endpoint> for EndpointView {
     fn from(e: Endpoint) -> Self {
         EndpointView {
-            id: e.id,
+            id: e.id.into(),
             url: e.url,
             enabled: e.enabled,
             disabled_reason: e.disabled_reason,
@@ -111,7 +111,7 @@ pub async fn add(
             ),
             other => other.into(),
         })?;
-    Ok((StatusCode::CREATED, Json(EndpointCreated { id: e.id, url: e.url, secret })))
+    Ok((StatusCode::CREATED, Json(EndpointCreated { id: e.id.into(), url: e.url, secret })))
 }
 
 #[utoipa::path(
@@ -139,7 +139,8 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
 )]
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let institution = caller.require(&[Role::Institution])?.clone();
-    if state.store.delete_endpoint(institution, &id).await? {
+    let Some(endpoint_id) = EndpointId::parse(&id) else { return Err(not_found("webhook endpoint", &id)) };
+    if state.store.delete_endpoint(institution, &endpoint_id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found("webhook endpoint", &id))
@@ -161,14 +162,15 @@ pub async fn rotate(
     Path(id): Path<String>,
 ) -> ApiResult<Json<SecretRotated>> {
     let institution = caller.require(&[Role::Institution])?.clone();
+    let Some(endpoint_id) = EndpointId::parse(&id) else { return Err(not_found("webhook endpoint", &id)) };
     let secret = workers::webhooks::new_secret();
     let e = state
         .store
-        .rotate_endpoint_secret(institution, &id, &secret, state.webhooks.secret_overlap_secs)
+        .rotate_endpoint_secret(institution, &endpoint_id, &secret, state.webhooks.secret_overlap_secs)
         .await?
         .ok_or_else(|| not_found("webhook endpoint", &id))?;
     Ok(Json(SecretRotated {
-        id: e.id,
+        id: e.id.into(),
         secret,
         previous_secret_valid_until: e.previous_secret_until.unwrap_or_default(),
     }))
@@ -189,7 +191,9 @@ pub async fn replay(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Replayed>)> {
     let institution = caller.require(&[Role::Institution])?.clone();
-    let deliveries = state.store.replay(institution, &id).await?.ok_or_else(|| not_found("notification", &id))?;
+    let Some(notification_id) = NotificationId::parse(&id) else { return Err(not_found("notification", &id)) };
+    let deliveries =
+        state.store.replay(institution, &notification_id).await?.ok_or_else(|| not_found("notification", &id))?;
     state.deliveries_wake.notify_one();
     Ok((StatusCode::ACCEPTED, Json(Replayed { deliveries })))
 }

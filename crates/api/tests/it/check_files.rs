@@ -330,11 +330,12 @@ async fn results_are_deleted_after_their_retention_or_on_request(db: TestDb) {
     assert_error(&del(&deleted).await, 409, "CONFLICT");
     app.runner.run_until_idle().await.unwrap();
     let owner = app.store.authenticate(&bank).await.unwrap().unwrap().seq;
-    let result_path = app.store.job(&kept, owner).await.unwrap().unwrap().result_path();
+    let result_path = app.store.job(&store::JobId::parse(&kept).unwrap(), owner).await.unwrap().unwrap().result_path();
     let result_path = std::path::PathBuf::from(result_path);
     assert!(result_path.exists());
     // Deleted on request: the file, the rejections, the job.
-    let other_result = app.store.job(&deleted, owner).await.unwrap().unwrap().result_path();
+    let other_result =
+        app.store.job(&store::JobId::parse(&deleted).unwrap(), owner).await.unwrap().unwrap().result_path();
     assert!(std::path::Path::new(&other_result).exists());
     assert_eq!(del(&deleted).await.status, 204);
     assert!(!std::path::Path::new(&other_result).exists());

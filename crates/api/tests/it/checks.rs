@@ -100,5 +100,5 @@ async fn every_check_is_audited_before_the_answer(db: TestDb) {
         ]
     );
     let last = app.store.audit_tail(1).await.unwrap().pop().unwrap();
-    assert_eq!((last.actor, last.action, last.seq), (bank.id.clone(), "checks".to_string(), logged[0].seq));
+    assert_eq!((last.actor, last.action, last.seq), (bank.id.to_string(), "checks".to_string(), logged[0].seq));
 }

@@ -90,7 +90,7 @@ async fn world(app: &TestApp) -> World {
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
-    World { carrier, gateway, gateway_secret, old_bank, old_bank_id: old.id, new_bank, regulator }
+    World { carrier, gateway, gateway_secret, old_bank, old_bank_id: old.id.to_string(), new_bank, regulator }
 }
 
 async fn public_post(app: &TestApp, path: &str, body: Value) -> crate::Resp {
@@ -437,7 +437,7 @@ async fn r5_bindings_of_the_current_tenure_are_out_of_reach(db: TestDb) {
     assert_eq!(r.body["institutions"][0]["bindings"], 2, "only the two made before 2025-01-15: {}", r.text);
     // The new bank holds only a binding of this tenure: it cannot be asked.
     let new_bank_id =
-        app.store.list_participants().await.unwrap().into_iter().find(|p| p.name == "New Bank").unwrap().id;
+        app.store.list_participants().await.unwrap().into_iter().find(|p| p.name == "New Bank").unwrap().id.to_string();
     let r = app.post("/v1/holder/unbind-requests", &token, json!({ "institutionIds": [new_bank_id] })).await;
     assert_error(&r, 404, "NOT_FOUND");
     let r = app.post("/v1/holder/unbind-requests", &token, json!({ "institutionIds": [w.old_bank_id] })).await;

@@ -55,7 +55,7 @@ async fn carriers(app: &TestApp) -> Carriers {
     let (_, c) = app.participant(Role::Carrier, "Carrier C", &["+86137"]).await;
     let (a_gateway, b_gateway) = (gateway(app, &a).await, gateway(app, &b).await);
     app.accept(&a, json!([{"eventId": "a1", "phoneNumber": N, "type": "activated", "date": "2025-01-15"}])).await;
-    Carriers { a, a_gateway, b, b_id: b_participant.id, b_gateway, c }
+    Carriers { a, a_gateway, b, b_id: b_participant.id.to_string(), b_gateway, c }
 }
 
 fn port(id: &str, n: &str, kind: &str, date: &str) -> Value {

@@ -47,7 +47,7 @@ fn advance(app: &TestApp, secs: i64) {
 }
 
 async fn deliveries(app: &TestApp, notification_id: &str) -> Vec<store::DeliveryState> {
-    app.store.deliveries_of(notification_id).await.unwrap()
+    app.store.deliveries_of(&store::NotificationId::parse(notification_id).unwrap()).await.unwrap()
 }
 
 backend_tests!(

@@ -8,25 +8,26 @@
 //! binding twice and none is missed.
 
 use domain::{
-    Answer, BindingNotice, Day, EventKind, HistoryEvent, PhoneNumber, Rejection, RejectionCode, reassigned_since,
+    AccountRef, Answer, BindingNotice, Day, EventKind, HistoryEvent, PhoneNumber, Rejection, RejectionCode,
+    reassigned_since,
 };
 
 use crate::StoreError;
-use crate::keys::new_id;
+use crate::ids::{BindingId, NotificationId};
 use crate::ops::participants::Participant;
 use crate::sql::{Conn, Row, Value};
 use crate::writer::WriteCtx;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewBinding {
-    pub account_ref: String,
+    pub account_ref: AccountRef,
     pub number: PhoneNumber,
     pub bound_on: Day,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Binding {
-    pub id: String,
+    pub id: BindingId,
     pub institution_seq: i64,
     pub account_ref: String,
     pub bound_on: Day,
@@ -97,7 +98,7 @@ impl From<BindingNotice> for NotificationType {
 pub struct Notification {
     /// The feed cursor.
     pub seq: i64,
-    pub id: String,
+    pub id: NotificationId,
     pub institution_seq: i64,
     /// The binding concerned (binding notifications).
     pub binding_id: Option<String>,
@@ -139,8 +140,6 @@ impl Notification {
 /// What an institution did about a notification.
 pub const ACK_ACTIONS: [&str; 3] = ["unbound", "customer_reverified", "contact_suspended"];
 
-pub const ACCOUNT_REF_CHARS_MAX: usize = 128;
-
 /// Hashes per statement of [`WriteCtx::bound_numbers`].
 const BOUND_PROBE_LIST: usize = 256;
 /// At most this many hashes are asked one by one instead.
@@ -168,7 +167,7 @@ pub(crate) fn day(r: &Row, i: usize) -> Result<Day, StoreError> {
 
 fn binding_from(r: &Row) -> Result<Binding, StoreError> {
     Ok(Binding {
-        id: r.text(0)?,
+        id: BindingId::stored(r.text(0)?),
         institution_seq: r.i64(1)?,
         account_ref: r.text(2)?,
         bound_on: day(r, 3)?,
@@ -182,7 +181,7 @@ pub(crate) fn notification_from(r: &Row) -> Result<Notification, StoreError> {
     let opt_day = |i| r.opt_i64(i).and_then(|v| Day::from_packed(v as i32));
     Ok(Notification {
         seq: r.i64(0)?,
-        id: r.text(1)?,
+        id: NotificationId::stored(r.text(1)?),
         institution_seq: r.i64(2)?,
         binding_id: r.opt_text(3),
         account_ref: r.opt_text(4),
@@ -268,7 +267,7 @@ impl WriteCtx {
         }
         let today = self.clock.today();
         let stale = reassigned_since(&self.facts(b.number)?, b.bound_on, today) == Ok(Answer::Yes);
-        let id = new_id("bnd");
+        let id = BindingId::issue("bnd");
         let now = self.now_rfc3339();
         self.conn.exec(
             "INSERT INTO bindings (id, institution_seq, account_ref, number_hash, bound_on, stale, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -286,7 +285,7 @@ impl WriteCtx {
         let binding = Binding {
             id,
             institution_seq: institution.seq,
-            account_ref: b.account_ref.clone(),
+            account_ref: b.account_ref.to_string(),
             bound_on: b.bound_on,
             stale,
             created_at: now,
@@ -379,7 +378,7 @@ impl WriteCtx {
              event_date, reissuable_from, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT DO NOTHING RETURNING seq",
             &[
-                new_id("ntf").into(),
+                NotificationId::issue("ntf").as_str().into(),
                 b.institution_seq.into(),
                 b.id.as_str().into(),
                 b.account_ref.as_str().into(),

@@ -6,7 +6,7 @@ pub(crate) mod buffer;
 use domain::answer::DateAfterToday;
 use domain::history::Summary;
 use domain::{
-    Answer, CarrierId, Day, EventKind, HistoryEvent, NumberFacts, PhoneNumber, Rejection, RejectionCode,
+    Answer, CarrierId, Day, EventId, EventKind, HistoryEvent, NumberFacts, PhoneNumber, Rejection, RejectionCode,
     reassigned_since, validate_new,
 };
 
@@ -20,7 +20,7 @@ use crate::writer::WriteCtx;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewEvent {
-    pub event_id: String,
+    pub event_id: EventId,
     pub number: PhoneNumber,
     pub kind: EventKind,
     pub date: Day,
@@ -337,13 +337,14 @@ impl WriteCtx {
             return Ok(Outcome::Rejected(r));
         }
         let history = if self.may_have_history(e.number) { self.history(e.number)? } else { Vec::new() };
-        if history.iter().any(|h| h.carrier == cid && h.event_id == e.event_id) {
+        if history.iter().any(|h| h.carrier == cid && h.event_id == *e.event_id) {
             return self
                 .repeated(cid, e, recipient)?
                 .ok_or_else(|| StoreError::Corrupt("an event of a history is missing".into()));
         }
         let coverage = self.coverage(e.number);
-        let new = HistoryEvent { date: e.date, kind: e.kind, carrier: cid, event_id: e.event_id.clone(), recipient };
+        let new =
+            HistoryEvent { date: e.date, kind: e.kind, carrier: cid, event_id: e.event_id.to_string(), recipient };
         let aging_days = self.aging.days_for(e.number);
         let today = self.clock.today();
         let summary = match validate_new(&history, &new, &coverage, aging_days, today) {

@@ -4,7 +4,8 @@
 use domain::{CarrierId, Rejection};
 
 use crate::StoreError;
-use crate::keys::{HashKey, new_id};
+use crate::ids::JobId;
+use crate::keys::HashKey;
 use crate::ops::bindings::NewBinding;
 use crate::ops::checklog::AnsweredCheck;
 use crate::ops::events::{EventKeys, NewEvent, Outcome};
@@ -64,7 +65,7 @@ impl JobState {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Job {
-    pub id: String,
+    pub id: JobId,
     pub owner_seq: i64,
     pub kind: JobKind,
     /// The file's format, as detected from its header.
@@ -172,7 +173,7 @@ fn from_row(r: &Row) -> Result<Job, StoreError> {
     let kind = r.text(2)?;
     let state = r.text(4)?;
     Ok(Job {
-        id: r.text(0)?,
+        id: JobId::stored(r.text(0)?),
         owner_seq: r.i64(1)?,
         kind: JobKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("unknown job kind {kind:?}")))?,
         format: r.text(3)?,
@@ -253,7 +254,7 @@ impl WriteCtx {
         format: &str,
         spool: &str,
     ) -> Result<Job, StoreError> {
-        let id = new_id("job");
+        let id = JobId::issue("job");
         let now = self.now_rfc3339();
         self.conn.exec(
             "INSERT INTO jobs (id, owner_seq, kind, format, state, spool_path, byte_offset, line, rows_read, accepted, \

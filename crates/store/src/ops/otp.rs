@@ -9,7 +9,8 @@ use domain::{NumberFacts, PhoneNumber, Tenure};
 use subtle::ConstantTimeEq;
 
 use crate::StoreError;
-use crate::keys::{new_id, random_bytes};
+use crate::ids::ChallengeId;
+use crate::keys::random_bytes;
 use crate::ops::HOLDER_ACTOR;
 use crate::ops::participants::Participant;
 use crate::sql::Conn;
@@ -68,7 +69,7 @@ impl std::fmt::Debug for SmsGateway {
 /// A code to send. The code itself exists only here, on its way to the SMS gateway.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OtpIssued {
-    pub challenge_id: String,
+    pub challenge_id: ChallengeId,
     pub code: String,
     /// Someone holds the number now (a code is sent only then).
     pub held: bool,
@@ -273,7 +274,7 @@ impl WriteCtx {
             let oldest = sent[sent.len() - limits.sends_per_number_per_day_max as usize].0;
             return Ok(Err(OtpRefused::NumberCeiling { retry_after_secs: (oldest + 86_400 - now).max(1) }));
         }
-        let id = new_id("otp");
+        let id = ChallengeId::issue("otp");
         let code = six_digit_code();
         let code_hash = self.otp_hash(&id, &code);
         // The code proves possession in this tenure only.

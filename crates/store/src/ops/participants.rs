@@ -4,7 +4,8 @@
 use domain::{CarrierId, Day, Prefix};
 
 use crate::StoreError;
-use crate::keys::{ApiKey, new_id};
+use crate::ids::ParticipantId;
+use crate::keys::ApiKey;
 use crate::sql::{Conn, Row};
 use crate::writer::WriteCtx;
 
@@ -55,7 +56,7 @@ pub struct NewParticipant {
 pub struct Participant {
     /// The store's key; also the `CarrierId` of a carrier.
     pub seq: i64,
-    pub id: String,
+    pub id: ParticipantId,
     pub role: Role,
     pub name: String,
     /// A carrier's ranges. Filled where the participant is listed or created; left empty on the
@@ -82,7 +83,7 @@ fn from_row(conn: &mut dyn Conn, r: &Row, with_prefixes: bool) -> Result<Partici
     let role = r.text(2)?;
     let mut p = Participant {
         seq,
-        id: r.text(1)?,
+        id: ParticipantId::stored(r.text(1)?),
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?,
         name: r.text(3)?,
         prefixes: Vec::new(),
@@ -168,7 +169,7 @@ impl WriteCtx {
                 });
             }
         }
-        let id = new_id(p.role.id_prefix());
+        let id = ParticipantId::issue(p.role.id_prefix());
         let now = self.now_rfc3339();
         let row = self
             .conn

@@ -6,7 +6,7 @@
 use domain::{Day, PhoneNumber, RejectReason, Tenure};
 
 use crate::StoreError;
-use crate::keys::new_id;
+use crate::ids::{NotificationId, ParticipantId, UnbindRequestId};
 use crate::ops::HOLDER_ACTOR;
 use crate::ops::bindings::{NotificationType, day};
 use crate::ops::participants::Participant;
@@ -45,7 +45,7 @@ pub struct RequestedBinding {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnbindRequest {
-    pub id: String,
+    pub id: UnbindRequestId,
     pub institution_id: String,
     pub institution_name: String,
     pub state: UnbindState,
@@ -118,7 +118,7 @@ const REQUEST_COLUMNS: &str =
 fn request_from(r: &Row) -> Result<UnbindRequest, StoreError> {
     let state = r.text(3)?;
     Ok(UnbindRequest {
-        id: r.text(0)?,
+        id: UnbindRequestId::stored(r.text(0)?),
         institution_id: r.text(1)?,
         institution_name: r.text(2)?,
         state: UnbindState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unbind state {state:?}")))?,
@@ -254,7 +254,7 @@ impl WriteCtx {
     pub(crate) fn request_unbind(
         &mut self,
         n: PhoneNumber,
-        institution_ids: Option<Vec<String>>,
+        institution_ids: Option<Vec<ParticipantId>>,
         deadline: Day,
         attestation_id: &str,
         attestation: &str,
@@ -280,11 +280,12 @@ impl WriteCtx {
             }
         }
         if let Some(ids) = &institution_ids {
-            let unknown: Vec<String> = ids.iter().filter(|id| !groups.iter().any(|g| &g.1 == *id)).cloned().collect();
+            let unknown: Vec<String> =
+                ids.iter().filter(|id| !groups.iter().any(|g| **id == *g.1)).map(ToString::to_string).collect();
             if !unknown.is_empty() {
                 return Ok(Err(UnbindRefused::NotStale(unknown)));
             }
-            groups.retain(|g| ids.contains(&g.1));
+            groups.retain(|g| ids.iter().any(|id| *id == *g.1));
         }
         let existing = self.tenure_requests(&hash, start)?;
         let (now, now_unix) = (self.now_rfc3339(), self.now_unix());
@@ -303,7 +304,7 @@ impl WriteCtx {
                 continue;
             }
             created += 1;
-            let id = new_id("unb");
+            let id = UnbindRequestId::issue("unb");
             self.conn.exec(
                 "INSERT INTO unbind_requests (id, institution_seq, number_hash, tenure_start, state, deadline, \
                  attestation_id, created_at) VALUES ($1, $2, $3, $4, 'open', $5, $6, $7)",
@@ -327,7 +328,7 @@ impl WriteCtx {
                 "INSERT INTO notifications (id, institution_seq, type, unbind_request_id, deadline, attestation, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq",
                 &[
-                    new_id("ntf").into(),
+                    NotificationId::issue("ntf").as_str().into(),
                     seq.into(),
                     NotificationType::UnbindRequested.as_str().into(),
                     id.as_str().into(),

@@ -3,7 +3,7 @@
 //! worker's, the bookkeeping (attempts, the endpoint's failing streak, disabling) is here.
 
 use crate::StoreError;
-use crate::keys::new_id;
+use crate::ids::{EndpointId, NotificationId};
 use crate::ops::bindings::{NOTIFICATION_COLUMNS, Notification, NotificationType, notification_from};
 use crate::ops::participants::Participant;
 use crate::sql::{Conn, Row};
@@ -12,7 +12,7 @@ use crate::writer::WriteCtx;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    pub id: String,
+    pub id: EndpointId,
     pub institution_seq: i64,
     pub url: String,
     /// `whsec_…`: the signing secret.
@@ -92,7 +92,7 @@ const ENDPOINT_COLUMNS: &str = "id, institution_seq, url, secret, previous_secre
 
 fn endpoint_from(r: &Row, at: usize) -> Result<Endpoint, StoreError> {
     Ok(Endpoint {
-        id: r.text(at)?,
+        id: EndpointId::stored(r.text(at)?),
         institution_seq: r.i64(at + 1)?,
         url: r.text(at + 2)?,
         secret: r.text(at + 3)?,
@@ -237,7 +237,7 @@ impl WriteCtx {
                 what: "webhook endpoints per institution",
             });
         }
-        let id = new_id("whe");
+        let id = EndpointId::issue("whe");
         let now = self.now_rfc3339();
         self.conn.exec(
             "INSERT INTO webhook_endpoints (id, institution_seq, url, secret, enabled, created_at) VALUES ($1, $2, $3, $4, 1, $5)",
@@ -400,7 +400,7 @@ impl WriteCtx {
         self.conn.exec(
             "INSERT INTO notifications (id, institution_seq, endpoint_id, type, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
             &[
-                new_id("ntf").into(),
+                NotificationId::issue("ntf").as_str().into(),
                 institution_seq.into(),
                 endpoint_id.into(),
                 NotificationType::EndpointDisabled.as_str().into(),

@@ -44,7 +44,14 @@ fn cp(next_offset: u64, next_line: u64, finished: bool) -> store::Checkpoint {
 }
 
 fn ev(id: &str, n: &str, kind: EventKind, date: &str) -> NewEvent {
-    NewEvent { event_id: id.into(), number: num(n), kind, date: day(date), kyc: None, recipient: None }
+    NewEvent {
+        event_id: domain::EventId::parse(id).unwrap(),
+        number: num(n),
+        kind,
+        date: day(date),
+        kyc: None,
+        recipient: None,
+    }
 }
 
 backend_tests!(
@@ -272,7 +279,7 @@ async fn a_large_batch_meets_keys_held_by_other_numbers(db: TestDb) {
     // line 101's in time.
     let mut events: Vec<NewEvent> =
         (0..450).map(|i| ev(&format!("b{i}"), &number(i), EventKind::Disconnected, "2024-06-01")).collect();
-    events[80].event_id = "b60".into();
+    events[80].event_id = domain::EventId::parse("b60").unwrap();
     events[80].date = day("2025-07-01");
     events.push(ev("soon", &number(100), EventKind::Activated, "2024-06-15"));
     events.push(ev("later", &number(101), EventKind::Activated, "2024-09-10"));
@@ -297,7 +304,7 @@ async fn a_large_batch_meets_keys_held_by_other_numbers(db: TestDb) {
         .register_bindings(
             bank.clone(),
             vec![store::NewBinding {
-                account_ref: "acct-600".into(),
+                account_ref: domain::AccountRef::parse("acct-600").unwrap(),
                 number: num(&number(600)),
                 bound_on: day("2024-01-01"),
             }],
@@ -307,9 +314,9 @@ async fn a_large_batch_meets_keys_held_by_other_numbers(db: TestDb) {
     assert!(bound[0].is_ok(), "{bound:?}");
     let mut events: Vec<NewEvent> =
         (450..700).map(|i| ev(&format!("b{i}"), &number(i), EventKind::Disconnected, "2024-06-01")).collect();
-    events[10].event_id = "b0".into();
-    events[30].event_id = "shared".into();
-    events[40].event_id = "shared".into();
+    events[10].event_id = domain::EventId::parse("b0").unwrap();
+    events[30].event_id = domain::EventId::parse("shared").unwrap();
+    events[40].event_id = domain::EventId::parse("shared").unwrap();
     events[60] = events[20].clone();
     let out = store.report_events(c.clone(), events.clone()).await.unwrap();
     for (i, o) in out.iter().enumerate() {
@@ -682,12 +689,12 @@ async fn times_of_a_migration_15_database_keep_their_meaning(db: TestDb) {
            SELECT 'whe_1', seq, 'https://bank.example/hooks', 'whsec_new', 'whsec_old', {}, 1, NULL, {}, \
            '2025-06-01T00:00:00Z' FROM participants WHERE id = 'ins_a'; \
          INSERT INTO notifications (id, institution_seq, type, created_at) \
-           SELECT 'ntf_1', seq, 'webhook.endpoint_disabled', '2025-06-30T11:00:00.25Z' FROM participants WHERE id = 'ins_a'; \
+           SELECT 'ntf_00000000000000000001', seq, 'webhook.endpoint_disabled', '2025-06-30T11:00:00.25Z' FROM participants WHERE id = 'ins_a'; \
          INSERT INTO deliveries (notification_seq, endpoint_id, attempts, next_attempt_at, state, updated_at) \
-           SELECT seq, 'whe_1', 3, {}, 'pending', '2025-06-30T11:00:00Z' FROM notifications WHERE id = 'ntf_1'; \
+           SELECT seq, 'whe_1', 3, {}, 'pending', '2025-06-30T11:00:00Z' FROM notifications WHERE id = 'ntf_00000000000000000001'; \
          INSERT INTO unbind_requests (id, institution_seq, number_hash, tenure_start, state, reason, deadline, \
            attestation_id, created_at, created_unix, resolved_at, resolved_unix) \
-           SELECT 'unb_1', seq, {}, 20250101, 'rejected', 'legal_hold', 20250610, 'att_1', \
+           SELECT 'unb_00000000000000000001', seq, {}, 20250101, 'rejected', 'legal_hold', 20250610, 'att_1', \
            '2025-06-02T10:00:00Z', {}, '2025-06-02T12:30:00.5Z', {} FROM participants WHERE id = 'ins_a';",
         now - 86_400 * 30,
         now - 86_400,
@@ -749,7 +756,11 @@ async fn times_of_a_migration_15_database_keep_their_meaning(db: TestDb) {
     assert_eq!(endpoints[0].signing_secrets(now).len(), 2);
     assert_eq!(endpoints[0].created_at, "2025-06-01T00:00:00.000Z");
     // The delivery is due, a minute late, and found due.
-    assert_eq!(store.deliveries_of("ntf_1").await.unwrap()[0].next_attempt_at, now - 60);
+    assert_eq!(
+        store.deliveries_of(&store::NotificationId::parse("ntf_00000000000000000001").unwrap()).await.unwrap()[0]
+            .next_attempt_at,
+        now - 60
+    );
     assert_eq!(store.next_due().await.unwrap(), Some(now - 60));
     let due = store.due_by_endpoint(now, 10, 10, vec![]).await.unwrap();
     assert_eq!(due.iter().map(Vec::len).collect::<Vec<_>>(), vec![1]);
@@ -760,7 +771,11 @@ async fn times_of_a_migration_15_database_keep_their_meaning(db: TestDb) {
     // Text of any width is now of one width, so text order is time order.
     assert_eq!(bank.created_at, "2020-01-02T03:04:05.500Z");
     assert_eq!(carrier.created_at, "2020-01-01T00:00:00.000Z");
-    let request = store.unbind_request(bank.seq, "unb_1").await.unwrap().unwrap();
+    let request = store
+        .unbind_request(bank.seq, &store::UnbindRequestId::parse("unb_00000000000000000001").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (request.created_at.as_str(), request.created_unix, request.resolved_at.as_deref(), request.resolved_unix),
         ("2025-06-02T10:00:00.000Z", 1_748_858_400, Some("2025-06-02T12:30:00.500Z"), Some(1_748_867_400))

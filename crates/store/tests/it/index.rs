@@ -88,7 +88,7 @@ fn life(rng: &mut Rng, n: &str, serving: usize, aging_days: i32, out: &mut Vec<(
     let mut serving = serving;
     let mut held = true;
     let ev = |i: usize, kind, date| NewEvent {
-        event_id: format!("{n}-{i}"),
+        event_id: domain::EventId::parse(&format!("{n}-{i}")).unwrap(),
         number,
         kind,
         date,
@@ -152,7 +152,17 @@ async fn the_index_answers_as_the_tables_on_random_histories(db: TestDb) {
                 let date = Day::parse("2017-06-01").unwrap();
                 let kind = EventKind::PortedIn;
                 let recipient = Some("A".to_string());
-                pool.push((3, NewEvent { event_id: format!("{n}-in"), number, kind, date, kyc: None, recipient }));
+                pool.push((
+                    3,
+                    NewEvent {
+                        event_id: domain::EventId::parse(&format!("{n}-in")).unwrap(),
+                        number,
+                        kind,
+                        date,
+                        kyc: None,
+                        recipient,
+                    },
+                ));
                 (0, 90)
             }
         };
@@ -191,7 +201,7 @@ async fn the_index_answers_as_the_tables_on_random_histories(db: TestDb) {
             }
             let named = |events: &[NewEvent], a: &Participant| -> Vec<NewEvent> {
                 let to_a =
-                    |e: &NewEvent| NewEvent { recipient: e.recipient.as_ref().map(|_| a.id.clone()), ..e.clone() };
+                    |e: &NewEvent| NewEvent { recipient: e.recipient.as_ref().map(|_| a.id.to_string()), ..e.clone() };
                 events.iter().map(to_a).collect()
             };
             let outcomes = store.report_events(by.clone(), named(&events, &carriers[0])).await.unwrap();
@@ -255,7 +265,7 @@ async fn a_commit_whose_reply_is_lost_reaches_the_index(db: TestDb) {
     let a = carrier(&store, "A", "+86138", Some("2020-01-01")).await;
     let number = PhoneNumber::parse(NUMBERS[0]).unwrap();
     let ev = |id: &str, kind, date| NewEvent {
-        event_id: id.into(),
+        event_id: domain::EventId::parse(id).unwrap(),
         number,
         kind,
         date: Day::parse(date).unwrap(),
@@ -288,7 +298,7 @@ async fn events_of_another_server_on_the_database_are_read_from_the_tables(db: T
     let (first, clock) = db.open("2026-06-30");
     let a = carrier(&first, "A", "+86138", Some("2020-01-01")).await;
     let ev = |id: &str, kind, date| NewEvent {
-        event_id: id.into(),
+        event_id: domain::EventId::parse(id).unwrap(),
         number: PhoneNumber::parse(NUMBERS[1]).unwrap(),
         kind,
         date: Day::parse(date).unwrap(),
