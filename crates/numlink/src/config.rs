@@ -80,6 +80,8 @@ pub struct WebhooksConfig {
     pub disable_after_days: Option<u32>,
     pub secret_overlap_hours: Option<u32>,
     pub round_budget_ms: Option<u64>,
+    pub endpoint_round_deliveries_max: Option<u32>,
+    pub round_endpoints_max: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -258,6 +260,9 @@ impl Config {
         webhooks.secret_overlap_secs =
             w.secret_overlap_hours.map_or(webhooks.secret_overlap_secs, |h| i64::from(h) * 3_600);
         webhooks.round_budget_ms = w.round_budget_ms.unwrap_or(webhooks.round_budget_ms);
+        webhooks.endpoint_round_deliveries_max =
+            w.endpoint_round_deliveries_max.unwrap_or(webhooks.endpoint_round_deliveries_max).max(1);
+        webhooks.round_endpoints_max = w.round_endpoints_max.unwrap_or(webhooks.round_endpoints_max).max(1);
 
         let mut aging = match file.aging.default_days {
             Some(days) => AgingPolicy::new(days, AgingPolicy::default_codes()),
@@ -355,7 +360,7 @@ mod tests {
             "db = \"sqlite://{}/x.db\"\n[limits]\nkyc_attribute_chars_max = 64\nunbind_institutions_max = 7\n\
              lookups_listed_max = 50\npending_ports_listed_max = 20\npending_ports_per_carrier_max = 9\n\
              write_queue_commands_max = 100\nwrite_batch_commands_max = 10\nsms_queue_messages_max = 30\n\
-             file_check_chunk_rows = 5000\n",
+             file_check_chunk_rows = 5000\n[webhooks]\nendpoint_round_deliveries_max = 40\nround_endpoints_max = 3\n",
             data.path().display()
         ));
         let l = Config::load(&o).unwrap().limits;
@@ -368,6 +373,8 @@ mod tests {
             (9, 100, 10)
         );
         assert_eq!((l.sms_queue_messages_max, l.files.check_chunk_rows), (30, 5000));
+        let w = Config::load(&o).unwrap().webhooks;
+        assert_eq!((w.endpoint_round_deliveries_max, w.round_endpoints_max), (40, 3));
     }
 
     #[test]
