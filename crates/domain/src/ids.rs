@@ -3,7 +3,6 @@
 //! (The ids numlink issues itself are the store's: `store::ids`.)
 
 use std::fmt;
-use std::ops::Deref;
 
 /// Why a given identifier is not one, for a person.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,17 +62,20 @@ impl AccountRef {
     }
 }
 
+/// The string-like face of an id type `$name(String)`: read as a `str`, displayed as itself, given
+/// up as a `String`, compared with a `str`. (Exported: the store's issued ids share it.)
+#[macro_export]
 macro_rules! text_id {
     ($name:ident) => {
-        impl Deref for $name {
+        impl ::std::ops::Deref for $name {
             type Target = str;
             fn deref(&self) -> &str {
                 &self.0
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(&self.0)
             }
         }

@@ -4,9 +4,6 @@
 //! that form, so a malformed one never reaches a statement; an id read back from the tables is taken
 //! as it was stored. (The ids participants give, `EventId` and `AccountRef`, are `domain::ids`.)
 
-use std::fmt;
-use std::ops::Deref;
-
 /// Random hex digits after the prefix (10 bytes).
 const HEX_DIGITS: usize = 20;
 
@@ -49,36 +46,7 @@ macro_rules! issued_id {
             }
         }
 
-        impl Deref for $name {
-            type Target = str;
-            fn deref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(id: $name) -> String {
-                id.0
-            }
-        }
-
-        impl PartialEq<str> for $name {
-            fn eq(&self, other: &str) -> bool {
-                self.0 == other
-            }
-        }
-
-        impl PartialEq<&str> for $name {
-            fn eq(&self, other: &&str) -> bool {
-                self.0 == *other
-            }
-        }
+        domain::text_id!($name);
     };
 }
 
