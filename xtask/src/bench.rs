@@ -74,11 +74,19 @@ fn run_json(bin: &Path, dir: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// A release binary as `cargo build --release` just left it: in `CARGO_TARGET_DIR` when that is set.
+fn release(root: &Path, name: &str) -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), std::path::PathBuf::from)
+        .join("release")
+        .join(name)
+}
+
 /// Builds `crates/bench` and runs one of its benchmarks; returns a reader of the numbers it printed
 /// (NaN for a field it did not print, so that a table shows the gap rather than failing).
 fn in_process(root: &Path, args: &[&str]) -> Result<impl Fn(&str) -> f64 + use<>> {
     crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "bench"]))?;
-    let out = Command::new(root.join("target/release/bench"))
+    let out = Command::new(release(root, "bench"))
         .args(args)
         .args(["--dir", &std::env::temp_dir().display().to_string()])
         .stderr(Stdio::inherit())
@@ -187,8 +195,8 @@ fn wrk(dir: &Path, script: &Path, connections: u32, url: &str, env: &[(&str, Str
 /// connections, same run. The registry: `numbers` numbers shaped like a Chinese carrier's, on SQLite.
 fn http(root: &Path, numbers: &str, check_rows: &str) -> Result<()> {
     crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "numlink", "-p", "bench"]))?;
-    let bin = root.join("target/release/numlink");
-    let bench = root.join("target/release/bench");
+    let bin = release(root, "numlink");
+    let bench = release(root, "bench");
     let guard = TempDir(std::env::temp_dir().join(format!("numlink-bench-http-{}", std::process::id())));
     let dir = guard.0.clone();
     std::fs::create_dir_all(&dir)?;
@@ -471,7 +479,7 @@ fn lifecycle(root: &Path, events: &str) -> Result<()> {
 /// The webhook fan-out, whole-system, against the release binary.
 fn fanout(root: &Path, n: usize) -> Result<()> {
     crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "numlink"]))?;
-    let bin = root.join("target/release/numlink");
+    let bin = release(root, "numlink");
     let guard = TempDir(std::env::temp_dir().join(format!("numlink-bench-{}", std::process::id())));
     let dir = guard.0.clone();
     std::fs::create_dir_all(&dir)?;
