@@ -124,56 +124,78 @@ pub fn jwks(keys: &[AttestationKey]) -> Value {
 }
 
 /// Base64url without padding, and only in its canonical form: a token altered in any byte fails.
-fn decode_part(part: &str, what: &str) -> Result<Vec<u8>, String> {
-    let bytes = B64.decode(part).map_err(|_| format!("the {what} is not base64url"))?;
+/// Why a proof of tenure does not verify: the kind, for a page to say in a person's language, and the
+/// detail (its `Display`), for a log or the command line.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Not a proof of tenure at all: not a compact JWS of numlink's form, or its claims are not ours.
+    #[error("{0}")]
+    Malformed(String),
+    /// Signed by no key numlink publishes (a key of another issuer, or one long retired).
+    #[error("no published key has kid \"{0}\"")]
+    UnknownKey(String),
+    /// The signature does not match: the token was altered, or signed by someone else.
+    #[error("the signature does not verify")]
+    BadSignature,
+    /// It was genuine, and has expired (unix seconds).
+    #[error("the token expired at {0}")]
+    Expired(i64),
+    /// Issued by another platform than the one asked for.
+    #[error("the token was issued by \"{found}\", not \"{expected}\"")]
+    WrongIssuer { found: String, expected: String },
+}
+
+fn decode_part(part: &str, what: &str) -> Result<Vec<u8>, VerifyError> {
+    let bytes = B64.decode(part).map_err(|_| VerifyError::Malformed(format!("the {what} is not base64url")))?;
     if B64.encode(&bytes) != part {
-        return Err(format!("the {what} is not in canonical base64url"));
+        return Err(VerifyError::Malformed(format!("the {what} is not in canonical base64url")));
     }
     Ok(bytes)
 }
 
 /// Verifies a proof of tenure against a JWK Set at `now` (unix seconds): the signature by the key its
 /// header names, that it has not expired and, when `issuer` is given, who issued it. Returns its claims.
-pub fn verify(token: &str, jwks: &Value, now: i64, issuer: Option<&str>) -> Result<TenureClaims, String> {
+pub fn verify(token: &str, jwks: &Value, now: i64, issuer: Option<&str>) -> Result<TenureClaims, VerifyError> {
+    use VerifyError::Malformed;
     let parts: Vec<&str> = token.trim().split('.').collect();
     let [h, p, s] = parts.as_slice() else {
-        return Err("not a compact JWS: expected three parts separated by dots".into());
+        return Err(Malformed("not a compact JWS: expected three parts separated by dots".into()));
     };
     let header: Value =
-        serde_json::from_slice(&decode_part(h, "header")?).map_err(|_| "the header is not JSON".to_string())?;
+        serde_json::from_slice(&decode_part(h, "header")?).map_err(|_| Malformed("the header is not JSON".into()))?;
     if header["alg"] != "EdDSA" {
-        return Err(format!("the algorithm {} is not EdDSA", header["alg"]));
+        return Err(Malformed(format!("the algorithm {} is not EdDSA", header["alg"])));
     }
     // RFC 7515 §4.1.11: extensions a verifier does not understand must make it refuse the token.
     if header.get("crit").is_some() {
-        return Err("the header has critical extensions (crit) this verifier does not know".into());
+        return Err(Malformed("the header has critical extensions (crit) this verifier does not know".into()));
     }
-    let kid = header["kid"].as_str().ok_or("the header names no key (kid)")?;
+    let kid = header["kid"].as_str().ok_or_else(|| Malformed("the header names no key (kid)".into()))?;
     let jwk = jwks["keys"]
         .as_array()
         .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
-        .ok_or_else(|| format!("no published key has kid \"{kid}\""))?;
+        .ok_or_else(|| VerifyError::UnknownKey(kid.to_string()))?;
     if jwk["kty"] != "OKP" || jwk["crv"] != "Ed25519" {
-        return Err(format!("key \"{kid}\" is not an Ed25519 key"));
+        return Err(VerifyError::UnknownKey(kid.to_string()));
     }
-    let x: [u8; 32] = B64
+    let public = B64
         .decode(jwk["x"].as_str().unwrap_or_default())
         .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| format!("key \"{kid}\" has no valid x"))?;
-    let public = VerifyingKey::from_bytes(&x).map_err(|_| format!("key \"{kid}\" is not a valid Ed25519 key"))?;
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|x| VerifyingKey::from_bytes(&x).ok())
+        .ok_or_else(|| VerifyError::UnknownKey(kid.to_string()))?;
     let sig: [u8; 64] =
-        decode_part(s, "signature")?.try_into().map_err(|_| "the signature is not 64 bytes".to_string())?;
+        decode_part(s, "signature")?.try_into().map_err(|_| Malformed("the signature is not 64 bytes".into()))?;
     public
         .verify_strict(format!("{h}.{p}").as_bytes(), &Signature::from_bytes(&sig))
-        .map_err(|_| "the signature does not verify".to_string())?;
+        .map_err(|_| VerifyError::BadSignature)?;
     let claims: TenureClaims = serde_json::from_slice(&decode_part(p, "payload")?)
-        .map_err(|e| format!("the claims are not a proof of tenure: {e}"))?;
+        .map_err(|e| Malformed(format!("the claims are not a proof of tenure: {e}")))?;
     if claims.exp <= now {
-        return Err(format!("the token expired at {}", claims.exp));
+        return Err(VerifyError::Expired(claims.exp));
     }
     if let Some(iss) = issuer.filter(|iss| *iss != claims.iss) {
-        return Err(format!("the token was issued by \"{}\", not \"{iss}\"", claims.iss));
+        return Err(VerifyError::WrongIssuer { found: claims.iss, expected: iss.to_string() });
     }
     Ok(claims)
 }
@@ -223,8 +245,8 @@ mod tests {
         let (_, jwks, token) = sample();
         let claims = verify(&token, &jwks, 2000, Some("numlink-test")).unwrap();
         assert_eq!(claims.held_since, "2026-02-01");
-        assert!(verify(&token, &jwks, 4600, None).unwrap_err().contains("expired"));
-        assert!(verify(&token, &jwks, 2000, Some("someone-else")).unwrap_err().contains("issued by"));
+        assert!(verify(&token, &jwks, 4600, None).unwrap_err().to_string().contains("expired"));
+        assert!(verify(&token, &jwks, 2000, Some("someone-else")).unwrap_err().to_string().contains("issued by"));
         let bytes = token.as_bytes();
         for i in 0..bytes.len() {
             for replacement in [b'A', b'_', b'.', b'x'] {
@@ -247,6 +269,6 @@ mod tests {
     fn a_token_of_another_key_fails() {
         let (_, _, token) = sample();
         let (_, other_jwks, _) = sample();
-        assert!(verify(&token, &other_jwks, 2000, None).unwrap_err().contains("does not verify"));
+        assert!(verify(&token, &other_jwks, 2000, None).unwrap_err().to_string().contains("does not verify"));
     }
 }

@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod routes;
 pub mod serve;
 pub mod state;
+pub mod web;
 
 use std::time::Instant;
 
@@ -120,8 +121,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(routes::ops::metrics))
         .route_layer(middleware::from_fn(track))
         .fallback(not_found)
-        .with_state(state);
-    api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
+        .with_state(state.clone());
+    // The pages for people are not part of the API document: their own router.
+    api.merge(web::router(state).route_layer(middleware::from_fn(track)))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
         .layer(middleware::from_fn(correlator))
         .layer(TraceLayer::new_for_http())
 }

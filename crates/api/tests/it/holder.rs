@@ -24,6 +24,7 @@ backend_tests!(
     deadlines_count_working_days_and_turn_overdue,
     lookups_show_checks_of_this_tenure_only,
     proofs_of_tenure_survive_key_rotation_until_they_expire,
+    a_clerk_checks_a_proof_on_the_verify_page_in_either_language,
     codes_follow_a_ported_number,
     a_session_ends_when_the_number_changes_hands,
     a_second_change_of_holder_on_the_same_day_ends_the_session,
@@ -859,4 +860,65 @@ async fn requests_close_when_the_bindings_go_another_way(db: TestDb) {
     .await;
     let r = app.get("/v1/holder/unbind-requests", &token).await;
     assert_eq!(r.body["requests"][0]["state"], "unbound", "{}", r.text);
+}
+
+async fn page(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> crate::Resp {
+    app.request(axum::http::Method::GET, path, None, headers, axum::body::Body::empty()).await
+}
+
+/// `GET /verify` is public: a clerk pastes a proof (or opens its QR code's link) and reads, in their
+/// language, whether numlink issued it and what it states; an altered one is refused, and says why.
+async fn a_clerk_checks_a_proof_on_the_verify_page_in_either_language(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    let token = login(&app, &w, N).await;
+    let proof = app.get("/v1/holder/attestation", &token).await.body["attestation"].as_str().unwrap().to_string();
+    let url = format!("/verify?token={proof}");
+
+    // English, asked for by the browser: the verdict, what it states, dates in English.
+    let en = page(&app, &url, &[("accept-language", "en-GB,en;q=0.9")]).await;
+    assert_eq!(en.status, 200);
+    assert!(en.text.contains(r#"<html lang="en">"#), "{}", en.text);
+    assert!(en.text.contains("✓ Valid") && en.text.contains(N), "{}", en.text);
+    assert!(en.text.contains("1 February 2025"), "held since, in English: {}", en.text);
+    assert!(en.text.contains("UTC"), "{}", en.text);
+    let csp = en.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!en.text.contains("<script"), "no script on the page");
+    assert_eq!(en.headers["referrer-policy"], "no-referrer");
+    assert_eq!(en.headers["content-language"], "en");
+
+    // Chinese by default; the same proof, the same verdict.
+    let zh = page(&app, &url, &[]).await;
+    assert!(zh.text.contains(r#"<html lang="zh-CN">"#) && zh.text.contains("✓ 有效"), "{}", zh.text);
+    assert!(zh.text.contains("2025年2月1日"), "held since, in Chinese: {}", zh.text);
+
+    // One byte changed: not valid, and the reason in plain words.
+    let mut altered = proof.clone().into_bytes();
+    let at = altered.len() - 10;
+    altered[at] = if altered[at] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    let bad = page(&app, &format!("/verify?token={altered}"), &[("accept-language", "en")]).await;
+    assert!(bad.text.contains("✗ Not valid") && !bad.text.contains("✓"), "{}", bad.text);
+    assert!(bad.text.contains("changed after numlink signed it"), "{}", bad.text);
+    let junk = page(&app, "/verify?token=hello", &[("accept-language", "en")]).await;
+    assert!(junk.text.contains("This is not a proof of tenure"), "{}", junk.text);
+    // Whatever was pasted is shown escaped, never as markup.
+    let html = page(&app, "/verify?token=%3Cb%3Ehi%3C%2Fb%3E", &[("accept-language", "en")]).await;
+    assert!(html.text.contains("&#60;b&#62;hi&#60;/b&#62;") && !html.text.contains("<b>hi"), "{}", html.text);
+
+    // The switch: remembered in a cookie, back to the same page, never to another site.
+    let switch = page(&app, "/lang/en?back=%2Fverify", &[]).await;
+    assert_eq!(switch.status, 303);
+    assert_eq!(switch.headers["location"], "/verify");
+    let cookie = switch.headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("lang=en;") && cookie.contains("HttpOnly"), "{cookie}");
+    let chosen = page(&app, "/verify", &[("cookie", "lang=en"), ("accept-language", "zh-CN")]).await;
+    assert!(chosen.text.contains(r#"<html lang="en">"#));
+    for elsewhere in ["//evil.example/x", "https://evil.example/", "/\\evil.example"] {
+        let r = page(&app, &format!("/lang/en?back={elsewhere}"), &[]).await;
+        assert_eq!(r.headers["location"], "/verify", "{elsewhere}");
+    }
+    let css = page(&app, "/assets/portal.css", &[]).await;
+    assert_eq!((css.status, css.headers["content-type"].to_str().unwrap()), (200, "text/css; charset=utf-8"));
 }

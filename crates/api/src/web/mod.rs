@@ -1,0 +1,205 @@
+//! Pages for people, served by the same server as the API: rendered on the server from templates
+//! (`crates/api/templates/`, compiled in by askama), every string from the message catalogues
+//! (`i18n`), no script, assets served by numlink itself. Each page answers with a strict
+//! Content-Security-Policy, no referrer, and no framing.
+//!
+//! `GET /verify` is public: a bank clerk pastes a proof of tenure, or opens the link its QR code holds,
+//! and sees whether numlink issued it and what it states, checked against numlink's published keys
+//! (the same `attest::verify` the command line uses).
+
+pub mod i18n;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::attest::VerifyError;
+use crate::state::AppState;
+pub use i18n::Lang;
+
+/// Bytes of a pasted proof of tenure read at most (one is about 500).
+const TOKEN_BYTES_MAX: usize = 4096;
+
+/// What every page answers with besides its body.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+/// The pages' routes.
+pub fn router(state: AppState) -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/verify", get(verify))
+        .route("/lang/{tag}", get(switch_lang))
+        .route("/assets/portal.css", get(stylesheet))
+        .with_state(state)
+}
+
+/// The page's language, from the request.
+pub fn lang_of(headers: &HeaderMap) -> Lang {
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("lang="));
+    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    Lang::negotiate(cookie, accept)
+}
+
+/// A rendered page with the headers every page has.
+fn page(lang: Lang, status: StatusCode, html: Result<String, askama::Error>) -> Response {
+    let body = match html {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "a page did not render");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+        }
+    };
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(lang.tag()));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Language, Cookie"));
+    resp
+}
+
+/// `s` with every byte but the unreserved ones percent-encoded (RFC 3986), for a query value.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What a proof states, in the page's language.
+pub struct ShownClaims {
+    pub number: String,
+    pub held_since: String,
+    pub expires: String,
+    pub issuer: String,
+}
+
+pub enum VerifyOutcome {
+    Valid(ShownClaims),
+    /// The message id of why not.
+    Invalid(&'static str),
+}
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+struct VerifyPage {
+    lang: Lang,
+    /// This page's address, for the language switch to come back to.
+    back: String,
+    token: String,
+    outcome: Option<VerifyOutcome>,
+}
+
+#[derive(Deserialize)]
+pub struct VerifyQuery {
+    token: Option<String>,
+}
+
+/// The message that says why a proof does not verify.
+fn why(e: &VerifyError) -> &'static str {
+    match e {
+        VerifyError::Malformed(_) => "verify-why-malformed",
+        VerifyError::UnknownKey(_) => "verify-why-unknown-key",
+        VerifyError::BadSignature => "verify-why-bad-signature",
+        VerifyError::Expired(_) => "verify-why-expired",
+        VerifyError::WrongIssuer { .. } => "verify-why-wrong-issuer",
+    }
+}
+
+/// `GET /verify[?token=…]`: the form, and the verdict on a proof if one is given.
+pub async fn verify(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<VerifyQuery>) -> Response {
+    let lang = lang_of(&headers);
+    let token: String = q.token.unwrap_or_default().trim().chars().take(TOKEN_BYTES_MAX).collect();
+    let outcome = if token.is_empty() {
+        None
+    } else {
+        let keys = match state.store.attestation_keys().await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the published keys");
+                return (StatusCode::SERVICE_UNAVAILABLE, "unavailable").into_response();
+            }
+        };
+        let now = state.store.clock().now().as_second();
+        let issuer = state.holder.config.issuer.as_str();
+        Some(match crate::attest::verify(&token, &crate::attest::jwks(&keys), now, Some(issuer)) {
+            Ok(c) => VerifyOutcome::Valid(ShownClaims {
+                held_since: domain::Day::parse(&c.held_since).map_or(c.held_since.clone(), |d| lang.day(d)),
+                expires: lang.moment(c.exp),
+                number: c.phone_number,
+                issuer: c.iss,
+            }),
+            Err(e) => VerifyOutcome::Invalid(why(&e)),
+        })
+    };
+    let back =
+        if token.is_empty() { "/verify".to_string() } else { format!("/verify?token={}", percent_encode(&token)) };
+    let html = VerifyPage { lang, back: percent_encode(&back), token, outcome }.render();
+    page(lang, StatusCode::OK, html)
+}
+
+#[derive(Deserialize)]
+pub struct LangQuery {
+    back: Option<String>,
+}
+
+/// `GET /lang/{tag}?back=/path`: the language switch. Remembers the choice in a cookie for a year and
+/// goes back to the page it was chosen on (a path of this site only).
+pub async fn switch_lang(Path(tag): Path<String>, Query(q): Query<LangQuery>) -> Response {
+    let lang = Lang::from_tag(&tag).unwrap_or(Lang::ZhCn);
+    let back = q
+        .back
+        .filter(|b| {
+            b.starts_with('/') && !b.starts_with("//") && !b.starts_with("/\\") && b.len() <= 2 * TOKEN_BYTES_MAX
+        })
+        .unwrap_or_else(|| "/verify".to_string());
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    let h = resp.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(&back) {
+        h.insert(header::LOCATION, location);
+    }
+    let cookie = format!("lang={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly", lang.tag());
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        h.insert(header::SET_COOKIE, v);
+    }
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    resp
+}
+
+/// `GET /assets/portal.css`: the pages' one stylesheet, compiled in.
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        include_str!("../../assets/portal.css"),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_switch_goes_back_to_this_page_only() {
+        assert_eq!(percent_encode("/verify?token=a.b"), "%2Fverify%3Ftoken%3Da.b");
+        assert_eq!(percent_encode("中"), "%E4%B8%AD");
+    }
+}
