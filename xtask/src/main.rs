@@ -79,6 +79,12 @@ fn test_with(extra: &[String], pg_required: bool) -> Result<()> {
     };
     let mut cmd = Command::new("cargo");
     cmd.current_dir(&root).args(["test", "--workspace"]).args(extra);
+    // Where the PostgreSQL tests must run, so must the browser tests (they skip, and say so, elsewhere).
+    if pg_required {
+        cmd.env("NUMLINK_BROWSER_REQUIRED", "1");
+    } else {
+        cmd.env_remove("NUMLINK_BROWSER_REQUIRED");
+    }
     if let Some(c) = &cluster {
         cmd.env("NUMLINK_TEST_PG", c.url()).env("NUMLINK_TEST_PG_REQUIRED", "1");
     } else {

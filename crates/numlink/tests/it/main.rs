@@ -7,6 +7,8 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
+mod browser;
+
 const BIN: &str = env!("CARGO_BIN_EXE_numlink");
 
 fn numlink(dir: &Path, args: &[&str]) -> Output {
