@@ -33,10 +33,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 
 /// The benchmark's directory, removed however the run ends.
-struct TempDir(std::path::PathBuf);
+pub(crate) struct TempDir(pub(crate) std::path::PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -51,7 +51,7 @@ impl Drop for Killed {
     }
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -75,7 +75,7 @@ fn run_json(bin: &Path, dir: &Path, args: &[&str]) -> Result<String> {
 }
 
 /// A release binary as `cargo build --release` just left it: in `CARGO_TARGET_DIR` when that is set.
-fn release(root: &Path, name: &str) -> std::path::PathBuf {
+pub(crate) fn release(root: &Path, name: &str) -> std::path::PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), std::path::PathBuf::from)
         .join("release")
@@ -625,7 +625,7 @@ fn path_str(p: &Path) -> &str {
 }
 
 /// Waits until something listens on the port (the process just started).
-fn wait_for_port(port: u16) -> Result<()> {
+pub(crate) fn wait_for_port(port: u16) -> Result<()> {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if start.elapsed() > Duration::from_secs(30) {

@@ -1,6 +1,6 @@
 //! Project automation: `cargo xtask test` (the whole suite, on SQLite and on a throwaway PostgreSQL
 //! cluster), `cargo xtask ci` (formatting, lints, docs, then the tests), `cargo xtask bench`
-//! (whole-system benchmarks).
+//! (whole-system benchmarks), `cargo xtask screenshots` (the pages, for the README).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod screenshots;
 #[cfg(test)]
 mod tidy;
 
@@ -18,9 +19,10 @@ fn main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("ci") => ci(),
         Some("bench") => bench::bench(&root(), &args[1..]),
+        Some("screenshots") => screenshots::screenshots(&root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | ci | bench [--only index|lifecycle|fanout|http|retention] [--numbers N] [--check-rows N] [--events N] [--bindings N] [--checks N]>"
+                "usage: cargo xtask <test [cargo test args…] | ci | screenshots | bench [--only index|lifecycle|fanout|http|retention] [--numbers N] [--check-rows N] [--events N] [--bindings N] [--checks N]>"
             );
             std::process::exit(2)
         }
