@@ -2,8 +2,10 @@
 -- the millisecond ("2026-12-06T23:47:47.123Z"), so that text order is time order. The columns that
 -- held unix seconds become such text (their tables rebuilt, SQLite's way of changing a column's
 -- type), unbind requests lose the unix twins of their text times, and the text written before,
--- whose width varied ("...:47Z", "...:47.5Z"), is rewritten to the fixed width. The audit log's `at`
--- stays as written: it is hashed into the chain.
+-- whose width varied ("...:47Z", "...:47.5Z", "...:47.123456789Z"), is rewritten to the fixed width
+-- by cutting the fraction to three digits, as the code does (text operations: no rounding into the
+-- next second, and a value that does not parse is not turned into NULL). The audit log's `at` stays
+-- as written: it is hashed into the chain.
 
 CREATE TABLE otp_challenges_new (
     id          TEXT PRIMARY KEY,
@@ -91,7 +93,7 @@ SELECT id, institution_seq, url, secret, previous_secret,
        strftime('%Y-%m-%dT%H:%M:%fZ', previous_secret_until, 'unixepoch'),
        enabled, disabled_reason,
        strftime('%Y-%m-%dT%H:%M:%fZ', failing_since, 'unixepoch'),
-       strftime('%Y-%m-%dT%H:%M:%fZ', created_at)
+       substr(created_at, 1, 19) || '.' || substr(rtrim(substr(created_at, 21), 'Z') || '000', 1, 3) || 'Z'
 FROM webhook_endpoints;
 DROP TABLE webhook_endpoints;
 ALTER TABLE webhook_endpoints_new RENAME TO webhook_endpoints;
@@ -111,7 +113,7 @@ CREATE TABLE deliveries_new (
 INSERT INTO deliveries_new (notification_seq, endpoint_id, attempts, next_attempt_at, state, last_status, last_error,
                             updated_at)
 SELECT notification_seq, endpoint_id, attempts, strftime('%Y-%m-%dT%H:%M:%fZ', next_attempt_at, 'unixepoch'), state,
-       last_status, last_error, strftime('%Y-%m-%dT%H:%M:%fZ', updated_at)
+       last_status, last_error, substr(updated_at, 1, 19) || '.' || substr(rtrim(substr(updated_at, 21), 'Z') || '000', 1, 3) || 'Z'
 FROM deliveries;
 DROP TABLE deliveries;
 ALTER TABLE deliveries_new RENAME TO deliveries;
@@ -121,17 +123,17 @@ CREATE INDEX deliveries_endpoint_due ON deliveries (endpoint_id, state, next_att
 ALTER TABLE unbind_requests DROP COLUMN created_unix;
 ALTER TABLE unbind_requests DROP COLUMN resolved_unix;
 
-UPDATE participants SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', created_at);
-UPDATE api_keys SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', created_at),
-                    revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', revoked_at);
-UPDATE jobs SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', created_at),
-                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', updated_at),
-                outputs_deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ', outputs_deleted_at),
-                deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ', deleted_at);
-UPDATE bindings SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', created_at);
-UPDATE notifications SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', created_at),
-                         acked_at = strftime('%Y-%m-%dT%H:%M:%fZ', acked_at);
-UPDATE sms_gateways SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', updated_at);
-UPDATE unbind_requests SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', created_at),
-                           resolved_at = strftime('%Y-%m-%dT%H:%M:%fZ', resolved_at);
-UPDATE kyc_records SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', updated_at);
+UPDATE participants SET created_at = substr(created_at, 1, 19) || '.' || substr(rtrim(substr(created_at, 21), 'Z') || '000', 1, 3) || 'Z';
+UPDATE api_keys SET created_at = substr(created_at, 1, 19) || '.' || substr(rtrim(substr(created_at, 21), 'Z') || '000', 1, 3) || 'Z',
+                    revoked_at = substr(revoked_at, 1, 19) || '.' || substr(rtrim(substr(revoked_at, 21), 'Z') || '000', 1, 3) || 'Z';
+UPDATE jobs SET created_at = substr(created_at, 1, 19) || '.' || substr(rtrim(substr(created_at, 21), 'Z') || '000', 1, 3) || 'Z',
+                updated_at = substr(updated_at, 1, 19) || '.' || substr(rtrim(substr(updated_at, 21), 'Z') || '000', 1, 3) || 'Z',
+                outputs_deleted_at = substr(outputs_deleted_at, 1, 19) || '.' || substr(rtrim(substr(outputs_deleted_at, 21), 'Z') || '000', 1, 3) || 'Z',
+                deleted_at = substr(deleted_at, 1, 19) || '.' || substr(rtrim(substr(deleted_at, 21), 'Z') || '000', 1, 3) || 'Z';
+UPDATE bindings SET created_at = substr(created_at, 1, 19) || '.' || substr(rtrim(substr(created_at, 21), 'Z') || '000', 1, 3) || 'Z';
+UPDATE notifications SET created_at = substr(created_at, 1, 19) || '.' || substr(rtrim(substr(created_at, 21), 'Z') || '000', 1, 3) || 'Z',
+                         acked_at = substr(acked_at, 1, 19) || '.' || substr(rtrim(substr(acked_at, 21), 'Z') || '000', 1, 3) || 'Z';
+UPDATE sms_gateways SET updated_at = substr(updated_at, 1, 19) || '.' || substr(rtrim(substr(updated_at, 21), 'Z') || '000', 1, 3) || 'Z';
+UPDATE unbind_requests SET created_at = substr(created_at, 1, 19) || '.' || substr(rtrim(substr(created_at, 21), 'Z') || '000', 1, 3) || 'Z',
+                           resolved_at = substr(resolved_at, 1, 19) || '.' || substr(rtrim(substr(resolved_at, 21), 'Z') || '000', 1, 3) || 'Z';
+UPDATE kyc_records SET updated_at = substr(updated_at, 1, 19) || '.' || substr(rtrim(substr(updated_at, 21), 'Z') || '000', 1, 3) || 'Z';

@@ -695,7 +695,7 @@ async fn times_of_a_migration_15_database_keep_their_meaning(db: TestDb) {
          INSERT INTO unbind_requests (id, institution_seq, number_hash, tenure_start, state, reason, deadline, \
            attestation_id, created_at, created_unix, resolved_at, resolved_unix) \
            SELECT 'unb_00000000000000000001', seq, {}, 20250101, 'rejected', 'legal_hold', 20250610, 'att_1', \
-           '2025-06-02T10:00:00Z', {}, '2025-06-02T12:30:00.5Z', {} FROM participants WHERE id = 'ins_a';",
+           '2025-06-02T10:00:00.999999999Z', {}, '2025-06-02T12:30:00.5Z', {} FROM participants WHERE id = 'ins_a';",
         now - 86_400 * 30,
         now - 86_400,
         now + 86_400 * 6,
@@ -778,6 +778,7 @@ async fn times_of_a_migration_15_database_keep_their_meaning(db: TestDb) {
         .unwrap();
     assert_eq!(
         (request.created_at.as_str(), request.created_unix, request.resolved_at.as_deref(), request.resolved_unix),
-        ("2025-06-02T10:00:00.000Z", 1_748_858_400, Some("2025-06-02T12:30:00.500Z"), Some(1_748_867_400))
+        // Cut to the millisecond as the code cuts, not rounded into the next second.
+        ("2025-06-02T10:00:00.999Z", 1_748_858_400, Some("2025-06-02T12:30:00.500Z"), Some(1_748_867_400))
     );
 }
