@@ -134,6 +134,9 @@ pub enum VerifyError {
     /// Signed by no key numlink publishes (a key of another issuer, or one long retired).
     #[error("no published key has kid \"{0}\"")]
     UnknownKey(String),
+    /// The key the header names is published, but is no Ed25519 public key (a set not numlink's).
+    #[error("key \"{0}\" is not a valid Ed25519 public key")]
+    BadKey(String),
     /// The signature does not match: the token was altered, or signed by someone else.
     #[error("the signature does not verify")]
     BadSignature,
@@ -176,14 +179,14 @@ pub fn verify(token: &str, jwks: &Value, now: i64, issuer: Option<&str>) -> Resu
         .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
         .ok_or_else(|| VerifyError::UnknownKey(kid.to_string()))?;
     if jwk["kty"] != "OKP" || jwk["crv"] != "Ed25519" {
-        return Err(VerifyError::UnknownKey(kid.to_string()));
+        return Err(VerifyError::BadKey(kid.to_string()));
     }
     let public = B64
         .decode(jwk["x"].as_str().unwrap_or_default())
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
         .and_then(|x| VerifyingKey::from_bytes(&x).ok())
-        .ok_or_else(|| VerifyError::UnknownKey(kid.to_string()))?;
+        .ok_or_else(|| VerifyError::BadKey(kid.to_string()))?;
     let sig: [u8; 64] =
         decode_part(s, "signature")?.try_into().map_err(|_| Malformed("the signature is not 64 bytes".into()))?;
     public

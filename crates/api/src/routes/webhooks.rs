@@ -100,17 +100,7 @@ pub async fn add(
     let institution = caller.require(&[Role::Institution])?.clone();
     let url = workers::webhooks::check_url(&req.url, state.webhooks.allow_loopback).await.map_err(ApiError::invalid)?;
     let secret = workers::webhooks::new_secret();
-    let e = state
-        .store
-        .add_endpoint(institution, url.as_str(), &secret, state.limits.webhook_endpoints_max)
-        .await
-        .map_err(|e| match e {
-            store::StoreError::Limit { max, .. } => ApiError::new(
-                ErrorCode::TooManyItems,
-                format!("an institution has at most {max} webhook endpoints (webhook_endpoints_max): delete one first"),
-            ),
-            other => other.into(),
-        })?;
+    let e = state.store.add_endpoint(institution, url.as_str(), &secret, state.limits.webhook_endpoints_max).await?;
     Ok((StatusCode::CREATED, Json(EndpointCreated { id: e.id.into(), url: e.url, secret })))
 }
 

@@ -23,8 +23,6 @@ pub const CATALOGUES: [(Lang, &str); 2] = [
 ];
 
 impl Lang {
-    pub const ALL: [Lang; 2] = [Lang::ZhCn, Lang::En];
-
     /// The BCP 47 tag: the `lang` attribute, the cookie, the switch's link.
     pub fn tag(self) -> &'static str {
         match self {
@@ -83,7 +81,7 @@ impl Lang {
                 })
                 .collect()
         });
-        &bundles[Lang::ALL.iter().position(|l| *l == self).expect("every language has a catalogue")]
+        &bundles[CATALOGUES.iter().position(|(l, _)| *l == self).expect("every language has a catalogue")]
     }
 
     /// The message `id` in this language, with `args`. A missing message shows as its id (and a test

@@ -113,7 +113,7 @@ pub struct VerifyQuery {
 fn why(e: &VerifyError) -> &'static str {
     match e {
         VerifyError::Malformed(_) => "verify-why-malformed",
-        VerifyError::UnknownKey(_) => "verify-why-unknown-key",
+        VerifyError::UnknownKey(_) | VerifyError::BadKey(_) => "verify-why-unknown-key",
         VerifyError::BadSignature => "verify-why-bad-signature",
         VerifyError::Expired(_) => "verify-why-expired",
         VerifyError::WrongIssuer { .. } => "verify-why-wrong-issuer",
@@ -198,7 +198,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_switch_goes_back_to_this_page_only() {
+    fn a_query_value_is_percent_encoded() {
         assert_eq!(percent_encode("/verify?token=a.b"), "%2Fverify%3Ftoken%3Da.b");
         assert_eq!(percent_encode("中"), "%E4%B8%AD");
     }

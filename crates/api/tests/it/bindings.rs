@@ -95,9 +95,7 @@ async fn bindings_are_idempotent_owned_and_listed(db: TestDb) {
         assert!(r.body["message"].as_str().unwrap().starts_with("the query string is not valid"), "{q}: {}", r.text);
     }
 
-    let del = app
-        .request(axum::http::Method::DELETE, &format!("/v1/bindings/{id}"), Some(&bank), &[], axum::body::Body::empty())
-        .await;
+    let del = app.delete(&format!("/v1/bindings/{id}"), &bank).await;
     assert_eq!(del.status, 204);
     assert_error(&app.get(&format!("/v1/bindings/{id}"), &bank).await, 404, "NOT_FOUND");
 }
@@ -439,15 +437,7 @@ async fn an_id_of_no_issued_form_is_unknown(db: TestDb) {
         assert_error(&app.get(&format!("/v1/bindings/{id}"), &bank).await, 404, "NOT_FOUND");
         assert_error(&app.get(&format!("/v1/jobs/{id}"), &bank).await, 404, "NOT_FOUND");
         assert_error(&app.get(&format!("/v1/unbind-requests/{id}"), &bank).await, 404, "NOT_FOUND");
-        let del = app
-            .request(
-                axum::http::Method::DELETE,
-                &format!("/v1/webhook-endpoints/{id}"),
-                Some(&bank),
-                &[],
-                axum::body::Body::empty(),
-            )
-            .await;
+        let del = app.delete(&format!("/v1/webhook-endpoints/{id}"), &bank).await;
         assert_error(&del, 404, "NOT_FOUND");
     }
     // A well-formed id of nothing is unknown too.

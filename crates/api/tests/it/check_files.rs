@@ -325,7 +325,7 @@ async fn results_are_deleted_after_their_retention_or_on_request(db: TestDb) {
     let del = |id: &str| {
         let path = format!("/v1/jobs/{id}");
         let (app, bank) = (&app, bank.clone());
-        async move { app.request(axum::http::Method::DELETE, &path, Some(&bank), &[], axum::body::Body::empty()).await }
+        async move { app.delete(&path, &bank).await }
     };
     assert_error(&del(&deleted).await, 409, "CONFLICT");
     app.runner.run_until_idle().await.unwrap();

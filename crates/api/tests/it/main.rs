@@ -206,6 +206,10 @@ impl TestApp {
         self.request(Method::GET, path, Some(key), &[], Body::empty()).await
     }
 
+    pub async fn delete(&self, path: &str, key: &str) -> Resp {
+        self.request(Method::DELETE, path, Some(key), &[], Body::empty()).await
+    }
+
     pub async fn events(&self, key: &str, events: Value) -> Resp {
         self.post("/v1/lifecycle-events", key, json!({ "events": events })).await
     }

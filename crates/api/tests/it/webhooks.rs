@@ -262,15 +262,7 @@ async fn endpoints_are_checked_bounded_and_replayable(db: TestDb) {
     let list = app.get("/v1/webhook-endpoints", &bank).await.body;
     for e in &list["endpoints"].as_array().unwrap()[1..] {
         let id = e["id"].as_str().unwrap();
-        let del = app
-            .request(
-                axum::http::Method::DELETE,
-                &format!("/v1/webhook-endpoints/{id}"),
-                Some(&bank),
-                &[],
-                axum::body::Body::empty(),
-            )
-            .await;
+        let del = app.delete(&format!("/v1/webhook-endpoints/{id}"), &bank).await;
         assert_eq!(del.status, 204);
     }
     let other = app.participant(Role::Institution, "Other", &[]).await.1;
