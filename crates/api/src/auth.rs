@@ -4,10 +4,10 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use domain::PhoneNumber;
-use store::{HashKey, Participant, Role, TenureMark};
+use store::{Participant, Role};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::holder::{self, Holder};
 use crate::state::AppState;
 
 /// The authenticated caller.
@@ -63,67 +63,20 @@ impl Caller {
     }
 }
 
-/// A holder who proved possession of one number with a one-time code (`Authorization: Bearer nlh_…`).
-/// The token seals (ChaCha20-Poly1305 under a key derived from the hash key) the number, an expiry and
-/// the mark of the tenure the code was requested in (`store::TenureMark`: the number's changes of
-/// holder, so a second change on the same day counts): it needs no storage, cannot be read, altered or
-/// made for another number, and stops working when the number changes hands.
-#[derive(Clone, Copy, Debug)]
-pub struct Holder(pub PhoneNumber, pub TenureMark);
-
-const HOLDER_PREFIX: &str = "nlh_";
-const HOLDER_PURPOSE: &str = "holder-session";
-/// Longest holder token we look at.
-const HOLDER_TOKEN_BYTES_MAX: usize = 256;
-
-/// A session token for the holder of `n` in the tenure `mark`, valid until `exp` (unix seconds).
-pub fn holder_token(key: &HashKey, n: PhoneNumber, mark: TenureMark, exp: i64) -> String {
-    format!("{HOLDER_PREFIX}{}", key.seal(&format!("{HOLDER_PURPOSE}|{}|{exp}|{}", n.digits(), mark.to_hex())))
-}
-
-/// A holder's session met a change of holder: it is over.
-pub fn hands_changed() -> ApiError {
-    ApiError::new(
-        ErrorCode::Unauthenticated,
-        "the number changed hands since you signed in: this session is over; a new code proves whether it is yours",
-    )
-}
-
+/// A holder's session from `Authorization: Bearer nlh_…` (the portal's pages read it from their
+/// cookie instead; both through `holder::authenticate`).
 impl FromRequestParts<AppState> for Holder {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let unauthenticated = |m: &str| ApiError::new(ErrorCode::Unauthenticated, m);
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(bearer)
-            .filter(|t| t.len() <= HOLDER_TOKEN_BYTES_MAX)
-            .and_then(|t| t.strip_prefix(HOLDER_PREFIX))
-            .ok_or_else(|| {
-                unauthenticated("expected \"Authorization: Bearer nlh_…\", a holder token from POST /v1/holder/session")
+        let token =
+            parts.headers.get(AUTHORIZATION).and_then(|h| h.to_str().ok()).and_then(bearer).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "expected \"Authorization: Bearer nlh_…\", a holder token from POST /v1/holder/session",
+                )
             })?;
-        let invalid = || unauthenticated("the holder token is not valid or has expired: ask for a new code");
-        let payload = state.holder.session_key.unseal(token).map_err(|_| invalid())?;
-        let mut fields = payload.split('|');
-        let (Some(HOLDER_PURPOSE), Some(digits), Some(exp), Some(mark), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Err(invalid());
-        };
-        let exp: i64 = exp.parse().map_err(|_| invalid())?;
-        if exp <= state.store.clock().now().as_second() {
-            return Err(invalid());
-        }
-        let n = PhoneNumber::parse(&format!("+{digits}")).map_err(|_| invalid())?;
-        let mark = TenureMark::from_hex(mark).ok_or_else(invalid)?;
-        // The number changed hands (or was disconnected) since the code was requested: the session is
-        // over.
-        if state.store.tenure_mark(n).await? != mark {
-            return Err(hands_changed());
-        }
-        Ok(Holder(n, mark))
+        Ok(holder::authenticate(state, token).await?)
     }
 }
 

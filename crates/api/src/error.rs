@@ -26,6 +26,7 @@ pub enum ErrorCode {
     OtpVerificationExpired,
     KycInvalidParamCombination,
     KycMismatch,
+    ServiceNotApplicable,
     Internal,
     Unavailable,
 }
@@ -33,7 +34,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// The table, for the OpenAPI document and the tests; `ErrorCode::row` is the same table as a
     /// `match`, checked against this one by a test.
-    pub const ALL: [(ErrorCode, u16, &'static str); 19] = [
+    pub const ALL: [(ErrorCode, u16, &'static str); 20] = [
         (ErrorCode::InvalidArgument, 400, "INVALID_ARGUMENT"),
         (ErrorCode::OutOfRange, 400, "OUT_OF_RANGE"),
         (ErrorCode::TooManyItems, 400, "TOO_MANY_ITEMS"),
@@ -51,6 +52,7 @@ impl ErrorCode {
         (ErrorCode::OtpVerificationExpired, 400, "OTP_VERIFICATION_EXPIRED"),
         (ErrorCode::KycInvalidParamCombination, 400, "KNOW_YOUR_CUSTOMER.INVALID_PARAM_COMBINATION"),
         (ErrorCode::KycMismatch, 422, "KYC_MISMATCH"),
+        (ErrorCode::ServiceNotApplicable, 422, "SERVICE_NOT_APPLICABLE"),
         (ErrorCode::Internal, 500, "INTERNAL"),
         (ErrorCode::Unavailable, 503, "UNAVAILABLE"),
     ];
@@ -76,6 +78,7 @@ impl ErrorCode {
             ErrorCode::OtpVerificationExpired => (400, "OTP_VERIFICATION_EXPIRED"),
             ErrorCode::KycInvalidParamCombination => (400, "KNOW_YOUR_CUSTOMER.INVALID_PARAM_COMBINATION"),
             ErrorCode::KycMismatch => (422, "KYC_MISMATCH"),
+            ErrorCode::ServiceNotApplicable => (422, "SERVICE_NOT_APPLICABLE"),
             ErrorCode::Internal => (500, "INTERNAL"),
             ErrorCode::Unavailable => (503, "UNAVAILABLE"),
         }

@@ -139,6 +139,18 @@ pub struct HolderConfig {
     pub lookups_days: i64,
     /// Code requests (`POST /v1/holder/otp`) from one client address per hour, across all numbers.
     pub otp_requests_per_client_per_hour_max: u32,
+    /// Seconds the portal's code page waits before it offers another code to the same number.
+    pub otp_resend_wait_secs: i64,
+    /// Where people reach numlink (`https://host[:port]`, no path): the link a proof's QR code holds.
+    /// An https address marks the portal's cookies `Secure`. Unset, pages use the request's `Host`.
+    pub public_url: Option<String>,
+}
+
+impl HolderConfig {
+    /// The portal's cookies carry `Secure`: numlink is reached over https (behind a TLS proxy).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
 }
 
 impl Default for HolderConfig {
@@ -152,6 +164,8 @@ impl Default for HolderConfig {
             ack_working_days: 5,
             lookups_days: 180,
             otp_requests_per_client_per_hour_max: 20,
+            otp_resend_wait_secs: 60,
+            public_url: None,
         }
     }
 }

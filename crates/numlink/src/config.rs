@@ -27,6 +27,9 @@ pub struct FileConfig {
     pub hash_key_file: Option<PathBuf>,
     pub spool_dir: Option<PathBuf>,
     pub log_format: Option<String>,
+    /// The address people reach numlink at (`https://…`): the link in a proof's QR code; an https
+    /// address marks the portal's cookies Secure (numlink behind a TLS proxy).
+    pub public_url: Option<String>,
     #[serde(default)]
     pub limits: FileLimitsConfig,
     #[serde(default)]
@@ -69,6 +72,8 @@ pub struct HolderFileConfig {
     pub unbind_deadline_working_days_by_country_code: BTreeMap<String, u32>,
     pub ack_working_days: Option<u32>,
     pub otp_requests_per_client_per_hour_max: Option<u32>,
+    /// Seconds before the portal offers another code to the same number.
+    pub otp_resend_wait_secs: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,6 +140,7 @@ pub struct Overrides {
     pub spool_dir: Option<PathBuf>,
     pub allow_loopback_webhooks: bool,
     pub sms_outbox: Option<PathBuf>,
+    pub public_url: Option<String>,
 }
 
 pub struct Config {
@@ -290,11 +296,20 @@ impl Config {
         holder.ack_working_days = h.ack_working_days.unwrap_or(holder.ack_working_days);
         holder.otp_requests_per_client_per_hour_max =
             h.otp_requests_per_client_per_hour_max.unwrap_or(holder.otp_requests_per_client_per_hour_max).max(1);
+        holder.otp_resend_wait_secs = h.otp_resend_wait_secs.unwrap_or(holder.otp_resend_wait_secs).max(0);
         let mut deadlines = DaysByCallingCode::new(h.unbind_deadline_working_days.unwrap_or(5), []);
         for (code, days) in h.unbind_deadline_working_days_by_country_code {
             deadlines = deadlines.with_code(calling_code("holder", &code)?, days);
         }
         holder.unbind_deadline_working_days = deadlines;
+        if let Some(url) = o.public_url.clone().or(file.public_url) {
+            let url = url.trim_end_matches('/').to_string();
+            let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+            if !rest.is_some_and(|r| !r.is_empty() && !r.contains(['/', '?', '#', ' '])) {
+                bail!("public_url {url:?} is not http(s)://host[:port] (no path)");
+            }
+            holder.public_url = Some(url);
+        }
 
         let mut upkeep = workers::UpkeepConfig::default();
         let r = file.retention;

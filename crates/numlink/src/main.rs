@@ -73,6 +73,10 @@ enum Command {
         /// them to carriers' SMS gateways: for local use only.
         #[arg(long, env = "NUMLINK_SMS_OUTBOX")]
         sms_outbox: Option<PathBuf>,
+        /// The address people reach numlink at, e.g. https://numlink.example.cn: the link a proof's QR
+        /// code holds; when it is https, the portal's cookies are marked Secure.
+        #[arg(long, env = "NUMLINK_PUBLIC_URL")]
+        public_url: Option<String>,
     },
     /// Manage participants: carriers, institutions, regulators.
     Participant {
@@ -257,12 +261,13 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
-        Command::Serve { db, listen, spool_dir, allow_loopback_webhooks, sms_outbox } => {
+        Command::Serve { db, listen, spool_dir, allow_loopback_webhooks, sms_outbox, public_url } => {
             let mut o = db.overrides();
             o.listen = listen;
             o.spool_dir = spool_dir;
             o.allow_loopback_webhooks = allow_loopback_webhooks;
             o.sms_outbox = sms_outbox;
+            o.public_url = public_url;
             serve(&o).await?;
         }
         Command::Participant { command } => participant(command).await?,

@@ -16,7 +16,8 @@ use crate::StoreError;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+/// `N` bytes from the OS random generator.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).expect("the OS random generator is available on every supported platform");
     b

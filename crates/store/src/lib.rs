@@ -30,7 +30,7 @@ use domain::{AgingPolicy, Clock, Day, PhoneNumber};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use ids::{BindingId, ChallengeId, EndpointId, JobId, NotificationId, ParticipantId, UnbindRequestId};
-pub use keys::{ApiKey, HashKey, new_id, sha256};
+pub use keys::{ApiKey, HashKey, new_id, random_bytes, sha256};
 pub use ops::attestation::AttestationKey;
 pub use ops::audit::{AuditRecord, ChainReport};
 pub use ops::bindings::{ACK_ACTIONS, Binding, NewBinding, Notification, NotificationType, Registered};

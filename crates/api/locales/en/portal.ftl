@@ -28,3 +28,164 @@ verify-why-expired = It has expired. Proofs are valid for a few days; the holder
 verify-why-wrong-issuer = It was issued by another platform.
 
 moment-utc = { $date }, { $time } UTC
+
+## The holder's portal
+
+nav-label = Your number
+nav-signed-in-as = Signed in as
+nav-institutions = Institutions
+nav-requests = Requests
+nav-proof = Proof of tenure
+nav-lookups = Who looked it up
+nav-sign-out = Sign out
+
+start-title = Is your new number still bound to someone else's accounts?
+start-intro = If your phone number used to belong to someone else, banks and apps may still send you their messages and codes. Here you can see which institutions still have the number on an account opened before it was yours, and ask them to remove it, online.
+start-step-code = We send a code to your number by SMS, to prove it is yours.
+start-step-list = You see which institutions bound the number before you got it.
+start-step-unbind = You ask one, several or all of them to unbind it; each must answer within a set number of working days.
+start-step-proof = You get a signed proof of tenure that a bank clerk can check.
+start-number-label = Your mobile number
+start-number-hint = With the country code, for example +86 138 0013 8000.
+start-submit = Send me a code
+start-privacy = numlink never tells anyone whose accounts the number was bound to, and sends the same answer whatever number you type.
+start-clerk-link = Working at a bank? Check a proof of tenure
+number-missing = Enter your mobile number.
+number-invalid = This is not a phone number numlink can read. Type it with the country code, for example +86 138 0013 8000.
+signed-out-notice = You have signed out. Nothing of your session stays in this browser.
+
+code-title = Enter the code
+code-sent = If { $number } is in service, a 6-digit code is on its way to it by SMS. It is valid for 10 minutes.
+code-label = The 6-digit code
+code-hint = Never give this code to anyone: numlink, banks and carriers will never ask you for it.
+code-submit = Continue
+code-none-title = No code?
+code-none-body = SMS can take a minute. Check that the number is right; you can ask for another code shortly.
+code-resend = Send another code
+code-resend-countdown = You can ask for another code in { $seconds } s.
+code-other-number = Use another number
+code-wrong = That code is not right. You have { $left } more tries with this code.
+code-malformed = Type the 6 digits of the SMS.
+code-wait = A code was sent less than a minute ago. You can ask for another in { $seconds } seconds.
+
+institutions-title = Institutions that bound your number before you
+institutions-intro = These institutions have your number on accounts opened before it was yours. You will never see whose accounts they are. Choose whom to ask to remove the number.
+institutions-legend = Choose institutions
+institution-bindings = { $count ->
+    [one] 1 account
+   *[other] { $count } accounts
+}
+deadline-label = Answer due by
+ask-selected = Ask the ones I chose
+ask-all = Ask all of them
+all-asked = You have asked every institution on the list.
+choose-one = Choose at least one institution, or ask all of them.
+nothing-to-unbind-title = Nothing to unbind
+nothing-to-unbind-body = No institution in numlink has your number on an account opened before it was yours.
+nothing-to-unbind-next = If you still receive someone else's messages, they come from an institution that is not in numlink: contact it directly, and show it your proof of tenure.
+
+state-open = Asked, waiting for an answer
+state-overdue = Overdue: no answer by the deadline
+state-unbound = Unbound
+state-rejected = Refused
+
+reason-customer-reverified = The account holder confirmed this number with the institution after you got it. If that was not you, contact the institution.
+reason-legal-hold = A court order or a regulation requires the institution to keep it for now.
+reason-fraud-investigation = The account is under a fraud investigation; the institution keeps it until that ends.
+reason-no-such-binding = The institution no longer has your number on any account.
+
+confirm-title = Ask them to unbind your number?
+confirm-intro = { $count ->
+    [one] numlink will ask this institution to remove your number from the account it was bound to before you:
+   *[other] numlink will ask these { $count } institutions to remove your number from the accounts it was bound to before you:
+}
+confirm-what-they-get = Each receives your request and your proof of tenure: your number and since when it is yours. Nothing else about you.
+confirm-deadline = Each must answer by { $deadline }.
+confirm-yes = Yes, ask them
+confirm-back = Back
+
+requests-title = Your requests
+requests-none = You have not asked any institution yet.
+requests-intro = Each institution must answer by its deadline. numlink shows the regulator who answers late.
+requests-asked = Asked
+requests-answered = Answered
+requests-reason = Why
+requests-overdue-help = If a request is overdue, the regulator sees it. You need do nothing more; you may also contact the institution.
+asked-notice = { $count ->
+    [one] Your request was sent to 1 institution.
+   *[other] Your request was sent to { $count } institutions.
+}
+
+proof-title = Your proof of tenure
+proof-intro = numlink signed this proof. Show it at a bank counter or send it to an institution: anyone can check it at numlink.
+proof-qr-title = Show this code
+proof-qr-help = A bank clerk scans it with a phone camera, and numlink's check page says whether the proof is valid.
+proof-qr-label = QR code of the link that checks this proof
+proof-text-title = Or copy it as text
+proof-text-label = The proof, as text
+proof-copy = Copy
+proof-copied = Copied.
+proof-download = Download
+proof-verify-at = Anyone can check it on numlink's
+proof-verify-link = check page
+
+lookups-title = Who looked up your number
+lookups-intro = Institutions that asked numlink about your number over the last { $days } days (never from before it was yours).
+lookups-none = Nobody has looked up your number since it became yours.
+lookups-who = Institution
+lookups-when = When
+lookups-kind = What they asked
+lookup-check = Has the number changed hands?
+lookup-kyc-match = Does a name match the number's holder?
+
+what-next = What you can do
+action-new-code = Send me a new code
+action-institutions = Back to the list
+action-try-again = Try again
+action-start = Start again
+
+client-limited-title = Too many codes from this connection
+client-limited-body = At most { $per_hour } codes an hour can be sent from one connection, to any numbers.
+client-limited-next = Try again after { $when }.
+sends-limited-title = Too many codes for this number
+sends-limited-body = To protect the number, at most { $per_hour } codes an hour and { $per_day } a day are sent to it from one connection.
+sends-limited-next = Use the last code you received, or try again after { $when }.
+number-ceiling-title = Too many codes for this number today
+number-ceiling-body = This number has received the most codes numlink sends it in a day ({ $per_day }).
+number-ceiling-next = Try again after { $when }. If you did not ask for these codes, someone may be trying your number: you need do nothing.
+locked-title = This number is locked for now
+locked-body = Too many wrong codes were typed for this number in a row, so numlink stopped accepting codes for it.
+locked-next = Try again after { $when }.
+not-covered-title = numlink does not cover this number
+not-covered-body = No carrier in numlink serves numbers like this one, so numlink cannot send it a code.
+not-covered-next = Check the country code and the number. If it is right, ask your carrier whether it takes part in numlink.
+out-of-tries-title = Too many tries with this code
+out-of-tries-body = The code was typed wrong too many times, so it no longer works.
+out-of-tries-next = Ask for a new code and type it carefully.
+code-expired-title = This code has expired
+code-expired-body = Codes are valid for 10 minutes and work once.
+code-expired-next = Ask for a new code.
+code-stale-title = The number changed hands
+code-stale-body = The number changed hands after this code was sent, so the code proves nothing now.
+code-stale-next = If the number is yours now, ask for a new code.
+session-ended-title = Your session has ended
+session-ended-body = For your safety a session lasts 15 minutes, and ends when you sign out.
+session-ended-next = Sign in again with a new code.
+hands-changed-title = The number changed hands
+hands-changed-body = Since you signed in, the carrier reported that this number changed hands, so your session is over.
+hands-changed-next = If the number is yours now, sign in again with a new code.
+nobody-holds-title = Nobody holds this number now
+nobody-holds-body = The carrier reports this number as not in service, so there is no tenure to prove.
+nobody-holds-next = If you have this number, ask your carrier to check its records.
+already-changed-title = The list has changed
+already-changed-body = None of the institutions you chose still holds a binding that you can ask about. One may have just removed it.
+already-changed-next = Go back to the list to see where things stand.
+bad-form-title = Something in the form was not right
+bad-form-body = numlink could not read what was sent.
+bad-form-next = Go back and try again.
+unavailable-title = numlink cannot answer right now
+unavailable-body = Nothing you did caused this, and nothing was lost.
+unavailable-next = Try again in a minute.
+csrf-title = This form has expired
+csrf-body = The page was open too long, or it was not sent from numlink's own page.
+csrf-next = Start again from numlink's page.

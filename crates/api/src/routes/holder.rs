@@ -9,20 +9,15 @@ use std::net::SocketAddr;
 use axum::Extension;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use domain::holder::held_since_claim;
 use serde::{Deserialize, Serialize};
-use store::{ChallengeId, OtpFailure, OtpRefused, ParticipantId, UnbindRefused, UnbindRequest};
+use store::UnbindRequest;
 use utoipa::ToSchema;
-use workers::SmsMessage;
 
-use crate::auth::{Holder, hands_changed, holder_token};
-use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
+use crate::error::{ApiError, ApiResult, ErrorInfo};
+use crate::holder::{self, Holder};
 use crate::json::StrictJson;
 use crate::routes::phone;
 use crate::state::AppState;
-
-/// Bytes of a challenge id.
-const CHALLENGE_ID_BYTES_MAX: usize = 64;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -159,13 +154,6 @@ pub struct AttestationView {
 
 crate::redacted_debug!(SessionRequest, HolderSession);
 
-fn sms_text(code: &str, ttl_secs: i64) -> String {
-    format!(
-        "{code} is your numlink code. It expires in {} minutes. Never share it: numlink, banks and carriers will never ask you for it.",
-        ttl_secs / 60
-    )
-}
-
 #[utoipa::path(
     post,
     path = "/v1/holder/otp",
@@ -174,11 +162,13 @@ fn sms_text(code: &str, ttl_secs: i64) -> String {
     description = "Sends a 6-digit code, valid 10 minutes, by SMS through the carrier that serves the number now. The \
                    answer is the same whether or not the number has a holder or bindings. Each client address (an \
                    IPv4 address, or an IPv6 /64) may have at most 5 codes sent to one number per hour and 10 per day, \
-                   and 20 codes an hour to any numbers; a number receives at most 30 a day in all.",
+                   and 20 codes an hour to any numbers; a number receives at most 30 a day in all. A number in no \
+                   carrier's range is answered 422 (ranges are public numbering-plan facts).",
     request_body = OtpRequest,
     responses(
         (status = 201, description = "A challenge; the code is on its way", body = OtpChallenge),
         (status = 400, description = "INVALID_ARGUMENT", body = ErrorInfo),
+        (status = 422, description = "SERVICE_NOT_APPLICABLE: no carrier's range in numlink holds the number", body = ErrorInfo),
         (status = 429, description = "TOO_MANY_REQUESTS: send limit of the number or of the client address, or the number is locked (see Retry-After)", body = ErrorInfo),
     )
 )]
@@ -187,60 +177,12 @@ pub async fn request_otp(
     client: Option<Extension<ConnectInfo<SocketAddr>>>,
     StrictJson(req): StrictJson<OtpRequest>,
 ) -> ApiResult<(StatusCode, Json<OtpChallenge>)> {
-    // One client asking codes for many numbers (SMS pumping, or exhausting others' daily codes).
-    let client_ip = client.map(|Extension(ConnectInfo(addr))| crate::limit::client_key(addr.ip()));
-    if let Some(ip) = client_ip {
-        let now = state.store.clock().now().as_second();
-        state.holder.otp_clients.check(ip, now).map_err(|retry_after| {
-            ApiError::new(
-                ErrorCode::TooManyRequests,
-                format!(
-                    "too many code requests from this address: at most {} per hour",
-                    state.holder.config.otp_requests_per_client_per_hour_max
-                ),
-            )
-            .with_retry_after(retry_after)
-        })?;
-    }
+    let client_ip = client.map(|Extension(ConnectInfo(addr))| addr.ip());
     let n = phone("phoneNumber", &req.phone_number)?;
-    let limits = state.holder.config.otp;
-    let client_bytes = client_ip.map(|ip| match ip {
-        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        std::net::IpAddr::V6(v6) => v6.octets(),
-    });
-    let issued = state.store.request_otp(n, limits, client_bytes).await?.map_err(|refused| match refused {
-        OtpRefused::TooManySends { retry_after_secs } => ApiError::new(
-            ErrorCode::TooManyRequests,
-            format!(
-                "too many codes for this number from your address: at most {} per hour and {} per day",
-                limits.sends_per_hour_max, limits.sends_per_day_max
-            ),
-        )
-        .with_retry_after(retry_after_secs),
-        OtpRefused::NumberCeiling { retry_after_secs } => ApiError::new(
-            ErrorCode::TooManyRequests,
-            format!(
-                "too many codes for this number today, from all addresses: at most {} per day",
-                limits.sends_per_number_per_day_max
-            ),
-        )
-        .with_retry_after(retry_after_secs),
-        OtpRefused::Locked { retry_after_secs } => {
-            ApiError::new(ErrorCode::TooManyRequests, "too many wrong codes: the number is locked for a day")
-                .with_retry_after(retry_after_secs)
-        }
-    })?;
-    let to_file = state.holder.sms.to_file();
-    if issued.held && (issued.gateway.is_some() || to_file) {
-        state.holder.sms.push(SmsMessage {
-            phone_number: n.to_string(),
-            text: sms_text(&issued.code, limits.ttl_secs),
-            gateway: issued.gateway,
-        });
-    }
+    let sent = holder::send_code(&state, client_ip, n).await?;
     Ok((
         StatusCode::CREATED,
-        Json(OtpChallenge { challenge_id: issued.challenge_id.into(), expires_in_seconds: limits.ttl_secs }),
+        Json(OtpChallenge { challenge_id: sent.challenge_id.into(), expires_in_seconds: sent.expires_in_secs }),
     ))
 }
 
@@ -264,40 +206,11 @@ pub async fn session(
     StrictJson(req): StrictJson<SessionRequest>,
 ) -> ApiResult<(StatusCode, Json<HolderSession>)> {
     let n = phone("phoneNumber", &req.phone_number)?;
-    if req.challenge_id.is_empty() || req.challenge_id.len() > CHALLENGE_ID_BYTES_MAX {
-        return Err(ApiError::invalid(format!("challengeId must be 1 to {CHALLENGE_ID_BYTES_MAX} bytes")));
-    }
-    if req.code.len() != 6 || !req.code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::invalid("code must be the 6 digits of the SMS"));
-    }
-    let limits = state.holder.config.otp;
-    // A challenge id of no form numlink issues names no challenge: answered as an unknown one.
-    let challenge = ChallengeId::parse(&req.challenge_id);
-    let outcome = match &challenge {
-        Some(c) => state.store.verify_otp(n, c, &req.code, limits).await?,
-        None => Err(OtpFailure::Expired),
-    };
-    let mark = outcome.map_err(|f| match f {
-        OtpFailure::Wrong { attempts_left } => ApiError::new(
-            ErrorCode::OtpVerificationFailed,
-            format!("the code is not right: {attempts_left} more tries on this challenge"),
-        ),
-        OtpFailure::Expired => ApiError::new(
-            ErrorCode::OtpVerificationExpired,
-            "the challenge is unknown, expired, used, or out of tries: ask for a new code",
-        ),
-        OtpFailure::TenureChanged => ApiError::new(
-            ErrorCode::OtpVerificationExpired,
-            "the number changed hands since this code was sent: it proves nothing now; ask for a new code",
-        ),
-        OtpFailure::Locked { retry_after_secs } => {
-            ApiError::new(ErrorCode::TooManyRequests, "too many wrong codes: the number is locked for a day")
-                .with_retry_after(retry_after_secs)
-        }
-    })?;
-    let exp = state.store.clock().now().as_second() + state.holder.config.session_secs;
-    let token = holder_token(&state.holder.session_key, n, mark, exp);
-    Ok((StatusCode::CREATED, Json(HolderSession { token, phone_number: n.to_string(), expires_at: exp })))
+    let s = holder::sign_in(&state, n, &req.challenge_id, &req.code).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(HolderSession { token: s.token, phone_number: s.number.to_string(), expires_at: s.expires_at }),
+    ))
 }
 
 #[utoipa::path(
@@ -313,11 +226,9 @@ pub async fn session(
     ),
     security(("holderToken" = []))
 )]
-pub async fn bindings(State(state): State<AppState>, Holder(n, mark): Holder) -> ApiResult<Json<HolderBindings>> {
-    let view = state.store.holder_view(n, mark).await?.ok_or_else(hands_changed)?;
-    let today = state.store.today();
-    let institutions = view
-        .institutions
+pub async fn bindings(State(state): State<AppState>, h: Holder) -> ApiResult<Json<HolderBindings>> {
+    let (stale, today) = holder::institutions(&state, h).await?;
+    let institutions = stale
         .into_iter()
         .map(|i| StaleInstitution {
             institution_id: i.institution_id,
@@ -326,7 +237,7 @@ pub async fn bindings(State(state): State<AppState>, Holder(n, mark): Holder) ->
             unbind_request: i.request.map(|r| HolderUnbindRequest::new(r, today)),
         })
         .collect();
-    Ok(Json(HolderBindings { phone_number: n.to_string(), institutions }))
+    Ok(Json(HolderBindings { phone_number: h.0.to_string(), institutions }))
 }
 
 #[utoipa::path(
@@ -349,48 +260,15 @@ pub async fn bindings(State(state): State<AppState>, Holder(n, mark): Holder) ->
 )]
 pub async fn request_unbind(
     State(state): State<AppState>,
-    Holder(n, mark): Holder,
+    h: Holder,
     StrictJson(body): StrictJson<UnbindBody>,
 ) -> ApiResult<(StatusCode, Json<HolderUnbindRequests>)> {
-    let ids = match (body.institution_ids, body.all) {
-        (Some(ids), None | Some(false)) if !ids.is_empty() => {
-            if ids.len() > state.limits.unbind_institutions_max {
-                return Err(ApiError::new(
-                    ErrorCode::TooManyItems,
-                    format!(
-                        "{} institutions: at most {} per call (unbind_institutions_max)",
-                        ids.len(),
-                        state.limits.unbind_institutions_max
-                    ),
-                ));
-            }
-            // An id of no form numlink issues names no institution holding a stale binding.
-            let malformed: Vec<&String> = ids.iter().filter(|id| ParticipantId::parse(id).is_none()).collect();
-            if !malformed.is_empty() {
-                return Err(not_stale(malformed.iter().map(|s| s.as_str())));
-            }
-            Some(ids.iter().filter_map(|id| ParticipantId::parse(id)).collect::<Vec<_>>())
-        }
+    let named = match (body.institution_ids, body.all) {
+        (Some(ids), None | Some(false)) if !ids.is_empty() => Some(ids),
         (None, Some(true)) => None,
         _ => return Err(ApiError::invalid("send either \"institutionIds\" (a non-empty list) or \"all\": true")),
     };
-    let today = state.store.today();
-    let Some(since) = state.store.tenure(n).await?.vouched_since() else {
-        return Err(ApiError::new(ErrorCode::NotFound, "nobody holds this number now"));
-    };
-    let attestation = state.holder.attester.issue(&state.store, n, held_since_claim(since, today)).await?;
-    let days = state.holder.config.unbind_deadline_working_days.days_for(n);
-    let deadline = domain::unbind::deadline(today, days);
-    let requests = match state.store.request_unbind(n, mark, ids.clone(), deadline, attestation).await? {
-        Ok(r) => r,
-        Err(UnbindRefused::TenureChanged) => return Err(hands_changed()),
-        Err(UnbindRefused::NoTenure) if ids.is_none() => Vec::new(),
-        Err(UnbindRefused::NoTenure) => {
-            return Err(ApiError::new(ErrorCode::NotFound, "no institution holds a binding made before your tenure"));
-        }
-        Err(UnbindRefused::NotStale(unknown)) => return Err(not_stale(unknown.iter().map(String::as_str))),
-    };
-    state.deliveries_wake.notify_one();
+    let (requests, today) = holder::ask_unbind(&state, h, named).await?;
     let requests = requests.into_iter().map(|r| HolderUnbindRequest::new(r, today)).collect();
     Ok((StatusCode::CREATED, Json(HolderUnbindRequests { requests })))
 }
@@ -403,12 +281,8 @@ pub async fn request_unbind(
     responses((status = 200, body = HolderUnbindRequests), (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo)),
     security(("holderToken" = []))
 )]
-pub async fn unbind_requests(
-    State(state): State<AppState>,
-    Holder(n, mark): Holder,
-) -> ApiResult<Json<HolderUnbindRequests>> {
-    let today = state.store.today();
-    let requests = state.store.holder_requests(n, mark).await?.ok_or_else(hands_changed)?;
+pub async fn unbind_requests(State(state): State<AppState>, h: Holder) -> ApiResult<Json<HolderUnbindRequests>> {
+    let (requests, today) = holder::requests(&state, h).await?;
     let requests = requests.into_iter().map(|r| HolderUnbindRequest::new(r, today)).collect();
     Ok(Json(HolderUnbindRequests { requests }))
 }
@@ -423,18 +297,18 @@ pub async fn unbind_requests(
     responses((status = 200, body = Lookups), (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo)),
     security(("holderToken" = []))
 )]
-pub async fn lookups(State(state): State<AppState>, Holder(n, mark): Holder) -> ApiResult<Json<Lookups>> {
-    let since = state.store.clock().now().as_second() - state.holder.config.lookups_days * 86_400;
-    let rows = state.store.lookups(n, mark, since, state.limits.lookups_listed_max).await?.ok_or_else(hands_changed)?;
-    let lookups = rows
+pub async fn lookups(State(state): State<AppState>, h: Holder) -> ApiResult<Json<Lookups>> {
+    let lookups = holder::lookups(&state, h)
+        .await?
         .into_iter()
-        .map(|l| LookupView {
-            institution_name: l.institution_name,
-            at: l.at,
-            kind: if l.action == "kyc.match" { "kyc_match".into() } else { l.action },
-        })
+        .map(|l| LookupView { kind: lookup_kind(&l.action).into(), institution_name: l.institution_name, at: l.at })
         .collect();
     Ok(Json(Lookups { lookups }))
+}
+
+/// The kind of a lookup as the holder's side names it: `check` or `kyc_match`.
+pub fn lookup_kind(action: &str) -> &str {
+    if action == "kyc.match" { "kyc_match" } else { action }
 }
 
 #[utoipa::path(
@@ -453,20 +327,9 @@ pub async fn lookups(State(state): State<AppState>, Holder(n, mark): Holder) -> 
     ),
     security(("holderToken" = []))
 )]
-pub async fn attestation(State(state): State<AppState>, Holder(n, mark): Holder) -> ApiResult<Json<AttestationView>> {
-    let since = state
-        .store
-        .tenure(n)
-        .await?
-        .vouched_since()
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "nobody holds this number now"))?;
-    let held_since = held_since_claim(since, state.store.today());
-    let issued = state.holder.attester.issue(&state.store, n, held_since).await?;
-    // Handed out only if the number did not change hands meanwhile.
-    if !state.store.attestation_issued(n, mark, issued.clone()).await? {
-        return Err(hands_changed());
-    }
-    Ok(Json(AttestationView { attestation: issued.token, held_since: held_since.to_string(), expires_at: issued.exp }))
+pub async fn attestation(State(state): State<AppState>, h: Holder) -> ApiResult<Json<AttestationView>> {
+    let p = holder::proof(&state, h).await?;
+    Ok(Json(AttestationView { attestation: p.token, held_since: p.held_since.to_string(), expires_at: p.expires_at }))
 }
 
 #[utoipa::path(
@@ -479,10 +342,4 @@ pub async fn attestation(State(state): State<AppState>, Holder(n, mark): Holder)
 )]
 pub async fn jwks(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(crate::attest::jwks(&state.store.attestation_keys().await?)))
-}
-
-/// The answer to institutions named in an unbind request that hold no binding made before the tenure.
-fn not_stale<'a>(ids: impl Iterator<Item = &'a str>) -> ApiError {
-    let shown: Vec<String> = ids.map(domain::number::truncate_for_message).collect();
-    ApiError::new(ErrorCode::NotFound, format!("no binding made before your tenure is held by: {}", shown.join(", ")))
 }

@@ -90,11 +90,18 @@ impl Lang {
         let bundle = self.bundle();
         let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) else {
             tracing::error!(id, lang = self.tag(), "a page asked for a message no catalogue has");
+            #[cfg(test)]
+            tests::MISSING.lock().unwrap().push(format!("{}: {id}", self.tag()));
             return id.to_string();
         };
         let mut fluent_args = FluentArgs::new();
         for (k, v) in args {
-            fluent_args.set(*k, v.to_string());
+            // A count is a number, so that plural forms are chosen by it; anything else stays text (a
+            // phone number is not a quantity to group).
+            match v.parse::<u32>() {
+                Ok(n) if !v.starts_with('+') => fluent_args.set(*k, n),
+                _ => fluent_args.set(*k, v.to_string()),
+            }
         }
         let mut errors = Vec::new();
         let text = bundle.format_pattern(pattern, (!args.is_empty()).then_some(&fluent_args), &mut errors);
@@ -153,8 +160,12 @@ pub fn message_ids(source: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The messages asked for that no catalogue has, since the process began (the pages' test renders
+    /// every page and state and expects none).
+    pub(crate) static MISSING: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
     #[test]
     fn every_message_is_in_both_languages() {

@@ -7,7 +7,9 @@
 //! and sees whether numlink issued it and what it states, checked against numlink's published keys
 //! (the same `attest::verify` the command line uses).
 
+pub mod forms;
 pub mod i18n;
+pub mod portal;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -22,28 +24,35 @@ pub use i18n::Lang;
 /// Bytes of a pasted proof of tenure read at most (one is about 500).
 const TOKEN_BYTES_MAX: usize = 4096;
 
-/// What every page answers with besides its body.
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-                   frame-ancestors 'none'; base-uri 'none'";
+/// What every page answers with besides its body: only numlink's own stylesheet and script, no inline
+/// script, forms posted only to numlink, never framed.
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The pages' routes.
 pub fn router(state: AppState) -> axum::Router {
-    use axum::routing::get;
+    use axum::routing::{get, post};
     axum::Router::new()
+        .route("/", get(portal::start))
+        .route("/code", post(portal::send_code).get(portal::code))
+        .route("/session", post(portal::sign_in))
+        .route("/institutions", get(portal::institutions))
+        .route("/unbind/confirm", post(portal::confirm_unbind))
+        .route("/unbind", post(portal::unbind))
+        .route("/requests", get(portal::requests))
+        .route("/proof", get(portal::proof))
+        .route("/lookups", get(portal::lookups))
+        .route("/sign-out", post(portal::sign_out))
         .route("/verify", get(verify))
         .route("/lang/{tag}", get(switch_lang))
         .route("/assets/portal.css", get(stylesheet))
+        .route("/assets/portal.js", get(script))
         .with_state(state)
 }
 
 /// The page's language, from the request.
 pub fn lang_of(headers: &HeaderMap) -> Lang {
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix("lang="));
+    let cookie = forms::cookie(headers, "lang");
     let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
     Lang::negotiate(cookie, accept)
 }
@@ -97,9 +106,7 @@ pub enum VerifyOutcome {
 #[derive(Template)]
 #[template(path = "verify.html")]
 struct VerifyPage {
-    lang: Lang,
-    /// This page's address, for the language switch to come back to.
-    back: String,
+    c: portal::Chrome,
     token: String,
     outcome: Option<VerifyOutcome>,
 }
@@ -148,7 +155,7 @@ pub async fn verify(State(state): State<AppState>, headers: HeaderMap, Query(q):
     };
     let back =
         if token.is_empty() { "/verify".to_string() } else { format!("/verify?token={}", percent_encode(&token)) };
-    let html = VerifyPage { lang, back: percent_encode(&back), token, outcome }.render();
+    let html = VerifyPage { c: portal::Chrome::new(lang, &back), token, outcome }.render();
     page(lang, StatusCode::OK, html)
 }
 
@@ -166,7 +173,7 @@ pub async fn switch_lang(Path(tag): Path<String>, Query(q): Query<LangQuery>) ->
         .filter(|b| {
             b.starts_with('/') && !b.starts_with("//") && !b.starts_with("/\\") && b.len() <= 2 * TOKEN_BYTES_MAX
         })
-        .unwrap_or_else(|| "/verify".to_string());
+        .unwrap_or_else(|| "/".to_string());
     let mut resp = StatusCode::SEE_OTHER.into_response();
     let h = resp.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&back) {
@@ -189,6 +196,20 @@ pub async fn stylesheet() -> Response {
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         include_str!("../../assets/portal.css"),
+    )
+        .into_response()
+}
+
+/// `GET /assets/portal.js`: the little script that improves the pages (a resend countdown, copy to
+/// the clipboard); every form works without it.
+pub async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        include_str!("../../assets/portal.js"),
     )
         .into_response()
 }

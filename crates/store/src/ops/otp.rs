@@ -118,6 +118,9 @@ pub enum OtpRefused {
     NumberCeiling { retry_after_secs: i64 },
     /// Too many wrong codes in a row: locked for this many more seconds.
     Locked { retry_after_secs: i64 },
+    /// No carrier's range in numlink holds the number: no carrier could send it a code. (Ranges are
+    /// public numbering-plan facts, so saying so tells nothing of any holder.)
+    NotCovered,
 }
 
 /// Why a code did not open a session.
@@ -127,8 +130,10 @@ pub enum OtpFailure {
     Wrong {
         attempts_left: u32,
     },
-    /// No such challenge for this number, or it expired, was used, or ran out of guesses.
+    /// No such challenge for this number, or it expired or was used.
     Expired,
+    /// The challenge took all its guesses: a new code is needed.
+    OutOfTries,
     /// The number changed hands since the code was requested: the code is good for nothing now.
     TenureChanged,
     Locked {
@@ -238,6 +243,9 @@ impl WriteCtx {
         limits: &OtpLimits,
         client: Option<[u8; 16]>,
     ) -> Result<Result<OtpIssued, OtpRefused>, StoreError> {
+        if self.coverage(n).range_holder.is_none() {
+            return Ok(Err(OtpRefused::NotCovered));
+        }
         let hash = self.hash_key.number(n);
         let now = self.now_unix();
         if let Some(retry_after_secs) = self.otp_locked(&hash, now)? {
@@ -332,8 +340,11 @@ impl WriteCtx {
         )?;
         let Some(row) = row else { return Ok(Err(OtpFailure::Expired)) };
         let failures = row.i64(2)?;
-        if row.opt_text(3).is_some() || time::unix(&row, 1)? <= now || failures >= i64::from(limits.attempts_max) {
+        if row.opt_text(3).is_some() || time::unix(&row, 1)? <= now {
             return Ok(Err(OtpFailure::Expired));
+        }
+        if failures >= i64::from(limits.attempts_max) {
+            return Ok(Err(OtpFailure::OutOfTries));
         }
         let stored = row.opt_bytes(0).unwrap_or_default();
         let presented = self.otp_hash(challenge_id, code);
