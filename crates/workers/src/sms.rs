@@ -140,6 +140,7 @@ impl SmsSender {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("appending to the SMS outbox: {e}"))?;
+                tracing::info!("a one-time code was written to the SMS outbox");
                 Ok(true)
             }
             SmsSink::Gateways(config) => {

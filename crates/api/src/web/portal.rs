@@ -22,7 +22,7 @@ use store::{UnbindRequest, UnbindState};
 use super::forms::{Csrf, Form, cookie, csrf_ok, set_cookie};
 use super::{Lang, lang_of, page, percent_encode};
 use crate::holder::{self, Holder, Refusal};
-use crate::state::AppState;
+use crate::state::{AppState, HolderConfig};
 
 /// The session cookie: the holder's token (`nlh_…`).
 const SESSION_COOKIE: &str = "nl_session";
@@ -94,7 +94,7 @@ impl Ctx {
             tracing::error!(error = %e, "a portal page could not be served");
         }
         let now = self.state.store.clock().now().as_second();
-        let (status, html) = problem_page(self.chrome("/", None, ""), &r, now, number);
+        let (status, html) = problem_page(self.chrome("/", None, ""), &self.state.holder.config, &r, now, number);
         let mut resp = self.render(status, html.render());
         if matches!(r, Refusal::SessionEnded | Refusal::HandsChanged) {
             resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0, self.secure()));
@@ -121,9 +121,16 @@ impl Ctx {
 
 /// The page that words a refusal, and its status. `now` (unix seconds) dates the limits; `number` is
 /// offered a new code when a code failed.
-fn problem_page(c: Chrome, r: &Refusal, now: i64, number: Option<PhoneNumber>) -> (StatusCode, ProblemPage) {
+fn problem_page(
+    c: Chrome,
+    config: &HolderConfig,
+    r: &Refusal,
+    now: i64,
+    number: Option<PhoneNumber>,
+) -> (StatusCode, ProblemPage) {
     let lang = c.lang;
     let after = |secs: i64| lang.moment(now + secs.max(1));
+    let minutes = |secs: i64| ("minutes", (secs / 60).max(1).to_string());
     let (status, key, args): (StatusCode, &str, Vec<(&str, String)>) = match r {
         Refusal::ClientLimited { retry_after_secs, per_hour } => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -149,9 +156,9 @@ fn problem_page(c: Chrome, r: &Refusal, now: i64, number: Option<PhoneNumber>) -
         }
         Refusal::NotCovered => (StatusCode::UNPROCESSABLE_ENTITY, "not-covered", vec![]),
         Refusal::WrongCode { .. } | Refusal::OutOfTries => (StatusCode::BAD_REQUEST, "out-of-tries", vec![]),
-        Refusal::CodeExpired => (StatusCode::BAD_REQUEST, "code-expired", vec![]),
+        Refusal::CodeExpired => (StatusCode::BAD_REQUEST, "code-expired", vec![minutes(config.otp.ttl_secs)]),
         Refusal::CodeStale => (StatusCode::BAD_REQUEST, "code-stale", vec![]),
-        Refusal::SessionEnded => (StatusCode::UNAUTHORIZED, "session-ended", vec![]),
+        Refusal::SessionEnded => (StatusCode::UNAUTHORIZED, "session-ended", vec![minutes(config.session_secs)]),
         Refusal::HandsChanged => (StatusCode::UNAUTHORIZED, "hands-changed", vec![]),
         Refusal::NobodyHolds => (StatusCode::NOT_FOUND, "nobody-holds", vec![]),
         Refusal::NothingToUnbind | Refusal::NotStale(_) => (StatusCode::CONFLICT, "already-changed", vec![]),
@@ -360,7 +367,10 @@ fn code_page(ctx: &Ctx, step: &CodeStep, now: i64, alert: Option<CodeAlert>, sta
     let number = step.number.to_string();
     let html = CodePage {
         c: ctx.chrome("/code", None, ""),
-        sent: lang.t_args("code-sent", &[("number", &number)]),
+        sent: lang.t_args(
+            "code-sent",
+            &[("number", &number), ("minutes", &(ctx.state.holder.config.otp.ttl_secs / 60).max(1).to_string())],
+        ),
         number,
         wait_secs,
         alert,
@@ -779,7 +789,7 @@ mod tests {
         for lang in [Lang::ZhCn, Lang::En] {
             let c = || Chrome { signed_in: Some(n.to_string()), current: "institutions", ..Chrome::new(lang, "/") };
             for r in refusals() {
-                pages.push(problem_page(c(), &r, 0, Some(n)).1.render().unwrap());
+                pages.push(problem_page(c(), &HolderConfig::default(), &r, 0, Some(n)).1.render().unwrap());
             }
             for (error, notice) in
                 [(None, Some("signed-out-notice")), (Some("number-missing"), None), (Some("number-invalid"), None)]
@@ -818,7 +828,7 @@ mod tests {
                         wait_secs: 10,
                         alert,
                         countdown: lang.t_args("code-resend-countdown", &[("seconds", "{s}")]),
-                        sent: lang.t_args("code-sent", &[("number", &n.to_string())]),
+                        sent: lang.t_args("code-sent", &[("number", &n.to_string()), ("minutes", "10")]),
                     }
                     .render()
                     .unwrap(),

@@ -1,22 +1,37 @@
 //! The pages in a real browser: headless Chromium driven through WebDriver (Debian's `chromium` and
-//! `chromium-driver`), against a real `numlink serve` on a fresh SQLite file. A machine without them
-//! skips these tests and says so; with `NUMLINK_BROWSER_REQUIRED=1` (`.ci/run` sets it) a missing
-//! browser fails them instead.
+//! `chromium-driver`), against a real `numlink serve` on a fresh SQLite file, its codes written to an
+//! SMS outbox file. A machine without them skips these tests and says so; with
+//! `NUMLINK_BROWSER_REQUIRED=1` (`.ci/run` sets it) a missing browser fails them instead.
+//!
+//! On every page a person reaches, `Browser::check` runs axe-core (vendored in `vendor/axe-core`) and
+//! fails on a serious or critical violation, checks that nothing was fetched from anywhere but numlink
+//! and that the page weighs at most 100 KB, and, when `NUMLINK_SCREENSHOTS` names a folder (`cargo
+//! xtask screenshots`), saves a picture of it at a phone's width.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::serve;
+use crate::{Server, json_line, numlink, serve, serve_with};
+
+/// axe-core, injected into each page by WebDriver (never served by numlink).
+const AXE: &str = include_str!("vendor/axe-core/axe.min.js");
+/// The most a page may weigh on first load: the document and everything it fetches.
+const PAGE_BYTES_MAX: u64 = 100 * 1024;
+/// A phone's viewport, for the pictures.
+const PHONE_WIDTH: u32 = 390;
 
 /// A chromedriver and its browser session; both ended on drop.
 struct Browser {
     driver: Child,
     client: Option<Client>,
     _profile: tempfile::TempDir,
+    /// The language asked for, and the window's size.
+    lang: String,
+    size: (u32, u32),
 }
 
 impl Drop for Browser {
@@ -91,7 +106,7 @@ async fn browser(lang: &str, width: u32, height: u32) -> Option<Browser> {
         .connect(&format!("http://127.0.0.1:{port}"))
         .await
         .expect("a WebDriver session with headless Chromium");
-    Some(Browser { driver, client: Some(client), _profile: profile })
+    Some(Browser { driver, client: Some(client), _profile: profile, lang: lang.to_string(), size: (width, height) })
 }
 
 async fn text(b: &Browser, css: &str) -> String {
@@ -110,6 +125,539 @@ async fn tab_to(b: &Browser, css: &str, max: usize) -> usize {
         }
     }
     panic!("{css} was not reached with {max} presses of Tab");
+}
+
+impl Browser {
+    /// Checks the page a person just reached: its language, no serious or critical accessibility
+    /// violation (axe-core), nothing fetched from elsewhere, at most 100 KB; and saves its picture as
+    /// `name` when asked to.
+    async fn check(&self, server: &Server, name: &str) {
+        let c = self.client();
+        let want = if self.lang.starts_with("zh") { "zh-CN" } else { "en" };
+        let lang = c.find(Locator::Css("html")).await.unwrap().attr("lang").await.unwrap();
+        assert_eq!(lang.as_deref(), Some(want), "{name}: the lang attribute");
+        c.execute(AXE, vec![]).await.expect("axe-core loads");
+        let found = c
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { resultTypes: ['violations'] }).then((r) => done(r.violations
+                   .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                   .map((v) => v.id + ': ' + v.help + ' at ' + v.nodes.map((n) => n.target.join(' ')).join(', '))));",
+                vec![],
+            )
+            .await
+            .expect("axe-core runs");
+        let violations: Vec<String> = serde_json::from_value(found).unwrap();
+        assert!(violations.is_empty(), "{name} ({want}): {violations:#?}");
+        let fetched = c
+            .execute(
+                "return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))
+                   .map((e) => [e.name, e.encodedBodySize || 0]);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let fetched: Vec<(String, u64)> = serde_json::from_value(fetched).unwrap();
+        let elsewhere: Vec<&String> = fetched.iter().map(|f| &f.0).filter(|u| !u.starts_with(&server.base)).collect();
+        assert!(elsewhere.is_empty(), "{name}: fetched from elsewhere: {elsewhere:?}");
+        let bytes: u64 = fetched.iter().map(|f| f.1).sum();
+        assert!(bytes <= PAGE_BYTES_MAX, "{name}: {bytes} bytes on first load ({fetched:?})");
+        if let Ok(dir) = std::env::var("NUMLINK_SCREENSHOTS") {
+            self.picture(std::path::Path::new(&dir), &format!("{name}-{want}.png")).await;
+        }
+    }
+
+    /// A picture of the whole page at a phone's width.
+    async fn picture(&self, dir: &std::path::Path, file: &str) {
+        let c = self.client();
+        c.set_window_size(PHONE_WIDTH, self.size.1).await.unwrap();
+        let height = c.execute("return document.documentElement.scrollHeight;", vec![]).await.unwrap();
+        let height = height.as_u64().unwrap_or(844).max(600) as u32;
+        c.set_window_size(PHONE_WIDTH, height + 140).await.unwrap();
+        let png = c.screenshot().await.unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(file), png).unwrap();
+        c.set_window_size(self.size.0, self.size.1).await.unwrap();
+    }
+
+    async fn goto(&self, server: &Server, path: &str) {
+        self.client().goto(&format!("{}{path}", server.base)).await.unwrap();
+    }
+
+    /// Clicks `css` and waits for the page it leads to (a form's answer, a link's page).
+    async fn click(&self, css: &str) {
+        self.leaving().await;
+        self.client().find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+        self.arrived().await;
+    }
+
+    /// Marks the page on screen, so that `arrived` can tell the next one from it.
+    async fn leaving(&self) {
+        self.client().execute("document.documentElement.dataset.left = '1';", vec![]).await.unwrap();
+    }
+
+    /// Waits until the browser shows a page other than the one marked by `leaving`.
+    async fn arrived(&self) {
+        self.client().wait().for_element(Locator::Css("html:not([data-left])")).await.unwrap();
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let field = self.client().find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client().current_url().await.unwrap();
+        url.path().to_string() + &url.query().map(|q| format!("?{q}")).unwrap_or_default()
+    }
+
+    async fn all_text(&self, css: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in self.client().find_all(Locator::Css(css)).await.unwrap() {
+            out.push(e.text().await.unwrap());
+        }
+        out
+    }
+
+    /// Types into the focused element (the keyboard alone).
+    async fn keys(&self, keys: &str) {
+        self.client().active_element().await.unwrap().send_keys(keys).await.unwrap();
+    }
+
+    /// Types keys that lead to another page (ending in Enter), and waits for it.
+    async fn keys_then_page(&self, keys: &str) {
+        self.leaving().await;
+        self.keys(keys).await;
+        self.arrived().await;
+    }
+}
+
+fn enter() -> String {
+    char::from(fantoccini::key::Key::Enter).to_string()
+}
+
+/// The number whose previous holder's accounts three institutions still have bound.
+const N: &str = "+8613800138001";
+/// A number with a holder and nothing bound.
+const QUIET: &str = "+8613800138002";
+
+/// A registry with a carrier, three institutions holding bindings of `N` made before its holder got
+/// it, and one lookup of it; served with an SMS outbox. `holder_toml` is the `[holder]` section.
+struct World {
+    dir: tempfile::TempDir,
+    server: Server,
+    carrier: String,
+    /// (name, key) of each institution.
+    banks: Vec<(String, String)>,
+    http: reqwest::Client,
+}
+
+impl World {
+    async fn new(holder_toml: &str) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("numlink.toml"), format!("[holder]\notp_resend_wait_secs = 0\n{holder_toml}")).unwrap();
+        let add = |args: &[&str]| json_line(&numlink(d, &[&["participant", "add"], args].concat()));
+        let carrier =
+            add(&["--role", "carrier", "--name", "Carrier A", "--prefix", "+86138", "--reporting-since", "2020-01-01"]);
+        let banks: Vec<(String, String)> = ["Example Bank", "Harbour Pay", "City Wallet"]
+            .iter()
+            .map(|name| {
+                (
+                    name.to_string(),
+                    add(&["--role", "institution", "--name", name])["apiKey"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let server = serve_with(d, &["--sms-outbox", "sms.jsonl"]);
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let w = World {
+            server,
+            carrier: carrier["apiKey"].as_str().unwrap().to_string(),
+            banks,
+            http: reqwest::Client::new(),
+            dir,
+        };
+        w.events(&[(N, "activated", "2022-01-10"), (QUIET, "activated", "2023-05-01")]).await;
+        for (i, (_, key)) in w.banks.iter().enumerate() {
+            // Example Bank has two of the previous holder's accounts; the others one each.
+            for a in 0..if i == 0 { 2 } else { 1 } {
+                let b = json!({"bindings": [{"accountRef": format!("acct-{i}-{a}"), "phoneNumber": N, "boundOn": "2023-06-01"}]});
+                w.call(reqwest::Method::POST, "/v1/bindings", key, Some(b)).await;
+            }
+        }
+        w.events(&[(N, "disconnected", "2024-02-25"), (N, "activated", "2024-09-21")]).await;
+        // Example Bank asks whether the number changed hands: a lookup its new holder will see.
+        let check = json!({"phoneNumber": N, "specifiedDate": "2023-06-01"});
+        let answer = w.call(reqwest::Method::POST, "/number-recycling/v0.2/check", &w.banks[0].1, Some(check)).await;
+        assert_eq!(answer["phoneNumberRecycled"], true);
+        w
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.server.base)).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    /// The carrier reports `(number, type, date)` events.
+    async fn events(&self, events: &[(&str, &str, &str)]) {
+        let events: Vec<Value> = events
+            .iter()
+            .map(|(n, kind, date)| json!({"eventId": format!("{n}-{kind}-{date}"), "phoneNumber": n, "type": kind, "date": date}))
+            .collect();
+        let r = self
+            .call(reqwest::Method::POST, "/v1/lifecycle-events", &self.carrier.clone(), Some(json!({"events": events})))
+            .await;
+        assert_eq!(r["rejected"], json!([]), "{r}");
+    }
+
+    /// The code just sent to `number`, from the SMS outbox (waiting for the server to write it).
+    fn code_for(&self, number: &str) -> String {
+        self.server.wait_for_log("a one-time code was written to the SMS outbox");
+        let outbox = std::fs::read_to_string(self.dir.path().join("sms.jsonl")).unwrap();
+        let last = outbox
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|m| m["phoneNumber"] == number)
+            .last()
+            .unwrap_or_else(|| panic!("no code for {number} in {outbox}"));
+        last["text"].as_str().unwrap()[..6].to_string()
+    }
+
+    /// An institution answers the holder's request: `unbound`, or `rejected` with a reason.
+    async fn resolve(&self, bank: usize, outcome: &str, reason: Option<&str>) {
+        let key = &self.banks[bank].1;
+        let list = self.call(reqwest::Method::GET, "/v1/unbind-requests", key, None).await;
+        let id = list["requests"][0]["id"].as_str().expect("a request to this institution").to_string();
+        let mut body = json!({"outcome": outcome});
+        if let Some(r) = reason {
+            body["reason"] = json!(r);
+        }
+        self.call(reqwest::Method::POST, &format!("/v1/unbind-requests/{id}/resolve"), key, Some(body)).await;
+    }
+}
+
+/// The phone form and the code form, by clicks: signed in as `number`.
+async fn sign_in(b: &Browser, w: &World, number: &str) {
+    b.goto(&w.server, "/").await;
+    b.fill("#phone", number).await;
+    b.click("form[action='/code'] button[type=submit]").await;
+    assert_eq!(b.path().await, "/code");
+    b.fill("#code", &w.code_for(number)).await;
+    b.click("form[action='/session'] button[type=submit]").await;
+    assert_eq!(b.path().await, "/institutions");
+}
+
+/// Alters one character in the middle of a proof's claims.
+fn altered(proof: &str) -> String {
+    let mut chars: Vec<char> = proof.chars().collect();
+    let i = proof.find('.').unwrap() + 10;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_holder_asks_every_institution_to_unbind_in_chinese_on_a_phone() {
+    let Some(b) = browser("zh-CN", 390, 844).await else { return };
+    let w = World::new("").await;
+    let c = b.client();
+
+    // The number.
+    b.goto(&w.server, "/").await;
+    assert_eq!(text(&b, "h1").await, "您的新号码是否仍绑定着别人的账户？");
+    b.check(&w.server, "start").await;
+    b.fill("#phone", "+86 138 0013 8001").await;
+    b.click("form[action='/code'] button[type=submit]").await;
+
+    // The code, from the SMS.
+    assert_eq!(b.path().await, "/code");
+    assert!(text(&b, "main [role=status]").await.contains("+8613800138001"));
+    b.check(&w.server, "code").await;
+    b.fill("#code", &w.code_for(N)).await;
+    b.click("form[action='/session'] button[type=submit]").await;
+
+    // The institutions that bound it before her: names and counts, nothing about the accounts.
+    assert_eq!(b.path().await, "/institutions");
+    let cards = b.all_text(".card").await;
+    assert_eq!(cards.len(), 3, "{cards:?}");
+    assert_eq!(cards[1], "Example Bank 2 个账户", "by name, each with its count: {cards:?}");
+    assert!(cards.iter().all(|c| !c.contains("acct-")), "no account reference: {cards:?}");
+    b.check(&w.server, "institutions").await;
+
+    // All of them, confirmed.
+    b.click("button[name=all]").await;
+    assert_eq!(text(&b, "h1").await, "确认申请解绑？");
+    assert_eq!(b.all_text(".chosen li").await, vec!["City Wallet", "Example Bank", "Harbour Pay"]);
+    b.check(&w.server, "confirm").await;
+    b.click("form[action='/unbind'] button[type=submit]").await;
+
+    // The status page.
+    assert_eq!(b.path().await, "/requests?asked=3");
+    assert_eq!(text(&b, ".notice").await, "您的申请已发送给 3 个机构。");
+    assert_eq!(b.all_text(".card .state").await, vec!["已申请，等待答复"; 3]);
+    // Two answer: one unbinds, one refuses under a legal hold; she sees why, in plain words.
+    w.resolve(1, "unbound", None).await;
+    w.resolve(0, "rejected", Some("legal_hold")).await;
+    b.goto(&w.server, "/requests").await;
+    let cards = b.all_text(".card").await;
+    let of = |name: &str| cards.iter().find(|c| c.contains(name)).cloned().unwrap();
+    assert!(of("Harbour Pay").contains("已解绑"), "{cards:?}");
+    assert!(of("Example Bank").contains("已拒绝") && of("Example Bank").contains("法院命令或监管规定"), "{cards:?}");
+    assert!(of("City Wallet").contains("已申请，等待答复") && of("City Wallet").contains("年"), "{cards:?}");
+    b.check(&w.server, "requests").await;
+
+    // The proof of tenure: what it states, the text, a download, the QR code.
+    b.click("nav.holder a[href='/proof']").await;
+    let claims = b.all_text(".claims dd").await;
+    assert_eq!(claims[0], N);
+    assert_eq!(claims[1], "2024年10月1日", "held since the first of the month after her activation");
+    assert_eq!(claims[3], "numlink");
+    let proof = c.find(Locator::Css("#proof")).await.unwrap().prop("value").await.unwrap().unwrap();
+    assert!(proof.starts_with("eyJ"), "{proof}");
+    let download = c.find(Locator::Css("a[download]")).await.unwrap().attr("href").await.unwrap().unwrap();
+    assert!(download.starts_with("data:text/plain") && download.ends_with(&proof), "the download is this proof");
+    let qr = c.find(Locator::Css("figure.qr svg")).await.unwrap();
+    assert!(qr.attr("viewBox").await.unwrap().is_some(), "the QR code is an SVG");
+    b.check(&w.server, "proof").await;
+
+    // A clerk opens the QR code's link: valid, with what it states. An altered proof is not.
+    let link = c.find(Locator::Css("a[href*='/verify?token=']")).await.unwrap().attr("href").await.unwrap().unwrap();
+    c.goto(&link).await.unwrap();
+    assert_eq!(text(&b, ".verdict").await, "✓ 有效");
+    assert!(text(&b, ".result").await.contains(N));
+    b.check(&w.server, "verify-valid").await;
+    b.goto(&w.server, &format!("/verify?token={}", altered(&proof))).await;
+    assert_eq!(text(&b, ".verdict").await, "✗ 无效");
+
+    // Who looked the number up.
+    b.goto(&w.server, "/lookups").await;
+    let rows = b.all_text("tbody tr").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].contains("Example Bank") && rows[0].contains("号码是否已易主"), "{rows:?}");
+    b.check(&w.server, "lookups").await;
+
+    // Signing out ends the session in this browser.
+    b.click("form[action='/sign-out'] button").await;
+    assert_eq!(b.path().await, "/?signed-out=1");
+    assert!(text(&b, ".notice").await.contains("您已退出"));
+    b.goto(&w.server, "/institutions").await;
+    assert_eq!(text(&b, "h1").await, "您的会话已结束");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_holder_asks_two_institutions_in_english_with_the_keyboard_alone() {
+    let Some(b) = browser("en-GB", 1280, 800).await else { return };
+    let w = World::new("").await;
+    let c = b.client();
+    b.goto(&w.server, "/").await;
+    assert_eq!(text(&b, "h1").await, "Is your new number still bound to someone else's accounts?");
+    b.check(&w.server, "start").await;
+
+    // Tab to the number, type it, Enter.
+    let presses = tab_to(&b, "#phone", 10).await;
+    assert!(presses <= 6, "the number is among the first stops ({presses} presses)");
+    b.keys_then_page(&format!("+8613800138001{}", enter())).await;
+    assert_eq!(b.path().await, "/code");
+    b.check(&w.server, "code").await;
+    // The code field has the focus already.
+    let code = w.code_for(N);
+    b.keys_then_page(&format!("{code}{}", enter())).await;
+    assert_eq!(b.path().await, "/institutions");
+    b.check(&w.server, "institutions").await;
+
+    // Space ticks City Wallet and Harbour Pay (listed by name); Tab on to "Ask the ones I chose".
+    let space = " ";
+    tab_to(&b, "#i-1", 20).await;
+    b.keys(space).await;
+    tab_to(&b, "#i-3", 3).await;
+    b.keys(space).await;
+    tab_to(&b, "button[name=pick]", 3).await;
+    b.keys_then_page(&enter()).await;
+    assert_eq!(b.all_text(".chosen li").await, vec!["City Wallet", "Harbour Pay"]);
+    b.check(&w.server, "confirm").await;
+    tab_to(&b, "form[action='/unbind'] button[type=submit]", 20).await;
+    b.keys_then_page(&enter()).await;
+    assert_eq!(text(&b, ".notice").await, "Your request was sent to 2 institutions.");
+    let states = b.all_text(".card .state").await;
+    assert_eq!(states, vec!["Asked, waiting for an answer"; 2]);
+    b.check(&w.server, "requests").await;
+
+    // Example Bank can still be asked; the others show their requests.
+    b.goto(&w.server, "/institutions").await;
+    let boxes = c.find_all(Locator::Css("input[type=checkbox]")).await.unwrap();
+    assert_eq!(boxes.len(), 1, "only Example Bank is left to ask");
+    assert!(text(&b, ".cards").await.contains("Answer due by"));
+
+    // On to the proof by the navigation, then sign out, with the keyboard.
+    tab_to(&b, "nav.holder a[href='/proof']", 10).await;
+    b.keys_then_page(&enter()).await;
+    assert_eq!(b.path().await, "/proof");
+    assert_eq!(b.all_text(".claims dd").await[1], "1 October 2024");
+    b.check(&w.server, "proof").await;
+    let proof = c.find(Locator::Css("#proof")).await.unwrap().prop("value").await.unwrap().unwrap();
+    tab_to(&b, "nav.holder a[href='/lookups']", 10).await;
+    b.keys_then_page(&enter()).await;
+    assert!(text(&b, "tbody").await.contains("Example Bank"));
+    b.check(&w.server, "lookups").await;
+    tab_to(&b, "form[action='/sign-out'] button", 10).await;
+    b.keys_then_page(&enter()).await;
+    assert_eq!(b.path().await, "/?signed-out=1");
+    assert!(text(&b, ".notice").await.contains("You have signed out"));
+    // A clerk checks the proof she copied, and an altered one.
+    b.goto(&w.server, &format!("/verify?token={proof}")).await;
+    assert_eq!(text(&b, ".verdict").await, "✓ Valid");
+    b.check(&w.server, "verify-valid").await;
+    b.goto(&w.server, &format!("/verify?token={}", altered(&proof))).await;
+    assert_eq!(text(&b, ".verdict").await, "✗ Not valid");
+    b.check(&w.server, "verify-invalid").await;
+    b.close().await;
+}
+
+/// Each refusal a person can meet, in `lang`: its page, its words, what to do next.
+async fn error_states(lang: &str) {
+    let Some(b) = browser(lang, 390, 844).await else { return };
+    let zh = lang.starts_with("zh");
+    let say = |zh_text: &'static str, en_text: &'static str| if zh { zh_text } else { en_text };
+    // Three tries a code, five wrong in a row lock the number, two codes an hour per number.
+    let w = World::new("otp_attempts_max = 3\notp_failures_before_lock = 5\notp_sends_per_hour_max = 2\n").await;
+    let c = b.client();
+    let send_code = || b.click("form[action='/code'] button[type=submit]");
+    let send_session = || b.click("form[action='/session'] button[type=submit]");
+
+    // A number numlink cannot read, then one it does not cover.
+    b.goto(&w.server, "/").await;
+    b.fill("#phone", "138 0013").await;
+    send_code().await;
+    assert!(text(&b, "#phone-error").await.contains(say("国家代码", "country code")));
+    let invalid = c.find(Locator::Css("#phone")).await.unwrap().attr("aria-invalid").await.unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    b.check(&w.server, "number-invalid").await;
+    b.fill("#phone", "+44 20 7946 0000").await;
+    send_code().await;
+    assert_eq!(text(&b, "h1").await, say("numlink 不覆盖这个号码", "numlink does not cover this number"));
+    b.check(&w.server, "not-covered").await;
+
+    // Nothing to unbind: QUIET's holder signs in and finds no institution.
+    sign_in(&b, &w, QUIET).await;
+    assert_eq!(text(&b, ".empty h2").await, say("没有需要解绑的绑定", "Nothing to unbind"));
+    b.check(&w.server, "nothing-to-unbind").await;
+
+    // A session that ended (its cookie gone, as when it expires): sign in again.
+    c.delete_cookie("nl_session").await.unwrap();
+    b.goto(&w.server, "/requests").await;
+    assert_eq!(text(&b, "h1").await, say("您的会话已结束", "Your session has ended"));
+    b.check(&w.server, "session-ended").await;
+
+    // Code sending limited: a third code within the hour for QUIET.
+    b.goto(&w.server, "/").await;
+    b.fill("#phone", QUIET).await;
+    send_code().await;
+    w.code_for(QUIET);
+    b.goto(&w.server, "/").await;
+    b.fill("#phone", QUIET).await;
+    send_code().await;
+    assert_eq!(text(&b, "h1").await, say("此号码的验证码发送过于频繁", "Too many codes for this number"));
+    assert!(text(&b, "main").await.contains("UTC"), "when to try again");
+    b.check(&w.server, "sends-limited").await;
+
+    // An expired (or used, or unknown) code: the code step names a challenge numlink no longer has
+    // (set from the page: a machine's clock cannot be moved ten minutes on here).
+    c.delete_cookie("nl_code").await.unwrap();
+    let forget = "document.cookie = 'nl_code=8613800138002.otp_00000000000000000000.0; path=/; samesite=strict';";
+    c.execute(forget, vec![]).await.unwrap();
+    b.goto(&w.server, "/code").await;
+    b.fill("#code", "123456").await;
+    send_session().await;
+    assert_eq!(text(&b, "h1").await, say("验证码已过期", "This code has expired"));
+    b.check(&w.server, "code-expired").await;
+
+    // A wrong code: said on the code page with the tries left; then out of tries.
+    b.goto(&w.server, "/").await;
+    b.fill("#phone", N).await;
+    send_code().await;
+    let wrong = if w.code_for(N) == "000000" { "111111" } else { "000000" };
+    b.fill("#code", wrong).await;
+    send_session().await;
+    assert!(text(&b, "#code-error").await.contains(say("还可以再试 2 次", "2 more tries")));
+    b.check(&w.server, "code-wrong").await;
+    for _ in 0..2 {
+        b.fill("#code", wrong).await;
+        send_session().await;
+    }
+    assert_eq!(text(&b, "h1").await, say("验证码尝试次数过多", "Too many tries with this code"));
+    b.check(&w.server, "out-of-tries").await;
+
+    // A new code from that page; two more wrong codes make five in a row: the number is locked.
+    send_code().await;
+    assert_eq!(b.path().await, "/code");
+    let wrong = if w.code_for(N) == "000000" { "111111" } else { "000000" };
+    for _ in 0..2 {
+        b.fill("#code", wrong).await;
+        send_session().await;
+    }
+    assert_eq!(text(&b, "h1").await, say("此号码暂时被锁定", "This number is locked for now"));
+    b.check(&w.server, "locked").await;
+
+    // The number changed hands since she signed in: the carrier reports it reissued.
+    let moved = "+8613800138003";
+    w.events(&[(moved, "activated", "2023-01-01")]).await;
+    sign_in(&b, &w, moved).await;
+    w.events(&[(moved, "disconnected", "2025-01-01"), (moved, "activated", "2025-06-01")]).await;
+    b.goto(&w.server, "/institutions").await;
+    assert_eq!(text(&b, "h1").await, say("号码已易主", "The number changed hands"));
+    b.check(&w.server, "hands-changed").await;
+    // The session is over for good.
+    b.goto(&w.server, "/proof").await;
+    assert_eq!(text(&b, "h1").await, say("您的会话已结束", "Your session has ended"));
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_state_has_a_page_that_says_what_to_do_in_chinese() {
+    error_states("zh-CN").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_state_has_a_page_that_says_what_to_do_in_english() {
+    error_states("en").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_posted_without_its_csrf_token_is_refused() {
+    let Some(b) = browser("en", 390, 844).await else { return };
+    let w = World::new("").await;
+    sign_in(&b, &w, N).await;
+    // The form as a forger would send it: without the token.
+    b.client()
+        .execute("document.querySelector(\"form[action='/sign-out'] input[name=csrf]\").remove();", vec![])
+        .await
+        .unwrap();
+    b.click("form[action='/sign-out'] button").await;
+    assert_eq!(text(&b, "h1").await, "This form has expired");
+    b.check(&w.server, "csrf").await;
+    // Still signed in: nothing happened.
+    b.goto(&w.server, "/institutions").await;
+    assert_eq!(b.all_text(".card").await.len(), 3);
+    // From outside the browser, with neither cookie nor token: refused, nothing sent.
+    let r = w
+        .http
+        .post(format!("{}/code", w.server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("phone=%2B8613800138001")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    b.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

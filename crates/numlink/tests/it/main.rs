@@ -24,6 +24,21 @@ fn json_line(out: &Output) -> Value {
 struct Server {
     child: Child,
     base: String,
+    /// The server's log lines after "listening", as they come.
+    logs: std::sync::Mutex<std::sync::mpsc::Receiver<Value>>,
+}
+
+impl Server {
+    /// Blocks until the server logs `message` (a line not yet waited for).
+    fn wait_for_log(&self, message: &str) -> Value {
+        let logs = self.logs.lock().unwrap();
+        loop {
+            let line = logs.recv().unwrap_or_else(|_| panic!("the server exited before logging {message:?}"));
+            if line["message"] == message {
+                return line;
+            }
+        }
+    }
 }
 
 impl Drop for Server {
@@ -35,9 +50,15 @@ impl Drop for Server {
 
 /// Starts `numlink serve` on a free port and waits for its "listening" log line (no sleeping).
 fn serve(dir: &Path) -> Server {
+    serve_with(dir, &[])
+}
+
+/// `serve` with more flags.
+fn serve_with(dir: &Path, flags: &[&str]) -> Server {
     let mut child = Command::new(BIN)
         .current_dir(dir)
         .args(["serve", "--listen", "127.0.0.1:0", "--allow-loopback-webhooks"])
+        .args(flags)
         .env("NUMLINK_LOG", "info")
         .env_remove("NUMLINK_DB")
         .stderr(Stdio::piped())
@@ -54,9 +75,16 @@ fn serve(dir: &Path) -> Server {
             break v["listen"].as_str().expect("listen field").to_string();
         }
     };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Server { child, base: format!("http://{addr}") }
+    // Keep draining the log so the server never blocks on a full pipe; the lines go to whoever waits.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    Server { child, base: format!("http://{addr}"), logs: std::sync::Mutex::new(rx) }
 }
 
 #[test]
