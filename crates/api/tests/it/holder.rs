@@ -36,24 +36,24 @@ backend_tests!(
 );
 
 /// The number whose second-hand holder the tests follow.
-const N: &str = "+8613800138000";
+pub(crate) const N: &str = "+8613800138000";
 /// A number that nobody holds (never activated, in the carrier's range).
 const M: &str = "+8613800138001";
 
 /// A carrier with an SMS gateway at a real receiver, N's history (a previous holder until 2024-09-01,
 /// the current one since 2025-01-15), the previous holder's bank ("Old Bank", bound 2022) and the new
 /// holder's bank ("New Bank", bound 2025-03-01, during the current tenure).
-struct World {
-    carrier: String,
+pub(crate) struct World {
+    pub(crate) carrier: String,
     gateway: Receiver,
     gateway_secret: String,
-    old_bank: String,
-    old_bank_id: String,
+    pub(crate) old_bank: String,
+    pub(crate) old_bank_id: String,
     new_bank: String,
     regulator: String,
 }
 
-async fn world(app: &TestApp) -> World {
+pub(crate) async fn world(app: &TestApp) -> World {
     let carrier = app.carrier().await;
     let (gateway, url) = receiver().await;
     let r = app.request(
@@ -106,14 +106,14 @@ async fn public_post(app: &TestApp, path: &str, body: Value) -> crate::Resp {
 }
 
 /// Asks for a code; returns the challenge id.
-async fn ask_code(app: &TestApp, n: &str) -> String {
+pub(crate) async fn ask_code(app: &TestApp, n: &str) -> String {
     let r = public_post(app, "/v1/holder/otp", json!({ "phoneNumber": n })).await;
     assert_eq!(r.status, 201, "{}", r.text);
     r.body["challengeId"].as_str().unwrap().to_string()
 }
 
 /// The code of the last SMS the gateway received for `n`, after checking its signature.
-async fn last_code(app: &TestApp, w: &World, n: &str) -> String {
+pub(crate) async fn last_code(app: &TestApp, w: &World, n: &str) -> String {
     app.sms.run_once().await;
     let got = w.gateway.received();
     let last = got.last().expect("the gateway received an SMS");
@@ -131,7 +131,7 @@ async fn session(app: &TestApp, n: &str, challenge: &str, code: &str) -> crate::
 }
 
 /// Proves possession of `n`; returns the holder token.
-async fn login(app: &TestApp, w: &World, n: &str) -> String {
+pub(crate) async fn login(app: &TestApp, w: &World, n: &str) -> String {
     let challenge = ask_code(app, n).await;
     let code = last_code(app, w, n).await;
     let r = session(app, n, &challenge, &code).await;

@@ -12,6 +12,7 @@ mod files;
 mod holder;
 mod kyc;
 mod ops;
+mod portal;
 mod ports;
 mod receiver;
 mod webhooks;

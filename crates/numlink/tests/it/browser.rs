@@ -325,9 +325,9 @@ impl World {
         let outbox = std::fs::read_to_string(self.dir.path().join("sms.jsonl")).unwrap();
         let last = outbox
             .lines()
+            .rev()
             .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|m| m["phoneNumber"] == number)
-            .last()
+            .find(|m| m["phoneNumber"] == number)
             .unwrap_or_else(|| panic!("no code for {number} in {outbox}"));
         last["text"].as_str().unwrap()[..6].to_string()
     }
