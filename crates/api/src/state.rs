@@ -46,6 +46,8 @@ pub struct Limits {
     pub write_batch_commands_max: usize,
     /// One-time codes waiting to be sent; beyond it a code is dropped and logged (the holder asks again).
     pub sms_queue_messages_max: usize,
+    /// Bytes of a form posted to a page (a hundred institutions ticked is under 4 KiB).
+    pub form_bytes_max: usize,
     pub files: FileLimits,
 }
 
@@ -67,6 +69,7 @@ impl Default for Limits {
             write_queue_commands_max: 4_096,
             write_batch_commands_max: 256,
             sms_queue_messages_max: 10_000,
+            form_bytes_max: 16 * 1024,
             files: FileLimits::default(),
         }
     }

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use store::HashKey;
 use subtle::ConstantTimeEq;
 
-/// Bytes of a posted form read at most (a hundred institutions ticked is under 4 KiB).
-pub const FORM_BYTES_MAX: usize = 16 * 1024;
+use crate::state::AppState;
+
 /// The cookie holding the CSRF nonce.
 pub const CSRF_COOKIE: &str = "nl_csrf";
 
@@ -92,10 +92,12 @@ impl Form {
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for Form {
+impl FromRequest<AppState> for Form {
     type Rejection = Response;
 
-    async fn from_request(req: Request<axum::body::Body>, _: &S) -> Result<Self, Self::Rejection> {
+    /// At most `form_bytes_max` bytes of `application/x-www-form-urlencoded`.
+    async fn from_request(req: Request<axum::body::Body>, state: &AppState) -> Result<Self, Self::Rejection> {
+        let max = state.limits.form_bytes_max;
         let is_form = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -105,9 +107,9 @@ impl<S: Send + Sync> FromRequest<S> for Form {
             return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected a form (application/x-www-form-urlencoded)")
                 .into_response());
         }
-        let bytes = axum::body::to_bytes(req.into_body(), FORM_BYTES_MAX).await.map_err(|_| {
-            (StatusCode::PAYLOAD_TOO_LARGE, format!("a form is at most {FORM_BYTES_MAX} bytes")).into_response()
-        })?;
+        let bytes = axum::body::to_bytes(req.into_body(), max)
+            .await
+            .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, format!("a form is at most {max} bytes")).into_response())?;
         Ok(Form(form_urlencoded::parse(&bytes).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()))
     }
 }

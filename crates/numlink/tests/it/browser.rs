@@ -29,8 +29,9 @@ struct Browser {
     driver: Child,
     client: Option<Client>,
     _profile: tempfile::TempDir,
-    /// The language asked for, and the window's size.
-    lang: String,
+    /// The language the pages are expected in (the browser's, until the switch is used), and the
+    /// window's size.
+    lang: std::sync::Mutex<String>,
     size: (u32, u32),
 }
 
@@ -106,7 +107,13 @@ async fn browser(lang: &str, width: u32, height: u32) -> Option<Browser> {
         .connect(&format!("http://127.0.0.1:{port}"))
         .await
         .expect("a WebDriver session with headless Chromium");
-    Some(Browser { driver, client: Some(client), _profile: profile, lang: lang.to_string(), size: (width, height) })
+    Some(Browser {
+        driver,
+        client: Some(client),
+        _profile: profile,
+        lang: std::sync::Mutex::new(lang.to_string()),
+        size: (width, height),
+    })
 }
 
 async fn text(b: &Browser, css: &str) -> String {
@@ -133,7 +140,7 @@ impl Browser {
     /// `name` when asked to.
     async fn check(&self, server: &Server, name: &str) {
         let c = self.client();
-        let want = if self.lang.starts_with("zh") { "zh-CN" } else { "en" };
+        let want = if self.lang.lock().unwrap().starts_with("zh") { "zh-CN" } else { "en" };
         let lang = c.find(Locator::Css("html")).await.unwrap().attr("lang").await.unwrap();
         assert_eq!(lang.as_deref(), Some(want), "{name}: the lang attribute");
         c.execute(AXE, vec![]).await.expect("axe-core loads");
@@ -436,6 +443,7 @@ async fn a_new_holder_asks_every_institution_to_unbind_in_chinese_on_a_phone() {
     b.check(&w.server, "verify-valid").await;
     b.goto(&w.server, &format!("/verify?token={}", altered(&proof))).await;
     assert_eq!(text(&b, ".verdict").await, "✗ 无效");
+    b.check(&w.server, "verify-invalid").await;
 
     // Who looked the number up.
     b.goto(&w.server, "/lookups").await;
@@ -669,6 +677,7 @@ async fn a_clerk_checks_a_proof_in_a_phone_browser_with_the_keyboard_alone() {
     c.goto(&format!("{}/verify", server.base)).await.unwrap();
     // Chinese, as the browser asks.
     assert_eq!(text(&b, "h1").await, "核验号码持有证明");
+    b.check(&server, "verify").await;
     assert_eq!(c.find(Locator::Css("html")).await.unwrap().attr("lang").await.unwrap().as_deref(), Some("zh-CN"));
     // The keyboard alone: to the field, type, to the button, Enter.
     let presses = tab_to(&b, "textarea#token", 8).await;
@@ -688,6 +697,8 @@ async fn a_clerk_checks_a_proof_in_a_phone_browser_with_the_keyboard_alone() {
     assert_eq!(text(&b, ".verdict").await, "✗ Not valid", "the same check, now in English");
     c.goto(&format!("{}/verify", server.base)).await.unwrap();
     assert_eq!(text(&b, "h1").await, "Check a proof of tenure");
+    *b.lang.lock().unwrap() = "en".into();
+    b.check(&server, "verify").await;
     // Nothing was fetched from anywhere but numlink.
     let fetched = c.execute("return performance.getEntriesByType('resource').map(e => e.name)", vec![]).await.unwrap();
     let fetched: Vec<String> = serde_json::from_value(fetched).unwrap();
