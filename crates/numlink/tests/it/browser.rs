@@ -156,6 +156,11 @@ impl Browser {
             .expect("axe-core runs");
         let violations: Vec<String> = serde_json::from_value(found).unwrap();
         assert!(violations.is_empty(), "{name} ({want}): {violations:#?}");
+        // Nothing wider than the window: no sideways scrolling on a phone.
+        let widths =
+            c.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await.unwrap();
+        let widths: (u64, u64) = serde_json::from_value(widths).unwrap();
+        assert!(widths.0 <= widths.1, "{name}: {} px wide in a {} px window", widths.0, widths.1);
         let fetched = c
             .execute(
                 "return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))
@@ -196,6 +201,11 @@ impl Browser {
         self.leaving().await;
         self.client().find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
         self.arrived().await;
+    }
+
+    /// Clicks `css`, which changes the page on screen without leaving it.
+    async fn click_here(&self, css: &str) {
+        self.client().find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
     }
 
     /// Marks the page on screen, so that `arrived` can tell the next one from it.
@@ -264,7 +274,7 @@ impl World {
     async fn new(holder_toml: &str) -> World {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::write(d.join("numlink.toml"), format!("[holder]\notp_resend_wait_secs = 0\n{holder_toml}")).unwrap();
+        std::fs::write(d.join("numlink.toml"), format!("[holder]\n{holder_toml}")).unwrap();
         let add = |args: &[&str]| json_line(&numlink(d, &[&["participant", "add"], args].concat()));
         let carrier =
             add(&["--role", "carrier", "--name", "Carrier A", "--prefix", "+86138", "--reporting-since", "2020-01-01"]);
@@ -387,6 +397,10 @@ async fn a_new_holder_asks_every_institution_to_unbind_in_chinese_on_a_phone() {
     // The code, from the SMS.
     assert_eq!(b.path().await, "/code");
     assert!(text(&b, "main [role=status]").await.contains("+8613800138001"));
+    // The script (numlink's own file, allowed by the CSP) counts down before another code.
+    let resend = c.find(Locator::Css("form.resend button")).await.unwrap();
+    assert!(!resend.is_enabled().await.unwrap(), "another code only after the wait");
+    assert!(text(&b, "[data-countdown]").await.contains("秒后可重新获取验证码"));
     b.check(&w.server, "code").await;
     b.fill("#code", &w.code_for(N)).await;
     b.click("form[action='/session'] button[type=submit]").await;
@@ -433,6 +447,10 @@ async fn a_new_holder_asks_every_institution_to_unbind_in_chinese_on_a_phone() {
     assert!(download.starts_with("data:text/plain") && download.ends_with(&proof), "the download is this proof");
     let qr = c.find(Locator::Css("figure.qr svg")).await.unwrap();
     assert!(qr.attr("viewBox").await.unwrap().is_some(), "the QR code is an SVG");
+    // Copy: a button the script shows, which says it copied.
+    b.click_here("button[data-copy]").await;
+    c.wait().for_element(Locator::XPath("//p[@id='copy-status' and normalize-space() != '']")).await.unwrap();
+    assert_eq!(text(&b, "#copy-status").await, "已复制。");
     b.check(&w.server, "proof").await;
 
     // A clerk opens the QR code's link: valid, with what it states. An altered proof is not.
@@ -532,11 +550,15 @@ async fn a_new_holder_asks_two_institutions_in_english_with_the_keyboard_alone()
 
 /// Each refusal a person can meet, in `lang`: its page, its words, what to do next.
 async fn error_states(lang: &str) {
-    let Some(b) = browser(lang, 390, 844).await else { return };
+    // The narrowest phone the pages are made for.
+    let Some(b) = browser(lang, 360, 740).await else { return };
     let zh = lang.starts_with("zh");
     let say = |zh_text: &'static str, en_text: &'static str| if zh { zh_text } else { en_text };
     // Three tries a code, five wrong in a row lock the number, two codes an hour per number.
-    let w = World::new("otp_attempts_max = 3\notp_failures_before_lock = 5\notp_sends_per_hour_max = 2\n").await;
+    let w = World::new(
+        "otp_resend_wait_secs = 0\notp_attempts_max = 3\notp_failures_before_lock = 5\notp_sends_per_hour_max = 2\n",
+    )
+    .await;
     let c = b.client();
     let send_code = || b.click("form[action='/code'] button[type=submit]");
     let send_session = || b.click("form[action='/session'] button[type=submit]");
