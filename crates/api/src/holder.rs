@@ -18,8 +18,9 @@ use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// Bytes of a challenge id.
-const CHALLENGE_ID_BYTES_MAX: usize = 64;
-const HOLDER_PREFIX: &str = "nlh_";
+pub const CHALLENGE_ID_BYTES_MAX: usize = 64;
+/// What every holder session token starts with.
+pub const HOLDER_PREFIX: &str = "nlh_";
 const HOLDER_PURPOSE: &str = "holder-session";
 /// Longest holder token looked at.
 pub const HOLDER_TOKEN_BYTES_MAX: usize = 256;
@@ -180,19 +181,24 @@ fn sms_text(code: &str, ttl_secs: i64) -> String {
     )
 }
 
-/// Sends a one-time code to `n`, within the limits of the client address (`client`, when known) and
-/// of the number. The answer is the same whether or not anyone holds the number.
+/// Counts a code request from the client address `client` (when known) against its hourly limit, to
+/// any numbers: called first, before the number is read, so that a flood of malformed requests counts
+/// too (SMS pumping, or exhausting others' daily codes).
+pub fn client_allowed(state: &AppState, client: Option<IpAddr>) -> Result<(), Refusal> {
+    let Some(ip) = client else { return Ok(()) };
+    let now = state.store.clock().now().as_second();
+    state.holder.otp_clients.check(ip, now).map_err(|retry_after_secs| Refusal::ClientLimited {
+        retry_after_secs,
+        per_hour: state.holder.config.otp_requests_per_client_per_hour_max,
+    })
+}
+
+/// Sends a one-time code to `n`, within the limits of the number for the client address `client` (when
+/// known; `client_allowed` has counted the request). The answer is the same whether or not anyone holds
+/// the number.
 pub async fn send_code(state: &AppState, client: Option<IpAddr>, n: PhoneNumber) -> Result<CodeSent, Refusal> {
     let config = &state.holder.config;
-    // One client asking codes for many numbers (SMS pumping, or exhausting others' daily codes).
     let client_ip = client.map(crate::limit::client_key);
-    if let Some(ip) = client_ip {
-        let now = state.store.clock().now().as_second();
-        state.holder.otp_clients.check(ip, now).map_err(|retry_after_secs| Refusal::ClientLimited {
-            retry_after_secs,
-            per_hour: config.otp_requests_per_client_per_hour_max,
-        })?;
-    }
     let limits = config.otp;
     let client_bytes = client_ip.map(|ip| match ip {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
@@ -291,14 +297,20 @@ pub async fn institutions(state: &AppState, h: Holder) -> Result<(Vec<StaleHolde
     Ok((view.institutions, state.store.today()))
 }
 
+/// What an unbind call did.
+pub struct Asked {
+    /// A request per institution asked: the new ones, and those that stand (open, or a rejection
+    /// still in force), given back.
+    pub requests: Vec<UnbindRequest>,
+    /// How many of them are new.
+    pub created: usize,
+    pub today: Day,
+}
+
 /// Asks the institutions named (`None`: all) holding bindings made before the tenure to unbind. Each
 /// is notified with the holder's proof of tenure and has until the deadline to answer; asking again
-/// while a request is open gives that request.
-pub async fn ask_unbind(
-    state: &AppState,
-    h: Holder,
-    named: Option<Vec<String>>,
-) -> Result<(Vec<UnbindRequest>, Day), Refusal> {
+/// while a request stands (`UnbindRequest::stands`) gives that request.
+pub async fn ask_unbind(state: &AppState, h: Holder, named: Option<Vec<String>>) -> Result<Asked, Refusal> {
     let Holder(n, mark) = h;
     let ids = match named {
         Some(ids) => {
@@ -319,15 +331,15 @@ pub async fn ask_unbind(
     let since = state.store.tenure(n).await?.vouched_since().ok_or(Refusal::NobodyHolds)?;
     let attestation = state.holder.attester.issue(&state.store, n, held_since_claim(since, today)).await?;
     let deadline = deadline_for(state, n, today);
-    let requests = match state.store.request_unbind(n, mark, ids.clone(), deadline, attestation).await? {
+    let (requests, created) = match state.store.request_unbind(n, mark, ids.clone(), deadline, attestation).await? {
         Ok(r) => r,
         Err(UnbindRefused::TenureChanged) => return Err(Refusal::HandsChanged),
-        Err(UnbindRefused::NoTenure) if ids.is_none() => Vec::new(),
+        Err(UnbindRefused::NoTenure) if ids.is_none() => (Vec::new(), 0),
         Err(UnbindRefused::NoTenure) => return Err(Refusal::NothingToUnbind),
         Err(UnbindRefused::NotStale(unknown)) => return Err(Refusal::NotStale(unknown)),
     };
     state.deliveries_wake.notify_one();
-    Ok((requests, today))
+    Ok(Asked { requests, created, today })
 }
 
 /// The day by which an institution asked today to unbind `n` is to answer.

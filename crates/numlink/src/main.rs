@@ -73,7 +73,7 @@ enum Command {
         /// them to carriers' SMS gateways: for local use only.
         #[arg(long, env = "NUMLINK_SMS_OUTBOX")]
         sms_outbox: Option<PathBuf>,
-        /// The address people reach numlink at, e.g. https://numlink.example.cn: the link a proof's QR
+        /// The address people reach numlink at, e.g. `https://numlink.example.cn`: the link a proof's QR
         /// code holds; when it is https, the portal's cookies are marked Secure.
         #[arg(long, env = "NUMLINK_PUBLIC_URL")]
         public_url: Option<String>,
@@ -379,6 +379,14 @@ async fn serve(o: &Overrides) -> Result<()> {
     let config = Config::load(o)?;
     init_logging(config.log_format.as_deref());
     tracing::info!(config = ?config, "starting numlink");
+    if config.holder.public_url.is_none() && !config.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %config.listen,
+            "public_url is not set: the portal's cookies are not marked Secure and a proof's QR code links to the \
+             Host a request names; behind an https proxy, set public_url (numlink.toml, NUMLINK_PUBLIC_URL or \
+             --public-url)"
+        );
+    }
     let store = open_store_with(&config, true)?;
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()

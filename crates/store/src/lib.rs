@@ -690,7 +690,9 @@ impl Store {
     }
 
     /// One unbind request per institution named (or all) holding stale bindings on the number; the
-    /// proof of tenure (`attestation`, id `jti`, expiring at `exp`) goes with each new one.
+    /// proof of tenure (`attestation`, id `jti`, expiring at `exp`) goes with each new one. Answers the
+    /// requests (an institution's request that stands is given back, not made again) and how many of
+    /// them are new.
     pub async fn request_unbind(
         &self,
         n: PhoneNumber,
@@ -698,7 +700,7 @@ impl Store {
         institution_ids: Option<Vec<ParticipantId>>,
         deadline: Day,
         attestation: IssuedAttestation,
-    ) -> Result<Result<Vec<UnbindRequest>, UnbindRefused>, StoreError> {
+    ) -> Result<Result<(Vec<UnbindRequest>, usize), UnbindRefused>, StoreError> {
         self.write(move |ctx| {
             let r = ctx.as_holder(n, mark, |ctx| {
                 ctx.request_unbind(n, institution_ids, deadline, &attestation.jti, &attestation.token)
@@ -708,7 +710,7 @@ impl Store {
             if matches!(&r, Ok((_, created)) if *created > 0) {
                 ctx.attestation_issued(n, &attestation.jti, attestation.exp)?;
             }
-            Ok(r.map(|(requests, _)| requests))
+            Ok(r)
         })
         .await
     }

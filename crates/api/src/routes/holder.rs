@@ -178,6 +178,7 @@ pub async fn request_otp(
     StrictJson(req): StrictJson<OtpRequest>,
 ) -> ApiResult<(StatusCode, Json<OtpChallenge>)> {
     let client_ip = client.map(|Extension(ConnectInfo(addr))| addr.ip());
+    holder::client_allowed(&state, client_ip)?;
     let n = phone("phoneNumber", &req.phone_number)?;
     let sent = holder::send_code(&state, client_ip, n).await?;
     Ok((
@@ -268,8 +269,8 @@ pub async fn request_unbind(
         (None, Some(true)) => None,
         _ => return Err(ApiError::invalid("send either \"institutionIds\" (a non-empty list) or \"all\": true")),
     };
-    let (requests, today) = holder::ask_unbind(&state, h, named).await?;
-    let requests = requests.into_iter().map(|r| HolderUnbindRequest::new(r, today)).collect();
+    let asked = holder::ask_unbind(&state, h, named).await?;
+    let requests = asked.requests.into_iter().map(|r| HolderUnbindRequest::new(r, asked.today)).collect();
     Ok((StatusCode::CREATED, Json(HolderUnbindRequests { requests })))
 }
 

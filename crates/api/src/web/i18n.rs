@@ -91,7 +91,7 @@ impl Lang {
         let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) else {
             tracing::error!(id, lang = self.tag(), "a page asked for a message no catalogue has");
             #[cfg(test)]
-            tests::MISSING.lock().unwrap().push(format!("{}: {id}", self.tag()));
+            tests::MISSING.with_borrow_mut(|m| m.push(format!("{}: {id}", self.tag())));
             return id.to_string();
         };
         let mut fluent_args = FluentArgs::new();
@@ -107,6 +107,8 @@ impl Lang {
         let text = bundle.format_pattern(pattern, (!args.is_empty()).then_some(&fluent_args), &mut errors);
         if !errors.is_empty() {
             tracing::error!(id, lang = self.tag(), ?errors, "a message did not format");
+            #[cfg(test)]
+            tests::MISSING.with_borrow_mut(|m| m.push(format!("{}: {id}: {errors:?}", self.tag())));
         }
         text.into_owned()
     }
@@ -163,9 +165,11 @@ pub fn message_ids(source: &str) -> Vec<String> {
 pub(crate) mod tests {
     use super::*;
 
-    /// The messages asked for that no catalogue has, since the process began (the pages' test renders
-    /// every page and state and expects none).
-    pub(crate) static MISSING: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    thread_local! {
+        /// The messages this test's thread asked for that no catalogue has, or that did not format (an
+        /// argument missing): the pages' test renders every page and state and expects none.
+        pub(crate) static MISSING: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
 
     #[test]
     fn every_message_is_in_both_languages() {

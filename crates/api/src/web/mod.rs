@@ -12,10 +12,9 @@ pub mod i18n;
 pub mod portal;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use crate::attest::VerifyError;
 use crate::state::AppState;
@@ -55,6 +54,30 @@ pub fn lang_of(headers: &HeaderMap) -> Lang {
     let cookie = forms::cookie(headers, "lang");
     let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
     Lang::negotiate(cookie, accept)
+}
+
+/// What every page's frame needs: its language, its address (for the language switch to come back
+/// to), the form token, and the signed-in number if any (for the navigation).
+pub struct Chrome {
+    pub lang: Lang,
+    /// This page's address, percent-encoded.
+    pub back: String,
+    pub csrf: String,
+    /// The holder's number, when signed in.
+    pub signed_in: Option<String>,
+    /// The navigation entry of this page.
+    pub current: &'static str,
+}
+
+impl Chrome {
+    pub fn new(lang: Lang, back: &str) -> Chrome {
+        Chrome { lang, back: percent_encode(back), csrf: String::new(), signed_in: None, current: "" }
+    }
+
+    /// `aria-current="page"` for the navigation entry `entry` on its own page.
+    pub fn is(&self, entry: &str) -> bool {
+        self.current == entry
+    }
 }
 
 /// A rendered page with the headers every page has.
@@ -106,14 +129,9 @@ pub enum VerifyOutcome {
 #[derive(Template)]
 #[template(path = "verify.html")]
 struct VerifyPage {
-    c: portal::Chrome,
+    c: Chrome,
     token: String,
     outcome: Option<VerifyOutcome>,
-}
-
-#[derive(Deserialize)]
-pub struct VerifyQuery {
-    token: Option<String>,
 }
 
 /// The message that says why a proof does not verify.
@@ -128,9 +146,10 @@ fn why(e: &VerifyError) -> &'static str {
 }
 
 /// `GET /verify[?token=…]`: the form, and the verdict on a proof if one is given.
-pub async fn verify(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<VerifyQuery>) -> Response {
+pub async fn verify(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let lang = lang_of(&headers);
-    let token: String = q.token.unwrap_or_default().trim().chars().take(TOKEN_BYTES_MAX).collect();
+    let query = forms::Form::of_query(query.as_deref());
+    let token: String = query.get("token").unwrap_or_default().trim().chars().take(TOKEN_BYTES_MAX).collect();
     let outcome = if token.is_empty() {
         None
     } else {
@@ -155,31 +174,37 @@ pub async fn verify(State(state): State<AppState>, headers: HeaderMap, Query(q):
     };
     let back =
         if token.is_empty() { "/verify".to_string() } else { format!("/verify?token={}", percent_encode(&token)) };
-    let html = VerifyPage { c: portal::Chrome::new(lang, &back), token, outcome }.render();
+    let html = VerifyPage { c: Chrome::new(lang, &back), token, outcome }.render();
     page(lang, StatusCode::OK, html)
 }
 
-#[derive(Deserialize)]
-pub struct LangQuery {
-    back: Option<String>,
+/// Whether `back` is a path of this site to send a browser back to: it starts with one `/`, and holds
+/// only the characters of a path and query (no space, tab, newline or backslash, which browsers drop or
+/// turn into `/`, so that `/\t/evil.example` would lead to another site).
+pub fn local_path(back: &str) -> bool {
+    back.starts_with('/')
+        && !back.starts_with("//")
+        && back.len() <= 2 * TOKEN_BYTES_MAX
+        && back.bytes().all(|b| b.is_ascii_alphanumeric() || b"/?=&%-._~+".contains(&b))
 }
 
 /// `GET /lang/{tag}?back=/path`: the language switch. Remembers the choice in a cookie for a year and
-/// goes back to the page it was chosen on (a path of this site only).
-pub async fn switch_lang(Path(tag): Path<String>, Query(q): Query<LangQuery>) -> Response {
+/// goes back to the page it was chosen on (a path of this site only; else the portal's first page).
+pub async fn switch_lang(
+    State(state): State<AppState>,
+    Path(tag): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let lang = Lang::from_tag(&tag).unwrap_or(Lang::ZhCn);
-    let back = q
-        .back
-        .filter(|b| {
-            b.starts_with('/') && !b.starts_with("//") && !b.starts_with("/\\") && b.len() <= 2 * TOKEN_BYTES_MAX
-        })
-        .unwrap_or_else(|| "/".to_string());
+    let query = forms::Form::of_query(query.as_deref());
+    let back = query.get("back").filter(|b| local_path(b)).unwrap_or("/").to_string();
     let mut resp = StatusCode::SEE_OTHER.into_response();
     let h = resp.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&back) {
         h.insert(header::LOCATION, location);
     }
-    let cookie = format!("lang={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly", lang.tag());
+    let secure = if state.holder.config.secure_cookies() { "; Secure" } else { "" };
+    let cookie = format!("lang={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}", lang.tag());
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         h.insert(header::SET_COOKIE, v);
     }
@@ -217,6 +242,27 @@ pub async fn script() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_path_of_this_site_is_gone_back_to() {
+        for ok in ["/", "/verify", "/verify?token=eyJ.a-b_c", "/requests?asked=2", "/%E4%B8%AD"] {
+            assert!(local_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "verify",
+            "//evil.example/x",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "https://evil.example/",
+            "/\\/evil",
+            "/\r\n/x",
+        ] {
+            assert!(!local_path(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_query_value_is_percent_encoded() {

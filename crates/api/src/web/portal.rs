@@ -11,16 +11,15 @@ use std::net::SocketAddr;
 
 use askama::Template;
 use axum::Extension;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::holder::RejectReason;
 use domain::{Day, PhoneNumber};
-use serde::Deserialize;
-use store::{UnbindRequest, UnbindState};
+use store::{StaleHolder, UnbindRequest, UnbindState};
 
-use super::forms::{Csrf, Form, cookie, csrf_ok, set_cookie};
-use super::{Lang, lang_of, page, percent_encode};
+use super::forms::{Cookies, Csrf, Form, NotAForm, csrf_ok};
+use super::{Chrome, Lang, lang_of, page, percent_encode};
 use crate::holder::{self, Holder, Refusal};
 use crate::state::{AppState, HolderConfig};
 
@@ -31,40 +30,18 @@ const CODE_COOKIE: &str = "nl_code";
 /// Characters of a typed phone number looked at.
 const NUMBER_CHARS_MAX: usize = 40;
 
-/// What every page's frame needs: its language, its address (for the language switch to come back
-/// to), the form token, and the signed-in number if any (for the navigation).
-pub struct Chrome {
-    pub lang: Lang,
-    /// This page's address, percent-encoded.
-    pub back: String,
-    pub csrf: String,
-    /// The holder's number, when signed in.
-    pub signed_in: Option<String>,
-    /// The navigation entry of this page.
-    pub current: &'static str,
-}
-
-impl Chrome {
-    pub fn new(lang: Lang, back: &str) -> Chrome {
-        Chrome { lang, back: percent_encode(back), csrf: String::new(), signed_in: None, current: "" }
-    }
-
-    /// `aria-current="page"` for the navigation entry `entry` on its own page.
-    pub fn is(&self, entry: &str) -> bool {
-        self.current == entry
-    }
-}
-
-/// A request's frame: its language, its CSRF state, and the key the tokens are made with.
+/// A request's frame: its language, its cookies and CSRF state, and the server's state.
 struct Ctx {
     lang: Lang,
+    cookies: Cookies,
     csrf: Csrf,
     state: AppState,
 }
 
 impl Ctx {
     fn new(state: &AppState, headers: &HeaderMap) -> Ctx {
-        Ctx { lang: lang_of(headers), csrf: Csrf::of(headers), state: state.clone() }
+        let cookies = Cookies::new(state.holder.config.secure_cookies());
+        Ctx { lang: lang_of(headers), csrf: Csrf::of(headers, cookies), cookies, state: state.clone() }
     }
 
     fn chrome(&self, back: &str, signed_in: Option<PhoneNumber>, current: &'static str) -> Chrome {
@@ -76,15 +53,36 @@ impl Ctx {
         }
     }
 
-    fn secure(&self) -> bool {
-        self.state.holder.config.secure_cookies()
-    }
-
     /// A rendered page, with the CSRF cookie when it is new.
     fn render(&self, status: StatusCode, html: Result<String, askama::Error>) -> Response {
         let mut resp = page(self.lang, status, html);
-        self.csrf.set_on(&mut resp, self.secure());
+        if let Some(c) = self.csrf.cookie(self.cookies) {
+            resp.headers_mut().append(header::SET_COOKIE, c);
+        }
         resp
+    }
+
+    /// The signed-in holder, or the page to answer instead: without a session cookie, the first page
+    /// (a link followed from another site arrives without it, and must not end the session); with one
+    /// that is no longer good, the page that says why (and the cookie is removed).
+    async fn holder(&self, headers: &HeaderMap) -> Result<Holder, Response> {
+        let Some(token) = self.cookies.get(headers, SESSION_COOKIE) else { return Err(see_other("/")) };
+        holder::authenticate(&self.state, token).await.map_err(|r| self.refused(r, None))
+    }
+
+    /// A posted form whose CSRF token is good, or the page to answer instead.
+    // The page is the answer a handler gives at once, not an error carried up: it is not boxed.
+    #[allow(clippy::result_large_err)]
+    fn posted(&self, headers: &HeaderMap, form: Result<Form, NotAForm>) -> Result<Form, Response> {
+        let form = form.map_err(|NotAForm(status)| {
+            let mut resp = self.refused(Refusal::Invalid(String::new()), None);
+            *resp.status_mut() = status;
+            resp
+        })?;
+        if !csrf_ok(&self.state.holder.session_key, headers, self.cookies, &form) {
+            return Err(self.forged());
+        }
+        Ok(form)
     }
 
     /// The page for a refusal: what happened and what to do next. A session that ended or met a
@@ -97,7 +95,7 @@ impl Ctx {
         let (status, html) = problem_page(self.chrome("/", None, ""), &self.state.holder.config, &r, now, number);
         let mut resp = self.render(status, html.render());
         if matches!(r, Refusal::SessionEnded | Refusal::HandsChanged) {
-            resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0, self.secure()));
+            resp.headers_mut().append(header::SET_COOKIE, self.cookies.clear(SESSION_COOKIE));
         }
         resp
     }
@@ -200,19 +198,27 @@ fn see_other(to: &str) -> Response {
     resp
 }
 
-/// The signed-in holder, from the session cookie.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Holder, Refusal> {
-    let token = cookie(headers, SESSION_COOKIE).ok_or(Refusal::SessionEnded)?;
-    holder::authenticate(state, token).await
+/// Full-width digits and plus (typed with a Chinese input method) as ASCII; other characters as they are.
+fn half_width(c: char) -> char {
+    match c {
+        '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
+        '＋' => '+',
+        _ => c,
+    }
 }
 
-/// A number as a person types it: spaces, dashes, dots and brackets are ignored, and `00` stands for
-/// `+`. The country code is required (numlink serves several countries).
+/// A number as a person types it: spaces, dashes, dots and brackets are ignored (full-width ones too),
+/// full-width digits are digits, and `00` stands for `+`. The country code is required (numlink serves
+/// several countries).
 pub fn typed_number(typed: &str) -> Option<PhoneNumber> {
     if typed.chars().count() > NUMBER_CHARS_MAX {
         return None;
     }
-    let compact: String = typed.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}')).collect();
+    let compact: String = typed
+        .chars()
+        .map(half_width)
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}' | '\u{3000}' | '－' | '（' | '）'))
+        .collect();
     let e164 = match compact.strip_prefix("00") {
         Some(rest) => format!("+{rest}"),
         None => compact,
@@ -228,8 +234,8 @@ struct CodeStep {
 }
 
 impl CodeStep {
-    fn of(headers: &HeaderMap) -> Option<CodeStep> {
-        let mut parts = cookie(headers, CODE_COOKIE)?.split('.');
+    fn of(headers: &HeaderMap, cookies: Cookies) -> Option<CodeStep> {
+        let mut parts = cookies.get(headers, CODE_COOKIE)?.split('.');
         let (Some(digits), Some(challenge), Some(sent), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
@@ -237,7 +243,7 @@ impl CodeStep {
         };
         let number = PhoneNumber::parse(&format!("+{digits}")).ok()?;
         let challenge_ok = !challenge.is_empty()
-            && challenge.len() <= 64
+            && challenge.len() <= holder::CHALLENGE_ID_BYTES_MAX
             && challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         challenge_ok.then(|| CodeStep { number, challenge: challenge.to_string(), sent_at: sent.parse().unwrap_or(0) })
     }
@@ -273,19 +279,15 @@ struct StartPage {
     notice: Option<&'static str>,
 }
 
-#[derive(Deserialize)]
-pub struct StartQuery {
-    #[serde(rename = "signed-out")]
-    signed_out: Option<String>,
-}
-
-/// `GET /`: the number form, or on to the institutions when signed in.
-pub async fn start(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<StartQuery>) -> Response {
-    if signed_in(&state, &headers).await.is_ok() {
+/// `GET /[?signed-out=1]`: the number form, or on to the institutions when signed in.
+pub async fn start(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let ctx = Ctx::new(&state, &headers);
+    if let Some(token) = ctx.cookies.get(&headers, SESSION_COOKIE)
+        && holder::authenticate(&state, token).await.is_ok()
+    {
         return see_other("/institutions");
     }
-    let ctx = Ctx::new(&state, &headers);
-    let notice = q.signed_out.map(|_| "signed-out-notice");
+    let notice = Form::of_query(query.as_deref()).get("signed-out").map(|_| "signed-out-notice");
     let html = StartPage { c: ctx.chrome("/", None, ""), typed: String::new(), error: None, notice }.render();
     ctx.render(StatusCode::OK, html)
 }
@@ -295,11 +297,17 @@ pub async fn send_code(
     State(state): State<AppState>,
     client: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    form: Form,
+    form: Result<Form, NotAForm>,
 ) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    if !csrf_ok(&state.holder.session_key, &headers, &form) {
-        return ctx.forged();
+    let form = match ctx.posted(&headers, form) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    // The client's limit first, as the API counts it.
+    let client_ip = client.map(|Extension(ConnectInfo(addr))| addr.ip());
+    if let Err(r) = holder::client_allowed(&state, client_ip) {
+        return ctx.refused(r, None);
     }
     let typed = form.get("phone").unwrap_or("").trim();
     let Some(n) = typed_number(typed) else {
@@ -310,21 +318,18 @@ pub async fn send_code(
     };
     let now = state.store.clock().now().as_second();
     // Again for the same number too soon: the code page says how long to wait.
-    if let Some(step) = CodeStep::of(&headers).filter(|s| s.number == n) {
+    if let Some(step) = CodeStep::of(&headers, ctx.cookies).filter(|s| s.number == n) {
         let wait = step.sent_at + state.holder.config.otp_resend_wait_secs - now;
         if wait > 0 {
             return code_page(&ctx, &step, now, Some(CodeAlert::Wait(wait)), StatusCode::TOO_MANY_REQUESTS);
         }
     }
-    let client_ip = client.map(|Extension(ConnectInfo(addr))| addr.ip());
     match holder::send_code(&state, client_ip, n).await {
         Ok(sent) => {
             let step = CodeStep { number: n, challenge: sent.challenge_id.into(), sent_at: now };
             let mut resp = see_other("/code");
-            resp.headers_mut().append(
-                header::SET_COOKIE,
-                set_cookie(CODE_COOKIE, &step.cookie_value(), sent.expires_in_secs, ctx.secure()),
-            );
+            let cookie = ctx.cookies.set(CODE_COOKIE, &step.cookie_value(), Some(sent.expires_in_secs));
+            resp.headers_mut().append(header::SET_COOKIE, cookie);
             resp
         }
         Err(r) => ctx.refused(r, Some(n)),
@@ -355,47 +360,56 @@ struct CodePage {
     sent: String,
 }
 
-fn code_page(ctx: &Ctx, step: &CodeStep, now: i64, alert: Option<CodeAlert>, status: StatusCode) -> Response {
-    let lang = ctx.lang;
-    let resend_wait = ctx.state.holder.config.otp_resend_wait_secs;
-    let wait_secs = (step.sent_at + resend_wait - now).clamp(0, resend_wait);
-    let alert = alert.map(|a| match a {
-        CodeAlert::Wrong(left) => lang.t_args("code-wrong", &[("left", &left.to_string())]),
-        CodeAlert::Malformed => lang.t("code-malformed"),
-        CodeAlert::Wait(secs) => lang.t_args("code-wait", &[("seconds", &secs.to_string())]),
-    });
-    let number = step.number.to_string();
-    let html = CodePage {
-        c: ctx.chrome("/code", None, ""),
-        sent: lang.t_args(
-            "code-sent",
-            &[("number", &number), ("minutes", &(ctx.state.holder.config.otp.ttl_secs / 60).max(1).to_string())],
-        ),
-        number,
-        wait_secs,
-        alert,
-        countdown: lang.t_args("code-resend-countdown", &[("seconds", "{s}")]),
+impl CodeAlert {
+    fn words(&self, lang: Lang) -> String {
+        match self {
+            CodeAlert::Wrong(left) => lang.t_args("code-wrong", &[("left", &left.to_string())]),
+            CodeAlert::Malformed => lang.t("code-malformed"),
+            CodeAlert::Wait(secs) => lang.t_args("code-wait", &[("seconds", &secs.to_string())]),
+        }
     }
-    .render();
+}
+
+fn code_page(ctx: &Ctx, step: &CodeStep, now: i64, alert: Option<CodeAlert>, status: StatusCode) -> Response {
+    let config = &ctx.state.holder.config;
+    let wait_secs = (step.sent_at + config.otp_resend_wait_secs - now).clamp(0, config.otp_resend_wait_secs);
+    let html =
+        CodePage::new(ctx.chrome("/code", None, ""), step.number, config.otp.ttl_secs, wait_secs, alert).render();
     ctx.render(status, html)
+}
+
+impl CodePage {
+    fn new(c: Chrome, n: PhoneNumber, ttl_secs: i64, wait_secs: i64, alert: Option<CodeAlert>) -> CodePage {
+        let lang = c.lang;
+        let number = n.to_string();
+        CodePage {
+            sent: lang.t_args("code-sent", &[("number", &number), ("minutes", &(ttl_secs / 60).max(1).to_string())]),
+            alert: alert.map(|a| a.words(lang)),
+            countdown: lang.t_args("code-resend-countdown", &[("seconds", "{s}")]),
+            number,
+            wait_secs,
+            c,
+        }
+    }
 }
 
 /// `GET /code`: the code form for the number a code was just sent to.
 pub async fn code(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(step) = CodeStep::of(&headers) else { return see_other("/") };
     let ctx = Ctx::new(&state, &headers);
+    let Some(step) = CodeStep::of(&headers, ctx.cookies) else { return see_other("/") };
     code_page(&ctx, &step, state.store.clock().now().as_second(), None, StatusCode::OK)
 }
 
 /// `POST /session`: the code typed; a session on success.
-pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
+pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, form: Result<Form, NotAForm>) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    if !csrf_ok(&state.holder.session_key, &headers, &form) {
-        return ctx.forged();
-    }
-    let Some(step) = CodeStep::of(&headers) else { return ctx.refused(Refusal::CodeExpired, None) };
+    let form = match ctx.posted(&headers, form) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let Some(step) = CodeStep::of(&headers, ctx.cookies) else { return ctx.refused(Refusal::CodeExpired, None) };
     let now = state.store.clock().now().as_second();
-    let code: String = form.get("code").unwrap_or("").chars().filter(|c| !c.is_whitespace()).collect();
+    let code: String = form.get("code").unwrap_or("").chars().map(half_width).filter(|c| !c.is_whitespace()).collect();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return code_page(&ctx, &step, now, Some(CodeAlert::Malformed), StatusCode::BAD_REQUEST);
     }
@@ -403,9 +417,11 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, form: Fo
         Ok(session) => {
             let mut resp = see_other("/institutions");
             let h = resp.headers_mut();
-            let secure = ctx.secure();
-            h.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session.token, session.expires_at - now, secure));
-            h.append(header::SET_COOKIE, set_cookie(CODE_COOKIE, "", 0, secure));
+            // A cookie of the browser's session: an expired token in it still meets the page that says
+            // the session ended. The CSRF nonce is renewed with the session.
+            h.append(header::SET_COOKIE, ctx.cookies.set(SESSION_COOKIE, &session.token, None));
+            h.append(header::SET_COOKIE, ctx.cookies.clear(CODE_COOKIE));
+            h.extend(Csrf::renewed().cookie(ctx.cookies).map(|c| (header::SET_COOKIE, c)));
             resp
         }
         Err(Refusal::WrongCode { attempts_left }) if attempts_left > 0 => {
@@ -476,8 +492,16 @@ struct InstitutionsPage {
     alert: Option<String>,
 }
 
+/// Whether an institution can be asked now: it still holds a binding made before the tenure, and no
+/// request to it stands (`UnbindRequest::stands`: open, or a rejection still in force), which asking
+/// again would only give back.
+fn askable(i: &StaleHolder, now_unix: i64) -> bool {
+    i.bindings > 0 && !i.request.as_ref().is_some_and(|r| r.stands(now_unix))
+}
+
 async fn institutions_page(ctx: &Ctx, h: Holder, alert: Option<String>, status: StatusCode) -> Response {
     let lang = ctx.lang;
+    let now = ctx.state.store.clock().now().as_second();
     let (stale, today) = match holder::institutions(&ctx.state, h).await {
         Ok(v) => v,
         Err(r) => return ctx.refused(r, None),
@@ -485,7 +509,7 @@ async fn institutions_page(ctx: &Ctx, h: Holder, alert: Option<String>, status: 
     let rows: Vec<InstitutionRow> = stale
         .into_iter()
         .map(|i| InstitutionRow {
-            askable: i.bindings > 0 && !i.request.as_ref().is_some_and(|r| r.state == UnbindState::Open),
+            askable: askable(&i, now),
             bindings: lang.t_args("institution-bindings", &[("count", &i.bindings.to_string())]),
             request: i.request.as_ref().map(|r| RequestRow::new(lang, r, today)),
             id: i.institution_id,
@@ -501,19 +525,10 @@ async fn institutions_page(ctx: &Ctx, h: Holder, alert: Option<String>, status: 
 /// `GET /institutions`: who holds a binding made before the tenure, and the state of any request.
 pub async fn institutions(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    match signed_in(&state, &headers).await {
+    match ctx.holder(&headers).await {
         Ok(h) => institutions_page(&ctx, h, None, StatusCode::OK).await,
-        Err(r) => ctx.refused(r, None),
+        Err(page) => page,
     }
-}
-
-/// The institutions a form names: `all`, or the boxes ticked.
-fn chosen(form: &Form) -> Option<Option<Vec<String>>> {
-    if form.get("all").is_some() {
-        return Some(None);
-    }
-    let ids = form.all("institution");
-    (!ids.is_empty()).then_some(Some(ids))
 }
 
 #[derive(Template)]
@@ -522,37 +537,40 @@ struct ConfirmPage {
     c: Chrome,
     /// (id, name) of each institution to be asked.
     chosen: Vec<(String, String)>,
-    all: bool,
     intro: String,
     deadline: String,
 }
 
-/// `POST /unbind/confirm`: the institutions chosen, to confirm before they are asked.
-pub async fn confirm_unbind(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
+/// `POST /unbind/confirm`: the institutions chosen (the boxes ticked, or all that can be asked), to
+/// confirm before they are asked. The confirmation names each, and asks exactly those.
+pub async fn confirm_unbind(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form, NotAForm>,
+) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    if !csrf_ok(&state.holder.session_key, &headers, &form) {
-        return ctx.forged();
-    }
-    let h = match signed_in(&state, &headers).await {
-        Ok(h) => h,
-        Err(r) => return ctx.refused(r, None),
+    let (h, form) = match ctx.posted(&headers, form) {
+        Ok(form) => match ctx.holder(&headers).await {
+            Ok(h) => (h, form),
+            Err(page) => return page,
+        },
+        Err(page) => return page,
     };
-    let Some(named) = chosen(&form) else {
+    let all = form.get("all").is_some();
+    let ticked = form.all("institution");
+    if !all && ticked.is_empty() {
         return institutions_page(&ctx, h, Some(ctx.lang.t("choose-one")), StatusCode::BAD_REQUEST).await;
-    };
+    }
     let (stale, today) = match holder::institutions(&state, h).await {
         Ok(v) => v,
         Err(r) => return ctx.refused(r, None),
     };
-    let askable =
-        stale.into_iter().filter(|i| i.bindings > 0 && i.request.as_ref().is_none_or(|r| r.state != UnbindState::Open));
-    let chosen: Vec<(String, String)> = match &named {
-        None => askable.map(|i| (i.institution_id, i.institution_name)).collect(),
-        Some(ids) => askable
-            .filter(|i| ids.contains(&i.institution_id))
-            .map(|i| (i.institution_id, i.institution_name))
-            .collect(),
-    };
+    let now = state.store.clock().now().as_second();
+    let chosen: Vec<(String, String)> = stale
+        .into_iter()
+        .filter(|i| askable(i, now) && (all || ticked.contains(&i.institution_id)))
+        .map(|i| (i.institution_id, i.institution_name))
+        .collect();
     if chosen.is_empty() {
         return ctx.refused(Refusal::NothingToUnbind, None);
     }
@@ -561,29 +579,30 @@ pub async fn confirm_unbind(State(state): State<AppState>, headers: HeaderMap, f
         c: ctx.chrome("/institutions", Some(h.0), "institutions"),
         intro: lang.t_args("confirm-intro", &[("count", &chosen.len().to_string())]),
         deadline: lang.t_args("confirm-deadline", &[("deadline", &lang.day(holder::deadline_for(&state, h.0, today)))]),
-        all: named.is_none(),
         chosen,
     }
     .render();
     ctx.render(StatusCode::OK, html)
 }
 
-/// `POST /unbind`: ask the institutions confirmed; on to the status page.
-pub async fn unbind(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
+/// `POST /unbind`: ask the institutions confirmed; on to the status page, which says how many were
+/// asked now (none when the form was sent twice: the requests stand already).
+pub async fn unbind(State(state): State<AppState>, headers: HeaderMap, form: Result<Form, NotAForm>) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    if !csrf_ok(&state.holder.session_key, &headers, &form) {
-        return ctx.forged();
-    }
-    let h = match signed_in(&state, &headers).await {
-        Ok(h) => h,
-        Err(r) => return ctx.refused(r, None),
+    let (h, form) = match ctx.posted(&headers, form) {
+        Ok(form) => match ctx.holder(&headers).await {
+            Ok(h) => (h, form),
+            Err(page) => return page,
+        },
+        Err(page) => return page,
     };
-    let Some(named) = chosen(&form) else {
+    let ids = form.all("institution");
+    if ids.is_empty() {
         return institutions_page(&ctx, h, Some(ctx.lang.t("choose-one")), StatusCode::BAD_REQUEST).await;
-    };
-    match holder::ask_unbind(&state, h, named).await {
-        Ok((requests, _)) if requests.is_empty() => ctx.refused(Refusal::NothingToUnbind, None),
-        Ok((requests, _)) => see_other(&format!("/requests?asked={}", requests.len())),
+    }
+    match holder::ask_unbind(&state, h, Some(ids)).await {
+        Ok(asked) if asked.created > 0 => see_other(&format!("/requests?asked={}", asked.created)),
+        Ok(_) => see_other("/requests"),
         Err(r) => ctx.refused(r, None),
     }
 }
@@ -596,25 +615,22 @@ struct RequestsPage {
     notice: Option<String>,
 }
 
-#[derive(Deserialize)]
-pub struct RequestsQuery {
-    asked: Option<u32>,
-}
-
-/// `GET /requests`: each request with its deadline, overdue marked, its outcome and any reason.
-pub async fn requests(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<RequestsQuery>) -> Response {
+/// `GET /requests[?asked=N]`: each request with its deadline, overdue marked, its outcome and any
+/// reason; after asking, how many were asked.
+pub async fn requests(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    let result = match signed_in(&state, &headers).await {
-        Ok(h) => holder::requests(&state, h).await.map(|r| (h, r)),
-        Err(r) => Err(r),
+    let h = match ctx.holder(&headers).await {
+        Ok(h) => h,
+        Err(page) => return page,
     };
-    let (h, (requests, today)) = match result {
+    let (requests, today) = match holder::requests(&state, h).await {
         Ok(v) => v,
         Err(r) => return ctx.refused(r, None),
     };
     let lang = ctx.lang;
     let rows = requests.iter().map(|r| RequestRow::new(lang, r, today)).collect();
-    let notice = q.asked.map(|n| lang.t_args("asked-notice", &[("count", &n.to_string())]));
+    let asked = Form::of_query(query.as_deref()).get("asked").and_then(|n| n.parse::<u32>().ok()).filter(|&n| n > 0);
+    let notice = asked.map(|n| lang.t_args("asked-notice", &[("count", &n.to_string())]));
     let html = RequestsPage { c: ctx.chrome("/requests", Some(h.0), "requests"), rows, notice }.render();
     ctx.render(StatusCode::OK, html)
 }
@@ -665,11 +681,11 @@ pub fn qr_svg(text: &str) -> Option<String> {
 /// `GET /proof`: a signed proof of tenure, what it states, to copy, download, or show as a QR code.
 pub async fn proof(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    let result = match signed_in(&state, &headers).await {
-        Ok(h) => holder::proof(&state, h).await,
-        Err(r) => Err(r),
+    let h = match ctx.holder(&headers).await {
+        Ok(h) => h,
+        Err(page) => return page,
     };
-    let p = match result {
+    let p = match holder::proof(&state, h).await {
         Ok(p) => p,
         Err(r) => return ctx.refused(r, None),
     };
@@ -707,12 +723,12 @@ struct LookupsPage {
 /// `GET /lookups`: which institutions looked the number up, when, and how.
 pub async fn lookups(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    let result = match signed_in(&state, &headers).await {
-        Ok(h) => holder::lookups(&state, h).await.map(|l| (h, l)),
-        Err(r) => Err(r),
+    let h = match ctx.holder(&headers).await {
+        Ok(h) => h,
+        Err(page) => return page,
     };
-    let (h, lookups) = match result {
-        Ok(v) => v,
+    let lookups = match holder::lookups(&state, h).await {
+        Ok(l) => l,
         Err(r) => return ctx.refused(r, None),
     };
     let lang = ctx.lang;
@@ -732,14 +748,16 @@ pub async fn lookups(State(state): State<AppState>, headers: HeaderMap) -> Respo
     ctx.render(StatusCode::OK, html)
 }
 
-/// `POST /sign-out`: forget the session.
-pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
+/// `POST /sign-out`: forget the session (and renew the CSRF nonce).
+pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, form: Result<Form, NotAForm>) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    if !csrf_ok(&state.holder.session_key, &headers, &form) {
-        return ctx.forged();
+    if let Err(page) = ctx.posted(&headers, form) {
+        return page;
     }
     let mut resp = see_other("/?signed-out=1");
-    resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0, ctx.secure()));
+    let h = resp.headers_mut();
+    h.append(header::SET_COOKIE, ctx.cookies.clear(SESSION_COOKIE));
+    h.extend(Csrf::renewed().cookie(ctx.cookies).map(|c| (header::SET_COOKIE, c)));
     resp
 }
 
@@ -816,23 +834,7 @@ mod tests {
             let mut rows = vec![request(UnbindState::Open, None), request(UnbindState::Unbound, None)];
             rows.extend(RejectReason::ALL.iter().map(|&why| request(UnbindState::Rejected, Some(why))));
             for alert in [CodeAlert::Wrong(3), CodeAlert::Malformed, CodeAlert::Wait(30)] {
-                let alert = Some(match alert {
-                    CodeAlert::Wrong(left) => lang.t_args("code-wrong", &[("left", &left.to_string())]),
-                    CodeAlert::Malformed => lang.t("code-malformed"),
-                    CodeAlert::Wait(s) => lang.t_args("code-wait", &[("seconds", &s.to_string())]),
-                });
-                pages.push(
-                    CodePage {
-                        c: c(),
-                        number: n.to_string(),
-                        wait_secs: 10,
-                        alert,
-                        countdown: lang.t_args("code-resend-countdown", &[("seconds", "{s}")]),
-                        sent: lang.t_args("code-sent", &[("number", &n.to_string()), ("minutes", "10")]),
-                    }
-                    .render()
-                    .unwrap(),
-                );
+                pages.push(CodePage::new(c(), n, 600, 10, Some(alert)).render().unwrap());
             }
             for (rows, askable) in [(vec![], 0), (vec![("ins_a", 2, true)], 1), (vec![("ins_a", 1, false)], 0)] {
                 let rows = rows
@@ -853,7 +855,6 @@ mod tests {
                     ConfirmPage {
                         c: c(),
                         chosen: vec![("ins_a".into(), "Bank".into()); count],
-                        all: count == 3,
                         intro: lang.t_args("confirm-intro", &[("count", &count.to_string())]),
                         deadline: lang.t_args("confirm-deadline", &[("deadline", &lang.day(day))]),
                     }
@@ -888,12 +889,12 @@ mod tests {
             }
             lang.t("lookup-kyc-match");
         }
-        let missing = MISSING.lock().unwrap().clone();
+        let missing = MISSING.with_borrow(|m| m.clone());
         assert!(missing.is_empty(), "messages no catalogue has: {missing:?}");
         // Plural forms are chosen by the count.
         assert_eq!(Lang::En.t_args("institution-bindings", &[("count", "1")]), "1 account");
         assert_eq!(Lang::En.t_args("institution-bindings", &[("count", "2")]), "2 accounts");
-        assert!(pages.iter().all(|p| !p.contains("{ $")), "an argument left unfilled");
+        assert!(pages.iter().all(|p| !p.contains("{$") && !p.contains("{ $")), "an argument left unfilled");
     }
 
     #[test]

@@ -55,6 +55,11 @@ fn set_cookie<'a>(r: &'a Resp, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} cookie set: {:?}", r.headers))
 }
 
+/// The value of a `Set-Cookie`.
+fn csrf_cookie_value(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_string()
+}
+
 /// The CSRF token of the first form on a page.
 fn csrf_of(page: &Resp) -> String {
     let at = page.text.find(r#"name="csrf" value=""#).unwrap_or_else(|| panic!("no form token: {}", page.text));
@@ -134,7 +139,12 @@ async fn a_holder_unbinds_through_the_pages_and_the_api_sees_the_same_requests(d
     assert_eq!((signed.status, signed.headers["location"].to_str().unwrap()), (303, "/institutions"));
     let session = set_cookie(&signed, "nl_session");
     assert!(session.starts_with("nl_session=nlh_"), "{session}");
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict") && session.contains("Max-Age=900"));
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"), "{session}");
+    assert!(!session.contains("Max-Age"), "kept while the browser is open; the token itself lasts 15 minutes");
+    // A new CSRF nonce with the session.
+    let renewed = set_cookie(&signed, "nl_csrf");
+    assert!(!renewed.contains(&csrf_cookie_value(csrf_cookie)), "{renewed}");
+    let csrf = csrf_of(&b.get("/institutions").await);
     assert!(b.jar.get("nl_code").is_none(), "the code step is over");
     let token = b.jar.get("nl_session").unwrap().to_string();
 
@@ -149,7 +159,7 @@ async fn a_holder_unbinds_through_the_pages_and_the_api_sees_the_same_requests(d
     // A form without its token changes nothing.
     let forged = b.post("/unbind", &[("all", "1")]).await;
     assert_eq!(forged.status, 403);
-    assert!(forged.text.contains("This form has expired"), "{}", forged.text);
+    assert!(forged.text.contains("This form could not be accepted"), "{}", forged.text);
     let none = app.get("/v1/holder/unbind-requests", &token).await;
     assert_eq!(none.body["requests"], json!([]), "{}", none.text);
 
@@ -157,7 +167,10 @@ async fn a_holder_unbinds_through_the_pages_and_the_api_sees_the_same_requests(d
     let confirm = b.post("/unbind/confirm", &[("csrf", &csrf), ("all", "1")]).await;
     assert_eq!(confirm.status, 200);
     assert!(confirm.text.contains("Old Bank") && confirm.text.contains("7 July 2025"), "deadline: {}", confirm.text);
-    let asked = b.post("/unbind", &[("csrf", &csrf), ("all", "1")]).await;
+    // The confirmation asks exactly the institutions it names.
+    let named = format!(r#"name="institution" value="{}""#, w.old_bank_id);
+    assert!(confirm.text.contains(&named) && !confirm.text.contains(r#"name="all""#), "{}", confirm.text);
+    let asked = b.post("/unbind", &[("csrf", &csrf), ("institution", &w.old_bank_id)]).await;
     assert_eq!((asked.status, asked.headers["location"].to_str().unwrap()), (303, "/requests?asked=1"));
     let api = app.get("/v1/holder/unbind-requests", &token).await;
     let requests = api.body["requests"].as_array().unwrap();
@@ -174,8 +187,12 @@ async fn a_holder_unbinds_through_the_pages_and_the_api_sees_the_same_requests(d
     let status = b.get("/requests?asked=1").await;
     assert!(status.text.contains("Your request was sent to 1 institution."), "{}", status.text);
     assert!(status.text.contains("Asked, waiting for an answer"), "{}", status.text);
+    app.advance(16 * 60);
+    let ended = b.get("/requests").await;
+    assert_eq!(ended.status, 401, "the session lasted 15 minutes");
+    assert!(ended.text.contains("Your session has ended"), "{}", ended.text);
+    assert!(set_cookie(&ended, "nl_session").contains("Max-Age=0"), "the cookie is removed");
     app.advance(8 * 86_400);
-    assert_eq!(b.get("/requests").await.status, 401, "the session lasted 15 minutes");
     // She signs in again (here by the API: its token is the pages' session).
     let token = login(&app, &w, N).await;
     b.jar.0.push(("nl_session".into(), token));
@@ -201,6 +218,15 @@ async fn a_holder_unbinds_through_the_pages_and_the_api_sees_the_same_requests(d
         "{}",
         answered.text
     );
+    // A refusal stands for 30 days: the bank is listed with it, and cannot be asked again meanwhile
+    // (asking would only give the refusal back, so no page says a request was sent).
+    let list = b.get("/institutions").await;
+    assert!(list.text.contains("Refused") && !list.text.contains(r#"type="checkbox""#), "{}", list.text);
+    let csrf = csrf_of(&list);
+    let resent = b.post("/unbind", &[("csrf", &csrf), ("institution", &w.old_bank_id)]).await;
+    assert_eq!((resent.status, resent.headers["location"].to_str().unwrap()), (303, "/requests"));
+    let confirm = b.post("/unbind/confirm", &[("csrf", &csrf), ("all", "1")]).await;
+    assert_eq!(confirm.status, 409, "nothing can be asked: {}", confirm.text);
 
     // The proof: its text, its download and its QR code all carry the same proof.
     let proof = b.get("/proof").await;
@@ -214,10 +240,15 @@ async fn a_holder_unbinds_through_the_pages_and_the_api_sees_the_same_requests(d
     assert!(proof.text.contains(&format!("/verify?token={jws}")), "the QR code's link");
 
     // Sign out: the cookie is removed, and the pages ask for a code again.
+    let csrf = csrf_of(&b.get("/requests").await);
     let out = b.post("/sign-out", &[("csrf", &csrf)]).await;
     assert_eq!((out.status, out.headers["location"].to_str().unwrap()), (303, "/?signed-out=1"));
     assert!(set_cookie(&out, "nl_session").contains("Max-Age=0"));
-    assert_eq!(b.get("/institutions").await.status, 401);
+    // Without a session (after signing out, or arriving by a link from another site, which a
+    // SameSite=Strict cookie does not follow), the pages lead to the first one, and end nothing.
+    let again = b.get("/institutions").await;
+    assert_eq!((again.status, again.headers["location"].to_str().unwrap()), (303, "/"));
+    assert!(again.headers.get("set-cookie").is_none());
 }
 
 async fn the_pages_and_the_api_share_the_limits_on_codes(db: TestDb) {
@@ -266,14 +297,19 @@ async fn cookies_are_secure_when_numlink_is_reached_over_https(db: TestDb) {
     let app = TestApp::configured(db, api::Limits::default(), holder);
     let w = world(&app).await;
     let mut b = Browser { app: &app, jar: Jar::default() };
+    // Secure, and named __Host- so that no other host of the domain can set them.
     let start = b.get("/").await;
-    assert!(set_cookie(&start, "nl_csrf").contains("; Secure"));
+    assert!(set_cookie(&start, "__Host-nl_csrf").contains("; Secure"));
     let csrf = csrf_of(&start);
     let sent = b.post("/code", &[("csrf", &csrf), ("phone", N)]).await;
-    assert!(set_cookie(&sent, "nl_code").contains("; Secure"));
+    assert!(set_cookie(&sent, "__Host-nl_code").contains("; Secure"));
     let code = last_code(&app, &w, N).await;
     let signed = b.post("/session", &[("csrf", &csrf), ("code", &code)]).await;
-    assert!(set_cookie(&signed, "nl_session").contains("; Secure"));
+    assert!(set_cookie(&signed, "__Host-nl_session").contains("; Secure"));
+    // A session cookie without the prefix (planted by another host) is not read.
+    let plain = b.jar.get("__Host-nl_session").unwrap().to_string();
+    let mut other = Browser { app: &app, jar: Jar(vec![("nl_session".into(), plain)]) };
+    assert_eq!(other.get("/institutions").await.headers["location"], "/");
     // The QR code's link is at the public address.
     let proof = b.get("/proof").await;
     assert!(proof.text.contains("href=\"https://numlink.example.cn/verify?token=eyJ"), "{}", proof.text);

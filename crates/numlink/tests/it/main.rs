@@ -29,11 +29,13 @@ struct Server {
 }
 
 impl Server {
-    /// Blocks until the server logs `message` (a line not yet waited for).
+    /// Blocks until the server logs `message` (a line not yet waited for), at most 30 s.
     fn wait_for_log(&self, message: &str) -> Value {
         let logs = self.logs.lock().unwrap();
         loop {
-            let line = logs.recv().unwrap_or_else(|_| panic!("the server exited before logging {message:?}"));
+            let line = logs
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("the server did not log {message:?} within 30 s: {e}"));
             if line["message"] == message {
                 return line;
             }

@@ -65,6 +65,14 @@ impl UnbindRequest {
     pub fn overdue(&self, today: Day) -> bool {
         self.state == UnbindState::Open && domain::unbind::overdue(self.deadline, today)
     }
+
+    /// Asking the same institution again at `now_unix` gives this request back rather than a new one:
+    /// it is open, or it is a rejection that still stands.
+    pub fn stands(&self, now_unix: i64) -> bool {
+        self.state == UnbindState::Open
+            || (self.state == UnbindState::Rejected
+                && self.resolved_unix.is_some_and(|t| domain::unbind::rejection_stands(t, now_unix)))
+    }
 }
 
 /// An institution holding bindings made before the holder's tenure, as the holder sees it.
@@ -293,12 +301,7 @@ impl WriteCtx {
         let mut created = 0;
         for (seq, institution_id, bindings) in groups {
             // An open request is answered again; so is a rejection that still stands.
-            let earlier = existing.iter().find(|r| {
-                r.institution_id == institution_id
-                    && (r.state == UnbindState::Open
-                        || (r.state == UnbindState::Rejected
-                            && r.resolved_unix.is_some_and(|t| domain::unbind::rejection_stands(t, now_unix))))
-            });
+            let earlier = existing.iter().find(|r| r.institution_id == institution_id && r.stands(now_unix));
             if let Some(earlier) = earlier {
                 out.push(earlier.clone());
                 continue;
