@@ -174,6 +174,7 @@ impl Browser {
         assert!(elsewhere.is_empty(), "{name}: fetched from elsewhere: {elsewhere:?}");
         let bytes: u64 = fetched.iter().map(|f| f.1).sum();
         assert!(bytes <= PAGE_BYTES_MAX, "{name}: {bytes} bytes on first load ({fetched:?})");
+        eprintln!("page {name} ({want}): {bytes} bytes on first load, {} files", fetched.len());
         if let Ok(dir) = std::env::var("NUMLINK_SCREENSHOTS") {
             self.picture(std::path::Path::new(&dir), &format!("{name}-{want}.png")).await;
         }
