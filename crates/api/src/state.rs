@@ -142,6 +142,8 @@ pub struct HolderConfig {
     pub lookups_days: i64,
     /// Code requests (`POST /v1/holder/otp`) from one client address per hour, across all numbers.
     pub otp_requests_per_client_per_hour_max: u32,
+    /// The time zone the pages show moments in (a day and a time, with its offset from UTC).
+    pub time_zone: jiff::tz::TimeZone,
     /// Seconds the portal's code page waits before it offers another code to the same number.
     pub otp_resend_wait_secs: i64,
     /// Where people reach numlink (`https://host[:port]`, no path): the link a proof's QR code holds.
@@ -167,6 +169,7 @@ impl Default for HolderConfig {
             ack_working_days: 5,
             lookups_days: 180,
             otp_requests_per_client_per_hour_max: 20,
+            time_zone: jiff::tz::TimeZone::UTC,
             otp_resend_wait_secs: 60,
             public_url: None,
         }

@@ -74,6 +74,8 @@ pub struct HolderFileConfig {
     pub otp_requests_per_client_per_hour_max: Option<u32>,
     /// Seconds before the portal offers another code to the same number.
     pub otp_resend_wait_secs: Option<i64>,
+    /// The IANA time zone the pages show times in (e.g. `"Asia/Shanghai"`; default `"UTC"`).
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -299,6 +301,11 @@ impl Config {
         holder.otp_requests_per_client_per_hour_max =
             h.otp_requests_per_client_per_hour_max.unwrap_or(holder.otp_requests_per_client_per_hour_max).max(1);
         holder.otp_resend_wait_secs = h.otp_resend_wait_secs.unwrap_or(holder.otp_resend_wait_secs).max(0);
+        if let Some(name) = h.time_zone {
+            holder.time_zone = jiff::tz::TimeZone::get(&name).with_context(|| {
+                format!("[holder] time_zone {name:?} is not in the system's time zone database (/usr/share/zoneinfo)")
+            })?;
+        }
         let mut deadlines = DaysByCallingCode::new(h.unbind_deadline_working_days.unwrap_or(5), []);
         for (code, days) in h.unbind_deadline_working_days_by_country_code {
             deadlines = deadlines.with_code(calling_code("holder", &code)?, days);
@@ -374,10 +381,11 @@ mod tests {
     fn every_limit_is_settable_in_the_file() {
         let data = tempfile::tempdir().unwrap();
         let (_dir, o) = with_file(&format!(
-            "db = \"sqlite://{}/x.db\"\n[limits]\nkyc_attribute_chars_max = 64\nunbind_institutions_max = 7\n\
+            "db = \"sqlite://{}/x.db\"\npublic_url = \"https://numlink.example.cn/\"\n[limits]\nkyc_attribute_chars_max = 64\nunbind_institutions_max = 7\n\
              lookups_listed_max = 50\npending_ports_listed_max = 20\npending_ports_per_carrier_max = 9\n\
              write_queue_commands_max = 100\nwrite_batch_commands_max = 10\nsms_queue_messages_max = 30\n\
-             file_check_chunk_rows = 5000\n[webhooks]\nendpoint_round_deliveries_max = 40\nround_endpoints_max = 3\n",
+             file_check_chunk_rows = 5000\nform_bytes_max = 4096\n[webhooks]\nendpoint_round_deliveries_max = 40\n\
+             round_endpoints_max = 3\n[holder]\notp_resend_wait_secs = 30\ntime_zone = \"Asia/Shanghai\"\n",
             data.path().display()
         ));
         let l = Config::load(&o).unwrap().limits;
@@ -390,8 +398,14 @@ mod tests {
             (9, 100, 10)
         );
         assert_eq!((l.sms_queue_messages_max, l.files.check_chunk_rows), (30, 5000));
+        assert_eq!(l.form_bytes_max, 4096);
         let w = Config::load(&o).unwrap().webhooks;
         assert_eq!((w.endpoint_round_deliveries_max, w.round_endpoints_max), (40, 3));
+        let h = Config::load(&o).unwrap().holder;
+        assert_eq!(h.otp_resend_wait_secs, 30);
+        assert_eq!(h.time_zone.iana_name(), Some("Asia/Shanghai"));
+        assert_eq!(h.public_url.as_deref(), Some("https://numlink.example.cn"), "without its slash");
+        assert!(h.secure_cookies());
     }
 
     #[test]
@@ -427,6 +441,10 @@ mod tests {
 
     #[test]
     fn mistakes_are_reported() {
+        let (_d, o) = with_file("[holder]\ntime_zone = \"Mars/Olympus\"\n");
+        assert!(format!("{:#}", Config::load(&o).err().unwrap()).contains("Mars/Olympus"));
+        let (_d, o) = with_file("public_url = \"numlink.example.cn/x\"\n");
+        assert!(format!("{:#}", Config::load(&o).err().unwrap()).contains("public_url"));
         let (_d, o) = with_file("lisen = \"127.0.0.1:9000\"\n");
         assert!(format!("{:#}", Config::load(&o).err().unwrap()).contains("lisen"));
         let (_d, mut o) = with_file("");

@@ -27,7 +27,7 @@ verify-why-bad-signature = Its content was changed after numlink signed it.
 verify-why-expired = It has expired. Proofs are valid for a few days; the holder can show a new one.
 verify-why-wrong-issuer = It was issued by another platform.
 
-moment-utc = { $date }, { $time } UTC
+moment-zoned = { $date }, { $time } { $zone }
 
 ## The holder's portal
 

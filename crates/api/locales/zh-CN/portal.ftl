@@ -26,7 +26,7 @@ verify-why-bad-signature = 它的内容在 numlink 签发后被改动过。
 verify-why-expired = 它已过期。证明的有效期为几天，持有人可以出示新的证明。
 verify-why-wrong-issuer = 它由其他平台签发。
 
-moment-utc = { $date } { $time }（UTC）
+moment-zoned = { $date } { $time }（{ $zone }）
 
 ## 号码持有人门户
 

@@ -142,13 +142,20 @@ impl Lang {
         }
     }
 
-    /// A moment (unix seconds) as a day and a time of day, in UTC.
-    pub fn moment(self, unix: i64) -> String {
+    /// A moment (unix seconds) as a day and a time of day in the time zone `tz` (the portal's
+    /// `time_zone`), with its offset from UTC: "7 December 2026, 22:03 UTC+8".
+    pub fn moment(self, unix: i64, tz: &jiff::tz::TimeZone) -> String {
         let Ok(t) = jiff::Timestamp::from_second(unix) else { return unix.to_string() };
-        let z = t.to_zoned(jiff::tz::TimeZone::UTC);
+        let z = t.to_zoned(tz.clone());
         let date = self.day(domain::Day::from_date(z.date()));
         let time = format!("{:02}:{:02}", z.hour(), z.minute());
-        self.t_args("moment-utc", &[("date", &date), ("time", &time)])
+        let secs = z.offset().seconds();
+        let zone = match (secs / 3600, (secs.abs() % 3600) / 60) {
+            (0, 0) => "UTC".to_string(),
+            (h, 0) => format!("UTC{h:+}"),
+            (h, m) => format!("UTC{}{}:{m:02}", if secs < 0 { '-' } else { '+' }, h.abs()),
+        };
+        self.t_args("moment-zoned", &[("date", &date), ("time", &time), ("zone", &zone)])
     }
 }
 
@@ -216,7 +223,16 @@ pub(crate) mod tests {
         assert_eq!(Lang::En.day(day), "7 December 2026");
         assert_eq!(Lang::ZhCn.day(day), "2026年12月7日");
         let unix = "2026-12-07T14:03:59Z".parse::<jiff::Timestamp>().unwrap().as_second();
-        assert_eq!(Lang::En.moment(unix), "7 December 2026, 14:03 UTC");
-        assert_eq!(Lang::ZhCn.moment(unix), "2026年12月7日 14:03（UTC）");
+        let utc = jiff::tz::TimeZone::UTC;
+        assert_eq!(Lang::En.moment(unix, &utc), "7 December 2026, 14:03 UTC");
+        assert_eq!(Lang::ZhCn.moment(unix, &utc), "2026年12月7日 14:03（UTC）");
+        let beijing = jiff::tz::TimeZone::fixed(jiff::tz::offset(8));
+        assert_eq!(Lang::ZhCn.moment(unix, &beijing), "2026年12月7日 22:03（UTC+8）", "the next day's date if need be");
+        let late = "2026-12-07T20:03:59Z".parse::<jiff::Timestamp>().unwrap().as_second();
+        assert_eq!(Lang::ZhCn.moment(late, &beijing), "2026年12月8日 04:03（UTC+8）");
+        let delhi = jiff::tz::TimeZone::fixed(jiff::tz::Offset::from_seconds(5 * 3600 + 1800).unwrap());
+        assert_eq!(Lang::En.moment(unix, &delhi), "7 December 2026, 19:33 UTC+5:30");
+        let brasilia = jiff::tz::TimeZone::fixed(jiff::tz::offset(-3));
+        assert_eq!(Lang::En.moment(unix, &brasilia), "7 December 2026, 11:03 UTC-3");
     }
 }

@@ -165,7 +165,7 @@ pub async fn verify(State(state): State<AppState>, headers: HeaderMap, RawQuery(
         Some(match crate::attest::verify(&token, &crate::attest::jwks(&keys), now, Some(issuer)) {
             Ok(c) => VerifyOutcome::Valid(ShownClaims {
                 held_since: domain::Day::parse(&c.held_since).map_or(c.held_since.clone(), |d| lang.day(d)),
-                expires: lang.moment(c.exp),
+                expires: lang.moment(c.exp, &state.holder.config.time_zone),
                 number: c.phone_number,
                 issuer: c.iss,
             }),

@@ -127,7 +127,7 @@ fn problem_page(
     number: Option<PhoneNumber>,
 ) -> (StatusCode, ProblemPage) {
     let lang = c.lang;
-    let after = |secs: i64| lang.moment(now + secs.max(1));
+    let after = |secs: i64| lang.moment(now + secs.max(1), &config.time_zone);
     let minutes = |secs: i64| ("minutes", (secs / 60).max(1).to_string());
     let (status, key, args): (StatusCode, &str, Vec<(&str, String)>) = match r {
         Refusal::ClientLimited { retry_after_secs, per_hour } => (
@@ -454,7 +454,7 @@ fn reason_text(lang: Lang, r: RejectReason) -> String {
 }
 
 impl RequestRow {
-    fn new(lang: Lang, r: &UnbindRequest, today: Day) -> RequestRow {
+    fn new(lang: Lang, tz: &jiff::tz::TimeZone, r: &UnbindRequest, today: Day) -> RequestRow {
         let state = match r.state {
             UnbindState::Open if r.overdue(today) => "overdue",
             UnbindState::Open => "open",
@@ -465,9 +465,9 @@ impl RequestRow {
             institution: r.institution_name.clone(),
             state,
             state_text: lang.t(&format!("state-{state}")),
-            asked: lang.moment(r.created_unix),
+            asked: lang.moment(r.created_unix, tz),
             deadline: lang.day(r.deadline),
-            resolved: r.resolved_unix.map(|t| lang.moment(t)),
+            resolved: r.resolved_unix.map(|t| lang.moment(t, tz)),
             reason: r.reason.map(|x| reason_text(lang, x)),
         }
     }
@@ -511,7 +511,7 @@ async fn institutions_page(ctx: &Ctx, h: Holder, alert: Option<String>, status: 
         .map(|i| InstitutionRow {
             askable: askable(&i, now),
             bindings: lang.t_args("institution-bindings", &[("count", &i.bindings.to_string())]),
-            request: i.request.as_ref().map(|r| RequestRow::new(lang, r, today)),
+            request: i.request.as_ref().map(|r| RequestRow::new(lang, &ctx.state.holder.config.time_zone, r, today)),
             id: i.institution_id,
             name: i.institution_name,
         })
@@ -628,7 +628,8 @@ pub async fn requests(State(state): State<AppState>, headers: HeaderMap, RawQuer
         Err(r) => return ctx.refused(r, None),
     };
     let lang = ctx.lang;
-    let rows = requests.iter().map(|r| RequestRow::new(lang, r, today)).collect();
+    let tz = &state.holder.config.time_zone;
+    let rows = requests.iter().map(|r| RequestRow::new(lang, tz, r, today)).collect();
     let asked = Form::of_query(query.as_deref()).get("asked").and_then(|n| n.parse::<u32>().ok()).filter(|&n| n > 0);
     let notice = asked.map(|n| lang.t_args("asked-notice", &[("count", &n.to_string())]));
     let html = RequestsPage { c: ctx.chrome("/requests", Some(h.0), "requests"), rows, notice }.render();
@@ -695,7 +696,7 @@ pub async fn proof(State(state): State<AppState>, headers: HeaderMap) -> Respons
         c: ctx.chrome("/proof", Some(p.number), "proof"),
         number: p.number.to_string(),
         held_since: lang.day(p.held_since),
-        expires: lang.moment(p.expires_at),
+        expires: lang.moment(p.expires_at, &state.holder.config.time_zone),
         issuer: p.issuer,
         download: format!("data:text/plain;charset=utf-8,{}", percent_encode(&p.token)),
         qr_svg: qr_svg(&verify_link).unwrap_or_default(),
@@ -735,7 +736,10 @@ pub async fn lookups(State(state): State<AppState>, headers: HeaderMap) -> Respo
     let rows = lookups
         .into_iter()
         .map(|l| LookupRow {
-            at: l.at.parse::<jiff::Timestamp>().map_or(l.at.clone(), |t| lang.moment(t.as_second())),
+            at: l
+                .at
+                .parse::<jiff::Timestamp>()
+                .map_or(l.at.clone(), |t| lang.moment(t.as_second(), &state.holder.config.time_zone)),
             kind: lang.t(match crate::routes::holder::lookup_kind(&l.action) {
                 "kyc_match" => "lookup-kyc-match",
                 _ => "lookup-check",
@@ -829,7 +833,7 @@ mod tests {
                     resolved_unix: Some(1),
                     bindings: vec![],
                 };
-                RequestRow::new(lang, &r, Day::parse("2026-12-31").unwrap())
+                RequestRow::new(lang, &jiff::tz::TimeZone::UTC, &r, Day::parse("2026-12-31").unwrap())
             };
             let mut rows = vec![request(UnbindState::Open, None), request(UnbindState::Unbound, None)];
             rows.extend(RejectReason::ALL.iter().map(|&why| request(UnbindState::Rejected, Some(why))));
@@ -871,7 +875,7 @@ mod tests {
                     token: "eyJ".into(),
                     number: n.to_string(),
                     held_since: lang.day(day),
-                    expires: lang.moment(0),
+                    expires: lang.moment(0, &jiff::tz::TimeZone::UTC),
                     issuer: "numlink".into(),
                     download: String::new(),
                     qr_svg: qr_svg("x").unwrap(),
@@ -882,7 +886,11 @@ mod tests {
             );
             for rows in [
                 vec![],
-                vec![LookupRow { institution: "Bank".into(), at: lang.moment(0), kind: lang.t("lookup-check") }],
+                vec![LookupRow {
+                    institution: "Bank".into(),
+                    at: lang.moment(0, &jiff::tz::TimeZone::UTC),
+                    kind: lang.t("lookup-check"),
+                }],
             ] {
                 let intro = lang.t_args("lookups-intro", &[("days", "180")]);
                 pages.push(LookupsPage { c: c(), rows, intro }.render().unwrap());

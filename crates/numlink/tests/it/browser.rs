@@ -396,7 +396,8 @@ fn altered(proof: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_holder_asks_every_institution_to_unbind_in_chinese_on_a_phone() {
     let Some(b) = browser("zh-CN", 390, 844).await else { return };
-    let w = World::new("").await;
+    // Times shown as in Beijing.
+    let w = World::new("time_zone = \"Asia/Shanghai\"\n").await;
     let c = b.client();
 
     // The number.
@@ -444,7 +445,7 @@ async fn a_new_holder_asks_every_institution_to_unbind_in_chinese_on_a_phone() {
     let of = |name: &str| cards.iter().find(|c| c.contains(name)).cloned().unwrap();
     assert!(of("Harbour Pay").contains("已解绑"), "{cards:?}");
     assert!(of("Example Bank").contains("已拒绝") && of("Example Bank").contains("法院命令或监管规定"), "{cards:?}");
-    assert!(of("City Wallet").contains("已申请，等待答复") && of("City Wallet").contains("年"), "{cards:?}");
+    assert!(of("City Wallet").contains("已申请，等待答复") && of("City Wallet").contains("（UTC+8）"), "{cards:?}");
     b.check(&w.server, "requests").await;
 
     // The proof of tenure: what it states, the text, a download, the QR code.
