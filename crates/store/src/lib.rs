@@ -498,6 +498,37 @@ impl Store {
         Ok(found)
     }
 
+    // ----- console sessions -----
+
+    /// Signs a participant in to the pages with its API key: a session token for its browser, or
+    /// `None` if the key is unknown or revoked. Sessions idle longer than `idle_secs` end.
+    pub async fn open_console_session(
+        &self,
+        presented_key: String,
+        idle_secs: i64,
+    ) -> Result<Option<(String, Participant)>, StoreError> {
+        self.write(move |ctx| ctx.open_console_session(&presented_key, idle_secs)).await
+    }
+
+    /// The participant a console session token stands for, if the session is open: used within
+    /// `idle_secs`, and its key not revoked (read from the tables at every call, so a revocation by any
+    /// process ends it at its next request).
+    pub async fn console_session(&self, token: String, idle_secs: i64) -> Result<Option<Participant>, StoreError> {
+        let now = self.clock().now().as_second();
+        let t = token.clone();
+        let found = self.read(move |c| ops::console::console_session(c, &t, now, idle_secs)).await?;
+        let Some((participant, stale)) = found else { return Ok(None) };
+        if stale {
+            self.write(move |ctx| ctx.touch_console_session(&token)).await?;
+        }
+        Ok(Some(participant))
+    }
+
+    /// Ends a console session (sign-out); `false` if there was none.
+    pub async fn close_console_session(&self, token: String) -> Result<bool, StoreError> {
+        self.write(move |ctx| ctx.close_console_session(&token)).await
+    }
+
     // ----- events and checks -----
 
     /// R3 for each event, in one transaction; outcomes in input order.

@@ -21,6 +21,7 @@ const SQLITE: &[(i64, &str)] = &[
     (14, include_str!("../migrations/sqlite/0014_deliveries_by_endpoint.sql")),
     (15, include_str!("../migrations/sqlite/0015_retention.sql")),
     (16, include_str!("../migrations/sqlite/0016_one_time_convention.sql")),
+    (17, include_str!("../migrations/sqlite/0017_console_sessions.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -39,6 +40,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (14, include_str!("../migrations/postgres/0014_deliveries_by_endpoint.sql")),
     (15, include_str!("../migrations/postgres/0015_retention.sql")),
     (16, include_str!("../migrations/postgres/0016_one_time_convention.sql")),
+    (17, include_str!("../migrations/postgres/0017_console_sessions.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

@@ -5,6 +5,7 @@ pub mod attestation;
 pub mod audit;
 pub mod bindings;
 pub mod checklog;
+pub mod console;
 pub mod events;
 pub mod jobs;
 pub mod kyc;

@@ -78,7 +78,7 @@ pub const PREFIXES_MAX: usize = 1000;
 
 const SELECT: &str = "SELECT seq, id, role, name, reporting_since, created_at FROM participants";
 
-fn from_row(conn: &mut dyn Conn, r: &Row, with_prefixes: bool) -> Result<Participant, StoreError> {
+pub(crate) fn from_row(conn: &mut dyn Conn, r: &Row, with_prefixes: bool) -> Result<Participant, StoreError> {
     let seq = r.i64(0)?;
     let role = r.text(2)?;
     let mut p = Participant {

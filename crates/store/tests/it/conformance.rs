@@ -70,7 +70,44 @@ backend_tests!(
     times_of_a_migration_15_database_keep_their_meaning,
     the_check_log_is_dropped_after_its_retention_period,
     a_carrier_may_hold_only_so_many_pending_ports,
+    console_sessions_end_when_idle_closed_or_their_key_revoked,
 );
+
+async fn console_sessions_end_when_idle_closed_or_their_key_revoked(db: TestDb) {
+    let (store, clock) = db.open("2025-06-30");
+    let (bank, key) = institution(&store).await;
+    let idle = 1800;
+    assert!(store.open_console_session("nlk_not_a_key".into(), idle).await.unwrap().is_none());
+    let (token, who) = store.open_console_session(key.clone(), idle).await.unwrap().unwrap();
+    assert!(token.starts_with("nlc_") && who.id == bank.id);
+    let session = |t: &str| store.console_session(t.to_string(), idle);
+    assert_eq!(session(&token).await.unwrap().map(|p| p.id), Some(bank.id.clone()));
+    assert_eq!(session("nlc_forged").await.unwrap(), None);
+    assert_eq!(session(&key).await.unwrap(), None, "an API key is not a session");
+    // Idle: used 29 minutes on, then again 29 minutes after that (its use was written down), then
+    // left 31 minutes.
+    let advance =
+        |secs: i64| clock.set(domain::Clock::now(&*clock).checked_add(jiff::SignedDuration::from_secs(secs)).unwrap());
+    advance(29 * 60);
+    assert!(session(&token).await.unwrap().is_some());
+    advance(29 * 60);
+    assert!(session(&token).await.unwrap().is_some(), "each use keeps it open");
+    advance(31 * 60);
+    assert_eq!(session(&token).await.unwrap(), None, "30 minutes idle end it");
+    // Closed by signing out.
+    let (token, _) = store.open_console_session(key.clone(), idle).await.unwrap().unwrap();
+    assert!(store.close_console_session(token.clone()).await.unwrap());
+    assert_eq!(session(&token).await.unwrap(), None);
+    assert!(!store.close_console_session(token).await.unwrap());
+    // A revoked key ends its sessions at their next request.
+    let (token, _) = store.open_console_session(key, idle).await.unwrap().unwrap();
+    assert_eq!(store.revoke_keys(&bank.id).await.unwrap(), 1);
+    assert_eq!(session(&token).await.unwrap(), None);
+    // The table holds no token.
+    let tail = store.audit_tail(10).await.unwrap();
+    assert!(tail.iter().any(|r| r.action == "console.signed_in" && r.actor == bank.id.as_str()));
+    assert!(tail.iter().any(|r| r.action == "console.signed_out"));
+}
 
 async fn participants_and_keys(db: TestDb) {
     let (store, _) = db.open("2025-06-30");
