@@ -27,6 +27,7 @@ pub mod openapi;
 pub mod routes;
 pub mod serve;
 pub mod state;
+pub mod unbind;
 pub mod web;
 
 use std::time::Instant;

@@ -48,6 +48,8 @@ pub struct Limits {
     pub sms_queue_messages_max: usize,
     /// Bytes of a form posted to a page (a hundred institutions ticked is under 4 KiB).
     pub form_bytes_max: usize,
+    /// A console session ends after this long without a request.
+    pub console_idle_secs: i64,
     pub files: FileLimits,
 }
 
@@ -70,6 +72,7 @@ impl Default for Limits {
             write_batch_commands_max: 256,
             sms_queue_messages_max: 10_000,
             form_bytes_max: 16 * 1024,
+            console_idle_secs: 1800,
             files: FileLimits::default(),
         }
     }

@@ -113,6 +113,7 @@ pub struct FileLimitsConfig {
     pub write_batch_commands_max: Option<usize>,
     pub sms_queue_messages_max: Option<usize>,
     pub form_bytes_max: Option<usize>,
+    pub console_idle_secs: Option<i64>,
     pub file_check_chunk_rows: Option<usize>,
     pub header_timeout_ms: Option<u64>,
     pub body_timeout_ms: Option<u64>,
@@ -248,6 +249,7 @@ impl Config {
         limits.write_batch_commands_max = l.write_batch_commands_max.unwrap_or(limits.write_batch_commands_max).max(1);
         limits.sms_queue_messages_max = l.sms_queue_messages_max.unwrap_or(limits.sms_queue_messages_max).max(1);
         limits.form_bytes_max = l.form_bytes_max.unwrap_or(limits.form_bytes_max).max(1024);
+        limits.console_idle_secs = l.console_idle_secs.unwrap_or(limits.console_idle_secs).max(60);
         limits.files.check_chunk_rows = l.file_check_chunk_rows.unwrap_or(limits.files.check_chunk_rows).max(1);
         let mut serve = api::serve::ServeLimits::default();
         serve.header_timeout_ms = l.header_timeout_ms.unwrap_or(serve.header_timeout_ms).max(1);

@@ -767,6 +767,22 @@ impl Store {
         self.read(move |c| ops::unbind::request_of(c, institution_seq, &id)).await
     }
 
+    /// The holder's proof of tenure sent to the institution with an unbind request (opened from the
+    /// request's `unbind.requested` notification), if it is still there.
+    pub async fn unbind_proof(&self, institution_seq: i64, id: &UnbindRequestId) -> Result<Option<String>, StoreError> {
+        let id = id.to_string();
+        let key = self.inner.hash_key.clone();
+        self.read(move |c| {
+            let row = c.query_one(
+                "SELECT attestation FROM notifications WHERE institution_seq = $1 AND unbind_request_id = $2 \
+                 AND attestation IS NOT NULL",
+                &[institution_seq.into(), id.as_str().into()],
+            )?;
+            Ok(row.and_then(|r| r.opt_text(0)).and_then(|sealed| key.unseal(&sealed).ok()))
+        })
+        .await
+    }
+
     /// The institution's unbind requests in id order after the cursor.
     pub async fn unbind_requests(
         &self,

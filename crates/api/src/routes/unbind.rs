@@ -4,16 +4,16 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use domain::RejectReason;
 use serde::{Deserialize, Serialize};
-use store::{Resolution, Resolved, Role, UnbindRequest, UnbindRequestId};
+use store::UnbindRequest;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
+use crate::error::{ApiResult, ErrorInfo};
 use crate::json::{StrictJson, StrictQuery};
 use crate::routes::bindings::{PageQuery, page_limit};
 use crate::state::AppState;
+use crate::unbind;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -94,10 +94,6 @@ pub struct ResolvedView {
     pub bindings_removed: u64,
 }
 
-fn not_found(id: &str) -> ApiError {
-    ApiError::new(ErrorCode::NotFound, format!("no unbind request \"{}\"", domain::number::truncate_for_message(id)))
-}
-
 #[utoipa::path(
     get,
     path = "/v1/unbind-requests",
@@ -112,9 +108,8 @@ pub async fn list(
     caller: Caller,
     StrictQuery(q): StrictQuery<PageQuery>,
 ) -> ApiResult<Json<UnbindRequestsPage>> {
-    let institution = caller.require(&[Role::Institution])?;
     let limit = page_limit(&state, q.limit)?.min(1_000);
-    let page = state.store.unbind_requests(institution.seq, q.after.as_deref().unwrap_or(""), limit).await?;
+    let page = unbind::list(&state, &caller, q.after.as_deref().unwrap_or(""), limit).await?;
     let next_cursor = (page.len() == limit as usize).then(|| page.last().map(|r| r.id.to_string())).flatten();
     let today = state.store.today();
     Ok(Json(UnbindRequestsPage {
@@ -141,9 +136,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<UnbindRequestView>> {
-    let institution = caller.require(&[Role::Institution])?;
-    let Some(request_id) = UnbindRequestId::parse(&id) else { return Err(not_found(&id)) };
-    let r = state.store.unbind_request(institution.seq, &request_id).await?.ok_or_else(|| not_found(&id))?;
+    let r = unbind::get(&state, &caller, &id).await?;
     Ok(Json(UnbindRequestView::new(r, state.store.today())))
 }
 
@@ -171,38 +164,8 @@ pub async fn resolve(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<ResolveBody>,
 ) -> ApiResult<Json<ResolvedView>> {
-    let institution = caller.require(&[Role::Institution])?.clone();
-    let reasons: Vec<&str> = RejectReason::ALL.iter().map(|r| r.as_str()).collect();
-    let resolution = match (body.outcome.as_str(), body.reason.as_deref()) {
-        ("unbound", None) => Resolution::Unbound,
-        ("unbound", Some(_)) => return Err(ApiError::invalid("reason goes only with outcome \"rejected\"")),
-        ("rejected", Some(r)) => Resolution::Rejected(RejectReason::parse(r).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "reason \"{}\" is not one of {}",
-                domain::number::truncate_for_message(r),
-                reasons.join(", ")
-            ))
-        })?),
-        ("rejected", None) => {
-            return Err(ApiError::invalid(format!("a rejection needs a reason: one of {}", reasons.join(", "))));
-        }
-        (other, _) => {
-            return Err(ApiError::invalid(format!(
-                "outcome \"{}\" is not \"unbound\" or \"rejected\"",
-                domain::number::truncate_for_message(other)
-            )));
-        }
-    };
+    let resolution = unbind::resolution(&body.outcome, body.reason.as_deref())?;
     let today = state.store.today();
-    let Some(request_id) = UnbindRequestId::parse(&id) else { return Err(not_found(&id)) };
-    match state.store.resolve_unbind(institution, &request_id, resolution).await? {
-        Resolved::NotFound => Err(not_found(&id)),
-        Resolved::AlreadyResolved(r) => Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("unbind request \"{}\" was answered before ({})", r.id, r.state.as_str()),
-        )),
-        Resolved::Done { request, bindings_removed } => {
-            Ok(Json(ResolvedView { request: UnbindRequestView::new(request, today), bindings_removed }))
-        }
-    }
+    let (request, bindings_removed) = unbind::resolve(&state, &caller, &id, resolution).await?;
+    Ok(Json(ResolvedView { request: UnbindRequestView::new(request, today), bindings_removed }))
 }

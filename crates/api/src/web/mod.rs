@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::attest::VerifyError;
 use crate::state::AppState;
+use forms::{Cookies, Csrf, Form, NotAForm};
 pub use i18n::Lang;
 
 /// Bytes of a pasted proof of tenure read at most (one is about 500).
@@ -67,17 +68,106 @@ pub struct Chrome {
     pub signed_in: Option<String>,
     /// The navigation entry of this page.
     pub current: &'static str,
+    /// The signed-in participant's name and role, on a console page.
+    pub console: Option<(String, store::Role)>,
 }
 
 impl Chrome {
     pub fn new(lang: Lang, back: &str) -> Chrome {
-        Chrome { lang, back: percent_encode(back), csrf: String::new(), signed_in: None, current: "" }
+        Chrome { lang, back: percent_encode(back), csrf: String::new(), signed_in: None, current: "", console: None }
     }
 
     /// `aria-current="page"` for the navigation entry `entry` on its own page.
     pub fn is(&self, entry: &str) -> bool {
         self.current == entry
     }
+}
+
+/// A page request's frame: its language, its cookies and CSRF state, and the server's state.
+pub struct Ctx {
+    pub lang: Lang,
+    pub cookies: Cookies,
+    pub csrf: Csrf,
+    pub state: AppState,
+}
+
+impl Ctx {
+    pub fn new(state: &AppState, headers: &HeaderMap) -> Ctx {
+        let cookies = Cookies::new(state.holder.config.secure_cookies());
+        Ctx { lang: lang_of(headers), csrf: Csrf::of(headers, cookies), cookies, state: state.clone() }
+    }
+
+    /// The frame of a page at `back`: a holder's number and navigation entry for the portal's pages.
+    pub fn chrome(&self, back: &str, signed_in: Option<domain::PhoneNumber>, current: &'static str) -> Chrome {
+        Chrome {
+            csrf: self.csrf.token(&self.state.holder.session_key),
+            signed_in: signed_in.map(|n| n.to_string()),
+            current,
+            ..Chrome::new(self.lang, back)
+        }
+    }
+
+    /// A rendered page, with the CSRF cookie when it is new.
+    pub fn render(&self, status: StatusCode, html: Result<String, askama::Error>) -> Response {
+        let mut resp = page(self.lang, status, html);
+        if let Some(c) = self.csrf.cookie(self.cookies) {
+            resp.headers_mut().append(header::SET_COOKIE, c);
+        }
+        resp
+    }
+
+    /// A page that says what went wrong (`{key}-title`, `-body`, `-next` in the catalogues) and offers
+    /// one way on.
+    pub fn problem(&self, status: StatusCode, key: &str, action: (&'static str, &'static str)) -> Response {
+        let lang = self.lang;
+        let html = ProblemPage {
+            c: self.chrome("/", None, ""),
+            title: lang.t(&format!("{key}-title")),
+            body: lang.t(&format!("{key}-body")),
+            next: lang.t(&format!("{key}-next")),
+            resend: None,
+            action_href: action.0,
+            action_label: action.1,
+        }
+        .render();
+        self.render(status, html)
+    }
+
+    /// A posted form whose CSRF token is good, or the page to answer instead: a body that is no form
+    /// (415, 413), or a form without its token (403).
+    // The page is the answer a handler gives at once, not an error carried up: it is not boxed.
+    #[allow(clippy::result_large_err)]
+    pub fn posted(&self, headers: &HeaderMap, form: Result<Form, NotAForm>) -> Result<Form, Response> {
+        let form = form.map_err(|NotAForm(status)| self.problem(status, "bad-form", ("/", "action-start")))?;
+        if !forms::csrf_ok(&self.state.holder.session_key, headers, self.cookies, &form) {
+            return Err(self.problem(StatusCode::FORBIDDEN, "csrf", ("/", "action-start")));
+        }
+        Ok(form)
+    }
+}
+
+/// The page that says what went wrong and what to do next.
+#[derive(Template)]
+#[template(path = "problem.html")]
+pub struct ProblemPage {
+    pub c: Chrome,
+    pub title: String,
+    pub body: String,
+    pub next: String,
+    /// Offer a new code to this number.
+    pub resend: Option<String>,
+    pub action_href: &'static str,
+    pub action_label: &'static str,
+}
+
+/// A redirect after a form (303: the browser follows with a GET), with the pages' headers.
+pub fn see_other(to: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, HeaderValue::from_str(to).expect("a path of this site"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// A rendered page with the headers every page has.

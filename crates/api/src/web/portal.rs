@@ -18,8 +18,8 @@ use domain::holder::RejectReason;
 use domain::{Day, PhoneNumber};
 use store::{StaleHolder, UnbindRequest, UnbindState};
 
-use super::forms::{Cookies, Csrf, Form, NotAForm, csrf_ok};
-use super::{Chrome, Lang, lang_of, page, percent_encode};
+use super::forms::{Cookies, Csrf, Form, NotAForm};
+use super::{Chrome, Ctx, Lang, ProblemPage, percent_encode, see_other};
 use crate::holder::{self, Holder, Refusal};
 use crate::state::{AppState, HolderConfig};
 
@@ -30,59 +30,13 @@ const CODE_COOKIE: &str = "nl_code";
 /// Characters of a typed phone number looked at.
 const NUMBER_CHARS_MAX: usize = 40;
 
-/// A request's frame: its language, its cookies and CSRF state, and the server's state.
-struct Ctx {
-    lang: Lang,
-    cookies: Cookies,
-    csrf: Csrf,
-    state: AppState,
-}
-
 impl Ctx {
-    fn new(state: &AppState, headers: &HeaderMap) -> Ctx {
-        let cookies = Cookies::new(state.holder.config.secure_cookies());
-        Ctx { lang: lang_of(headers), csrf: Csrf::of(headers, cookies), cookies, state: state.clone() }
-    }
-
-    fn chrome(&self, back: &str, signed_in: Option<PhoneNumber>, current: &'static str) -> Chrome {
-        Chrome {
-            csrf: self.csrf.token(&self.state.holder.session_key),
-            signed_in: signed_in.map(|n| n.to_string()),
-            current,
-            ..Chrome::new(self.lang, back)
-        }
-    }
-
-    /// A rendered page, with the CSRF cookie when it is new.
-    fn render(&self, status: StatusCode, html: Result<String, askama::Error>) -> Response {
-        let mut resp = page(self.lang, status, html);
-        if let Some(c) = self.csrf.cookie(self.cookies) {
-            resp.headers_mut().append(header::SET_COOKIE, c);
-        }
-        resp
-    }
-
     /// The signed-in holder, or the page to answer instead: without a session cookie, the first page
     /// (a link followed from another site arrives without it, and must not end the session); with one
     /// that is no longer good, the page that says why (and the cookie is removed).
     async fn holder(&self, headers: &HeaderMap) -> Result<Holder, Response> {
         let Some(token) = self.cookies.get(headers, SESSION_COOKIE) else { return Err(see_other("/")) };
         holder::authenticate(&self.state, token).await.map_err(|r| self.refused(r, None))
-    }
-
-    /// A posted form whose CSRF token is good, or the page to answer instead.
-    // The page is the answer a handler gives at once, not an error carried up: it is not boxed.
-    #[allow(clippy::result_large_err)]
-    fn posted(&self, headers: &HeaderMap, form: Result<Form, NotAForm>) -> Result<Form, Response> {
-        let form = form.map_err(|NotAForm(status)| {
-            let mut resp = self.refused(Refusal::Invalid(String::new()), None);
-            *resp.status_mut() = status;
-            resp
-        })?;
-        if !csrf_ok(&self.state.holder.session_key, headers, self.cookies, &form) {
-            return Err(self.forged());
-        }
-        Ok(form)
     }
 
     /// The page for a refusal: what happened and what to do next. A session that ended or met a
@@ -98,22 +52,6 @@ impl Ctx {
             resp.headers_mut().append(header::SET_COOKIE, self.cookies.clear(SESSION_COOKIE));
         }
         resp
-    }
-
-    /// The page for a form posted without its CSRF token, or with another's.
-    fn forged(&self) -> Response {
-        let lang = self.lang;
-        let html = ProblemPage {
-            c: self.chrome("/", None, ""),
-            title: lang.t("csrf-title"),
-            body: lang.t("csrf-body"),
-            next: lang.t("csrf-next"),
-            resend: None,
-            action_href: "/",
-            action_label: "action-start",
-        }
-        .render();
-        self.render(StatusCode::FORBIDDEN, html)
     }
 }
 
@@ -188,16 +126,6 @@ fn problem_page(
     (status, page)
 }
 
-/// A redirect after a form (303: the browser follows with a GET), with the pages' headers.
-fn see_other(to: &str) -> Response {
-    let mut resp = StatusCode::SEE_OTHER.into_response();
-    let h = resp.headers_mut();
-    h.insert(header::LOCATION, HeaderValue::from_str(to).expect("a path of this site"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
 /// Full-width digits and plus (typed with a Chinese input method) as ASCII; other characters as they are.
 fn half_width(c: char) -> char {
     match c {
@@ -254,19 +182,6 @@ impl CodeStep {
 }
 
 // ---- pages ----
-
-#[derive(Template)]
-#[template(path = "problem.html")]
-struct ProblemPage {
-    c: Chrome,
-    title: String,
-    body: String,
-    next: String,
-    /// Offer a new code to this number.
-    resend: Option<String>,
-    action_href: &'static str,
-    action_label: &'static str,
-}
 
 #[derive(Template)]
 #[template(path = "start.html")]
