@@ -188,3 +188,82 @@ unavailable-next = Try again in a minute.
 csrf-title = This form could not be accepted
 csrf-body = numlink could not tell that it was sent from its own page. This happens when the browser does not keep cookies for numlink, or when the form came from another site.
 csrf-next = Allow cookies for this site, then start again from numlink's page.
+
+## The consoles: institutions, carriers, the regulator
+
+console-nav-label = Your organisation
+console-signed-in-as = Signed in as
+console-nav-requests = Unbind requests
+console-sign-in-title = Sign in to your numlink console
+console-sign-in-intro = Institutions answer the unbind requests of the people who now hold their customers' old numbers here. Carriers and the regulator sign in here too.
+console-key-label = Your organisation's API key
+console-key-hint = The key that starts with "nlk_". It is exchanged for a session in this browser and never kept in it.
+console-sign-in-submit = Sign in
+console-no-key-title = No key?
+console-no-key-body = The operator of numlink gives each organisation its key when it joins (numlink participant add) and a new one when asked (numlink participant rotate-key). Ask your organisation's contact with the operator.
+console-holder-link = Is a recycled number yours? The holder's pages are here
+console-key-refused = This key is not one numlink knows, or it was revoked. Check that you pasted the whole key.
+console-ended-notice = Your session ended after { $minutes } minutes without use, or its key was revoked. Sign in again.
+console-home-title = Your console
+console-home-body = The pages for your organisation's work are on their way. Meanwhile, everything is in the API: its documentation shows each call and lets you try it with your key.
+console-api-docs = Open the API documentation
+console-requests-title = Unbind requests
+console-requests-intro = People who now hold a number that some of your accounts still use ask you to remove it from those accounts. Answer each by its deadline: the regulator sees who answers late.
+console-open-title = To answer
+console-open-none = No request is waiting for your answer.
+console-answered-title = Answered
+console-answered-none = You have not answered any request yet.
+console-col-request = Request
+console-col-deadline = Deadline
+console-col-left = Time left
+console-col-accounts = Accounts
+console-col-answer = Answer
+console-col-state = State
+console-col-reason = Reason
+console-col-account = Account
+console-col-bound-on = Bound on
+console-asked = Asked
+console-answered-at = Answered
+console-due-today = Due today
+console-days-left = { $days ->
+    [one] 1 day left
+   *[other] { $days } days left
+}
+console-days-late = { $days ->
+    [one] Overdue by 1 day
+   *[other] Overdue by { $days } days
+}
+console-state-open = Waiting for your answer
+console-state-overdue = Overdue
+console-state-unbound = Unbound
+console-state-rejected = Refused
+console-request-title = Unbind request
+console-accounts-title = The accounts it is about
+console-accounts-intro = Your accounts bound to the number before the person asking got it, as they were when the request was made.
+console-proof-title = The holder's proof of tenure
+console-proof-gone = The proof sent with this request is no longer kept.
+console-answer-title = Your answer
+console-answer-legend = Choose an answer
+console-outcome-unbound = Remove the number from these accounts
+console-outcome-rejected = Refuse, with a reason
+console-reason-label = Reason for refusing
+console-reason-none = (none: only when removing)
+console-reason-customer-reverified = The account holder confirmed this number with us after the new holder got it
+console-reason-legal-hold = A court order or a regulation requires us to keep it
+console-reason-fraud-investigation = The account is under a fraud investigation
+console-reason-no-such-binding = We no longer have this number on any account
+console-answer-submit = Send the answer
+console-answered-notice = Your answer was recorded, and the person who asked can see it.
+console-needs-reason = A refusal needs one of the reasons.
+console-needs-outcome = Choose an answer: remove the number, or refuse with a reason.
+action-console-home = Back to your console
+action-console-requests = Back to the requests
+console-not-found-title = Not found
+console-not-found-body = None of your organisation's records has this id.
+console-not-found-next = Go back to your console and choose from the list.
+console-not-for-role-title = Not part of your console
+console-not-for-role-body = This page is for another kind of organisation.
+console-not-for-role-next = Go back to your console.
+console-answered-before-title = Already answered
+console-answered-before-body = This request was answered before, and the first answer stands.
+console-answered-before-next = Go back to the requests to see the answer.

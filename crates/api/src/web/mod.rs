@@ -7,6 +7,7 @@
 //! and sees whether numlink issued it and what it states, checked against numlink's published keys
 //! (the same `attest::verify` the command line uses).
 
+pub mod console;
 pub mod forms;
 pub mod i18n;
 pub mod portal;
@@ -43,6 +44,13 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/proof", get(portal::proof))
         .route("/lookups", get(portal::lookups))
         .route("/sign-out", post(portal::sign_out))
+        .route("/console", get(console::start))
+        .route("/console/sign-in", post(console::sign_in))
+        .route("/console/sign-out", post(console::sign_out))
+        .route("/console/home", get(console::role_home))
+        .route("/console/requests", get(console::queue))
+        .route("/console/requests/{id}", get(console::request))
+        .route("/console/requests/{id}/resolve", post(console::resolve))
         .route("/verify", get(verify))
         .route("/lang/{tag}", get(switch_lang))
         .route("/assets/portal.css", get(stylesheet))
@@ -235,6 +243,23 @@ fn why(e: &VerifyError) -> &'static str {
     }
 }
 
+/// The verdict on a proof of tenure, against numlink's own published keys and issuer, worded in
+/// `lang` (the verify page, and an institution's view of a request).
+pub async fn check_proof(state: &AppState, lang: Lang, token: &str) -> Result<VerifyOutcome, store::StoreError> {
+    let keys = state.store.attestation_keys().await?;
+    let now = state.store.clock().now().as_second();
+    let issuer = state.holder.config.issuer.as_str();
+    Ok(match crate::attest::verify(token, &crate::attest::jwks(&keys), now, Some(issuer)) {
+        Ok(c) => VerifyOutcome::Valid(ShownClaims {
+            held_since: domain::Day::parse(&c.held_since).map_or(c.held_since.clone(), |d| lang.day(d)),
+            expires: lang.moment(c.exp, &state.holder.config.time_zone),
+            number: c.phone_number,
+            issuer: c.iss,
+        }),
+        Err(e) => VerifyOutcome::Invalid(why(&e)),
+    })
+}
+
 /// `GET /verify[?token=…]`: the form, and the verdict on a proof if one is given.
 pub async fn verify(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let lang = lang_of(&headers);
@@ -243,24 +268,13 @@ pub async fn verify(State(state): State<AppState>, headers: HeaderMap, RawQuery(
     let outcome = if token.is_empty() {
         None
     } else {
-        let keys = match state.store.attestation_keys().await {
-            Ok(k) => k,
+        match check_proof(&state, lang, &token).await {
+            Ok(o) => Some(o),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the published keys");
                 return (StatusCode::SERVICE_UNAVAILABLE, "unavailable").into_response();
             }
-        };
-        let now = state.store.clock().now().as_second();
-        let issuer = state.holder.config.issuer.as_str();
-        Some(match crate::attest::verify(&token, &crate::attest::jwks(&keys), now, Some(issuer)) {
-            Ok(c) => VerifyOutcome::Valid(ShownClaims {
-                held_since: domain::Day::parse(&c.held_since).map_or(c.held_since.clone(), |d| lang.day(d)),
-                expires: lang.moment(c.exp, &state.holder.config.time_zone),
-                number: c.phone_number,
-                issuer: c.iss,
-            }),
-            Err(e) => VerifyOutcome::Invalid(why(&e)),
-        })
+        }
     };
     let back =
         if token.is_empty() { "/verify".to_string() } else { format!("/verify?token={}", percent_encode(&token)) };

@@ -49,7 +49,7 @@ pub(crate) struct World {
     gateway_secret: String,
     pub(crate) old_bank: String,
     pub(crate) old_bank_id: String,
-    new_bank: String,
+    pub(crate) new_bank: String,
     regulator: String,
 }
 

@@ -7,6 +7,7 @@ mod camara;
 mod check_files;
 mod checks;
 mod connections;
+mod console;
 mod events;
 mod files;
 mod holder;

@@ -20,7 +20,7 @@ backend_tests!(
 
 /// A browser's cookie jar, as far as these tests need one.
 #[derive(Default)]
-struct Jar(Vec<(String, String)>);
+pub(crate) struct Jar(pub(crate) Vec<(String, String)>);
 
 impl Jar {
     /// Takes the `Set-Cookie`s of a response (a `Max-Age=0` one removes its cookie).
@@ -40,13 +40,13 @@ impl Jar {
         self.0.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
 /// The `Set-Cookie` of `name` in a response.
-fn set_cookie<'a>(r: &'a Resp, name: &str) -> &'a str {
+pub(crate) fn set_cookie<'a>(r: &'a Resp, name: &str) -> &'a str {
     r.headers
         .get_all("set-cookie")
         .iter()
@@ -61,7 +61,7 @@ fn csrf_cookie_value(set_cookie: &str) -> String {
 }
 
 /// The CSRF token of the first form on a page.
-fn csrf_of(page: &Resp) -> String {
+pub(crate) fn csrf_of(page: &Resp) -> String {
     let at = page.text.find(r#"name="csrf" value=""#).unwrap_or_else(|| panic!("no form token: {}", page.text));
     let rest = &page.text[at + r#"name="csrf" value=""#.len()..];
     rest[..rest.find('"').unwrap()].to_string()
@@ -86,13 +86,13 @@ fn form_body(fields: &[(&str, &str)]) -> String {
 }
 
 /// A browser of one language: its cookies kept from answer to answer.
-struct Browser<'a> {
-    app: &'a TestApp,
-    jar: Jar,
+pub(crate) struct Browser<'a> {
+    pub(crate) app: &'a TestApp,
+    pub(crate) jar: Jar,
 }
 
 impl Browser<'_> {
-    async fn get(&mut self, path: &str) -> Resp {
+    pub(crate) async fn get(&mut self, path: &str) -> Resp {
         let cookie = self.jar.header();
         let headers = [("cookie", cookie.as_str()), ("accept-language", "en")];
         let r = self.app.request(Method::GET, path, None, &headers, Body::empty()).await;
@@ -100,7 +100,7 @@ impl Browser<'_> {
         r
     }
 
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Resp {
         let cookie = self.jar.header();
         let headers = [
             ("cookie", cookie.as_str()),

@@ -746,3 +746,75 @@ async fn a_clerk_checks_a_proof_in_a_phone_browser_with_the_keyboard_alone() {
     assert!(fetched.iter().all(|u| u.starts_with(&server.base)), "{fetched:?}");
     b.close().await;
 }
+
+impl World {
+    /// The holder of `N` asks every institution to unbind, through the API.
+    async fn holder_asks_all(&self) {
+        let post = |path: &str, body: Value| self.http.post(format!("{}{path}", self.server.base)).json(&body).send();
+        let otp: Value = post("/v1/holder/otp", json!({"phoneNumber": N})).await.unwrap().json().await.unwrap();
+        let code = self.code_for(N);
+        let session: Value =
+            post("/v1/holder/session", json!({"phoneNumber": N, "challengeId": otp["challengeId"], "code": code}))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        let token = session["token"].as_str().unwrap();
+        self.call(reqwest::Method::POST, "/v1/holder/unbind-requests", token, Some(json!({"all": true}))).await;
+    }
+}
+
+/// An institution's operator signs in with its key, finds the request on its queue, reads the accounts
+/// and the holder's proof, refuses it with a reason, and signs out: in `lang`, at `width`×`height`.
+async fn an_institution_answers(lang: &str, width: u32, height: u32) {
+    let Some(b) = browser(lang, width, height).await else { return };
+    let zh = lang.starts_with("zh");
+    let say = |zh_text: &'static str, en_text: &'static str| if zh { zh_text } else { en_text };
+    let w = World::new("").await;
+    w.holder_asks_all().await;
+    b.goto(&w.server, "/console").await;
+    assert_eq!(text(&b, "h1").await, say("登录 numlink 控制台", "Sign in to your numlink console"));
+    b.check(&w.server, "console-sign-in").await;
+    b.fill("#key", "nlk_wrong").await;
+    b.click("form[action='/console/sign-in'] button").await;
+    assert!(text(&b, "#key-error").await.len() > 10);
+    b.fill("#key", &w.banks[0].1).await;
+    b.click("form[action='/console/sign-in'] button").await;
+
+    // The queue: one request, due in five working days.
+    assert_eq!(b.path().await, "/console/requests");
+    let rows = b.all_text("table.queue tbody tr").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].contains(say("还剩", "days left")), "{rows:?}");
+    b.check(&w.server, "console-requests").await;
+    b.click("table.queue a").await;
+
+    // The request: Example Bank's two accounts, the proof valid.
+    assert_eq!(b.all_text("tbody td:first-child").await, vec!["acct-0-0", "acct-0-1"]);
+    assert_eq!(text(&b, ".result .verdict").await, say("✓ 有效", "✓ Valid"));
+    b.check(&w.server, "console-request").await;
+    b.click_here("#outcome-rejected").await;
+    b.client().find(Locator::Css("#reason option[value=legal_hold]")).await.unwrap().click().await.unwrap();
+    b.click("form[action$='/resolve'] button[type=submit]").await;
+    assert!(text(&b, ".notice").await.len() > 5);
+    assert_eq!(text(&b, "dd.state").await, say("已拒绝", "Refused"), "the answer stands on the page");
+    b.check(&w.server, "console-answered").await;
+
+    // The holder sees the refusal and its reason (through the API here).
+    b.click("form[action='/console/sign-out'] button").await;
+    assert_eq!(b.path().await, "/console");
+    b.goto(&w.server, "/console/requests").await;
+    assert_eq!(b.path().await, "/console", "signed out: the sign-in page");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_institution_answers_a_request_in_its_console_in_chinese_on_a_phone() {
+    an_institution_answers("zh-CN", 390, 844).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_institution_answers_a_request_in_its_console_in_english() {
+    an_institution_answers("en", 1280, 800).await;
+}

@@ -1,0 +1,149 @@
+//! The consoles over HTTP, as a browser speaks to them: an institution signs in with its key and
+//! answers a request; sessions end when idle, signed out or revoked; and a page authorises exactly as
+//! its API route, refusing another's object as if it did not exist.
+
+use serde_json::json;
+use store::backend_tests;
+use store::testing::TestDb;
+
+use crate::TestApp;
+use crate::holder::{N, login, world};
+use crate::portal::{Browser, Jar, csrf_of, set_cookie};
+
+backend_tests!(
+    an_institution_signs_in_and_answers_a_request,
+    a_console_page_authorises_as_its_route,
+    a_console_session_ends_when_idle_signed_out_or_revoked,
+);
+
+/// A browser signed in to the console with `key`.
+async fn signed_in<'a>(app: &'a TestApp, key: &str) -> Browser<'a> {
+    let mut b = Browser { app, jar: Jar::default() };
+    let csrf = csrf_of(&b.get("/console").await);
+    let r = b.post("/console/sign-in", &[("csrf", &csrf), ("key", key)]).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    b
+}
+
+/// The id of the first request on the institution's queue.
+fn first_request(page: &str) -> String {
+    let at = page.find("/console/requests/unb_").expect("a request on the queue") + "/console/requests/".len();
+    page[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+}
+
+async fn an_institution_signs_in_and_answers_a_request(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    let holder = login(&app, &w, N).await;
+    assert_eq!(app.post("/v1/holder/unbind-requests", &holder, json!({"all": true})).await.status, 201);
+
+    // A wrong key: said on the form; nothing set.
+    let mut b = Browser { app: &app, jar: Jar::default() };
+    let csrf = csrf_of(&b.get("/console").await);
+    let wrong = b.post("/console/sign-in", &[("csrf", &csrf), ("key", "nlk_not_a_key")]).await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.text.contains("This key is not one numlink knows"), "{}", wrong.text);
+    assert!(b.jar.get("nl_console").is_none());
+
+    // The key, exchanged for a session: a cookie holding no key.
+    let r = b.post("/console/sign-in", &[("csrf", &csrf), ("key", &w.old_bank)]).await;
+    assert_eq!((r.status, r.headers["location"].to_str().unwrap()), (303, "/console/requests"));
+    let cookie = set_cookie(&r, "nl_console");
+    assert!(cookie.starts_with("nl_console=nlc_") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(!cookie.contains(&w.old_bank));
+
+    // The queue: the open request, its deadline and time left.
+    let queue = b.get("/console/requests").await;
+    assert_eq!(queue.status, 200);
+    assert!(queue.text.contains("7 July 2025") && queue.text.contains("7 days left"), "{}", queue.text);
+    let id = first_request(&queue.text);
+
+    // The request: the accounts, and the holder's proof checked.
+    let page = b.get(&format!("/console/requests/{id}")).await;
+    assert!(page.text.contains("old-acct-1") && page.text.contains("old-acct-2"), "{}", page.text);
+    assert!(page.text.contains("✓ Valid") && page.text.contains(N), "{}", page.text);
+    // A refusal without a reason is said on the page; nothing is answered.
+    let csrf = csrf_of(&page);
+    let bare = b.post(&format!("/console/requests/{id}/resolve"), &[("csrf", &csrf), ("outcome", "rejected")]).await;
+    assert_eq!(bare.status, 400);
+    assert!(bare.text.contains("A refusal needs one of the reasons."), "{}", bare.text);
+    // Unbound: the API sees the answer the page gave.
+    let done = b.post(&format!("/console/requests/{id}/resolve"), &[("csrf", &csrf), ("outcome", "unbound")]).await;
+    assert_eq!(done.status, 303);
+    let answered = b.get(done.headers["location"].to_str().unwrap()).await;
+    assert!(answered.text.contains("Your answer was recorded"), "{}", answered.text);
+    let api = app.get(&format!("/v1/unbind-requests/{id}"), &w.old_bank).await;
+    assert_eq!(api.body["state"], "unbound", "{}", api.text);
+    // A second answer: refused, the first stands.
+    let again = b.post(&format!("/console/requests/{id}/resolve"), &[("csrf", &csrf), ("outcome", "unbound")]).await;
+    assert_eq!(again.status, 409);
+    assert!(again.text.contains("Already answered"), "{}", again.text);
+}
+
+async fn a_console_page_authorises_as_its_route(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    let holder = login(&app, &w, N).await;
+    app.post("/v1/holder/unbind-requests", &holder, json!({"all": true})).await;
+    let mut old = signed_in(&app, &w.old_bank).await;
+    let id = first_request(&old.get("/console/requests").await.text);
+
+    // Another institution asks for it: the same page as for an id nobody has.
+    let mut other = signed_in(&app, &w.new_bank).await;
+    let theirs = other.get(&format!("/console/requests/{id}")).await;
+    let nobodys = other.get("/console/requests/unb_00000000000000000000").await;
+    assert_eq!((theirs.status, nobodys.status), (404, 404));
+    let body = |t: &str| t[t.find("<main").unwrap()..].to_string();
+    assert_eq!(body(&theirs.text), body(&nobodys.text), "nothing tells the two apart");
+    let csrf = csrf_of(&other.get("/console/requests").await);
+    let answer =
+        other.post(&format!("/console/requests/{id}/resolve"), &[("csrf", &csrf), ("outcome", "unbound")]).await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(app.get(&format!("/v1/unbind-requests/{id}"), &w.old_bank).await.body["state"], "open");
+    // A carrier's session: not its page, whatever the id.
+    let mut carrier = signed_in(&app, &w.carrier).await;
+    assert_eq!(carrier.get("/console/requests").await.status, 403);
+    assert_eq!(carrier.get(&format!("/console/requests/{id}")).await.status, 403);
+    assert_eq!(carrier.get("/console").await.headers["location"], "/console/home");
+    // A holder's session is no console session.
+    let mut phone =
+        Browser { app: &app, jar: Jar(vec![("nl_session".into(), holder.clone()), ("nl_console".into(), holder)]) };
+    assert_eq!(phone.get("/console/requests").await.headers["location"], "/console?ended=1");
+    // A form without its token changes nothing.
+    let forged = old.post(&format!("/console/requests/{id}/resolve"), &[("outcome", "unbound")]).await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(app.get(&format!("/v1/unbind-requests/{id}"), &w.old_bank).await.body["state"], "open");
+}
+
+async fn a_console_session_ends_when_idle_signed_out_or_revoked(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    // Without a session: the sign-in page.
+    let mut nobody = Browser { app: &app, jar: Jar::default() };
+    assert_eq!(nobody.get("/console/requests").await.headers["location"], "/console");
+    // Idle 31 minutes: sent to sign in, told why, the cookie removed.
+    let mut b = signed_in(&app, &w.old_bank).await;
+    app.advance(29 * 60);
+    assert_eq!(b.get("/console/requests").await.status, 200);
+    app.advance(29 * 60);
+    assert_eq!(b.get("/console/requests").await.status, 200, "each use keeps it open");
+    app.advance(31 * 60);
+    let idle = b.get("/console/requests").await;
+    assert_eq!(idle.headers["location"], "/console?ended=1");
+    assert!(set_cookie(&idle, "nl_console").contains("Max-Age=0"));
+    let told = b.get("/console?ended=1").await;
+    assert!(told.text.contains("Your session ended after 30 minutes without use"), "{}", told.text);
+    // Signed out.
+    let mut b = signed_in(&app, &w.old_bank).await;
+    let csrf = csrf_of(&b.get("/console/requests").await);
+    let token = b.jar.get("nl_console").unwrap().to_string();
+    let out = b.post("/console/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(out.headers["location"], "/console");
+    let mut replay = Browser { app: &app, jar: Jar(vec![("nl_console".into(), token)]) };
+    assert_eq!(replay.get("/console/requests").await.headers["location"], "/console?ended=1", "the token is dead");
+    // The key revoked: its sessions end at their next request.
+    let mut b = signed_in(&app, &w.old_bank).await;
+    let old_bank = app.store.list_participants().await.unwrap().into_iter().find(|p| p.name == "Old Bank").unwrap();
+    app.store.revoke_keys(&old_bank.id).await.unwrap();
+    assert_eq!(b.get("/console/requests").await.headers["location"], "/console?ended=1");
+}
