@@ -215,7 +215,6 @@ console-answered-title = Answered
 console-answered-none = You have not answered any request yet.
 console-col-request = Request
 console-col-deadline = Deadline
-console-col-left = Time left
 console-col-accounts = Accounts
 console-col-answer = Answer
 console-col-state = State

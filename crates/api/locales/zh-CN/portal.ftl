@@ -205,7 +205,6 @@ console-answered-title = 已答复
 console-answered-none = 您还没有答复过任何申请。
 console-col-request = 申请
 console-col-deadline = 答复期限
-console-col-left = 剩余时间
 console-col-accounts = 账户数
 console-col-answer = 答复
 console-col-state = 状态

@@ -784,11 +784,11 @@ async fn an_institution_answers(lang: &str, width: u32, height: u32) {
 
     // The queue: one request, due in five working days.
     assert_eq!(b.path().await, "/console/requests");
-    let rows = b.all_text("table.queue tbody tr").await;
+    let rows = b.all_text(".queue li").await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(rows[0].contains(say("还剩", "days left")), "{rows:?}");
     b.check(&w.server, "console-requests").await;
-    b.click("table.queue a").await;
+    b.click(".queue a").await;
 
     // The request: Example Bank's two accounts, the proof valid.
     assert_eq!(b.all_text("tbody td:first-child").await, vec!["acct-0-0", "acct-0-1"]);
