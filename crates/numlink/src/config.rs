@@ -443,9 +443,12 @@ mod tests {
 
     #[test]
     fn mistakes_are_reported() {
-        let (_d, o) = with_file("[holder]\ntime_zone = \"Mars/Olympus\"\n");
+        // (Each with a database of its own, so that no key file is made where the test runs.)
+        let data = tempfile::tempdir().unwrap();
+        let db = format!("db = \"sqlite://{}/x.db\"\n", data.path().display());
+        let (_d, o) = with_file(&format!("{db}[holder]\ntime_zone = \"Mars/Olympus\"\n"));
         assert!(format!("{:#}", Config::load(&o).err().unwrap()).contains("Mars/Olympus"));
-        let (_d, o) = with_file("public_url = \"numlink.example.cn/x\"\n");
+        let (_d, o) = with_file(&format!("{db}public_url = \"numlink.example.cn/x\"\n"));
         assert!(format!("{:#}", Config::load(&o).err().unwrap()).contains("public_url"));
         let (_d, o) = with_file("lisen = \"127.0.0.1:9000\"\n");
         assert!(format!("{:#}", Config::load(&o).err().unwrap()).contains("lisen"));
