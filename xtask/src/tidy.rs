@@ -193,6 +193,20 @@ fn architecture_md_names_only_code_that_exists() {
     assert!(named > 30, "ARCHITECTURE.md should name the code it maps: only {named} names");
 }
 
+/// A database or a key made by running numlink (a test, a walkthrough) must never be committed: a
+/// tracked hash key would be a public one.
+#[test]
+fn no_database_or_key_file_is_tracked() {
+    let made: Vec<PathBuf> = tracked_files()
+        .into_iter()
+        .filter(|f| {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("numlink.db") || name.ends_with(".key") || name.ends_with(".db")
+        })
+        .collect();
+    assert!(made.is_empty(), "files numlink makes are tracked: {made:?}");
+}
+
 #[test]
 fn no_tracked_file_refers_outside_the_repository() {
     let root = root();
