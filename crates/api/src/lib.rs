@@ -24,6 +24,7 @@ pub mod holder;
 pub mod json;
 pub mod limit;
 pub mod openapi;
+pub mod report;
 pub mod routes;
 pub mod serve;
 pub mod state;

@@ -20,6 +20,18 @@ pub async fn list(state: &AppState, caller: &Caller, after: &str, limit: u32) ->
     Ok(state.store.unbind_requests(institution.seq, after, limit).await?)
 }
 
+/// The caller's requests as its operators work through them: the open ones by deadline (at most
+/// `open_max`), then the answered ones, newest first (at most `answered_max`).
+pub async fn queue(
+    state: &AppState,
+    caller: &Caller,
+    open_max: u32,
+    answered_max: u32,
+) -> ApiResult<store::UnbindQueue> {
+    let institution = caller.require(&[Role::Institution])?;
+    Ok(state.store.unbind_queue(institution.seq, open_max, answered_max).await?)
+}
+
 /// One of the caller's requests. Another's, or none, is the same 404.
 pub async fn get(state: &AppState, caller: &Caller, id: &str) -> ApiResult<UnbindRequest> {
     let institution = caller.require(&[Role::Institution])?;

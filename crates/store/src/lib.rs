@@ -41,9 +41,10 @@ pub use ops::jobs::{Checkpoint, ChunkRow, Job, JobDeleted, JobKind, JobState, Re
 pub use ops::kyc::{KYC_ATTRIBUTES, Kyc, KycAnswer, KycMatch, Rebind};
 pub use ops::otp::{OtpFailure, OtpIssued, OtpLimits, OtpRefused, SmsGateway, TenureMark};
 pub use ops::participants::{NewParticipant, Participant, Role};
-pub use ops::report::InstitutionReport;
+pub use ops::report::{InstitutionReport, Period};
 pub use ops::unbind::{
-    HolderView, RequestedBinding, Resolution, Resolved, StaleHolder, UnbindRefused, UnbindRequest, UnbindState,
+    HolderView, RequestedBinding, Resolution, Resolved, StaleHolder, UnbindQueue, UnbindRefused, UnbindRequest,
+    UnbindState,
 };
 pub use ops::webhooks::{AttemptOutcome, DeliveryState, DueDelivery, Endpoint};
 pub use sqlite::PAGE_SIZE as SQLITE_PAGE_SIZE;
@@ -518,8 +519,9 @@ impl Store {
         let t = token.clone();
         let found = self.read(move |c| ops::console::console_session(c, &t, now, idle_secs)).await?;
         let Some((participant, stale)) = found else { return Ok(None) };
-        if stale {
-            self.write(move |ctx| ctx.touch_console_session(&token)).await?;
+        // Written down at most once a minute; a busy writer must not cost the page.
+        if stale && let Err(e) = self.write(move |ctx| ctx.touch_console_session(&token)).await {
+            tracing::warn!(error = %e, "a console session's use could not be written down");
         }
         Ok(Some(participant))
     }
@@ -783,6 +785,16 @@ impl Store {
         .await
     }
 
+    /// The institution's requests as its operators work through them (`UnbindQueue`).
+    pub async fn unbind_queue(
+        &self,
+        institution_seq: i64,
+        open_max: u32,
+        answered_max: u32,
+    ) -> Result<ops::unbind::UnbindQueue, StoreError> {
+        self.read(move |c| ops::unbind::queue_of(c, institution_seq, open_max, answered_max)).await
+    }
+
     /// The institution's unbind requests in id order after the cursor.
     pub async fn unbind_requests(
         &self,
@@ -846,10 +858,15 @@ impl Store {
         self.read(move |c| ops::attestation::attestation_keys(c, now)).await
     }
 
-    /// The regulator's report as of today.
-    pub async fn institution_report(&self, unacked_working_days: u32) -> Result<Vec<InstitutionReport>, StoreError> {
+    /// The regulator's report as of today, over the requests and notifications made in `period` (all,
+    /// if `None`).
+    pub async fn institution_report(
+        &self,
+        unacked_working_days: u32,
+        period: Option<ops::report::Period>,
+    ) -> Result<Vec<InstitutionReport>, StoreError> {
         let today = self.today();
-        self.read(move |c| ops::report::institution_report(c, today, unacked_working_days)).await
+        self.read(move |c| ops::report::institution_report(c, today, unacked_working_days, period)).await
     }
 
     // ----- real names -----

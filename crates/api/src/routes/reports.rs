@@ -2,12 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Serialize;
-use store::Role;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorInfo};
+use crate::json::StrictQuery;
+use crate::report;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,21 +46,38 @@ pub struct InstitutionsReport {
     pub institutions: Vec<InstitutionLine>,
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// The first day of the period (`YYYY-MM-DD`): only the requests and notifications made from it.
+    pub from: Option<String>,
+    /// The last day of the period, included; with `from`.
+    pub to: Option<String>,
+}
+
 #[utoipa::path(
     get,
     path = "/v1/reports/institutions",
     tag = "Regulator",
     summary = "Who handles unbind requests and notifications on time",
+    description = "Per institution, over the unbind requests and binding notifications made in the period \
+                   `from`..`to` (both days included; all of them without a period), as of today.",
+    params(ReportQuery),
     responses(
         (status = 200, body = InstitutionsReport),
+        (status = 400, description = "INVALID_ARGUMENT: a day of the wrong form, one of the two alone, or from after to", body = ErrorInfo),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
         (status = 403, description = "PERMISSION_DENIED: for regulators", body = ErrorInfo),
     ),
     security(("apiKey" = []))
 )]
-pub async fn institutions(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<InstitutionsReport>> {
-    caller.require(&[Role::Regulator])?;
-    let rows = state.store.institution_report(state.holder.config.ack_working_days).await?;
+pub async fn institutions(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictQuery(q): StrictQuery<ReportQuery>,
+) -> ApiResult<Json<InstitutionsReport>> {
+    let period = report::period(q.from.as_deref(), q.to.as_deref())?;
+    let (as_of, rows) = report::institutions(&state, &caller, period).await?;
     let institutions = rows
         .into_iter()
         .map(|r| InstitutionLine {
@@ -76,5 +94,5 @@ pub async fn institutions(State(state): State<AppState>, caller: Caller) -> ApiR
             notifications_unacked_overdue: r.notifications_unacked_overdue,
         })
         .collect();
-    Ok(Json(InstitutionsReport { as_of: state.store.today().to_string(), institutions }))
+    Ok(Json(InstitutionsReport { as_of: as_of.to_string(), institutions }))
 }

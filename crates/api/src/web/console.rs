@@ -11,12 +11,12 @@
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use domain::RejectReason;
 use store::{Role, UnbindRequest, UnbindState};
 
 use super::forms::{Csrf, Form, NotAForm};
-use super::{Chrome, Ctx, Lang, VerifyOutcome, check_proof, see_other};
+use super::{Chrome, Ctx, Lang, VerifyOutcome, check_proof_at, see_other};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -26,8 +26,11 @@ use crate::unbind;
 const CONSOLE_COOKIE: &str = "nl_console";
 /// Characters of a pasted API key looked at (a key is 52).
 const KEY_CHARS_MAX: usize = 128;
-/// Requests listed on the queue.
-const QUEUE_ROWS_MAX: u32 = 1_000;
+/// Open requests listed on the queue (the most urgent), and answered ones (the newest).
+const QUEUE_OPEN_MAX: u32 = 5_000;
+const QUEUE_ANSWERED_MAX: u32 = 200;
+/// Where a refused console form leads back to.
+const CONSOLE_HOME: (&str, &str) = ("/console", "action-console-home");
 
 impl Ctx {
     /// The frame of a console page, with the participant's name and role for the navigation.
@@ -71,7 +74,8 @@ impl Ctx {
 fn home(role: Role) -> &'static str {
     match role {
         Role::Institution => "/console/requests",
-        Role::Carrier | Role::Regulator | Role::Portability => "/console/home",
+        Role::Regulator => "/console/report",
+        Role::Carrier | Role::Portability => "/console/home",
     }
 }
 
@@ -104,15 +108,26 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, RawQuery(q
 /// `POST /console/sign-in`: the API key, exchanged for a session.
 pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, form: Result<Form, NotAForm>) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    let form = match ctx.posted(&headers, form) {
+    let form = match ctx.posted_from(&headers, form, CONSOLE_HOME) {
         Ok(f) => f,
         Err(page) => return page,
     };
     let key: String = form.get("key").unwrap_or("").trim().chars().take(KEY_CHARS_MAX + 1).collect();
-    let opened = if key.is_empty() || key.len() > KEY_CHARS_MAX {
-        Ok(None)
-    } else {
-        state.store.open_console_session(key, state.limits.console_idle_secs).await
+    // A key is looked up (a read) before anything is written: a flood of wrong keys costs no write.
+    let known =
+        if key.is_empty() || key.len() > KEY_CHARS_MAX { Ok(None) } else { state.store.authenticate(&key).await };
+    let opened = match known {
+        Ok(Some(_)) => {
+            // A session this browser had ends with the new one.
+            if let Some(old) = ctx.cookies.get(&headers, CONSOLE_COOKIE)
+                && let Err(e) = state.store.close_console_session(old.to_string()).await
+            {
+                return ctx.api_refused(e.into());
+            }
+            state.store.open_console_session(key, state.limits.console_idle_secs).await
+        }
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
     };
     match opened {
         Ok(Some((token, p))) => {
@@ -135,7 +150,7 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, form: Re
 /// `POST /console/sign-out`: ends the session.
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, form: Result<Form, NotAForm>) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    if let Err(page) = ctx.posted(&headers, form) {
+    if let Err(page) = ctx.posted_from(&headers, form, CONSOLE_HOME) {
         return page;
     }
     if let Some(token) = ctx.cookies.get(&headers, CONSOLE_COOKIE)
@@ -181,7 +196,7 @@ pub struct QueueRow {
 }
 
 impl QueueRow {
-    fn new(lang: Lang, tz: &jiff::tz::TimeZone, r: &UnbindRequest, today: domain::Day) -> QueueRow {
+    fn new(lang: Lang, tz: &jiff::tz::TimeZone, r: &UnbindRequest, accounts: usize, today: domain::Day) -> QueueRow {
         let state = match r.state {
             UnbindState::Open if r.overdue(today) => "overdue",
             UnbindState::Open => "open",
@@ -201,7 +216,7 @@ impl QueueRow {
             deadline: lang.day(r.deadline),
             left,
             asked: lang.moment(r.created_unix, tz),
-            accounts: r.bindings.len(),
+            accounts,
         }
     }
 }
@@ -212,6 +227,8 @@ struct QueuePage {
     c: Chrome,
     open: Vec<QueueRow>,
     answered: Vec<QueueRow>,
+    /// Said when more are open than listed.
+    more: Option<String>,
 }
 
 /// `GET /console/requests`: the institution's unbind requests, the open ones by deadline (the most
@@ -222,20 +239,22 @@ pub async fn queue(State(state): State<AppState>, headers: HeaderMap) -> Respons
         Ok(c) => c,
         Err(page) => return page,
     };
-    let mut requests = match unbind::list(&state, &caller, "", QUEUE_ROWS_MAX).await {
-        Ok(r) => r,
+    let queue = match unbind::queue(&state, &caller, QUEUE_OPEN_MAX, QUEUE_ANSWERED_MAX).await {
+        Ok(q) => q,
         Err(e) => return ctx.api_refused(e),
     };
     let today = state.store.today();
     let tz = &state.holder.config.time_zone;
-    requests.sort_by(|a, b| a.deadline.cmp(&b.deadline).then(a.created_unix.cmp(&b.created_unix)));
-    let (open, mut answered): (Vec<_>, Vec<_>) = requests.iter().partition(|r| r.state == UnbindState::Open);
-    answered.sort_by_key(|r| std::cmp::Reverse(r.resolved_unix));
-    let row = |r: &&UnbindRequest| QueueRow::new(ctx.lang, tz, r, today);
+    let row = |(r, accounts): &(UnbindRequest, u32)| QueueRow::new(ctx.lang, tz, r, *accounts as usize, today);
+    let more = (queue.open_total > queue.open.len() as u64).then(|| {
+        let shown = queue.open.len().to_string();
+        ctx.lang.t_args("console-open-more", &[("shown", &shown), ("total", &queue.open_total.to_string())])
+    });
     let html = QueuePage {
         c: ctx.console_chrome("/console/requests", &caller, "requests"),
-        open: open.iter().map(row).collect(),
-        answered: answered.iter().map(row).collect(),
+        open: queue.open.iter().map(row).collect(),
+        answered: queue.answered.iter().map(row).collect(),
+        more,
     }
     .render();
     ctx.render(StatusCode::OK, html)
@@ -248,8 +267,9 @@ struct RequestPage {
     r: QueueRow,
     /// (account reference, bound on) of each binding the request is about.
     accounts: Vec<(String, String)>,
-    /// The holder's proof, checked; `None` when no longer kept.
+    /// The holder's proof, checked as of when the request was made; `None` when no longer kept.
     proof: Option<VerifyOutcome>,
+    proof_as_of: String,
     reason: Option<String>,
     answered_at: Option<String>,
     /// (value, words) of each reason a rejection may give.
@@ -277,7 +297,7 @@ async fn request_page(
         Err(e) => return ctx.api_refused(e),
     };
     let proof = match unbind::proof(state, caller, id).await {
-        Ok(Some(token)) => match check_proof(state, ctx.lang, &token).await {
+        Ok(Some(token)) => match check_proof_at(state, ctx.lang, &token, r.created_unix).await {
             Ok(v) => Some(v),
             Err(e) => return ctx.api_refused(e.into()),
         },
@@ -294,7 +314,8 @@ async fn request_page(
         accounts: bindings.iter().map(|b| (b.account_ref.clone(), lang.day(b.bound_on))).collect(),
         reason: r.reason.map(|x| reason_words(lang, x)),
         answered_at: r.resolved_unix.map(|t| lang.moment(t, tz)),
-        r: QueueRow::new(lang, tz, &r, state.store.today()),
+        r: QueueRow::new(lang, tz, &r, r.bindings.len(), state.store.today()),
+        proof_as_of: lang.moment(r.created_unix, tz),
         proof,
         reasons: RejectReason::ALL.iter().map(|&x| (x.as_str(), reason_words(lang, x))).collect(),
         notice,
@@ -330,7 +351,7 @@ pub async fn resolve(
     form: Result<Form, NotAForm>,
 ) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    let form = match ctx.posted(&headers, form) {
+    let form = match ctx.posted_from(&headers, form, CONSOLE_HOME) {
         Ok(f) => f,
         Err(page) => return page,
     };
@@ -404,12 +425,17 @@ mod tests {
                         1 => request(UnbindState::Unbound, d, None),
                         _ => request(UnbindState::Rejected, d, Some(RejectReason::LegalHold)),
                     };
-                    QueueRow::new(lang, &utc, &r, day)
+                    QueueRow::new(lang, &utc, &r, 2, day)
                 })
                 .collect::<Vec<_>>()
             };
-            pages.push(QueuePage { c: c(Role::Institution), open: rows(lang), answered: vec![] }.render().unwrap());
-            pages.push(QueuePage { c: c(Role::Institution), open: vec![], answered: rows(lang) }.render().unwrap());
+            let more = Some(lang.t_args("console-open-more", &[("shown", "5000"), ("total", "5001")]));
+            pages.push(
+                QueuePage { c: c(Role::Institution), open: rows(lang), answered: vec![], more }.render().unwrap(),
+            );
+            pages.push(
+                QueuePage { c: c(Role::Institution), open: vec![], answered: rows(lang), more: None }.render().unwrap(),
+            );
             let proof = |i| match i {
                 0 => Some(VerifyOutcome::Valid(ShownClaims {
                     number: "+8613800138000".into(),
@@ -428,6 +454,7 @@ mod tests {
                         r,
                         accounts: vec![("acct-1".into(), lang.day(day))],
                         proof: proof(i),
+                        proof_as_of: lang.moment(0, &utc),
                         reason: Some(reason_words(lang, RejectReason::NoSuchBinding)),
                         answered_at: Some(lang.moment(1, &utc)),
                         reasons: RejectReason::ALL.iter().map(|&x| (x.as_str(), reason_words(lang, x))).collect(),
@@ -438,6 +465,56 @@ mod tests {
                 }
             }
             lang.t("console-needs-outcome");
+            for secs in [0, 59, 60, 3_700, 90_000] {
+                duration(lang, secs);
+            }
+            let q = ReportQuery::of(Some("from=2026-01-01&to=2026-12-31&sort=median&dir=asc"));
+            let headings = REPORT_COLUMNS
+                .iter()
+                .map(|(key, label)| ReportHeading {
+                    label: lang.t(label),
+                    href: q.href("/console/report", key, true),
+                    sorted: (*key == q.sort).then_some("ascending"),
+                    arrow: if *key == q.sort { " ↑" } else { "" },
+                })
+                .collect::<Vec<_>>();
+            for (lines, alert) in [(0, None), (2, Some(lang.t("report-bad-period")))] {
+                let lines = (0..lines)
+                    .map(|i| ReportLine {
+                        name: format!("Bank {i}"),
+                        cells: vec!["1".into(); 8],
+                        reasons: format!(
+                            "{}: 1{}{}: 2",
+                            lang.t("report-reason-legal-hold"),
+                            lang.t("list-separator"),
+                            lang.t("report-reason-no-such-binding")
+                        ),
+                        late: i == 0,
+                    })
+                    .collect();
+                let page = ReportPage {
+                    c: c(Role::Regulator),
+                    from: q.from.clone(),
+                    to: q.to.clone(),
+                    as_of: lang.day(day),
+                    headings: headings
+                        .iter()
+                        .map(|h| ReportHeading {
+                            label: h.label.clone(),
+                            href: h.href.clone(),
+                            sorted: h.sorted,
+                            arrow: h.arrow,
+                        })
+                        .collect(),
+                    lines,
+                    csv_href: q.href("/console/report.csv", q.sort, false),
+                    alert,
+                };
+                pages.push(page.render().unwrap());
+            }
+            for why in RejectReason::ALL {
+                lang.t(&format!("report-reason-{}", why.as_str().replace('_', "-")));
+            }
             for key in ["console-not-found", "console-not-for-role", "console-answered-before"] {
                 let page = ProblemPage {
                     c: c(Role::Institution),
@@ -456,5 +533,255 @@ mod tests {
         assert!(missing.is_empty(), "messages no catalogue has: {missing:?}");
         assert!(pages.iter().all(|p| !p.contains("{$")), "an argument left unfilled");
         assert_eq!(Lang::En.t_args("console-days-left", &[("days", "1")]), "1 day left");
+        assert_eq!(duration(Lang::En, 90_000), "1 d 1 h");
+        assert_eq!(duration(Lang::ZhCn, 3_700), "1 小时 1 分钟");
     }
+}
+
+/// A column of the regulator's table: its sort key, its heading's message id, and whether it counts
+/// something bad (sorted worst first by default).
+const REPORT_COLUMNS: [(&str, &str); 9] = [
+    ("name", "report-col-institution"),
+    ("open", "report-col-open"),
+    ("overdue", "report-col-overdue"),
+    ("resolved", "report-col-resolved"),
+    ("late", "report-col-late"),
+    ("rejected", "report-col-rejected"),
+    ("median", "report-col-median"),
+    ("p90", "report-col-p90"),
+    ("unacked", "report-col-unacked"),
+];
+
+/// A heading of the regulator's table, with the link that sorts by it.
+pub struct ReportHeading {
+    pub label: String,
+    pub href: String,
+    /// `ascending` or `descending` on the column sorted by.
+    pub sorted: Option<&'static str>,
+    /// ↑ or ↓ on the column sorted by.
+    pub arrow: &'static str,
+}
+
+/// An institution's line, worded.
+pub struct ReportLine {
+    pub name: String,
+    pub cells: Vec<String>,
+    /// "legal hold: 2, …", for the rejected cell's detail.
+    pub reasons: String,
+    /// Has requests past their deadline.
+    pub late: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console_report.html")]
+struct ReportPage {
+    c: Chrome,
+    from: String,
+    to: String,
+    as_of: String,
+    headings: Vec<ReportHeading>,
+    lines: Vec<ReportLine>,
+    csv_href: String,
+    /// What is wrong with the period asked for.
+    alert: Option<String>,
+}
+
+/// A duration in this language's words, to the minute (or the hour, past a day).
+fn duration(lang: Lang, secs: i64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    let n = |v: i64| v.to_string();
+    match (d, h, m) {
+        (0, 0, 0) => lang.t("duration-under-a-minute"),
+        (0, 0, m) => lang.t_args("duration-minutes", &[("m", &n(m))]),
+        (0, h, m) => lang.t_args("duration-hours-minutes", &[("h", &n(h)), ("m", &n(m))]),
+        (d, h, _) => lang.t_args("duration-days-hours", &[("d", &n(d)), ("h", &n(h))]),
+    }
+}
+
+/// The sort key of an institution's line for a column.
+fn sort_key(r: &store::InstitutionReport, column: &str) -> i64 {
+    let rejected: u64 = r.rejected_by_reason.iter().map(|(_, n)| n).sum();
+    let n = |v: u64| v as i64;
+    match column {
+        "open" => n(r.open),
+        "overdue" => n(r.overdue),
+        "resolved" => n(r.resolved),
+        "late" => n(r.resolved_late),
+        "rejected" => n(rejected),
+        "median" => r.resolve_secs_median.unwrap_or(-1),
+        "p90" => r.resolve_secs_p90.unwrap_or(-1),
+        "unacked" => n(r.notifications_unacked_overdue),
+        _ => 0,
+    }
+}
+
+/// The report's period and order, from the page's query.
+struct ReportQuery {
+    from: String,
+    to: String,
+    sort: &'static str,
+    descending: bool,
+}
+
+impl ReportQuery {
+    fn of(query: Option<&str>) -> ReportQuery {
+        let q = Form::of_query(query);
+        let sort = q
+            .get("sort")
+            .and_then(|s| REPORT_COLUMNS.iter().find(|(key, _)| *key == s).map(|(key, _)| *key))
+            .unwrap_or("overdue");
+        let descending = q.get("dir").map_or(sort != "name", |d| d != "asc");
+        let day = |k| q.get(k).unwrap_or("").chars().take(10).collect::<String>();
+        ReportQuery { from: day("from"), to: day("to"), sort, descending }
+    }
+
+    /// The query of this period, sorted by `sort`.
+    fn href(&self, path: &str, sort: &str, descending: bool) -> String {
+        let dir = if descending { "desc" } else { "asc" };
+        format!("{path}?from={}&to={}&sort={sort}&dir={dir}", self.from, self.to)
+    }
+
+    fn period(&self) -> crate::error::ApiResult<Option<store::Period>> {
+        fn given(s: &str) -> Option<&str> {
+            (!s.is_empty()).then_some(s)
+        }
+        crate::report::period(given(&self.from), given(&self.to))
+    }
+}
+
+/// `GET /console/report[?from=&to=&sort=&dir=]`: the regulator's table, per institution, for a period,
+/// sortable by any column, with its CSV.
+pub async fn report(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let ctx = Ctx::new(&state, &headers);
+    let caller = match ctx.caller(&headers).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    let q = ReportQuery::of(query.as_deref());
+    let (period, alert) = match q.period() {
+        Ok(p) => (p, None),
+        Err(_) => (None, Some(ctx.lang.t("report-bad-period"))),
+    };
+    let (as_of, mut rows) = match crate::report::institutions(&state, &caller, period).await {
+        Ok(v) => v,
+        Err(e) => return ctx.api_refused(e),
+    };
+    rows.sort_by(|a, b| {
+        let order = if q.sort == "name" {
+            a.institution_name.cmp(&b.institution_name)
+        } else {
+            sort_key(a, q.sort).cmp(&sort_key(b, q.sort))
+        };
+        let order = if q.descending { order.reverse() } else { order };
+        order.then(a.institution_name.cmp(&b.institution_name))
+    });
+    let lang = ctx.lang;
+    let headings = REPORT_COLUMNS
+        .iter()
+        .map(|(key, label)| {
+            let sorted = (*key == q.sort).then_some(if q.descending { "descending" } else { "ascending" });
+            // A click sorts by it; on the sorted column, the other way.
+            let descending = if *key == q.sort { !q.descending } else { *key != "name" };
+            let arrow = match sorted {
+                Some("descending") => " ↓",
+                Some(_) => " ↑",
+                None => "",
+            };
+            ReportHeading { label: lang.t(label), href: q.href("/console/report", key, descending), sorted, arrow }
+        })
+        .collect();
+    let secs = |v: Option<i64>| v.map_or_else(|| "—".to_string(), |s| duration(lang, s));
+    let lines = rows
+        .iter()
+        .map(|r| ReportLine {
+            name: r.institution_name.clone(),
+            late: r.overdue > 0,
+            cells: vec![
+                r.open.to_string(),
+                r.overdue.to_string(),
+                r.resolved.to_string(),
+                r.resolved_late.to_string(),
+                r.rejected_by_reason.iter().map(|(_, n)| n).sum::<u64>().to_string(),
+                secs(r.resolve_secs_median),
+                secs(r.resolve_secs_p90),
+                r.notifications_unacked_overdue.to_string(),
+            ],
+            reasons: r
+                .rejected_by_reason
+                .iter()
+                .map(|(why, n)| {
+                    format!("{}: {n}", lang.t(&format!("report-reason-{}", why.as_str().replace('_', "-"))))
+                })
+                .collect::<Vec<_>>()
+                .join(lang.t("list-separator").as_str()),
+        })
+        .collect();
+    let html = ReportPage {
+        c: ctx.console_chrome(&q.href("/console/report", q.sort, q.descending), &caller, "report"),
+        csv_href: q.href("/console/report.csv", q.sort, q.descending),
+        from: q.from.clone(),
+        to: q.to.clone(),
+        as_of: lang.day(as_of),
+        headings,
+        lines,
+        alert,
+    }
+    .render();
+    ctx.render(if period.is_none() && !q.from.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK }, html)
+}
+
+/// `GET /console/report.csv[?from=&to=]`: the same table as a file, a column per figure (seconds, not
+/// words), for a spreadsheet.
+pub async fn report_csv(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let ctx = Ctx::new(&state, &headers);
+    let caller = match ctx.caller(&headers).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    let q = ReportQuery::of(query.as_deref());
+    let period = match q.period() {
+        Ok(p) => p,
+        Err(e) => return ctx.api_refused(e),
+    };
+    let (as_of, rows) = match crate::report::institutions(&state, &caller, period).await {
+        Ok(v) => v,
+        Err(e) => return ctx.api_refused(e),
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut head = vec!["institution_id", "name", "open", "overdue", "resolved", "resolved_late", "rejected"];
+    let reasons: Vec<String> = RejectReason::ALL.iter().map(|r| format!("rejected_{}", r.as_str())).collect();
+    head.extend(reasons.iter().map(String::as_str));
+    head.extend(["resolve_seconds_median", "resolve_seconds_p90", "notifications_unacked_overdue"]);
+    let mut rows_out = vec![head.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+    for r in &rows {
+        let of = |why: RejectReason| r.rejected_by_reason.iter().find(|(x, _)| *x == why).map_or(0, |(_, n)| *n);
+        let mut line = vec![
+            r.institution_id.clone(),
+            workers::files::csv_cell(&r.institution_name).into_owned(),
+            r.open.to_string(),
+            r.overdue.to_string(),
+            r.resolved.to_string(),
+            r.resolved_late.to_string(),
+            r.rejected_by_reason.iter().map(|(_, n)| n).sum::<u64>().to_string(),
+        ];
+        line.extend(RejectReason::ALL.iter().map(|&why| of(why).to_string()));
+        let opt = |v: Option<i64>| v.map(|s| s.to_string()).unwrap_or_default();
+        line.extend([opt(r.resolve_secs_median), opt(r.resolve_secs_p90), r.notifications_unacked_overdue.to_string()]);
+        rows_out.push(line);
+    }
+    for row in rows_out {
+        if w.write_record(&row).is_err() {
+            return ctx.api_refused(ApiError::new(ErrorCode::Internal, "the report could not be written"));
+        }
+    }
+    let body = w.into_inner().unwrap_or_default();
+    let name = format!("attachment; filename=\"numlink-report-{as_of}.csv\"");
+    let mut resp = (StatusCode::OK, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/csv; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    if let Ok(v) = header::HeaderValue::from_str(&name) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
 }

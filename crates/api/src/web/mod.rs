@@ -51,6 +51,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/console/requests", get(console::queue))
         .route("/console/requests/{id}", get(console::request))
         .route("/console/requests/{id}/resolve", post(console::resolve))
+        .route("/console/report", get(console::report))
+        .route("/console/report.csv", get(console::report_csv))
         .route("/verify", get(verify))
         .route("/lang/{tag}", get(switch_lang))
         .route("/assets/portal.css", get(stylesheet))
@@ -146,9 +148,20 @@ impl Ctx {
     // The page is the answer a handler gives at once, not an error carried up: it is not boxed.
     #[allow(clippy::result_large_err)]
     pub fn posted(&self, headers: &HeaderMap, form: Result<Form, NotAForm>) -> Result<Form, Response> {
-        let form = form.map_err(|NotAForm(status)| self.problem(status, "bad-form", ("/", "action-start")))?;
+        self.posted_from(headers, form, ("/", "action-start"))
+    }
+
+    /// As `posted`, the refusal's page leading back to `home` (a path and its link's message id).
+    #[allow(clippy::result_large_err)]
+    pub fn posted_from(
+        &self,
+        headers: &HeaderMap,
+        form: Result<Form, NotAForm>,
+        home: (&'static str, &'static str),
+    ) -> Result<Form, Response> {
+        let form = form.map_err(|NotAForm(status)| self.problem(status, "bad-form", home))?;
         if !forms::csrf_ok(&self.state.holder.session_key, headers, self.cookies, &form) {
-            return Err(self.problem(StatusCode::FORBIDDEN, "csrf", ("/", "action-start")));
+            return Err(self.problem(StatusCode::FORBIDDEN, "csrf", home));
         }
         Ok(form)
     }
@@ -243,11 +256,22 @@ fn why(e: &VerifyError) -> &'static str {
     }
 }
 
-/// The verdict on a proof of tenure, against numlink's own published keys and issuer, worded in
-/// `lang` (the verify page, and an institution's view of a request).
+/// The verdict on a proof of tenure now, against numlink's own published keys and issuer, worded in
+/// `lang`.
 pub async fn check_proof(state: &AppState, lang: Lang, token: &str) -> Result<VerifyOutcome, store::StoreError> {
+    check_proof_at(state, lang, token, state.store.clock().now().as_second()).await
+}
+
+/// The verdict on a proof of tenure as of `at` (unix seconds): an institution judges the proof sent
+/// with a request as of when it was sent, not after it has expired on the way.
+pub async fn check_proof_at(
+    state: &AppState,
+    lang: Lang,
+    token: &str,
+    at: i64,
+) -> Result<VerifyOutcome, store::StoreError> {
     let keys = state.store.attestation_keys().await?;
-    let now = state.store.clock().now().as_second();
+    let now = at;
     let issuer = state.holder.config.issuer.as_str();
     Ok(match crate::attest::verify(token, &crate::attest::jwks(&keys), now, Some(issuer)) {
         Ok(c) => VerifyOutcome::Valid(ShownClaims {

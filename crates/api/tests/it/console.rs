@@ -14,6 +14,7 @@ backend_tests!(
     an_institution_signs_in_and_answers_a_request,
     a_console_page_authorises_as_its_route,
     a_console_session_ends_when_idle_signed_out_or_revoked,
+    the_regulator_reads_the_report_for_a_period_sorted_and_as_csv,
 );
 
 /// A browser signed in to the console with `key`.
@@ -146,4 +147,60 @@ async fn a_console_session_ends_when_idle_signed_out_or_revoked(db: TestDb) {
     let old_bank = app.store.list_participants().await.unwrap().into_iter().find(|p| p.name == "Old Bank").unwrap();
     app.store.revoke_keys(&old_bank.id).await.unwrap();
     assert_eq!(b.get("/console/requests").await.headers["location"], "/console?ended=1");
+}
+
+async fn the_regulator_reads_the_report_for_a_period_sorted_and_as_csv(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    let holder = login(&app, &w, N).await;
+    app.post("/v1/holder/unbind-requests", &holder, json!({"all": true})).await;
+    // A week and more on: Old Bank's request is overdue.
+    app.advance(9 * 86_400);
+    let mut b = signed_in(&app, &w.regulator).await;
+    let home = b.get("/console").await;
+    assert_eq!(home.headers["location"], "/console/report");
+    let page = b.get("/console/report").await;
+    assert_eq!(page.status, 200);
+    // Worst first: the overdue column sorted descending, Old Bank on top with its overdue request.
+    assert!(page.text.contains(r#"aria-sort="descending""#), "{}", page.text);
+    let old = page.text.find("Old Bank").unwrap();
+    let new = page.text.find("New Bank").unwrap();
+    assert!(old < new, "the late institution first");
+    assert!(page.text.contains(r#"<tr class="late">"#), "{}", page.text);
+    // By name, ascending: New Bank first.
+    let by_name = b.get("/console/report?sort=name&dir=asc").await;
+    assert!(by_name.text.find("New Bank").unwrap() < by_name.text.find("Old Bank").unwrap());
+    assert!(by_name.text.contains(r#"aria-sort="ascending""#));
+    // A period without the request: nothing open anywhere.
+    let before = b.get("/console/report?from=2025-01-01&to=2025-06-01").await;
+    assert!(!before.text.contains(r#"<tr class="late">"#), "{}", before.text);
+    // A period of the wrong shape: said, and everything shown.
+    let wrong = b.get("/console/report?from=2025-07-01&to=2025-01-01").await;
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.text.contains("the first not after the second"), "{}", wrong.text);
+    // The CSV: one line per institution, figures as numbers.
+    let csv = b.get("/console/report.csv?from=2025-06-01&to=2025-07-31").await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
+    assert!(csv.headers["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"numlink-report-"));
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert!(lines[0].starts_with("institution_id,name,open,overdue,resolved,resolved_late,rejected,"), "{}", lines[0]);
+    let old_line = lines.iter().find(|l| l.contains("Old Bank")).unwrap();
+    assert!(old_line.contains(",1,1,0,0,0,"), "open 1, overdue 1: {old_line}");
+    // The same period through the API: the same figures.
+    let api = app.get("/v1/reports/institutions?from=2025-06-01&to=2025-07-31", &w.regulator).await;
+    let line = api.body["institutions"].as_array().unwrap().iter().find(|l| l["name"] == "Old Bank").unwrap().clone();
+    assert_eq!((line["open"].as_u64(), line["overdue"].as_u64()), (Some(1), Some(1)), "{}", api.text);
+    let none = app.get("/v1/reports/institutions?from=2025-01-01&to=2025-06-01", &w.regulator).await;
+    let line = none.body["institutions"].as_array().unwrap().iter().find(|l| l["name"] == "Old Bank").unwrap().clone();
+    assert_eq!(line["open"].as_u64(), Some(0), "{}", none.text);
+    crate::assert_error(
+        &app.get("/v1/reports/institutions?from=2025-01-01", &w.regulator).await,
+        400,
+        "INVALID_ARGUMENT",
+    );
+    // An institution's session: not its page.
+    let mut bank = signed_in(&app, &w.old_bank).await;
+    assert_eq!(bank.get("/console/report").await.status, 403);
+    assert_eq!(bank.get("/console/report.csv").await.status, 403);
 }

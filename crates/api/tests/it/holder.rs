@@ -50,7 +50,7 @@ pub(crate) struct World {
     pub(crate) old_bank: String,
     pub(crate) old_bank_id: String,
     pub(crate) new_bank: String,
-    regulator: String,
+    pub(crate) regulator: String,
 }
 
 pub(crate) async fn world(app: &TestApp) -> World {

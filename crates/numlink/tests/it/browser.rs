@@ -269,6 +269,8 @@ struct World {
     /// (name, key) of each institution.
     banks: Vec<(String, String)>,
     http: reqwest::Client,
+    /// The regulator's key.
+    regulator: String,
     /// Codes read from the outbox so far, per number.
     codes_read: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
@@ -290,6 +292,7 @@ impl World {
                 )
             })
             .collect();
+        let regulator = add(&["--role", "regulator", "--name", "Regulator"])["apiKey"].as_str().unwrap().to_string();
         let server = serve_with(d, &["--sms-outbox", "sms.jsonl"]);
         let _ = rustls::crypto::ring::default_provider().install_default();
         let w = World {
@@ -298,6 +301,7 @@ impl World {
             banks,
             http: reqwest::Client::new(),
             codes_read: Default::default(),
+            regulator,
             dir,
         };
         w.events(&[(N, "activated", "2022-01-10"), (QUIET, "activated", "2023-05-01")]).await;
@@ -817,4 +821,59 @@ async fn an_institution_answers_a_request_in_its_console_in_chinese_on_a_phone()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_institution_answers_a_request_in_its_console_in_english() {
     an_institution_answers("en", 1280, 800).await;
+}
+
+/// The regulator signs in, reads who answers on time, sorts the table, picks a period, and finds the
+/// CSV: in `lang`, at `width`×`height`.
+async fn the_regulator_reads_the_report(lang: &str, width: u32, height: u32) {
+    let Some(b) = browser(lang, width, height).await else { return };
+    let zh = lang.starts_with("zh");
+    let say = |zh_text: &'static str, en_text: &'static str| if zh { zh_text } else { en_text };
+    let w = World::new("").await;
+    w.holder_asks_all().await;
+    w.resolve(1, "unbound", None).await;
+    b.goto(&w.server, "/console").await;
+    b.fill("#key", &w.regulator).await;
+    b.click("form[action='/console/sign-in'] button").await;
+    assert_eq!(b.path().await, "/console/report");
+    assert_eq!(text(&b, "h1").await, say("哪些机构按时答复", "Who answers on time"));
+    let rows = b.all_text("table.report tbody tr").await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    b.check(&w.server, "console-report").await;
+    // Sort by name: the heading's link, then the other way.
+    b.click("th:first-child a").await;
+    let names: Vec<String> = b.all_text("tbody th").await;
+    assert_eq!(names, vec!["City Wallet", "Example Bank", "Harbour Pay"]);
+    b.click("th:first-child a").await;
+    assert_eq!(b.all_text("tbody th").await, vec!["Harbour Pay", "Example Bank", "City Wallet"]);
+    // A period before anything happened: no request in it.
+    b.fill("#from", "01/01/2020").await;
+    b.fill("#to", "01/31/2020").await;
+    b.click("form.period button").await;
+    let url = b.path().await;
+    assert!(url.contains("from=2020-01-01") && url.contains("to=2020-01-31"), "{url}");
+    let opens: Vec<String> = b.all_text("tbody td:nth-of-type(1)").await;
+    assert!(opens.iter().all(|o| o == "0"), "{opens:?}");
+    // The CSV of that period.
+    let csv = b
+        .client()
+        .find(Locator::Css("a[href^='/console/report.csv']"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(csv.contains("from=2020-01-01"), "{csv}");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_regulator_reads_the_report_in_chinese_on_a_phone() {
+    the_regulator_reads_the_report("zh-CN", 390, 844).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_regulator_reads_the_report_in_english() {
+    the_regulator_reads_the_report("en-US", 1280, 800).await;
 }

@@ -9,3 +9,7 @@ CREATE TABLE console_sessions (
     seen_at         TEXT NOT NULL
 );
 CREATE INDEX console_sessions_seen ON console_sessions (seen_at);
+
+-- An institution reads back the holder's proof sent with one of its requests (its console's request
+-- page): the request's notification, found by the request.
+CREATE INDEX notifications_unbind_request ON notifications (unbind_request_id) WHERE unbind_request_id IS NOT NULL;

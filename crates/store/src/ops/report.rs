@@ -32,14 +32,34 @@ pub struct InstitutionReport {
     pub notifications_unacked_overdue: u64,
 }
 
-/// The regulator's report: every institution, with its unbind requests and unacknowledged notifications.
-/// Open requests are counted in SQL per (institution, deadline); answered ones are read one by one,
-/// for the deadline met and the percentiles.
+/// The days a report covers, both included: the requests asked and the notifications written on them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Period {
+    pub from: Day,
+    pub to: Day,
+}
+
+impl Period {
+    /// The bounds as the tables write moments: from the first day's start to the day after the last.
+    fn bounds(period: Option<Period>) -> (String, String) {
+        match period {
+            Some(p) => (format!("{}T00:00:00.000Z", p.from), format!("{}T00:00:00.000Z", p.to.plus_days(1))),
+            // Every moment the tables can hold (fixed-width text sorts as time).
+            None => ("0000".into(), "9999".into()),
+        }
+    }
+}
+
+/// The regulator's report: every institution, with its unbind requests and unacknowledged notifications
+/// (of those made in `period`, if given). Open requests are counted in SQL per (institution,
+/// deadline); answered ones are read one by one, for the deadline met and the percentiles.
 pub(crate) fn institution_report(
     conn: &mut dyn Conn,
     today: Day,
     unacked_working_days: u32,
+    period: Option<Period>,
 ) -> Result<Vec<InstitutionReport>, StoreError> {
+    let (from, to) = Period::bounds(period);
     let institutions =
         conn.query("SELECT seq, id, name FROM participants WHERE role = 'institution' ORDER BY name, id", &[])?;
     let mut by_seq: HashMap<i64, InstitutionReport> = HashMap::with_capacity(institutions.len());
@@ -62,8 +82,9 @@ pub(crate) fn institution_report(
     }
     // Open requests, per deadline: overdue or not is the domain's to say.
     for r in conn.query(
-        "SELECT institution_seq, deadline, COUNT(*) FROM unbind_requests WHERE state = 'open' GROUP BY 1, 2",
-        &[],
+        "SELECT institution_seq, deadline, COUNT(*) FROM unbind_requests WHERE state = 'open' \
+         AND created_at >= $1 AND created_at < $2 GROUP BY 1, 2",
+        &[from.clone().into(), to.clone().into()],
     )? {
         let Some(rep) = by_seq.get_mut(&r.i64(0)?) else { continue };
         let n = r.i64(2)? as u64;
@@ -75,8 +96,9 @@ pub(crate) fn institution_report(
     // Answered requests: when, against the deadline (the end of its day, UTC), and why if rejected.
     let mut durations: HashMap<i64, Vec<i64>> = HashMap::new();
     for r in conn.query(
-        "SELECT institution_seq, state, reason, deadline, created_at, resolved_at FROM unbind_requests WHERE state <> 'open'",
-        &[],
+        "SELECT institution_seq, state, reason, deadline, created_at, resolved_at FROM unbind_requests \
+         WHERE state <> 'open' AND created_at >= $1 AND created_at < $2",
+        &[from.clone().into(), to.clone().into()],
     )? {
         let seq = r.i64(0)?;
         let Some(rep) = by_seq.get_mut(&seq) else { continue };
@@ -103,8 +125,9 @@ pub(crate) fn institution_report(
     // Binding notifications not acknowledged, per institution and day created (RFC 3339 starts with the day).
     for u in conn.query(
         "SELECT institution_seq, substr(created_at, 1, 10), COUNT(*) FROM notifications \
-         WHERE acked_at IS NULL AND binding_id IS NOT NULL GROUP BY institution_seq, substr(created_at, 1, 10)",
-        &[],
+         WHERE acked_at IS NULL AND binding_id IS NOT NULL AND created_at >= $1 AND created_at < $2 \
+         GROUP BY institution_seq, substr(created_at, 1, 10)",
+        &[from.into(), to.into()],
     )? {
         let Some(rep) = by_seq.get_mut(&u.i64(0)?) else { continue };
         let created = Day::parse(&u.text(1)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;

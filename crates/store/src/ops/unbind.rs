@@ -191,6 +191,49 @@ pub(crate) fn requests_of(
     Ok(out)
 }
 
+/// An institution's requests as its operators work through them: the open ones by deadline (the most
+/// urgent first, at most `open_max`, with how many are open in all), then the answered ones, newest
+/// first (at most `answered_max`); each with how many accounts it is about.
+#[derive(Clone, Debug, Default)]
+pub struct UnbindQueue {
+    pub open: Vec<(UnbindRequest, u32)>,
+    pub open_total: u64,
+    pub answered: Vec<(UnbindRequest, u32)>,
+}
+
+pub(crate) fn queue_of(
+    conn: &mut dyn Conn,
+    institution_seq: i64,
+    open_max: u32,
+    answered_max: u32,
+) -> Result<UnbindQueue, StoreError> {
+    let mut part = |open: bool, order: &str, limit: u32| -> Result<Vec<(UnbindRequest, u32)>, StoreError> {
+        let state = if open { "r.state = 'open'" } else { "r.state <> 'open'" };
+        conn.query(
+            &format!(
+                "SELECT {REQUEST_COLUMNS}, (SELECT COUNT(*) FROM unbind_request_bindings b WHERE b.request_id = r.id) \
+                 FROM unbind_requests r JOIN participants p ON p.seq = r.institution_seq \
+                 WHERE r.institution_seq = $1 AND {state} ORDER BY {order} LIMIT $2"
+            ),
+            &[institution_seq.into(), i64::from(limit).into()],
+        )?
+        .iter()
+        .map(|r| Ok((request_from(r)?, r.i64(9)? as u32)))
+        .collect()
+    };
+    let open = part(true, "r.deadline, r.created_at, r.id", open_max)?;
+    let answered = part(false, "r.resolved_at DESC, r.id", answered_max)?;
+    let open_total = conn
+        .query_one(
+            "SELECT COUNT(*) FROM unbind_requests WHERE institution_seq = $1 AND state = 'open'",
+            &[institution_seq.into()],
+        )?
+        .map(|r| r.i64(0))
+        .transpose()?
+        .unwrap_or(0) as u64;
+    Ok(UnbindQueue { open, open_total, answered })
+}
+
 impl WriteCtx {
     /// The requests of the current tenure, newest first.
     fn tenure_requests(&mut self, number_hash: &[u8], start: Day) -> Result<Vec<UnbindRequest>, StoreError> {

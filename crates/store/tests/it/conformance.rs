@@ -802,7 +802,7 @@ async fn times_of_a_migration_15_database_keep_their_meaning(db: TestDb) {
     let due = store.due_by_endpoint(now, 10, 10, vec![]).await.unwrap();
     assert_eq!(due.iter().map(Vec::len).collect::<Vec<_>>(), vec![1]);
     // The report times the answer from the text times: 2.5 hours.
-    let report = store.institution_report(5).await.unwrap();
+    let report = store.institution_report(5, None).await.unwrap();
     let line = report.iter().find(|r| r.institution_id == "ins_a").unwrap();
     assert_eq!((line.resolved, line.resolve_secs_median), (1, Some(9_000)));
     // Text of any width is now of one width, so text order is time order.
