@@ -805,7 +805,7 @@ async fn an_institution_answers(lang: &str, width: u32, height: u32) {
     assert_eq!(text(&b, "dd.state").await, say("已拒绝", "Refused"), "the answer stands on the page");
     b.check(&w.server, "console-answered").await;
 
-    // The holder sees the refusal and its reason (through the API here).
+    // Signing out ends the session: the pages ask to sign in again.
     b.click("form[action='/console/sign-out'] button").await;
     assert_eq!(b.path().await, "/console");
     b.goto(&w.server, "/console/requests").await;

@@ -103,7 +103,7 @@ async fn console_sessions_end_when_idle_closed_or_their_key_revoked(db: TestDb) 
     let (token, _) = store.open_console_session(key, idle).await.unwrap().unwrap();
     assert_eq!(store.revoke_keys(&bank.id).await.unwrap(), 1);
     assert_eq!(session(&token).await.unwrap(), None);
-    // The table holds no token.
+    // Signing in and out is in the audit chain, under the participant.
     let tail = store.audit_tail(10).await.unwrap();
     assert!(tail.iter().any(|r| r.action == "console.signed_in" && r.actor == bank.id.as_str()));
     assert!(tail.iter().any(|r| r.action == "console.signed_out"));
