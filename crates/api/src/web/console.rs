@@ -275,12 +275,21 @@ struct RequestPage {
     /// (value, words) of each reason a rejection may give.
     reasons: Vec<(&'static str, String)>,
     notice: Option<String>,
-    /// What is wrong with the answer sent.
+    /// What is wrong with the answer sent, and the answer as it was sent (kept on the form).
     alert: Option<String>,
+    sent_outcome: String,
+    sent_reason: String,
 }
 
 fn reason_words(lang: Lang, r: RejectReason) -> String {
     lang.t(&format!("console-reason-{}", r.as_str().replace('_', "-")))
+}
+
+/// An answer sent and refused: what is wrong, and the outcome and reason as sent.
+struct Refused {
+    alert: String,
+    outcome: String,
+    reason: String,
 }
 
 async fn request_page(
@@ -288,7 +297,7 @@ async fn request_page(
     caller: &Caller,
     id: &str,
     notice: Option<String>,
-    alert: Option<String>,
+    refused: Option<Refused>,
     status: StatusCode,
 ) -> Response {
     let state = &ctx.state;
@@ -319,7 +328,9 @@ async fn request_page(
         proof,
         reasons: RejectReason::ALL.iter().map(|&x| (x.as_str(), reason_words(lang, x))).collect(),
         notice,
-        alert,
+        sent_outcome: refused.as_ref().map(|r| r.outcome.clone()).unwrap_or_default(),
+        sent_reason: refused.as_ref().map(|r| r.reason.clone()).unwrap_or_default(),
+        alert: refused.map(|r| r.alert),
     }
     .render();
     ctx.render(status, html)
@@ -364,9 +375,12 @@ pub async fn resolve(
     let resolution = match unbind::resolution(outcome, reason) {
         Ok(r) => r,
         Err(_) => {
-            let alert =
-                Some(ctx.lang.t(if outcome == "rejected" { "console-needs-reason" } else { "console-needs-outcome" }));
-            return request_page(&ctx, &caller, &id, None, alert, StatusCode::BAD_REQUEST).await;
+            let refused = Refused {
+                alert: ctx.lang.t(if outcome == "rejected" { "console-needs-reason" } else { "console-needs-outcome" }),
+                outcome: outcome.chars().take(16).collect(),
+                reason: form.get("reason").unwrap_or("").chars().take(32).collect(),
+            };
+            return request_page(&ctx, &caller, &id, None, Some(refused), StatusCode::BAD_REQUEST).await;
         }
     };
     match unbind::resolve(&state, &caller, &id, resolution).await {
@@ -460,6 +474,8 @@ mod tests {
                         reasons: RejectReason::ALL.iter().map(|&x| (x.as_str(), reason_words(lang, x))).collect(),
                         notice: Some(lang.t("console-answered-notice")),
                         alert: Some(lang.t("console-needs-reason")),
+                        sent_outcome: "rejected".into(),
+                        sent_reason: "legal_hold".into(),
                     };
                     pages.push(page.render().unwrap());
                 }

@@ -68,6 +68,7 @@ async fn an_institution_signs_in_and_answers_a_request(db: TestDb) {
     let bare = b.post(&format!("/console/requests/{id}/resolve"), &[("csrf", &csrf), ("outcome", "rejected")]).await;
     assert_eq!(bare.status, 400);
     assert!(bare.text.contains("A refusal needs one of the reasons."), "{}", bare.text);
+    assert!(bare.text.contains(r#"value="rejected" checked"#), "the choice is kept: {}", bare.text);
     // Unbound: the API sees the answer the page gave.
     let done = b.post(&format!("/console/requests/{id}/resolve"), &[("csrf", &csrf), ("outcome", "unbound")]).await;
     assert_eq!(done.status, 303);
