@@ -20,6 +20,7 @@ pub(crate) use redacted_debug;
 pub mod attest;
 pub mod auth;
 pub mod error;
+pub mod feed;
 pub mod holder;
 pub mod json;
 pub mod limit;

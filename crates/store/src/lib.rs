@@ -33,7 +33,9 @@ pub use ids::{BindingId, ChallengeId, EndpointId, JobId, NotificationId, Partici
 pub use keys::{ApiKey, HashKey, new_id, random_bytes, sha256};
 pub use ops::attestation::AttestationKey;
 pub use ops::audit::{AuditRecord, ChainReport};
-pub use ops::bindings::{ACK_ACTIONS, Binding, NewBinding, Notification, NotificationType, Registered};
+pub use ops::bindings::{
+    ACK_ACTIONS, Binding, NewBinding, Notification, NotificationFilter, NotificationType, Registered,
+};
 pub use ops::checklog::Lookup;
 pub use ops::checklog::{AnsweredCheck, COMPACT_STEP, LoggedAnswer};
 pub use ops::events::{NewEvent, Outcome, PendingPort, StoredEvent};
@@ -646,6 +648,18 @@ impl Store {
             n.unseal(&self.inner.hash_key);
         }
         Ok(page)
+    }
+
+    /// The institution's notifications that pass `filter`, newest first, before the feed position
+    /// `before_seq` (0: from the newest); for its operators' page.
+    pub async fn newest_notifications(
+        &self,
+        institution_seq: i64,
+        filter: ops::bindings::NotificationFilter,
+        before_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.read(move |c| ops::bindings::newest(c, institution_seq, filter, before_seq, limit)).await
     }
 
     /// Acknowledges a notification with the action taken; `None` if the institution has none with that id.

@@ -299,3 +299,36 @@ duration-under-a-minute = under a minute
 duration-minutes = { $m } min
 duration-hours-minutes = { $h } h { $m } min
 duration-days-hours = { $d } d { $h } h
+console-nav-notifications = Notifications
+notice-title = Notifications
+notice-intro = What happened to the numbers of your accounts, and the requests of their new holders, newest first. Acknowledge each with what you did: the regulator sees notifications left unacknowledged past their deadline.
+notice-filter = Show
+notice-filter-type = Kind
+notice-filter-acked = Acknowledgement
+notice-kind-all = All kinds
+notice-kind-number-disconnected = Number disconnected
+notice-kind-number-transferred = Number moved to another holder
+notice-kind-number-reassigned = Number reissued to someone new
+notice-kind-webhook-endpoint-disabled = Your webhook endpoint was disabled
+notice-kind-unbind-requested = The new holder asks you to unbind
+notice-acked-all = Acknowledged or not
+notice-acked-no = Not acknowledged yet
+notice-acked-yes = Acknowledged
+notice-none = No notification to show.
+notice-list = Notifications, newest first
+notice-created = Sent
+notice-event-date = Happened on
+notice-reissuable-from = May be reissued from
+notice-open-request = Open the request
+notice-acked = Acknowledged: { $action }, { $when }
+notice-action-label = What you did about the ones ticked
+notice-action-unbound = Removed the number from the account
+notice-action-customer-reverified = The customer confirmed the number again
+notice-action-contact-suspended = Stopped contacting the number
+notice-action-none = (none)
+notice-ack-submit = Acknowledge
+notice-done = { $count ->
+    [one] 1 notification acknowledged.
+   *[other] { $count } notifications acknowledged.
+}
+notice-older = Older notifications

@@ -5,11 +5,12 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use store::{ACK_ACTIONS, NotificationId, Role};
+use store::Role;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
+use crate::error::{ApiError, ApiResult, ErrorInfo};
+use crate::feed;
 use crate::json::{StrictJson, StrictQuery};
 use crate::routes::bindings::{PageQuery, page_limit};
 use crate::state::AppState;
@@ -136,19 +137,7 @@ pub async fn ack(
     Path(id): Path<String>,
     StrictJson(req): StrictJson<AckRequest>,
 ) -> ApiResult<Json<AckView>> {
-    let institution = caller.require(&[Role::Institution])?.clone();
-    if !ACK_ACTIONS.contains(&req.action.as_str()) {
-        return Err(ApiError::invalid(format!(
-            "action \"{}\" is not known: expected one of {}",
-            domain::number::truncate_for_message(&req.action),
-            ACK_ACTIONS.join(", ")
-        )));
-    }
-    let not_found = || {
-        ApiError::new(ErrorCode::NotFound, format!("no notification \"{}\"", domain::number::truncate_for_message(&id)))
-    };
-    let Some(notification_id) = NotificationId::parse(&id) else { return Err(not_found()) };
-    let n = state.store.ack_notification(institution, &notification_id, &req.action).await?.ok_or_else(not_found)?;
+    let n = feed::ack(&state, &caller, &id, &req.action).await?;
     Ok(Json(AckView {
         id: n.id.into(),
         action: n.ack_action.unwrap_or_default(),

@@ -544,6 +544,43 @@ mod tests {
                 pages.push(page.render().unwrap());
             }
             lang.t("action-console-requests");
+            for rows in [0, 2] {
+                let rows = (0..rows)
+                    .map(|i| NoticeRow {
+                        id: format!("ntf_{i}"),
+                        kind: kind_words(lang, store::NotificationType::ALL[i % 5]),
+                        created: lang.moment(0, &utc),
+                        account: Some("acct-1".into()),
+                        event_date: Some(lang.day(day)),
+                        reissuable_from: Some(lang.day(day)),
+                        request: Some("unb_x".into()),
+                        acked: (i == 1).then(|| {
+                            let action = action_words(lang, "unbound");
+                            lang.t_args("notice-acked", &[("action", &action), ("when", "x")])
+                        }),
+                    })
+                    .collect();
+                let page = NotificationsPage {
+                    c: c(Role::Institution),
+                    rows,
+                    kinds: store::NotificationType::ALL
+                        .iter()
+                        .map(|k| (k.as_str(), kind_words(lang, *k), false))
+                        .collect(),
+                    acks: vec![
+                        ("all", lang.t("notice-acked-all"), true),
+                        ("no", lang.t("notice-acked-no"), false),
+                        ("yes", lang.t("notice-acked-yes"), false),
+                    ],
+                    actions: store::ACK_ACTIONS.iter().map(|a| (*a, action_words(lang, a))).collect(),
+                    older: Some("/console/notifications?before=1".into()),
+                    back: String::new(),
+                    notice: Some(lang.t_args("notice-done", &[("count", "2")])),
+                };
+                pages.push(page.render().unwrap());
+            }
+            lang.t("notice-kind-all");
+            action_words(lang, "");
         }
         let missing = MISSING.with_borrow(|m| m.clone());
         assert!(missing.is_empty(), "messages no catalogue has: {missing:?}");
@@ -800,4 +837,155 @@ pub async fn report_csv(State(state): State<AppState>, headers: HeaderMap, RawQu
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     resp
+}
+
+/// Notifications listed on one page of the console.
+const NOTIFICATIONS_PAGE_ROWS: u32 = 100;
+
+/// A notification on the institution's page.
+pub struct NoticeRow {
+    pub id: String,
+    pub kind: String,
+    pub created: String,
+    pub account: Option<String>,
+    pub event_date: Option<String>,
+    pub reissuable_from: Option<String>,
+    /// For an `unbind.requested`: the request's page.
+    pub request: Option<String>,
+    /// Acknowledged: the action and when, worded.
+    pub acked: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console_notifications.html")]
+struct NotificationsPage {
+    c: Chrome,
+    rows: Vec<NoticeRow>,
+    /// (value, words, chosen) of the type filter's options, and of the acknowledgement filter's.
+    kinds: Vec<(&'static str, String, bool)>,
+    acks: Vec<(&'static str, String, bool)>,
+    /// (value, words) of the actions an acknowledgement names.
+    actions: Vec<(&'static str, String)>,
+    /// The next page's link, if there may be more.
+    older: Option<String>,
+    /// The filters, for the acknowledgement form to come back to.
+    back: String,
+    notice: Option<String>,
+}
+
+fn kind_words(lang: Lang, kind: store::NotificationType) -> String {
+    lang.t(&format!("notice-kind-{}", kind.as_str().replace(['.', '_'], "-")))
+}
+
+fn action_words(lang: Lang, action: &str) -> String {
+    if action.is_empty() {
+        return lang.t("notice-action-none");
+    }
+    lang.t(&format!("notice-action-{}", action.replace('_', "-")))
+}
+
+/// `GET /console/notifications[?type=&acked=&before=&done=]`: the institution's notifications, newest
+/// first, by type and acknowledgement, with a form to acknowledge one or many.
+pub async fn notifications(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let ctx = Ctx::new(&state, &headers);
+    let caller = match ctx.caller(&headers).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    let q = Form::of_query(query.as_deref());
+    let kind = q.get("type").and_then(store::NotificationType::parse);
+    let acked_choice = q.get("acked").filter(|a| ["yes", "no"].contains(a)).unwrap_or("all");
+    let acked = match acked_choice {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    };
+    let before = q.get("before").and_then(|b| b.parse::<i64>().ok()).filter(|b| *b > 0).unwrap_or(0);
+    let filter = store::NotificationFilter { kind, acked };
+    let page = match crate::feed::newest(&state, &caller, filter, before, NOTIFICATIONS_PAGE_ROWS).await {
+        Ok(p) => p,
+        Err(e) => return ctx.api_refused(e),
+    };
+    let lang = ctx.lang;
+    let tz = &state.holder.config.time_zone;
+    let type_value = kind.map_or("", |k| k.as_str());
+    let filters = format!("type={}&acked={acked_choice}", super::percent_encode(type_value));
+    let moment = |t: &str| t.parse::<jiff::Timestamp>().map_or(t.to_string(), |t| lang.moment(t.as_second(), tz));
+    let rows = page
+        .iter()
+        .map(|n| NoticeRow {
+            id: n.id.to_string(),
+            kind: kind_words(lang, n.kind),
+            created: moment(&n.created_at),
+            account: n.account_ref.clone(),
+            event_date: n.event_date.map(|d| lang.day(d)),
+            reissuable_from: n.reissuable_from.map(|d| lang.day(d)),
+            request: n.unbind_request_id.clone(),
+            acked: n.acked_at.as_ref().map(|at| {
+                let action = action_words(lang, n.ack_action.as_deref().unwrap_or(""));
+                lang.t_args("notice-acked", &[("action", &action), ("when", &moment(at))])
+            }),
+        })
+        .collect();
+    let older = (page.len() == NOTIFICATIONS_PAGE_ROWS as usize)
+        .then(|| page.last().map(|n| format!("/console/notifications?{filters}&before={}", n.seq)))
+        .flatten();
+    let mut kinds = vec![("", lang.t("notice-kind-all"), kind.is_none())];
+    kinds.extend(store::NotificationType::ALL.iter().map(|k| (k.as_str(), kind_words(lang, *k), Some(*k) == kind)));
+    let acks = [("all", "notice-acked-all"), ("no", "notice-acked-no"), ("yes", "notice-acked-yes")]
+        .into_iter()
+        .map(|(v, id)| (v, lang.t(id), v == acked_choice))
+        .collect();
+    let done = q.get("done").and_then(|d| d.parse::<u32>().ok());
+    let html = NotificationsPage {
+        c: ctx.console_chrome(&format!("/console/notifications?{filters}"), &caller, "notifications"),
+        rows,
+        kinds,
+        acks,
+        actions: store::ACK_ACTIONS.iter().map(|a| (*a, action_words(lang, a))).collect(),
+        older,
+        back: filters,
+        notice: done.map(|n| lang.t_args("notice-done", &[("count", &n.to_string())])),
+    }
+    .render();
+    ctx.render(StatusCode::OK, html)
+}
+
+/// `POST /console/notifications/ack`: acknowledges the notifications ticked with one action, each
+/// through the API's own function; back to the list, saying how many.
+pub async fn ack_notifications(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form, NotAForm>,
+) -> Response {
+    let ctx = Ctx::new(&state, &headers);
+    let form = match ctx.posted_from(&headers, form, CONSOLE_HOME) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let caller = match ctx.caller(&headers).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    let action = form.get("action").unwrap_or("");
+    let ids = form.all("id");
+    if ids.len() > NOTIFICATIONS_PAGE_ROWS as usize {
+        return ctx.api_refused(ApiError::invalid("more notifications than one page holds"));
+    }
+    let mut done = 0;
+    for id in &ids {
+        match crate::feed::ack(&state, &caller, id, action).await {
+            Ok(_) => done += 1,
+            Err(e) => return ctx.api_refused(e),
+        }
+    }
+    // Back to the same filters (only the characters a filter holds).
+    let back: String = form
+        .get("back")
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "=&._%".contains(*c))
+        .take(200)
+        .collect();
+    see_other(&format!("/console/notifications?{back}&done={done}"))
 }

@@ -51,6 +51,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/console/requests", get(console::queue))
         .route("/console/requests/{id}", get(console::request))
         .route("/console/requests/{id}/resolve", post(console::resolve))
+        .route("/console/notifications", get(console::notifications))
+        .route("/console/notifications/ack", post(console::ack_notifications))
         .route("/console/report", get(console::report))
         .route("/console/report.csv", get(console::report_csv))
         .route("/verify", get(verify))

@@ -15,6 +15,7 @@ backend_tests!(
     a_console_page_authorises_as_its_route,
     a_console_session_ends_when_idle_signed_out_or_revoked,
     the_regulator_reads_the_report_for_a_period_sorted_and_as_csv,
+    an_institution_filters_and_acknowledges_its_notifications,
 );
 
 /// A browser signed in to the console with `key`.
@@ -204,4 +205,63 @@ async fn the_regulator_reads_the_report_for_a_period_sorted_and_as_csv(db: TestD
     let mut bank = signed_in(&app, &w.old_bank).await;
     assert_eq!(bank.get("/console/report").await.status, 403);
     assert_eq!(bank.get("/console/report.csv").await.status, 403);
+}
+
+/// The ids of the notifications a page offers to acknowledge.
+fn ticks(page: &str) -> Vec<String> {
+    page.split(r#"name="id" value=""#).skip(1).map(|rest| rest[..rest.find('"').unwrap()].to_string()).collect()
+}
+
+async fn an_institution_filters_and_acknowledges_its_notifications(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    let holder = login(&app, &w, N).await;
+    app.post("/v1/holder/unbind-requests", &holder, json!({"all": true})).await;
+    let mut b = signed_in(&app, &w.old_bank).await;
+    // Its two accounts were bound before N was disconnected and reissued (two notices each), and the
+    // holder's request.
+    let all = b.get("/console/notifications").await;
+    assert_eq!(all.status, 200);
+    assert!(
+        all.text.contains("Number reissued to someone new") && all.text.contains("The new holder asks you to unbind")
+    );
+    assert_eq!(ticks(&all.text).len(), 5, "{}", all.text);
+    let reissued = b.get("/console/notifications?type=number.reassigned&acked=no").await;
+    let ids = ticks(&reissued.text);
+    assert_eq!(ids.len(), 2, "{}", reissued.text);
+    assert!(!reissued.text.contains(r#"class="inst">The new holder asks you to unbind"#), "only the kind chosen");
+    // Another institution cannot acknowledge them: the same 404 as for an id nobody has.
+    let mut other = signed_in(&app, &w.new_bank).await;
+    let csrf = csrf_of(&other.get("/console/notifications").await);
+    let theirs =
+        other.post("/console/notifications/ack", &[("csrf", &csrf), ("id", &ids[0]), ("action", "unbound")]).await;
+    assert_eq!(theirs.status, 404);
+    // Both at once, with one action; back to the same filter, saying how many.
+    let csrf = csrf_of(&reissued);
+    let back = "type=number.reassigned&acked=no";
+    let fields = [("csrf", csrf.as_str()), ("back", back), ("id", &ids[0]), ("id", &ids[1]), ("action", "unbound")];
+    let acked = b.post("/console/notifications/ack", &fields).await;
+    assert_eq!(
+        (acked.status, acked.headers["location"].to_str().unwrap()),
+        (303, "/console/notifications?type=number.reassigned&acked=no&done=2")
+    );
+    let after = b.get(acked.headers["location"].to_str().unwrap()).await;
+    assert!(after.text.contains("2 notifications acknowledged."), "{}", after.text);
+    assert!(ticks(&after.text).is_empty(), "none left unacknowledged of that kind");
+    let done = b.get("/console/notifications?acked=yes").await;
+    assert!(done.text.contains("Acknowledged: Removed the number from the account"), "{}", done.text);
+    // The API's feed says the same.
+    let feed = app.get("/v1/notifications", &w.old_bank).await;
+    let acked_by_api = feed.body["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| ids.contains(&n["id"].as_str().unwrap().to_string()))
+        .count();
+    assert_eq!(acked_by_api, 2);
+    // An unknown action is refused, and nothing is acknowledged.
+    let rest = ticks(&b.get("/console/notifications").await.text);
+    let wrong = b.post("/console/notifications/ack", &[("csrf", &csrf), ("id", &rest[0]), ("action", "burned")]).await;
+    assert_eq!(wrong.status, 400);
+    assert_eq!(ticks(&b.get("/console/notifications").await.text), rest);
 }

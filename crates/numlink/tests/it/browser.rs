@@ -805,6 +805,18 @@ async fn an_institution_answers(lang: &str, width: u32, height: u32) {
     assert_eq!(text(&b, "dd.state").await, say("已拒绝", "Refused"), "the answer stands on the page");
     b.check(&w.server, "console-answered").await;
 
+    // The notifications: the unacknowledged ones ticked and acknowledged in one go.
+    b.click("nav.holder a[href='/console/notifications']").await;
+    let boxes = b.client().find_all(Locator::Css("input[name=id]")).await.unwrap();
+    assert_eq!(boxes.len(), 5, "two accounts disconnected and reissued, and the request");
+    b.check(&w.server, "console-notifications").await;
+    for cb in boxes.iter().take(2) {
+        cb.click().await.unwrap();
+    }
+    b.click("form[action='/console/notifications/ack'] button[type=submit]").await;
+    assert!(text(&b, ".notice").await.contains('2'));
+    assert_eq!(b.client().find_all(Locator::Css("input[name=id]")).await.unwrap().len(), 3);
+
     // Signing out ends the session: the pages ask to sign in again.
     b.click("form[action='/console/sign-out'] button").await;
     assert_eq!(b.path().await, "/console");

@@ -65,7 +65,15 @@ impl NotificationType {
         }
     }
 
-    fn parse(s: &str) -> Option<NotificationType> {
+    pub const ALL: [NotificationType; 5] = [
+        NotificationType::Disconnected,
+        NotificationType::Transferred,
+        NotificationType::Reassigned,
+        NotificationType::EndpointDisabled,
+        NotificationType::UnbindRequested,
+    ];
+
+    pub fn parse(s: &str) -> Option<NotificationType> {
         [
             NotificationType::Disconnected,
             NotificationType::Transferred,
@@ -231,6 +239,38 @@ pub(crate) fn feed(
     let rows = conn.query(
         &format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE institution_seq = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
         &[institution_seq.into(), after_seq.into(), i64::from(limit).into()],
+    )?;
+    rows.iter().map(notification_from).collect()
+}
+
+/// Which notifications an operator looks at: of one type or all, acknowledged or not or both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NotificationFilter {
+    pub kind: Option<NotificationType>,
+    pub acked: Option<bool>,
+}
+
+/// The institution's notifications that pass `filter`, newest first, before the feed position
+/// `before_seq` (0: from the newest).
+pub(crate) fn newest(
+    conn: &mut dyn Conn,
+    institution_seq: i64,
+    filter: NotificationFilter,
+    before_seq: i64,
+    limit: u32,
+) -> Result<Vec<Notification>, StoreError> {
+    let kind = filter.kind.map(|k| k.as_str().to_string());
+    let acked = match filter.acked {
+        None => "",
+        Some(true) => " AND acked_at IS NOT NULL",
+        Some(false) => " AND acked_at IS NULL",
+    };
+    let rows = conn.query(
+        &format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE institution_seq = $1 AND ($2 = 0 OR seq < $2) \
+             AND ($3 = '' OR type = $3){acked} ORDER BY seq DESC LIMIT $4"
+        ),
+        &[institution_seq.into(), before_seq.into(), kind.unwrap_or_default().into(), i64::from(limit).into()],
     )?;
     rows.iter().map(notification_from).collect()
 }
