@@ -19,6 +19,7 @@ pub(crate) use redacted_debug;
 
 pub mod attest;
 pub mod auth;
+pub mod endpoints;
 pub mod error;
 pub mod feed;
 pub mod holder;

@@ -332,3 +332,26 @@ notice-done = { $count ->
    *[other] { $count } notifications acknowledged.
 }
 notice-older = Older notifications
+console-nav-endpoints = Webhooks
+endpoint-title = Webhook endpoints
+endpoint-intro = numlink sends each notification to every endpoint you register, signed with its secret (Standard Webhooks), and tries again for days when it does not answer. An endpoint that fails for days is disabled, and you are told in the notifications.
+endpoint-secret-title = The secret, shown this once
+endpoint-secret-body = Put it in the receiver at
+endpoint-secret-label = Signing secret
+endpoint-list-title = Your endpoints
+endpoint-none = You have no webhook endpoint: read the notifications here, or from the API's feed.
+endpoint-enabled = Receiving
+endpoint-disabled = Disabled
+endpoint-created = Registered
+endpoint-previous-until = The previous secret signs too until
+endpoint-rotate = New secret
+endpoint-delete = Delete
+endpoint-add-title = Add an endpoint
+endpoint-url-label = The endpoint's address
+endpoint-url-hint = An https address reachable from the internet, for example https://bank.example/numlink/webhooks.
+endpoint-add = Add
+endpoint-refused = numlink cannot send to this address. It must be https, reachable from the internet (not an address inside a network), and you may have at most { $max } endpoints.
+endpoint-deleted = The endpoint was deleted, with the deliveries still waiting for it.
+endpoint-delete-title = Delete this endpoint?
+endpoint-delete-body = Notifications will no longer be sent to it, and the deliveries waiting for it are dropped. The notifications stay in your list.
+endpoint-delete-yes = Yes, delete it

@@ -5,10 +5,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use store::{Endpoint, EndpointId, NotificationId, Role};
+use store::{Endpoint, NotificationId, Role};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
+use crate::endpoints;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
 use crate::json::StrictJson;
 use crate::state::AppState;
@@ -97,10 +98,7 @@ pub async fn add(
     caller: Caller,
     StrictJson(req): StrictJson<EndpointRequest>,
 ) -> ApiResult<(StatusCode, Json<EndpointCreated>)> {
-    let institution = caller.require(&[Role::Institution])?.clone();
-    let url = workers::webhooks::check_url(&req.url, state.webhooks.allow_loopback).await.map_err(ApiError::invalid)?;
-    let secret = workers::webhooks::new_secret();
-    let e = state.store.add_endpoint(institution, url.as_str(), &secret, state.limits.webhook_endpoints_max).await?;
+    let (e, secret) = endpoints::add(&state, &caller, &req.url).await?;
     Ok((StatusCode::CREATED, Json(EndpointCreated { id: e.id.into(), url: e.url, secret })))
 }
 
@@ -113,9 +111,8 @@ pub async fn add(
     security(("apiKey" = []))
 )]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<EndpointList>> {
-    let institution = caller.require(&[Role::Institution])?;
-    let endpoints = state.store.endpoints(institution.seq).await?;
-    Ok(Json(EndpointList { endpoints: endpoints.into_iter().map(Into::into).collect() }))
+    let list = endpoints::list(&state, &caller).await?;
+    Ok(Json(EndpointList { endpoints: list.into_iter().map(Into::into).collect() }))
 }
 
 #[utoipa::path(
@@ -128,13 +125,8 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     security(("apiKey" = []))
 )]
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    let institution = caller.require(&[Role::Institution])?.clone();
-    let Some(endpoint_id) = EndpointId::parse(&id) else { return Err(not_found("webhook endpoint", &id)) };
-    if state.store.delete_endpoint(institution, &endpoint_id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(not_found("webhook endpoint", &id))
-    }
+    endpoints::delete(&state, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(
@@ -151,14 +143,7 @@ pub async fn rotate(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SecretRotated>> {
-    let institution = caller.require(&[Role::Institution])?.clone();
-    let Some(endpoint_id) = EndpointId::parse(&id) else { return Err(not_found("webhook endpoint", &id)) };
-    let secret = workers::webhooks::new_secret();
-    let e = state
-        .store
-        .rotate_endpoint_secret(institution, &endpoint_id, &secret, state.webhooks.secret_overlap_secs)
-        .await?
-        .ok_or_else(|| not_found("webhook endpoint", &id))?;
+    let (e, secret) = endpoints::rotate(&state, &caller, &id).await?;
     Ok(Json(SecretRotated {
         id: e.id.into(),
         secret,

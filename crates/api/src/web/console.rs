@@ -581,6 +581,33 @@ mod tests {
             }
             lang.t("notice-kind-all");
             action_words(lang, "");
+            for (rows, secret, refused) in [(0, false, true), (1, true, false)] {
+                let rows = (0..rows)
+                    .map(|i| EndpointRow {
+                        id: format!("whe_{i}"),
+                        url: "https://bank.example/hook".into(),
+                        enabled: i == 1,
+                        disabled_reason: Some("failing for 5 days".into()),
+                        created: lang.moment(0, &utc),
+                        previous_until: Some(lang.moment(0, &utc)),
+                    })
+                    .collect();
+                let page = EndpointsPage {
+                    c: c(Role::Institution),
+                    rows,
+                    secret: secret.then(|| ("https://bank.example/hook".into(), "whsec_x".into())),
+                    alert: refused.then(|| lang.t_args("endpoint-refused", &[("max", "10")])),
+                    typed: "http://10.0.0.1/".into(),
+                    notice: Some(lang.t("endpoint-deleted")),
+                };
+                pages.push(page.render().unwrap());
+            }
+            let page = DeleteEndpointPage {
+                c: c(Role::Institution),
+                id: "whe_0".into(),
+                url: "https://bank.example/hook".into(),
+            };
+            pages.push(page.render().unwrap());
         }
         let missing = MISSING.with_borrow(|m| m.clone());
         assert!(missing.is_empty(), "messages no catalogue has: {missing:?}");
@@ -988,4 +1015,182 @@ pub async fn ack_notifications(
         .take(200)
         .collect();
     see_other(&format!("/console/notifications?{back}&done={done}"))
+}
+
+/// An endpoint on the institution's page.
+pub struct EndpointRow {
+    pub id: String,
+    pub url: String,
+    pub enabled: bool,
+    /// Why it is disabled, worded by numlink.
+    pub disabled_reason: Option<String>,
+    pub created: String,
+    /// Until when the secret before the last rotation still signs.
+    pub previous_until: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console_endpoints.html")]
+struct EndpointsPage {
+    c: Chrome,
+    rows: Vec<EndpointRow>,
+    /// A secret just made, shown this once: (the endpoint's URL, the secret).
+    secret: Option<(String, String)>,
+    /// What is wrong with the URL sent (the API's own words), and the URL as sent.
+    alert: Option<String>,
+    typed: String,
+    notice: Option<String>,
+}
+
+async fn endpoints_page(
+    ctx: &Ctx,
+    caller: &Caller,
+    secret: Option<(String, String)>,
+    refused: Option<(String, String)>,
+    notice: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let list = match crate::endpoints::list(&ctx.state, caller).await {
+        Ok(l) => l,
+        Err(e) => return ctx.api_refused(e),
+    };
+    let lang = ctx.lang;
+    let tz = &ctx.state.holder.config.time_zone;
+    let now = ctx.state.store.clock().now().as_second();
+    let rows = list
+        .into_iter()
+        .map(|e| EndpointRow {
+            created: e
+                .created_at
+                .parse::<jiff::Timestamp>()
+                .map_or(e.created_at.clone(), |t| lang.moment(t.as_second(), tz)),
+            previous_until: e.previous_secret_until.filter(|&u| u > now).map(|u| lang.moment(u, tz)),
+            id: e.id.to_string(),
+            url: e.url,
+            enabled: e.enabled,
+            disabled_reason: e.disabled_reason,
+        })
+        .collect();
+    let (alert, typed) = refused.map_or((None, String::new()), |(a, t)| (Some(a), t));
+    let html = EndpointsPage {
+        c: ctx.console_chrome("/console/endpoints", caller, "endpoints"),
+        rows,
+        secret,
+        alert,
+        typed,
+        notice,
+    }
+    .render();
+    let mut resp = ctx.render(status, html);
+    // A page holding a secret is never kept by the browser or a proxy (every page is no-store already).
+    resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// `GET /console/endpoints[?deleted=1]`: the institution's webhook endpoints.
+pub async fn endpoints(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let ctx = Ctx::new(&state, &headers);
+    let caller = match ctx.caller(&headers).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    let notice = Form::of_query(query.as_deref()).get("deleted").map(|_| ctx.lang.t("endpoint-deleted"));
+    endpoints_page(&ctx, &caller, None, None, notice, StatusCode::OK).await
+}
+
+/// `POST /console/endpoints`: registers an endpoint; the page shows its secret this once.
+pub async fn add_endpoint(State(state): State<AppState>, headers: HeaderMap, form: Result<Form, NotAForm>) -> Response {
+    let ctx = Ctx::new(&state, &headers);
+    let form = match ctx.posted_from(&headers, form, CONSOLE_HOME) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let caller = match ctx.caller(&headers).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    let url: String = form.get("url").unwrap_or("").trim().chars().take(2048).collect();
+    match crate::endpoints::add(&state, &caller, &url).await {
+        Ok((e, secret)) => endpoints_page(&ctx, &caller, Some((e.url, secret)), None, None, StatusCode::CREATED).await,
+        Err(e) if e.code == ErrorCode::InvalidArgument || e.code == ErrorCode::TooManyItems => {
+            let max = state.limits.webhook_endpoints_max.to_string();
+            let alert = ctx.lang.t_args("endpoint-refused", &[("max", &max)]);
+            endpoints_page(&ctx, &caller, None, Some((alert, url)), None, StatusCode::BAD_REQUEST).await
+        }
+        Err(e) => ctx.api_refused(e),
+    }
+}
+
+/// `POST /console/endpoints/{id}/rotate`: a new secret, shown this once; the previous one signs too
+/// for a while, so the receiver can change over.
+pub async fn rotate_endpoint(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form, NotAForm>,
+) -> Response {
+    let ctx = Ctx::new(&state, &headers);
+    if let Err(page) = ctx.posted_from(&headers, form, CONSOLE_HOME) {
+        return page;
+    }
+    let caller = match ctx.caller(&headers).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    match crate::endpoints::rotate(&state, &caller, &id).await {
+        Ok((e, secret)) => endpoints_page(&ctx, &caller, Some((e.url, secret)), None, None, StatusCode::OK).await,
+        Err(e) => ctx.api_refused(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console_endpoint_delete.html")]
+struct DeleteEndpointPage {
+    c: Chrome,
+    id: String,
+    url: String,
+}
+
+/// `GET /console/endpoints/{id}/delete`: asks to confirm; `POST` deletes the endpoint and its pending
+/// deliveries.
+pub async fn confirm_delete_endpoint(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let ctx = Ctx::new(&state, &headers);
+    let caller = match ctx.caller(&headers).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    let list = match crate::endpoints::list(&state, &caller).await {
+        Ok(l) => l,
+        Err(e) => return ctx.api_refused(e),
+    };
+    let Some(e) = list.into_iter().find(|e| e.id.as_str() == id) else {
+        return ctx.api_refused(ApiError::new(ErrorCode::NotFound, "no such webhook endpoint"));
+    };
+    let html = DeleteEndpointPage { c: ctx.console_chrome("/console/endpoints", &caller, "endpoints"), id, url: e.url }
+        .render();
+    ctx.render(StatusCode::OK, html)
+}
+
+pub async fn delete_endpoint(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form, NotAForm>,
+) -> Response {
+    let ctx = Ctx::new(&state, &headers);
+    if let Err(page) = ctx.posted_from(&headers, form, CONSOLE_HOME) {
+        return page;
+    }
+    let caller = match ctx.caller(&headers).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    match crate::endpoints::delete(&state, &caller, &id).await {
+        Ok(()) => see_other("/console/endpoints?deleted=1"),
+        Err(e) => ctx.api_refused(e),
+    }
 }

@@ -16,6 +16,7 @@ backend_tests!(
     a_console_session_ends_when_idle_signed_out_or_revoked,
     the_regulator_reads_the_report_for_a_period_sorted_and_as_csv,
     an_institution_filters_and_acknowledges_its_notifications,
+    an_institution_manages_its_webhook_endpoints,
 );
 
 /// A browser signed in to the console with `key`.
@@ -264,4 +265,45 @@ async fn an_institution_filters_and_acknowledges_its_notifications(db: TestDb) {
     let wrong = b.post("/console/notifications/ack", &[("csrf", &csrf), ("id", &rest[0]), ("action", "burned")]).await;
     assert_eq!(wrong.status, 400);
     assert_eq!(ticks(&b.get("/console/notifications").await.text), rest);
+}
+
+async fn an_institution_manages_its_webhook_endpoints(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    let mut b = signed_in(&app, &w.old_bank).await;
+    let page = b.get("/console/endpoints").await;
+    assert!(page.text.contains("You have no webhook endpoint"), "{}", page.text);
+    let csrf = csrf_of(&page);
+    // An address numlink will not call: said on the form, the address kept.
+    let bad = b.post("/console/endpoints", &[("csrf", &csrf), ("url", "ftp://bank.example/x")]).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text.contains("numlink cannot send to this address") && bad.text.contains("ftp://bank.example/x"));
+    // Added: the secret shown this once, and the API lists the endpoint.
+    let added = b.post("/console/endpoints", &[("csrf", &csrf), ("url", "http://127.0.0.1:9/hook")]).await;
+    assert_eq!(added.status, 201, "{}", added.text);
+    let secret_of =
+        |t: &str| t[t.find("whsec_").expect("the secret")..].chars().take_while(|c| *c != '<').collect::<String>();
+    let secret = secret_of(&added.text);
+    let api = app.get("/v1/webhook-endpoints", &w.old_bank).await;
+    let id = api.body["endpoints"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(api.body["endpoints"][0]["url"], "http://127.0.0.1:9/hook");
+    let again = b.get("/console/endpoints").await;
+    assert!(!again.text.contains(&secret), "never shown again");
+    // Another institution cannot rotate or delete it: the same 404 as for an id nobody has.
+    let mut other = signed_in(&app, &w.new_bank).await;
+    let their_csrf = csrf_of(&other.get("/console/endpoints").await);
+    assert_eq!(other.post(&format!("/console/endpoints/{id}/rotate"), &[("csrf", &their_csrf)]).await.status, 404);
+    assert_eq!(other.get(&format!("/console/endpoints/{id}/delete")).await.status, 404);
+    assert_eq!(other.post(&format!("/console/endpoints/{id}/delete"), &[("csrf", &their_csrf)]).await.status, 404);
+    // A new secret: shown once, the previous one still signing for a while.
+    let rotated = b.post(&format!("/console/endpoints/{id}/rotate"), &[("csrf", &csrf)]).await;
+    assert_eq!(rotated.status, 200);
+    assert_ne!(secret_of(&rotated.text), secret);
+    assert!(rotated.text.contains("The previous secret signs too until"), "{}", rotated.text);
+    // Deleted after a confirmation.
+    let confirm = b.get(&format!("/console/endpoints/{id}/delete")).await;
+    assert!(confirm.text.contains("Delete this endpoint?") && confirm.text.contains("http://127.0.0.1:9/hook"));
+    let deleted = b.post(&format!("/console/endpoints/{id}/delete"), &[("csrf", &csrf)]).await;
+    assert_eq!(deleted.headers["location"], "/console/endpoints?deleted=1");
+    assert_eq!(app.get("/v1/webhook-endpoints", &w.old_bank).await.body["endpoints"], json!([]));
 }

@@ -817,6 +817,14 @@ async fn an_institution_answers(lang: &str, width: u32, height: u32) {
     assert!(text(&b, ".notice").await.contains('2'));
     assert_eq!(b.client().find_all(Locator::Css("input[name=id]")).await.unwrap().len(), 3);
 
+    // A webhook endpoint: added, its secret shown once.
+    b.click("nav.holder a[href='/console/endpoints']").await;
+    b.fill("#url", "http://127.0.0.1:9/hook").await;
+    b.click("form[action='/console/endpoints'] button[type=submit]").await;
+    let secret = b.client().find(Locator::Css("#secret")).await.unwrap().prop("value").await.unwrap().unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    b.check(&w.server, "console-endpoints").await;
+
     // Signing out ends the session: the pages ask to sign in again.
     b.click("form[action='/console/sign-out'] button").await;
     assert_eq!(b.path().await, "/console");
