@@ -54,19 +54,32 @@ impl Ctx {
         }
     }
 
-    /// The page for an API refusal. Another's object and no object are the same page, as in the API.
-    fn api_refused(&self, e: ApiError) -> Response {
+    /// How a page words an API refusal: its status, its message key, and the way on. Another's object
+    /// and no object are the same page, as in the API.
+    fn refusal(e: &ApiError) -> (StatusCode, &'static str, (&'static str, &'static str)) {
         let (key, back) = match e.code {
-            ErrorCode::NotFound => ("console-not-found", ("/console", "action-console-home")),
-            ErrorCode::PermissionDenied => ("console-not-for-role", ("/console", "action-console-home")),
+            ErrorCode::NotFound => ("console-not-found", CONSOLE_HOME),
+            ErrorCode::PermissionDenied => ("console-not-for-role", CONSOLE_HOME),
             ErrorCode::Conflict => ("console-answered-before", ("/console/requests", "action-console-requests")),
-            ErrorCode::InvalidArgument => ("bad-form", ("/console", "action-console-home")),
+            ErrorCode::InvalidArgument => ("bad-form", CONSOLE_HOME),
             _ => {
                 tracing::error!(code = e.code.as_str(), message = %e.message, "a console page could not be served");
                 ("unavailable", ("/console", "action-try-again"))
             }
         };
-        self.problem(e.code.status(), key, back)
+        (e.code.status(), key, back)
+    }
+
+    /// The page for an API refusal, before anyone is signed in.
+    fn api_refused(&self, e: ApiError) -> Response {
+        let (status, key, back) = Ctx::refusal(&e);
+        self.problem(status, key, back)
+    }
+
+    /// The page for an API refusal, in the console's frame of the participant signed in.
+    fn refused_for(&self, caller: &Caller, e: ApiError) -> Response {
+        let (status, key, back) = Ctx::refusal(&e);
+        self.problem_in(self.console_chrome("/console", caller, ""), status, key, back)
     }
 }
 
@@ -241,7 +254,7 @@ pub async fn queue(State(state): State<AppState>, headers: HeaderMap) -> Respons
     };
     let queue = match unbind::queue(&state, &caller, QUEUE_OPEN_MAX, QUEUE_ANSWERED_MAX).await {
         Ok(q) => q,
-        Err(e) => return ctx.api_refused(e),
+        Err(e) => return ctx.refused_for(&caller, e),
     };
     let today = state.store.today();
     let tz = &state.holder.config.time_zone;
@@ -303,15 +316,15 @@ async fn request_page(
     let state = &ctx.state;
     let r = match unbind::get(state, caller, id).await {
         Ok(r) => r,
-        Err(e) => return ctx.api_refused(e),
+        Err(e) => return ctx.refused_for(caller, e),
     };
     let proof = match unbind::proof(state, caller, id).await {
         Ok(Some(token)) => match check_proof_at(state, ctx.lang, &token, r.created_unix).await {
             Ok(v) => Some(v),
-            Err(e) => return ctx.api_refused(e.into()),
+            Err(e) => return ctx.refused_for(caller, e.into()),
         },
         Ok(None) => None,
-        Err(e) => return ctx.api_refused(e),
+        Err(e) => return ctx.refused_for(caller, e),
     };
     let lang = ctx.lang;
     let tz = &state.holder.config.time_zone;
@@ -385,7 +398,7 @@ pub async fn resolve(
     };
     match unbind::resolve(&state, &caller, &id, resolution).await {
         Ok(_) => see_other(&format!("/console/requests/{}?answered=1", super::percent_encode(&id))),
-        Err(e) => ctx.api_refused(e),
+        Err(e) => ctx.refused_for(&caller, e),
     }
 }
 
@@ -744,7 +757,7 @@ pub async fn report(State(state): State<AppState>, headers: HeaderMap, RawQuery(
     };
     let (as_of, mut rows) = match crate::report::institutions(&state, &caller, period).await {
         Ok(v) => v,
-        Err(e) => return ctx.api_refused(e),
+        Err(e) => return ctx.refused_for(&caller, e),
     };
     rows.sort_by(|a, b| {
         let order = if q.sort == "name" {
@@ -821,11 +834,11 @@ pub async fn report_csv(State(state): State<AppState>, headers: HeaderMap, RawQu
     let q = ReportQuery::of(query.as_deref());
     let period = match q.period() {
         Ok(p) => p,
-        Err(e) => return ctx.api_refused(e),
+        Err(e) => return ctx.refused_for(&caller, e),
     };
     let (as_of, rows) = match crate::report::institutions(&state, &caller, period).await {
         Ok(v) => v,
-        Err(e) => return ctx.api_refused(e),
+        Err(e) => return ctx.refused_for(&caller, e),
     };
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut head = vec!["institution_id", "name", "open", "overdue", "resolved", "resolved_late", "rejected"];
@@ -851,7 +864,7 @@ pub async fn report_csv(State(state): State<AppState>, headers: HeaderMap, RawQu
     }
     for row in rows_out {
         if w.write_record(&row).is_err() {
-            return ctx.api_refused(ApiError::new(ErrorCode::Internal, "the report could not be written"));
+            return ctx.refused_for(&caller, ApiError::new(ErrorCode::Internal, "the report could not be written"));
         }
     }
     let body = w.into_inner().unwrap_or_default();
@@ -931,7 +944,7 @@ pub async fn notifications(State(state): State<AppState>, headers: HeaderMap, Ra
     let filter = store::NotificationFilter { kind, acked };
     let page = match crate::feed::newest(&state, &caller, filter, before, NOTIFICATIONS_PAGE_ROWS).await {
         Ok(p) => p,
-        Err(e) => return ctx.api_refused(e),
+        Err(e) => return ctx.refused_for(&caller, e),
     };
     let lang = ctx.lang;
     let tz = &state.holder.config.time_zone;
@@ -997,13 +1010,13 @@ pub async fn ack_notifications(
     let action = form.get("action").unwrap_or("");
     let ids = form.all("id");
     if ids.len() > NOTIFICATIONS_PAGE_ROWS as usize {
-        return ctx.api_refused(ApiError::invalid("more notifications than one page holds"));
+        return ctx.refused_for(&caller, ApiError::invalid("more notifications than one page holds"));
     }
     let mut done = 0;
     for id in &ids {
         match crate::feed::ack(&state, &caller, id, action).await {
             Ok(_) => done += 1,
-            Err(e) => return ctx.api_refused(e),
+            Err(e) => return ctx.refused_for(&caller, e),
         }
     }
     // Back to the same filters (only the characters a filter holds).
@@ -1052,7 +1065,7 @@ async fn endpoints_page(
 ) -> Response {
     let list = match crate::endpoints::list(&ctx.state, caller).await {
         Ok(l) => l,
-        Err(e) => return ctx.api_refused(e),
+        Err(e) => return ctx.refused_for(&caller, e),
     };
     let lang = ctx.lang;
     let tz = &ctx.state.holder.config.time_zone;
@@ -1117,7 +1130,7 @@ pub async fn add_endpoint(State(state): State<AppState>, headers: HeaderMap, for
             let alert = ctx.lang.t_args("endpoint-refused", &[("max", &max)]);
             endpoints_page(&ctx, &caller, None, Some((alert, url)), None, StatusCode::BAD_REQUEST).await
         }
-        Err(e) => ctx.api_refused(e),
+        Err(e) => ctx.refused_for(&caller, e),
     }
 }
 
@@ -1139,7 +1152,7 @@ pub async fn rotate_endpoint(
     };
     match crate::endpoints::rotate(&state, &caller, &id).await {
         Ok((e, secret)) => endpoints_page(&ctx, &caller, Some((e.url, secret)), None, None, StatusCode::OK).await,
-        Err(e) => ctx.api_refused(e),
+        Err(e) => ctx.refused_for(&caller, e),
     }
 }
 
@@ -1165,10 +1178,10 @@ pub async fn confirm_delete_endpoint(
     };
     let list = match crate::endpoints::list(&state, &caller).await {
         Ok(l) => l,
-        Err(e) => return ctx.api_refused(e),
+        Err(e) => return ctx.refused_for(&caller, e),
     };
     let Some(e) = list.into_iter().find(|e| e.id.as_str() == id) else {
-        return ctx.api_refused(ApiError::new(ErrorCode::NotFound, "no such webhook endpoint"));
+        return ctx.refused_for(&caller, ApiError::new(ErrorCode::NotFound, "no such webhook endpoint"));
     };
     let html = DeleteEndpointPage { c: ctx.console_chrome("/console/endpoints", &caller, "endpoints"), id, url: e.url }
         .render();
@@ -1191,6 +1204,6 @@ pub async fn delete_endpoint(
     };
     match crate::endpoints::delete(&state, &caller, &id).await {
         Ok(()) => see_other("/console/endpoints?deleted=1"),
-        Err(e) => ctx.api_refused(e),
+        Err(e) => ctx.refused_for(&caller, e),
     }
 }

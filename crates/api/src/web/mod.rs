@@ -134,9 +134,20 @@ impl Ctx {
     /// A page that says what went wrong (`{key}-title`, `-body`, `-next` in the catalogues) and offers
     /// one way on.
     pub fn problem(&self, status: StatusCode, key: &str, action: (&'static str, &'static str)) -> Response {
+        self.problem_in(self.chrome("/", None, ""), status, key, action)
+    }
+
+    /// As `problem`, in the frame `c` (a console page keeps its navigation).
+    pub fn problem_in(
+        &self,
+        c: Chrome,
+        status: StatusCode,
+        key: &str,
+        action: (&'static str, &'static str),
+    ) -> Response {
         let lang = self.lang;
         let html = ProblemPage {
-            c: self.chrome("/", None, ""),
+            c,
             title: lang.t(&format!("{key}-title")),
             body: lang.t(&format!("{key}-body")),
             next: lang.t(&format!("{key}-next")),

@@ -99,6 +99,7 @@ async fn a_console_page_authorises_as_its_route(db: TestDb) {
     assert_eq!((theirs.status, nobodys.status), (404, 404));
     let body = |t: &str| t[t.find("<main").unwrap()..].to_string();
     assert_eq!(body(&theirs.text), body(&nobodys.text), "nothing tells the two apart");
+    assert!(theirs.text.contains(r#"action="/console/sign-out""#), "the refusal keeps the console's frame");
     let csrf = csrf_of(&other.get("/console/requests").await);
     let answer =
         other.post(&format!("/console/requests/{id}/resolve"), &[("csrf", &csrf), ("outcome", "unbound")]).await;
