@@ -1065,7 +1065,7 @@ async fn endpoints_page(
 ) -> Response {
     let list = match crate::endpoints::list(&ctx.state, caller).await {
         Ok(l) => l,
-        Err(e) => return ctx.refused_for(&caller, e),
+        Err(e) => return ctx.refused_for(caller, e),
     };
     let lang = ctx.lang;
     let tz = &ctx.state.holder.config.time_zone;
