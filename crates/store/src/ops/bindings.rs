@@ -259,18 +259,27 @@ pub(crate) fn newest(
     before_seq: i64,
     limit: u32,
 ) -> Result<Vec<Notification>, StoreError> {
-    let kind = filter.kind.map(|k| k.as_str().to_string());
     let acked = match filter.acked {
         None => "",
         Some(true) => " AND acked_at IS NOT NULL",
         Some(false) => " AND acked_at IS NULL",
     };
+    // Only the conditions asked for, so that each parameter has one plain type on both backends.
+    let before = if before_seq > 0 { before_seq } else { i64::MAX };
+    let mut params: Vec<crate::sql::Value> = vec![institution_seq.into(), before.into(), i64::from(limit).into()];
+    let kind = match filter.kind {
+        Some(k) => {
+            params.push(k.as_str().into());
+            " AND type = $4"
+        }
+        None => "",
+    };
     let rows = conn.query(
         &format!(
-            "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE institution_seq = $1 AND ($2 = 0 OR seq < $2) \
-             AND ($3 = '' OR type = $3){acked} ORDER BY seq DESC LIMIT $4"
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE institution_seq = $1 AND seq < $2{kind}{acked} \
+             ORDER BY seq DESC LIMIT $3"
         ),
-        &[institution_seq.into(), before_seq.into(), kind.unwrap_or_default().into(), i64::from(limit).into()],
+        &params,
     )?;
     rows.iter().map(notification_from).collect()
 }
