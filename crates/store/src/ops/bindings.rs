@@ -266,18 +266,20 @@ pub(crate) fn newest(
     };
     // Only the conditions asked for, so that each parameter has one plain type on both backends.
     let before = if before_seq > 0 { before_seq } else { i64::MAX };
-    let mut params: Vec<crate::sql::Value> = vec![institution_seq.into(), before.into(), i64::from(limit).into()];
+    let mut params: Vec<crate::sql::Value> = vec![institution_seq.into(), before.into()];
     let kind = match filter.kind {
         Some(k) => {
             params.push(k.as_str().into());
-            " AND type = $4"
+            " AND type = $3"
         }
         None => "",
     };
+    params.push(i64::from(limit).into());
+    let limit_at = params.len();
     let rows = conn.query(
         &format!(
             "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE institution_seq = $1 AND seq < $2{kind}{acked} \
-             ORDER BY seq DESC LIMIT $3"
+             ORDER BY seq DESC LIMIT ${limit_at}"
         ),
         &params,
     )?;
