@@ -57,6 +57,15 @@ impl ClientLimiter {
     }
 }
 
+impl ClientLimiter {
+    /// Whether `ip` is over the limit at `now`, without counting a request: `Some(retry_after_secs)`.
+    pub fn over(&self, ip: IpAddr, now: i64) -> Option<i64> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let &(start, count) = seen.get(&client_key(ip))?;
+        (start > now - self.window_secs && count >= self.max).then_some(start + self.window_secs - now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +79,11 @@ mod tests {
         assert_eq!(l.check(a, 1002), Err(3598));
         assert!(l.check(b, 1002).is_ok(), "another address has its own count");
         assert!(l.check(a, 4600).is_ok(), "a new window");
+        assert_eq!(l.over(a, 4601), None, "one of two in this window");
+        assert!(l.check(a, 4602).is_ok());
+        assert_eq!(l.over(a, 4603), Some(3597), "looking does not count");
+        assert_eq!(l.over(a, 4603), Some(3597));
+        assert_eq!(l.over(b, 4603), None);
     }
 
     #[test]

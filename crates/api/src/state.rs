@@ -50,6 +50,9 @@ pub struct Limits {
     pub form_bytes_max: usize,
     /// A console session ends after this long without a request.
     pub console_idle_secs: i64,
+    /// Failed console sign-ins (a wrong key) from one client address per hour; then refused until the
+    /// hour is over.
+    pub console_sign_in_failures_per_client_per_hour_max: u32,
     pub files: FileLimits,
 }
 
@@ -73,6 +76,7 @@ impl Default for Limits {
             sms_queue_messages_max: 10_000,
             form_bytes_max: 16 * 1024,
             console_idle_secs: 1800,
+            console_sign_in_failures_per_client_per_hour_max: 20,
             files: FileLimits::default(),
         }
     }
@@ -122,6 +126,8 @@ pub struct StateParts {
     pub job_progress: tokio::sync::watch::Receiver<u64>,
     /// Followed results open, per participant (seq): held to `followed_results_max`.
     pub following: Following,
+    /// Failed console sign-ins per client address (`Limits::console_sign_in_failures_per_client_per_hour_max`).
+    pub sign_in_failures: ClientLimiter,
 }
 
 /// Followed results open, per participant (seq).

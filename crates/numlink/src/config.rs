@@ -114,6 +114,7 @@ pub struct FileLimitsConfig {
     pub sms_queue_messages_max: Option<usize>,
     pub form_bytes_max: Option<usize>,
     pub console_idle_secs: Option<i64>,
+    pub console_sign_in_failures_per_client_per_hour_max: Option<u32>,
     pub file_check_chunk_rows: Option<usize>,
     pub header_timeout_ms: Option<u64>,
     pub body_timeout_ms: Option<u64>,
@@ -250,6 +251,10 @@ impl Config {
         limits.sms_queue_messages_max = l.sms_queue_messages_max.unwrap_or(limits.sms_queue_messages_max).max(1);
         limits.form_bytes_max = l.form_bytes_max.unwrap_or(limits.form_bytes_max).max(1024);
         limits.console_idle_secs = l.console_idle_secs.unwrap_or(limits.console_idle_secs).max(60);
+        limits.console_sign_in_failures_per_client_per_hour_max = l
+            .console_sign_in_failures_per_client_per_hour_max
+            .unwrap_or(limits.console_sign_in_failures_per_client_per_hour_max)
+            .max(1);
         limits.files.check_chunk_rows = l.file_check_chunk_rows.unwrap_or(limits.files.check_chunk_rows).max(1);
         let mut serve = api::serve::ServeLimits::default();
         serve.header_timeout_ms = l.header_timeout_ms.unwrap_or(serve.header_timeout_ms).max(1);

@@ -432,6 +432,10 @@ async fn serve(o: &Overrides) -> Result<()> {
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         job_progress: runner.progress(),
         following: Arc::default(),
+        sign_in_failures: api::limit::ClientLimiter::new(
+            config.limits.console_sign_in_failures_per_client_per_hour_max,
+            3600,
+        ),
     });
     let stopping = state.stopping.clone();
     // The SMS sender: sends one-time codes as they are requested (ends with the process).

@@ -203,6 +203,7 @@ console-no-key-title = No key?
 console-no-key-body = The operator of numlink gives each organisation its key when it joins (numlink participant add) and a new one when asked (numlink participant rotate-key). Ask your organisation's contact with the operator.
 console-holder-link = Is a recycled number yours? The holder's pages are here
 console-key-refused = This key is not one numlink knows, or it was revoked. Check that you pasted the whole key.
+console-too-many-failures = Too many wrong keys were sent from this connection. Try again after { $when }.
 console-ended-notice = Your session ended after { $minutes } minutes without use, or its key was revoked. Sign in again.
 console-home-title = Your console
 console-home-body = The pages for your organisation's work are on their way. Meanwhile, everything is in the API: its documentation shows each call and lets you try it with your key.

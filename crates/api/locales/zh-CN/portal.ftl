@@ -193,6 +193,7 @@ console-no-key-title = 没有密钥？
 console-no-key-body = 机构加入时，numlink 运营方会发放密钥（numlink participant add），也可应要求发放新密钥（numlink participant rotate-key）。请联系贵机构与运营方的对接人。
 console-holder-link = 二次放号的号码归您所有？号码持有人页面在这里
 console-key-refused = numlink 不认识这个密钥，或它已被吊销。请确认粘贴了完整的密钥。
+console-too-many-failures = 此网络连接提交的错误密钥过多。请在 { $when } 之后再试。
 console-ended-notice = 您的会话因 { $minutes } 分钟未使用而结束，或贵机构的密钥已被吊销。请重新登录。
 console-home-title = 您的控制台
 console-home-body = 贵机构的业务页面正在建设中。在此期间，所有功能都可以通过 API 使用：API 文档列出了每个调用，并可用您的密钥试用。

@@ -9,7 +9,10 @@
 //! that id, as the API's 404 does.
 
 use askama::Template;
-use axum::extract::{Path, RawQuery, State};
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::RejectReason;
@@ -96,8 +99,8 @@ fn home(role: Role) -> &'static str {
 #[template(path = "console_sign_in.html")]
 struct SignInPage {
     c: Chrome,
-    /// The message id of what went wrong.
-    error: Option<&'static str>,
+    /// What went wrong, worded.
+    error: Option<String>,
     /// Why the last session ended, worded.
     notice: Option<String>,
 }
@@ -118,13 +121,28 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, RawQuery(q
     ctx.render(StatusCode::OK, html)
 }
 
-/// `POST /console/sign-in`: the API key, exchanged for a session.
-pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, form: Result<Form, NotAForm>) -> Response {
+/// `POST /console/sign-in`: the API key, exchanged for a session. A client address that sent too many
+/// wrong keys this hour is refused until the hour is over, whatever it sends (keys are not guessable,
+/// but a flood of guesses is still work, and a sign of something wrong).
+pub async fn sign_in(
+    State(state): State<AppState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    form: Result<Form, NotAForm>,
+) -> Response {
     let ctx = Ctx::new(&state, &headers);
     let form = match ctx.posted_from(&headers, form, CONSOLE_HOME) {
         Ok(f) => f,
         Err(page) => return page,
     };
+    let client_ip = client.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let now = state.store.clock().now().as_second();
+    if let Some(retry) = client_ip.and_then(|ip| state.sign_in_failures.over(ip, now)) {
+        let when = ctx.lang.moment(now + retry, &state.holder.config.time_zone);
+        let error = ctx.lang.t_args("console-too-many-failures", &[("when", &when)]);
+        let html = SignInPage { c: ctx.chrome("/console", None, ""), error: Some(error), notice: None }.render();
+        return ctx.render(StatusCode::TOO_MANY_REQUESTS, html);
+    }
     let key: String = form.get("key").unwrap_or("").trim().chars().take(KEY_CHARS_MAX + 1).collect();
     // A key is looked up (a read) before anything is written: a flood of wrong keys costs no write.
     let known =
@@ -151,9 +169,11 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, form: Re
             resp
         }
         Ok(None) => {
-            let html =
-                SignInPage { c: ctx.chrome("/console", None, ""), error: Some("console-key-refused"), notice: None }
-                    .render();
+            if let Some(ip) = client_ip {
+                let _ = state.sign_in_failures.check(ip, now);
+            }
+            let error = Some(ctx.lang.t("console-key-refused"));
+            let html = SignInPage { c: ctx.chrome("/console", None, ""), error, notice: None }.render();
             ctx.render(StatusCode::UNAUTHORIZED, html)
         }
         Err(e) => ctx.api_refused(e.into()),
@@ -417,7 +437,9 @@ mod tests {
         let mut pages = Vec::new();
         for lang in [Lang::ZhCn, Lang::En] {
             let c = |role| Chrome { console: Some(("Bank".into(), role)), ..Chrome::new(lang, "/console") };
-            for (error, ended) in [(None, false), (Some("console-key-refused"), false), (None, true)] {
+            let refused = lang.t("console-key-refused");
+            let flooded = lang.t_args("console-too-many-failures", &[("when", "x")]);
+            for (error, ended) in [(None, false), (Some(refused), false), (Some(flooded), false), (None, true)] {
                 let notice = ended.then(|| lang.t_args("console-ended-notice", &[("minutes", "30")]));
                 pages.push(SignInPage { c: Chrome::new(lang, "/console"), error, notice }.render().unwrap());
             }

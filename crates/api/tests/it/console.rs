@@ -17,6 +17,7 @@ backend_tests!(
     the_regulator_reads_the_report_for_a_period_sorted_and_as_csv,
     an_institution_filters_and_acknowledges_its_notifications,
     an_institution_manages_its_webhook_endpoints,
+    a_client_sending_wrong_keys_is_stopped_for_the_hour,
 );
 
 /// A browser signed in to the console with `key`.
@@ -307,4 +308,37 @@ async fn an_institution_manages_its_webhook_endpoints(db: TestDb) {
     let deleted = b.post(&format!("/console/endpoints/{id}/delete"), &[("csrf", &csrf)]).await;
     assert_eq!(deleted.headers["location"], "/console/endpoints?deleted=1");
     assert_eq!(app.get("/v1/webhook-endpoints", &w.old_bank).await.body["endpoints"], json!([]));
+}
+
+async fn a_client_sending_wrong_keys_is_stopped_for_the_hour(db: TestDb) {
+    let limits = api::Limits { console_sign_in_failures_per_client_per_hour_max: 3, ..api::Limits::default() };
+    let app = TestApp::with_limits(db, limits);
+    let w = world(&app).await;
+    let mut b = Browser { app: &app, jar: Jar::default() };
+    let csrf = csrf_of(&b.get("/console").await);
+    let cookie = b.jar.0.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ");
+    // A sign-in from a client address, as the server sees it.
+    let from = |addr: &str, key: &str| {
+        let body = format!("csrf={csrf}&key={key}");
+        let mut req = axum::http::Request::post("/console/sign-in")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie.clone())
+            .header("accept-language", "en")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        req.extensions_mut().insert(axum::extract::ConnectInfo(addr.parse::<std::net::SocketAddr>().unwrap()));
+        app.send(req)
+    };
+    for _ in 0..3 {
+        assert_eq!(from("192.0.2.7:4000", "nlk_wrong").await.status, 401);
+    }
+    // The fourth attempt, even with the right key: refused for the hour, and said so.
+    let stopped = from("192.0.2.7:4001", &w.old_bank).await;
+    assert_eq!(stopped.status, 429);
+    assert!(stopped.text.contains("Too many wrong keys were sent from this connection"), "{}", stopped.text);
+    // Another address signs in.
+    assert_eq!(from("198.51.100.1:4000", &w.old_bank).await.status, 303);
+    // An hour on, the first again.
+    app.advance(3601);
+    assert_eq!(from("192.0.2.7:4002", &w.old_bank).await.status, 303);
 }

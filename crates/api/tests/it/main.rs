@@ -100,6 +100,10 @@ impl TestApp {
             stopping: stopping.clone(),
             job_progress: runner.progress(),
             following: Arc::default(),
+            sign_in_failures: api::limit::ClientLimiter::new(
+                limits.console_sign_in_failures_per_client_per_hour_max,
+                3600,
+            ),
         });
         TestApp {
             router: api::router(state),
