@@ -73,6 +73,13 @@ impl Ctx {
         (e.code.status(), key, back)
     }
 
+    /// A form posted by the participant signed in, with its CSRF token good; or the page to answer
+    /// instead.
+    async fn posted_by(&self, headers: &HeaderMap, form: Result<Form, NotAForm>) -> Result<(Caller, Form), Response> {
+        let form = self.posted_from(headers, form, CONSOLE_HOME)?;
+        Ok((self.caller(headers).await?, form))
+    }
+
     /// The page for an API refusal, before anyone is signed in.
     fn api_refused(&self, e: ApiError) -> Response {
         let (status, key, back) = Ctx::refusal(&e);
@@ -395,12 +402,8 @@ pub async fn resolve(
     form: Result<Form, NotAForm>,
 ) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    let form = match ctx.posted_from(&headers, form, CONSOLE_HOME) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
+    let (caller, form) = match ctx.posted_by(&headers, form).await {
+        Ok(v) => v,
         Err(page) => return page,
     };
     let outcome = form.get("outcome").unwrap_or("");
@@ -1021,12 +1024,8 @@ pub async fn ack_notifications(
     form: Result<Form, NotAForm>,
 ) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    let form = match ctx.posted_from(&headers, form, CONSOLE_HOME) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
+    let (caller, form) = match ctx.posted_by(&headers, form).await {
+        Ok(v) => v,
         Err(page) => return page,
     };
     let action = form.get("action").unwrap_or("");
@@ -1136,12 +1135,8 @@ pub async fn endpoints(State(state): State<AppState>, headers: HeaderMap, RawQue
 /// `POST /console/endpoints`: registers an endpoint; the page shows its secret this once.
 pub async fn add_endpoint(State(state): State<AppState>, headers: HeaderMap, form: Result<Form, NotAForm>) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    let form = match ctx.posted_from(&headers, form, CONSOLE_HOME) {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
+    let (caller, form) = match ctx.posted_by(&headers, form).await {
+        Ok(v) => v,
         Err(page) => return page,
     };
     let url: String = form.get("url").unwrap_or("").trim().chars().take(2048).collect();
@@ -1165,11 +1160,8 @@ pub async fn rotate_endpoint(
     form: Result<Form, NotAForm>,
 ) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    if let Err(page) = ctx.posted_from(&headers, form, CONSOLE_HOME) {
-        return page;
-    }
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
+    let caller = match ctx.posted_by(&headers, form).await {
+        Ok((caller, _)) => caller,
         Err(page) => return page,
     };
     match crate::endpoints::rotate(&state, &caller, &id).await {
@@ -1217,11 +1209,8 @@ pub async fn delete_endpoint(
     form: Result<Form, NotAForm>,
 ) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    if let Err(page) = ctx.posted_from(&headers, form, CONSOLE_HOME) {
-        return page;
-    }
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
+    let caller = match ctx.posted_by(&headers, form).await {
+        Ok((caller, _)) => caller,
         Err(page) => return page,
     };
     match crate::endpoints::delete(&state, &caller, &id).await {
