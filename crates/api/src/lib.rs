@@ -24,6 +24,7 @@ pub mod error;
 pub mod feed;
 pub mod holder;
 pub mod json;
+pub mod lifecycle;
 pub mod limit;
 pub mod openapi;
 pub mod report;
@@ -92,7 +93,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/number-recycling/v0.2/check", post(routes::camara::check))
         .route("/v1/reassignment-checks", post(routes::checks::reassignment_checks))
-        .route("/v1/lifecycle-events", post(routes::events::lifecycle_events))
+        .route("/v1/lifecycle-events", post(routes::events::lifecycle_events).get(routes::events::reported))
         .route("/v1/pending-ports", get(routes::events::pending_ports))
         .route("/v1/lifecycle-files", post(routes::files::upload_lifecycle_file))
         .route("/v1/binding-files", post(routes::files::upload_binding_file))

@@ -21,6 +21,7 @@ use crate::routes;
         routes::camara::check,
         routes::checks::reassignment_checks,
         routes::events::lifecycle_events,
+        routes::events::reported,
         routes::events::pending_ports,
         routes::files::upload_lifecycle_file,
         routes::files::upload_binding_file,

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use store::{NewEvent, Outcome, Role};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
@@ -109,6 +109,66 @@ fn parse_event(it: &EventItem, kyc_chars_max: usize) -> Result<NewEvent, ApiErro
         r => r.clone(),
     };
     Ok(NewEvent { event_id, number, kind, date, kyc, recipient })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReportedQuery {
+    /// The number, E.164.
+    pub phone_number: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportedEvent {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub date: String,
+    /// A port's recipient, when the event names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportedEvents {
+    /// In R1 order: by date, then by kind within a day.
+    pub events: Vec<ReportedEvent>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/lifecycle-events",
+    tag = "Carriers",
+    summary = "The events you reported for a number",
+    description = "Only your own reports: another carrier's events on the number are never shown.",
+    params(ReportedQuery),
+    responses(
+        (status = 200, body = ReportedEvents),
+        (status = 400, description = "INVALID_ARGUMENT: not an E.164 number", body = ErrorInfo),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for carriers and the number-portability database", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn reported(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictQuery(q): StrictQuery<ReportedQuery>,
+) -> ApiResult<Json<ReportedEvents>> {
+    let n = phone("phoneNumber", &q.phone_number)?;
+    let events = crate::lifecycle::reported(&state, &caller, n).await?;
+    Ok(Json(ReportedEvents {
+        events: events
+            .into_iter()
+            .map(|e| ReportedEvent {
+                event_id: e.event_id,
+                kind: e.kind.as_str().to_string(),
+                date: e.date.to_string(),
+                recipient: e.recipient_id,
+            })
+            .collect(),
+    }))
 }
 
 #[utoipa::path(

@@ -205,21 +205,69 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, form: R
     resp
 }
 
+/// An event a carrier reported, worded: (date, kind, its event id, a port's recipient).
+type ReportedRow = (String, String, String, Option<String>);
+
 #[derive(Template)]
 #[template(path = "console_home.html")]
 struct HomePage {
     c: Chrome,
+    ranges: Vec<String>,
+    reporting_since: Option<String>,
+    /// The number looked up, as typed, and what is wrong with it.
+    typed: String,
+    alert: Option<String>,
+    /// The events the carrier reported for the number looked up.
+    events: Option<Vec<ReportedRow>>,
 }
 
-/// `GET /console/home`: a carrier's or the regulator's console.
-pub async fn role_home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// `GET /console/home[?number=]`: a carrier's console: its ranges and reporting start, and the events
+/// it reported for a number (never another carrier's).
+pub async fn role_home(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let ctx = Ctx::new(&state, &headers);
     let caller = match ctx.caller(&headers).await {
         Ok(c) => c,
         Err(page) => return page,
     };
-    let html = HomePage { c: ctx.console_chrome("/console/home", &caller, "home") }.render();
-    ctx.render(StatusCode::OK, html)
+    let me = match crate::lifecycle::profile(&state, &caller).await {
+        Ok(p) => p,
+        Err(e) => return ctx.refused_for(&caller, e),
+    };
+    let lang = ctx.lang;
+    let typed: String = Form::of_query(query.as_deref()).get("number").unwrap_or("").trim().chars().take(40).collect();
+    let (events, alert) = if typed.is_empty() {
+        (None, None)
+    } else {
+        match super::portal::typed_number(&typed) {
+            None => (None, Some(lang.t("number-invalid"))),
+            Some(n) => match crate::lifecycle::reported(&state, &caller, n).await {
+                Ok(events) => (
+                    Some(
+                        events
+                            .into_iter()
+                            .map(|e| {
+                                let kind = lang.t(&format!("event-kind-{}", e.kind.as_str().replace('_', "-")));
+                                (lang.day(e.date), kind, e.event_id, e.recipient_id)
+                            })
+                            .collect(),
+                    ),
+                    None,
+                ),
+                Err(e) => return ctx.refused_for(&caller, e),
+            },
+        }
+    };
+    let status = if alert.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let html = HomePage {
+        c: ctx.console_chrome("/console/home", &caller, "home"),
+        ranges: me.prefixes.iter().map(|p| p.to_string()).collect(),
+        reporting_since: me.reporting_since.map(|d| lang.day(d)),
+        typed,
+        alert,
+        events,
+    }
+    .render();
+    ctx.render(status, html)
 }
 
 /// A request on the institution's pages.
@@ -446,7 +494,33 @@ mod tests {
                 let notice = ended.then(|| lang.t_args("console-ended-notice", &[("minutes", "30")]));
                 pages.push(SignInPage { c: Chrome::new(lang, "/console"), error, notice }.render().unwrap());
             }
-            pages.push(HomePage { c: c(Role::Carrier) }.render().unwrap());
+            for (events, alert) in [(None, None), (Some(vec![]), None), (None, Some(lang.t("number-invalid")))] {
+                let page = HomePage {
+                    c: c(Role::Carrier),
+                    ranges: vec!["+86138".into()],
+                    reporting_since: Some(lang.day(day)),
+                    typed: "+8613800138000".into(),
+                    alert,
+                    events,
+                };
+                pages.push(page.render().unwrap());
+            }
+            for kind in domain::EventKind::ALL {
+                let page = HomePage {
+                    c: c(Role::Carrier),
+                    ranges: vec![],
+                    reporting_since: None,
+                    typed: String::new(),
+                    alert: None,
+                    events: Some(vec![(
+                        lang.day(day),
+                        lang.t(&format!("event-kind-{}", kind.as_str().replace('_', "-"))),
+                        "e1".into(),
+                        Some("car_x".into()),
+                    )]),
+                };
+                pages.push(page.render().unwrap());
+            }
             let request = |state, deadline: &str, reason| UnbindRequest {
                 id: store::UnbindRequestId::parse("unb_0123456789abcdef0123").unwrap(),
                 institution_id: "ins_0123456789abcdef0123".into(),

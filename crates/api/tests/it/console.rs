@@ -18,6 +18,7 @@ backend_tests!(
     an_institution_filters_and_acknowledges_its_notifications,
     an_institution_manages_its_webhook_endpoints,
     a_client_sending_wrong_keys_is_stopped_for_the_hour,
+    a_carrier_sees_its_ranges_and_the_events_it_reported,
 );
 
 /// A browser signed in to the console with `key`.
@@ -341,4 +342,42 @@ async fn a_client_sending_wrong_keys_is_stopped_for_the_hour(db: TestDb) {
     // An hour on, the first again.
     app.advance(3601);
     assert_eq!(from("192.0.2.7:4002", &w.old_bank).await.status, 303);
+}
+
+async fn a_carrier_sees_its_ranges_and_the_events_it_reported(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    // Another carrier's event on the same number (a whole port by the portability database is not
+    // needed: a second carrier's own range will do) stays out of the first one's view.
+    let (_, other) = app.participant(store::Role::Carrier, "Carrier B", &["+86139"]).await;
+    app.accept(
+        &other,
+        json!([{"eventId": "b-1", "phoneNumber": "+8613900000001", "type": "activated", "date": "2025-01-01"}]),
+    )
+    .await;
+    // The API: the carrier's own events for N, in order; none of another's.
+    let api = app.get("/v1/lifecycle-events?phoneNumber=%2B8613800138000", &w.carrier).await;
+    assert_eq!(api.status, 200, "{}", api.text);
+    let kinds: Vec<&str> = api.body["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(kinds.len() >= 2 && kinds.contains(&"disconnected"), "{}", api.text);
+    let theirs = app.get("/v1/lifecycle-events?phoneNumber=%2B8613900000001", &w.carrier).await;
+    assert_eq!(theirs.body["events"], json!([]), "another carrier's report is not shown");
+    crate::assert_error(
+        &app.get("/v1/lifecycle-events?phoneNumber=%2B8613800138000", &w.old_bank).await,
+        403,
+        "PERMISSION_DENIED",
+    );
+    // The console: the ranges, and the same events in words.
+    let mut b = signed_in(&app, &w.carrier).await;
+    let home = b.get("/console/home").await;
+    assert!(home.text.contains("+86138") && home.text.contains("Reporting since"), "{}", home.text);
+    let found = b.get("/console/home?number=%2B86+138+0013+8000").await;
+    assert!(found.text.contains("Disconnected") && found.text.contains("Activated"), "{}", found.text);
+    let none = b.get("/console/home?number=%2B8613900000001").await;
+    assert!(none.text.contains("You have reported no event for this number."), "{}", none.text);
+    let typo = b.get("/console/home?number=138").await;
+    assert_eq!(typo.status, 400);
+    // An institution's session: not its page.
+    let mut bank = signed_in(&app, &w.old_bank).await;
+    assert_eq!(bank.get("/console/home").await.status, 403);
 }
