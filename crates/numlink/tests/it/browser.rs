@@ -885,6 +885,18 @@ async fn the_regulator_reads_the_report(lang: &str, width: u32, height: u32) {
         .unwrap()
         .unwrap();
     assert!(csv.contains("from=2020-01-01"), "{csv}");
+
+    // The carrier, in the same browser after sign-out: its ranges, and what it reported for N.
+    b.click("form[action='/console/sign-out'] button").await;
+    b.fill("#key", &w.carrier).await;
+    b.click("form[action='/console/sign-in'] button").await;
+    assert_eq!(b.path().await, "/console/home");
+    assert!(text(&b, ".claims").await.contains("+86138"));
+    b.fill("#number", N).await;
+    b.click("form[action='/console/home'] button").await;
+    let kinds = b.all_text("tbody td:nth-of-type(2)").await;
+    assert_eq!(kinds.len(), 3, "activated, disconnected, activated: {kinds:?}");
+    b.check(&w.server, "console-carrier").await;
     b.close().await;
 }
 
