@@ -14,10 +14,8 @@ pub async fn profile(state: &AppState, caller: &Caller) -> ApiResult<Participant
     let me = caller.require(&[Role::Carrier, Role::Portability])?;
     state
         .store
-        .list_participants()
+        .participant(me.seq)
         .await?
-        .into_iter()
-        .find(|p| p.seq == me.seq)
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "the participant of this key is gone"))
 }
 

@@ -452,6 +452,11 @@ impl Store {
         self.write(move |ctx| ctx.add_participant(p)).await
     }
 
+    /// One participant, with its ranges.
+    pub async fn participant(&self, seq: i64) -> Result<Option<Participant>, StoreError> {
+        self.read(move |c| ops::participants::by_seq(c, seq)).await
+    }
+
     pub async fn list_participants(&self) -> Result<Vec<Participant>, StoreError> {
         self.read(ops::participants::list).await
     }

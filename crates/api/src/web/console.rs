@@ -1049,7 +1049,7 @@ pub async fn notifications(State(state): State<AppState>, headers: HeaderMap, Ra
     let tz = &state.holder.config.time_zone;
     let type_value = kind.map_or("", |k| k.as_str());
     let filters = format!("type={}&acked={acked_choice}", super::percent_encode(type_value));
-    let moment = |t: &str| t.parse::<jiff::Timestamp>().map_or(t.to_string(), |t| lang.moment(t.as_second(), tz));
+    let moment = |t: &str| lang.stored_moment(t, tz);
     let rows = page
         .iter()
         .map(|n| NoticeRow {
@@ -1168,10 +1168,7 @@ async fn endpoints_page(
     let rows = list
         .into_iter()
         .map(|e| EndpointRow {
-            created: e
-                .created_at
-                .parse::<jiff::Timestamp>()
-                .map_or(e.created_at.clone(), |t| lang.moment(t.as_second(), tz)),
+            created: lang.stored_moment(&e.created_at, tz),
             previous_until: e.previous_secret_until.filter(|&u| u > now).map(|u| lang.moment(u, tz)),
             id: e.id.to_string(),
             url: e.url,

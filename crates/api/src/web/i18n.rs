@@ -159,6 +159,13 @@ impl Lang {
     }
 }
 
+impl Lang {
+    /// A moment as the tables write it (RFC 3339), worded as `moment`; the text itself if it is not one.
+    pub fn stored_moment(self, rfc3339: &str, tz: &jiff::tz::TimeZone) -> String {
+        rfc3339.parse::<jiff::Timestamp>().map_or_else(|_| rfc3339.to_string(), |t| self.moment(t.as_second(), tz))
+    }
+}
+
 /// The ids of the messages a catalogue defines, in its order.
 pub fn message_ids(source: &str) -> Vec<String> {
     source

@@ -651,10 +651,7 @@ pub async fn lookups(State(state): State<AppState>, headers: HeaderMap) -> Respo
     let rows = lookups
         .into_iter()
         .map(|l| LookupRow {
-            at: l
-                .at
-                .parse::<jiff::Timestamp>()
-                .map_or(l.at.clone(), |t| lang.moment(t.as_second(), &state.holder.config.time_zone)),
+            at: lang.stored_moment(&l.at, &state.holder.config.time_zone),
             kind: lang.t(match crate::routes::holder::lookup_kind(&l.action) {
                 "kyc_match" => "lookup-kyc-match",
                 _ => "lookup-check",
