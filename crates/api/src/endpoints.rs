@@ -1,8 +1,8 @@
 //! An institution's webhook endpoints, once: register (the secret is shown once), list, delete, rotate
-//! the secret. The JSON routes (`routes::webhooks`) and the console's pages (`web::console`) both call
+//! the secret, send a test event, read the delivery log, replay a delivery, enable again. The JSON routes (`routes::webhooks`) and the console's pages (`web::console`) both call
 //! these with the caller they authenticated.
 
-use store::{Endpoint, EndpointId, Role};
+use store::{Endpoint, EndpointAction, EndpointId, LoggedDelivery, NotificationId, Role};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -10,6 +10,76 @@ use crate::state::AppState;
 
 fn not_found(id: &str) -> ApiError {
     ApiError::new(ErrorCode::NotFound, format!("no webhook endpoint \"{}\"", domain::number::truncate_for_message(id)))
+}
+
+fn disabled() -> ApiError {
+    ApiError::new(ErrorCode::Conflict, "the webhook endpoint is disabled: enable it first")
+}
+
+/// One of the caller's endpoints. Another's, or none, is the same 404.
+pub async fn get(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Endpoint> {
+    let institution = caller.require(&[Role::Institution])?;
+    let Some(endpoint_id) = EndpointId::parse(id) else { return Err(not_found(id)) };
+    state.store.endpoint(institution.seq, &endpoint_id).await?.ok_or_else(|| not_found(id))
+}
+
+/// A page of an endpoint's delivery log, newest first: at most `limit` deliveries, those older than
+/// the cursor `after` (the `seq` of the last one seen) if given.
+pub async fn deliveries(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    after: Option<i64>,
+    limit: u32,
+) -> ApiResult<Vec<LoggedDelivery>> {
+    let institution = caller.require(&[Role::Institution])?;
+    let Some(endpoint_id) = EndpointId::parse(id) else { return Err(not_found(id)) };
+    state.store.endpoint_deliveries(institution.seq, &endpoint_id, after, limit).await?.ok_or_else(|| not_found(id))
+}
+
+/// Sends a `webhook.test` notification to one enabled endpoint of the caller's, and to it alone; the
+/// deliverer is woken. The notification's id, which is the delivery's `webhook-id`.
+pub async fn test(state: &AppState, caller: &Caller, id: &str) -> ApiResult<NotificationId> {
+    let institution = caller.require(&[Role::Institution])?.clone();
+    let Some(endpoint_id) = EndpointId::parse(id) else { return Err(not_found(id)) };
+    match state.store.test_endpoint(institution, &endpoint_id).await? {
+        EndpointAction::Done(n) => {
+            state.deliveries_wake.notify_one();
+            Ok(n)
+        }
+        EndpointAction::NotFound => Err(not_found(id)),
+        EndpointAction::Disabled => Err(disabled()),
+    }
+}
+
+/// Queues one delivery in an endpoint's log again, from the first attempt, with the same `webhook-id`.
+pub async fn replay(state: &AppState, caller: &Caller, id: &str, notification: &str) -> ApiResult<()> {
+    let institution = caller.require(&[Role::Institution])?.clone();
+    let no_delivery = || {
+        ApiError::new(
+            ErrorCode::NotFound,
+            format!("no delivery of \"{}\" to this endpoint", domain::number::truncate_for_message(notification)),
+        )
+    };
+    let Some(endpoint_id) = EndpointId::parse(id) else { return Err(not_found(id)) };
+    let Some(notification_id) = NotificationId::parse(notification) else { return Err(no_delivery()) };
+    match state.store.replay_delivery(institution, &endpoint_id, &notification_id).await? {
+        EndpointAction::Done(()) => {
+            state.deliveries_wake.notify_one();
+            Ok(())
+        }
+        EndpointAction::NotFound => Err(no_delivery()),
+        EndpointAction::Disabled => Err(disabled()),
+    }
+}
+
+/// Enables one of the caller's endpoints again (a disabled one, or one already enabled: the same).
+pub async fn enable(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Endpoint> {
+    let institution = caller.require(&[Role::Institution])?.clone();
+    let Some(endpoint_id) = EndpointId::parse(id) else { return Err(not_found(id)) };
+    let e = state.store.enable_endpoint(institution, &endpoint_id).await?.ok_or_else(|| not_found(id))?;
+    state.deliveries_wake.notify_one();
+    Ok(e)
 }
 
 /// Registers an endpoint at `url` (https, outside any internal network), within the institution's

@@ -48,7 +48,7 @@ pub use ops::unbind::{
     HolderView, RequestedBinding, Resolution, Resolved, StaleHolder, UnbindQueue, UnbindRefused, UnbindRequest,
     UnbindState,
 };
-pub use ops::webhooks::{AttemptOutcome, DeliveryState, DueDelivery, Endpoint};
+pub use ops::webhooks::{AttemptOutcome, DeliveryState, DueDelivery, Endpoint, EndpointAction, LoggedDelivery};
 pub use sqlite::PAGE_SIZE as SQLITE_PAGE_SIZE;
 
 use sql::Conn;
@@ -954,6 +954,56 @@ impl Store {
     ) -> Result<Option<Endpoint>, StoreError> {
         let (id, secret) = (id.to_string(), new_secret.to_string());
         self.write(move |ctx| ctx.rotate_endpoint_secret(&institution, &id, &secret, overlap_secs)).await
+    }
+
+    /// One of the institution's endpoints.
+    pub async fn endpoint(&self, institution_seq: i64, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
+        let id = id.to_string();
+        self.read(move |c| ops::webhooks::endpoint_of(c, institution_seq, &id)).await
+    }
+
+    /// The newest deliveries of one of the institution's endpoints, before the feed place `before`;
+    /// `None` if it has no such endpoint.
+    pub async fn endpoint_deliveries(
+        &self,
+        institution_seq: i64,
+        id: &EndpointId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Option<Vec<LoggedDelivery>>, StoreError> {
+        let id = id.to_string();
+        self.read(move |c| ops::webhooks::endpoint_deliveries(c, institution_seq, &id, before, limit)).await
+    }
+
+    /// Sends a test notification to one of the institution's endpoints alone.
+    pub async fn test_endpoint(
+        &self,
+        institution: Participant,
+        id: &EndpointId,
+    ) -> Result<EndpointAction<NotificationId>, StoreError> {
+        let id = id.to_string();
+        self.write(move |ctx| ctx.test_endpoint(&institution, &id)).await
+    }
+
+    /// Queues one delivery of one of the institution's endpoints again, from the first attempt.
+    pub async fn replay_delivery(
+        &self,
+        institution: Participant,
+        endpoint: &EndpointId,
+        notification: &NotificationId,
+    ) -> Result<EndpointAction<()>, StoreError> {
+        let (endpoint, notification) = (endpoint.to_string(), notification.to_string());
+        self.write(move |ctx| ctx.replay_delivery(&institution, &endpoint, &notification)).await
+    }
+
+    /// Enables one of the institution's endpoints again; `None` if it has no such endpoint.
+    pub async fn enable_endpoint(
+        &self,
+        institution: Participant,
+        id: &EndpointId,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let id = id.to_string();
+        self.write(move |ctx| ctx.enable_endpoint(&institution, &id)).await
     }
 
     /// Queues a notification again for every enabled endpoint; `None` if the institution has no such notification.

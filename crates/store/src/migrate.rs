@@ -22,6 +22,7 @@ const SQLITE: &[(i64, &str)] = &[
     (15, include_str!("../migrations/sqlite/0015_retention.sql")),
     (16, include_str!("../migrations/sqlite/0016_one_time_convention.sql")),
     (17, include_str!("../migrations/sqlite/0017_console_sessions.sql")),
+    (18, include_str!("../migrations/sqlite/0018_delivery_log.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -41,6 +42,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (15, include_str!("../migrations/postgres/0015_retention.sql")),
     (16, include_str!("../migrations/postgres/0016_one_time_convention.sql")),
     (17, include_str!("../migrations/postgres/0017_console_sessions.sql")),
+    (18, include_str!("../migrations/postgres/0018_delivery_log.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

@@ -25,7 +25,8 @@ pub struct CloudEvent {
     pub id: String,
     #[schema(example = "numlink")]
     pub source: String,
-    /// `number.disconnected`, `number.transferred`, `number.reassigned`, or `webhook.endpoint_disabled`.
+    /// `number.disconnected`, `number.transferred`, `number.reassigned`, `unbind.requested`,
+    /// `webhook.endpoint_disabled`, or `webhook.test` (sent from the endpoint's test, acknowledged as made).
     #[serde(rename = "type")]
     pub kind: String,
     /// When the notification was created (RFC 3339).

@@ -1,9 +1,11 @@
 //! Webhook endpoints of an institution: register (the secret is shown once), list, delete, rotate the
-//! secret; and replaying a notification. URLs must be `https` and must not point inside a network.
+//! secret, send a test event, read the delivery log, replay a delivery, enable again; and replaying a
+//! notification. URLs must be `https` and must not point inside a network.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use domain::number::truncate_for_message;
 use serde::{Deserialize, Serialize};
 use store::{Endpoint, NotificationId, Role};
 use utoipa::ToSchema;
@@ -11,7 +13,8 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::endpoints;
 use crate::error::{ApiError, ApiResult, ErrorCode, ErrorInfo};
-use crate::json::StrictJson;
+use crate::json::{StrictJson, StrictQuery};
+use crate::routes::bindings::{PageQuery, page_limit};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -73,6 +76,51 @@ pub struct SecretRotated {
 pub struct Replayed {
     /// Deliveries queued.
     pub deliveries: u64,
+}
+
+/// A delivery in an endpoint's log.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    /// The notification delivered: its id is the delivery's `webhook-id`.
+    pub notification_id: String,
+    /// The notification's type, as in its CloudEvent.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When the notification was made (RFC 3339).
+    pub created_at: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The HTTP status of the last attempt's answer, if one came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
+    /// What went wrong with the last attempt, if it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The next attempt (unix seconds), while pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<i64>,
+    /// When the delivery last changed (RFC 3339).
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryLog {
+    /// Newest first.
+    pub deliveries: Vec<DeliveryView>,
+    /// Pass as `after` for older deliveries; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestSent {
+    /// The test notification (`webhook.test`), also the delivery's `webhook-id`.
+    pub notification_id: String,
 }
 
 fn not_found(what: &str, id: &str) -> ApiError {
@@ -171,4 +219,152 @@ pub async fn replay(
         state.store.replay(institution, &notification_id).await?.ok_or_else(|| not_found("notification", &id))?;
     state.deliveries_wake.notify_one();
     Ok((StatusCode::ACCEPTED, Json(Replayed { deliveries })))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/webhook-endpoints/{id}",
+    tag = "Webhooks",
+    summary = "One of your webhook endpoints",
+    params(("id" = String, Path, description = "The endpoint id")),
+    responses(
+        (status = 200, body = EndpointView),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: none of yours has this id", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EndpointView>> {
+    Ok(Json(endpoints::get(&state, &caller, &id).await?.into()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/webhook-endpoints/{id}/deliveries",
+    tag = "Webhooks",
+    summary = "The endpoint's delivery log, newest first",
+    description = "Each notification sent to the endpoint: its attempts so far, the status code of the last answer, \
+                   what went wrong, and the next attempt while one is due.",
+    params(("id" = String, Path, description = "The endpoint id"), PageQuery),
+    responses(
+        (status = 200, body = DeliveryLog),
+        (status = 400, description = "INVALID_ARGUMENT: a bad cursor or limit", body = ErrorInfo),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: none of yours has this id", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictQuery(q): StrictQuery<PageQuery>,
+) -> ApiResult<Json<DeliveryLog>> {
+    let limit = page_limit(&state, q.limit)?;
+    let after = match q.after.as_deref() {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ApiError::invalid(format!("after \"{}\" is not a cursor this log gave", truncate_for_message(c)))
+        })?),
+    };
+    let rows = endpoints::deliveries(&state, &caller, &id, after, limit).await?;
+    let next_cursor = (rows.len() == limit as usize).then(|| rows.last().map(|d| d.seq.to_string())).flatten();
+    let deliveries = rows
+        .into_iter()
+        .map(|d| DeliveryView {
+            notification_id: d.notification_id.into(),
+            kind: d.kind.as_str().to_string(),
+            created_at: d.created_at,
+            state: d.state,
+            attempts: d.attempts,
+            last_status: d.last_status,
+            last_error: d.last_error,
+            next_attempt_at: d.next_attempt_at,
+            updated_at: d.updated_at,
+        })
+        .collect();
+    Ok(Json(DeliveryLog { deliveries, next_cursor }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/webhook-endpoints/{id}/test",
+    tag = "Webhooks",
+    summary = "Send a test event to the endpoint alone",
+    description = "A `webhook.test` notification, signed and retried like any other, sent to this endpoint only. It is \
+                   in the feed already acknowledged: a test asks nothing of you.",
+    params(("id" = String, Path, description = "The endpoint id")),
+    responses(
+        (status = 202, description = "Queued for delivery", body = TestSent),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: none of yours has this id", body = ErrorInfo),
+        (status = 409, description = "CONFLICT: the endpoint is disabled; enable it first", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<TestSent>)> {
+    let n = endpoints::test(&state, &caller, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(TestSent { notification_id: n.into() })))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/webhook-endpoints/{id}/deliveries/{notificationId}/replay",
+    tag = "Webhooks",
+    summary = "Deliver one notification to this endpoint again, from the first attempt",
+    params(
+        ("id" = String, Path, description = "The endpoint id"),
+        ("notificationId" = String, Path, description = "The notification, as in the endpoint's delivery log"),
+    ),
+    responses(
+        (status = 202, description = "Queued again, with the same webhook-id", body = Replayed),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: no such delivery of yours", body = ErrorInfo),
+        (status = 409, description = "CONFLICT: the endpoint is disabled; enable it first", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn replay_delivery(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, notification)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<Replayed>)> {
+    endpoints::replay(&state, &caller, &id, &notification).await?;
+    Ok((StatusCode::ACCEPTED, Json(Replayed { deliveries: 1 })))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/webhook-endpoints/{id}/enable",
+    tag = "Webhooks",
+    summary = "Enable a disabled endpoint again",
+    description = "Its failing streak is forgotten and new notifications are delivered to it. Deliveries that failed \
+                   while it was disabled stay failed: replay the ones you need from its delivery log.",
+    params(("id" = String, Path, description = "The endpoint id")),
+    responses(
+        (status = 200, body = EndpointView),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: none of yours has this id", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn enable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EndpointView>> {
+    Ok(Json(endpoints::enable(&state, &caller, &id).await?.into()))
 }

@@ -19,6 +19,7 @@ backend_tests!(
     an_institution_manages_its_webhook_endpoints,
     a_client_sending_wrong_keys_is_stopped_for_the_hour,
     a_carrier_sees_its_ranges_and_the_events_it_reported,
+    an_institution_tests_an_endpoint_and_reads_its_log,
 );
 
 /// A browser signed in to the console with `key`.
@@ -380,4 +381,60 @@ async fn a_carrier_sees_its_ranges_and_the_events_it_reported(db: TestDb) {
     // An institution's session: not its page.
     let mut bank = signed_in(&app, &w.old_bank).await;
     assert_eq!(bank.get("/console/home").await.status, 403);
+}
+
+/// The endpoint's page: a test event goes to a real receiver, its delivery is in the log with the
+/// answer's status, and is sent again on asking; another institution's session reaches none of it.
+async fn an_institution_tests_an_endpoint_and_reads_its_log(db: TestDb) {
+    use crate::receiver::{Reply, receiver};
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    let (rx, url) = receiver().await;
+    let mut b = signed_in(&app, &w.old_bank).await;
+    let csrf = csrf_of(&b.get("/console/endpoints").await);
+    assert_eq!(b.post("/console/endpoints", &[("csrf", &csrf), ("url", &url)]).await.status, 201);
+    let id =
+        app.get("/v1/webhook-endpoints", &w.old_bank).await.body["endpoints"][0]["id"].as_str().unwrap().to_string();
+    let page = format!("/console/endpoints/{id}");
+    let first = b.get(&page).await;
+    assert_eq!(first.status, 200);
+    assert!(first.text.contains("Nothing has been sent to this endpoint yet"), "{}", first.text);
+
+    rx.then(&[Reply::Status(500)]);
+    let tested = b.post(&format!("{page}/test"), &[("csrf", &csrf)]).await;
+    assert_eq!(tested.headers["location"], format!("{page}?done=tested").as_str());
+    app.deliverer.run_once().await.unwrap();
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    let webhook_id = got[0].headers["webhook-id"].to_str().unwrap().to_string();
+    let log = b.get(&format!("{page}?done=tested")).await.text;
+    assert!(log.contains("A test event is on its way"), "{log}");
+    assert!(log.contains("A test of your webhook endpoint") && log.contains("Waiting") && log.contains("500"), "{log}");
+    assert!(log.contains(&webhook_id) && log.contains("Next attempt"), "{log}");
+    assert!(!log.contains("/replay"), "a delivery still pending is not offered again");
+
+    // Another institution: the page and every action is the 404 of an id nobody has.
+    let mut other = signed_in(&app, &w.new_bank).await;
+    let their_csrf = csrf_of(&other.get("/console/endpoints").await);
+    assert_eq!(other.get(&page).await.status, 404);
+    for action in ["test", "enable", &format!("deliveries/{webhook_id}/replay")] {
+        assert_eq!(other.post(&format!("{page}/{action}"), &[("csrf", &their_csrf)]).await.status, 404, "{action}");
+    }
+    assert_eq!(other.get("/console/endpoints/whe_00000000000000000000").await.status, 404);
+    assert_eq!(rx.received().len(), 1, "nothing sent for them");
+
+    // Delivered on the next attempt; then sent again on asking, with the same id.
+    app.advance(10);
+    app.deliverer.run_once().await.unwrap();
+    let log = b.get(&page).await.text;
+    assert!(log.contains("Delivered") && log.contains("/replay"), "{log}");
+    let replayed = b.post(&format!("{page}/deliveries/{webhook_id}/replay"), &[("csrf", &csrf)]).await;
+    assert_eq!(replayed.headers["location"], format!("{page}?done=replayed").as_str());
+    app.deliverer.run_once().await.unwrap();
+    let got = rx.received();
+    assert_eq!((got.len(), got[2].headers["webhook-id"].to_str().unwrap()), (3, webhook_id.as_str()));
+    // Without the form's token, nothing is sent.
+    assert_eq!(b.post(&format!("{page}/test"), &[]).await.status, 403);
+    app.deliverer.run_once().await.unwrap();
+    assert_eq!(rx.received().len(), 3);
 }

@@ -62,6 +62,7 @@ backend_tests!(
     a_rotated_secret_signs_beside_the_new_one_for_a_while,
     the_outbox_survives_a_restart,
     endpoints_are_checked_bounded_and_replayable,
+    an_endpoint_is_tested_logged_replayed_and_enabled_again,
 );
 
 async fn deliveries_are_signed_and_retried_on_the_schedule(db: TestDb) {
@@ -411,4 +412,111 @@ fn run_in_background(deliverer: Deliverer) -> (tokio::sync::oneshot::Sender<()>,
         let _ = stopped.await;
     }));
     (stop, running)
+}
+
+/// The endpoint's own tools: a test event reaches it alone, signed, and is in its log with the
+/// receiver's status; a delivery is sent again with the same webhook-id; a disabled endpoint refuses
+/// tests and replays until it is enabled again. Another institution reaches none of it: the same 404
+/// as an id no one has.
+async fn an_endpoint_is_tested_logged_replayed_and_enabled_again(db: TestDb) {
+    let app = TestApp::new(db);
+    let (rx, url) = receiver().await;
+    let (other_rx, other_url) = receiver().await;
+    let (carrier, bank, secret, endpoint) = setup(&app, &url).await;
+    let second = app.post("/v1/webhook-endpoints", &bank, json!({ "url": other_url })).await;
+    assert_eq!(second.status, 201);
+
+    let empty = app.get(&format!("/v1/webhook-endpoints/{endpoint}/deliveries"), &bank).await;
+    assert_eq!(empty.status, 200, "{}", empty.text);
+    assert_eq!(empty.body["deliveries"], json!([]));
+
+    rx.then(&[Reply::Status(503)]);
+    let sent = app.post(&format!("/v1/webhook-endpoints/{endpoint}/test"), &bank, json!({})).await;
+    assert_eq!(sent.status, 202, "{}", sent.text);
+    let test_id = sent.body["notificationId"].as_str().unwrap().to_string();
+    assert_eq!(app.deliverer.run_once().await.unwrap(), 1);
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    assert!(other_rx.received().is_empty(), "a test goes to its endpoint alone");
+    assert_eq!(got[0].headers["webhook-id"], test_id.as_str());
+    assert_eq!(verify(&secret, &got[0]), 1);
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["type"], "webhook.test");
+
+    let log = app.get(&format!("/v1/webhook-endpoints/{endpoint}/deliveries"), &bank).await.body;
+    let d = &log["deliveries"][0];
+    assert_eq!(d["notificationId"], test_id.as_str());
+    assert_eq!(
+        (d["type"].as_str(), d["state"].as_str(), d["attempts"].as_u64()),
+        (Some("webhook.test"), Some("pending"), Some(1))
+    );
+    assert_eq!(d["lastStatus"], 503);
+    assert!(d["nextAttemptAt"].as_i64().unwrap() > now(&app));
+
+    // Sent again now, from the first attempt, with the same id.
+    let again =
+        app.post(&format!("/v1/webhook-endpoints/{endpoint}/deliveries/{test_id}/replay"), &bank, json!({})).await;
+    assert_eq!(again.status, 202, "{}", again.text);
+    assert_eq!(app.deliverer.run_once().await.unwrap(), 1);
+    let got = rx.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].headers["webhook-id"], test_id.as_str());
+    let d = app.get(&format!("/v1/webhook-endpoints/{endpoint}/deliveries"), &bank).await.body["deliveries"][0].clone();
+    assert_eq!(
+        (d["state"].as_str(), d["attempts"].as_u64(), d["lastStatus"].as_u64()),
+        (Some("delivered"), Some(1), Some(200))
+    );
+    assert!(d.get("nextAttemptAt").is_none());
+
+    // Pages of the log: one at a time, then the cursor runs out.
+    app.post(&format!("/v1/webhook-endpoints/{endpoint}/test"), &bank, json!({})).await;
+    let first = app.get(&format!("/v1/webhook-endpoints/{endpoint}/deliveries?limit=1"), &bank).await.body;
+    assert_eq!(first["deliveries"].as_array().unwrap().len(), 1);
+    let cursor = first["nextCursor"].as_str().unwrap();
+    let rest =
+        app.get(&format!("/v1/webhook-endpoints/{endpoint}/deliveries?limit=1&after={cursor}"), &bank).await.body;
+    assert_eq!(rest["deliveries"][0]["notificationId"], test_id.as_str(), "older after newer");
+    let bad = app.get(&format!("/v1/webhook-endpoints/{endpoint}/deliveries?after=x"), &bank).await;
+    assert_error(&bad, 400, "INVALID_ARGUMENT");
+
+    // Disabled (it answered 410): tests and replays are refused until it is enabled again.
+    rx.then(&[Reply::Status(410)]);
+    app.deliverer.run_once().await.unwrap();
+    let e = app.get(&format!("/v1/webhook-endpoints/{endpoint}"), &bank).await.body;
+    assert_eq!(e["enabled"], false);
+    assert_error(&app.post(&format!("/v1/webhook-endpoints/{endpoint}/test"), &bank, json!({})).await, 409, "CONFLICT");
+    let replay = format!("/v1/webhook-endpoints/{endpoint}/deliveries/{test_id}/replay");
+    assert_error(&app.post(&replay, &bank, json!({})).await, 409, "CONFLICT");
+    let enabled = app.post(&format!("/v1/webhook-endpoints/{endpoint}/enable"), &bank, json!({})).await;
+    assert_eq!(enabled.status, 200, "{}", enabled.text);
+    assert_eq!(enabled.body["enabled"], true);
+    assert!(enabled.body.get("disabledReason").is_none());
+    assert_eq!(app.post(&replay, &bank, json!({})).await.status, 202);
+    assert_eq!(app.deliverer.run_once().await.unwrap(), 1);
+    assert_eq!(rx.received().last().unwrap().headers["webhook-id"], test_id.as_str());
+
+    // Another institution: every one of these is the 404 of an id no one has.
+    let other = app.institution().await;
+    let unknown = "whe_00000000000000000000";
+    for id in [endpoint.as_str(), unknown] {
+        for (method, path) in [
+            ("GET", format!("/v1/webhook-endpoints/{id}")),
+            ("GET", format!("/v1/webhook-endpoints/{id}/deliveries")),
+            ("POST", format!("/v1/webhook-endpoints/{id}/test")),
+            ("POST", format!("/v1/webhook-endpoints/{id}/enable")),
+            ("POST", format!("/v1/webhook-endpoints/{id}/deliveries/{test_id}/replay")),
+        ] {
+            let r =
+                if method == "GET" { app.get(&path, &other).await } else { app.post(&path, &other, json!({})).await };
+            assert_error(&r, 404, "NOT_FOUND");
+        }
+    }
+    let unknown_delivery = format!("/v1/webhook-endpoints/{endpoint}/deliveries/ntf_00000000000000000000/replay");
+    assert_error(&app.post(&unknown_delivery, &bank, json!({})).await, 404, "NOT_FOUND");
+    // A carrier is not an institution.
+    assert_error(
+        &app.get(&format!("/v1/webhook-endpoints/{endpoint}/deliveries"), &carrier).await,
+        403,
+        "PERMISSION_DENIED",
+    );
 }

@@ -52,6 +52,8 @@ pub enum NotificationType {
     EndpointDisabled,
     /// A holder asks the institution to unbind its bindings made before their tenure (R5).
     UnbindRequested,
+    /// A test the institution sent to one of its endpoints.
+    Test,
 }
 
 impl NotificationType {
@@ -62,27 +64,21 @@ impl NotificationType {
             NotificationType::Reassigned => "number.reassigned",
             NotificationType::EndpointDisabled => "webhook.endpoint_disabled",
             NotificationType::UnbindRequested => "unbind.requested",
+            NotificationType::Test => "webhook.test",
         }
     }
 
-    pub const ALL: [NotificationType; 5] = [
+    pub const ALL: [NotificationType; 6] = [
         NotificationType::Disconnected,
         NotificationType::Transferred,
         NotificationType::Reassigned,
         NotificationType::EndpointDisabled,
         NotificationType::UnbindRequested,
+        NotificationType::Test,
     ];
 
     pub fn parse(s: &str) -> Option<NotificationType> {
-        [
-            NotificationType::Disconnected,
-            NotificationType::Transferred,
-            NotificationType::Reassigned,
-            NotificationType::EndpointDisabled,
-            NotificationType::UnbindRequested,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == s)
+        NotificationType::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
     /// The notification an event causes for a binding made on `bound_on`, if any: R4's set,

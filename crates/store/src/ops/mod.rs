@@ -78,6 +78,7 @@ mod tests {
             (N::Reassigned.as_str(), "number.reassigned"),
             (N::EndpointDisabled.as_str(), "webhook.endpoint_disabled"),
             (N::UnbindRequested.as_str(), "unbind.requested"),
+            (N::Test.as_str(), "webhook.test"),
         ];
         for (got, want) in jobs.into_iter().chain(roles).chain(states).chain(reasons).chain(notifications) {
             assert_eq!(got, want);

@@ -88,6 +88,38 @@ pub struct DeliveryState {
     pub last_error: Option<String>,
 }
 
+/// A delivery in an endpoint's log: the notification, and where its delivery to this endpoint stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedDelivery {
+    /// The log's cursor: the notification's place in the institution's feed.
+    pub seq: i64,
+    pub notification_id: NotificationId,
+    pub kind: NotificationType,
+    /// When the notification was made.
+    pub created_at: String,
+    /// Attempts made so far (0: not yet tried).
+    pub attempts: u32,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    /// The status code of the last attempt's answer, if one came.
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    /// The next attempt (unix s), while the delivery is pending.
+    pub next_attempt_at: Option<i64>,
+    /// When the delivery last changed.
+    pub updated_at: String,
+}
+
+/// What an action on one of an institution's endpoints came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndpointAction<T> {
+    Done(T),
+    /// The institution has no endpoint (or delivery) of that id.
+    NotFound,
+    /// The endpoint is disabled: nothing is sent to it until it is enabled again.
+    Disabled,
+}
+
 const ENDPOINT_COLUMNS: &str = "id, institution_seq, url, secret, previous_secret, previous_secret_until, enabled, disabled_reason, failing_since, created_at";
 
 fn endpoint_from(r: &Row, at: usize) -> Result<Endpoint, StoreError> {
@@ -111,6 +143,55 @@ pub(crate) fn list(conn: &mut dyn Conn, institution_seq: i64) -> Result<Vec<Endp
         &[institution_seq.into()],
     )?;
     rows.iter().map(|r| endpoint_from(r, 0)).collect()
+}
+
+/// One of the institution's endpoints.
+pub(crate) fn endpoint_of(conn: &mut dyn Conn, institution_seq: i64, id: &str) -> Result<Option<Endpoint>, StoreError> {
+    let row = conn.query_one(
+        &format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1 AND institution_seq = $2"),
+        &[id.into(), institution_seq.into()],
+    )?;
+    row.map(|r| endpoint_from(&r, 0)).transpose()
+}
+
+/// The newest deliveries of one of the institution's endpoints, at most `limit`, those made before
+/// the notification `before` (a `seq`) if given; `None` if the institution has no such endpoint.
+pub(crate) fn endpoint_deliveries(
+    conn: &mut dyn Conn,
+    institution_seq: i64,
+    endpoint_id: &str,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Option<Vec<LoggedDelivery>>, StoreError> {
+    if endpoint_of(conn, institution_seq, endpoint_id)?.is_none() {
+        return Ok(None);
+    }
+    let rows = conn.query(
+        "SELECT n.seq, n.id, n.type, n.created_at, d.attempts, d.state, d.last_status, d.last_error, \
+         d.next_attempt_at, d.updated_at FROM deliveries d JOIN notifications n ON n.seq = d.notification_seq \
+         WHERE d.endpoint_id = $1 AND d.notification_seq < $2 ORDER BY d.notification_seq DESC LIMIT $3",
+        &[endpoint_id.into(), before.unwrap_or(i64::MAX).into(), i64::from(limit).into()],
+    )?;
+    rows.iter()
+        .map(|r| {
+            let kind = r.text(2)?;
+            let state = r.text(5)?;
+            Ok(LoggedDelivery {
+                seq: r.i64(0)?,
+                notification_id: NotificationId::stored(r.text(1)?),
+                kind: NotificationType::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown notification type {kind:?}")))?,
+                created_at: r.text(3)?,
+                attempts: r.i64(4)? as u32,
+                next_attempt_at: if state == "pending" { Some(time::unix(r, 8)?) } else { None },
+                state,
+                last_status: r.opt_i64(6).map(|s| s as u16),
+                last_error: r.opt_text(7),
+                updated_at: r.text(9)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()
+        .map(Some)
 }
 
 /// The due deliveries of each enabled endpoint that has some and is not in `busy`: at most
@@ -248,11 +329,111 @@ impl WriteCtx {
     }
 
     fn endpoint(&mut self, institution_seq: i64, id: &str) -> Result<Option<Endpoint>, StoreError> {
-        let row = self.conn.query_one(
-            &format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1 AND institution_seq = $2"),
-            &[id.into(), institution_seq.into()],
+        endpoint_of(self.conn.as_mut(), institution_seq, id)
+    }
+
+    /// Sends a `webhook.test` notification to one of the institution's endpoints, and to it alone.
+    /// It is in the feed, acknowledged as it is made: a test asks nothing of anyone.
+    pub(crate) fn test_endpoint(
+        &mut self,
+        institution: &Participant,
+        id: &str,
+    ) -> Result<EndpointAction<NotificationId>, StoreError> {
+        let Some(endpoint) = self.endpoint(institution.seq, id)? else { return Ok(EndpointAction::NotFound) };
+        if !endpoint.enabled {
+            return Ok(EndpointAction::Disabled);
+        }
+        let notification = NotificationId::issue("ntf");
+        let at = self.now_rfc3339();
+        self.conn.exec(
+            "INSERT INTO notifications (id, institution_seq, endpoint_id, type, detail, created_at, acked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                notification.as_str().into(),
+                institution.seq.into(),
+                id.into(),
+                NotificationType::Test.as_str().into(),
+                "a test event sent from the console or the API".into(),
+                at.as_str().into(),
+                at.as_str().into(),
+            ],
         )?;
-        row.map(|r| endpoint_from(&r, 0)).transpose()
+        self.conn.exec(
+            "INSERT INTO deliveries (notification_seq, endpoint_id, attempts, next_attempt_at, state, updated_at) \
+             SELECT seq, $1, 0, $2, 'pending', $3 FROM notifications WHERE id = $4",
+            &[id.into(), at.as_str().into(), at.as_str().into(), notification.as_str().into()],
+        )?;
+        self.audit(&institution.id, "webhook_endpoint.tested", None, &format!("id={id};notification={notification}"))?;
+        Ok(EndpointAction::Done(notification))
+    }
+
+    /// Queues one delivery of one of the institution's endpoints again, from the first attempt, with
+    /// the same `webhook-id`.
+    pub(crate) fn replay_delivery(
+        &mut self,
+        institution: &Participant,
+        endpoint_id: &str,
+        notification_id: &str,
+    ) -> Result<EndpointAction<()>, StoreError> {
+        let Some(endpoint) = self.endpoint(institution.seq, endpoint_id)? else {
+            return Ok(EndpointAction::NotFound);
+        };
+        let at = self.now_rfc3339();
+        let changed = if endpoint.enabled {
+            self.conn.exec(
+                "UPDATE deliveries SET attempts = 0, state = 'pending', next_attempt_at = $1, updated_at = $2 \
+                 WHERE endpoint_id = $3 AND notification_seq = \
+                 (SELECT seq FROM notifications WHERE id = $4 AND institution_seq = $5)",
+                &[
+                    at.as_str().into(),
+                    at.as_str().into(),
+                    endpoint_id.into(),
+                    notification_id.into(),
+                    institution.seq.into(),
+                ],
+            )?
+        } else {
+            // Whether the delivery exists decides the answer: a disabled endpoint's is refused as such.
+            self.conn
+                .query_one(
+                    "SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND notification_seq = \
+                     (SELECT seq FROM notifications WHERE id = $2 AND institution_seq = $3)",
+                    &[endpoint_id.into(), notification_id.into(), institution.seq.into()],
+                )?
+                .map_or(0, |_| 1)
+        };
+        if changed == 0 {
+            return Ok(EndpointAction::NotFound);
+        }
+        if !endpoint.enabled {
+            return Ok(EndpointAction::Disabled);
+        }
+        self.audit(
+            &institution.id,
+            "webhook_delivery.replayed",
+            None,
+            &format!("endpoint={endpoint_id};notification={notification_id}"),
+        )?;
+        Ok(EndpointAction::Done(()))
+    }
+
+    /// Enables one of the institution's endpoints again, its failing streak forgotten. Deliveries
+    /// failed while it was disabled stay failed; each can be replayed from the endpoint's log.
+    pub(crate) fn enable_endpoint(
+        &mut self,
+        institution: &Participant,
+        id: &str,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let changed = self.conn.exec(
+            "UPDATE webhook_endpoints SET enabled = 1, disabled_reason = NULL, failing_since = NULL \
+             WHERE id = $1 AND institution_seq = $2",
+            &[id.into(), institution.seq.into()],
+        )?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.audit(&institution.id, "webhook_endpoint.enabled", None, &format!("id={id}"))?;
+        self.endpoint(institution.seq, id)
     }
 
     pub(crate) fn delete_endpoint(&mut self, institution: &Participant, id: &str) -> Result<bool, StoreError> {

@@ -25,6 +25,12 @@ use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::unbind;
 
+mod endpoints;
+pub use endpoints::{
+    add_endpoint, confirm_delete_endpoint, delete_endpoint, enable_endpoint, endpoint, endpoints, replay_delivery,
+    rotate_endpoint, test_endpoint,
+};
+
 /// The console session's cookie.
 const CONSOLE_COOKIE: &str = "nl_console";
 /// Characters of a pasted API key looked at (a key is 52).
@@ -473,6 +479,21 @@ pub async fn resolve(
     }
 }
 
+/// The frame of a console page in a test, for a participant of `role`.
+#[cfg(test)]
+fn test_chrome(lang: Lang, role: Role) -> Chrome {
+    Chrome { console: Some(("Bank".into(), role)), ..Chrome::new(lang, "/console") }
+}
+
+/// Fails when a page rendered on this thread asked for a message no catalogue has, or left an
+/// argument unfilled.
+#[cfg(test)]
+fn assert_all_worded(pages: &[String]) {
+    let missing = crate::web::i18n::tests::MISSING.with_borrow(|m| m.clone());
+    assert!(missing.is_empty(), "messages no catalogue has: {missing:?}");
+    assert!(pages.iter().all(|p| !p.contains("{$")), "an argument left unfilled");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,12 +503,11 @@ mod tests {
     /// lacks, or leaves an argument unfilled.
     #[test]
     fn every_console_page_renders_in_both_languages() {
-        use crate::web::i18n::tests::MISSING;
         let day = domain::Day::parse("2026-12-07").unwrap();
         let utc = jiff::tz::TimeZone::UTC;
         let mut pages = Vec::new();
         for lang in [Lang::ZhCn, Lang::En] {
-            let c = |role| Chrome { console: Some(("Bank".into(), role)), ..Chrome::new(lang, "/console") };
+            let c = |role| test_chrome(lang, role);
             let refused = lang.t("console-key-refused");
             let flooded = lang.t_args("console-too-many-failures", &[("when", "x")]);
             for (error, ended) in [(None, false), (Some(refused), false), (Some(flooded), false), (None, true)] {
@@ -693,37 +713,8 @@ mod tests {
             }
             lang.t("notice-kind-all");
             action_words(lang, "");
-            for (rows, secret, refused) in [(0, false, true), (1, true, false)] {
-                let rows = (0..rows)
-                    .map(|i| EndpointRow {
-                        id: format!("whe_{i}"),
-                        url: "https://bank.example/hook".into(),
-                        enabled: i == 1,
-                        disabled_reason: Some("failing for 5 days".into()),
-                        created: lang.moment(0, &utc),
-                        previous_until: Some(lang.moment(0, &utc)),
-                    })
-                    .collect();
-                let page = EndpointsPage {
-                    c: c(Role::Institution),
-                    rows,
-                    secret: secret.then(|| ("https://bank.example/hook".into(), "whsec_x".into())),
-                    alert: refused.then(|| lang.t_args("endpoint-refused", &[("max", "10")])),
-                    typed: "http://10.0.0.1/".into(),
-                    notice: Some(lang.t("endpoint-deleted")),
-                };
-                pages.push(page.render().unwrap());
-            }
-            let page = DeleteEndpointPage {
-                c: c(Role::Institution),
-                id: "whe_0".into(),
-                url: "https://bank.example/hook".into(),
-            };
-            pages.push(page.render().unwrap());
         }
-        let missing = MISSING.with_borrow(|m| m.clone());
-        assert!(missing.is_empty(), "messages no catalogue has: {missing:?}");
-        assert!(pages.iter().all(|p| !p.contains("{$")), "an argument left unfilled");
+        assert_all_worded(&pages);
         assert_eq!(Lang::En.t_args("console-days-left", &[("days", "1")]), "1 day left");
         assert_eq!(duration(Lang::En, 90_000), "1 d 1 h");
         assert_eq!(duration(Lang::ZhCn, 3_700), "1 小时 1 分钟");
@@ -1123,169 +1114,4 @@ pub async fn ack_notifications(
         .take(200)
         .collect();
     see_other(&format!("/console/notifications?{back}&done={done}"))
-}
-
-/// An endpoint on the institution's page.
-pub struct EndpointRow {
-    pub id: String,
-    pub url: String,
-    pub enabled: bool,
-    /// Why it is disabled, worded by numlink.
-    pub disabled_reason: Option<String>,
-    pub created: String,
-    /// Until when the secret before the last rotation still signs.
-    pub previous_until: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "console_endpoints.html")]
-struct EndpointsPage {
-    c: Chrome,
-    rows: Vec<EndpointRow>,
-    /// A secret just made, shown this once: (the endpoint's URL, the secret).
-    secret: Option<(String, String)>,
-    /// What is wrong with the URL sent (the API's own words), and the URL as sent.
-    alert: Option<String>,
-    typed: String,
-    notice: Option<String>,
-}
-
-async fn endpoints_page(
-    ctx: &Ctx,
-    caller: &Caller,
-    secret: Option<(String, String)>,
-    refused: Option<(String, String)>,
-    notice: Option<String>,
-    status: StatusCode,
-) -> Response {
-    let list = match crate::endpoints::list(&ctx.state, caller).await {
-        Ok(l) => l,
-        Err(e) => return ctx.refused_for(caller, e),
-    };
-    let lang = ctx.lang;
-    let tz = &ctx.state.holder.config.time_zone;
-    let now = ctx.state.store.clock().now().as_second();
-    let rows = list
-        .into_iter()
-        .map(|e| EndpointRow {
-            created: lang.stored_moment(&e.created_at, tz),
-            previous_until: e.previous_secret_until.filter(|&u| u > now).map(|u| lang.moment(u, tz)),
-            id: e.id.to_string(),
-            url: e.url,
-            enabled: e.enabled,
-            disabled_reason: e.disabled_reason,
-        })
-        .collect();
-    let (alert, typed) = refused.map_or((None, String::new()), |(a, t)| (Some(a), t));
-    let html = EndpointsPage {
-        c: ctx.console_chrome("/console/endpoints", caller, "endpoints"),
-        rows,
-        secret,
-        alert,
-        typed,
-        notice,
-    }
-    .render();
-    let mut resp = ctx.render(status, html);
-    // A page holding a secret is never kept by the browser or a proxy (every page is no-store already).
-    resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-    resp
-}
-
-/// `GET /console/endpoints[?deleted=1]`: the institution's webhook endpoints.
-pub async fn endpoints(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
-    let notice = Form::of_query(query.as_deref()).get("deleted").map(|_| ctx.lang.t("endpoint-deleted"));
-    endpoints_page(&ctx, &caller, None, None, notice, StatusCode::OK).await
-}
-
-/// `POST /console/endpoints`: registers an endpoint; the page shows its secret this once.
-pub async fn add_endpoint(State(state): State<AppState>, headers: HeaderMap, form: Result<Form, NotAForm>) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let (caller, form) = match ctx.posted_by(&headers, form).await {
-        Ok(v) => v,
-        Err(page) => return page,
-    };
-    let url: String = form.get("url").unwrap_or("").trim().chars().take(2048).collect();
-    match crate::endpoints::add(&state, &caller, &url).await {
-        Ok((e, secret)) => endpoints_page(&ctx, &caller, Some((e.url, secret)), None, None, StatusCode::CREATED).await,
-        Err(e) if e.code == ErrorCode::InvalidArgument || e.code == ErrorCode::TooManyItems => {
-            let max = state.limits.webhook_endpoints_max.to_string();
-            let alert = ctx.lang.t_args("endpoint-refused", &[("max", &max)]);
-            endpoints_page(&ctx, &caller, None, Some((alert, url)), None, StatusCode::BAD_REQUEST).await
-        }
-        Err(e) => ctx.refused_for(&caller, e),
-    }
-}
-
-/// `POST /console/endpoints/{id}/rotate`: a new secret, shown this once; the previous one signs too
-/// for a while, so the receiver can change over.
-pub async fn rotate_endpoint(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    form: Result<Form, NotAForm>,
-) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.posted_by(&headers, form).await {
-        Ok((caller, _)) => caller,
-        Err(page) => return page,
-    };
-    match crate::endpoints::rotate(&state, &caller, &id).await {
-        Ok((e, secret)) => endpoints_page(&ctx, &caller, Some((e.url, secret)), None, None, StatusCode::OK).await,
-        Err(e) => ctx.refused_for(&caller, e),
-    }
-}
-
-#[derive(Template)]
-#[template(path = "console_endpoint_delete.html")]
-struct DeleteEndpointPage {
-    c: Chrome,
-    id: String,
-    url: String,
-}
-
-/// `GET /console/endpoints/{id}/delete`: asks to confirm; `POST` deletes the endpoint and its pending
-/// deliveries.
-pub async fn confirm_delete_endpoint(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
-    let list = match crate::endpoints::list(&state, &caller).await {
-        Ok(l) => l,
-        Err(e) => return ctx.refused_for(&caller, e),
-    };
-    let Some(e) = list.into_iter().find(|e| e.id.as_str() == id) else {
-        return ctx.refused_for(&caller, ApiError::new(ErrorCode::NotFound, "no such webhook endpoint"));
-    };
-    let html = DeleteEndpointPage { c: ctx.console_chrome("/console/endpoints", &caller, "endpoints"), id, url: e.url }
-        .render();
-    ctx.render(StatusCode::OK, html)
-}
-
-pub async fn delete_endpoint(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    form: Result<Form, NotAForm>,
-) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.posted_by(&headers, form).await {
-        Ok((caller, _)) => caller,
-        Err(page) => return page,
-    };
-    match crate::endpoints::delete(&state, &caller, &id).await {
-        Ok(()) => see_other("/console/endpoints?deleted=1"),
-        Err(e) => ctx.refused_for(&caller, e),
-    }
 }
