@@ -1,5 +1,5 @@
 // numlink's pages work without this script; it only adds a countdown before another code may be
-// asked for, and a button that copies the proof of tenure.
+// asked for, a button that copies the proof of tenure, and a job's page following the job's counts.
 "use strict";
 document.querySelectorAll("form[data-wait]").forEach((form) => {
   const button = form.querySelector("button");
@@ -28,4 +28,35 @@ document.querySelectorAll("button[data-copy]").forEach((button) => {
     }
     status.textContent = button.dataset.done;
   });
+});
+document.querySelectorAll("[data-job]:not([data-ended])").forEach((box) => {
+  // Asks for the job's counts each second and shows them; once the job has ended, loads the page
+  // again for its downloads.
+  const set = (field, value) => {
+    box.querySelectorAll(`[data-field="${field}"]`).forEach((el) => {
+      if (el.tagName === "PROGRESS") el.value = value;
+      else el.textContent = String(value);
+    });
+  };
+  const look = async () => {
+    try {
+      const r = await fetch(box.dataset.job, { credentials: "same-origin", cache: "no-store" });
+      if (!r.ok) return;
+      const j = await r.json();
+      if (j.ended) {
+        window.location.reload();
+        return;
+      }
+      ["stateWords", "rowsRead", "accepted", "duplicates", "pending", "rejected"].forEach((f) => set(f, j[f]));
+      if (j.size) {
+        const p = Math.floor((Math.min(j.done, j.size) * 100) / j.size);
+        set("percent", p);
+        set("percentText", `${p}%`);
+      }
+    } catch {
+      // The next look tries again.
+    }
+    setTimeout(look, 1000);
+  };
+  setTimeout(look, 1000);
 });

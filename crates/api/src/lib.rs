@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/unbind-requests/{id}", get(routes::unbind::get))
         .route("/v1/unbind-requests/{id}/resolve", post(routes::unbind::resolve))
         .route("/v1/reports/institutions", get(routes::reports::institutions))
+        .route("/v1/jobs", get(routes::files::list_jobs))
         .route("/v1/jobs/{id}", get(routes::files::get_job).delete(routes::files::delete_job))
         .route("/v1/jobs/{id}/rejections", get(routes::files::job_rejections))
         .route("/healthz", get(routes::ops::healthz))

@@ -59,6 +59,7 @@ use crate::routes;
         routes::unbind::get,
         routes::unbind::resolve,
         routes::reports::institutions,
+        routes::files::list_jobs,
         routes::files::get_job,
         routes::files::delete_job,
         routes::files::job_rejections,

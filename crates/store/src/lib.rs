@@ -635,6 +635,25 @@ impl Store {
         self.read(move |c| ops::bindings::list(c, institution_seq, &after, limit)).await
     }
 
+    /// The institution's bindings of one account reference, or else of one number, in id order
+    /// after the cursor `after` (an id, "" for the start), at most `limit`.
+    pub async fn find_bindings(
+        &self,
+        institution_seq: i64,
+        account_ref: Option<String>,
+        number: Option<PhoneNumber>,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<Binding>, StoreError> {
+        let after = after.to_string();
+        let by = match (account_ref, number) {
+            (Some(a), _) => ops::bindings::BindingsOf::Account(a),
+            (None, Some(n)) => ops::bindings::BindingsOf::NumberHash(self.inner.hash_key.number(n).to_vec()),
+            (None, None) => return Ok(Vec::new()),
+        };
+        self.read(move |c| ops::bindings::find(c, institution_seq, &by, &after, limit)).await
+    }
+
     /// Deletes one of the institution's bindings; false if it has none with that id.
     pub async fn delete_binding(&self, institution: Participant, id: &BindingId) -> Result<bool, StoreError> {
         let id = id.to_string();
@@ -1078,6 +1097,11 @@ impl Store {
     pub async fn job(&self, id: &JobId, owner_seq: i64) -> Result<Option<Job>, StoreError> {
         let id = id.to_string();
         self.read(move |c| ops::jobs::get(c, &id, Some(owner_seq))).await
+    }
+
+    /// An owner's newest jobs, at most `limit`.
+    pub async fn jobs_of(&self, owner_seq: i64, limit: u32) -> Result<Vec<Job>, StoreError> {
+        self.read(move |c| ops::jobs::of_owner(c, owner_seq, limit)).await
     }
 
     /// The oldest job that is queued, or was running when the process stopped.

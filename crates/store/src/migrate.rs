@@ -23,6 +23,7 @@ const SQLITE: &[(i64, &str)] = &[
     (16, include_str!("../migrations/sqlite/0016_one_time_convention.sql")),
     (17, include_str!("../migrations/sqlite/0017_console_sessions.sql")),
     (18, include_str!("../migrations/sqlite/0018_delivery_log.sql")),
+    (19, include_str!("../migrations/sqlite/0019_jobs_by_owner.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -43,6 +44,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (16, include_str!("../migrations/postgres/0016_one_time_convention.sql")),
     (17, include_str!("../migrations/postgres/0017_console_sessions.sql")),
     (18, include_str!("../migrations/postgres/0018_delivery_log.sql")),
+    (19, include_str!("../migrations/postgres/0019_jobs_by_owner.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

@@ -187,10 +187,7 @@ pub async fn get_binding(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<BindingView>> {
-    let institution = caller.require(&[Role::Institution])?;
-    let Some(binding_id) = BindingId::parse(&id) else { return Err(not_found(&id)) };
-    let b = state.store.binding(institution.seq, &binding_id).await?.ok_or_else(|| not_found(&id))?;
-    Ok(Json(b.into()))
+    Ok(Json(get(&state, &caller, &id).await?.into()))
 }
 
 #[utoipa::path(
@@ -211,36 +208,99 @@ pub async fn delete_binding(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let institution = caller.require(&[Role::Institution])?.clone();
-    let Some(binding_id) = BindingId::parse(&id) else { return Err(not_found(&id)) };
-    if state.store.delete_binding(institution, &binding_id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(not_found(&id))
+    delete(&state, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BindingsQuery {
+    /// Only the bindings of this account reference.
+    pub account_ref: Option<String>,
+    /// Only the bindings of this number (E.164). Not with `accountRef`.
+    pub phone_number: Option<String>,
+    /// The cursor from the previous page.
+    pub after: Option<String>,
+    /// Rows per page: 1 to page_rows_max, default 100.
+    pub limit: Option<u32>,
+}
+
+/// What to find: all of an institution's bindings, those of an account reference, or of a number.
+pub(crate) enum BindingsFilter {
+    All,
+    Account(String),
+    Number(domain::PhoneNumber),
+}
+
+impl BindingsFilter {
+    /// The filter of a query, its values parsed as the API parses them.
+    pub(crate) fn of(account_ref: Option<&str>, phone_number: Option<&str>) -> ApiResult<BindingsFilter> {
+        match (account_ref, phone_number) {
+            (Some(_), Some(_)) => Err(ApiError::invalid("give accountRef or phoneNumber, not both")),
+            (Some(a), None) => Ok(BindingsFilter::Account(
+                workers::files::parse_account_ref(a)
+                    .map_err(|r| ApiError::invalid(format!("accountRef: {}", r.message)))?
+                    .as_str()
+                    .to_string(),
+            )),
+            (None, Some(n)) => Ok(BindingsFilter::Number(phone("phoneNumber", n)?)),
+            (None, None) => Ok(BindingsFilter::All),
+        }
     }
+}
+
+/// A page of the caller's bindings that match `filter`, in id order after the cursor `after`.
+pub(crate) async fn find(
+    state: &AppState,
+    caller: &Caller,
+    filter: BindingsFilter,
+    after: &str,
+    limit: u32,
+) -> ApiResult<Vec<Binding>> {
+    let institution = caller.require(&[Role::Institution])?;
+    Ok(match filter {
+        BindingsFilter::All => state.store.bindings(institution.seq, after, limit).await?,
+        BindingsFilter::Account(a) => state.store.find_bindings(institution.seq, Some(a), None, after, limit).await?,
+        BindingsFilter::Number(n) => state.store.find_bindings(institution.seq, None, Some(n), after, limit).await?,
+    })
+}
+
+/// One of the caller's bindings; another's, or none, is the same 404.
+pub(crate) async fn get(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Binding> {
+    let institution = caller.require(&[Role::Institution])?;
+    let Some(binding_id) = BindingId::parse(id) else { return Err(not_found(id)) };
+    state.store.binding(institution.seq, &binding_id).await?.ok_or_else(|| not_found(id))
+}
+
+/// Deletes one of the caller's bindings; another's, or none, is the same 404.
+pub(crate) async fn delete(state: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
+    let institution = caller.require(&[Role::Institution])?.clone();
+    let Some(binding_id) = BindingId::parse(id) else { return Err(not_found(id)) };
+    if state.store.delete_binding(institution, &binding_id).await? { Ok(()) } else { Err(not_found(id)) }
 }
 
 #[utoipa::path(
     get,
     path = "/v1/bindings",
     tag = "Bindings",
-    summary = "Your bindings, a page at a time",
-    params(PageQuery),
+    summary = "Your bindings, a page at a time, all or those of an account or a number",
+    params(BindingsQuery),
     responses(
         (status = 200, description = "A page", body = BindingsPage),
-        (status = 400, description = "INVALID_ARGUMENT: bad limit", body = ErrorInfo),
+        (status = 400, description = "INVALID_ARGUMENT: bad limit, account reference or number, or both filters", body = ErrorInfo),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
     ),
     security(("apiKey" = []))
 )]
 pub async fn list_bindings(
     State(state): State<AppState>,
     caller: Caller,
-    StrictQuery(q): StrictQuery<PageQuery>,
+    StrictQuery(q): StrictQuery<BindingsQuery>,
 ) -> ApiResult<Json<BindingsPage>> {
-    let institution = caller.require(&[Role::Institution])?;
     let limit = page_limit(&state, q.limit)?;
-    let page = state.store.bindings(institution.seq, q.after.as_deref().unwrap_or(""), limit).await?;
+    let filter = BindingsFilter::of(q.account_ref.as_deref(), q.phone_number.as_deref())?;
+    let page = find(&state, &caller, filter, q.after.as_deref().unwrap_or(""), limit).await?;
     let next_cursor = (page.len() == limit as usize).then(|| page.last().map(|b| b.id.to_string())).flatten();
     Ok(Json(BindingsPage { bindings: page.into_iter().map(Into::into).collect(), next_cursor }))
 }

@@ -125,8 +125,7 @@ impl Drop for Spool {
     security(("apiKey" = []))
 )]
 pub async fn upload_lifecycle_file(State(state): State<AppState>, caller: Caller, body: Body) -> ApiResult<Response> {
-    let owner = caller.require(&[Role::Carrier, Role::Portability])?.clone();
-    spool_and_queue(&state, owner, JobKind::Lifecycle, body).await
+    queued(&upload(&state, &caller, JobKind::Lifecycle, body.into_data_stream(), body_error).await?)
 }
 
 #[utoipa::path(
@@ -147,8 +146,7 @@ pub async fn upload_lifecycle_file(State(state): State<AppState>, caller: Caller
     security(("apiKey" = []))
 )]
 pub async fn upload_binding_file(State(state): State<AppState>, caller: Caller, body: Body) -> ApiResult<Response> {
-    let owner = caller.require(&[Role::Institution])?.clone();
-    spool_and_queue(&state, owner, JobKind::Bindings, body).await
+    queued(&upload(&state, &caller, JobKind::Bindings, body.into_data_stream(), body_error).await?)
 }
 
 #[utoipa::path(
@@ -171,8 +169,7 @@ pub async fn upload_binding_file(State(state): State<AppState>, caller: Caller, 
     security(("apiKey" = []))
 )]
 pub async fn upload_check_file(State(state): State<AppState>, caller: Caller, body: Body) -> ApiResult<Response> {
-    let owner = caller.require(&[Role::Institution])?.clone();
-    spool_and_queue(&state, owner, JobKind::Checks, body).await
+    queued(&upload(&state, &caller, JobKind::Checks, body.into_data_stream(), body_error).await?)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -378,13 +375,44 @@ impl Follow {
 /// Bytes of an upload gathered per write to its spool file.
 const SPOOL_WRITE_BYTES: usize = 1024 * 1024;
 
-/// Streams the body to a spool file, checks its header and limits, makes it durable, queues the job.
-async fn spool_and_queue(
+/// Who may upload a file of this kind.
+fn uploaders(kind: JobKind) -> &'static [Role] {
+    match kind {
+        JobKind::Lifecycle => &[Role::Carrier, Role::Portability],
+        JobKind::Bindings | JobKind::Checks => &[Role::Institution],
+    }
+}
+
+/// What an error of an API upload's body means: a stalled or trickling body (408), or a cut one.
+fn body_error(e: axum::Error) -> ApiError {
+    if crate::serve::is_body_timeout(&e) {
+        return crate::serve::body_timed_out();
+    }
+    ApiError::invalid(format!("the upload was interrupted: {e}"))
+}
+
+/// The API's answer to an upload: `202`, the job's id, and where to follow it.
+fn queued(job: &Job) -> ApiResult<Response> {
+    let mut headers = HeaderMap::new();
+    let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).map_err(ApiError::internal)?;
+    headers.insert(header::LOCATION, location);
+    Ok((StatusCode::ACCEPTED, headers, Json(JobCreated { job_id: job.id.to_string() })).into_response())
+}
+
+/// An upload of a file of `kind` by the caller, as the API and the console take it: streams the
+/// bytes to a spool file, checks the header and the limits, makes the file durable, and queues the
+/// job. `interrupted` says what an error of the stream means.
+pub(crate) async fn upload<S, E>(
     state: &AppState,
-    owner: store::Participant,
+    caller: &Caller,
     kind: JobKind,
-    body: Body,
-) -> ApiResult<Response> {
+    mut stream: S,
+    interrupted: impl Fn(E) -> ApiError,
+) -> ApiResult<Job>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+{
+    let owner = caller.require(uploaders(kind))?.clone();
     let limits = state.limits.files;
     tokio::fs::create_dir_all(&state.spool_dir).await.map_err(ApiError::internal)?;
     let name = store::new_id("upload");
@@ -395,18 +423,12 @@ async fn spool_and_queue(
         SPOOL_WRITE_BYTES,
         tokio::fs::File::create(&part.path).await.map_err(ApiError::internal)?,
     );
-    let mut stream = body.into_data_stream();
     let (mut bytes, mut newlines) = (0u64, 0u64);
     let mut header: Vec<u8> = Vec::new();
     let mut header_done = false;
     let mut last_byte = b'\n';
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            if crate::serve::is_body_timeout(&e) {
-                return crate::serve::body_timed_out();
-            }
-            ApiError::invalid(format!("the upload was interrupted: {e}"))
-        })?;
+        let chunk = chunk.map_err(&interrupted)?;
         bytes += chunk.len() as u64;
         if bytes > limits.file_bytes_max {
             return Err(ApiError::new(
@@ -451,10 +473,7 @@ async fn spool_and_queue(
     spooled.keep = true;
     state.jobs_wake.notify_one();
     tracing::info!(job = %job.id, kind = kind.as_str(), bytes, rows, format = format.as_str(), "file queued");
-    let mut headers = HeaderMap::new();
-    let location = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)).map_err(ApiError::internal)?;
-    headers.insert(header::LOCATION, location);
-    Ok((StatusCode::ACCEPTED, headers, Json(JobCreated { job_id: job.id.into() })).into_response())
+    Ok(job)
 }
 
 async fn sync_dir(dir: &Path) -> ApiResult<()> {
@@ -479,11 +498,48 @@ fn outputs_kept(job: &Job) -> ApiResult<()> {
     }
 }
 
-async fn own_job(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
+/// One of the caller's jobs; another's, or none, is the same 404.
+pub(crate) async fn own_job(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
     let no_job =
         || ApiError::new(ErrorCode::NotFound, format!("no job \"{}\"", domain::number::truncate_for_message(id)));
     let Some(job_id) = JobId::parse(id) else { return Err(no_job()) };
     state.store.job(&job_id, caller.0.seq).await?.ok_or_else(no_job)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    /// Newest first.
+    pub jobs: Vec<JobView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct JobsQuery {
+    /// How many of the newest jobs: 1 to page_rows_max, default 100.
+    pub limit: Option<u32>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    tag = "Jobs",
+    summary = "Your newest jobs (the files you uploaded), newest first",
+    params(JobsQuery),
+    responses(
+        (status = 200, description = "The jobs", body = JobList),
+        (status = 400, description = "INVALID_ARGUMENT: bad limit", body = ErrorInfo),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictQuery(q): StrictQuery<JobsQuery>,
+) -> ApiResult<Json<JobList>> {
+    let limit = crate::routes::bindings::page_limit(&state, q.limit)?;
+    let jobs = state.store.jobs_of(caller.0.seq, limit).await?;
+    Ok(Json(JobList { jobs: jobs.into_iter().map(Into::into).collect() }))
 }
 
 #[utoipa::path(

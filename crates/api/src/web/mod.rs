@@ -60,6 +60,18 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/console/endpoints/{id}/enable", post(console::enable_endpoint))
         .route("/console/endpoints/{id}/deliveries/{notification}/replay", post(console::replay_delivery))
         .route("/console/endpoints/{id}/delete", get(console::confirm_delete_endpoint).post(console::delete_endpoint))
+        .route("/console/bindings", get(console::bindings))
+        .route("/console/bindings/{id}/delete", get(console::confirm_delete_binding).post(console::delete_binding))
+        .route("/console/files", get(console::files))
+        .route(
+            "/console/files/{kind}",
+            // The file's size is bounded by file_bytes_max as it is spooled, not here.
+            post(console::upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/console/jobs/{id}", get(console::job))
+        .route("/console/jobs/{id}/progress", get(console::job_progress))
+        .route("/console/jobs/{id}/rejections.csv", get(console::rejections))
+        .route("/console/jobs/{id}/result.csv", get(console::answers))
         .route("/console/report", get(console::report))
         .route("/console/report.csv", get(console::report_csv))
         .route("/verify", get(verify))

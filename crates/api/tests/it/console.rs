@@ -20,6 +20,8 @@ backend_tests!(
     a_client_sending_wrong_keys_is_stopped_for_the_hour,
     a_carrier_sees_its_ranges_and_the_events_it_reported,
     an_institution_tests_an_endpoint_and_reads_its_log,
+    an_institution_uploads_files_and_finds_its_bindings,
+    a_carrier_uploads_a_lifecycle_file_and_downloads_its_rejections,
 );
 
 /// A browser signed in to the console with `key`.
@@ -437,4 +439,149 @@ async fn an_institution_tests_an_endpoint_and_reads_its_log(db: TestDb) {
     assert_eq!(b.post(&format!("{page}/test"), &[]).await.status, 403);
     app.deliverer.run_once().await.unwrap();
     assert_eq!(rx.received().len(), 3);
+}
+
+/// The job a console upload was sent on to.
+fn job_of(resp: &crate::Resp) -> String {
+    assert_eq!(resp.status, 303, "{}", resp.text);
+    let to = resp.headers["location"].to_str().unwrap();
+    to.strip_prefix("/console/jobs/").expect("on to the job's page").to_string()
+}
+
+/// An institution uploads a binding file with a bad row and a check file from its console, follows
+/// each job, downloads the rejected rows and the answers, then finds a binding by account and by
+/// number and deletes it. Another institution's session reaches none of it, a carrier's is refused
+/// the institution's pages, and a form without its token uploads nothing.
+async fn an_institution_uploads_files_and_finds_its_bindings(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    let mut b = signed_in(&app, &w.old_bank).await;
+    let page = b.get("/console/files").await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("Binding file") && page.text.contains("Check file"), "{}", page.text);
+    assert!(!page.text.contains("Lifecycle file"), "an institution's kinds only");
+    let csrf = csrf_of(&page);
+
+    // Without its token: refused, nothing queued.
+    let bindings = b"account_ref,phone_number,bound_on\nacct-9,+8613800138009,2023-01-01\nacct-8,not-a-number,2023-01-01\nacct-7,+8613800138009,2023-02-01\n";
+    let forged = b.post_file("/console/files/bindings", &[("csrf", "forged")], Some(("b.csv", bindings))).await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(app.get("/v1/jobs", &w.old_bank).await.body["jobs"], json!([]));
+    // No file chosen: said on the form.
+    let none = b.post_file("/console/files/bindings", &[("csrf", &csrf)], None).await;
+    assert_eq!(none.status, 400);
+    assert!(none.text.contains("Choose a file first"), "{}", none.text);
+    // A file of no known header: refused with the API's reason.
+    let wrong = b.post_file("/console/files/bindings", &[("csrf", &csrf)], Some(("x.csv", b"a,b\n1,2\n"))).await;
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.text.contains("numlink did not take this file"), "{}", wrong.text);
+
+    let job = job_of(&b.post_file("/console/files/bindings", &[("csrf", &csrf)], Some(("b.csv", bindings))).await);
+    let queued = b.get(&format!("/console/jobs/{job}")).await;
+    assert_eq!(queued.status, 200);
+    assert!(queued.text.contains("Waiting to start") && queued.text.contains("data-job="), "{}", queued.text);
+    let progress = b.get(&format!("/console/jobs/{job}/progress")).await;
+    assert_eq!((progress.body["state"].as_str(), progress.body["ended"].as_bool()), (Some("queued"), Some(false)));
+    app.runner.run_until_idle().await.unwrap();
+    let done = b.get(&format!("/console/jobs/{job}")).await.text;
+    assert!(done.contains("Done") && done.contains("/rejections.csv") && !done.contains("/result.csv"), "{done}");
+    let progress = b.get(&format!("/console/jobs/{job}/progress")).await.body;
+    assert_eq!(
+        (
+            progress["ended"].as_bool(),
+            progress["rowsRead"].as_u64(),
+            progress["accepted"].as_u64(),
+            progress["rejected"].as_u64()
+        ),
+        (Some(true), Some(3), Some(2), Some(1))
+    );
+    let rejected = b.get(&format!("/console/jobs/{job}/rejections.csv")).await;
+    assert_eq!(rejected.status, 200);
+    assert!(rejected.headers["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert!(rejected.text.starts_with("line,code,message\n3,INVALID_ARGUMENT,"), "{}", rejected.text);
+    // The same job as the API's.
+    let api = app.get(&format!("/v1/jobs/{job}"), &w.old_bank).await.body;
+    assert_eq!((api["accepted"].as_u64(), api["rejected"].as_u64()), (Some(2), Some(1)));
+
+    let checks = b"phone_number,date\n+8613800138009,2022-01-01\nbad,2022-01-01\n";
+    let check_job = job_of(&b.post_file("/console/files/checks", &[("csrf", &csrf)], Some(("c.csv", checks))).await);
+    app.runner.run_until_idle().await.unwrap();
+    let done = b.get(&format!("/console/jobs/{check_job}")).await.text;
+    assert!(done.contains("/result.csv") && done.contains("Answered"), "{done}");
+    let answers = b.get(&format!("/console/jobs/{check_job}/result.csv")).await;
+    assert_eq!(answers.status, 200);
+    assert!(answers.headers["content-disposition"].to_str().unwrap().contains("answers.csv"));
+    let lines: Vec<&str> = answers.text.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", answers.text);
+    assert!(lines[1].starts_with("+8613800138009,2022-01-01,") && lines[2].starts_with("bad,2022-01-01,"), "{lines:?}");
+    let listed = b.get("/console/files").await.text;
+    assert!(listed.contains(&job) && listed.contains(&check_job), "{listed}");
+
+    // Found by account, and by the number as people type it; then deleted after a confirmation.
+    let by_account = b.get("/console/bindings?by=account&q=acct-9").await.text;
+    assert!(by_account.contains("acct-9") && !by_account.contains("acct-7"), "{by_account}");
+    let by_number = b.get("/console/bindings?by=number&q=%2B86+138+0013+8009").await.text;
+    assert!(by_number.contains("acct-9") && by_number.contains("acct-7"), "{by_number}");
+    let bad = b.get("/console/bindings?by=number&q=hello").await;
+    assert_eq!(bad.status, 400);
+    let id_at = by_account.find("/console/bindings/bnd_").unwrap() + "/console/bindings/".len();
+    let id: String = by_account[id_at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    assert_eq!(app.get(&format!("/v1/bindings/{id}"), &w.old_bank).await.status, 200);
+
+    // Another institution: every page and action is the 404 of an id nobody has.
+    let mut other = signed_in(&app, &w.new_bank).await;
+    let their_csrf = csrf_of(&other.get("/console/files").await);
+    for path in [
+        format!("/console/jobs/{job}"),
+        format!("/console/jobs/{job}/progress"),
+        format!("/console/jobs/{job}/rejections.csv"),
+        format!("/console/jobs/{check_job}/result.csv"),
+        format!("/console/bindings/{id}/delete"),
+        "/console/jobs/job_00000000000000000000".into(),
+    ] {
+        assert_eq!(other.get(&path).await.status, 404, "{path}");
+    }
+    assert_eq!(other.post(&format!("/console/bindings/{id}/delete"), &[("csrf", &their_csrf)]).await.status, 404);
+    assert!(!other.get("/console/bindings?by=account&q=acct-9").await.text.contains("bnd_"), "not theirs to find");
+    // A carrier's session: not an institution's pages.
+    let mut carrier = signed_in(&app, &w.carrier).await;
+    let carrier_csrf = csrf_of(&carrier.get("/console/files").await);
+    assert_eq!(carrier.get("/console/bindings").await.status, 403);
+    assert_eq!(carrier.get(&format!("/console/jobs/{job}")).await.status, 404);
+    let refused =
+        carrier.post_file("/console/files/bindings", &[("csrf", &carrier_csrf)], Some(("b.csv", bindings))).await;
+    assert_eq!(refused.status, 404);
+
+    let confirm = b.get(&format!("/console/bindings/{id}/delete")).await;
+    assert!(confirm.text.contains("Delete this binding?") && confirm.text.contains("acct-9"));
+    let deleted = b.post(&format!("/console/bindings/{id}/delete"), &[("csrf", &csrf)]).await;
+    assert_eq!(deleted.headers["location"], "/console/bindings?deleted=1");
+    assert_eq!(app.get(&format!("/v1/bindings/{id}"), &w.old_bank).await.status, 404);
+    // The API's filters are the page's.
+    let api = app.get("/v1/bindings?phoneNumber=%2B8613800138009", &w.old_bank).await.body;
+    assert_eq!(api["bindings"].as_array().unwrap().len(), 1);
+    assert_eq!(api["bindings"][0]["accountRef"], "acct-7");
+}
+
+/// A carrier uploads a lifecycle file with bad rows from its console and downloads the rejections,
+/// each with its line.
+async fn a_carrier_uploads_a_lifecycle_file_and_downloads_its_rejections(db: TestDb) {
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    let mut b = signed_in(&app, &w.carrier).await;
+    let page = b.get("/console/files").await;
+    assert!(page.text.contains("Lifecycle file") && !page.text.contains("Binding file"), "{}", page.text);
+    let csrf = csrf_of(&page);
+    let csv = b"event_id,phone_number,type,date\nc1,+8613800000101,disconnected,2024-01-01\nc2,+86bad,disconnected,2024-01-01\nc3,+8613800000102,disconnected\n";
+    let job = job_of(&b.post_file("/console/files/lifecycle", &[("csrf", &csrf)], Some(("l.csv", csv))).await);
+    app.runner.run_until_idle().await.unwrap();
+    let done = b.get(&format!("/console/jobs/{job}")).await.text;
+    assert!(done.contains("Done") && done.contains("Waiting for the donor"), "{done}");
+    let rejected = b.get(&format!("/console/jobs/{job}/rejections.csv")).await.text;
+    let lines: Vec<&str> = rejected.lines().map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(lines, ["line", "3", "4"], "{rejected}");
+    // An institution's session does not see it.
+    let mut bank = signed_in(&app, &w.old_bank).await;
+    assert_eq!(bank.get(&format!("/console/jobs/{job}")).await.status, 404);
+    assert_eq!(bank.get(&format!("/console/jobs/{job}/rejections.csv")).await.status, 404);
 }

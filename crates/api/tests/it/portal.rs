@@ -111,6 +111,36 @@ impl Browser<'_> {
         self.jar.take(&r);
         r
     }
+
+    /// Posts a multipart form as a browser sends a file: its fields in order, then the file (if any)
+    /// named `name` with `bytes`.
+    pub(crate) async fn post_file(&mut self, path: &str, fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> Resp {
+        const BOUNDARY: &str = "----numlinktestboundary7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        for (k, v) in fields {
+            body.extend_from_slice(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+            );
+        }
+        if let Some((name, bytes)) = file {
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+                     Content-Type: text/csv\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        let cookie = self.jar.header();
+        let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+        let headers = [("cookie", cookie.as_str()), ("accept-language", "en"), ("content-type", content_type.as_str())];
+        let r = self.app.request(Method::POST, path, None, &headers, Body::from(body)).await;
+        self.jar.take(&r);
+        r
+    }
 }
 
 async fn a_holder_unbinds_through_the_pages_and_the_api_sees_the_same_requests(db: TestDb) {

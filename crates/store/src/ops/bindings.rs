@@ -225,6 +225,36 @@ pub(crate) fn list(
     rows.iter().map(binding_from).collect()
 }
 
+/// An institution's bindings of one account reference, or of one number (its keyed hash), in id
+/// order after the cursor `after` (an id), at most `limit`.
+pub(crate) fn find(
+    conn: &mut dyn Conn,
+    institution_seq: i64,
+    by: &BindingsOf,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<Binding>, StoreError> {
+    let (column, value): (&str, crate::sql::Value) = match by {
+        BindingsOf::Account(a) => ("account_ref", a.as_str().into()),
+        BindingsOf::NumberHash(h) => ("number_hash", h.as_slice().into()),
+    };
+    let rows = conn.query(
+        &format!(
+            "SELECT {BINDING_COLUMNS} FROM bindings WHERE institution_seq = $1 AND {column} = $2 AND id > $3 \
+             ORDER BY id LIMIT $4"
+        ),
+        &[institution_seq.into(), value, after.into(), i64::from(limit).into()],
+    )?;
+    rows.iter().map(binding_from).collect()
+}
+
+/// Which bindings to find: those of an account reference, or of a number.
+pub enum BindingsOf {
+    Account(String),
+    /// The keyed hash of the number (`HashKey::number`).
+    NumberHash(Vec<u8>),
+}
+
 /// An institution's notifications after the cursor `after_seq`, oldest first.
 pub(crate) fn feed(
     conn: &mut dyn Conn,

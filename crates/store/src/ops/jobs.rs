@@ -202,6 +202,17 @@ pub(crate) fn get(conn: &mut dyn Conn, id: &str, owner_seq: Option<i64>) -> Resu
     Ok(job.filter(|j| owner_seq.is_none_or(|o| o == j.owner_seq && j.deleted_at.is_none())))
 }
 
+/// An owner's newest jobs (not those it deleted), at most `limit`, newest first.
+pub(crate) fn of_owner(conn: &mut dyn Conn, owner_seq: i64, limit: u32) -> Result<Vec<Job>, StoreError> {
+    conn.query(
+        &format!("{SELECT} WHERE owner_seq = $1 AND deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT $2"),
+        &[owner_seq.into(), i64::from(limit).into()],
+    )?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
 /// Ended jobs whose outputs are still kept though they ended before `before` (RFC 3339), oldest
 /// first, at most `limit`.
 pub(crate) fn outputs_before(conn: &mut dyn Conn, before: &str, limit: u32) -> Result<Vec<Job>, StoreError> {

@@ -25,11 +25,15 @@ use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::unbind;
 
+mod bindings;
 mod endpoints;
+pub use bindings::{bindings, confirm_delete_binding, delete_binding};
+mod files;
 pub use endpoints::{
     add_endpoint, confirm_delete_endpoint, delete_endpoint, enable_endpoint, endpoint, endpoints, replay_delivery,
     rotate_endpoint, test_endpoint,
 };
+pub use files::{answers, files, job, job_progress, rejections, upload};
 
 /// The console session's cookie.
 const CONSOLE_COOKIE: &str = "nl_console";
