@@ -114,6 +114,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bindings/{id}/rebind", post(routes::kyc::rebind))
         .route("/kyc-match/v0.4/match", post(routes::kyc::kyc_match))
         .route("/v1/sms-gateway", axum::routing::put(routes::sms::put_gateway).get(routes::sms::get_gateway))
+        .route("/v1/sms-gateway/codes", get(routes::sms::codes))
+        .route("/v1/sms-gateway/test", post(routes::sms::test))
         .route("/v1/holder/otp", post(routes::holder::request_otp))
         .route("/v1/holder/session", post(routes::holder::session))
         .route("/v1/holder/bindings", get(routes::holder::bindings))

@@ -47,6 +47,8 @@ use crate::routes;
         routes::kyc::kyc_match,
         routes::sms::put_gateway,
         routes::sms::get_gateway,
+        routes::sms::codes,
+        routes::sms::test,
         routes::holder::request_otp,
         routes::holder::session,
         routes::holder::bindings,

@@ -706,6 +706,17 @@ impl Store {
     }
 
     /// The carrier's SMS gateway URL and when it was set.
+    /// A carrier's gateway with its secret (to send a test message).
+    pub async fn sms_gateway_with_secret(&self, carrier_seq: i64) -> Result<Option<SmsGateway>, StoreError> {
+        self.read(move |c| ops::otp::sms_gateway_of(c, carrier_seq)).await
+    }
+
+    /// The codes issued for a carrier's numbers per UTC day from `since` on: (day, codes, of which
+    /// found no gateway set).
+    pub async fn sms_codes_daily(&self, carrier_seq: i64, since: Day) -> Result<Vec<(Day, u64, u64)>, StoreError> {
+        self.read(move |c| ops::otp::codes_daily(c, carrier_seq, since)).await
+    }
+
     pub async fn sms_gateway(&self, carrier_seq: i64) -> Result<Option<(String, String)>, StoreError> {
         self.read(move |c| ops::otp::sms_gateway(c, carrier_seq)).await
     }

@@ -24,6 +24,7 @@ const SQLITE: &[(i64, &str)] = &[
     (17, include_str!("../migrations/sqlite/0017_console_sessions.sql")),
     (18, include_str!("../migrations/sqlite/0018_delivery_log.sql")),
     (19, include_str!("../migrations/sqlite/0019_jobs_by_owner.sql")),
+    (20, include_str!("../migrations/sqlite/0020_sms_codes_daily.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -45,6 +46,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (17, include_str!("../migrations/postgres/0017_console_sessions.sql")),
     (18, include_str!("../migrations/postgres/0018_delivery_log.sql")),
     (19, include_str!("../migrations/postgres/0019_jobs_by_owner.sql")),
+    (20, include_str!("../migrations/postgres/0020_sms_codes_daily.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

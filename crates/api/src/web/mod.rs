@@ -62,6 +62,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/console/endpoints/{id}/delete", get(console::confirm_delete_endpoint).post(console::delete_endpoint))
         .route("/console/bindings", get(console::bindings))
         .route("/console/bindings/{id}/delete", get(console::confirm_delete_binding).post(console::delete_binding))
+        .route("/console/sms", get(console::sms_gateway).post(console::set_gateway))
+        .route("/console/sms/test", post(console::test_gateway))
         .route("/console/files", get(console::files))
         .route(
             "/console/files/{kind}",

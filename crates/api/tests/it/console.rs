@@ -22,6 +22,7 @@ backend_tests!(
     an_institution_tests_an_endpoint_and_reads_its_log,
     an_institution_uploads_files_and_finds_its_bindings,
     a_carrier_uploads_a_lifecycle_file_and_downloads_its_rejections,
+    a_carrier_tries_its_sms_gateway_and_counts_its_codes,
 );
 
 /// A browser signed in to the console with `key`.
@@ -584,4 +585,72 @@ async fn a_carrier_uploads_a_lifecycle_file_and_downloads_its_rejections(db: Tes
     let mut bank = signed_in(&app, &w.old_bank).await;
     assert_eq!(bank.get(&format!("/console/jobs/{job}")).await.status, 404);
     assert_eq!(bank.get(&format!("/console/jobs/{job}/rejections.csv")).await.status, 404);
+}
+
+/// A carrier's SMS gateway page: the codes issued for its numbers counted per day (never a code), a
+/// test message signed with the gateway's secret, a new secret shown once; an institution's session
+/// is refused the page, and the API's figures are the page's.
+async fn a_carrier_tries_its_sms_gateway_and_counts_its_codes(db: TestDb) {
+    use crate::holder::ask_code;
+    use crate::receiver::verify;
+    let app = TestApp::new(db);
+    let w = world(&app).await;
+    ask_code(&app, N).await;
+    ask_code(&app, "+8613800138001").await;
+    app.sms.run_once().await;
+    let codes_sent = w.gateway.received().len();
+    let mut b = signed_in(&app, &w.carrier).await;
+    let page = b.get("/console/sms").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("Where codes go now") && page.text.contains("127.0.0.1"), "{}", page.text);
+    let codes = app.get("/v1/sms-gateway/codes?days=7", &w.carrier).await.body;
+    let days = codes["days"].as_array().unwrap();
+    assert_eq!(days.len(), 7);
+    let today = days.last().unwrap();
+    assert_eq!((today["codes"].as_u64(), today["withoutGateway"].as_u64()), (Some(2), Some(0)), "{codes}");
+    assert!(page.text.contains("<td>2</td>"), "today's count on the page");
+    for code in w.gateway.received().iter().map(|r| String::from_utf8_lossy(&r.body).to_string()) {
+        let digits: String = code.chars().skip_while(|c| !c.is_ascii_digit()).take(6).collect();
+        assert!(!page.text.contains(&format!(">{digits}<")), "never a code");
+    }
+    let csrf = csrf_of(&page);
+
+    // A test message to one of its numbers, signed with the gateway's secret.
+    let tested = b.post("/console/sms/test", &[("csrf", &csrf), ("number", "+86 138 0013 8999")]).await;
+    assert_eq!(tested.status, 200, "{}", tested.text);
+    assert!(tested.text.contains("The gateway took the test message: it answered 200"), "{}", tested.text);
+    let got = w.gateway.received();
+    assert_eq!(got.len(), codes_sent + 1);
+    let last = got.last().unwrap();
+    assert_eq!(verify(&w.gateway_secret, last), 1);
+    let body: serde_json::Value = serde_json::from_slice(&last.body).unwrap();
+    assert_eq!(body["phoneNumber"], "+8613800138999");
+    assert!(!body["text"].as_str().unwrap().chars().any(|c| c.is_ascii_digit()), "no code in a test");
+    // Not one of its numbers: said on the form, nothing sent.
+    let foreign = b.post("/console/sms/test", &[("csrf", &csrf), ("number", "+4915112345678")]).await;
+    assert_eq!(foreign.status, 400);
+    assert!(foreign.text.contains("in none of your ranges"), "{}", foreign.text);
+    assert_eq!(w.gateway.received().len(), codes_sent + 1);
+
+    // A new secret: shown once; the next message is signed with it, not the old one.
+    let rotated = b.post("/console/sms", &[("csrf", &csrf), ("url", &w.gateway_url)]).await;
+    assert_eq!(rotated.status, 200);
+    let at = rotated.text.find("whsec_").expect("the new secret");
+    let secret: String = rotated.text[at..].chars().take_while(|c| *c != '<').collect();
+    assert_ne!(secret, w.gateway_secret);
+    assert!(!b.get("/console/sms").await.text.contains(&secret), "shown once");
+    b.post("/console/sms/test", &[("csrf", &csrf), ("number", "+8613800138999")]).await;
+    let last = w.gateway.received().last().unwrap().clone();
+    assert_eq!((verify(&secret, &last), verify(&w.gateway_secret, &last)), (1, 0));
+    // An address numlink will not call.
+    let bad = b.post("/console/sms", &[("csrf", &csrf), ("url", "http://10.0.0.1/sms")]).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text.contains("numlink cannot send to this address"));
+
+    // An institution's session: not its page, nor its actions.
+    let mut bank = signed_in(&app, &w.old_bank).await;
+    let bank_csrf = csrf_of(&bank.get("/console/requests").await);
+    assert_eq!(bank.get("/console/sms").await.status, 403);
+    assert_eq!(bank.post("/console/sms/test", &[("csrf", &bank_csrf), ("number", N)]).await.status, 403);
+    assert_eq!(w.gateway.received().len(), codes_sent + 2);
 }

@@ -45,8 +45,9 @@ const M: &str = "+8613800138001";
 /// holder's bank ("New Bank", bound 2025-03-01, during the current tenure).
 pub(crate) struct World {
     pub(crate) carrier: String,
-    gateway: Receiver,
-    gateway_secret: String,
+    pub(crate) gateway: Receiver,
+    pub(crate) gateway_secret: String,
+    pub(crate) gateway_url: String,
     pub(crate) old_bank: String,
     pub(crate) old_bank_id: String,
     pub(crate) new_bank: String,
@@ -91,7 +92,16 @@ pub(crate) async fn world(app: &TestApp) -> World {
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
-    World { carrier, gateway, gateway_secret, old_bank, old_bank_id: old.id.to_string(), new_bank, regulator }
+    World {
+        carrier,
+        gateway,
+        gateway_secret,
+        gateway_url: url,
+        old_bank,
+        old_bank_id: old.id.to_string(),
+        new_bank,
+        regulator,
+    }
 }
 
 async fn public_post(app: &TestApp, path: &str, body: Value) -> crate::Resp {

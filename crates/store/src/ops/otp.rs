@@ -5,7 +5,7 @@
 //! A code exists in clear only on its way from here to the gateway: it is stored as a keyed hash bound
 //! to its challenge, and every wrong guess commits before the caller is answered.
 
-use domain::{NumberFacts, PhoneNumber, Tenure};
+use domain::{Day, NumberFacts, PhoneNumber, Tenure};
 use subtle::ConstantTimeEq;
 
 use crate::StoreError;
@@ -146,6 +146,36 @@ pub(crate) fn sms_gateway(conn: &mut dyn Conn, carrier_seq: i64) -> Result<Optio
     conn.query_one("SELECT url, updated_at FROM sms_gateways WHERE carrier_seq = $1", &[carrier_seq.into()])?
         .map(|r| Ok((r.text(0)?, r.text(1)?)))
         .transpose()
+}
+
+/// A carrier's gateway with its secret, to send a test message through it.
+pub(crate) fn sms_gateway_of(conn: &mut dyn Conn, carrier_seq: i64) -> Result<Option<SmsGateway>, StoreError> {
+    conn.query_one(
+        "SELECT p.id, g.url, g.secret FROM sms_gateways g JOIN participants p ON p.seq = g.carrier_seq \
+         WHERE g.carrier_seq = $1",
+        &[carrier_seq.into()],
+    )?
+    .map(|r| Ok(SmsGateway { carrier_id: r.text(0)?, url: r.text(1)?, secret: r.text(2)? }))
+    .transpose()
+}
+
+/// The codes issued for a carrier's numbers on each day from `since` on, oldest first: (day, codes,
+/// of which found no gateway). Days without a code are absent.
+pub(crate) fn codes_daily(
+    conn: &mut dyn Conn,
+    carrier_seq: i64,
+    since: Day,
+) -> Result<Vec<(Day, u64, u64)>, StoreError> {
+    conn.query(
+        "SELECT day, codes, without_gateway FROM sms_codes_daily WHERE carrier_seq = $1 AND day >= $2 ORDER BY day",
+        &[carrier_seq.into(), since.packed().into()],
+    )?
+    .iter()
+    .map(|r| {
+        let day = Day::from_packed(r.i64(0)? as i32).ok_or_else(|| StoreError::Corrupt("a day out of range".into()))?;
+        Ok((day, r.i64(1)?.max(0) as u64, r.i64(2)?.max(0) as u64))
+    })
+    .collect()
 }
 
 /// Six decimal digits from the OS random generator, uniformly (rejection sampling, no modulo bias).
@@ -314,6 +344,14 @@ impl WriteCtx {
             )?
             .map(|r| Ok::<_, StoreError>(SmsGateway { carrier_id: r.text(0)?, url: r.text(1)?, secret: r.text(2)? }))
             .transpose()?;
+        // Counted for the carrier's console (one statement whatever the number, as above).
+        self.conn.exec(
+            "INSERT INTO sms_codes_daily (carrier_seq, day, codes, without_gateway) \
+             SELECT seq, $1, 1, $2 FROM participants WHERE seq = $3 \
+             ON CONFLICT (carrier_seq, day) DO UPDATE SET codes = sms_codes_daily.codes + 1, \
+             without_gateway = sms_codes_daily.without_gateway + excluded.without_gateway",
+            &[self.clock.today().packed().into(), i64::from(gateway.is_none()).into(), carrier.into()],
+        )?;
         self.audit(HOLDER_ACTOR, "otp.requested", Some(&hash), &format!("challenge={id}"))?;
         Ok(Ok(OtpIssued { challenge_id: id, code, held, gateway }))
     }

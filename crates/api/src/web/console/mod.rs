@@ -29,11 +29,13 @@ mod bindings;
 mod endpoints;
 pub use bindings::{bindings, confirm_delete_binding, delete_binding};
 mod files;
+mod sms;
 pub use endpoints::{
     add_endpoint, confirm_delete_endpoint, delete_endpoint, enable_endpoint, endpoint, endpoints, replay_delivery,
     rotate_endpoint, test_endpoint,
 };
 pub use files::{answers, files, job, job_progress, rejections, upload};
+pub use sms::{set_gateway, sms_gateway, test_gateway};
 
 /// The console session's cookie.
 const CONSOLE_COOKIE: &str = "nl_console";
