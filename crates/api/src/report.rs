@@ -2,7 +2,7 @@
 //! (`web::console`) both call it with the caller they authenticated.
 
 use domain::Day;
-use store::{InstitutionReport, Period, Role};
+use store::{InstitutionReport, Period, ReportSeries, Role};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -42,4 +42,14 @@ pub async fn institutions(
     caller.require(&[Role::Regulator])?;
     let rows = state.store.institution_report(state.holder.config.ack_working_days, period).await?;
     Ok((state.store.today(), rows))
+}
+
+/// Weeks of overdue counts a chart shows at most (the latest).
+pub const CHART_WEEKS_MAX: usize = 26;
+
+/// What the regulator's charts show over `period` (or the last weeks, if none): for the regulator
+/// only.
+pub async fn series(state: &AppState, caller: &Caller, period: Option<Period>) -> ApiResult<ReportSeries> {
+    caller.require(&[Role::Regulator])?;
+    Ok(state.store.report_series(period, CHART_WEEKS_MAX).await?)
 }

@@ -79,6 +79,11 @@ impl Day {
     pub fn plus_days(self, n: i32) -> Day {
         Day(self.0.checked_add(n.days()).unwrap_or(if n < 0 { Date::MIN } else { Date::MAX }))
     }
+
+    /// Calendar days from `earlier` to this day (negative if `earlier` is later).
+    pub fn days_since(self, earlier: Day) -> i32 {
+        self.0.since(earlier.0).map_or(0, |span| span.get_days())
+    }
 }
 
 impl fmt::Display for Day {
@@ -90,6 +95,14 @@ impl fmt::Display for Day {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_between_days() {
+        let d = Day::parse("2024-03-01").unwrap();
+        assert_eq!(d.days_since(Day::parse("2024-02-28").unwrap()), 2, "a leap year's February");
+        assert_eq!(d.days_since(d), 0);
+        assert_eq!(Day::parse("2023-12-31").unwrap().days_since(d), -61);
+    }
 
     #[test]
     fn strict_parse() {

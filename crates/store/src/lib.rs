@@ -43,7 +43,7 @@ pub use ops::jobs::{Checkpoint, ChunkRow, Job, JobDeleted, JobKind, JobState, Re
 pub use ops::kyc::{KYC_ATTRIBUTES, Kyc, KycAnswer, KycMatch, Rebind};
 pub use ops::otp::{OtpFailure, OtpIssued, OtpLimits, OtpRefused, SmsGateway, TenureMark};
 pub use ops::participants::{NewParticipant, Participant, Role};
-pub use ops::report::{InstitutionReport, Period};
+pub use ops::report::{InstitutionReport, Period, ReportSeries};
 pub use ops::unbind::{
     HolderView, RequestedBinding, Resolution, Resolved, StaleHolder, UnbindQueue, UnbindRefused, UnbindRequest,
     UnbindState,
@@ -916,6 +916,13 @@ impl Store {
     ) -> Result<Vec<InstitutionReport>, StoreError> {
         let today = self.today();
         self.read(move |c| ops::report::institution_report(c, today, unacked_working_days, period)).await
+    }
+
+    /// The series of the regulator's charts as of today, over the requests and notifications made in
+    /// `period` (the last `weeks_max` weeks, if `None`), at most `weeks_max` weeks of overdue counts.
+    pub async fn report_series(&self, period: Option<Period>, weeks_max: usize) -> Result<ReportSeries, StoreError> {
+        let today = self.today();
+        self.read(move |c| ops::report::report_series(c, today, period, weeks_max)).await
     }
 
     // ----- real names -----

@@ -491,3 +491,28 @@ sms-codes-day = Day
 sms-codes-sent = Codes
 sms-codes-without = Of which no gateway was set
 sms-codes-total = All 30 days
+chart-requests = Requests
+chart-notifications = Notifications
+chart-days-under = under { $n } day
+chart-days-over = { $n } days or more
+chart-days-range = { $a }–{ $b } days
+chart-days-more = more than { $n } days
+chart-resolve-title = How long institutions took to answer
+chart-resolve-intro = The unbind requests answered, by the days from the request to the answer.
+chart-resolve-empty = No request made in this period has been answered.
+chart-resolve-col = Time to answer
+chart-overdue-title = Requests overdue, week by week
+chart-overdue-intro = At the end of each week: the requests past their deadline and not yet answered.
+chart-overdue-empty = No request was overdue at the end of any week of this period.
+chart-overdue-col = Week ending
+chart-ack-title = How long notifications waited for an acknowledgement
+chart-ack-intro = The notifications about bound numbers, by the days from the notification to its acknowledgement.
+chart-ack-empty = No notification about a bound number was made in this period.
+chart-ack-col = Acknowledged after
+chart-ack-same-day = the same day
+chart-ack-days = { $n ->
+    [one] { $n } day
+   *[other] { $n } days
+}
+chart-ack-not-yet = not yet
+charts-title = At a glance

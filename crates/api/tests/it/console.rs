@@ -181,9 +181,18 @@ async fn the_regulator_reads_the_report_for_a_period_sorted_and_as_csv(db: TestD
     let by_name = b.get("/console/report?sort=name&dir=asc").await;
     assert!(by_name.text.find("New Bank").unwrap() < by_name.text.find("Old Bank").unwrap());
     assert!(by_name.text.contains(r#"aria-sort="ascending""#));
-    // A period without the request: nothing open anywhere.
+    // The charts: the request overdue at the last week's end is drawn, with its table; nothing is
+    // answered yet, and that is said rather than drawn.
+    let overdue_chart = &page.text[page.text.find(r#"id="chart-overdue-title""#).unwrap()..];
+    let overdue_chart = &overdue_chart[..overdue_chart.find("</figure>").unwrap()];
+    assert!(overdue_chart.contains("<svg") && overdue_chart.contains(r#"class="visually-hidden""#), "{overdue_chart}");
+    assert!(overdue_chart.contains("<td>1</td>"), "one overdue at the end of the last week: {overdue_chart}");
+    assert!(page.text.contains("No request made in this period has been answered."));
+    // A period without the request: nothing open anywhere, and no chart drawn from nothing.
     let before = b.get("/console/report?from=2025-01-01&to=2025-06-01").await;
     assert!(!before.text.contains(r#"<tr class="late">"#), "{}", before.text);
+    assert!(!before.text.contains("<svg"), "an empty period draws no chart");
+    assert!(before.text.contains("No request was overdue at the end of any week of this period."));
     // A period of the wrong shape: said, and everything shown.
     let wrong = b.get("/console/report?from=2025-07-01&to=2025-01-01").await;
     assert_eq!(wrong.status, 400);

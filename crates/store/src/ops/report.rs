@@ -144,3 +144,88 @@ pub(crate) fn institution_report(
     }
     Ok(out)
 }
+
+/// What the regulator's charts show, for the requests and notifications made in a period.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReportSeries {
+    /// Seconds from request to answer, of each answered request.
+    pub resolve_secs: Vec<i64>,
+    /// Per week, the day it is counted on (its Sunday, or the period's last day, or today) and the
+    /// requests overdue at that day's end: past their deadline and not answered by then.
+    pub overdue_by_week: Vec<(Day, u64)>,
+    /// Binding notifications by calendar days from made to acknowledged (UTC days), and those not
+    /// acknowledged yet (`None`).
+    pub ack_days: Vec<(Option<i32>, u64)>,
+}
+
+/// The series of the regulator's charts: over `period` (or the last `weeks_max` weeks), at most
+/// `weeks_max` weeks of overdue counts, the latest.
+pub(crate) fn report_series(
+    conn: &mut dyn Conn,
+    today: Day,
+    period: Option<Period>,
+    weeks_max: usize,
+) -> Result<ReportSeries, StoreError> {
+    let (from, to) = Period::bounds(period);
+    let mut out = ReportSeries::default();
+    // The days counted on: each Sunday up to the period's end (or today, if sooner), and that end.
+    let end = period.map_or(today, |p| p.to.min(today));
+    let start = period.map_or(end.plus_days(-(7 * weeks_max as i32) + 1), |p| p.from);
+    let mut week_ends = Vec::new();
+    let mut d = end;
+    while d >= start && week_ends.len() < weeks_max {
+        week_ends.push(d);
+        // Back to the Sunday before `d` (a Sunday goes back a whole week).
+        let back = match d.date().weekday().to_monday_one_offset() {
+            7 => 7,
+            n => i32::from(n),
+        };
+        d = d.plus_days(-back);
+    }
+    week_ends.reverse();
+    let mut overdue = vec![0u64; week_ends.len()];
+    for r in conn.query(
+        "SELECT deadline, substr(resolved_at, 1, 10) FROM unbind_requests WHERE created_at >= $1 AND created_at < $2",
+        &[from.clone().into(), to.clone().into()],
+    )? {
+        let deadline = day(&r, 0)?;
+        // The day it was answered (UTC), if it was.
+        let answered_on = match r.opt_text(1) {
+            Some(t) => Some(Day::parse(&t).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+            None => None,
+        };
+        for (i, w) in week_ends.iter().enumerate() {
+            if domain::unbind::overdue(deadline, *w) && answered_on.is_none_or(|a| a > *w) {
+                overdue[i] += 1;
+            }
+        }
+    }
+    out.overdue_by_week = week_ends.into_iter().zip(overdue).collect();
+    for r in conn.query(
+        "SELECT created_at, resolved_at FROM unbind_requests WHERE state <> 'open' AND created_at >= $1 AND created_at < $2",
+        &[from.clone().into(), to.clone().into()],
+    )? {
+        if let Some(resolved) = time::opt_unix(&r, 1)? {
+            out.resolve_secs.push(resolved - time::unix(&r, 0)?);
+        }
+    }
+    // Grouped by the days made and acknowledged: bounded by the days, not by the notifications.
+    let mut ack: HashMap<Option<i32>, u64> = HashMap::new();
+    for r in conn.query(
+        "SELECT substr(created_at, 1, 10), substr(acked_at, 1, 10), COUNT(*) FROM notifications \
+         WHERE binding_id IS NOT NULL AND created_at >= $1 AND created_at < $2 \
+         GROUP BY substr(created_at, 1, 10), substr(acked_at, 1, 10)",
+        &[from.into(), to.into()],
+    )? {
+        let parse = |t: String| Day::parse(&t).map_err(|e| StoreError::Corrupt(e.to_string()));
+        let made = parse(r.text(0)?)?;
+        let days = match r.opt_text(1) {
+            Some(t) => Some(parse(t)?.days_since(made)),
+            None => None,
+        };
+        *ack.entry(days).or_default() += r.i64(2)? as u64;
+    }
+    out.ack_days = ack.into_iter().collect();
+    out.ack_days.sort();
+    Ok(out)
+}

@@ -26,6 +26,7 @@ use crate::state::AppState;
 use crate::unbind;
 
 mod bindings;
+mod charts;
 mod endpoints;
 pub use bindings::{bindings, confirm_delete_binding, delete_binding};
 mod files;
@@ -663,6 +664,24 @@ mod tests {
                     lines,
                     csv_href: q.href("/console/report.csv", q.sort, false),
                     alert,
+                    charts: {
+                        let empty = store::ReportSeries::default();
+                        let some = store::ReportSeries {
+                            resolve_secs: vec![60, 90_000],
+                            overdue_by_week: vec![(day, 2)],
+                            ack_days: vec![(Some(1), 3), (None, 1)],
+                        };
+                        [&empty, &some]
+                            .into_iter()
+                            .flat_map(|s| {
+                                [
+                                    charts::resolve_times(lang, s),
+                                    charts::overdue_by_week(lang, s),
+                                    charts::ack_latency(lang, s),
+                                ]
+                            })
+                            .collect()
+                    },
                 };
                 pages.push(page.render().unwrap());
             }
@@ -773,6 +792,7 @@ struct ReportPage {
     csv_href: String,
     /// What is wrong with the period asked for.
     alert: Option<String>,
+    charts: Vec<charts::Chart>,
 }
 
 /// A duration in this language's words, to the minute (or the hour, past a day).
@@ -851,7 +871,10 @@ pub async fn report(State(state): State<AppState>, headers: HeaderMap, RawQuery(
         Ok(p) => (p, None),
         Err(_) => (None, Some(ctx.lang.t("report-bad-period"))),
     };
-    let (as_of, mut rows) = match crate::report::institutions(&state, &caller, period).await {
+    let ((as_of, mut rows), series) = match tokio::try_join!(
+        crate::report::institutions(&state, &caller, period),
+        crate::report::series(&state, &caller, period)
+    ) {
         Ok(v) => v,
         Err(e) => return ctx.refused_for(&caller, e),
     };
@@ -914,6 +937,11 @@ pub async fn report(State(state): State<AppState>, headers: HeaderMap, RawQuery(
         headings,
         lines,
         alert,
+        charts: vec![
+            charts::resolve_times(lang, &series),
+            charts::overdue_by_week(lang, &series),
+            charts::ack_latency(lang, &series),
+        ],
     }
     .render();
     ctx.render(if period.is_none() && !q.from.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK }, html)
