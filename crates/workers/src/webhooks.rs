@@ -448,7 +448,11 @@ impl Deliverer {
         }
         drop(attempts);
         let made = outcomes.len();
-        if let Err(e) = self.store.record_attempts(outcomes, self.config.disable_after_secs).await {
+        let recorded = self.store.record_attempts(outcomes, self.config.disable_after_secs).await;
+        if recorded.is_ok() && made > 0 {
+            tracing::info!(endpoint = %guard.endpoint, attempts = made, "delivery attempts recorded");
+        }
+        if let Err(e) = recorded {
             // The deliveries stay due as they were: attempted again, with the same webhook-id, after a
             // pause (not at once, which would send them again and again while the store cannot record).
             tracing::error!(endpoint = %guard.endpoint, error = %e, "recording delivery attempts failed");

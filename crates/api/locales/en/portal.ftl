@@ -516,3 +516,5 @@ chart-ack-days = { $n ->
 }
 chart-ack-not-yet = not yet
 charts-title = At a glance
+chart-axis-days = days
+chart-axis-week = week ending (month-day)

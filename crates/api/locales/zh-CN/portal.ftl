@@ -494,3 +494,5 @@ chart-ack-same-day = 当天
 chart-ack-days = { $n } 天
 chart-ack-not-yet = 尚未确认
 charts-title = 一览
+chart-axis-days = 天数
+chart-axis-week = 每周截至（月-日）

@@ -26,9 +26,9 @@ pub use i18n::Lang;
 const TOKEN_BYTES_MAX: usize = 4096;
 
 /// What every page answers with besides its body: only numlink's own stylesheet and script, no inline
-/// script, forms posted only to numlink, never framed.
+/// script, requests from the script (a job's progress) and forms only to numlink, never framed.
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
-                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The pages' routes.
 pub fn router(state: AppState) -> axum::Router {

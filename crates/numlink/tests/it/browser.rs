@@ -251,6 +251,51 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// A request made from the page on screen, as its script would make it (same origin, its
+    /// cookies, redirects followed): the status, the body and the URL it ended at. `fields` are
+    /// posted as a form.
+    async fn fetch(&self, method: &str, path: &str, fields: Option<&[(&str, &str)]>) -> (u16, String, String) {
+        let fields: Option<Vec<[&str; 2]>> = fields.map(|f| f.iter().map(|(k, v)| [*k, *v]).collect());
+        let got = self
+            .client()
+            .execute_async(
+                "const [method, path, fields] = arguments; const done = arguments[arguments.length - 1];
+                 const opts = { method, credentials: 'same-origin' };
+                 if (fields) opts.body = new URLSearchParams(fields);
+                 fetch(path, opts).then(async (r) => done([r.status, await r.text(), new URL(r.url).pathname]))
+                   .catch((e) => done([0, String(e), '']));",
+                vec![json!(method), json!(path), json!(fields)],
+            )
+            .await
+            .unwrap();
+        serde_json::from_value(got).unwrap()
+    }
+
+    /// The CSRF token of the page on screen.
+    async fn csrf(&self) -> String {
+        let field = self.client().find(Locator::Css("input[name=csrf]")).await.unwrap();
+        field.prop("value").await.unwrap().unwrap()
+    }
+
+    /// Chooses `file` in the upload form of `kind` and sends it; on the job's page, waits until the
+    /// job has ended (the page's script follows it, and loads the page again when it ends).
+    async fn upload(&self, kind: &str, file: &std::path::Path) {
+        let input = self.client().find(Locator::Css(&format!("#file-{kind}"))).await.unwrap();
+        input.send_keys(&file.display().to_string()).await.unwrap();
+        self.click(&format!("form[action='/console/files/{kind}'] button")).await;
+        assert!(self.path().await.starts_with("/console/jobs/job_"), "{}", self.path().await);
+        self.client().wait().for_element(Locator::Css("[data-job][data-ended]")).await.unwrap();
+    }
+}
+
+/// Signs in to the console with `key`.
+async fn console_sign_in(b: &Browser, w: &World, key: &str) {
+    b.goto(&w.server, "/console").await;
+    b.fill("#key", key).await;
+    b.click("form[action='/console/sign-in'] button").await;
+}
+
 fn enter() -> String {
     char::from(fantoccini::key::Key::Enter).to_string()
 }
@@ -822,13 +867,50 @@ async fn an_institution_answers(lang: &str, width: u32, height: u32) {
     assert_eq!(text(&b, ".notice").await, say("已确认 2 条通知。", "2 notifications acknowledged."));
     assert_eq!(b.client().find_all(Locator::Css("input[name=id]")).await.unwrap().len(), 3);
 
-    // A webhook endpoint: added, its secret shown once.
+    // A webhook endpoint at a real receiver: added, its secret shown once; a test event reaches the
+    // receiver, and its delivery is in the endpoint's log.
+    let (hooks, mut got) = crate::local_receiver().await;
     b.click("nav.holder a[href='/console/endpoints']").await;
-    b.fill("#url", "http://127.0.0.1:9/hook").await;
+    b.fill("#url", &format!("{hooks}/hook")).await;
     b.click("form[action='/console/endpoints'] button[type=submit]").await;
     let secret = b.client().find(Locator::Css("#secret")).await.unwrap().prop("value").await.unwrap().unwrap();
     assert!(secret.starts_with("whsec_"), "{secret}");
     b.check(&w.server, "console-endpoints").await;
+    b.click("ul.cards a.button[href^='/console/endpoints/whe_']").await;
+    b.click("form[action$='/test'] button").await;
+    assert!(text(&b, ".notice").await.starts_with(say("测试事件正在发往此端点", "A test event is on its way")));
+    let event = crate::next_on(&mut got, "/hook").await;
+    assert_eq!(event["type"], "webhook.test");
+    tokio::task::block_in_place(|| w.server.wait_for_log("delivery attempts recorded"));
+    b.click("p.hint a[href^='/console/endpoints/whe_']").await;
+    assert_eq!(text(&b, ".cards .state").await, say("已送达", "Delivered"));
+    assert!(text(&b, ".cards dl").await.contains("204"), "the receiver's answer is in the log");
+    b.check(&w.server, "console-endpoint").await;
+
+    // A binding file with a bad row: uploaded, followed until it ends, its rejected row downloaded.
+    let file = w.dir.path().join("bindings.csv");
+    std::fs::write(
+        &file,
+        "account_ref,phone_number,bound_on\nacct-new-1,+8613800138002,2023-06-01\nacct-new-2,not-a-number,2023-06-01\n",
+    )
+    .unwrap();
+    b.click("nav.holder a[href='/console/files']").await;
+    b.check(&w.server, "console-files").await;
+    b.upload("bindings", &file).await;
+    assert_eq!(text(&b, "[data-field=stateWords]").await, say("已完成", "Done"));
+    assert_eq!(b.all_text("dl.counts dd").await, vec!["2", "1", "0", "1"], "read, accepted, duplicates, rejected");
+    b.check(&w.server, "console-job").await;
+    let href = b.client().find(Locator::Css("a[href$='/rejections.csv']")).await.unwrap().attr("href").await.unwrap();
+    let (status, csv, _) = b.fetch("GET", &href.unwrap(), None).await;
+    assert_eq!(status, 200);
+    assert!(csv.starts_with("line,code,message\n3,INVALID_ARGUMENT,"), "{csv}");
+
+    // The binding found by its account reference.
+    b.click("nav.holder a[href='/console/bindings']").await;
+    b.fill("#q", "acct-new-1").await;
+    b.click("form[action='/console/bindings'] button").await;
+    assert_eq!(b.all_text("ul.cards .inst").await, vec!["acct-new-1"]);
+    b.check(&w.server, "console-bindings").await;
 
     // Signing out ends the session: the pages ask to sign in again.
     b.click("form[action='/console/sign-out'] button").await;
@@ -867,17 +949,17 @@ async fn the_regulator_reads_the_report(lang: &str, width: u32, height: u32) {
     b.check(&w.server, "console-report").await;
     // Sort by name: the heading's link, then the other way.
     b.click("th:first-child a").await;
-    let names: Vec<String> = b.all_text("tbody th").await;
+    let names: Vec<String> = b.all_text("table.report tbody th").await;
     assert_eq!(names, vec!["City Wallet", "Example Bank", "Harbour Pay"]);
     b.click("th:first-child a").await;
-    assert_eq!(b.all_text("tbody th").await, vec!["Harbour Pay", "Example Bank", "City Wallet"]);
+    assert_eq!(b.all_text("table.report tbody th").await, vec!["Harbour Pay", "Example Bank", "City Wallet"]);
     // A period before anything happened: no request in it.
     b.fill("#from", "01/01/2020").await;
     b.fill("#to", "01/31/2020").await;
     b.click("form.period button").await;
     let url = b.path().await;
     assert!(url.contains("from=2020-01-01") && url.contains("to=2020-01-31"), "{url}");
-    let opens: Vec<String> = b.all_text("tbody td:nth-of-type(1)").await;
+    let opens: Vec<String> = b.all_text("table.report tbody td:nth-of-type(1)").await;
     assert!(opens.iter().all(|o| o == "0"), "{opens:?}");
     // The CSV of that period.
     let csv = b
@@ -890,6 +972,18 @@ async fn the_regulator_reads_the_report(lang: &str, width: u32, height: u32) {
         .unwrap()
         .unwrap();
     assert!(csv.contains("from=2020-01-01"), "{csv}");
+    let (status, body, _) = b.fetch("GET", &csv, None).await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with("institution_id,name,open,overdue,"), "{body}");
+    assert_eq!(body.lines().count(), 4, "a line per institution: {body}");
+    // No request in that period: each chart says so instead of drawing nothing.
+    assert_eq!(b.client().find_all(Locator::Css("figure.chart svg")).await.unwrap().len(), 0);
+    assert_eq!(b.all_text("figure.chart .empty").await.len(), 3);
+    // All of it: the answered request and the notifications drawn, each with its table.
+    b.goto(&w.server, "/console/report").await;
+    assert_eq!(b.client().find_all(Locator::Css("figure.chart .drawing svg")).await.unwrap().len(), 2);
+    assert_eq!(b.client().find_all(Locator::Css("figure.chart table.visually-hidden")).await.unwrap().len(), 2);
+    b.check(&w.server, "console-report-charts").await;
 
     // The carrier, in the same browser after sign-out: its ranges, and what it reported for N.
     b.click("form[action='/console/sign-out'] button").await;
@@ -913,4 +1007,169 @@ async fn the_regulator_reads_the_report_in_chinese_on_a_phone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_regulator_reads_the_report_in_english() {
     the_regulator_reads_the_report("en-US", 1280, 800).await;
+}
+
+/// A carrier's operator uploads a lifecycle file with bad rows, follows it, downloads the rejections,
+/// sets its SMS gateway to a real receiver and sends a test message through it: in `lang`.
+async fn a_carrier_works_its_console(lang: &str, width: u32, height: u32) {
+    let Some(b) = browser(lang, width, height).await else { return };
+    let zh = lang.starts_with("zh");
+    let say = |zh_text: &'static str, en_text: &'static str| if zh { zh_text } else { en_text };
+    let w = World::new("").await;
+    let (gateway, mut got) = crate::local_receiver().await;
+    console_sign_in(&b, &w, &w.carrier).await;
+    assert_eq!(b.path().await, "/console/home");
+    b.click("nav.holder a[href='/console/files']").await;
+    let file = w.dir.path().join("lifecycle.csv");
+    std::fs::write(
+        &file,
+        "event_id,phone_number,type,date\n\
+         m1,+8613800138077,activated,2024-03-01\n\
+         m2,+8613800138078,activated,2024-13-01\n\
+         m3,+4915112345678,activated,2024-03-01\n",
+    )
+    .unwrap();
+    b.upload("lifecycle", &file).await;
+    assert_eq!(text(&b, "[data-field=stateWords]").await, say("已完成", "Done"));
+    assert_eq!(b.all_text("dl.counts dd").await, vec!["3", "1", "0", "0", "2"]);
+    b.check(&w.server, "console-carrier-job").await;
+    let href = b.client().find(Locator::Css("a[href$='/rejections.csv']")).await.unwrap().attr("href").await.unwrap();
+    let (status, csv, _) = b.fetch("GET", &href.unwrap(), None).await;
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = csv.lines().map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(lines, vec!["line", "3", "4"], "{csv}");
+
+    // The SMS gateway: set at the receiver, its secret shown once, and a test message through it.
+    b.click("nav.holder a[href='/console/sms']").await;
+    assert!(text(&b, "main").await.contains(say("尚未设置网关", "No gateway is set")));
+    b.fill("#url", &format!("{gateway}/sms")).await;
+    b.click("form[action='/console/sms'] button[type=submit]:not(.secondary)").await;
+    let secret = b.client().find(Locator::Css("#secret")).await.unwrap().prop("value").await.unwrap().unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    b.fill("#number", "+86 138 0013 8077").await;
+    b.click("form[action='/console/sms/test'] button").await;
+    assert!(text(&b, "p.notice").await.contains("204"), "the gateway's answer");
+    let message = crate::next_on(&mut got, "/sms").await;
+    assert_eq!(message["phoneNumber"], "+8613800138077");
+    assert_eq!(b.all_text("table tbody tr").await.len(), 30, "a row a day");
+    b.check(&w.server, "console-sms").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_sends_a_file_and_tries_its_gateway_in_chinese_on_a_phone() {
+    a_carrier_works_its_console("zh-CN", 390, 844).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_sends_a_file_and_tries_its_gateway_in_english() {
+    a_carrier_works_its_console("en", 1280, 800).await;
+}
+
+/// One institution's session asks, by id, for another's request, binding, endpoint, delivery and
+/// job, and does each action on them: every one is refused with the page an unknown id gets, byte for
+/// byte, so nothing says whether the object exists. A carrier's session and a holder's session are
+/// refused the institution's pages, and a form without its token does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_session_reaches_another_organisations_objects() {
+    let Some(b) = browser("en", 1280, 800).await else { return };
+    let w = World::new("").await;
+    w.holder_asks_all().await;
+    let (hooks, mut got) = crate::local_receiver().await;
+    // Harbour Pay's objects, made through the API.
+    let theirs = &w.banks[1].1;
+    let get = |path: &'static str| w.call(reqwest::Method::GET, path, theirs, None);
+    let request = get("/v1/unbind-requests").await["requests"][0]["id"].as_str().unwrap().to_string();
+    let binding = get("/v1/bindings").await["bindings"][0]["id"].as_str().unwrap().to_string();
+    let endpoint = w
+        .call(reqwest::Method::POST, "/v1/webhook-endpoints", theirs, Some(json!({"url": format!("{hooks}/hook")})))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let test = format!("/v1/webhook-endpoints/{endpoint}/test");
+    let delivery =
+        w.call(reqwest::Method::POST, &test, theirs, None).await["notificationId"].as_str().unwrap().to_string();
+    crate::next_on(&mut got, "/hook").await;
+    let upload = w
+        .http
+        .post(format!("{}/v1/check-files", w.server.base))
+        .bearer_auth(theirs)
+        .body("phone_number,date\n+8613800138001,2023-01-01\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 202);
+    let job: Value = upload.json().await.unwrap();
+    let job = job["jobId"].as_str().unwrap().to_string();
+
+    console_sign_in(&b, &w, &w.banks[0].1).await;
+    let csrf = b.csrf().await;
+    let unknown = |prefix: &str| format!("{prefix}_00000000000000000000");
+    let pages = |r: &str, bi: &str, e: &str, d: &str, j: &str| {
+        vec![
+            ("GET", format!("/console/requests/{r}")),
+            ("POST", format!("/console/requests/{r}/resolve")),
+            ("GET", format!("/console/bindings/{bi}/delete")),
+            ("POST", format!("/console/bindings/{bi}/delete")),
+            ("GET", format!("/console/endpoints/{e}")),
+            ("GET", format!("/console/endpoints/{e}/delete")),
+            ("POST", format!("/console/endpoints/{e}/delete")),
+            ("POST", format!("/console/endpoints/{e}/rotate")),
+            ("POST", format!("/console/endpoints/{e}/test")),
+            ("POST", format!("/console/endpoints/{e}/enable")),
+            ("POST", format!("/console/endpoints/{e}/deliveries/{d}/replay")),
+            ("GET", format!("/console/jobs/{j}")),
+            ("GET", format!("/console/jobs/{j}/progress")),
+            ("GET", format!("/console/jobs/{j}/rejections.csv")),
+            ("GET", format!("/console/jobs/{j}/result.csv")),
+        ]
+    };
+    let real = pages(&request, &binding, &endpoint, &delivery, &job);
+    let none = pages(&unknown("unb"), &unknown("bnd"), &unknown("whe"), &unknown("ntf"), &unknown("job"));
+    for ((method, path), (_, nobody)) in real.iter().zip(&none) {
+        let form = [("csrf", csrf.as_str()), ("outcome", "unbound")];
+        let fields = (*method == "POST").then_some(&form[..]);
+        let (status, body, _) = b.fetch(method, path, fields).await;
+        let (unknown_status, unknown_body, _) = b.fetch(method, nobody, fields).await;
+        assert_eq!(status, 404, "{method} {path}: {body}");
+        // The same answer, but for the id itself where an answer names the id it was asked for.
+        let named = |text: &str, ids: [&str; 5]| ids.iter().fold(text.to_string(), |t, id| t.replace(id, "ID"));
+        let body = named(&body, [&request, &binding, &endpoint, &delivery, &job]);
+        let unknown_ids = [unknown("unb"), unknown("bnd"), unknown("whe"), unknown("ntf"), unknown("job")];
+        let unknown_body = named(&unknown_body, unknown_ids.each_ref().map(String::as_str));
+        assert_eq!((status, &body), (unknown_status, &unknown_body), "{method} {path} tells it exists");
+    }
+    // Nothing was done to them.
+    assert_eq!(get("/v1/unbind-requests").await["requests"][0]["state"], "open");
+    assert_eq!(get("/v1/bindings").await["bindings"][0]["id"], binding.as_str());
+    assert_eq!(get("/v1/webhook-endpoints").await["endpoints"].as_array().unwrap().len(), 1);
+    // A form without its token: refused, nothing done.
+    let (status, _, _) = b.fetch("POST", "/console/endpoints", Some(&[("url", "https://bank.example/x")])).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        w.call(reqwest::Method::GET, "/v1/webhook-endpoints", &w.banks[0].1, None).await["endpoints"],
+        json!([])
+    );
+    b.click("form[action='/console/sign-out'] button").await;
+
+    // A carrier's session: the institution's pages are not for it.
+    console_sign_in(&b, &w, &w.carrier).await;
+    for path in ["/console/requests", "/console/notifications", "/console/endpoints", "/console/bindings"] {
+        let (status, body, _) = b.fetch("GET", path, None).await;
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    // By id: refused for its role, whether or not the id is anyone's.
+    let theirs = b.fetch("GET", &format!("/console/requests/{request}"), None).await;
+    let nobodys = b.fetch("GET", &format!("/console/requests/{}", unknown("unb")), None).await;
+    assert_eq!((theirs.0, &theirs.1), (403, &nobodys.1));
+    b.click("form[action='/console/sign-out'] button").await;
+
+    // A holder's session (the portal's) is no console session: each page asks to sign in.
+    sign_in(&b, &w, N).await;
+    for path in ["/console/requests", &format!("/console/requests/{request}"), &format!("/console/jobs/{job}")] {
+        let (status, _, at) = b.fetch("GET", path, None).await;
+        assert_eq!((status, at.as_str()), (200, "/console"), "{path}: the sign-in page");
+    }
+    b.close().await;
 }

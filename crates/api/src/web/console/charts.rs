@@ -9,7 +9,7 @@ use store::ReportSeries;
 use super::super::Lang;
 
 /// Width and height of a chart's drawing, in SVG units (it scales to the page's width).
-const SIZE: (u32, u32) = (560, 280);
+const SIZE: (u32, u32) = (420, 250);
 /// The brand's blue, as the stylesheet's `--brand`.
 const BAR: RGBColor = RGBColor(0x0b, 0x53, 0x94);
 const INK: RGBColor = RGBColor(0x1a, 0x1a, 0x1a);
@@ -32,8 +32,8 @@ pub struct Chart {
     pub rows: Vec<(String, u64)>,
 }
 
-/// Vertical bars of `values`, one per label, with `y_desc` on the vertical axis.
-fn bars(labels: &[String], values: &[u64], y_desc: &str) -> Result<String, String> {
+/// Vertical bars of `values`, one per (short) label, with `x_desc` and `y_desc` on the axes.
+fn bars(labels: &[String], values: &[u64], x_desc: &str, y_desc: &str) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -41,9 +41,9 @@ fn bars(labels: &[String], values: &[u64], y_desc: &str) -> Result<String, Strin
         let top = values.iter().copied().max().unwrap_or(0).max(1);
         let top = top + top.div_ceil(10);
         let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
+            .margin(10)
+            .x_label_area_size(44)
+            .y_label_area_size(52)
             .build_cartesian_2d((0..labels.len()).into_segmented(), 0u64..top)
             .map_err(|e| e.to_string())?;
         let step = labels.len().div_ceil(X_LABELS_MAX).max(1);
@@ -61,6 +61,7 @@ fn bars(labels: &[String], values: &[u64], y_desc: &str) -> Result<String, Strin
             .x_label_formatter(&label_of)
             .y_labels(5)
             .y_label_formatter(&|v| v.to_string())
+            .x_desc(x_desc)
             .y_desc(y_desc)
             .label_style(("sans-serif", 17).into_font().color(&INK))
             .axis_desc_style(("sans-serif", 17).into_font().color(&INK))
@@ -79,20 +80,21 @@ fn bars(labels: &[String], values: &[u64], y_desc: &str) -> Result<String, Strin
     Ok(svg)
 }
 
-/// A chart of `rows`, drawn unless every value is 0 (or the drawing fails, which is logged).
+/// A chart of `rows`, drawn unless every value is 0 (or the drawing fails, which is logged); `axis`
+/// are the rows' short labels under the bars, and `x_desc` what they count in.
 fn chart(
     id: &'static str,
     lang: Lang,
     key: &str,
     columns: (String, String),
     rows: Vec<(String, u64)>,
-    axis: Vec<String>,
+    axis: (Vec<String>, String),
 ) -> Chart {
     let values: Vec<u64> = rows.iter().map(|r| r.1).collect();
     let svg = if values.iter().all(|v| *v == 0) {
         None
     } else {
-        bars(&axis, &values, &columns.1)
+        bars(&axis.0, &values, &axis.1, &columns.1)
             .inspect_err(|e| tracing::error!(chart = id, error = %e, "a chart could not be drawn"))
             .ok()
     };
@@ -123,17 +125,18 @@ pub fn resolve_times(lang: Lang, series: &ReportSeries) -> Chart {
         })
         .collect();
     let columns = (lang.t("chart-resolve-col"), lang.t("chart-requests"));
-    let rows = names.iter().cloned().zip(counts).collect();
-    chart("chart-resolve", lang, "chart-resolve", columns, rows, names)
+    let rows = names.into_iter().zip(counts).collect();
+    let axis = ["<1", "1–2", "2–3", "3–5", "5–7", "7–14", "≥14"].map(String::from).to_vec();
+    chart("chart-resolve", lang, "chart-resolve", columns, rows, (axis, lang.t("chart-axis-days")))
 }
 
 /// Bars of the requests overdue at the end of each week.
 pub fn overdue_by_week(lang: Lang, series: &ReportSeries) -> Chart {
-    let axis =
+    let axis: Vec<String> =
         series.overdue_by_week.iter().map(|(d, _)| format!("{:02}-{:02}", d.date().month(), d.date().day())).collect();
     let rows = series.overdue_by_week.iter().map(|(d, n)| (lang.day(*d), *n)).collect();
     let columns = (lang.t("chart-overdue-col"), lang.t("chart-requests"));
-    chart("chart-overdue", lang, "chart-overdue", columns, rows, axis)
+    chart("chart-overdue", lang, "chart-overdue", columns, rows, (axis, lang.t("chart-axis-week")))
 }
 
 /// Bars of binding notifications by the days their acknowledgement took, and those still waiting.
@@ -163,8 +166,10 @@ pub fn ack_latency(lang: Lang, series: &ReportSeries) -> Chart {
     ]
     .into();
     let columns = (lang.t("chart-ack-col"), lang.t("chart-notifications"));
-    let rows = names.iter().cloned().zip(counts).collect();
-    chart("chart-ack", lang, "chart-ack", columns, rows, names)
+    let rows = names.into_iter().zip(counts).collect();
+    let mut axis = ["0", "1", "2", "3–5", "6–10", ">10"].map(String::from).to_vec();
+    axis.push(lang.t("chart-ack-not-yet"));
+    chart("chart-ack", lang, "chart-ack", columns, rows, (axis, lang.t("chart-axis-days")))
 }
 
 #[cfg(test)]
