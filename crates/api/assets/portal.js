@@ -32,16 +32,20 @@ document.querySelectorAll("button[data-copy]").forEach((button) => {
 document.querySelectorAll("[data-job]:not([data-ended])").forEach((box) => {
   // Asks for the job's counts each second and shows them; once the job has ended, loads the page
   // again for its downloads.
+  // Only what changed is written: a status region read out again and again says nothing new.
   const set = (field, value) => {
     box.querySelectorAll(`[data-field="${field}"]`).forEach((el) => {
-      if (el.tagName === "PROGRESS") el.value = value;
-      else el.textContent = String(value);
+      if (el.tagName === "PROGRESS") {
+        if (el.value !== value) el.value = value;
+      } else if (el.textContent !== String(value)) {
+        el.textContent = String(value);
+      }
     });
   };
   const look = async () => {
     try {
       const r = await fetch(box.dataset.job, { credentials: "same-origin", cache: "no-store" });
-      if (!r.ok) return;
+      if (!r.ok) throw new Error(String(r.status));
       const j = await r.json();
       if (j.ended) {
         window.location.reload();

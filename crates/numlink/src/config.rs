@@ -250,7 +250,7 @@ impl Config {
         limits.write_batch_commands_max = l.write_batch_commands_max.unwrap_or(limits.write_batch_commands_max).max(1);
         limits.sms_queue_messages_max = l.sms_queue_messages_max.unwrap_or(limits.sms_queue_messages_max).max(1);
         limits.form_bytes_max = l.form_bytes_max.unwrap_or(limits.form_bytes_max).max(1024);
-        limits.console_idle_secs = l.console_idle_secs.unwrap_or(limits.console_idle_secs).max(60);
+        limits.console_idle_secs = l.console_idle_secs.unwrap_or(limits.console_idle_secs).max(1);
         limits.console_sign_in_failures_per_client_per_hour_max = l
             .console_sign_in_failures_per_client_per_hour_max
             .unwrap_or(limits.console_sign_in_failures_per_client_per_hour_max)

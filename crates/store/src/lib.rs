@@ -705,7 +705,6 @@ impl Store {
         self.write(move |ctx| ctx.put_sms_gateway(&carrier, &url, &secret)).await
     }
 
-    /// The carrier's SMS gateway URL and when it was set.
     /// A carrier's gateway with its secret (to send a test message).
     pub async fn sms_gateway_with_secret(&self, carrier_seq: i64) -> Result<Option<SmsGateway>, StoreError> {
         self.read(move |c| ops::otp::sms_gateway_of(c, carrier_seq)).await
@@ -717,6 +716,7 @@ impl Store {
         self.read(move |c| ops::otp::codes_daily(c, carrier_seq, since)).await
     }
 
+    /// The carrier's SMS gateway URL and when it was set.
     pub async fn sms_gateway(&self, carrier_seq: i64) -> Result<Option<(String, String)>, StoreError> {
         self.read(move |c| ops::otp::sms_gateway(c, carrier_seq)).await
     }

@@ -25,6 +25,7 @@ const SQLITE: &[(i64, &str)] = &[
     (18, include_str!("../migrations/sqlite/0018_delivery_log.sql")),
     (19, include_str!("../migrations/sqlite/0019_jobs_by_owner.sql")),
     (20, include_str!("../migrations/sqlite/0020_sms_codes_daily.sql")),
+    (21, include_str!("../migrations/sqlite/0021_notifications_made.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -47,6 +48,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (18, include_str!("../migrations/postgres/0018_delivery_log.sql")),
     (19, include_str!("../migrations/postgres/0019_jobs_by_owner.sql")),
     (20, include_str!("../migrations/postgres/0020_sms_codes_daily.sql")),
+    (21, include_str!("../migrations/postgres/0021_notifications_made.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

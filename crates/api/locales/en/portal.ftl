@@ -518,3 +518,4 @@ chart-ack-not-yet = not yet
 charts-title = At a glance
 chart-axis-days = days
 chart-axis-week = week ending (month-day)
+charts-last-weeks = With no period chosen, the charts show what was made in the last { $weeks } weeks.

@@ -496,3 +496,4 @@ chart-ack-not-yet = 尚未确认
 charts-title = 一览
 chart-axis-days = 天数
 chart-axis-week = 每周截至（月-日）
+charts-last-weeks = 未选择时间段时，图表显示最近 { $weeks } 周内提出的申请和发出的通知。

@@ -65,11 +65,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/console/sms", get(console::sms_gateway).post(console::set_gateway))
         .route("/console/sms/test", post(console::test_gateway))
         .route("/console/files", get(console::files))
-        .route(
-            "/console/files/{kind}",
-            // The file's size is bounded by file_bytes_max as it is spooled, not here.
-            post(console::upload).layer(axum::extract::DefaultBodyLimit::disable()),
-        )
+        .route("/console/files/{kind}", post(console::upload))
         .route("/console/jobs/{id}", get(console::job))
         .route("/console/jobs/{id}/progress", get(console::job_progress))
         .route("/console/jobs/{id}/rejections.csv", get(console::rejections))

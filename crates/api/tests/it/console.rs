@@ -477,6 +477,18 @@ async fn an_institution_uploads_files_and_finds_its_bindings(db: TestDb) {
     let forged = b.post_file("/console/files/bindings", &[("csrf", "forged")], Some(("b.csv", bindings))).await;
     assert_eq!(forged.status, 403);
     assert_eq!(app.get("/v1/jobs", &w.old_bank).await.body["jobs"], json!([]));
+    // Without a session, nothing of the body is read: on to sign in.
+    let mut stranger = Browser { app: &app, jar: Jar::default() };
+    let r = stranger.post_file("/console/files/bindings", &[("csrf", "x")], Some(("b.csv", bindings))).await;
+    assert_eq!((r.status, r.headers["location"].to_str().unwrap()), (303, "/console"));
+    // Signed in, a body that never comes to its file: refused once it passes body_bytes_max (2 MiB),
+    // not held in memory whole.
+    let junk = vec![b'x'; 3 * 1024 * 1024];
+    let cookie = b.jar.header();
+    let headers = [("cookie", cookie.as_str()), ("content-type", "multipart/form-data; boundary=never")];
+    let r = app.request(axum::http::Method::POST, "/console/files/bindings", None, &headers, junk.into()).await;
+    assert_eq!(r.status, 403, "the token never arrived");
+    assert_eq!(app.get("/v1/jobs", &w.old_bank).await.body["jobs"], json!([]));
     // No file chosen: said on the form.
     let none = b.post_file("/console/files/bindings", &[("csrf", &csrf)], None).await;
     assert_eq!(none.status, 400);
@@ -606,7 +618,19 @@ async fn a_carrier_tries_its_sms_gateway_and_counts_its_codes(db: TestDb) {
     let w = world(&app).await;
     ask_code(&app, N).await;
     ask_code(&app, "+8613800138001").await;
+    ask_code(&app, "+8613800999999").await;
     app.sms.run_once().await;
+    // A carrier without a gateway: its subscriber's code is counted, and counted as not sent.
+    let (_, other) = app.participant(store::Role::Carrier, "Carrier B", &["+86139"]).await;
+    app.accept(
+        &other,
+        json!([{"eventId": "b1", "phoneNumber": "+8613900000001", "type": "activated", "date": "2024-01-01"}]),
+    )
+    .await;
+    ask_code(&app, "+8613900000001").await;
+    let theirs = app.get("/v1/sms-gateway/codes?days=1", &other).await.body;
+    assert_eq!(theirs["days"][0]["codes"], 1);
+    assert_eq!(theirs["days"][0]["withoutGateway"], 1);
     let codes_sent = w.gateway.received().len();
     let mut b = signed_in(&app, &w.carrier).await;
     let page = b.get("/console/sms").await;
@@ -616,11 +640,18 @@ async fn a_carrier_tries_its_sms_gateway_and_counts_its_codes(db: TestDb) {
     let days = codes["days"].as_array().unwrap();
     assert_eq!(days.len(), 7);
     let today = days.last().unwrap();
-    assert_eq!((today["codes"].as_u64(), today["withoutGateway"].as_u64()), (Some(2), Some(0)), "{codes}");
-    assert!(page.text.contains("<td>2</td>"), "today's count on the page");
-    for code in w.gateway.received().iter().map(|r| String::from_utf8_lossy(&r.body).to_string()) {
-        let digits: String = code.chars().skip_while(|c| !c.is_ascii_digit()).take(6).collect();
-        assert!(!page.text.contains(&format!(">{digits}<")), "never a code");
+    // Every code its gateway received, and no other.
+    assert_eq!(codes_sent, 3);
+    assert_eq!((today["codes"].as_u64(), today["withoutGateway"].as_u64()), (Some(3), Some(0)), "{codes}");
+    // Today's row (the newest first) says 3; no code sent appears anywhere on the page.
+    let body = &page.text[page.text.find("<tbody>").unwrap()..];
+    let today_row = &body[..body.find("</tr>").unwrap()];
+    assert!(today_row.contains("<td>3</td><td>0</td>"), "today's count on the page: {today_row}");
+    for sms in w.gateway.received() {
+        let sms: serde_json::Value = serde_json::from_slice(&sms.body).unwrap();
+        let code: String = sms["text"].as_str().unwrap().chars().take_while(char::is_ascii_digit).collect();
+        assert_eq!(code.len(), 6, "{sms}");
+        assert!(!page.text.contains(&code), "never a code");
     }
     let csrf = csrf_of(&page);
 

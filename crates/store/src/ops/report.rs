@@ -158,23 +158,13 @@ pub struct ReportSeries {
     pub ack_days: Vec<(Option<i32>, u64)>,
 }
 
-/// The series of the regulator's charts: over `period` (or the last `weeks_max` weeks), at most
-/// `weeks_max` weeks of overdue counts, the latest.
-pub(crate) fn report_series(
-    conn: &mut dyn Conn,
-    today: Day,
-    period: Option<Period>,
-    weeks_max: usize,
-) -> Result<ReportSeries, StoreError> {
-    let (from, to) = Period::bounds(period);
-    let mut out = ReportSeries::default();
-    // The days counted on: each Sunday up to the period's end (or today, if sooner), and that end.
-    let end = period.map_or(today, |p| p.to.min(today));
-    let start = period.map_or(end.plus_days(-(7 * weeks_max as i32) + 1), |p| p.from);
-    let mut week_ends = Vec::new();
-    let mut d = end;
-    while d >= start && week_ends.len() < weeks_max {
-        week_ends.push(d);
+/// The days a weekly count is taken on, oldest first: each Sunday of the period up to its end (or
+/// today, if sooner), and that end; the latest `weeks_max`.
+fn week_ends(period: Period, today: Day, weeks_max: usize) -> Vec<Day> {
+    let mut out = Vec::new();
+    let mut d = period.to.min(today);
+    while d >= period.from && out.len() < weeks_max {
+        out.push(d);
         // Back to the Sunday before `d` (a Sunday goes back a whole week).
         let back = match d.date().weekday().to_monday_one_offset() {
             7 => 7,
@@ -182,21 +172,46 @@ pub(crate) fn report_series(
         };
         d = d.plus_days(-back);
     }
-    week_ends.reverse();
+    out.reverse();
+    out
+}
+
+/// Whether a request with `deadline`, answered on `answered_on` (if it was), was overdue at the end
+/// of `day`: past its deadline (`domain::unbind::overdue`) and not answered by then.
+fn overdue_at_end_of(day: Day, deadline: Day, answered_on: Option<Day>) -> bool {
+    domain::unbind::overdue(deadline, day) && answered_on.is_none_or(|a| a > day)
+}
+
+/// The series of the regulator's charts: over the requests and notifications made in `period` (or in
+/// the last `weeks_max` weeks), at most `weeks_max` weeks of overdue counts, the latest.
+pub(crate) fn report_series(
+    conn: &mut dyn Conn,
+    today: Day,
+    period: Option<Period>,
+    weeks_max: usize,
+) -> Result<ReportSeries, StoreError> {
+    // Without a period, the last `weeks_max` weeks: what a chart shows is bounded by time.
+    let period = period.unwrap_or(Period { from: today.plus_days(1 - 7 * weeks_max as i32), to: today });
+    let (from, to) = Period::bounds(Some(period));
+    let mut out = ReportSeries::default();
+    let week_ends = week_ends(period, today, weeks_max);
     let mut overdue = vec![0u64; week_ends.len()];
+    // Grouped by deadline and the day answered: bounded by the days, not by the requests.
     for r in conn.query(
-        "SELECT deadline, substr(resolved_at, 1, 10) FROM unbind_requests WHERE created_at >= $1 AND created_at < $2",
+        "SELECT deadline, substr(resolved_at, 1, 10), COUNT(*) FROM unbind_requests \
+         WHERE created_at >= $1 AND created_at < $2 GROUP BY deadline, substr(resolved_at, 1, 10)",
         &[from.clone().into(), to.clone().into()],
     )? {
         let deadline = day(&r, 0)?;
-        // The day it was answered (UTC), if it was.
+        // The day they were answered (UTC), if they were.
         let answered_on = match r.opt_text(1) {
             Some(t) => Some(Day::parse(&t).map_err(|e| StoreError::Corrupt(e.to_string()))?),
             None => None,
         };
+        let n = r.i64(2)? as u64;
         for (i, w) in week_ends.iter().enumerate() {
-            if domain::unbind::overdue(deadline, *w) && answered_on.is_none_or(|a| a > *w) {
-                overdue[i] += 1;
+            if overdue_at_end_of(*w, deadline, answered_on) {
+                overdue[i] += n;
             }
         }
     }
@@ -228,4 +243,44 @@ pub(crate) fn report_series(
     out.ack_days = ack.into_iter().collect();
     out.ack_days.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Day {
+        Day::parse(s).unwrap()
+    }
+
+    /// Weeks end on Sundays, the last count is taken on the period's end (or today), and at most
+    /// `weeks_max` are taken, the latest.
+    #[test]
+    fn weekly_counts_are_taken_on_sundays_and_the_last_day() {
+        // 2026-12-07 is a Monday.
+        let p = Period { from: d("2026-11-16"), to: d("2026-12-31") };
+        assert_eq!(
+            week_ends(p, d("2026-12-07"), 26),
+            [d("2026-11-22"), d("2026-11-29"), d("2026-12-06"), d("2026-12-07")]
+        );
+        assert_eq!(
+            week_ends(p, d("2026-12-06"), 26),
+            [d("2026-11-22"), d("2026-11-29"), d("2026-12-06")],
+            "a Sunday once"
+        );
+        assert_eq!(week_ends(p, d("2026-12-07"), 2), [d("2026-12-06"), d("2026-12-07")]);
+        let one_day = Period { from: d("2026-11-18"), to: d("2026-11-18") };
+        assert_eq!(week_ends(one_day, d("2026-12-07"), 26), [d("2026-11-18")]);
+    }
+
+    /// Overdue at a day's end: its deadline passed before that day, and not answered on it or before.
+    #[test]
+    fn a_request_is_overdue_from_the_day_after_its_deadline_until_answered() {
+        let deadline = d("2026-11-29");
+        assert!(!overdue_at_end_of(d("2026-11-29"), deadline, None), "on its deadline, not yet");
+        assert!(overdue_at_end_of(d("2026-11-30"), deadline, None));
+        assert!(overdue_at_end_of(d("2026-12-06"), deadline, Some(d("2026-12-07"))), "answered later");
+        assert!(!overdue_at_end_of(d("2026-12-06"), deadline, Some(d("2026-12-06"))), "answered that day");
+        assert!(!overdue_at_end_of(d("2026-12-06"), deadline, Some(d("2026-11-20"))));
+    }
 }

@@ -61,6 +61,10 @@ pub async fn bindings(State(state): State<AppState>, headers: HeaderMap, RawQuer
         Ok(c) => c,
         Err(page) => return page,
     };
+    // Who may search is decided first, as the API decides it, whatever was typed.
+    if let Err(e) = bindings::find(&state, &caller, BindingsFilter::All, "", 1).await {
+        return ctx.refused_for(&caller, e);
+    }
     let lang = ctx.lang;
     let q = Form::of_query(query.as_deref());
     let by = if q.get("by") == Some("number") { "number" } else { "account" };
@@ -76,13 +80,7 @@ pub async fn bindings(State(state): State<AppState>, headers: HeaderMap, RawQuer
     };
     let (found, more, alert) = match filter {
         Err(alert) => (None, false, Some(alert)),
-        Ok(None) => {
-            // Who may search is decided as the API decides, before any search is typed.
-            if let Err(e) = bindings::find(&state, &caller, BindingsFilter::All, "", 1).await {
-                return ctx.refused_for(&caller, e);
-            }
-            (None, false, None)
-        }
+        Ok(None) => (None, false, None),
         Ok(Some(filter)) => match bindings::find(&state, &caller, filter, "", FOUND_MAX + 1).await {
             Ok(mut list) => {
                 let more = list.len() > FOUND_MAX as usize;

@@ -6,10 +6,14 @@
 
 use askama::Template;
 use axum::Json;
-use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use store::{Job, JobKind, JobState, Role};
 
 use super::super::forms::Form;
@@ -142,52 +146,82 @@ pub async fn files(State(state): State<AppState>, headers: HeaderMap) -> Respons
     }
 }
 
-/// Reads the form's first field, which must be its CSRF token, within a few hundred bytes.
-async fn csrf_field(multipart: &mut Multipart) -> Option<String> {
-    let mut field = multipart.next_field().await.ok()??;
+/// Reads the form's first field, which must be its CSRF token (its size bounded by the multipart
+/// reader's constraints).
+async fn csrf_field(multipart: &mut multer::Multipart<'_>) -> Option<String> {
+    let field = multipart.next_field().await.ok()??;
     if field.name() != Some("csrf") {
         return None;
     }
-    let mut token = Vec::new();
-    while let Some(chunk) = field.chunk().await.ok()? {
-        token.extend_from_slice(&chunk);
-        if token.len() > CSRF_FIELD_BYTES_MAX {
-            return None;
-        }
-    }
-    String::from_utf8(token).ok()
+    field.text().await.ok()
 }
+
+/// Why an upload's body could not be read.
+type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// `POST /console/files/{kind}`: a multipart form, its CSRF token first and the file after, which is
 /// streamed to the spool as the API's upload is. On to the job's page; refused, the files page says
 /// why.
+///
+/// Nothing of the body is read without a session. Until the file's part begins, at most
+/// `body_bytes_max` bytes pass to the multipart reader (which holds what it has not parsed, a
+/// preamble or a part's headers, in memory); then the file streams, `file_bytes_max` at most.
 pub async fn upload(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(kind): Path<String>,
-    multipart: Result<Multipart, MultipartRejection>,
+    body: Body,
 ) -> Response {
     let ctx = Ctx::new(&state, &headers);
-    let Ok(mut multipart) = multipart else {
-        return ctx.problem(StatusCode::BAD_REQUEST, "bad-form", CONSOLE_HOME);
-    };
-    // The token is checked before anything else is read or done.
-    let token = csrf_field(&mut multipart).await.unwrap_or_default();
-    let form = Form(vec![("csrf".into(), token)]);
-    let caller = match ctx.posted_by(&headers, Ok(form)).await {
-        Ok((caller, _)) => caller,
+    let caller = match ctx.caller(&headers).await {
+        Ok(c) => c,
         Err(page) => return page,
     };
+    let boundary =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| multer::parse_boundary(v).ok());
+    let Some(boundary) = boundary else {
+        return ctx.problem(StatusCode::BAD_REQUEST, "bad-form", CONSOLE_HOME);
+    };
+    let head_max = state.limits.body_bytes_max as u64;
+    let released = Arc::new(AtomicBool::new(false));
+    let mut head = 0u64;
+    let body = {
+        let released = released.clone();
+        body.into_data_stream().map(move |chunk| -> Result<bytes::Bytes, BodyError> {
+            let chunk = chunk?;
+            if !released.load(Ordering::Relaxed) {
+                head += chunk.len() as u64;
+                if head > head_max {
+                    return Err(format!("the form's fields before the file are over {head_max} bytes").into());
+                }
+            }
+            Ok(chunk)
+        })
+    };
+    let constraints = multer::Constraints::new().allowed_fields(vec!["csrf", "file"]).size_limit(
+        multer::SizeLimit::new()
+            .whole_stream(state.limits.files.file_bytes_max.saturating_add(head_max))
+            .for_field("csrf", CSRF_FIELD_BYTES_MAX as u64),
+    );
+    let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
+    // The token is checked before anything else is done.
+    let token = csrf_field(&mut multipart).await.unwrap_or_default();
+    let form = Form(vec![("csrf".into(), token)]);
+    if let Err(page) = ctx.posted_from(&headers, Ok(form), CONSOLE_HOME) {
+        return page;
+    }
     let Some(kind) = JobKind::parse(&kind).filter(|k| kinds_of(caller.0.role).contains(k)) else {
         return ctx.refused_for(&caller, ApiError::new(ErrorCode::NotFound, "no such kind of file here"));
     };
     let field = match multipart.next_field().await {
-        Ok(Some(f)) if f.name() == Some("file") => f,
+        Ok(Some(f)) if f.name() == Some("file") && f.file_name().is_some_and(|n| !n.is_empty()) => f,
         _ => {
             let alert = ctx.lang.t("file-none");
             return files_page(&ctx, &caller, Some((kind.as_str(), alert)), StatusCode::BAD_REQUEST).await;
         }
     };
+    // The file's part has begun: its bytes are spooled as they come.
+    released.store(true, Ordering::Relaxed);
     let chunks = futures_util::stream::unfold(field, |mut f| async move {
         match f.chunk().await {
             Ok(Some(b)) => Some((Ok(b), f)),
@@ -195,7 +229,7 @@ pub async fn upload(
             Err(e) => Some((Err(e), f)),
         }
     });
-    let interrupted = |e: MultipartError| ApiError::invalid(format!("the upload was interrupted: {}", e.body_text()));
+    let interrupted = |e: multer::Error| ApiError::invalid(format!("the upload was interrupted: {e}"));
     match files::upload(&state, &caller, kind, std::pin::pin!(chunks), interrupted).await {
         Ok(job) => see_other(&format!("/console/jobs/{}", job.id)),
         Err(e) if matches!(e.code, ErrorCode::InvalidArgument | ErrorCode::PayloadTooLarge) => {

@@ -133,7 +133,7 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, RawQuery(q
     {
         return see_other(home(p.role));
     }
-    let minutes = (state.limits.console_idle_secs / 60).to_string();
+    let minutes = (state.limits.console_idle_secs.max(1) as u64).div_ceil(60).to_string();
     let notice = Form::of_query(query.as_deref())
         .get("ended")
         .map(|_| ctx.lang.t_args("console-ended-notice", &[("minutes", &minutes)]));
@@ -682,6 +682,7 @@ mod tests {
                             })
                             .collect()
                     },
+                    charts_period: Some(lang.t_args("charts-last-weeks", &[("weeks", "26")])),
                 };
                 pages.push(page.render().unwrap());
             }
@@ -793,6 +794,8 @@ struct ReportPage {
     /// What is wrong with the period asked for.
     alert: Option<String>,
     charts: Vec<charts::Chart>,
+    /// What the charts cover when no period was chosen.
+    charts_period: Option<String>,
 }
 
 /// A duration in this language's words, to the minute (or the hour, past a day).
@@ -942,6 +945,9 @@ pub async fn report(State(state): State<AppState>, headers: HeaderMap, RawQuery(
             charts::overdue_by_week(lang, &series),
             charts::ack_latency(lang, &series),
         ],
+        charts_period: period
+            .is_none()
+            .then(|| lang.t_args("charts-last-weeks", &[("weeks", &crate::report::CHART_WEEKS_MAX.to_string())])),
     }
     .render();
     ctx.render(if period.is_none() && !q.from.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK }, html)
