@@ -242,8 +242,8 @@ pub async fn upload(
 }
 
 /// Where a job's file stands: the bytes applied, and the file's size while it is kept.
-fn progress_of(job: &Job) -> (u64, Option<u64>) {
-    let size = std::fs::metadata(&job.spool_path).ok().map(|m| m.len());
+async fn progress_of(job: &Job) -> (u64, Option<u64>) {
+    let size = tokio::fs::metadata(&job.spool_path).await.ok().map(|m| m.len());
     let done = if job.state == JobState::Succeeded { size.unwrap_or(job.byte_offset) } else { job.byte_offset };
     (done, size)
 }
@@ -283,7 +283,7 @@ pub async fn job(State(state): State<AppState>, headers: HeaderMap, Path(id): Pa
     let lang = ctx.lang;
     let tz = &state.holder.config.time_zone;
     let (state_key, state_words) = state_words(lang, j.state);
-    let (done, size) = progress_of(&j);
+    let (done, size) = progress_of(&j).await;
     let kept = j.outputs_deleted_at.is_none();
     let mut counts = vec![(lang.t("job-read"), j.rows_read, "rowsRead")];
     if j.kind == JobKind::Checks {
@@ -327,7 +327,7 @@ pub async fn job_progress(State(state): State<AppState>, headers: HeaderMap, Pat
     };
     match files::own_job(&state, &caller, &id).await {
         Ok(j) => {
-            let (done, size) = progress_of(&j);
+            let (done, size) = progress_of(&j).await;
             let body = serde_json::json!({
                 "state": j.state.as_str(),
                 "stateWords": state_words(ctx.lang, j.state).1,
