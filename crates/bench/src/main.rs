@@ -1,3 +1,5 @@
+//! `bench lifecycle-order --events N --dir DIR`: N disconnections of random numbers applied as a job,
+//! sorted by number and in random order, each into a fresh registry.
 //! `bench lifecycle --events N --dir DIR`: a carrier's lifecycle file of N events applied as a job
 //! (spooled file, job runner, durable chunks on SQLite), against a plain rusqlite insert of the same
 //! rows into a table of the same shape, in chunks of the same size, in the same run.
@@ -298,12 +300,17 @@ fn main() -> Result<()> {
             let events: u64 = arg("--events").map_or(Ok(1_000_000), |v| v.parse()).context("--events N")?;
             return lifecycle(events, &dir);
         }
+        Some("lifecycle-order") => {
+            let events: u64 = arg("--events").map_or(Ok(1_000_000), |v| v.parse()).context("--events N")?;
+            return lifecycle_order(events, &dir);
+        }
         Some("retention") => {
             let checks: u64 = arg("--checks").map_or(Ok(1_000_000), |v| v.parse()).context("--checks N")?;
             return retention(checks, &dir);
         }
         _ => bail!(
             "usage: bench index [--numbers N] [--dir DIR] | bench lifecycle [--events N] [--dir DIR] | \
+             bench lifecycle-order [--events N] [--dir DIR] | \
              bench registry --numbers N --db FILE --sample FILE | bench bare --listen ADDR"
         ),
     }
@@ -686,6 +693,93 @@ fn lifecycle(events: u64, dir: &std::path::Path) -> Result<()> {
             "secs": secs,
             "peer_rusqlite_rows_per_s": events as f64 / peer_secs,
             "floor_rusqlite_rows_per_s": events as f64 / floor_secs,
+        })
+    );
+    Ok(())
+}
+
+/// A month's disconnections as carriers send them: `events` distinct numbers drawn at random from
+/// the 100,000,000 of +86138, each disconnected once. The same rows are applied as a job twice, each
+/// into a fresh registry: once sorted by number, once in their random order. Events per second of
+/// each, and the ratio.
+fn lifecycle_order(events: u64, dir: &std::path::Path) -> Result<()> {
+    let work = dir.join(format!("bench-lifecycle-order-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+    let mut numbers = std::collections::HashSet::with_capacity(events as usize);
+    let mut random = Vec::with_capacity(events as usize);
+    while (random.len() as u64) < events {
+        let n = 86 * 100_000_000_000 + 138 * 100_000_000 + rng.below(100_000_000);
+        if numbers.insert(n) {
+            random.push(n);
+        }
+    }
+    drop(numbers);
+    let mut sorted = random.clone();
+    sorted.sort_unstable();
+    let write = |path: &std::path::Path, order: &[u64]| -> Result<()> {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+        writeln!(f, "event_id,phone_number,type,date")?;
+        for n in order {
+            writeln!(f, "d{n},+{n},disconnected,2026-11-02")?;
+        }
+        f.flush()?;
+        Ok(())
+    };
+    let mut secs = Vec::new();
+    for (name, order) in [("sorted", &sorted), ("random", &random)] {
+        let run = work.join(name);
+        std::fs::create_dir_all(&run)?;
+        let csv = run.join("events.csv");
+        write(&csv, order)?;
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let st = store::Store::open(store::StoreConfig::new(
+            store::DbUrl::Sqlite(run.join("numlink.db")),
+            store::HashKey::generate(),
+            Arc::new(FixedClock::at_day(day("2026-11-29"))),
+        ))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let took = rt.block_on(async {
+            let carrier = st
+                .add_participant(store::NewParticipant {
+                    role: store::Role::Carrier,
+                    name: "Bench Carrier".into(),
+                    prefixes: vec![Prefix::parse("+86138").expect("a prefix")],
+                    reporting_since: Some(day("2019-06-01")),
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .0;
+            let t = Instant::now();
+            let job = st
+                .create_job(carrier, store::JobKind::Lifecycle, "events".into(), &csv)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let runner = workers::JobRunner::new(st.clone(), workers::FileLimits::default());
+            runner.run_until_idle().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let took = t.elapsed().as_secs_f64();
+            let done = st.job(&job.id, job.owner_seq).await.map_err(|e| anyhow::anyhow!("{e}"))?.context("the job")?;
+            if done.accepted != events {
+                bail!("{name}: {} of {events} events accepted: {done:?}", done.accepted);
+            }
+            Ok::<_, anyhow::Error>(took)
+        })?;
+        drop(st);
+        eprintln!("{name}: {events} events in {took:.2} s");
+        secs.push(took);
+        std::fs::remove_dir_all(&run)?;
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    println!(
+        "{}",
+        json!({
+            "events": events,
+            "sorted_secs": secs[0],
+            "random_secs": secs[1],
+            "sorted_events_per_s": events as f64 / secs[0],
+            "random_events_per_s": events as f64 / secs[1],
+            "random_over_sorted_time": secs[1] / secs[0],
         })
     );
     Ok(())

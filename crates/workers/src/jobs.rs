@@ -169,6 +169,9 @@ fn answer_chunk(
     Ok((answered, job.result_bytes + bytes.len() as u64))
 }
 
+/// Chunks of a job handed to the writer before the first of them has committed.
+const CHUNKS_IN_FLIGHT: usize = 16;
+
 impl JobRunner {
     pub fn new(store: Store, limits: FileLimits) -> JobRunner {
         let progress = Arc::new(tokio::sync::watch::Sender::new(0));
@@ -210,7 +213,7 @@ impl JobRunner {
             return Ok(false);
         };
         let (parsed_tx, mut parsed_rx) = tokio::sync::mpsc::channel::<(Job, Result<Chunk, String>)>(1);
-        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<(Job, Result<ReadChunk, String>)>(1);
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<(Job, Result<ReadChunk, String>)>(CHUNKS_IN_FLIGHT);
         let limits = self.limits;
         let mut at = job.clone();
         let reader = tokio::task::spawn_blocking(move || {
@@ -283,61 +286,96 @@ impl JobRunner {
         }
     }
 
-    /// The committing stage of [`JobRunner::run_chunks`].
+    /// The committing stage of [`JobRunner::run_chunks`]. Up to [`CHUNKS_IN_FLIGHT`] chunks are
+    /// handed to the writer before the first of them has committed, so that when the writer is the
+    /// slower stage (a file in random number order dirties pages all over the tables), several chunks
+    /// commit in one transaction of its group commit instead of one each. Each is still applied in its
+    /// own savepoint, and only from the checkpoint the one before it left (the writer checks), so a
+    /// chunk after one that failed is applied nowhere.
     async fn commit_chunks(
         &self,
         job: Job,
         ready: &mut tokio::sync::mpsc::Receiver<(Job, Result<ReadChunk, String>)>,
         max: u64,
     ) -> Result<Committed, WorkerError> {
-        let mut committed = job;
-        for _ in 0..max {
-            let Some((at, read)) = ready.recv().await else {
-                return Ok(Committed::StagesEnded);
-            };
-            let checkpoint = |j: &Job| (j.byte_offset, j.line, j.rows_read, j.result_bytes);
-            if checkpoint(&at) != checkpoint(&committed) {
-                // The commit before did not leave the job where this chunk was read from.
-                return Ok(Committed::AsFarAsItGoes);
+        use futures_util::StreamExt;
+        type Applying =
+            std::pin::Pin<Box<dyn std::future::Future<Output = (Job, Checkpoint, Result<Job, StoreError>)> + Send>>;
+        let mut in_flight: futures_util::stream::FuturesOrdered<Applying> = futures_util::stream::FuturesOrdered::new();
+        // Where the next chunk must begin: the last chunk handed over ends there.
+        let mut next_at = job.byte_offset;
+        let mut sent = 0u64;
+        // Set when no more chunks are to be handed over: the outcome once those in flight are done.
+        let mut stop: Option<Committed> = None;
+        loop {
+            let can_send = stop.is_none() && sent < max && in_flight.len() < CHUNKS_IN_FLIGHT;
+            if !can_send && in_flight.is_empty() {
+                return Ok(stop.unwrap_or(Committed::AsFarAsItGoes));
             }
-            let ReadChunk { chunk, to } = match read {
-                Ok(read) => read,
-                Err(error) => {
-                    tracing::warn!(job = %at.id, %error, "job failed");
-                    self.store.fail_job(&at.id, error).await?;
-                    return Ok(Committed::AsFarAsItGoes);
-                }
-            };
-            match self.store.apply_prepared(&at, chunk, to).await {
-                Ok(done) => {
-                    *self.failures.lock().expect("never poisoned") = (String::new(), 0);
-                    self.moved();
-                    if done.state.is_final() {
-                        tracing::info!(job = %done.id, rows = done.rows_read, accepted = done.accepted, duplicates = done.duplicates, rejected = done.rejected, "job finished");
-                        let _ = std::fs::remove_file(&done.spool_path);
-                        return Ok(Committed::AsFarAsItGoes);
-                    }
-                    committed = done;
-                }
-                Err(e) => {
-                    let failed = {
-                        let mut f = self.failures.lock().expect("never poisoned");
-                        if f.0 != at.id.as_str() {
-                            *f = (at.id.to_string(), 0);
+            tokio::select! {
+                biased;
+                Some((at, to, applied)) = in_flight.next(), if !in_flight.is_empty() => match applied {
+                    Ok(done) => {
+                        *self.failures.lock().expect("never poisoned") = (String::new(), 0);
+                        self.moved();
+                        if done.state.is_final() {
+                            tracing::info!(job = %done.id, rows = done.rows_read, accepted = done.accepted, duplicates = done.duplicates, rejected = done.rejected, "job finished");
+                            let _ = std::fs::remove_file(&done.spool_path);
+                            stop = Some(Committed::AsFarAsItGoes);
+                        } else if done.byte_offset != to.next_offset {
+                            // Not applied: the job was not where this chunk was read from.
+                            stop = Some(Committed::AsFarAsItGoes);
                         }
-                        f.1 += 1;
-                        f.1 >= CHUNK_ATTEMPTS_MAX
-                    };
-                    tracing::error!(job = %at.id, error = %e, "applying a chunk failed");
-                    if failed {
-                        self.store.fail_job(&at.id, "the file could not be applied: internal error".into()).await?;
-                        return Ok(Committed::AsFarAsItGoes);
                     }
-                    return Err(e.into());
+                    Err(e) => {
+                        let failed = {
+                            let mut f = self.failures.lock().expect("never poisoned");
+                            if f.0 != at.id.as_str() {
+                                *f = (at.id.to_string(), 0);
+                            }
+                            f.1 += 1;
+                            f.1 >= CHUNK_ATTEMPTS_MAX
+                        };
+                        tracing::error!(job = %at.id, error = %e, "applying a chunk failed");
+                        // The chunks after it find the checkpoint elsewhere and apply nothing.
+                        while in_flight.next().await.is_some() {}
+                        if failed {
+                            self.store.fail_job(&at.id, "the file could not be applied: internal error".into()).await?;
+                            return Ok(Committed::AsFarAsItGoes);
+                        }
+                        return Err(e.into());
+                    }
+                },
+                got = ready.recv(), if can_send => {
+                    let Some((at, read)) = got else {
+                        stop = Some(Committed::StagesEnded);
+                        continue;
+                    };
+                    if at.byte_offset != next_at {
+                        // The chunk before did not end where this one was read from.
+                        stop = Some(Committed::AsFarAsItGoes);
+                        continue;
+                    }
+                    let ReadChunk { chunk, to } = match read {
+                        Ok(read) => read,
+                        Err(error) => {
+                            // The chunks before it commit first: the job fails after them.
+                            while in_flight.next().await.is_some() {}
+                            tracing::warn!(job = %at.id, %error, "job failed");
+                            self.store.fail_job(&at.id, error).await?;
+                            return Ok(Committed::AsFarAsItGoes);
+                        }
+                    };
+                    next_at = to.next_offset;
+                    sent += 1;
+                    let store = self.store.clone();
+                    in_flight.push_back(Box::pin(async move {
+                        let applied = store.apply_prepared(&at, chunk, to).await;
+                        (at, to, applied)
+                    }));
                 }
             }
         }
-        Ok(Committed::AsFarAsItGoes)
     }
 
     /// Runs until nothing is left; for tests and the CLI.
