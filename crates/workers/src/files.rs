@@ -139,9 +139,10 @@ pub struct FileLimits {
     pub file_rows_max: u64,
     /// Bytes of one CSV field.
     pub csv_field_bytes_max: usize,
-    /// Rows applied in one transaction.
+    /// Rows applied as one chunk: one savepoint and one checkpoint (chunks handed to the writer
+    /// together may share a transaction).
     pub chunk_rows: usize,
-    /// Rows of a check file answered and audited in one transaction.
+    /// Rows of a check file answered and audited as one chunk.
     pub check_chunk_rows: usize,
 }
 

@@ -451,13 +451,17 @@ impl WriteCtx {
         Ok(true)
     }
 
+    /// Fails a job that has not ended; one that has (it succeeded, or failed before) stays as it is.
     pub(crate) fn fail_job(&mut self, job_id: &str, error: &str) -> Result<(), StoreError> {
         let now = self.now_rfc3339();
-        self.conn.exec(
-            "UPDATE jobs SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3",
+        let changed = self.conn.exec(
+            "UPDATE jobs SET state = 'failed', error = $1, updated_at = $2 \
+             WHERE id = $3 AND state NOT IN ('succeeded', 'failed')",
             &[error.into(), now.into(), job_id.into()],
         )?;
-        self.audit("numlink", "job.failed", None, &format!("id={job_id};error={error}"))?;
+        if changed > 0 {
+            self.audit("numlink", "job.failed", None, &format!("id={job_id};error={error}"))?;
+        }
         Ok(())
     }
 }
