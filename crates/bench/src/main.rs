@@ -699,9 +699,10 @@ fn lifecycle(events: u64, dir: &std::path::Path) -> Result<()> {
 }
 
 /// A month's disconnections as carriers send them: `events` distinct numbers drawn at random from
-/// the 100,000,000 of +86138, each disconnected once. The same rows are applied as a job twice, each
-/// into a fresh registry: once sorted by number, once in their random order. Events per second of
-/// each, and the ratio.
+/// the 100,000,000 of +86138, each disconnected once. The same rows are applied as a job several
+/// times, each into a fresh registry: sorted by number and in their random order, with the default
+/// window of chunks in flight, with one chunk at a time, and with 8. Meanwhile a bank checks a
+/// number every 20 ms, and the time each audited check takes is kept: what the window costs online.
 fn lifecycle_order(events: u64, dir: &std::path::Path) -> Result<()> {
     let work = dir.join(format!("bench-lifecycle-order-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
@@ -727,8 +728,18 @@ fn lifecycle_order(events: u64, dir: &std::path::Path) -> Result<()> {
         f.flush()?;
         Ok(())
     };
-    let mut secs = Vec::new();
-    for (name, order) in [("sorted", &sorted), ("random", &random)] {
+    let in_flight = workers::FileLimits::default().chunks_in_flight;
+    let mut out = serde_json::Map::new();
+    out.insert("events".into(), json!(events));
+    out.insert("chunks_in_flight".into(), json!(in_flight));
+    // The default window, and 8 chunks in flight for comparison.
+    let runs = [
+        ("sorted", &sorted, in_flight),
+        ("random", &random, in_flight),
+        ("sorted_eight", &sorted, 8),
+        ("random_eight", &random, 8),
+    ];
+    for (name, order, window) in runs {
         let run = work.join(name);
         std::fs::create_dir_all(&run)?;
         let csv = run.join("events.csv");
@@ -740,48 +751,76 @@ fn lifecycle_order(events: u64, dir: &std::path::Path) -> Result<()> {
             Arc::new(FixedClock::at_day(day("2026-11-29"))),
         ))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let took = rt.block_on(async {
-            let carrier = st
-                .add_participant(store::NewParticipant {
-                    role: store::Role::Carrier,
-                    name: "Bench Carrier".into(),
-                    prefixes: vec![Prefix::parse("+86138").expect("a prefix")],
-                    reporting_since: Some(day("2019-06-01")),
-                })
+        let (took, mut waits) = rt.block_on(async {
+            let participant = |role, name: &str, prefixes: Vec<Prefix>| store::NewParticipant {
+                role,
+                name: name.into(),
+                prefixes,
+                reporting_since: (role == store::Role::Carrier).then(|| day("2019-06-01")),
+            };
+            let add = |p| st.add_participant(p);
+            let carrier = add(participant(store::Role::Carrier, "Bench Carrier", vec![Prefix::parse("+86138")?]))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .0;
+            let bank = add(participant(store::Role::Institution, "Bench Bank", vec![]))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .0;
+            // The bank's checks while the file is applied, one every 20 ms, each timed.
+            let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+            let checker = {
+                let (st, sample) = (st.clone(), random[..1000.min(random.len())].to_vec());
+                tokio::spawn(async move {
+                    let mut waits = Vec::new();
+                    let mut i = 0;
+                    while !*stop_rx.borrow() {
+                        let n = PhoneNumber::from_digits(sample[i % sample.len()]).expect("a number");
+                        let t = Instant::now();
+                        st.check(bank.clone(), vec![(n, day("2026-01-01"))]).await.expect("a check");
+                        waits.push(t.elapsed().as_secs_f64());
+                        i += 1;
+                        tokio::select! {
+                            () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+                            _ = stop_rx.changed() => {}
+                        }
+                    }
+                    waits
+                })
+            };
             let t = Instant::now();
             let job = st
                 .create_job(carrier, store::JobKind::Lifecycle, "events".into(), &csv)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let runner = workers::JobRunner::new(st.clone(), workers::FileLimits::default());
+            let limits = workers::FileLimits { chunks_in_flight: window, ..workers::FileLimits::default() };
+            let runner = workers::JobRunner::new(st.clone(), limits);
             runner.run_until_idle().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             let took = t.elapsed().as_secs_f64();
+            let _ = stop_tx.send(true);
+            let waits = checker.await?;
             let done = st.job(&job.id, job.owner_seq).await.map_err(|e| anyhow::anyhow!("{e}"))?.context("the job")?;
             if done.accepted != events {
                 bail!("{name}: {} of {events} events accepted: {done:?}", done.accepted);
             }
-            Ok::<_, anyhow::Error>(took)
+            Ok::<_, anyhow::Error>((took, waits))
         })?;
         drop(st);
-        eprintln!("{name}: {events} events in {took:.2} s");
-        secs.push(took);
+        waits.sort_by(f64::total_cmp);
+        let at = |q: f64| waits.get(((waits.len() as f64 * q) as usize).min(waits.len().saturating_sub(1))).copied();
+        eprintln!("{name}: {events} events in {took:.2} s; {} checks meanwhile", waits.len());
+        out.insert(format!("{name}_secs"), json!(took));
+        out.insert(format!("{name}_events_per_s"), json!(events as f64 / took));
+        out.insert(format!("{name}_check_ms_p50"), json!(at(0.5).map(|s| s * 1e3)));
+        out.insert(format!("{name}_check_ms_p99"), json!(at(0.99).map(|s| s * 1e3)));
+        out.insert(format!("{name}_check_ms_max"), json!(waits.last().map(|s| s * 1e3)));
         std::fs::remove_dir_all(&run)?;
     }
     let _ = std::fs::remove_dir_all(&work);
-    println!(
-        "{}",
-        json!({
-            "events": events,
-            "sorted_secs": secs[0],
-            "random_secs": secs[1],
-            "sorted_events_per_s": events as f64 / secs[0],
-            "random_events_per_s": events as f64 / secs[1],
-            "random_over_sorted_time": secs[1] / secs[0],
-        })
-    );
+    let secs = |k: &str| out[k].as_f64().unwrap_or(f64::NAN);
+    let ratio = secs("random_secs") / secs("sorted_secs");
+    out.insert("random_over_sorted_time".into(), json!(ratio));
+    println!("{}", serde_json::Value::Object(out));
     Ok(())
 }
 

@@ -116,6 +116,7 @@ pub struct FileLimitsConfig {
     pub console_idle_secs: Option<i64>,
     pub console_sign_in_failures_per_client_per_hour_max: Option<u32>,
     pub file_check_chunk_rows: Option<usize>,
+    pub file_chunks_in_flight: Option<usize>,
     pub header_timeout_ms: Option<u64>,
     pub body_timeout_ms: Option<u64>,
     pub json_body_timeout_ms: Option<u64>,
@@ -256,6 +257,7 @@ impl Config {
             .unwrap_or(limits.console_sign_in_failures_per_client_per_hour_max)
             .max(1);
         limits.files.check_chunk_rows = l.file_check_chunk_rows.unwrap_or(limits.files.check_chunk_rows).max(1);
+        limits.files.chunks_in_flight = l.file_chunks_in_flight.unwrap_or(limits.files.chunks_in_flight).max(1);
         let mut serve = api::serve::ServeLimits::default();
         serve.header_timeout_ms = l.header_timeout_ms.unwrap_or(serve.header_timeout_ms).max(1);
         serve.body_timeout_ms = l.body_timeout_ms.unwrap_or(serve.body_timeout_ms).max(1);

@@ -169,12 +169,6 @@ fn answer_chunk(
     Ok((answered, job.result_bytes + bytes.len() as u64))
 }
 
-/// Chunks of a job handed to the writer before the first of them has committed. A random-order file
-/// of 1,000,000 rows (bench lifecycle-order) applied at 46,000 events/s with 1, 66,000 with 4, 74,000
-/// with 8 and 88,000 with 16; but each chunk in a transaction delays the commit of the other writes in
-/// it, a check's among them (see ARCHITECTURE.md), so not more.
-const CHUNKS_IN_FLIGHT: usize = 8;
-
 impl JobRunner {
     pub fn new(store: Store, limits: FileLimits) -> JobRunner {
         let progress = Arc::new(tokio::sync::watch::Sender::new(0));
@@ -289,7 +283,7 @@ impl JobRunner {
         }
     }
 
-    /// The committing stage of [`JobRunner::run_chunks`]. Up to [`CHUNKS_IN_FLIGHT`] chunks are
+    /// The committing stage of [`JobRunner::run_chunks`]. Up to `chunks_in_flight` chunks are
     /// handed to the writer before the first of them has committed, so that when the writer is the
     /// slower stage (a file in random number order dirties pages all over the tables), several chunks
     /// commit in one transaction of its group commit instead of one each. Each is still applied in its
@@ -317,7 +311,7 @@ impl JobRunner {
         let mut apply_error: Option<(Job, StoreError)> = None;
         let mut read_error: Option<(Job, String)> = None;
         loop {
-            let can_send = stop.is_none() && sent < max && in_flight.len() < CHUNKS_IN_FLIGHT;
+            let can_send = stop.is_none() && sent < max && in_flight.len() < self.limits.chunks_in_flight.max(1);
             if !can_send && in_flight.is_empty() {
                 break;
             }
