@@ -23,15 +23,15 @@ pub async fn get(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Endpo
     state.store.endpoint(institution.seq, &endpoint_id).await?.ok_or_else(|| not_found(id))
 }
 
-/// A page of an endpoint's delivery log, newest first: at most `limit` deliveries, those older than
-/// the cursor `after` (the `seq` of the last one seen) if given.
+/// One of the caller's endpoints and a page of its delivery log, newest first: at most `limit`
+/// deliveries, those older than the cursor `after` (the `seq` of the last one seen) if given.
 pub async fn deliveries(
     state: &AppState,
     caller: &Caller,
     id: &str,
     after: Option<i64>,
     limit: u32,
-) -> ApiResult<Vec<LoggedDelivery>> {
+) -> ApiResult<(Endpoint, Vec<LoggedDelivery>)> {
     let institution = caller.require(&[Role::Institution])?;
     let Some(endpoint_id) = EndpointId::parse(id) else { return Err(not_found(id)) };
     state.store.endpoint_deliveries(institution.seq, &endpoint_id, after, limit).await?.ok_or_else(|| not_found(id))

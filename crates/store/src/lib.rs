@@ -999,7 +999,7 @@ impl Store {
         self.read(move |c| ops::webhooks::endpoint_of(c, institution_seq, &id)).await
     }
 
-    /// The newest deliveries of one of the institution's endpoints, before the feed place `before`;
+    /// One of the institution's endpoints with its newest deliveries, before the feed place `before`;
     /// `None` if it has no such endpoint.
     pub async fn endpoint_deliveries(
         &self,
@@ -1007,7 +1007,7 @@ impl Store {
         id: &EndpointId,
         before: Option<i64>,
         limit: u32,
-    ) -> Result<Option<Vec<LoggedDelivery>>, StoreError> {
+    ) -> Result<Option<(Endpoint, Vec<LoggedDelivery>)>, StoreError> {
         let id = id.to_string();
         self.read(move |c| ops::webhooks::endpoint_deliveries(c, institution_seq, &id, before, limit)).await
     }

@@ -139,7 +139,7 @@ pub async fn register(
     caller: Caller,
     StrictJson(req): StrictJson<BindingsRequest>,
 ) -> ApiResult<Json<BindingsResponse>> {
-    let institution = caller.require(&[Role::Institution])?.clone();
+    let institution = institution_of(&caller)?.clone();
     let max = state.limits.batch_items_max;
     if req.bindings.len() > max {
         return Err(ApiError::new(
@@ -249,6 +249,11 @@ impl BindingsFilter {
     }
 }
 
+/// The caller, if an institution: who may register, see and delete bindings.
+pub(crate) fn institution_of(caller: &Caller) -> ApiResult<&store::Participant> {
+    caller.require(&[Role::Institution])
+}
+
 /// A page of the caller's bindings that match `filter`, in id order after the cursor `after`.
 pub(crate) async fn find(
     state: &AppState,
@@ -257,7 +262,7 @@ pub(crate) async fn find(
     after: &str,
     limit: u32,
 ) -> ApiResult<Vec<Binding>> {
-    let institution = caller.require(&[Role::Institution])?;
+    let institution = institution_of(caller)?;
     Ok(match filter {
         BindingsFilter::All => state.store.bindings(institution.seq, after, limit).await?,
         BindingsFilter::Account(a) => state.store.find_bindings(institution.seq, Some(a), None, after, limit).await?,
@@ -267,14 +272,14 @@ pub(crate) async fn find(
 
 /// One of the caller's bindings; another's, or none, is the same 404.
 pub(crate) async fn get(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Binding> {
-    let institution = caller.require(&[Role::Institution])?;
+    let institution = institution_of(caller)?;
     let Some(binding_id) = BindingId::parse(id) else { return Err(not_found(id)) };
     state.store.binding(institution.seq, &binding_id).await?.ok_or_else(|| not_found(id))
 }
 
 /// Deletes one of the caller's bindings; another's, or none, is the same 404.
 pub(crate) async fn delete(state: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
-    let institution = caller.require(&[Role::Institution])?.clone();
+    let institution = institution_of(caller)?.clone();
     let Some(binding_id) = BindingId::parse(id) else { return Err(not_found(id)) };
     if state.store.delete_binding(institution, &binding_id).await? { Ok(()) } else { Err(not_found(id)) }
 }

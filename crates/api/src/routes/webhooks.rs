@@ -273,7 +273,7 @@ pub async fn deliveries(
             ApiError::invalid(format!("after \"{}\" is not a cursor this log gave", truncate_for_message(c)))
         })?),
     };
-    let rows = endpoints::deliveries(&state, &caller, &id, after, limit).await?;
+    let (_, rows) = endpoints::deliveries(&state, &caller, &id, after, limit).await?;
     let next_cursor = (rows.len() == limit as usize).then(|| rows.last().map(|d| d.seq.to_string())).flatten();
     let deliveries = rows
         .into_iter()

@@ -154,7 +154,7 @@ pub(crate) fn endpoint_of(conn: &mut dyn Conn, institution_seq: i64, id: &str) -
     row.map(|r| endpoint_from(&r, 0)).transpose()
 }
 
-/// The newest deliveries of one of the institution's endpoints, at most `limit`, those made before
+/// One of the institution's endpoints with its newest deliveries, at most `limit`, those made before
 /// the notification `before` (a `seq`) if given; `None` if the institution has no such endpoint.
 pub(crate) fn endpoint_deliveries(
     conn: &mut dyn Conn,
@@ -162,10 +162,10 @@ pub(crate) fn endpoint_deliveries(
     endpoint_id: &str,
     before: Option<i64>,
     limit: u32,
-) -> Result<Option<Vec<LoggedDelivery>>, StoreError> {
-    if endpoint_of(conn, institution_seq, endpoint_id)?.is_none() {
+) -> Result<Option<(Endpoint, Vec<LoggedDelivery>)>, StoreError> {
+    let Some(endpoint) = endpoint_of(conn, institution_seq, endpoint_id)? else {
         return Ok(None);
-    }
+    };
     let rows = conn.query(
         "SELECT n.seq, n.id, n.type, n.created_at, d.attempts, d.state, d.last_status, d.last_error, \
          d.next_attempt_at, d.updated_at FROM deliveries d JOIN notifications n ON n.seq = d.notification_seq \
@@ -191,7 +191,7 @@ pub(crate) fn endpoint_deliveries(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()
-        .map(Some)
+        .map(|log| Some((endpoint, log)))
 }
 
 /// The due deliveries of each enabled endpoint that has some and is not in `busy`: at most

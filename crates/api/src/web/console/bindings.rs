@@ -4,12 +4,13 @@
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use store::Binding;
 
-use super::super::forms::{Form, NotAForm};
-use super::super::{Chrome, Ctx, Lang, see_other};
+use super::super::forms::Form;
+use super::super::{Chrome, Lang, see_other};
+use super::{PostedBy, SignedIn};
 use crate::routes::bindings::{self, BindingsFilter};
 use crate::state::AppState;
 
@@ -55,14 +56,13 @@ pub(super) struct BindingsPage {
 }
 
 /// `GET /console/bindings[?by=account|number&q=&deleted=1]`: a search of the institution's bindings.
-pub async fn bindings(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
+pub async fn bindings(
+    State(state): State<AppState>,
+    SignedIn { ctx, caller }: SignedIn,
+    RawQuery(query): RawQuery,
+) -> Response {
     // Who may search is decided first, as the API decides it, whatever was typed.
-    if let Err(e) = bindings::find(&state, &caller, BindingsFilter::All, "", 1).await {
+    if let Err(e) = bindings::institution_of(&caller) {
         return ctx.refused_for(&caller, e);
     }
     let lang = ctx.lang;
@@ -114,14 +114,9 @@ pub(super) struct DeleteBindingPage {
 /// `GET /console/bindings/{id}/delete`: asks to confirm; `POST` deletes the binding.
 pub async fn confirm_delete_binding(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    SignedIn { ctx, caller }: SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
     match bindings::get(&state, &caller, &id).await {
         Ok(b) => {
             let b = BindingRow::new(ctx.lang, &state.holder.config.time_zone, b);
@@ -135,15 +130,9 @@ pub async fn confirm_delete_binding(
 /// `POST /console/bindings/{id}/delete`: deletes it; no more notifications come for it.
 pub async fn delete_binding(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form, NotAForm>,
+    PostedBy { ctx, caller, .. }: PostedBy,
 ) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.posted_by(&headers, form).await {
-        Ok((caller, _)) => caller,
-        Err(page) => return page,
-    };
     match bindings::delete(&state, &caller, &id).await {
         Ok(()) => see_other("/console/bindings?deleted=1"),
         Err(e) => ctx.refused_for(&caller, e),

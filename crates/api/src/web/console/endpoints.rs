@@ -4,11 +4,12 @@
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 
-use super::super::forms::{Form, NotAForm};
+use super::super::forms::Form;
 use super::super::{Chrome, Ctx, Lang, see_other};
+use super::{PostedBy, SignedIn};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -84,23 +85,13 @@ async fn endpoints_page(
 }
 
 /// `GET /console/endpoints[?deleted=1]`: the institution's webhook endpoints.
-pub async fn endpoints(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
+pub async fn endpoints(SignedIn { ctx, caller }: SignedIn, RawQuery(query): RawQuery) -> Response {
     let notice = Form::of_query(query.as_deref()).get("deleted").map(|_| ctx.lang.t("endpoint-deleted"));
     endpoints_page(&ctx, &caller, None, None, notice, StatusCode::OK).await
 }
 
 /// `POST /console/endpoints`: registers an endpoint; the page shows its secret this once.
-pub async fn add_endpoint(State(state): State<AppState>, headers: HeaderMap, form: Result<Form, NotAForm>) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let (caller, form) = match ctx.posted_by(&headers, form).await {
-        Ok(v) => v,
-        Err(page) => return page,
-    };
+pub async fn add_endpoint(State(state): State<AppState>, PostedBy { ctx, caller, form }: PostedBy) -> Response {
     let url: String = form.get("url").unwrap_or("").trim().chars().take(2048).collect();
     match crate::endpoints::add(&state, &caller, &url).await {
         Ok((e, secret)) => endpoints_page(&ctx, &caller, Some((e.url, secret)), None, None, StatusCode::CREATED).await,
@@ -117,15 +108,9 @@ pub async fn add_endpoint(State(state): State<AppState>, headers: HeaderMap, for
 /// for a while, so the receiver can change over.
 pub async fn rotate_endpoint(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form, NotAForm>,
+    PostedBy { ctx, caller, .. }: PostedBy,
 ) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.posted_by(&headers, form).await {
-        Ok((caller, _)) => caller,
-        Err(page) => return page,
-    };
     match crate::endpoints::rotate(&state, &caller, &id).await {
         Ok((e, secret)) => endpoints_page(&ctx, &caller, Some((e.url, secret)), None, None, StatusCode::OK).await,
         Err(e) => ctx.refused_for(&caller, e),
@@ -144,14 +129,9 @@ pub(super) struct DeleteEndpointPage {
 /// deliveries.
 pub async fn confirm_delete_endpoint(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    SignedIn { ctx, caller }: SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
     let e = match crate::endpoints::get(&state, &caller, &id).await {
         Ok(e) => e,
         Err(e) => return ctx.refused_for(&caller, e),
@@ -164,15 +144,9 @@ pub async fn confirm_delete_endpoint(
 /// `POST /console/endpoints/{id}/delete`: deletes it.
 pub async fn delete_endpoint(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form, NotAForm>,
+    PostedBy { ctx, caller, .. }: PostedBy,
 ) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.posted_by(&headers, form).await {
-        Ok((caller, _)) => caller,
-        Err(page) => return page,
-    };
     match crate::endpoints::delete(&state, &caller, &id).await {
         Ok(()) => see_other("/console/endpoints?deleted=1"),
         Err(e) => ctx.refused_for(&caller, e),
@@ -217,16 +191,10 @@ fn state_words(lang: Lang, state: &str) -> (&'static str, String) {
 /// `GET /console/endpoints/{id}[?after=&done=]`: one endpoint, its actions, and its delivery log,
 /// newest first.
 pub async fn endpoint(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    SignedIn { ctx, caller }: SignedIn,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
     let q = Form::of_query(query.as_deref());
     let notice = match q.get("done") {
         Some("tested") => Some(ctx.lang.t("endpoint-tested")),
@@ -247,10 +215,7 @@ async fn endpoint_page(
     alert: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let (e, rows) = match tokio::try_join!(
-        crate::endpoints::get(&ctx.state, caller, id),
-        crate::endpoints::deliveries(&ctx.state, caller, id, after, LOG_PAGE_ROWS)
-    ) {
+    let (e, rows) = match crate::endpoints::deliveries(&ctx.state, caller, id, after, LOG_PAGE_ROWS).await {
         Ok(v) => v,
         Err(e) => return ctx.refused_for(caller, e),
     };
@@ -310,15 +275,9 @@ async fn after_action(ctx: &Ctx, caller: &Caller, id: &str, outcome: Result<(), 
 /// `POST /console/endpoints/{id}/test`: sends a test event to the endpoint alone.
 pub async fn test_endpoint(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form, NotAForm>,
+    PostedBy { ctx, caller, .. }: PostedBy,
 ) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.posted_by(&headers, form).await {
-        Ok((caller, _)) => caller,
-        Err(page) => return page,
-    };
     let outcome = crate::endpoints::test(&state, &caller, &id).await.map(|_| ());
     after_action(&ctx, &caller, &id, outcome, "tested").await
 }
@@ -327,15 +286,9 @@ pub async fn test_endpoint(
 /// first attempt.
 pub async fn replay_delivery(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path((id, notification)): Path<(String, String)>,
-    form: Result<Form, NotAForm>,
+    PostedBy { ctx, caller, .. }: PostedBy,
 ) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.posted_by(&headers, form).await {
-        Ok((caller, _)) => caller,
-        Err(page) => return page,
-    };
     let outcome = crate::endpoints::replay(&state, &caller, &id, &notification).await;
     after_action(&ctx, &caller, &id, outcome, "replayed").await
 }
@@ -343,15 +296,9 @@ pub async fn replay_delivery(
 /// `POST /console/endpoints/{id}/enable`: enables a disabled endpoint again.
 pub async fn enable_endpoint(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form, NotAForm>,
+    PostedBy { ctx, caller, .. }: PostedBy,
 ) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.posted_by(&headers, form).await {
-        Ok((caller, _)) => caller,
-        Err(page) => return page,
-    };
     let outcome = crate::endpoints::enable(&state, &caller, &id).await.map(|_| ());
     after_action(&ctx, &caller, &id, outcome, "enabled").await
 }

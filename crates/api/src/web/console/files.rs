@@ -19,6 +19,7 @@ use store::{Job, JobKind, JobState, Role};
 use super::super::forms::Form;
 use super::super::{Chrome, Ctx, Lang, see_other};
 use super::CONSOLE_HOME;
+use super::SignedIn;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode};
 use crate::routes::files;
@@ -138,12 +139,8 @@ async fn files_page(ctx: &Ctx, caller: &Caller, alert: Option<(&'static str, Str
 }
 
 /// `GET /console/files`: the upload forms of the participant's kinds of file, and its newest jobs.
-pub async fn files(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    match ctx.caller(&headers).await {
-        Ok(caller) => files_page(&ctx, &caller, None, StatusCode::OK).await,
-        Err(page) => page,
-    }
+pub async fn files(SignedIn { ctx, caller }: SignedIn) -> Response {
+    files_page(&ctx, &caller, None, StatusCode::OK).await
 }
 
 /// Reads the form's first field, which must be its CSRF token (its size bounded by the multipart
@@ -169,14 +166,10 @@ type BodyError = Box<dyn std::error::Error + Send + Sync>;
 pub async fn upload(
     State(state): State<AppState>,
     headers: HeaderMap,
+    SignedIn { ctx, caller }: SignedIn,
     Path(kind): Path<String>,
     body: Body,
 ) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
     let boundary =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| multer::parse_boundary(v).ok());
     let Some(boundary) = boundary else {
@@ -270,12 +263,11 @@ pub(super) struct JobPage {
 }
 
 /// `GET /console/jobs/{id}`: a job's state and counts, with its downloads once it has ended.
-pub async fn job(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
+pub async fn job(
+    State(state): State<AppState>,
+    SignedIn { ctx, caller }: SignedIn,
+    Path(id): Path<String>,
+) -> Response {
     let j = match files::own_job(&state, &caller, &id).await {
         Ok(j) => j,
         Err(e) => return ctx.refused_for(&caller, e),
@@ -319,12 +311,11 @@ pub async fn job(State(state): State<AppState>, headers: HeaderMap, Path(id): Pa
 }
 
 /// `GET /console/jobs/{id}/progress`: the job's counts as JSON, for the page's script.
-pub async fn job_progress(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
+pub async fn job_progress(
+    State(state): State<AppState>,
+    SignedIn { ctx, caller }: SignedIn,
+    Path(id): Path<String>,
+) -> Response {
     match files::own_job(&state, &caller, &id).await {
         Ok(j) => {
             let (done, size) = progress_of(&j).await;
@@ -362,23 +353,21 @@ fn download(resp: Result<Response, ApiError>, ctx: &Ctx, caller: &Caller, name: 
 }
 
 /// `GET /console/jobs/{id}/rejections.csv`: the rejected rows, `line,code,message`.
-pub async fn rejections(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
+pub async fn rejections(
+    State(state): State<AppState>,
+    SignedIn { ctx, caller }: SignedIn,
+    Path(id): Path<String>,
+) -> Response {
     let resp = files::job_rejections(State(state.clone()), caller.clone(), Path(id.clone())).await;
     download(resp, &ctx, &caller, format!("{}-rejected.csv", safe_name(&id)))
 }
 
 /// `GET /console/jobs/{id}/result.csv`: a check file's answers, once it has succeeded.
-pub async fn answers(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
+pub async fn answers(
+    State(state): State<AppState>,
+    SignedIn { ctx, caller }: SignedIn,
+    Path(id): Path<String>,
+) -> Response {
     let q = crate::json::StrictQuery(files::ResultQuery { follow: None });
     let resp = files::job_result(State(state.clone()), caller.clone(), Path(id.clone()), q).await;
     download(resp, &ctx, &caller, format!("{}-answers.csv", safe_name(&id)))

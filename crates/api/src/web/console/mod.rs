@@ -48,6 +48,43 @@ const QUEUE_ANSWERED_MAX: u32 = 200;
 /// Where a refused console form leads back to.
 const CONSOLE_HOME: (&str, &str) = ("/console", "action-console-home");
 
+/// A console request of the participant signed in: the page's frame and the API's `Caller`. Without
+/// a session, or with one that ended, the extractor answers the sign-in page instead (`Ctx::caller`).
+pub struct SignedIn {
+    pub ctx: Ctx,
+    pub caller: Caller,
+}
+
+impl axum::extract::FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
+        let ctx = Ctx::new(state, &parts.headers);
+        let caller = ctx.caller(&parts.headers).await?;
+        Ok(SignedIn { ctx, caller })
+    }
+}
+
+/// A form posted by the participant signed in, its CSRF token good; otherwise the extractor answers
+/// the page that says why (`Ctx::posted_by`: the form and its token first, then the session).
+pub struct PostedBy {
+    pub ctx: Ctx,
+    pub caller: Caller,
+    pub form: Form,
+}
+
+impl axum::extract::FromRequest<AppState> for PostedBy {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let ctx = Ctx::new(state, &headers);
+        let form = <Form as axum::extract::FromRequest<AppState>>::from_request(req, state).await;
+        let (caller, form) = ctx.posted_by(&headers, form).await?;
+        Ok(PostedBy { ctx, caller, form })
+    }
+}
+
 impl Ctx {
     /// The frame of a console page, with the participant's name and role for the navigation.
     fn console_chrome(&self, back: &str, caller: &Caller, current: &'static str) -> Chrome {
@@ -236,12 +273,11 @@ struct HomePage {
 
 /// `GET /console/home[?number=]`: a carrier's console: its ranges and reporting start, and the events
 /// it reported for a number (never another carrier's).
-pub async fn role_home(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
+pub async fn role_home(
+    State(state): State<AppState>,
+    SignedIn { ctx, caller }: SignedIn,
+    RawQuery(query): RawQuery,
+) -> Response {
     let me = match crate::lifecycle::profile(&state, &caller).await {
         Ok(p) => p,
         Err(e) => return ctx.refused_for(&caller, e),
@@ -334,12 +370,7 @@ struct QueuePage {
 
 /// `GET /console/requests`: the institution's unbind requests, the open ones by deadline (the most
 /// urgent first, overdue marked), then those answered, newest first.
-pub async fn queue(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
+pub async fn queue(State(state): State<AppState>, SignedIn { ctx, caller }: SignedIn) -> Response {
     let queue = match unbind::queue(&state, &caller, QUEUE_OPEN_MAX, QUEUE_ANSWERED_MAX).await {
         Ok(q) => q,
         Err(e) => return ctx.refused_for(&caller, e),
@@ -440,16 +471,10 @@ async fn request_page(
 /// `GET /console/requests/{id}[?answered=1]`: one request, the accounts it is about, the holder's proof
 /// checked, and the answer.
 pub async fn request(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    SignedIn { ctx, caller }: SignedIn,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
     let notice = Form::of_query(query.as_deref()).get("answered").map(|_| ctx.lang.t("console-answered-notice"));
     request_page(&ctx, &caller, &id, notice, None, StatusCode::OK).await
 }
@@ -458,15 +483,9 @@ pub async fn request(
 /// the API's own function.
 pub async fn resolve(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form, NotAForm>,
+    PostedBy { ctx, caller, form }: PostedBy,
 ) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let (caller, form) = match ctx.posted_by(&headers, form).await {
-        Ok(v) => v,
-        Err(page) => return page,
-    };
     let outcome = form.get("outcome").unwrap_or("");
     let reason = form.get("reason").filter(|r| !r.is_empty() && outcome == "rejected");
     let resolution = match unbind::resolution(outcome, reason) {
@@ -863,12 +882,11 @@ impl ReportQuery {
 
 /// `GET /console/report[?from=&to=&sort=&dir=]`: the regulator's table, per institution, for a period,
 /// sortable by any column, with its CSV.
-pub async fn report(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
+pub async fn report(
+    State(state): State<AppState>,
+    SignedIn { ctx, caller }: SignedIn,
+    RawQuery(query): RawQuery,
+) -> Response {
     let q = ReportQuery::of(query.as_deref());
     let (period, alert) = match q.period() {
         Ok(p) => (p, None),
@@ -955,12 +973,11 @@ pub async fn report(State(state): State<AppState>, headers: HeaderMap, RawQuery(
 
 /// `GET /console/report.csv[?from=&to=]`: the same table as a file, a column per figure (seconds, not
 /// words), for a spreadsheet.
-pub async fn report_csv(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
+pub async fn report_csv(
+    State(state): State<AppState>,
+    SignedIn { ctx, caller }: SignedIn,
+    RawQuery(query): RawQuery,
+) -> Response {
     let q = ReportQuery::of(query.as_deref());
     let period = match q.period() {
         Ok(p) => p,
@@ -1056,12 +1073,11 @@ fn action_words(lang: Lang, action: &str) -> String {
 
 /// `GET /console/notifications[?type=&acked=&before=&done=]`: the institution's notifications, newest
 /// first, by type and acknowledgement, with a form to acknowledge one or many.
-pub async fn notifications(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let caller = match ctx.caller(&headers).await {
-        Ok(c) => c,
-        Err(page) => return page,
-    };
+pub async fn notifications(
+    State(state): State<AppState>,
+    SignedIn { ctx, caller }: SignedIn,
+    RawQuery(query): RawQuery,
+) -> Response {
     let q = Form::of_query(query.as_deref());
     let kind = q.get("type").and_then(store::NotificationType::parse);
     let acked_choice = q.get("acked").filter(|a| ["yes", "no"].contains(a)).unwrap_or("all");
@@ -1123,16 +1139,7 @@ pub async fn notifications(State(state): State<AppState>, headers: HeaderMap, Ra
 
 /// `POST /console/notifications/ack`: acknowledges the notifications ticked with one action, each
 /// through the API's own function; back to the list, saying how many.
-pub async fn ack_notifications(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form, NotAForm>,
-) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let (caller, form) = match ctx.posted_by(&headers, form).await {
-        Ok(v) => v,
-        Err(page) => return page,
-    };
+pub async fn ack_notifications(State(state): State<AppState>, PostedBy { ctx, caller, form }: PostedBy) -> Response {
     let action = form.get("action").unwrap_or("");
     let ids = form.all("id");
     if ids.len() > NOTIFICATIONS_PAGE_ROWS as usize {

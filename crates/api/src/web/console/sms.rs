@@ -4,11 +4,11 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 
-use super::super::forms::{Form, NotAForm};
 use super::super::{Chrome, Ctx, Lang};
+use super::{PostedBy, SignedIn};
 use crate::auth::Caller;
 use crate::error::ErrorCode;
 use crate::routes::sms;
@@ -90,22 +90,13 @@ async fn sms_page(ctx: &Ctx, caller: &Caller, p: Posted, status: StatusCode) -> 
 }
 
 /// `GET /console/sms`: the carrier's gateway, its forms, and the codes of the last 30 days.
-pub async fn sms_gateway(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    match ctx.caller(&headers).await {
-        Ok(caller) => sms_page(&ctx, &caller, Posted::default(), StatusCode::OK).await,
-        Err(page) => page,
-    }
+pub async fn sms_gateway(SignedIn { ctx, caller }: SignedIn) -> Response {
+    sms_page(&ctx, &caller, Posted::default(), StatusCode::OK).await
 }
 
 /// `POST /console/sms`: sets the gateway at `url` with a new secret, shown this once (the same URL
 /// again is a new secret).
-pub async fn set_gateway(State(state): State<AppState>, headers: HeaderMap, form: Result<Form, NotAForm>) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let (caller, form) = match ctx.posted_by(&headers, form).await {
-        Ok(v) => v,
-        Err(page) => return page,
-    };
+pub async fn set_gateway(State(state): State<AppState>, PostedBy { ctx, caller, form }: PostedBy) -> Response {
     let url: String = form.get("url").unwrap_or("").trim().chars().take(2048).collect();
     match sms::set(&state, &caller, &url).await {
         Ok((_, secret)) => {
@@ -131,12 +122,7 @@ fn tested_words(lang: Lang, outcome: sms::TestOutcome) -> (bool, String) {
 
 /// `POST /console/sms/test`: a test message to one of the carrier's numbers, now; the page says what
 /// the gateway answered.
-pub async fn test_gateway(State(state): State<AppState>, headers: HeaderMap, form: Result<Form, NotAForm>) -> Response {
-    let ctx = Ctx::new(&state, &headers);
-    let (caller, form) = match ctx.posted_by(&headers, form).await {
-        Ok(v) => v,
-        Err(page) => return page,
-    };
+pub async fn test_gateway(State(state): State<AppState>, PostedBy { ctx, caller, form }: PostedBy) -> Response {
     let typed: String = form.get("number").unwrap_or("").trim().chars().take(40).collect();
     let refused =
         |key: &str| Posted { number_alert: Some(ctx.lang.t(key)), typed_number: typed.clone(), ..Posted::default() };
