@@ -133,7 +133,7 @@ fn run_counting(cmd: &mut Command) -> Result<()> {
 }
 
 /// A PostgreSQL cluster in a temporary directory, on a free loopback port, stopped and removed on drop.
-struct PgCluster {
+pub(crate) struct PgCluster {
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
@@ -156,7 +156,18 @@ fn find_pg_bin() -> Result<PathBuf> {
 }
 
 impl PgCluster {
+    /// A cluster for tests: nothing is flushed to disk (fast, and lost with the machine).
     fn start() -> Result<PgCluster> {
+        PgCluster::start_with("-c fsync=off -c full_page_writes=off")
+    }
+
+    /// A cluster for benchmarks, durable as a deployment's: every commit flushed, settings sized for
+    /// bulk writes (a deployment's are larger).
+    pub(crate) fn start_durable() -> Result<PgCluster> {
+        PgCluster::start_with("-c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=15min")
+    }
+
+    fn start_with(settings: &str) -> Result<PgCluster> {
         let bin = find_pg_bin()?;
         // PostgreSQL refuses to run as root: run it as the `postgres` user then.
         let as_postgres_user =
@@ -172,7 +183,7 @@ impl PgCluster {
         let data = cluster.dir.join("data");
         cluster.pg("initdb", &["-D", path(&data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])?;
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 {settings}",
             cluster.port,
             cluster.dir.display()
         );
@@ -195,7 +206,7 @@ impl PgCluster {
         run(&mut cmd)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 }

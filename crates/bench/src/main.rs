@@ -1,5 +1,5 @@
-//! `bench lifecycle-order --events N --dir DIR`: N disconnections of random numbers applied as a job,
-//! sorted by number and in random order, each into a fresh registry.
+//! `bench lifecycle-order --events N --dir DIR [--pg URL]`: N disconnections of random numbers applied
+//! as a job, sorted by number and in random order, each into a fresh registry (and on PostgreSQL).
 //! `bench lifecycle --events N --dir DIR`: a carrier's lifecycle file of N events applied as a job
 //! (spooled file, job runner, durable chunks on SQLite), against a plain rusqlite insert of the same
 //! rows into a table of the same shape, in chunks of the same size, in the same run.
@@ -302,7 +302,7 @@ fn main() -> Result<()> {
         }
         Some("lifecycle-order") => {
             let events: u64 = arg("--events").map_or(Ok(1_000_000), |v| v.parse()).context("--events N")?;
-            return lifecycle_order(events, &dir);
+            return lifecycle_order(events, &dir, arg("--pg").as_deref());
         }
         Some("retention") => {
             let checks: u64 = arg("--checks").map_or(Ok(1_000_000), |v| v.parse()).context("--checks N")?;
@@ -699,11 +699,13 @@ fn lifecycle(events: u64, dir: &std::path::Path) -> Result<()> {
 }
 
 /// A month's disconnections as carriers send them: `events` distinct numbers drawn at random from
-/// the 100,000,000 of +86138, each disconnected once. The same rows are applied as a job several
-/// times, each into a fresh registry: sorted by number and in their random order, with the default
-/// window of chunks in flight, with one chunk at a time, and with 8. Meanwhile a bank checks a
-/// number every 20 ms, and the time each audited check takes is kept: what the window costs online.
-fn lifecycle_order(events: u64, dir: &std::path::Path) -> Result<()> {
+/// the 100,000,000 of +86138, each disconnected once. The same rows are applied as a job, each time
+/// into a fresh registry: sorted by number (the peer) and in their random order, with event ids that
+/// follow the numbers; in random order with event ids in the file's order (`e1`, `e2`, …, so that in
+/// number order the ids are random); and, given `pg` (a server's admin URL), the random order on
+/// PostgreSQL. Meanwhile a bank checks a number every 20 ms, and the time each audited check takes is
+/// kept: what applying a file costs online.
+fn lifecycle_order(events: u64, dir: &std::path::Path, pg: Option<&str>) -> Result<()> {
     let work = dir.join(format!("bench-lifecycle-order-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let mut rng = Rng(0x5851_f42d_4c95_7f2d);
@@ -718,35 +720,46 @@ fn lifecycle_order(events: u64, dir: &std::path::Path) -> Result<()> {
     drop(numbers);
     let mut sorted = random.clone();
     sorted.sort_unstable();
-    let write = |path: &std::path::Path, order: &[u64]| -> Result<()> {
+    let write = |path: &std::path::Path, order: &[u64], ids_in_file_order: bool| -> Result<()> {
         use std::io::Write;
         let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
         writeln!(f, "event_id,phone_number,type,date")?;
-        for n in order {
-            writeln!(f, "d{n},+{n},disconnected,2026-11-02")?;
+        for (i, n) in order.iter().enumerate() {
+            if ids_in_file_order {
+                writeln!(f, "e{i},+{n},disconnected,2026-11-02")?;
+            } else {
+                writeln!(f, "d{n},+{n},disconnected,2026-11-02")?;
+            }
         }
         f.flush()?;
         Ok(())
     };
-    let in_flight = workers::FileLimits::default().chunks_in_flight;
     let mut out = serde_json::Map::new();
     out.insert("events".into(), json!(events));
-    out.insert("chunks_in_flight".into(), json!(in_flight));
-    // The default window, and 8 chunks in flight for comparison.
-    let runs = [
-        ("sorted", &sorted, in_flight),
-        ("random", &random, in_flight),
-        ("sorted_eight", &sorted, 8),
-        ("random_eight", &random, 8),
-    ];
-    for (name, order, window) in runs {
+    out.insert("chunks_in_flight".into(), json!(workers::FileLimits::default().chunks_in_flight));
+    let mut runs = vec![("sorted", &sorted, false, false), ("random", &random, false, false)];
+    runs.push(("random_ids", &random, true, false));
+    if pg.is_some() {
+        runs.push(("random_pg", &random, false, true));
+    }
+    for (name, order, ids_in_file_order, on_pg) in runs {
         let run = work.join(name);
         std::fs::create_dir_all(&run)?;
         let csv = run.join("events.csv");
-        write(&csv, order)?;
+        write(&csv, order, ids_in_file_order)?;
+        let (url, database) = match pg.filter(|_| on_pg) {
+            Some(admin) => {
+                let database = format!("bench_{name}_{}", std::process::id());
+                postgres::Client::connect(admin, postgres::NoTls)?
+                    .batch_execute(&format!("CREATE DATABASE {database}"))?;
+                let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+                (store::DbUrl::Postgres(format!("{base}/{database}")), Some(database))
+            }
+            None => (store::DbUrl::Sqlite(run.join("numlink.db")), None),
+        };
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let st = store::Store::open(store::StoreConfig::new(
-            store::DbUrl::Sqlite(run.join("numlink.db")),
+            url,
             store::HashKey::generate(),
             Arc::new(FixedClock::at_day(day("2026-11-29"))),
         ))
@@ -793,8 +806,7 @@ fn lifecycle_order(events: u64, dir: &std::path::Path) -> Result<()> {
                 .create_job(carrier, store::JobKind::Lifecycle, "events".into(), &csv)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let limits = workers::FileLimits { chunks_in_flight: window, ..workers::FileLimits::default() };
-            let runner = workers::JobRunner::new(st.clone(), limits);
+            let runner = workers::JobRunner::new(st.clone(), workers::FileLimits::default());
             runner.run_until_idle().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             let took = t.elapsed().as_secs_f64();
             let _ = stop_tx.send(true);
@@ -806,6 +818,10 @@ fn lifecycle_order(events: u64, dir: &std::path::Path) -> Result<()> {
             Ok::<_, anyhow::Error>((took, waits))
         })?;
         drop(st);
+        drop(rt);
+        if let (Some(admin), Some(database)) = (pg, database) {
+            postgres::Client::connect(admin, postgres::NoTls)?.batch_execute(&format!("DROP DATABASE {database}"))?;
+        }
         waits.sort_by(f64::total_cmp);
         let at = |q: f64| waits.get(((waits.len() as f64 * q) as usize).min(waits.len().saturating_sub(1))).copied();
         eprintln!("{name}: {events} events in {took:.2} s; {} checks meanwhile", waits.len());
@@ -817,9 +833,15 @@ fn lifecycle_order(events: u64, dir: &std::path::Path) -> Result<()> {
         std::fs::remove_dir_all(&run)?;
     }
     let _ = std::fs::remove_dir_all(&work);
-    let secs = |k: &str| out[k].as_f64().unwrap_or(f64::NAN);
-    let ratio = secs("random_secs") / secs("sorted_secs");
-    out.insert("random_over_sorted_time".into(), json!(ratio));
+    let secs = |k: &str| out.get(k).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
+    let ratios = [
+        ("random_over_sorted_time", secs("random_secs") / secs("sorted_secs")),
+        ("random_ids_over_sorted_time", secs("random_ids_secs") / secs("sorted_secs")),
+        ("pg_over_sqlite_time", secs("random_pg_secs") / secs("random_secs")),
+    ];
+    for (k, v) in ratios.into_iter().filter(|(_, v)| v.is_finite()) {
+        out.insert(k.into(), json!(v));
+    }
     println!("{}", serde_json::Value::Object(out));
     Ok(())
 }

@@ -97,6 +97,17 @@ pub enum RejectionCode {
 }
 
 impl RejectionCode {
+    pub const ALL: [RejectionCode; 8] = [
+        RejectionCode::InvalidArgument,
+        RejectionCode::OutOfRange,
+        RejectionCode::NotNumberHolder,
+        RejectionCode::StateConflict,
+        RejectionCode::AgingViolation,
+        RejectionCode::Conflict,
+        RejectionCode::PortPending,
+        RejectionCode::TooManyItems,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RejectionCode::InvalidArgument => "INVALID_ARGUMENT",

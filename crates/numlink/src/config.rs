@@ -117,6 +117,7 @@ pub struct FileLimitsConfig {
     pub console_sign_in_failures_per_client_per_hour_max: Option<u32>,
     pub file_check_chunk_rows: Option<usize>,
     pub file_chunks_in_flight: Option<usize>,
+    pub file_sort_bytes: Option<usize>,
     pub header_timeout_ms: Option<u64>,
     pub body_timeout_ms: Option<u64>,
     pub json_body_timeout_ms: Option<u64>,
@@ -258,6 +259,8 @@ impl Config {
             .max(1);
         limits.files.check_chunk_rows = l.file_check_chunk_rows.unwrap_or(limits.files.check_chunk_rows).max(1);
         limits.files.chunks_in_flight = l.file_chunks_in_flight.unwrap_or(limits.files.chunks_in_flight).max(1);
+        // A run's records are addressed with 32 bits.
+        limits.files.sort_bytes = l.file_sort_bytes.unwrap_or(limits.files.sort_bytes).clamp(1 << 20, 1 << 30);
         let mut serve = api::serve::ServeLimits::default();
         serve.header_timeout_ms = l.header_timeout_ms.unwrap_or(serve.header_timeout_ms).max(1);
         serve.body_timeout_ms = l.body_timeout_ms.unwrap_or(serve.body_timeout_ms).max(1);

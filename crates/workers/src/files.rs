@@ -149,6 +149,9 @@ pub struct FileLimits {
     /// random-order file applied 1.65x faster, but a check meanwhile took 766 ms at the median instead
     /// of 142 (and 208 instead of 9 during a sorted file), in `bench lifecycle-order`.
     pub chunks_in_flight: usize,
+    /// Memory a lifecycle file's rows take while they are sorted into number order: rows beyond it go
+    /// to run files beside the spooled one (see `order`). About 60 bytes a row.
+    pub sort_bytes: usize,
 }
 
 impl Default for FileLimits {
@@ -161,6 +164,7 @@ impl Default for FileLimits {
             chunk_rows: 10_000,
             check_chunk_rows: 100_000,
             chunks_in_flight: 1,
+            sort_bytes: 64 << 20,
         }
     }
 }

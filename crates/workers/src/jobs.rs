@@ -5,6 +5,10 @@
 //! A job's checkpoint (byte offset and line of the next row) is committed with each chunk, so after a
 //! crash the runner resumes at the first row that was not committed, and nothing is applied twice.
 //!
+//! A lifecycle file is applied in number order, whatever order its rows came in (see `order`): the
+//! reading stage sorts the whole file before it hands over the first chunk, and the checkpoint is the
+//! number of rows of that order applied.
+//!
 //! A check file's chunk is answered from the index, its answers appended to the job's result file and
 //! flushed to disk, and only then is the chunk committed (its audit records, the checkpoint, and the
 //! result file's committed length). A restarted runner cuts the result file back to that length first.
@@ -19,9 +23,10 @@ use store::{AnsweredCheck, Checkpoint, ChunkRow, Job, LoggedAnswer, PreparedChun
 use tokio::sync::Notify;
 
 use crate::files::{FileFormat, FileLimits, Record, Records, csv_cell, parse_check, parse_row};
+use crate::order::{self, NumberOrder};
 
 /// The CSV reader's buffer over a spooled file.
-const READ_BUFFER_BYTES: usize = 256 * 1024;
+pub(crate) const READ_BUFFER_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -52,6 +57,8 @@ struct Chunk {
     next_offset: u64,
     next_line: u64,
     finished: bool,
+    /// The file's data rows, when the reading has counted them.
+    rows_total: Option<u64>,
 }
 
 /// A chunk's rows.
@@ -214,8 +221,11 @@ impl JobRunner {
         let limits = self.limits;
         let mut at = job.clone();
         let reader = tokio::task::spawn_blocking(move || {
+            // A number-order job's rows, sorted when the first chunk is read.
+            let mut sorted: Option<NumberOrder> = None;
             loop {
-                let chunk = read_chunk(&at, &limits);
+                let chunk =
+                    if at.in_number_order { read_sorted(&at, &limits, &mut sorted) } else { read_chunk(&at, &limits) };
                 // Where the next chunk starts if this one commits.
                 let next = chunk.as_ref().ok().filter(|c| !c.finished).map(|c| Job {
                     byte_offset: c.next_offset,
@@ -251,6 +261,7 @@ impl JobRunner {
                         next_line: c.next_line,
                         finished: c.finished,
                         result_bytes,
+                        rows_total: c.rows_total,
                     };
                     Ok(ReadChunk { chunk, to })
                 });
@@ -324,6 +335,7 @@ impl JobRunner {
                         if done.state.is_final() {
                             tracing::info!(job = %done.id, rows = done.rows_read, accepted = done.accepted, duplicates = done.duplicates, rejected = done.rejected, "job finished");
                             let _ = std::fs::remove_file(&done.spool_path);
+                            order::remove_runs(&done.spool_path);
                             finished = true;
                             stop = Some(Committed::AsFarAsItGoes);
                         } else if done.byte_offset != to.next_offset {
@@ -497,5 +509,28 @@ fn read_chunk(job: &Job, limits: &FileLimits) -> Result<Chunk, String> {
         }
     }
     let (consumed, next) = reader.position();
-    Ok(Chunk { rows, next_offset: job.byte_offset + consumed, next_line: job.line + next - 1, finished })
+    Ok(Chunk {
+        rows,
+        next_offset: job.byte_offset + consumed,
+        next_line: job.line + next - 1,
+        finished,
+        rows_total: None,
+    })
+}
+
+/// The next chunk of a number-order job: `job.byte_offset` counts the rows of that order applied.
+/// The file is sorted at the first call (`sorted` keeps it for the next).
+fn read_sorted(job: &Job, limits: &FileLimits, sorted: &mut Option<NumberOrder>) -> Result<Chunk, String> {
+    let order = match sorted {
+        Some(order) => order,
+        None => sorted.insert(NumberOrder::sort(job, limits)?),
+    };
+    let (rows, finished) = order.next_rows(limits.chunk_rows)?;
+    Ok(Chunk {
+        next_offset: job.byte_offset + rows.len() as u64,
+        next_line: job.line,
+        finished,
+        rows_total: Some(order.rows),
+        rows: Rows::Rows(rows),
+    })
 }

@@ -5,6 +5,7 @@
 
 pub mod files;
 pub mod jobs;
+mod order;
 pub mod sms;
 pub mod upkeep;
 pub mod webhooks;

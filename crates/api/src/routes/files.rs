@@ -41,6 +41,10 @@ pub struct JobView {
     /// `queued`, `running`, `succeeded` or `failed`.
     pub state: String,
     pub rows_read: u64,
+    /// A lifecycle file's data rows, once counted: it is sorted into number order before any row is
+    /// applied, so `rowsRead` of `rowsTotal` is how far it has come.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_total: Option<u64>,
     pub accepted: u64,
     pub duplicates: u64,
     /// `ported_in` rows waiting for the serving carrier's `ported_out` of their day (see
@@ -73,6 +77,7 @@ impl From<Job> for JobView {
             format: j.format,
             state: j.state.as_str().into(),
             rows_read: j.rows_read,
+            rows_total: j.rows_total,
             accepted: j.accepted,
             duplicates: j.duplicates,
             pending: j.pending,

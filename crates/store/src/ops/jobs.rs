@@ -72,7 +72,8 @@ pub struct Job {
     pub format: String,
     pub state: JobState,
     pub spool_path: String,
-    /// Where the next unapplied row starts in the spooled file.
+    /// Where the next unapplied row starts in the spooled file; for a job applied in number order,
+    /// how many rows of that order are applied.
     pub byte_offset: u64,
     /// The line number of that row (the header is line 1).
     pub line: u64,
@@ -92,6 +93,10 @@ pub struct Job {
     pub outputs_deleted_at: Option<String>,
     /// When its owner deleted it: the API knows it no more.
     pub deleted_at: Option<String>,
+    /// Applied in number order (a lifecycle file uploaded since migration 22), not in the file's.
+    pub in_number_order: bool,
+    /// The file's data rows, once counted (a number-order job counts them before applying any).
+    pub rows_total: Option<u64>,
 }
 
 impl Job {
@@ -101,14 +106,16 @@ impl Job {
     }
 }
 
-/// Where a job stands after a chunk: the next unapplied row (byte offset and line), whether the file
-/// is done, and for a check file the committed length of its result file.
+/// Where a job stands after a chunk: the next unapplied row (byte offset and line, or its place in
+/// number order), whether the file is done, for a check file the committed length of its result file,
+/// and the file's rows once counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
     pub next_offset: u64,
     pub next_line: u64,
     pub finished: bool,
     pub result_bytes: u64,
+    pub rows_total: Option<u64>,
 }
 
 /// What one row of a lifecycle or binding file parsed to. (A check file's rows travel packed: see
@@ -166,7 +173,8 @@ pub struct RejectionRow {
 }
 
 const SELECT: &str = "SELECT id, owner_seq, kind, format, state, spool_path, byte_offset, line, rows_read, accepted, \
-                      duplicates, rejected, error, created_at, updated_at, result_bytes, pending, outputs_deleted_at, deleted_at FROM jobs";
+                      duplicates, rejected, error, created_at, updated_at, result_bytes, pending, outputs_deleted_at, deleted_at, \
+                      in_number_order, rows_total FROM jobs";
 
 fn from_row(r: &Row) -> Result<Job, StoreError> {
     let u = |i| r.i64(i).map(|v| v.max(0) as u64);
@@ -192,6 +200,8 @@ fn from_row(r: &Row) -> Result<Job, StoreError> {
         pending: u(16)?,
         outputs_deleted_at: r.opt_text(17),
         deleted_at: r.opt_text(18),
+        in_number_order: r.i64(19)? != 0,
+        rows_total: r.opt_i64(20).map(|v| v.max(0) as u64),
     })
 }
 
@@ -267,10 +277,22 @@ impl WriteCtx {
     ) -> Result<Job, StoreError> {
         let id = JobId::issue("job");
         let now = self.now_rfc3339();
+        // A lifecycle file's rows are applied in number order, so that no answer depends on the order
+        // they came in (and a file in random order applies as fast as a sorted one).
+        let in_number_order = i32::from(kind == JobKind::Lifecycle);
         self.conn.exec(
             "INSERT INTO jobs (id, owner_seq, kind, format, state, spool_path, byte_offset, line, rows_read, accepted, \
-             duplicates, rejected, created_at, updated_at) VALUES ($1, $2, $3, $4, 'queued', $5, 0, 1, 0, 0, 0, 0, $6, $6)",
-            &[id.as_str().into(), owner.seq.into(), kind.as_str().into(), format.into(), spool.into(), now.into()],
+             duplicates, rejected, created_at, updated_at, in_number_order) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, 0, 1, 0, 0, 0, 0, $6, $6, $7)",
+            &[
+                id.as_str().into(),
+                owner.seq.into(),
+                kind.as_str().into(),
+                format.into(),
+                spool.into(),
+                now.into(),
+                in_number_order.into(),
+            ],
         )?;
         self.audit(&owner.id, "job.created", None, &format!("id={id};kind={};format={format}", kind.as_str()))?;
         get(self.conn.as_mut(), &id, None)?.ok_or_else(|| StoreError::Corrupt("job vanished after insert".into()))
@@ -286,7 +308,7 @@ impl WriteCtx {
         to: Checkpoint,
     ) -> Result<Job, StoreError> {
         let Prepared { check_entries, event_keys } = prepared;
-        let Checkpoint { next_offset, next_line, finished, result_bytes } = to;
+        let Checkpoint { next_offset, next_line, finished, result_bytes, rows_total } = to;
         let job = get(self.conn.as_mut(), job_id, None)?
             .ok_or_else(|| StoreError::NotFound { what: "job", id: job_id.to_string() })?;
         if job.state.is_final() || job.byte_offset != from_offset {
@@ -369,7 +391,7 @@ impl WriteCtx {
         self.conn.exec(
             "UPDATE jobs SET state = $1, byte_offset = $2, line = $3, rows_read = rows_read + $4, accepted = accepted + $5, \
              duplicates = duplicates + $6, rejected = rejected + $7, updated_at = $8, result_bytes = $9, \
-             pending = pending + $10 WHERE id = $11",
+             pending = pending + $10, rows_total = COALESCE($11, rows_total) WHERE id = $12",
             &[
                 state.into(),
                 (next_offset as i64).into(),
@@ -381,6 +403,7 @@ impl WriteCtx {
                 now.into(),
                 (result_bytes as i64).into(),
                 pending.into(),
+                rows_total.map(|n| n as i64).into(),
                 job_id.into(),
             ],
         )?;

@@ -40,7 +40,7 @@ async fn institution(store: &Store) -> (Participant, String) {
 }
 
 fn cp(next_offset: u64, next_line: u64, finished: bool) -> store::Checkpoint {
-    store::Checkpoint { next_offset, next_line, finished, result_bytes: 0 }
+    store::Checkpoint { next_offset, next_line, finished, result_bytes: 0, rows_total: None }
 }
 
 fn ev(id: &str, n: &str, kind: EventKind, date: &str) -> NewEvent {

@@ -234,8 +234,14 @@ pub async fn upload(
     }
 }
 
-/// Where a job's file stands: the bytes applied, and the file's size while it is kept.
+/// Where a job's file stands: the bytes applied, and the file's size while it is kept; or for a file
+/// applied in number order, the rows applied of the rows counted.
 async fn progress_of(job: &Job) -> (u64, Option<u64>) {
+    if job.in_number_order {
+        let done =
+            if job.state == JobState::Succeeded { job.rows_total.unwrap_or(job.rows_read) } else { job.rows_read };
+        return (done, job.rows_total);
+    }
     let size = tokio::fs::metadata(&job.spool_path).await.ok().map(|m| m.len());
     let done = if job.state == JobState::Succeeded { size.unwrap_or(job.byte_offset) } else { job.byte_offset };
     (done, size)
