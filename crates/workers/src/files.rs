@@ -16,6 +16,9 @@ use csv_core::ReadRecordResult;
 use domain::{AccountRef, Day, EventId, EventKind, PhoneNumber, Rejection, RejectionCode};
 use store::{JobKind, NewBinding, NewEvent, RowData};
 
+/// The CSV reader's buffer over a spooled file.
+pub(crate) const READ_BUFFER_BYTES: usize = 256 * 1024;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileFormat {
     Events,

@@ -22,11 +22,8 @@ use domain::{Day, PhoneNumber, Rejection, RejectionCode};
 use store::{AnsweredCheck, Checkpoint, ChunkRow, Job, LoggedAnswer, PreparedChunk, Store, StoreError};
 use tokio::sync::Notify;
 
-use crate::files::{FileFormat, FileLimits, Record, Records, csv_cell, parse_check, parse_row};
+use crate::files::{FileFormat, FileLimits, READ_BUFFER_BYTES, Record, Records, csv_cell, parse_check, parse_row};
 use crate::order::{self, NumberOrder};
-
-/// The CSV reader's buffer over a spooled file.
-pub(crate) const READ_BUFFER_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {

@@ -245,8 +245,10 @@ pub(crate) fn remove_runs(spool: &str) {
 
 impl NumberOrder {
     /// Reads and parses every row of `job`'s spooled file, sorts them, and skips the first
-    /// `job.byte_offset` of that order (the rows committed before).
+    /// `job.byte_offset` of that order (the rows committed before). A full run is sorted and written
+    /// on a second thread while the next is read.
     pub(crate) fn sort(job: &Job, limits: &FileLimits) -> Result<NumberOrder, String> {
+        let started = std::time::Instant::now();
         let format = FileFormat::parse(&job.format).ok_or_else(|| format!("unknown file format {:?}", job.format))?;
         let path = PathBuf::from(&job.spool_path);
         let file = std::fs::File::open(&path).map_err(|e| {
@@ -254,48 +256,73 @@ impl NumberOrder {
             "the uploaded file is gone from the server: upload it again".to_string()
         })?;
         remove_runs(&job.spool_path);
-        let input = BufReader::with_capacity(crate::jobs::READ_BUFFER_BYTES, file);
-        let mut reader = Records::new(input, format.columns(), limits.csv_field_bytes_max);
-        let mut order = NumberOrder { sources: Vec::new(), heap: BinaryHeap::new(), run_files: Vec::new(), rows: 0 };
-        let mut run = Run::default();
-        let mut header = true;
         let scratch = |e: std::io::Error| {
             tracing::error!(job = %job.id, error = %e, "writing a sorted run failed");
             format!("the server could not sort the file: {e}")
         };
-        loop {
-            let read = reader.read().map_err(|e| format!("cannot read the uploaded file: {e}"))?;
-            let (line, parsed) = match read {
-                Record::End => break,
-                Record::Row { line } => (line, Ok(())),
-                Record::TooLong { line, message } => {
-                    (line, Err(Rejection::new(RejectionCode::InvalidArgument, message)))
+        let mut order = NumberOrder { sources: Vec::new(), heap: BinaryHeap::new(), run_files: Vec::new(), rows: 0 };
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Run, PathBuf)>(1);
+        let (last, written) = std::thread::scope(|s| {
+            let writer = s.spawn(move || -> std::io::Result<Vec<PathBuf>> {
+                let mut written = Vec::new();
+                for (mut run, path) in full_rx {
+                    run.sort();
+                    run.write(&path)?;
+                    written.push(path);
                 }
-            };
-            if header {
-                // Checked at upload; the header is line 1.
-                header = false;
-                continue;
-            }
-            if order.rows >= limits.file_rows_max {
-                return Err(format!("the file has more than {} rows (file_rows_max)", limits.file_rows_max));
-            }
-            order.rows += 1;
-            let row = parsed.and_then(|()| parse_row(format, &reader.fields(), limits));
-            run.push(&ChunkRow { line, row });
-            if run.memory() >= limits.sort_bytes {
-                run.sort();
-                let path = run_path(&job.spool_path, order.run_files.len());
-                order.run_files.push(path.clone());
-                run.write(&path).map_err(scratch)?;
-                let file = std::fs::File::open(&path).map_err(scratch)?;
-                order.sources.push(Source::File(BufReader::with_capacity(RUN_BUFFER_BYTES, file)));
-                run = Run::default();
-            }
+                Ok(written)
+            });
+            let read = (|| {
+                let input = BufReader::with_capacity(crate::files::READ_BUFFER_BYTES, file);
+                let mut reader = Records::new(input, format.columns(), limits.csv_field_bytes_max);
+                let mut run = Run::default();
+                let mut header = true;
+                loop {
+                    let read = reader.read().map_err(|e| format!("cannot read the uploaded file: {e}"))?;
+                    let (line, parsed) = match read {
+                        Record::End => return Ok(run),
+                        Record::Row { line } => (line, Ok(())),
+                        Record::TooLong { line, message } => {
+                            (line, Err(Rejection::new(RejectionCode::InvalidArgument, message)))
+                        }
+                    };
+                    if header {
+                        // Checked at upload; the header is line 1.
+                        header = false;
+                        continue;
+                    }
+                    if order.rows >= limits.file_rows_max {
+                        return Err(format!("the file has more than {} rows (file_rows_max)", limits.file_rows_max));
+                    }
+                    order.rows += 1;
+                    let row = parsed.and_then(|()| parse_row(format, &reader.fields(), limits));
+                    run.push(&ChunkRow { line, row });
+                    if run.memory() >= limits.sort_bytes {
+                        let path = run_path(&job.spool_path, order.run_files.len());
+                        order.run_files.push(path.clone());
+                        if full_tx.send((std::mem::take(&mut run), path)).is_err() {
+                            // The writing thread stopped: its error is reported below.
+                            return Ok(run);
+                        }
+                    }
+                }
+            })();
+            drop(full_tx);
+            let written = writer.join().unwrap_or_else(|_| Err(std::io::Error::other("sorting a run panicked")));
+            (read, written)
+        });
+        let written = written.map_err(scratch)?;
+        let mut last = last?;
+        if written.len() != order.run_files.len() {
+            return Err(scratch(std::io::Error::other("a run was not written")));
+        }
+        for path in &order.run_files {
+            let file = std::fs::File::open(path).map_err(scratch)?;
+            order.sources.push(Source::File(BufReader::with_capacity(RUN_BUFFER_BYTES, file)));
         }
         // The last run is merged from memory.
-        run.sort();
-        order.sources.push(Source::Memory { run, next: 0 });
+        last.sort();
+        order.sources.push(Source::Memory { run: last, next: 0 });
         for i in 0..order.sources.len() {
             order.refill(i).map_err(scratch)?;
         }
@@ -304,6 +331,14 @@ impl NumberOrder {
                 break;
             }
         }
+        tracing::info!(
+            job = %job.id,
+            rows = order.rows,
+            runs = order.sources.len(),
+            skipped = job.byte_offset,
+            secs = started.elapsed().as_secs_f64(),
+            "sorted the file into number order"
+        );
         Ok(order)
     }
 
