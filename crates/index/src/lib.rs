@@ -186,6 +186,9 @@ pub struct Index {
     numbers: u64,
     /// The block last put into (block id, slot).
     recent: Option<(u64, u32)>,
+    /// The change of the tables this index reflects, as its keeper counts them (see
+    /// [`Index::change_seq`]).
+    change_seq: u64,
 }
 
 impl Index {
@@ -226,6 +229,30 @@ impl Index {
         }
         self.overflow.extend(other.overflow);
         self.numbers += other.numbers;
+    }
+
+    /// The last change of the tables this index reflects, as its keeper numbers them (the store: its
+    /// batches that changed summaries, in commit order); 0 for none.
+    pub fn change_seq(&self) -> u64 {
+        self.change_seq
+    }
+
+    pub fn set_change_seq(&mut self, seq: u64) {
+        self.change_seq = seq;
+    }
+
+    /// The ranges the index was built over, as (prefix digits, reportingSince), sorted.
+    pub fn ranges(&self) -> Vec<(String, Option<Day>)> {
+        let mut out: Vec<(String, Option<Day>)> = self
+            .ranges
+            .by_len
+            .iter()
+            .flat_map(|(len, m)| {
+                m.iter().map(move |(v, since)| (format!("{v:0width$}", width = *len as usize), *since))
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// Numbers with a history.
@@ -450,6 +477,89 @@ impl Index {
     }
 }
 
+/// Why bytes do not decode into an index (a snapshot cut short or not one of these).
+#[derive(Debug, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl Index {
+    /// The index as bytes, handed to `out` a piece at a time (a snapshot beside the database): the
+    /// count of numbers, each block's id and cells, then the overflow. The ranges are not in it: an
+    /// index decodes only over the ranges it was built with (cells hold what a range implies).
+    pub fn encode(&self, out: &mut dyn FnMut(&[u8])) {
+        out(&self.numbers.to_le_bytes());
+        out(&(self.blocks.len() as u64).to_le_bytes());
+        let mut ids: Vec<(u64, u32)> = self.slots.iter().map(|(&id, &slot)| (id, slot)).collect();
+        ids.sort_unstable();
+        let mut buf = Vec::with_capacity(BLOCK_NUMBERS as usize * 5);
+        for (id, slot) in ids {
+            out(&id.to_le_bytes());
+            buf.clear();
+            for cell in &self.blocks[slot as usize].cells {
+                buf.extend_from_slice(&cell.0);
+            }
+            out(&buf);
+        }
+        out(&(self.overflow.len() as u64).to_le_bytes());
+        let packed = |d: Option<Day>| d.map_or(0, Day::packed).to_le_bytes();
+        let mut overflow: Vec<(&u64, &Summary)> = self.overflow.iter().collect();
+        overflow.sort_unstable_by_key(|(n, _)| **n);
+        for (&n, s) in overflow {
+            out(&n.to_le_bytes());
+            out(&packed(s.first_event));
+            out(&packed(s.last_end));
+            out(&packed(s.last_activation));
+            out(&[u8::from(s.disconnected)]);
+        }
+    }
+
+    /// The index [`Index::encode`] wrote, over the same ranges; `read` fills each buffer it is given
+    /// from the bytes in order.
+    pub fn decode(
+        ranges: impl IntoIterator<Item = (Prefix, Option<Day>)>,
+        read: &mut dyn FnMut(&mut [u8]) -> Result<(), DecodeError>,
+    ) -> Result<Index, DecodeError> {
+        let u64_of = |read: &mut dyn FnMut(&mut [u8]) -> Result<(), DecodeError>| {
+            let mut b = [0u8; 8];
+            read(&mut b).map(|()| u64::from_le_bytes(b))
+        };
+        let mut ix = Index::new(ranges);
+        ix.numbers = u64_of(read)?;
+        let blocks = u64_of(read)?;
+        let mut buf = vec![0u8; BLOCK_NUMBERS as usize * 5];
+        for _ in 0..blocks {
+            let id = u64_of(read)?;
+            if ix.slots.contains_key(&id) || id > 999_999_999_999_999 / BLOCK_NUMBERS {
+                return Err(DecodeError(format!("block {id} is repeated or out of range")));
+            }
+            read(&mut buf)?;
+            let block = ix.block_mut(id);
+            for (cell, b) in block.cells.iter_mut().zip(buf.chunks_exact(5)) {
+                cell.0.copy_from_slice(b);
+            }
+        }
+        ix.recent = None;
+        let overflow = u64_of(read)?;
+        for _ in 0..overflow {
+            let n = u64_of(read)?;
+            let mut b = [0u8; 13];
+            read(&mut b)?;
+            let day = |i: usize| {
+                let v = i32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+                if v == 0 { Ok(None) } else { Day::from_packed(v).map(Some).ok_or(DecodeError(format!("day {v}"))) }
+            };
+            let s = Summary {
+                first_event: day(0)?,
+                last_end: day(4)?,
+                last_activation: day(8)?,
+                disconnected: b[12] != 0,
+                serving: None,
+            };
+            ix.overflow.insert(n, s);
+        }
+        Ok(ix)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,5 +684,38 @@ mod tests {
         ix.put(num("+8613800139000"), &summary("2024-01-01", Some("2024-01-01"), None, true));
         assert_eq!(ix.facts(num("+8613800138001")).coverage_start, Some(day("2022-01-01")));
         assert_eq!(ix.facts(num("+8613800138011")).coverage_start, Some(day("2020-01-01")));
+    }
+
+    #[test]
+    fn an_index_decodes_as_it_was_encoded() {
+        let ranges = || [(Prefix::parse("+86138").unwrap(), Some(day("2019-06-01")))];
+        let mut ix = Index::new(ranges());
+        ix.put(num("+8613800000001"), &summary("2020-01-01", Some("2021-05-01"), Some("2020-01-01"), true));
+        ix.put(num("+8613800250001"), &summary("2020-01-01", None, Some("2022-02-02"), false));
+        // Outside every range, and a day a cell cannot hold: the overflow.
+        ix.put(num("+4915100000001"), &summary("2020-03-03", Some("2150-01-01"), None, true));
+        let mut bytes = Vec::new();
+        ix.encode(&mut |b| bytes.extend_from_slice(b));
+        let mut at = 0;
+        let back = Index::decode(ranges(), &mut |buf: &mut [u8]| {
+            let end = at + buf.len();
+            buf.copy_from_slice(bytes.get(at..end).ok_or(DecodeError("cut short".into()))?);
+            at = end;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(at, bytes.len());
+        assert_eq!((back.numbers(), back.blocks()), (ix.numbers(), ix.blocks()));
+        for n in ["+8613800000001", "+8613800250001", "+4915100000001", "+8613800000002", "+8613900000001"] {
+            assert_eq!(back.facts(num(n)), ix.facts(num(n)), "{n}");
+        }
+        let mut cut = 0;
+        let short = Index::decode(ranges(), &mut |buf: &mut [u8]| {
+            let end = cut + buf.len();
+            buf.copy_from_slice(bytes[..bytes.len() - 1].get(cut..end).ok_or(DecodeError("cut short".into()))?);
+            cut = end;
+            Ok(())
+        });
+        assert!(short.is_err());
     }
 }

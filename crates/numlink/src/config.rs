@@ -26,6 +26,11 @@ pub struct FileConfig {
     pub hash_key: Option<String>,
     pub hash_key_file: Option<PathBuf>,
     pub spool_dir: Option<PathBuf>,
+    /// The index's snapshot, read at start instead of every number when it is usable (default: beside
+    /// a SQLite database, `<db>.index`; in the spool directory with PostgreSQL).
+    pub index_snapshot: Option<PathBuf>,
+    /// Seconds between snapshots of the index while it changes (and one at shutdown); 0: none.
+    pub index_snapshot_secs: Option<u64>,
     pub log_format: Option<String>,
     /// The address people reach numlink at (`https://…`): the link in a proof's QR code; an https
     /// address marks the portal's cookies Secure (numlink behind a TLS proxy).
@@ -156,6 +161,9 @@ pub struct Config {
     pub hash_key: HashKey,
     pub hash_key_source: String,
     pub spool_dir: PathBuf,
+    /// Where the index's snapshot is kept, and how often it is written (0: never).
+    pub index_snapshot: PathBuf,
+    pub index_snapshot_secs: u64,
     pub log_format: Option<String>,
     pub limits: Limits,
     /// Connection limits of the HTTP server.
@@ -228,6 +236,12 @@ impl Config {
             DbUrl::Sqlite(p) => sibling(p, "spool"),
             DbUrl::Postgres(_) => PathBuf::from("./numlink-spool"),
         });
+
+        let index_snapshot = file.index_snapshot.clone().unwrap_or_else(|| match &db {
+            DbUrl::Sqlite(p) => sibling(p, "index"),
+            DbUrl::Postgres(_) => spool_dir.join("index.snapshot"),
+        });
+        let index_snapshot_secs = file.index_snapshot_secs.unwrap_or(300);
 
         let mut limits = Limits::default();
         let l = file.limits;
@@ -345,6 +359,8 @@ impl Config {
             hash_key,
             hash_key_source,
             spool_dir,
+            index_snapshot,
+            index_snapshot_secs,
             log_format: file.log_format,
             limits,
             serve,

@@ -233,6 +233,7 @@ fn open_store_with(config: &Config, build_index: bool) -> Result<Store> {
     let mut sc = StoreConfig::new(config.db.clone(), config.hash_key.clone(), Arc::new(SystemClock));
     sc.aging = config.aging.clone();
     sc.build_index = build_index;
+    sc.index_snapshot = build_index.then(|| config.index_snapshot.clone());
     sc.write_queue_commands_max = config.limits.write_queue_commands_max;
     sc.write_batch_commands_max = config.limits.write_batch_commands_max;
     sc.pending_ports_per_carrier_max = config.limits.pending_ports_per_carrier_max;
@@ -457,6 +458,25 @@ async fn serve(o: &Overrides) -> Result<()> {
     let deliverer_task = tokio::spawn(deliverer.run(async move {
         let _ = deliverer_stop.wait_for(|s| *s).await;
     }));
+    // The index's snapshot: every index_snapshot_secs while the index changes, so that a restart
+    // reads it (and the changes since) instead of every number.
+    let mut snapshot_stop = stop_rx.clone();
+    let snapshot_store = store.clone();
+    let every = config.index_snapshot_secs;
+    let snapshot_task = tokio::spawn(async move {
+        if every == 0 {
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = snapshot_stop.wait_for(|s| *s) => return,
+                () = tokio::time::sleep(std::time::Duration::from_secs(every)) => {}
+            }
+            if let Err(e) = snapshot_store.write_index_snapshot().await {
+                tracing::error!(error = %e, "writing the index snapshot failed; a start reads the changes since the last");
+            }
+        }
+    });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -488,6 +508,13 @@ async fn serve(o: &Overrides) -> Result<()> {
     let _ = runner_task.await;
     let _ = deliverer_task.await;
     let _ = upkeep_task.await;
+    let _ = snapshot_task.await;
+    // The last snapshot, once nothing writes any more: the next start catches up nothing.
+    if config.index_snapshot_secs > 0
+        && let Err(e) = store.write_index_snapshot().await
+    {
+        tracing::error!(error = %e, "writing the index snapshot at shutdown failed");
+    }
     tracing::info!("numlink stopped");
     Ok(())
 }

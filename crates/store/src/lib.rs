@@ -15,6 +15,7 @@ mod keys;
 mod migrate;
 mod ops;
 mod postgres;
+mod snapshot;
 pub mod sql;
 mod sqlite;
 mod time;
@@ -197,6 +198,10 @@ pub struct StoreConfig {
     /// Let the writer move logged checks into the holder's lookups table after 100 ms without commands
     /// (a server). Off, only `Store::compact_lookups` moves them (a test stepping through the move).
     pub compact_lookups_when_idle: bool,
+    /// Where the index's snapshot is kept (a server's `<database>.index` beside a SQLite file): read at
+    /// start instead of scanning every number when it is usable, written by
+    /// [`Store::write_index_snapshot`]. `None`: always scan.
+    pub index_snapshot: Option<std::path::PathBuf>,
     /// `ported_in` events one carrier may have pending at once (R3): beyond it, another is refused
     /// (`TOO_MANY_ITEMS`), so that no carrier can file claims on every number in the hope of a port.
     pub pending_ports_per_carrier_max: u64,
@@ -220,6 +225,7 @@ impl StoreConfig {
             build_index: true,
             compact_lookups_when_idle: true,
             pending_ports_per_carrier_max: 100_000,
+            index_snapshot: None,
             #[cfg(feature = "testing")]
             lose_commit_reply: None,
         }
@@ -229,6 +235,24 @@ impl StoreConfig {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+}
+
+/// How a store's index was built at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IndexOrigin {
+    /// From its snapshot, which reflected change `seq`, with `caught_up` numbers read again.
+    Snapshot { seq: u64, caught_up: usize },
+    /// By reading every number; `why` the snapshot was not used, if one was expected.
+    Scan { why: Option<String> },
+}
+
+/// A snapshot of the index written to disk.
+#[derive(Clone, Debug)]
+pub struct SnapshotWritten {
+    /// The last change it reflects.
+    pub seq: u64,
+    pub bytes: u64,
+    pub seconds: f64,
 }
 
 impl std::fmt::Debug for Store {
@@ -249,6 +273,15 @@ struct Inner {
     index_enabled: bool,
     /// Valid API keys (by hash) recently read, and when.
     known_keys: Mutex<std::collections::HashMap<[u8; 32], (Participant, std::time::Instant)>>,
+    /// Where the index's snapshot goes, if one is kept.
+    snapshot: Option<std::path::PathBuf>,
+    /// `meta.db_id`, which a snapshot is stamped with.
+    db_id: i64,
+    /// False once the writer has seen another process's events, which the index lacks.
+    index_complete: Arc<std::sync::atomic::AtomicBool>,
+    origin: IndexOrigin,
+    /// The change the snapshot on disk reflects, as far as this process knows (`u64::MAX`: unknown).
+    snapshot_seq: std::sync::atomic::AtomicU64,
 }
 
 /// How long a valid API key is trusted without reading the database again.
@@ -307,18 +340,37 @@ impl Store {
             .transpose()?
             .unwrap_or(0);
         let url = config.url.clone();
-        let (index, index_ranges) = if config.build_index {
-            writer::build_index(conn.as_mut(), &move || connect(&url))?
+        let db_id = snapshot::meta(conn.as_mut(), "db_id")?;
+        let (index, index_ranges, origin) = if config.build_index {
+            let from_snapshot = match &config.index_snapshot {
+                Some(path) if path.exists() => Some(Store::index_from_snapshot(conn.as_mut(), path)),
+                Some(_) => Some(Err("there is none yet".to_string())),
+                None => None,
+            };
+            match from_snapshot.transpose() {
+                Ok(Some((ix, ranges, origin))) => (ix, ranges, origin),
+                Ok(None) => {
+                    let (ix, ranges) = Store::index_from_scan(conn.as_mut(), &move || connect(&url))?;
+                    (ix, ranges, IndexOrigin::Scan { why: None })
+                }
+                Err(why) => {
+                    tracing::warn!(snapshot = ?config.index_snapshot, why, "the index's snapshot is not used: every number is read instead");
+                    let (ix, ranges) = Store::index_from_scan(conn.as_mut(), &move || connect(&url))?;
+                    (ix, ranges, IndexOrigin::Scan { why: Some(why) })
+                }
+            }
         } else {
-            (index::Index::default(), std::collections::HashMap::new())
+            (index::Index::default(), std::collections::HashMap::new(), IndexOrigin::Scan { why: None })
         };
         tracing::info!(
             numbers = index.numbers(),
             blocks = index.blocks(),
             memory_bytes = index.memory_bytes(),
             seconds = started.elapsed().as_secs_f64(),
+            origin = ?origin,
             "index built"
         );
+        let complete = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel(config.write_queue_commands_max.max(1));
         let url = config.url.clone();
@@ -334,6 +386,7 @@ impl Store {
                 ranges: index_ranges,
                 enabled: config.build_index,
                 events_stamp,
+                complete: complete.clone(),
             },
             config.build_index && config.compact_lookups_when_idle,
         );
@@ -352,8 +405,99 @@ impl Store {
                 clock: config.clock,
                 index_enabled: config.build_index,
                 known_keys: Mutex::new(std::collections::HashMap::new()),
+                snapshot: config.index_snapshot.filter(|_| config.build_index),
+                db_id,
+                index_complete: complete,
+                snapshot_seq: std::sync::atomic::AtomicU64::new(match origin {
+                    IndexOrigin::Snapshot { seq, .. } => seq,
+                    IndexOrigin::Scan { .. } => u64::MAX,
+                }),
+                origin,
             }),
         })
+    }
+
+    /// The index built by scanning `numbers`, stamped with the last change logged before the scan.
+    fn index_from_scan(
+        conn: &mut dyn sql::Conn,
+        connect: &(dyn Fn() -> Result<Box<dyn sql::Conn>, StoreError> + Sync),
+    ) -> Result<(index::Index, std::collections::HashMap<String, Option<Day>>), StoreError> {
+        let seq = snapshot::meta(conn, "index_seq")?.max(0) as u64;
+        let (mut ix, ranges) = writer::build_index(conn, connect)?;
+        ix.set_change_seq(seq);
+        Ok((ix, ranges))
+    }
+
+    /// The index read from its snapshot and caught up with the changes logged after it; `Err` says why
+    /// the snapshot cannot be used.
+    #[allow(clippy::type_complexity)]
+    fn index_from_snapshot(
+        conn: &mut dyn sql::Conn,
+        path: &std::path::Path,
+    ) -> Result<(index::Index, std::collections::HashMap<String, Option<Day>>, IndexOrigin), String> {
+        let failed = |e: StoreError| format!("reading the tables failed: {e}");
+        let ranges = writer::read_ranges(conn).map_err(failed)?;
+        let expect = snapshot::Expect::read(conn, &ranges).map_err(failed)?;
+        let mut ix = snapshot::read(path, &expect)?;
+        let seq = ix.change_seq();
+        let changed = snapshot::changed_since(conn, seq).map_err(failed)?;
+        for (n, s) in &changed {
+            ix.put(*n, s);
+        }
+        ix.set_change_seq(expect.index_seq);
+        Ok((ix, ranges, IndexOrigin::Snapshot { seq, caught_up: changed.len() }))
+    }
+
+    /// A SHA-256 of the index's contents (`index::Index::encode`): two indexes with the same digest
+    /// give the same answers (for a benchmark proving a snapshot's index equal to the tables' scan).
+    pub fn index_digest(&self) -> [u8; 32] {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        self.inner.index.read().unwrap_or_else(|p| p.into_inner()).encode(&mut |b| hash.update(b));
+        hash.finalize().into()
+    }
+
+    /// The last change of the tables the index reflects (see [`index::Index::change_seq`]).
+    pub fn index_change_seq(&self) -> u64 {
+        self.inner.index.read().unwrap_or_else(|p| p.into_inner()).change_seq()
+    }
+
+    /// How the index was built at start: from its snapshot, or by reading every number (and why the
+    /// snapshot was not used, if there was one to use).
+    pub fn index_origin(&self) -> IndexOrigin {
+        self.inner.origin.clone()
+    }
+
+    /// Writes the index's snapshot (a copy taken under its lock, written outside it), then drops the
+    /// logged changes it covers. `Ok(None)` when this store keeps no snapshot, its index may lack
+    /// another process's events, or the snapshot on disk already reflects every change.
+    pub async fn write_index_snapshot(&self) -> Result<Option<SnapshotWritten>, StoreError> {
+        use std::sync::atomic::Ordering;
+        let Some(path) = self.inner.snapshot.clone() else { return Ok(None) };
+        if !self.inner.index_complete.load(Ordering::SeqCst)
+            || self.inner.snapshot_seq.load(Ordering::SeqCst) == self.index_change_seq()
+        {
+            return Ok(None);
+        }
+        let inner = self.inner.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let ix = inner.index.read().unwrap_or_else(|p| p.into_inner()).clone();
+            let bytes = snapshot::write(&path, inner.db_id, &ix)
+                .map_err(|e| StoreError::database(format!("writing the index snapshot {}: {e}", path.display())))?;
+            Ok::<_, StoreError>(SnapshotWritten {
+                seq: ix.change_seq(),
+                bytes,
+                seconds: started.elapsed().as_secs_f64(),
+            })
+        })
+        .await
+        .map_err(|e| StoreError::database(format!("writing the index snapshot panicked: {e}")))??;
+        let seq = written.seq;
+        self.inner.snapshot_seq.store(seq, Ordering::SeqCst);
+        self.write(move |ctx| ctx.prune_index_changes(seq)).await?;
+        tracing::info!(seq, bytes = written.bytes, seconds = written.seconds, "index snapshot written");
+        Ok(Some(written))
     }
 
     /// Numbers, blocks and bytes of the in-memory index.

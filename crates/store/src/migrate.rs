@@ -27,6 +27,7 @@ const SQLITE: &[(i64, &str)] = &[
     (20, include_str!("../migrations/sqlite/0020_sms_codes_daily.sql")),
     (21, include_str!("../migrations/sqlite/0021_notifications_made.sql")),
     (22, include_str!("../migrations/sqlite/0022_jobs_in_number_order.sql")),
+    (23, include_str!("../migrations/sqlite/0023_index_changes.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -51,6 +52,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (20, include_str!("../migrations/postgres/0020_sms_codes_daily.sql")),
     (21, include_str!("../migrations/postgres/0021_notifications_made.sql")),
     (22, include_str!("../migrations/postgres/0022_jobs_in_number_order.sql")),
+    (23, include_str!("../migrations/postgres/0023_index_changes.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

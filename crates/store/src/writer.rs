@@ -20,7 +20,7 @@ use crate::sql::Conn;
 
 mod index_upkeep;
 use index_upkeep::IndexKeep;
-pub(crate) use index_upkeep::{IndexSetup, build_index};
+pub(crate) use index_upkeep::{IndexSetup, SUMMARY_COLUMNS, build_index, read_ranges, summary_row};
 
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
@@ -352,6 +352,7 @@ impl WriteCtx {
             Some(e) => Err(e),
             None => self
                 .stamp_events()
+                .and_then(|()| self.log_index_changes())
                 .and_then(|()| {
                     let at = self.now_rfc3339();
                     self.checks.flush(self.conn.as_mut(), &mut self.chain, &at)

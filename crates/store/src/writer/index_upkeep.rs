@@ -22,6 +22,8 @@ pub(crate) struct IndexSetup {
     /// `meta.events_stamp` read before the index was built: whatever changes it later, the index
     /// may not know of.
     pub(crate) events_stamp: i64,
+    /// Cleared when another process's events are seen (see `IndexKeep::complete`).
+    pub(crate) complete: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What the writer keeps to hold the index in step with what it commits.
@@ -53,6 +55,12 @@ pub(super) struct IndexKeep {
     foreign_events: bool,
     /// The ranges the index was last given (prefix digits → reportingSince).
     ranges: HashMap<String, Option<Day>>,
+    /// The seq under which this batch logged the numbers it changed (`index_changes`), once logged:
+    /// the index reflects it once the batch commits.
+    seq_attempted: Option<u64>,
+    /// Shared with the store: false once another process has written events this index lacks (a
+    /// snapshot of it would then miss them).
+    complete: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl IndexKeep {
@@ -69,6 +77,8 @@ impl IndexKeep {
             writer_id: i64::from(u32::from_be_bytes(crate::keys::random_bytes()) >> 1).max(1),
             foreign_events: false,
             ranges: setup.ranges,
+            seq_attempted: None,
+            complete: setup.complete,
         }
     }
 
@@ -94,6 +104,7 @@ impl IndexKeep {
         let expected = stamp == self.events_stamp || attempted == Some(stamp);
         if !expected && self.enabled && !self.foreign_events {
             self.foreign_events = true;
+            self.complete.store(false, std::sync::atomic::Ordering::SeqCst);
             tracing::warn!(
                 "another process has written lifecycle events to this database (one writing node per database): \
                  this server reads every number's history from the tables from now on, and its checks may miss \
@@ -112,13 +123,18 @@ impl IndexKeep {
             if let Some(stamp) = self.stamp_attempted.take() {
                 self.events_stamp = stamp;
             }
-            if !self.pending.is_empty() {
+            let seq = self.seq_attempted.take();
+            if !self.pending.is_empty() || seq.is_some() {
                 let mut ix = self.shared.write().unwrap_or_else(|p| p.into_inner());
                 for (n, s) in self.pending.drain(..) {
                     ix.put(n, &s);
                 }
+                if let Some(seq) = seq {
+                    ix.set_change_seq(seq);
+                }
             }
         } else {
+            self.seq_attempted = None;
             self.resync.extend(self.pending.drain(..).map(|(n, _)| n));
         }
         self.written.clear();
@@ -126,9 +142,9 @@ impl IndexKeep {
 }
 
 /// The summary columns of `numbers`, as the index is built from them.
-const SUMMARY_COLUMNS: &str = "number, first_event, last_end, last_activation, disconnected";
+pub(crate) const SUMMARY_COLUMNS: &str = "number, first_event, last_end, last_activation, disconnected";
 
-fn summary_row(r: &crate::sql::Row) -> Result<(PhoneNumber, Summary), StoreError> {
+pub(crate) fn summary_row(r: &crate::sql::Row) -> Result<(PhoneNumber, Summary), StoreError> {
     let day = |i| r.opt_i64(i).and_then(|v| Day::from_packed(v as i32));
     let n =
         PhoneNumber::from_digits(r.i64(0)? as u64).ok_or_else(|| StoreError::Corrupt("a number in numbers".into()))?;
@@ -148,6 +164,20 @@ fn ranges_of(prefixes: &HashMap<String, Option<Day>>) -> Vec<(Prefix, Option<Day
     prefixes.iter().filter_map(|(p, since)| Prefix::parse(&format!("+{p}")).ok().map(|p| (p, *since))).collect()
 }
 
+/// The carriers' ranges in the tables: prefix digits → reportingSince.
+pub(crate) fn read_ranges(conn: &mut dyn Conn) -> Result<HashMap<String, Option<Day>>, StoreError> {
+    let mut ranges = HashMap::new();
+    conn.query_each(
+        "SELECT x.prefix, p.reporting_since FROM prefixes x JOIN participants p ON p.seq = x.participant_seq",
+        &[],
+        &mut |r| {
+            ranges.insert(r.text(0)?, r.opt_i64(1).and_then(|v| Day::from_packed(v as i32)));
+            Ok(())
+        },
+    )?;
+    Ok(ranges)
+}
+
 /// Slices of number space the build splits the scan into (pulled by the build threads in turn, so
 /// that clustered numbers do not leave a thread idle).
 const BUILD_SLICES: u64 = 64;
@@ -159,15 +189,7 @@ pub(crate) fn build_index(
     conn: &mut dyn Conn,
     connect: &(dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Sync),
 ) -> Result<(Index, HashMap<String, Option<Day>>), StoreError> {
-    let mut ranges = HashMap::new();
-    conn.query_each(
-        "SELECT x.prefix, p.reporting_since FROM prefixes x JOIN participants p ON p.seq = x.participant_seq",
-        &[],
-        &mut |r| {
-            ranges.insert(r.text(0)?, r.opt_i64(1).and_then(|v| Day::from_packed(v as i32)));
-            Ok(())
-        },
-    )?;
+    let ranges = read_ranges(conn)?;
     // Two queries: SQLite answers a lone MIN or MAX from the edge of the key's B-tree, but both in one
     // SELECT by scanning the whole table, on one thread, before the build's own scan (at 10,000,000
     // numbers the start took 2.2 s with it and 1.5 s without).
@@ -282,6 +304,36 @@ impl WriteCtx {
         let stamp = (self.index.writer_id << 32) | count;
         self.conn.exec("UPDATE meta SET value = $1 WHERE key = 'events_stamp'", &[stamp.into()])?;
         self.index.stamp_attempted = Some(stamp);
+        Ok(())
+    }
+
+    /// Logs the numbers whose summaries this batch changed (`index_changes`, under the next
+    /// `meta.index_seq`), in its transaction: what a server started from an older snapshot of its index
+    /// reads again.
+    pub(super) fn log_index_changes(&mut self) -> Result<(), StoreError> {
+        if self.index.pending.is_empty() {
+            return Ok(());
+        }
+        let row =
+            self.conn.query_one("UPDATE meta SET value = value + 1 WHERE key = 'index_seq' RETURNING value", &[])?;
+        let seq = row.map(|r| r.i64(0)).transpose()?.ok_or_else(|| StoreError::Corrupt("meta.index_seq".into()))?;
+        let mut numbers: Vec<u64> = self.index.pending.iter().map(|(n, _)| n.digits()).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let packed: Vec<u8> = numbers.iter().flat_map(|n| n.to_le_bytes()).collect();
+        self.conn.exec("INSERT INTO index_changes (seq, numbers) VALUES ($1, $2)", &[seq.into(), packed.into()])?;
+        self.index.seq_attempted = Some(seq as u64);
+        Ok(())
+    }
+
+    /// Drops the logged changes a snapshot written at `seq` covers.
+    pub(crate) fn prune_index_changes(&mut self, seq: u64) -> Result<(), StoreError> {
+        let seq = seq as i64;
+        self.conn.exec("DELETE FROM index_changes WHERE seq <= $1", &[seq.into()])?;
+        self.conn.exec(
+            "UPDATE meta SET value = $1 WHERE key = 'index_changes_pruned_through' AND value < $2",
+            &[seq.into(), seq.into()],
+        )?;
         Ok(())
     }
 

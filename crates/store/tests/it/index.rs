@@ -11,7 +11,8 @@ use store::{NewEvent, NewParticipant, Participant, Role, Store, backend_tests};
 backend_tests!(
     the_index_answers_as_the_tables_on_random_histories,
     a_commit_whose_reply_is_lost_reaches_the_index,
-    events_of_another_server_on_the_database_are_read_from_the_tables
+    events_of_another_server_on_the_database_are_read_from_the_tables,
+    a_snapshot_of_the_index_never_answers_what_the_tables_would_not
 );
 
 /// A small deterministic generator (xorshift64*): the same histories on every run and backend.
@@ -322,4 +323,143 @@ async fn events_of_another_server_on_the_database_are_read_from_the_tables(db: T
     // Valid events still go in.
     let ended = second.report_events(a, vec![ev("a-3", EventKind::Disconnected, "2024-04-01")]).await.unwrap();
     assert_eq!(ended, vec![store::Outcome::Accepted]);
+}
+
+/// Reports each event by its reporter in order (most are accepted: lives are valid in order, though
+/// a port's event id may repeat another's). Returns how many were accepted.
+async fn report_in_order(store: &Store, carriers: &[Participant], events: &[(usize, NewEvent)]) -> usize {
+    let mut accepted = 0;
+    for (who, e) in events {
+        let outcome = store.report_events(carriers[*who].clone(), vec![e.clone()]).await.unwrap();
+        accepted += usize::from(outcome == [store::Outcome::Accepted]);
+    }
+    accepted
+}
+
+/// A server starts from the index's snapshot and the changes logged after it, or, when the snapshot
+/// is missing, corrupt, cut short, older than the changes still logged, of another database or over
+/// other ranges, from the tables: whichever, the index answers as the tables do. Half of every
+/// number's life is reported after the snapshot was taken, by a server that then dies without
+/// another.
+async fn a_snapshot_of_the_index_never_answers_what_the_tables_would_not(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("numlink.index");
+    let clock = std::sync::Arc::new(domain::FixedClock::at_day(Day::parse("2026-06-30").unwrap()));
+    let open = |path: &std::path::Path| {
+        let mut config = store::StoreConfig::new(db.url.clone(), store::testing::test_hash_key(), clock.clone());
+        config.index_snapshot = Some(path.to_path_buf());
+        Store::open(config).unwrap()
+    };
+    let store = open(&path);
+    assert_eq!(store.index_origin(), store::IndexOrigin::Scan { why: Some("there is none yet".into()) });
+    let carriers = [
+        carrier(&store, "A", "+86138", Some("2020-01-01")).await,
+        carrier(&store, "B", "+861380014", Some("2021-03-01")).await,
+        carrier(&store, "C", "+1", Some("2022-07-01")).await,
+    ];
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for n in NUMBERS.iter().filter(|n| n.starts_with("+86138") || n.starts_with("+1")) {
+        let (first, aging) = if n.starts_with("+861380014") {
+            (1, 90)
+        } else if n.starts_with("+1") {
+            (2, 45)
+        } else {
+            (0, 90)
+        };
+        let mut life_events = Vec::new();
+        life(&mut rng, n, first, aging, &mut life_events);
+        let half = life_events.len() / 2;
+        after.extend(life_events.split_off(half));
+        before.extend(life_events);
+    }
+    let probes: Vec<Day> = (0..40).map(|i| Day::parse("2017-01-01").unwrap().plus_days(i * 90)).collect();
+    assert!(report_in_order(&store, &carriers, &before).await * 10 > before.len() * 6);
+    let at_snapshot = compare(&store, &probes).await;
+    let written = store.write_index_snapshot().await.unwrap().expect("a snapshot");
+    assert!(written.seq > 0 && written.bytes > 0, "{written:?}");
+    assert!(store.write_index_snapshot().await.unwrap().is_none(), "nothing changed since");
+    assert!(report_in_order(&store, &carriers, &after).await * 10 > after.len() * 6);
+    let now = compare(&store, &probes).await;
+    assert_ne!(now, at_snapshot, "the events after the snapshot change answers");
+    // The server dies: no snapshot at shutdown.
+    drop(store);
+
+    let store = open(&path);
+    match store.index_origin() {
+        store::IndexOrigin::Snapshot { seq, caught_up } => {
+            assert_eq!(seq, written.seq);
+            assert!(caught_up >= 4, "the numbers changed after the snapshot were read again: {caught_up}");
+        }
+        other => panic!("the snapshot was not used: {other:?}"),
+    }
+    assert_eq!(compare(&store, &probes).await, now);
+    let taken = store.write_index_snapshot().await.unwrap().expect("the changes caught up are written");
+    drop(store);
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len() as u64, taken.bytes);
+
+    let why = |store: &Store| match store.index_origin() {
+        store::IndexOrigin::Scan { why: Some(why) } => why,
+        other => panic!("a bad snapshot was used: {other:?}"),
+    };
+    // One byte of a cell changed: the checksum tells.
+    let mut corrupt = bytes.clone();
+    let at = corrupt.len() / 2;
+    corrupt[at] ^= 0x40;
+    std::fs::write(&path, &corrupt).unwrap();
+    let store = open(&path);
+    assert!(why(&store).contains("checksum"), "{:?}", store.index_origin());
+    assert_eq!(compare(&store, &probes).await, now);
+    drop(store);
+    // Cut short anywhere.
+    for keep in [0, 10, 30, bytes.len() / 3, bytes.len() - 1] {
+        std::fs::write(&path, &bytes[..keep]).unwrap();
+        let store = open(&path);
+        assert!(why(&store).contains("cut short"), "{keep}: {:?}", store.index_origin());
+        assert_eq!(compare(&store, &probes).await, now);
+        drop(store);
+    }
+    // Older than the changes still logged: a later snapshot dropped those after it.
+    std::fs::write(&path, &bytes).unwrap();
+    let store = open(&path);
+    assert!(matches!(store.index_origin(), store::IndexOrigin::Snapshot { caught_up: 0, .. }));
+    let late = NewEvent {
+        event_id: domain::EventId::parse("late-1").unwrap(),
+        number: PhoneNumber::parse("+8613800000777").unwrap(),
+        kind: EventKind::Disconnected,
+        date: Day::parse("2025-01-02").unwrap(),
+        kyc: None,
+        recipient: None,
+    };
+    assert_eq!(store.report_events(carriers[0].clone(), vec![late]).await.unwrap(), vec![store::Outcome::Accepted]);
+    store.write_index_snapshot().await.unwrap().expect("a newer snapshot");
+    let now = compare(&store, &probes).await;
+    drop(store);
+    std::fs::write(&path, &bytes).unwrap();
+    let store = open(&path);
+    assert!(why(&store).contains("no longer logged"), "{:?}", store.index_origin());
+    assert_eq!(compare(&store, &probes).await, now);
+    store.write_index_snapshot().await.unwrap().expect("a snapshot of the scan");
+    // Ranges that changed after it.
+    carrier(&store, "E", "+4915", Some("2018-05-01")).await;
+    let now = compare(&store, &probes).await;
+    drop(store);
+    let store = open(&path);
+    assert!(why(&store).contains("ranges"), "{:?}", store.index_origin());
+    assert_eq!(compare(&store, &probes).await, now);
+    drop(store);
+    // Another database's snapshot.
+    let other = TestDb::get(db.backend).unwrap();
+    let other_path = dir.path().join("other.index");
+    let mut config = store::StoreConfig::new(other.url.clone(), store::testing::test_hash_key(), clock.clone());
+    config.index_snapshot = Some(other_path.clone());
+    let other_store = Store::open(config).unwrap();
+    carrier(&other_store, "A", "+86138", Some("2020-01-01")).await;
+    drop(other_store);
+    std::fs::copy(&path, &other_path).unwrap();
+    let mut config = store::StoreConfig::new(other.url.clone(), store::testing::test_hash_key(), clock.clone());
+    config.index_snapshot = Some(other_path);
+    let other_store = Store::open(config).unwrap();
+    assert!(why(&other_store).contains("another database"), "{:?}", other_store.index_origin());
 }
