@@ -103,6 +103,9 @@ pub(crate) struct WriteCtx {
     pub(crate) checks: CheckLog,
     /// `StoreConfig::pending_ports_per_carrier_max`.
     pub(crate) pending_ports_max: u64,
+    /// True while the command running is the first of its transaction to write, with no savepoint
+    /// around it: undoing what it has written is rolling the transaction back (see `run_batch`).
+    pub(crate) first_to_write: bool,
 }
 
 /// What a rollback to a savepoint undoes in the writer's memory (see [`WriteCtx::undo_to`]).
@@ -137,6 +140,7 @@ impl WriteCtx {
             events: EventsBuffer::default(),
             checks: CheckLog::new(compact_when_idle),
             pending_ports_max: 100_000,
+            first_to_write: false,
         }
     }
 
@@ -307,12 +311,26 @@ impl WriteCtx {
         self.reload_prefixes()
     }
 
-    fn run_batch(&mut self, batch: Vec<Command>) {
-        // No command runs while the index may lack a committed summary.
-        let started = self.begin_or_reconnect().and_then(|()| match self.index.resync_pending() {
+    /// Starts the batch's transaction, with the index first given any summary it may lack (no command
+    /// runs while it may).
+    fn start_batch(&mut self) -> Result<(), StoreError> {
+        self.begin_or_reconnect().and_then(|()| match self.index.resync_pending() {
             false => Ok(()),
             true => self.resync_index(),
-        });
+        })
+    }
+
+    /// Rolls back the transaction of a command that is the first to write in it (`first_to_write`)
+    /// and starts another: what the command wrote is undone, and nothing else was written.
+    pub(crate) fn restart_first_to_write(&mut self, marks: Marks) -> Result<(), StoreError> {
+        debug_assert!(self.first_to_write, "only the first command to write may roll back its transaction");
+        self.undo_to(marks);
+        self.conn.rollback()?;
+        self.start_batch()
+    }
+
+    fn run_batch(&mut self, batch: Vec<Command>) {
+        let started = self.start_batch();
         if let Err(e) = started {
             tracing::error!(error = %e, "cannot start a write transaction");
             let _ = self.conn.rollback();
@@ -324,6 +342,8 @@ impl WriteCtx {
         }
         let mut replies = Vec::with_capacity(batch.len());
         let mut broken: Option<String> = None;
+        // Whether a command has written in this transaction yet.
+        let mut written = false;
         for cmd in batch {
             if broken.is_some() {
                 replies.push((cmd.run)(None).1);
@@ -331,6 +351,26 @@ impl WriteCtx {
             }
             if cmd.in_memory {
                 replies.push((cmd.run)(Some(self)).1);
+                continue;
+            }
+            if !written {
+                // The first command to write needs no savepoint: undoing it is undoing the whole
+                // transaction, which SQLite does without the savepoint's copy of every page before its
+                // first change (a third of the writer's time in a chunk that creates notifications).
+                written = true;
+                let marks = self.marks();
+                self.first_to_write = true;
+                let (ok, reply) = (cmd.run)(Some(self));
+                self.first_to_write = false;
+                if !ok {
+                    self.undo_to(marks);
+                    let _ = self.conn.rollback();
+                    if let Err(e) = self.start_batch() {
+                        broken = Some(e.to_string());
+                    }
+                    written = false;
+                }
+                replies.push(reply);
                 continue;
             }
             let mut run = Some(cmd.run);

@@ -450,12 +450,16 @@ impl WriteCtx {
         // The event is named by its keyed hash (`event_key`), so that a copy of the database cannot
         // join a notification (institution, accountRef) to the events table (plain numbers).
         let now = self.now_rfc3339();
-        let inserted = self.conn.query_one(
+        // One row, no RETURNING: SQLite then takes no statement journal, which would copy every page
+        // the insert changes before changing it (a RETURNING clause runs as a trigger, and a statement
+        // with triggers that may fail midway gets one). The new row's seq is read back by its id.
+        let id = NotificationId::issue("ntf");
+        let inserted = self.conn.exec(
             "INSERT INTO notifications (id, institution_seq, binding_id, account_ref, type, event_key, \
              event_date, reissuable_from, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT DO NOTHING RETURNING seq",
+             ON CONFLICT DO NOTHING",
             &[
-                NotificationId::issue("ntf").as_str().into(),
+                id.as_str().into(),
                 b.institution_seq.into(),
                 b.id.as_str().into(),
                 b.account_ref.as_str().into(),
@@ -466,10 +470,15 @@ impl WriteCtx {
                 now.into(),
             ],
         )?;
-        let Some(row) = inserted else {
+        if inserted == 0 {
             return Ok(false);
-        };
-        self.enqueue_deliveries(b.institution_seq, row.i64(0)?)?;
+        }
+        let seq = self
+            .conn
+            .query_one("SELECT seq FROM notifications WHERE id = $1", &[id.as_str().into()])?
+            .ok_or_else(|| StoreError::Corrupt("a notification just inserted is not there".into()))?
+            .i64(0)?;
+        self.enqueue_deliveries(b.institution_seq, seq)?;
         if !b.stale {
             self.conn.exec("UPDATE bindings SET stale = 1 WHERE id = $1", &[b.id.as_str().into()])?;
         }

@@ -286,15 +286,28 @@ pub(crate) fn deliveries_of(conn: &mut dyn Conn, notification_id: &str) -> Resul
 impl WriteCtx {
     /// A delivery to every enabled endpoint of the institution, due now.
     pub(crate) fn enqueue_deliveries(&mut self, institution_seq: i64, notification_seq: i64) -> Result<(), StoreError> {
-        let now = self.now_unix();
+        let now = time::stamp_unix(self.now_unix());
         let at = self.now_rfc3339();
-        self.conn.exec(
-            "INSERT INTO deliveries (notification_seq, endpoint_id, attempts, next_attempt_at, state, updated_at) \
-             SELECT $1, id, 0, $2, 'pending', $3 FROM webhook_endpoints WHERE institution_seq = $4 AND enabled = 1 \
-             ON CONFLICT (notification_seq, endpoint_id) DO UPDATE SET attempts = 0, next_attempt_at = excluded.next_attempt_at, \
-             state = 'pending', updated_at = excluded.updated_at",
-            &[notification_seq.into(), time::stamp_unix(now).into(), at.into(), institution_seq.into()],
+        let mut endpoints = Vec::new();
+        self.conn.query_each(
+            "SELECT id FROM webhook_endpoints WHERE institution_seq = $1 AND enabled = 1",
+            &[institution_seq.into()],
+            &mut |r| {
+                endpoints.push(r.text(0)?);
+                Ok(())
+            },
         )?;
+        // A row a statement: an INSERT … SELECT writes several rows and may fail midway (a CHECK), so
+        // SQLite would copy every page it changes into a statement journal before changing it.
+        for endpoint in endpoints {
+            self.conn.exec(
+                "INSERT INTO deliveries (notification_seq, endpoint_id, attempts, next_attempt_at, state, updated_at) \
+                 VALUES ($1, $2, 0, $3, 'pending', $4) \
+                 ON CONFLICT (notification_seq, endpoint_id) DO UPDATE SET attempts = 0, \
+                 next_attempt_at = excluded.next_attempt_at, state = 'pending', updated_at = excluded.updated_at",
+                &[notification_seq.into(), endpoint.into(), now.clone().into(), at.clone().into()],
+            )?;
+        }
         Ok(())
     }
 
