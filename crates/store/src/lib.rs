@@ -354,7 +354,12 @@ impl Store {
                     (ix, ranges, IndexOrigin::Scan { why: None })
                 }
                 Err(why) => {
-                    tracing::warn!(snapshot = ?config.index_snapshot, why, "the index's snapshot is not used: every number is read instead");
+                    // A first start has none: that is no cause for a warning.
+                    if config.index_snapshot.as_ref().is_some_and(|p| p.exists()) {
+                        tracing::warn!(snapshot = ?config.index_snapshot, why, "the index's snapshot is not used: every number is read instead");
+                    } else {
+                        tracing::info!(snapshot = ?config.index_snapshot, "no snapshot of the index yet: every number is read");
+                    }
                     let (ix, ranges) = Store::index_from_scan(conn.as_mut(), &move || connect(&url))?;
                     (ix, ranges, IndexOrigin::Scan { why: Some(why) })
                 }
