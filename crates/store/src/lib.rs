@@ -3,7 +3,8 @@
 //!
 //! Every write goes through one writer thread per store: a bounded queue of commands, applied in
 //! batches, one transaction per batch (group commit), each caller answered only after its transaction
-//! committed. A command runs inside a savepoint, so one failing command does not take its batch
+//! committed. A command runs inside a savepoint (or, a large write first in its batch to write, in
+//! a transaction of its own when it fails), so one failing command does not take its batch
 //! neighbours with it. Checks go through the same path because their audit record must be durable
 //! before the answer. Reads that need no audit (authentication, job status) use a small pool of
 //! read connections.
@@ -552,6 +553,15 @@ impl Store {
         self.submit(f, writer::command).await
     }
 
+    /// As [`Store::write`], for a large write (a file's chunk, a list of events), which runs without
+    /// a savepoint when it is the first of its batch to write.
+    async fn write_bulk<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.submit(f, writer::command_bulk).await
+    }
+
     /// As [`Store::write`], for a command that only records in memory for the batch's commit (no
     /// savepoint of its own).
     async fn write_in_memory<R: Send + 'static>(
@@ -699,7 +709,7 @@ impl Store {
                 (e, keys)
             })
             .collect();
-        self.write(move |ctx| ctx.report_events(&carrier, keyed, None)).await
+        self.write_bulk(move |ctx| ctx.report_events(&carrier, keyed, None)).await
     }
 
     /// A number's stored events in R1 order.
@@ -1298,7 +1308,8 @@ impl Store {
     /// it is.
     pub async fn apply_prepared(&self, job: &Job, chunk: PreparedChunk, to: Checkpoint) -> Result<Job, StoreError> {
         let (job_id, from_offset) = (job.id.clone(), job.byte_offset);
-        self.write(move |ctx| ctx.apply_chunk(&job_id, from_offset, chunk.rows, chunk.checks, chunk.prepared, to)).await
+        self.write_bulk(move |ctx| ctx.apply_chunk(&job_id, from_offset, chunk.rows, chunk.checks, chunk.prepared, to))
+            .await
     }
 
     /// [`Store::prepare_chunk`] (on a blocking thread) and [`Store::apply_prepared`].

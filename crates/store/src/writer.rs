@@ -1,6 +1,8 @@
 //! The single writer's batch engine: one thread, one connection, commands applied in batches with one
-//! commit per batch (group commit). Each command runs in its own savepoint (`WriteCtx::savepoint`);
-//! its caller is answered only after the batch's commit, with the commit's outcome. Keeping the index
+//! commit per batch (group commit). Each command runs in its own savepoint (`WriteCtx::savepoint`),
+//! except a large write that is the first of its batch to write, which the transaction itself undoes
+//! (`WriteCtx::first_to_write`); its caller is answered only after the batch's commit, with the
+//! commit's outcome. Keeping the index
 //! in step is `index_upkeep`'s.
 
 use std::collections::HashMap;
@@ -35,11 +37,14 @@ pub(crate) struct Command {
     in_memory: bool,
     /// Not a command: the tick that lets an idle writer notice it is idle.
     tick: bool,
+    /// A large write (a file's chunk, a list of events): run without a savepoint when it is the
+    /// first of its batch to write (see `run_batch`).
+    bulk: bool,
 }
 
 impl Command {
     fn tick() -> Command {
-        Command { run: Box::new(|_| (true, Box::new(|_| {}))), in_memory: true, tick: true }
+        Command { run: Box::new(|_| (true, Box::new(|_| {}))), in_memory: true, tick: true, bulk: false }
     }
 }
 
@@ -49,6 +54,14 @@ pub(crate) fn command_in_memory<R: Send + 'static>(
     tx: oneshot::Sender<Result<R, StoreError>>,
 ) -> Command {
     Command { in_memory: true, ..command(f, tx) }
+}
+
+/// A large write (see [`Command::bulk`]).
+pub(crate) fn command_bulk<R: Send + 'static>(
+    f: impl FnOnce(&mut WriteCtx) -> Result<R, StoreError> + Send + 'static,
+    tx: oneshot::Sender<Result<R, StoreError>>,
+) -> Command {
+    Command { bulk: true, ..command(f, tx) }
 }
 
 pub(crate) fn command<R: Send + 'static>(
@@ -71,7 +84,7 @@ pub(crate) fn command<R: Send + 'static>(
         });
         (ok, reply)
     });
-    Command { run, in_memory: false, tick: false }
+    Command { run, in_memory: false, tick: false, bulk: false }
 }
 
 /// The writer's connection and what it caches between batches.
@@ -353,10 +366,12 @@ impl WriteCtx {
                 replies.push((cmd.run)(Some(self)).1);
                 continue;
             }
-            if !written {
+            if !written && cmd.bulk {
                 // The first command to write needs no savepoint: undoing it is undoing the whole
                 // transaction, which SQLite does without the savepoint's copy of every page before its
                 // first change (a third of the writer's time in a chunk that creates notifications).
+                // Only a large write is run so: a failure then costs a new transaction, which an
+                // ordinary command's expected failures (a limit, a conflict) should not.
                 written = true;
                 let marks = self.marks();
                 self.first_to_write = true;
@@ -373,6 +388,7 @@ impl WriteCtx {
                 replies.push(reply);
                 continue;
             }
+            written = true;
             let mut run = Some(cmd.run);
             let taken = &mut run;
             match self.savepoint("cmd", |ctx| taken.take().expect("run once")(Some(ctx)), |(ok, _)| *ok) {

@@ -350,7 +350,20 @@ impl WriteCtx {
                 if event_keys.len() != events.len() {
                     return Err(StoreError::invalid("CHUNK_KEYS", "the chunk's event keys do not match its rows"));
                 }
-                self.report_events(&owner, events.into_iter().zip(event_keys).collect(), Some(job_id))?
+                let outcomes =
+                    self.report_events(&owner, events.into_iter().zip(event_keys).collect(), Some(job_id))?;
+                // Events that met an eventId another number holds may have been applied again in a
+                // transaction of their own (`report_events`, first to write): the job must still be
+                // where this chunk starts, as it was when read in the first.
+                let now = get(self.conn.as_mut(), job_id, None)?
+                    .ok_or_else(|| StoreError::NotFound { what: "job", id: job_id.to_string() })?;
+                if now.state.is_final() || now.byte_offset != from_offset {
+                    return Err(StoreError::Conflict {
+                        what: format!("chunk at byte {from_offset} of job \"{job_id}\""),
+                        with: "the job's checkpoint, which another writer moved meanwhile".to_string(),
+                    });
+                }
+                outcomes
             }
             JobKind::Bindings => self
                 .register_bindings(&owner, bindings)?
