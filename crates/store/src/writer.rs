@@ -342,7 +342,13 @@ impl WriteCtx {
         self.start_batch()
     }
 
-    fn run_batch(&mut self, batch: Vec<Command>) {
+    fn run_batch(&mut self, mut batch: Vec<Command>) {
+        // The batch's first large write goes first, so that it runs without a savepoint. The order of
+        // a batch's commands is free: all were queued before any was answered.
+        if let Some(i) = batch.iter().position(|c| c.bulk).filter(|&i| i > 0) {
+            let bulk = batch.remove(i);
+            batch.insert(0, bulk);
+        }
         let started = self.start_batch();
         if let Err(e) = started {
             tracing::error!(error = %e, "cannot start a write transaction");
