@@ -602,8 +602,21 @@ fn fanout(root: &Path, n: usize) -> Result<()> {
         writeln!(b, "account_ref,phone_number,bound_on")?;
         writeln!(d, "phone_number,disconnect_date")?;
         writeln!(u, "phone_number,disconnect_date")?;
-        for i in 0..n {
+        // A bank's binding file comes in its own (account) order, not the numbers': bindings are
+        // registered in a shuffled order, so the disconnection file meets them scattered over the table,
+        // as a carrier's monthly file meets a bank's bindings made over the years.
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for i in (1..n).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            order.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        for &i in &order {
             writeln!(b, "acct-{i},{},2023-01-01", number(i))?;
+        }
+        for i in 0..n {
             writeln!(d, "{},2024-02-25", number(i))?;
             // The peer: the same file shape on numbers nobody has bound.
             writeln!(u, "{},2024-02-25", number(n + i))?;

@@ -1,5 +1,6 @@
 //! The ids numlink issues, one type each, so that a binding's id cannot be passed where a job's is
-//! meant: a prefix, `_`, and 20 lowercase hexadecimal digits (`bnd_4d57824ed6641aa514aa`). An id
+//! meant: a prefix, `_`, and 20 lowercase hexadecimal digits (`bnd_4d57824ed6641aa514aa`), random,
+//! or for the kinds issued by the million, beginning with the time (`keys::new_ordered_id`). An id
 //! from outside (a path, a body, the command line) is parsed at the edge with `parse`, which checks
 //! that form, so a malformed one never reaches a statement; an id read back from the tables is taken
 //! as it was stored. (The ids participants give, `EventId` and `AccountRef`, are `domain::ids`.)
@@ -16,6 +17,9 @@ fn well_formed(s: &str, prefixes: &[&str]) -> bool {
 
 macro_rules! issued_id {
     ($(#[$doc:meta])* $name:ident: $($prefix:literal),+) => {
+        issued_id!($(#[$doc])* $name (crate::keys::new_id): $($prefix),+);
+    };
+    ($(#[$doc:meta])* $name:ident ($new:path): $($prefix:literal),+) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(String);
@@ -32,7 +36,7 @@ macro_rules! issued_id {
             /// A new id with `prefix`, one of [`Self::PREFIXES`].
             pub(crate) fn issue(prefix: &str) -> $name {
                 debug_assert!(Self::PREFIXES.contains(&prefix), "{prefix} is not a prefix of {}", stringify!($name));
-                $name(crate::keys::new_id(prefix))
+                $name($new(prefix))
             }
 
             /// An id as the tables hold it.
@@ -55,16 +59,17 @@ issued_id!(
     ParticipantId: "car", "ins", "reg", "npd"
 );
 issued_id!(
-    /// An institution's binding of an account to a number.
-    BindingId: "bnd"
+    /// An institution's binding of an account to a number: its digits grow with time, as a
+    /// notification's do ([`crate::keys::new_ordered_id`]).
+    BindingId (crate::keys::new_ordered_id): "bnd"
 );
 issued_id!(
     /// An uploaded file and its processing.
     JobId: "job"
 );
 issued_id!(
-    /// A notification in an institution's feed.
-    NotificationId: "ntf"
+    /// A notification in an institution's feed; its digits grow with time.
+    NotificationId (crate::keys::new_ordered_id): "ntf"
 );
 issued_id!(
     /// An institution's webhook endpoint.
@@ -106,5 +111,15 @@ mod tests {
             assert!(ParticipantId::parse(&format!("{prefix}_00112233445566778899")).is_some());
         }
         assert!(ParticipantId::parse("bnd_00112233445566778899").is_none());
+    }
+
+    #[test]
+    fn ids_issued_by_the_million_grow_and_never_repeat() {
+        let ids: Vec<NotificationId> = (0..100_000).map(|_| NotificationId::issue("ntf")).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "each id sorts after the one before");
+        assert!(ids.iter().all(|id| NotificationId::parse(id.as_str()).is_some()));
+        // The last four digits are random: a neighbour's id is not the next one up.
+        let suffixes: std::collections::HashSet<&str> = ids.iter().map(|id| &id.as_str()[20..]).collect();
+        assert!(suffixes.len() > 10_000, "{} distinct suffixes", suffixes.len());
     }
 }

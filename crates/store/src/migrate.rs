@@ -28,6 +28,7 @@ const SQLITE: &[(i64, &str)] = &[
     (21, include_str!("../migrations/sqlite/0021_notifications_made.sql")),
     (22, include_str!("../migrations/sqlite/0022_jobs_in_number_order.sql")),
     (23, include_str!("../migrations/sqlite/0023_index_changes.sql")),
+    (24, include_str!("../migrations/sqlite/0024_stale_by_notifications.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -53,6 +54,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (21, include_str!("../migrations/postgres/0021_notifications_made.sql")),
     (22, include_str!("../migrations/postgres/0022_jobs_in_number_order.sql")),
     (23, include_str!("../migrations/postgres/0023_index_changes.sql")),
+    (24, include_str!("../migrations/postgres/0024_stale_by_notifications.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

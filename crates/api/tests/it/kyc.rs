@@ -262,6 +262,12 @@ async fn a_customer_rebinds_to_a_new_number(db: TestDb) {
     assert!(r.body["message"].as_str().unwrap().contains("not available"), "{}", r.text);
     let unchanged = app.get(&format!("/v1/bindings/{id}"), &bank).await;
     assert_eq!(unchanged.body["boundOn"], "2025-02-01");
+    // The customer gave up the old number, which went to someone else: the binding is notified, and
+    // stale, until it is rebound.
+    app.accept(&carrier, json!([{"eventId": "t-old", "phoneNumber": N, "type": "transferred", "date": "2025-03-01"}]))
+        .await;
+    assert_eq!(app.get(&format!("/v1/bindings/{id}"), &bank).await.body["stale"], true);
+    let notified_before = app.get("/v1/notifications", &bank).await.body["notifications"].as_array().unwrap().len();
     // Both match: the binding moves, bound today.
     let r = app
         .post(
@@ -288,7 +294,10 @@ async fn a_customer_rebinds_to_a_new_number(db: TestDb) {
         .iter()
         .filter(|n| n["data"]["bindingId"] == id.as_str())
         .collect();
-    assert_eq!(ours.len(), 1, "{}", feed.text);
+    assert_eq!(ours.len(), notified_before + 1, "{}", feed.text);
+    assert_eq!(ours.last().unwrap()["data"]["eventDate"], crate::TODAY, "{}", feed.text);
+    // Stale again, by the new number's notification.
+    assert_eq!(app.get(&format!("/v1/bindings/{id}"), &bank).await.body["stale"], true);
     // Other institutions cannot rebind it; the audit log has it.
     let other = app.institution().await;
     assert_error(

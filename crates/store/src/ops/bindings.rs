@@ -158,7 +158,14 @@ fn bound_probe_sql(n: usize) -> &'static str {
     })
 }
 
-const BINDING_COLUMNS: &str = "id, institution_seq, account_ref, bound_on, stale, created_at";
+/// A binding as read: stale if the stored flag says so (R2 at `bound_on`) or a notification newer than
+/// `notified_after` names it (migration 24), through the notifications' index on binding.
+const BINDING_COLUMNS: &str = "id, institution_seq, account_ref, bound_on, \
+    CASE WHEN stale <> 0 OR EXISTS (SELECT 1 FROM notifications n WHERE n.binding_id = bindings.id \
+    AND n.seq > bindings.notified_after) THEN 1 ELSE 0 END, created_at";
+/// A binding as the fan-out reads it: what [`NotificationType::for_event`] needs, without the
+/// notifications lookup (its `stale` is the stored flag, which the fan-out does not use).
+const FAN_OUT_COLUMNS: &str = "id, institution_seq, account_ref, bound_on, stale, created_at";
 pub(crate) const NOTIFICATION_COLUMNS: &str = "seq, id, institution_seq, binding_id, account_ref, endpoint_id, type, event_date, \
                                                reissuable_from, detail, created_at, acked_at, ack_action, \
                                                unbind_request_id, deadline, attestation";
@@ -423,7 +430,7 @@ impl WriteCtx {
             return Ok(0);
         }
         let rows = self.conn.query(
-            &format!("SELECT {BINDING_COLUMNS} FROM bindings WHERE number_hash = $1"),
+            &format!("SELECT {FAN_OUT_COLUMNS} FROM bindings WHERE number_hash = $1"),
             &[number_hash.as_slice().into()],
         )?;
         let mut created = 0;
@@ -478,10 +485,8 @@ impl WriteCtx {
             .query_one("SELECT seq FROM notifications WHERE id = $1", &[id.as_str().into()])?
             .ok_or_else(|| StoreError::Corrupt("a notification just inserted is not there".into()))?
             .i64(0)?;
+        // The binding is stale from now on: the notification says so (`BINDING_COLUMNS`).
         self.enqueue_deliveries(b.institution_seq, seq)?;
-        if !b.stale {
-            self.conn.exec("UPDATE bindings SET stale = 1 WHERE id = $1", &[b.id.as_str().into()])?;
-        }
         Ok(true)
     }
 

@@ -271,7 +271,8 @@ impl WriteCtx {
             .unwrap_or_default();
         let today = self.clock.today();
         self.conn.exec(
-            "UPDATE bindings SET number_hash = $1, bound_on = $2, stale = 0 WHERE id = $3",
+            "UPDATE bindings SET number_hash = $1, bound_on = $2, stale = 0, \
+             notified_after = (SELECT COALESCE(MAX(seq), 0) FROM notifications) WHERE id = $3",
             &[new_hash.as_slice().into(), today.packed().into(), binding_id.into()],
         )?;
         self.audit(&institution.id, "binding.rebound", Some(&new_hash), &format!("id={binding_id};boundOn={today}"))?;
