@@ -153,7 +153,11 @@ fn bench_in_process(root: &Path, args: &[String]) -> Result<()> {
         lifecycle_order(root, value("--events").as_deref().unwrap_or("200000"))?;
     }
     if only.as_deref().is_none_or(|o| o == "fanout") {
-        fanout(root, value("--bindings").as_deref().unwrap_or("10000").parse().context("--bindings N")?)?;
+        fanout(
+            root,
+            value("--bindings").as_deref().unwrap_or("10000").parse().context("--bindings N")?,
+            value("--batch-events").as_deref().unwrap_or("1").parse().context("--batch-events N")?,
+        )?;
     }
     if only.as_deref().is_none_or(|o| o == "retention") {
         retention(root, value("--checks").as_deref().unwrap_or("1000000"))?;
@@ -588,7 +592,8 @@ fn lifecycle_order(root: &Path, events: &str) -> Result<()> {
 }
 
 /// The webhook fan-out, whole-system, against the release binary.
-fn fanout(root: &Path, n: usize) -> Result<()> {
+/// `batch_events`: the endpoint's `batchEvents` (1: a request per notification).
+fn fanout(root: &Path, n: usize, batch_events: u32) -> Result<()> {
     crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "numlink"]))?;
     let bin = release(root, "numlink");
     let guard = TempDir(std::env::temp_dir().join(format!("numlink-bench-{}", std::process::id())));
@@ -696,7 +701,7 @@ fn fanout(root: &Path, n: usize) -> Result<()> {
             "-H",
             "Content-Type: application/json",
             "-d",
-            &format!("{{\"url\": \"http://127.0.0.1:{receiver_port}/hook\"}}"),
+            &format!("{{\"url\": \"http://127.0.0.1:{receiver_port}/hook\", \"batchEvents\": {batch_events}}}"),
         ])
         .output()
         .context("curl")?;
@@ -722,7 +727,7 @@ fn fanout(root: &Path, n: usize) -> Result<()> {
     drop(guard);
 
     let rate = |count: usize, secs: f64| format!("{:.0}", count as f64 / secs);
-    println!("\n| what ({n} bound numbers) | time | rate |");
+    println!("\n| what ({n} bound numbers; the endpoint takes {batch_events} a request) | time | rate |");
     println!("|---|---|---|");
     println!(
         "| binding file registered (upload to job finished) | {bindings_secs:.1} s | {} bindings/s |",

@@ -22,7 +22,7 @@ fn main() -> Result<()> {
         Some("screenshots") => screenshots::screenshots(&root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | ci | screenshots | bench [--only index|lifecycle|lifecycle-order|fanout|http|retention] [--numbers N] [--check-rows N] [--events N] [--bindings N] [--checks N]>"
+                "usage: cargo xtask <test [cargo test args…] | ci | screenshots | bench [--only index|lifecycle|lifecycle-order|fanout|http|retention] [--numbers N] [--check-rows N] [--events N] [--bindings N] [--batch-events N] [--checks N]>"
             );
             std::process::exit(2)
         }

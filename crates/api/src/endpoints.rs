@@ -82,13 +82,27 @@ pub async fn enable(state: &AppState, caller: &Caller, id: &str) -> ApiResult<En
     Ok(e)
 }
 
-/// Registers an endpoint at `url` (https, outside any internal network), within the institution's
-/// number of endpoints; the endpoint and its secret, which is never shown again.
-pub async fn add(state: &AppState, caller: &Caller, url: &str) -> ApiResult<(Endpoint, String)> {
+/// Registers an endpoint at `url` (https, outside any internal network), sent up to `batch_events`
+/// notifications a request (1 if not said), within the institution's number of endpoints; the endpoint
+/// and its secret, which is never shown again.
+pub async fn add(
+    state: &AppState,
+    caller: &Caller,
+    url: &str,
+    batch_events: Option<u32>,
+) -> ApiResult<(Endpoint, String)> {
     let institution = caller.require(&[Role::Institution])?.clone();
+    let max = workers::webhooks::BATCH_EVENTS_MAX;
+    let batch_events = batch_events.unwrap_or(1);
+    if !(1..=max).contains(&batch_events) {
+        return Err(ApiError::invalid(format!("batchEvents must be from 1 to {max}, not {batch_events}")));
+    }
     let url = workers::webhooks::check_url(url, state.webhooks.allow_loopback).await.map_err(ApiError::invalid)?;
     let secret = workers::webhooks::new_secret();
-    let e = state.store.add_endpoint(institution, url.as_str(), &secret, state.limits.webhook_endpoints_max).await?;
+    let e = state
+        .store
+        .add_endpoint(institution, url.as_str(), &secret, state.limits.webhook_endpoints_max, batch_events)
+        .await?;
     Ok((e, secret))
 }
 

@@ -1,6 +1,8 @@
-//! `numlink webhook-receiver`: a local endpoint that prints what numlink delivers, with whether each
-//! signature verifies. For trying webhooks on one machine (the server then needs
+//! `numlink webhook-receiver`: a local endpoint that prints what numlink delivers, a line per event
+//! (a batch's events each on their own line), with whether each signature verifies. For trying webhooks on one machine (the server then needs
 //! `--allow-loopback-webhooks`); not for production.
+
+use std::io::Write;
 
 use anyhow::{Context, Result};
 use axum::extract::State;
@@ -15,9 +17,21 @@ async fn receive(State(secret): State<Option<String>>, headers: HeaderMap, body:
         workers::webhooks::sign(s, &id, ts, &body)
             .is_ok_and(|expected| signatures.split(' ').any(|sig| sig == expected))
     });
-    let event: Value =
+    let payload: Value =
         serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-    println!("{}", json!({"webhookId": id, "webhookTimestamp": timestamp, "verified": verified, "event": event}));
+    // A CloudEvents batch (an endpoint with `batchEvents` above 1) is a JSON array: a line per event,
+    // each with the request's webhook id and whether its signature verified.
+    let events = match payload {
+        Value::Array(events) => events,
+        one => vec![one],
+    };
+    let mut out = std::io::stdout().lock();
+    for event in events {
+        let line = json!({"webhookId": id, "webhookTimestamp": timestamp, "verified": verified, "event": event});
+        if writeln!(out, "{line}").is_err() {
+            return StatusCode::INTERNAL_SERVER_ERROR;
+        }
+    }
     StatusCode::NO_CONTENT
 }
 

@@ -50,7 +50,9 @@ pub use ops::unbind::{
     HolderView, RequestedBinding, Resolution, Resolved, StaleHolder, UnbindQueue, UnbindRefused, UnbindRequest,
     UnbindState,
 };
-pub use ops::webhooks::{AttemptOutcome, DeliveryState, DueDelivery, Endpoint, EndpointAction, LoggedDelivery};
+pub use ops::webhooks::{
+    AttemptOutcome, BATCH_LANE_FACTOR_MAX, DeliveryState, DueDelivery, Endpoint, EndpointAction, LoggedDelivery,
+};
 pub use sqlite::PAGE_SIZE as SQLITE_PAGE_SIZE;
 
 use sql::Conn;
@@ -1119,16 +1121,18 @@ impl Store {
 
     // ----- webhooks -----
 
-    /// Registers an endpoint with its signing secret; at most `endpoints_max` per institution.
+    /// Registers an endpoint with its signing secret, sent up to `batch_events` notifications a
+    /// request; at most `endpoints_max` per institution.
     pub async fn add_endpoint(
         &self,
         institution: Participant,
         url: &str,
         secret: &str,
         endpoints_max: u32,
+        batch_events: u32,
     ) -> Result<Endpoint, StoreError> {
         let (url, secret) = (url.to_string(), secret.to_string());
-        self.write(move |ctx| ctx.add_endpoint(&institution, &url, &secret, endpoints_max)).await
+        self.write(move |ctx| ctx.add_endpoint(&institution, &url, &secret, endpoints_max, batch_events)).await
     }
 
     pub async fn endpoints(&self, institution_seq: i64) -> Result<Vec<Endpoint>, StoreError> {

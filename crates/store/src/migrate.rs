@@ -30,6 +30,7 @@ const SQLITE: &[(i64, &str)] = &[
     (23, include_str!("../migrations/sqlite/0023_index_changes.sql")),
     (24, include_str!("../migrations/sqlite/0024_stale_by_notifications.sql")),
     (25, include_str!("../migrations/sqlite/0025_deliveries_due_in_order.sql")),
+    (26, include_str!("../migrations/sqlite/0026_endpoint_batches.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -57,6 +58,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (23, include_str!("../migrations/postgres/0023_index_changes.sql")),
     (24, include_str!("../migrations/postgres/0024_stale_by_notifications.sql")),
     (25, include_str!("../migrations/postgres/0025_deliveries_due_in_order.sql")),
+    (26, include_str!("../migrations/postgres/0026_endpoint_batches.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

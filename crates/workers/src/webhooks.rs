@@ -43,6 +43,27 @@ pub const RETRY_AFTER_SECS_MAX: i64 = 86_400;
 /// URLs longer than this are refused.
 pub const URL_BYTES_MAX: usize = 2048;
 
+/// The most notifications one request may carry (an endpoint's `batchEvents`).
+pub const BATCH_EVENTS_MAX: u32 = 100;
+
+/// The media type of a CloudEvents batch: a JSON array of events in structured mode.
+pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
+
+/// The `webhook-id` of a batch: `bat_` and 20 hex digits of SHA-256 over its notification ids, so
+/// that the same notifications sent again carry the same id. (A retry may group them differently, and
+/// so carry another: receivers deduplicate a batch's events by their own ids.)
+pub fn batch_id<'a>(notification_ids: impl IntoIterator<Item = &'a str>) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for id in notification_ids {
+        h.update(id.as_bytes());
+        h.update(b",");
+    }
+    let digest = h.finalize();
+    let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
+    format!("bat_{hex}")
+}
+
 /// The CloudEvents 1.0 payload of a notification (structured JSON mode). Thin: ids, the institution's
 /// own account reference and dates; never the phone number — except inside the holder's signed proof
 /// of tenure that goes with an `unbind.requested`, which states the number the institution bound.
@@ -292,7 +313,8 @@ pub struct DeliveryConfig {
     pub in_flight_max: usize,
     /// Attempts in flight at once to one endpoint.
     pub in_flight_per_endpoint_max: usize,
-    /// Due deliveries one endpoint's lane takes (its oldest).
+    /// Due deliveries one endpoint's lane takes (its oldest); for an endpoint that takes batches, as
+    /// many requests' worth at most, up to `store::BATCH_LANE_FACTOR_MAX` times this.
     pub endpoint_round_deliveries_max: u32,
     /// Endpoints given a lane per round; the others wait for the next round.
     pub round_endpoints_max: u32,
@@ -416,14 +438,21 @@ impl Deliverer {
         let started = std::time::Instant::now();
         let budget = Duration::from_millis(self.config.round_budget_ms);
         let me = &self;
-        let mut attempts = futures_util::stream::iter(queue)
-            .map(|d| async move {
+        // An endpoint that takes batches gets its queue in requests of up to `batch_events`.
+        let per_request = queue.first().map_or(1, |d| d.endpoint.batch_events.clamp(1, BATCH_EVENTS_MAX)) as usize;
+        let mut requests = Vec::with_capacity(queue.len().div_ceil(per_request));
+        let mut queue = queue.into_iter().peekable();
+        while queue.peek().is_some() {
+            requests.push(queue.by_ref().take(per_request).collect::<Vec<DueDelivery>>());
+        }
+        let mut attempts = futures_util::stream::iter(requests)
+            .map(|request| async move {
                 if started.elapsed() > budget || *me.stopping.borrow() {
-                    return None;
+                    return Vec::new();
                 }
                 // Each attempt is stamped when it is made, not when the lane began.
-                let outcome = me.attempt(&d, me.store.clock().now().as_second()).await;
-                Some((d.notification.seq, d.endpoint.id, outcome))
+                let outcomes = me.attempt(&request, me.store.clock().now().as_second()).await;
+                request.into_iter().zip(outcomes).map(|(d, o)| (d.notification.seq, d.endpoint.id, o)).collect()
             })
             .buffer_unordered(self.config.in_flight_per_endpoint_max.max(1));
         // Once the loop stops, attempts in flight get a grace period; what they made by then is
@@ -439,8 +468,7 @@ impl Deliverer {
         loop {
             tokio::select! {
                 next = attempts.next() => match next {
-                    Some(Some(outcome)) => outcomes.push(outcome),
-                    Some(None) => {}
+                    Some(made) => outcomes.extend(made),
                     None => break,
                 },
                 () = &mut stopped => break,
@@ -483,47 +511,71 @@ impl Deliverer {
         Ok(made)
     }
 
-    async fn attempt(&self, d: &DueDelivery, now: i64) -> AttemptOutcome {
-        let attempts = d.attempts + 1;
-        let seed = d.notification.seq as u64 ^ u64::from(attempts).rotate_left(32) ^ hash_str(&d.endpoint.id);
-        let failed = |status: Option<u16>, error: String, retry_after: Option<i64>| AttemptOutcome::Failed {
-            status,
-            error,
-            next_attempt_at: next_attempt_at(now, attempts, retry_after, seed),
+    /// One request to the endpoint carrying `request` (one notification, or a batch for an endpoint
+    /// that takes them), and what it means for each of them.
+    async fn attempt(&self, request: &[DueDelivery], now: i64) -> Vec<AttemptOutcome> {
+        let failed = |status: Option<u16>, error: String, retry_after: Option<i64>| -> Vec<AttemptOutcome> {
+            request
+                .iter()
+                .map(|d| {
+                    let attempts = d.attempts + 1;
+                    let seed =
+                        d.notification.seq as u64 ^ u64::from(attempts).rotate_left(32) ^ hash_str(&d.endpoint.id);
+                    AttemptOutcome::Failed {
+                        status,
+                        error: error.clone(),
+                        next_attempt_at: next_attempt_at(now, attempts, retry_after, seed),
+                    }
+                })
+                .collect()
         };
-        let body = match serde_json::to_vec(&cloud_event(&d.notification)) {
+        let Some(first) = request.first() else { return Vec::new() };
+        let endpoint = &first.endpoint;
+        let batch = endpoint.batch_events > 1;
+        let encoded = if batch {
+            serde_json::to_vec(&request.iter().map(|d| cloud_event(&d.notification)).collect::<Vec<_>>())
+        } else {
+            serde_json::to_vec(&cloud_event(&first.notification))
+        };
+        let body = match encoded {
             Ok(b) => b,
             Err(e) => return failed(None, format!("cannot encode the payload: {e}"), None),
         };
+        let msg_id = if batch {
+            batch_id(request.iter().map(|d| d.notification.id.as_str()))
+        } else {
+            first.notification.id.to_string()
+        };
         let mut signatures = Vec::new();
-        for secret in d.endpoint.signing_secrets(now) {
-            match sign(secret, &d.notification.id, now, &body) {
+        for secret in endpoint.signing_secrets(now) {
+            match sign(secret, &msg_id, now, &body) {
                 Ok(s) => signatures.push(s),
                 Err(e) => return failed(None, e, None),
             }
         }
         // The resolver guards names; the scheme and an address written in the URL are checked here.
-        if let Err(e) = callable(&d.endpoint.url, self.config.allow_loopback) {
+        if let Err(e) = callable(&endpoint.url, self.config.allow_loopback) {
             return failed(None, e, None);
         }
         let sent = self
             .client
-            .post(&d.endpoint.url)
-            .header("content-type", "application/json")
-            .header("webhook-id", d.notification.id.as_str())
+            .post(&endpoint.url)
+            .header("content-type", if batch { BATCH_CONTENT_TYPE } else { "application/json" })
+            .header("webhook-id", msg_id.as_str())
             .header("webhook-timestamp", now.to_string())
             .header("webhook-signature", signatures.join(" "))
             .body(body)
             .send()
             .await;
+        let each = |outcome: AttemptOutcome| vec![outcome; request.len()];
         match sent {
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 let retry_after =
                     resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
                 match classify(status, retry_after.as_deref()) {
-                    Verdict::Delivered => AttemptOutcome::Delivered { status },
-                    Verdict::Gone => AttemptOutcome::Gone { status },
+                    Verdict::Delivered => each(AttemptOutcome::Delivered { status }),
+                    Verdict::Gone => each(AttemptOutcome::Gone { status }),
                     Verdict::Failed { error, retry_after_secs } => failed(Some(status), error, retry_after_secs),
                 }
             }

@@ -23,6 +23,12 @@ pub struct EndpointRequest {
     /// `https://…`, resolving to a public address.
     #[schema(example = "https://bank.example/numlink/webhooks")]
     pub url: String,
+    /// Notifications one request may carry, 1 to 100 (default 1). Above 1, deliveries go as a
+    /// CloudEvents batch (`application/cloudevents-batch+json`, a JSON array of events), signed as one
+    /// message under a `webhook-id` of its own; each event keeps its `id`, by which to deduplicate.
+    #[serde(rename = "batchEvents", default)]
+    #[schema(minimum = 1, maximum = 100, example = 100)]
+    pub batch_events: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -32,6 +38,8 @@ pub struct EndpointCreated {
     pub url: String,
     /// `whsec_…`: verify signatures with it (Standard Webhooks). Shown only now.
     pub secret: String,
+    /// Notifications one request may carry.
+    pub batch_events: u32,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,6 +52,8 @@ pub struct EndpointView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
     pub created_at: String,
+    /// Notifications one request may carry (1: each alone).
+    pub batch_events: u32,
 }
 
 impl From<Endpoint> for EndpointView {
@@ -54,6 +64,7 @@ impl From<Endpoint> for EndpointView {
             enabled: e.enabled,
             disabled_reason: e.disabled_reason,
             created_at: e.created_at,
+            batch_events: e.batch_events,
         }
     }
 }
@@ -135,7 +146,7 @@ fn not_found(what: &str, id: &str) -> ApiError {
     request_body = EndpointRequest,
     responses(
         (status = 201, description = "Registered; the secret is shown once", body = EndpointCreated),
-        (status = 400, description = "INVALID_ARGUMENT: not https, internal address, or over webhook_endpoints_max", body = ErrorInfo),
+        (status = 400, description = "INVALID_ARGUMENT: not https, internal address, batchEvents outside 1 to 100, or over webhook_endpoints_max", body = ErrorInfo),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
         (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
     ),
@@ -146,8 +157,11 @@ pub async fn add(
     caller: Caller,
     StrictJson(req): StrictJson<EndpointRequest>,
 ) -> ApiResult<(StatusCode, Json<EndpointCreated>)> {
-    let (e, secret) = endpoints::add(&state, &caller, &req.url).await?;
-    Ok((StatusCode::CREATED, Json(EndpointCreated { id: e.id.into(), url: e.url, secret })))
+    let (e, secret) = endpoints::add(&state, &caller, &req.url, req.batch_events).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EndpointCreated { id: e.id.into(), url: e.url, secret, batch_events: e.batch_events }),
+    ))
 }
 
 #[utoipa::path(

@@ -63,6 +63,7 @@ backend_tests!(
     the_outbox_survives_a_restart,
     endpoints_are_checked_bounded_and_replayable,
     an_endpoint_is_tested_logged_replayed_and_enabled_again,
+    an_endpoint_taking_batches_gets_them_signed_whole_and_retried_as_one,
 );
 
 async fn deliveries_are_signed_and_retried_on_the_schedule(db: TestDb) {
@@ -519,4 +520,84 @@ async fn an_endpoint_is_tested_logged_replayed_and_enabled_again(db: TestDb) {
         403,
         "PERMISSION_DENIED",
     );
+}
+
+async fn an_endpoint_taking_batches_gets_them_signed_whole_and_retried_as_one(db: TestDb) {
+    let app = TestApp::new(db);
+    let (rx, url) = receiver().await;
+    let carrier = app.carrier().await;
+    let bank = app.institution().await;
+    // batchEvents is 1 to 100.
+    for bad in [json!(0), json!(101), json!("3"), json!(-1)] {
+        let r = app.post("/v1/webhook-endpoints", &bank, json!({ "url": url, "batchEvents": bad })).await;
+        assert_error(&r, 400, "INVALID_ARGUMENT");
+    }
+    let r = app.post("/v1/webhook-endpoints", &bank, json!({ "url": url, "batchEvents": 3 })).await;
+    assert_eq!((r.status, r.body["batchEvents"].as_u64()), (201, Some(3)), "{}", r.text);
+    let secret = r.body["secret"].as_str().unwrap().to_string();
+    let listed = app.get("/v1/webhook-endpoints", &bank).await;
+    assert_eq!(listed.body["endpoints"][0]["batchEvents"], 3, "{}", listed.text);
+    // Seven bound numbers, all disconnected at once: seven notifications, in requests of 3, 3 and 1.
+    let numbers: Vec<String> = (0..7).map(|i| format!("+86138001380{i:02}")).collect();
+    let bindings: Vec<Value> = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({"accountRef": format!("acct-{i}"), "phoneNumber": n, "boundOn": "2023-01-01"}))
+        .collect();
+    assert_eq!(app.post("/v1/bindings", &bank, json!({ "bindings": bindings })).await.status, 200);
+    let events: Vec<Value> = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({"eventId": format!("d{i}"), "phoneNumber": n, "type": "disconnected", "date": "2024-02-25"}))
+        .collect();
+    app.accept(&carrier, Value::Array(events)).await;
+    let feed = app.get("/v1/notifications", &bank).await;
+    let mut notified: Vec<String> =
+        feed.body["notifications"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_string()).collect();
+    notified.sort();
+    assert_eq!(notified.len(), 7, "{}", feed.text);
+
+    // The first request to arrive fails: its events, and only they, are sent again, together.
+    rx.then(&[Reply::Status(500)]);
+    assert_eq!(app.deliverer.run_once().await.unwrap(), 7, "seven deliveries attempted");
+    let first = rx.received();
+    let mut sizes: Vec<usize> = Vec::new();
+    let mut sent: Vec<String> = Vec::new();
+    let ids_of = |r: &crate::receiver::Received| -> Vec<String> {
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        body.as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
+    };
+    for r in &first {
+        assert_eq!(r.headers["content-type"], "application/cloudevents-batch+json");
+        assert!(r.headers["webhook-id"].to_str().unwrap().starts_with("bat_"), "{:?}", r.headers);
+        assert_eq!(verify(&secret, r), 1, "the batch's signature verifies");
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        for e in body.as_array().unwrap() {
+            assert_eq!((e["specversion"].as_str(), e["type"].as_str()), (Some("1.0"), Some("number.disconnected")));
+        }
+        sizes.push(body.as_array().unwrap().len());
+        sent.extend(ids_of(r));
+    }
+    sizes.sort();
+    assert_eq!(sizes, [1, 3, 3]);
+    sent.sort();
+    assert_eq!(sent, notified, "each notification once, with its own id");
+    let failed = &first[0];
+    let failed_ids = ids_of(failed);
+    for id in &notified {
+        let d = &deliveries(&app, id).await[0];
+        let expected = if failed_ids.contains(id) { (1, "pending") } else { (1, "delivered") };
+        assert_eq!((d.attempts, d.state.as_str()), expected, "{id}");
+    }
+    // Five seconds on, the failed batch goes again: the same events under the same webhook-id.
+    advance(&app, 6);
+    assert_eq!(app.deliverer.run_once().await.unwrap(), failed_ids.len());
+    let again = &rx.received()[first.len()..];
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].headers["webhook-id"], failed.headers["webhook-id"]);
+    assert_eq!(ids_of(&again[0]), failed_ids);
+    assert_eq!(verify(&secret, &again[0]), 1);
+    for id in &notified {
+        assert_eq!(deliveries(&app, id).await[0].state, "delivered", "{id}");
+    }
 }

@@ -24,6 +24,9 @@ pub struct Endpoint {
     pub disabled_reason: Option<String>,
     pub failing_since: Option<i64>,
     pub created_at: String,
+    /// Notifications one request may carry: 1 sends each alone; more, up to that many as a CloudEvents
+    /// batch.
+    pub batch_events: u32,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -120,7 +123,7 @@ pub enum EndpointAction<T> {
     Disabled,
 }
 
-const ENDPOINT_COLUMNS: &str = "id, institution_seq, url, secret, previous_secret, previous_secret_until, enabled, disabled_reason, failing_since, created_at";
+const ENDPOINT_COLUMNS: &str = "id, institution_seq, url, secret, previous_secret, previous_secret_until, enabled, disabled_reason, failing_since, created_at, batch_events";
 
 fn endpoint_from(r: &Row, at: usize) -> Result<Endpoint, StoreError> {
     Ok(Endpoint {
@@ -134,6 +137,7 @@ fn endpoint_from(r: &Row, at: usize) -> Result<Endpoint, StoreError> {
         disabled_reason: r.opt_text(at + 7),
         failing_since: time::opt_unix(r, at + 8)?,
         created_at: r.text(at + 9)?,
+        batch_events: u32::try_from(r.i64(at + 10)?).unwrap_or(1).max(1),
     })
 }
 
@@ -194,10 +198,17 @@ pub(crate) fn endpoint_deliveries(
         .map(|log| Some((endpoint, log)))
 }
 
+/// A lane of an endpoint that takes batches carries this many times `per_endpoint` deliveries at most
+/// (when its batches are at least this large): a lane waits for the writer once to record its outcomes,
+/// so while a file fans out, a lane of 1,000 delivered 1,000 notifications for each chunk of 10,000
+/// the writer applied. Its requests stay `per_endpoint` or fewer.
+pub const BATCH_LANE_FACTOR_MAX: u32 = 10;
+
 /// The due deliveries of each enabled endpoint that has some and is not in `busy`: at most
-/// `per_endpoint` each (its oldest), for at most `endpoints_max` endpoints, those whose oldest is
-/// oldest first. Each endpoint's queue is read on its own (`deliveries_endpoint_due`), so that no
-/// endpoint's backlog takes another's place.
+/// `per_endpoint` each (its oldest; times its batch size, up to [`BATCH_LANE_FACTOR_MAX`], for an
+/// endpoint that takes batches), for at most `endpoints_max` endpoints, those whose oldest is oldest
+/// first. Each endpoint's queue is read on its own (`deliveries_endpoint_due`), so that no endpoint's
+/// backlog takes another's place.
 pub(crate) fn due_by_endpoint(
     conn: &mut dyn Conn,
     now: i64,
@@ -205,18 +216,21 @@ pub(crate) fn due_by_endpoint(
     endpoints_max: u32,
     busy: &[String],
 ) -> Result<Vec<Vec<DueDelivery>>, StoreError> {
-    let mut due: Vec<(i64, String)> = conn
+    let mut due: Vec<(i64, String, u32)> = conn
         .query(
             "SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d \
-             WHERE d.endpoint_id = e.id AND d.state = 'pending') FROM webhook_endpoints e WHERE e.enabled = 1",
+             WHERE d.endpoint_id = e.id AND d.state = 'pending'), e.batch_events FROM webhook_endpoints e WHERE e.enabled = 1",
             &[],
         )?
         .iter()
-        .map(|r| Ok((time::opt_unix(r, 1)?, r.text(0)?)))
+        .map(|r| {
+            let factor = u32::try_from(r.i64(2)?).unwrap_or(1).clamp(1, BATCH_LANE_FACTOR_MAX);
+            Ok((time::opt_unix(r, 1)?, r.text(0)?, factor))
+        })
         .collect::<Result<Vec<_>, StoreError>>()?
         .into_iter()
-        .filter_map(|(at, id)| Some((at?, id)))
-        .filter(|(at, id)| *at <= now && !busy.contains(id))
+        .filter_map(|(at, id, factor)| Some((at?, id, factor)))
+        .filter(|(at, id, _)| *at <= now && !busy.contains(id))
         .collect();
     due.sort();
     due.truncate(endpoints_max as usize);
@@ -231,9 +245,9 @@ pub(crate) fn due_by_endpoint(
         e_cols.join(", ")
     );
     let mut out = Vec::with_capacity(due.len());
-    for (_, endpoint) in due {
-        let rows = conn
-            .query(&sql, &[endpoint.as_str().into(), time::stamp_unix(now).into(), i64::from(per_endpoint).into()])?;
+    for (_, endpoint, factor) in due {
+        let share = i64::from(per_endpoint) * i64::from(factor);
+        let rows = conn.query(&sql, &[endpoint.as_str().into(), time::stamp_unix(now).into(), share.into()])?;
         let queue = rows
             .iter()
             .map(|r| {
@@ -317,6 +331,7 @@ impl WriteCtx {
         url: &str,
         secret: &str,
         endpoints_max: u32,
+        batch_events: u32,
     ) -> Result<Endpoint, StoreError> {
         let count = self
             .conn
@@ -334,10 +349,24 @@ impl WriteCtx {
         let id = EndpointId::issue("whe");
         let now = self.now_rfc3339();
         self.conn.exec(
-            "INSERT INTO webhook_endpoints (id, institution_seq, url, secret, enabled, created_at) VALUES ($1, $2, $3, $4, 1, $5)",
-            &[id.as_str().into(), institution.seq.into(), url.into(), secret.into(), now.as_str().into()],
+            "INSERT INTO webhook_endpoints (id, institution_seq, url, secret, enabled, created_at, batch_events) \
+             VALUES ($1, $2, $3, $4, 1, $5, $6)",
+            &[
+                id.as_str().into(),
+                institution.seq.into(),
+                url.into(),
+                secret.into(),
+                now.as_str().into(),
+                // An INTEGER column: PostgreSQL takes an i32 for it.
+                i32::try_from(batch_events).unwrap_or(i32::MAX).into(),
+            ],
         )?;
-        self.audit(&institution.id, "webhook_endpoint.added", None, &format!("id={id};url={url}"))?;
+        self.audit(
+            &institution.id,
+            "webhook_endpoint.added",
+            None,
+            &format!("id={id};url={url};batchEvents={batch_events}"),
+        )?;
         self.endpoint(institution.seq, &id)?.ok_or_else(|| StoreError::Corrupt("endpoint vanished".into()))
     }
 

@@ -27,6 +27,8 @@ pub struct EndpointRow {
     pub created: String,
     /// Until when the secret before the last rotation still signs.
     pub previous_until: Option<String>,
+    /// How notifications are sent to it: one a request, or up to so many in a batch.
+    pub sent: String,
 }
 
 #[derive(Template)]
@@ -40,6 +42,18 @@ pub(super) struct EndpointsPage {
     alert: Option<String>,
     typed: String,
     notice: Option<String>,
+    /// The batch the form offers: the most events a request may carry, and its words.
+    batch_max: u32,
+    batch_many: String,
+}
+
+/// How notifications are sent to an endpoint, in words.
+fn sent_words(lang: Lang, batch_events: u32) -> String {
+    if batch_events <= 1 {
+        lang.t("endpoint-batch-one")
+    } else {
+        lang.t_args("endpoint-batch-many", &[("n", &batch_events.to_string())])
+    }
 }
 
 async fn endpoints_page(
@@ -66,6 +80,7 @@ async fn endpoints_page(
             url: e.url,
             enabled: e.enabled,
             disabled_reason: e.disabled_reason,
+            sent: sent_words(lang, e.batch_events),
         })
         .collect();
     let (alert, typed) = refused.map_or((None, String::new()), |(a, t)| (Some(a), t));
@@ -76,6 +91,8 @@ async fn endpoints_page(
         alert,
         typed,
         notice,
+        batch_max: workers::webhooks::BATCH_EVENTS_MAX,
+        batch_many: sent_words(lang, workers::webhooks::BATCH_EVENTS_MAX),
     }
     .render();
     let mut resp = ctx.render(status, html);
@@ -93,7 +110,9 @@ pub async fn endpoints(SignedIn { ctx, caller }: SignedIn, RawQuery(query): RawQ
 /// `POST /console/endpoints`: registers an endpoint; the page shows its secret this once.
 pub async fn add_endpoint(State(state): State<AppState>, PostedBy { ctx, caller, form }: PostedBy) -> Response {
     let url: String = form.get("url").unwrap_or("").trim().chars().take(2048).collect();
-    match crate::endpoints::add(&state, &caller, &url).await {
+    // The form offers 1 or the most; anything else sent is refused by `endpoints::add` as the API's is.
+    let batch_events = form.get("batchEvents").map(|v| v.trim().parse::<u32>().unwrap_or(0));
+    match crate::endpoints::add(&state, &caller, &url, batch_events).await {
         Ok((e, secret)) => endpoints_page(&ctx, &caller, Some((e.url, secret)), None, None, StatusCode::CREATED).await,
         Err(e) if e.code == ErrorCode::InvalidArgument || e.code == ErrorCode::TooManyItems => {
             let max = state.limits.webhook_endpoints_max.to_string();
@@ -252,6 +271,7 @@ async fn endpoint_page(
         url: e.url,
         enabled: e.enabled,
         disabled_reason: e.disabled_reason,
+        sent: sent_words(lang, e.batch_events),
     };
     let back = format!("/console/endpoints/{}", e.id);
     let html =
@@ -322,6 +342,7 @@ mod tests {
                 disabled_reason: Some("failing for 5 days".into()),
                 created: lang.moment(0, &utc),
                 previous_until: Some(lang.moment(0, &utc)),
+                sent: sent_words(lang, if i == 1 { 100 } else { 1 }),
             };
             for (rows, secret, refused) in [(0, false, true), (1, true, false), (2, false, false)] {
                 let page = EndpointsPage {
@@ -331,6 +352,8 @@ mod tests {
                     alert: refused.then(|| lang.t_args("endpoint-refused", &[("max", "10")])),
                     typed: "http://10.0.0.1/".into(),
                     notice: Some(lang.t("endpoint-deleted")),
+                    batch_max: 100,
+                    batch_many: sent_words(lang, 100),
                 };
                 pages.push(page.render().unwrap());
             }
