@@ -60,7 +60,7 @@ issued_id!(
 );
 issued_id!(
     /// An institution's binding of an account to a number: its digits grow with time, as a
-    /// notification's do ([`crate::keys::new_ordered_id`]).
+    /// notification's do (`keys::new_ordered_id`).
     BindingId (crate::keys::new_ordered_id): "bnd"
 );
 issued_id!(
