@@ -42,7 +42,8 @@ pub struct BindingView {
     pub account_ref: String,
     pub bound_on: String,
     /// The holder the binding was made with no longer has the number (R2 at boundOn, or a
-    /// notification since). A stale binding never becomes fresh again.
+    /// notification since). A stale binding becomes fresh again only when it is rebound to its
+    /// customer's new number (`POST /v1/bindings/{id}/rebind`).
     pub stale: bool,
     pub created_at: String,
 }
