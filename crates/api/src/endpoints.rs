@@ -38,7 +38,8 @@ pub async fn deliveries(
 }
 
 /// Sends a `webhook.test` notification to one enabled endpoint of the caller's, and to it alone; the
-/// deliverer is woken. The notification's id, which is the delivery's `webhook-id`.
+/// deliverer is woken. The notification's id, which is the delivery's `webhook-id` (or the event's id
+/// in a batch, for an endpoint taking batches).
 pub async fn test(state: &AppState, caller: &Caller, id: &str) -> ApiResult<NotificationId> {
     let institution = caller.require(&[Role::Institution])?.clone();
     let Some(endpoint_id) = EndpointId::parse(id) else { return Err(not_found(id)) };

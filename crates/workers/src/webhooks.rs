@@ -514,13 +514,18 @@ impl Deliverer {
     /// One request to the endpoint carrying `request` (one notification, or a batch for an endpoint
     /// that takes them), and what it means for each of them.
     async fn attempt(&self, request: &[DueDelivery], now: i64) -> Vec<AttemptOutcome> {
+        // A batch's jitter is the batch's own, so that its deliveries with as many attempts come due
+        // together and go out again as one batch, under the same webhook-id.
+        let batch_seed =
+            (request.len() > 1).then(|| hash_str(&batch_id(request.iter().map(|d| d.notification.id.as_str()))));
         let failed = |status: Option<u16>, error: String, retry_after: Option<i64>| -> Vec<AttemptOutcome> {
             request
                 .iter()
                 .map(|d| {
                     let attempts = d.attempts + 1;
-                    let seed =
-                        d.notification.seq as u64 ^ u64::from(attempts).rotate_left(32) ^ hash_str(&d.endpoint.id);
+                    let seed = batch_seed.unwrap_or(d.notification.seq as u64)
+                        ^ u64::from(attempts).rotate_left(32)
+                        ^ hash_str(&d.endpoint.id);
                     AttemptOutcome::Failed {
                         status,
                         error: error.clone(),

@@ -21,7 +21,8 @@ use crate::state::AppState;
 pub struct CloudEvent {
     #[schema(example = "1.0")]
     pub specversion: String,
-    /// The notification id; the same on every delivery attempt (the `webhook-id`).
+    /// The notification id; the same on every delivery attempt (the `webhook-id`, except to an endpoint
+    /// taking batches, whose batch has an id of its own).
     pub id: String,
     #[schema(example = "numlink")]
     pub source: String,

@@ -93,7 +93,8 @@ pub struct Replayed {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryView {
-    /// The notification delivered: its id is the delivery's `webhook-id`.
+    /// The notification delivered: its id is the delivery's `webhook-id` (to an endpoint taking
+    /// batches, the event's `id` inside the batch).
     pub notification_id: String,
     /// The notification's type, as in its CloudEvent.
     #[serde(rename = "type")]
@@ -130,7 +131,8 @@ pub struct DeliveryLog {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TestSent {
-    /// The test notification (`webhook.test`), also the delivery's `webhook-id`.
+    /// The test notification (`webhook.test`), also the delivery's `webhook-id` (to an endpoint taking
+    /// batches, the event's `id` inside the batch).
     pub notification_id: String,
 }
 
@@ -342,7 +344,7 @@ pub async fn test(
         ("notificationId" = String, Path, description = "The notification, as in the endpoint's delivery log"),
     ),
     responses(
-        (status = 202, description = "Queued again, with the same webhook-id", body = Replayed),
+        (status = 202, description = "Queued again, with the same webhook-id (to an endpoint taking batches: the same event id, in whichever batch it goes)", body = Replayed),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
         (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
         (status = 404, description = "NOT_FOUND: no such delivery of yours", body = ErrorInfo),

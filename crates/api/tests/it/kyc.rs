@@ -267,7 +267,11 @@ async fn a_customer_rebinds_to_a_new_number(db: TestDb) {
     app.accept(&carrier, json!([{"eventId": "t-old", "phoneNumber": N, "type": "transferred", "date": "2025-03-01"}]))
         .await;
     assert_eq!(app.get(&format!("/v1/bindings/{id}"), &bank).await.body["stale"], true);
-    let notified_before = app.get("/v1/notifications", &bank).await.body["notifications"].as_array().unwrap().len();
+    let ours_in = |feed: &Value| -> usize {
+        feed["notifications"].as_array().unwrap().iter().filter(|n| n["data"]["bindingId"] == id.as_str()).count()
+    };
+    let notified_before = ours_in(&app.get("/v1/notifications", &bank).await.body);
+    assert_eq!(notified_before, 1);
     // Both match: the binding moves, bound today.
     let r = app
         .post(

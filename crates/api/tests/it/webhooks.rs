@@ -589,14 +589,23 @@ async fn an_endpoint_taking_batches_gets_them_signed_whole_and_retried_as_one(db
         let expected = if failed_ids.contains(id) { (1, "pending") } else { (1, "delivered") };
         assert_eq!((d.attempts, d.state.as_str()), expected, "{id}");
     }
-    // Five seconds on, the failed batch goes again: the same events under the same webhook-id.
+    // The batch's id is derived from its events' ids.
+    let expected_id = workers::webhooks::batch_id(failed_ids.iter().map(String::as_str));
+    assert_eq!(failed.headers["webhook-id"], expected_id.as_str());
+    // Five seconds on, the failed batch goes again and fails again; five minutes and their jitter on, a
+    // third time: each time the same events under the same webhook-id.
+    rx.then(&[Reply::Status(503)]);
     advance(&app, 6);
     assert_eq!(app.deliverer.run_once().await.unwrap(), failed_ids.len());
+    advance(&app, 331);
+    assert_eq!(app.deliverer.run_once().await.unwrap(), failed_ids.len());
     let again = &rx.received()[first.len()..];
-    assert_eq!(again.len(), 1);
-    assert_eq!(again[0].headers["webhook-id"], failed.headers["webhook-id"]);
-    assert_eq!(ids_of(&again[0]), failed_ids);
-    assert_eq!(verify(&secret, &again[0]), 1);
+    assert_eq!(again.len(), 2);
+    for r in again {
+        assert_eq!(r.headers["webhook-id"], expected_id.as_str());
+        assert_eq!(ids_of(r), failed_ids);
+        assert_eq!(verify(&secret, r), 1);
+    }
     for id in &notified {
         assert_eq!(deliveries(&app, id).await[0].state, "delivered", "{id}");
     }

@@ -3,3 +3,6 @@
 -- page of the table (a disconnection file touching 1,000,000 bindings wrote 17 of its 25 GB there).
 -- A rebind sets notified_after to the newest notification's seq, so what came before no longer counts.
 ALTER TABLE bindings ADD COLUMN notified_after INTEGER NOT NULL DEFAULT 0;
+-- Until now the stored flag was the whole truth (a rebind cleared it, leaving the old number's
+-- notifications behind): what is already stored stays as it was.
+UPDATE bindings SET notified_after = (SELECT COALESCE(MAX(seq), 0) FROM notifications);

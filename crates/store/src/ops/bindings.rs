@@ -478,6 +478,15 @@ impl WriteCtx {
             ],
         )?;
         if inserted == 0 {
+            // The (binding, event) pair was notified before: nothing new. Anything else would be the
+            // id met again (ids from two processes in one millisecond), which must not pass for that.
+            let notified = self.conn.query_one(
+                "SELECT 1 FROM notifications WHERE binding_id = $1 AND event_key = $2",
+                &[b.id.as_str().into(), event_key.as_slice().into()],
+            )?;
+            if notified.is_none() {
+                return Err(StoreError::Corrupt(format!("notification id {id} was issued twice")));
+            }
             return Ok(false);
         }
         let seq = self

@@ -67,6 +67,7 @@ backend_tests!(
     a_schema_newer_than_the_binary_is_refused,
     job_chunks_commit_with_their_checkpoint,
     ports_accepted_before_they_took_both_sides_stand,
+    a_binding_rebound_before_staleness_was_read_stays_fresh,
     times_of_a_migration_15_database_keep_their_meaning,
     the_check_log_is_dropped_after_its_retention_period,
     a_carrier_may_hold_only_so_many_pending_ports,
@@ -548,6 +549,42 @@ async fn job_chunks_commit_with_their_checkpoint(db: TestDb) {
     assert!(store.job(&job.id, a.seq).await.unwrap().is_some());
     assert!(store.job(&job.id, a.seq + 1000).await.unwrap().is_none());
     assert_eq!(store.next_job().await.unwrap(), None);
+}
+
+/// A database of the numlink before a binding's staleness was read from its notifications (migration
+/// 23): a binding rebound then (its flag cleared, the old number's notification left behind) stays
+/// fresh after the upgrade, and one stale then stays stale.
+async fn a_binding_rebound_before_staleness_was_read_stays_fresh(db: TestDb) {
+    db.migrate_to(23);
+    let blob = |hex: &str| match &db.url {
+        store::DbUrl::Sqlite(_) => format!("x'{hex}'"),
+        store::DbUrl::Postgres(_) => format!("decode('{hex}', 'hex')"),
+    };
+    tamper(
+        &db,
+        &format!(
+            "INSERT INTO participants (id, role, name, created_at) VALUES ('ins_a', 'institution', 'A', '2020-01-01T00:00:00Z'); \
+         INSERT INTO bindings (id, institution_seq, account_ref, number_hash, bound_on, stale, created_at) \
+           SELECT 'bnd_00000000000000000001', seq, 'rebound', {}, 20240101, 0, '2024-01-01T00:00:00Z' \
+           FROM participants WHERE id = 'ins_a'; \
+         INSERT INTO bindings (id, institution_seq, account_ref, number_hash, bound_on, stale, created_at) \
+           SELECT 'bnd_00000000000000000002', seq, 'stale', {}, 20240101, 1, '2024-01-01T00:00:00Z' \
+           FROM participants WHERE id = 'ins_a'; \
+         INSERT INTO notifications (id, institution_seq, binding_id, account_ref, type, event_key, created_at) \
+           SELECT 'ntf_00000000000000000001', seq, b.id, b.account_ref, 'number.disconnected', {}, '2024-06-01T00:00:00Z' \
+           FROM participants, bindings b WHERE participants.id = 'ins_a' AND b.account_ref = 'rebound';",
+            blob("01"),
+            blob("02"),
+            blob("aa")
+        ),
+    );
+    let (store, _) = db.open("2025-06-30");
+    let seq = store.list_participants().await.unwrap().into_iter().find(|p| p.id == "ins_a").unwrap().seq;
+    let stale = |list: Vec<store::Binding>| list.into_iter().map(|b| (b.account_ref, b.stale)).collect::<Vec<_>>();
+    assert_eq!(
+        stale(store.bindings(seq, "", 10).await.unwrap()),
+        vec![("rebound".to_string(), false), ("stale".to_string(), true)]
+    );
 }
 
 /// A database of the numlink before ports took both sides (migration 9), holding a `ported_in`
