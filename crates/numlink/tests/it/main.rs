@@ -441,3 +441,89 @@ fn reqwest_get(url: &str, key: &str) -> String {
         reqwest::Client::new().get(url).bearer_auth(key).send().await.unwrap().text().await.unwrap()
     })
 }
+
+/// A bank's endpoint taking batches, at `numlink webhook-receiver` as the README starts it: a server
+/// delivers three disconnections as one signed CloudEvents batch, and the receiver prints each event on
+/// its own line, verified, under the batch's webhook id.
+#[test]
+fn the_webhook_receiver_prints_a_batchs_events_a_line_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let add = |args: &[&str]| json_line(&numlink(d, &[&["participant", "add"], args].concat()));
+    let carrier =
+        add(&["--role", "carrier", "--name", "Carrier A", "--prefix", "+86138", "--reporting-since", "2020-01-01"]);
+    let bank = add(&["--role", "institution", "--name", "Bank"]);
+    let (carrier_key, bank_key) = (carrier["apiKey"].as_str().unwrap(), bank["apiKey"].as_str().unwrap());
+    let server = serve(d);
+    let base = server.base.clone();
+    // The receiver's port: a free one, taken and given back.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let http = reqwest::Client::new();
+    let post = |path: &str, key: &str, body: Value| {
+        let req = http.post(format!("{base}{path}")).bearer_auth(key).json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, endpoint) = runtime.block_on(post(
+        "/v1/webhook-endpoints",
+        bank_key,
+        serde_json::json!({"url": format!("http://127.0.0.1:{port}/hook"), "batchEvents": 10}),
+    ));
+    assert_eq!((s, endpoint["batchEvents"].as_u64()), (201, Some(10)), "{endpoint}");
+    let secret = endpoint["secret"].as_str().unwrap();
+    let mut receiver = Command::new(BIN)
+        .args(["webhook-receiver", "--listen", &format!("127.0.0.1:{port}"), "--secret", secret])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start numlink webhook-receiver");
+    let mut said = BufReader::new(receiver.stderr.take().unwrap()).lines();
+    let ready = said.next().expect("the receiver says where it listens").unwrap();
+    assert!(ready.contains(&format!("127.0.0.1:{port}")), "{ready}");
+    let numbers: Vec<String> = (1..=3).map(|i| format!("+861380013800{i}")).collect();
+    let bindings: Vec<Value> = numbers
+        .iter()
+        .map(|n| serde_json::json!({"accountRef": format!("acct-{n}"), "phoneNumber": n, "boundOn": "2023-01-01"}))
+        .collect();
+    assert_eq!(runtime.block_on(post("/v1/bindings", bank_key, serde_json::json!({"bindings": bindings}))).0, 200);
+    let events: Vec<Value> = numbers
+        .iter()
+        .map(|n| serde_json::json!({"eventId": format!("d-{n}"), "phoneNumber": n, "type": "disconnected", "date": "2024-02-25"}))
+        .collect();
+    let (s, r) = runtime.block_on(post("/v1/lifecycle-events", carrier_key, serde_json::json!({"events": events})));
+    assert_eq!((s, r["accepted"].as_u64()), (200, Some(3)), "{r}");
+    // The three lines, as the receiver prints them, each waited for at most 30 s.
+    let (tx, printed) = std::sync::mpsc::channel();
+    let stdout = receiver.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str::<Value>(&line).unwrap_or(Value::String(line)));
+        }
+    });
+    let lines: Vec<Value> = (0..3)
+        .map(|i| {
+            printed
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("the receiver printed {i} lines of 3 within 30 s: {e}"))
+        })
+        .collect();
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    let batch_id = lines[0]["webhookId"].as_str().unwrap();
+    assert!(batch_id.starts_with("bat_"), "{}", lines[0]);
+    let mut accounts: Vec<&str> = lines
+        .iter()
+        .map(|l| {
+            assert_eq!((l["verified"].as_bool(), l["webhookId"].as_str()), (Some(true), Some(batch_id)), "{l}");
+            assert_eq!(l["event"]["type"], "number.disconnected", "{l}");
+            l["event"]["data"]["accountRef"].as_str().unwrap()
+        })
+        .collect();
+    accounts.sort();
+    let expected: Vec<String> = numbers.iter().map(|n| format!("acct-{n}")).collect();
+    assert_eq!(accounts, expected.iter().map(String::as_str).collect::<Vec<_>>());
+}
