@@ -514,10 +514,17 @@ impl Deliverer {
     /// One request to the endpoint carrying `request` (one notification, or a batch for an endpoint
     /// that takes them), and what it means for each of them.
     async fn attempt(&self, request: &[DueDelivery], now: i64) -> Vec<AttemptOutcome> {
+        let Some(first) = request.first() else { return Vec::new() };
+        let endpoint = &first.endpoint;
+        let batch = endpoint.batch_events > 1;
+        let msg_id = if batch {
+            batch_id(request.iter().map(|d| d.notification.id.as_str()))
+        } else {
+            first.notification.id.to_string()
+        };
         // A batch's jitter is the batch's own, so that its deliveries with as many attempts come due
         // together and go out again as one batch, under the same webhook-id.
-        let batch_seed =
-            (request.len() > 1).then(|| hash_str(&batch_id(request.iter().map(|d| d.notification.id.as_str()))));
+        let batch_seed = (request.len() > 1).then(|| hash_str(&msg_id));
         let failed = |status: Option<u16>, error: String, retry_after: Option<i64>| -> Vec<AttemptOutcome> {
             request
                 .iter()
@@ -534,9 +541,6 @@ impl Deliverer {
                 })
                 .collect()
         };
-        let Some(first) = request.first() else { return Vec::new() };
-        let endpoint = &first.endpoint;
-        let batch = endpoint.batch_events > 1;
         let encoded = if batch {
             serde_json::to_vec(&request.iter().map(|d| cloud_event(&d.notification)).collect::<Vec<_>>())
         } else {
@@ -545,11 +549,6 @@ impl Deliverer {
         let body = match encoded {
             Ok(b) => b,
             Err(e) => return failed(None, format!("cannot encode the payload: {e}"), None),
-        };
-        let msg_id = if batch {
-            batch_id(request.iter().map(|d| d.notification.id.as_str()))
-        } else {
-            first.notification.id.to_string()
         };
         let mut signatures = Vec::new();
         for secret in endpoint.signing_secrets(now) {
