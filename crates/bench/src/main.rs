@@ -573,7 +573,7 @@ fn retention(checks: u64, dir: &std::path::Path) -> Result<()> {
     let key = store::HashKey::generate();
     let mut config = store::StoreConfig::new(store::DbUrl::Sqlite(db.clone()), key.clone(), clock.clone());
     // The steps are taken here, one after another, to be measured.
-    config.compact_lookups_when_idle = false;
+    config.upkeep_when_idle = false;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let out = rt.block_on(async {
         let st = store::Store::open(config)?;

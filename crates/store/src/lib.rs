@@ -54,6 +54,7 @@ pub use ops::webhooks::{
     AttemptOutcome, BATCH_LANE_FACTOR_MAX, DeliveryState, DueDelivery, Endpoint, EndpointAction, LoggedDelivery,
 };
 pub use sqlite::PAGE_SIZE as SQLITE_PAGE_SIZE;
+pub use writer::notifications_filing::NOTIFICATIONS_WAITING_MAX;
 
 use sql::Conn;
 use writer::{Command, WriteCtx};
@@ -198,9 +199,11 @@ pub struct StoreConfig {
     /// Build the in-memory index at start (a server). Off for short-lived commands (the CLI's
     /// `participant`, `audit`, …), which answer no checks: their checks would read the tables.
     pub build_index: bool,
-    /// Let the writer move logged checks into the holder's lookups table after 100 ms without commands
-    /// (a server). Off, only `Store::compact_lookups` moves them (a test stepping through the move).
-    pub compact_lookups_when_idle: bool,
+    /// Let the writer do its upkeep after 100 ms without commands (a server): move logged checks into
+    /// the holder's lookups table, and file notifications by binding. Off, only
+    /// [`Store::compact_lookups`] and [`Store::file_notifications`] do (a test stepping through them);
+    /// notifications are still filed when [`NOTIFICATIONS_WAITING_MAX`] wait.
+    pub upkeep_when_idle: bool,
     /// Where the index's snapshot is kept (a server's `<database>.index` beside a SQLite file): read at
     /// start instead of scanning every number when it is usable, written by
     /// [`Store::write_index_snapshot`]. `None`: always scan.
@@ -226,7 +229,7 @@ impl StoreConfig {
             write_batch_commands_max: 256,
             read_connections_max: 8,
             build_index: true,
-            compact_lookups_when_idle: true,
+            upkeep_when_idle: true,
             pending_ports_per_carrier_max: 100_000,
             index_snapshot: None,
             #[cfg(feature = "testing")]
@@ -396,7 +399,7 @@ impl Store {
                 events_stamp,
                 complete: complete.clone(),
             },
-            config.build_index && config.compact_lookups_when_idle,
+            config.build_index && config.upkeep_when_idle,
         );
         ctx.pending_ports_max = config.pending_ports_per_carrier_max;
         #[cfg(feature = "testing")]
@@ -770,6 +773,19 @@ impl Store {
     /// One step of that: at most `max` checks moved; false when there were none left.
     pub async fn compact_lookups_step(&self, max: usize) -> Result<bool, StoreError> {
         self.write(move |ctx| ops::checklog::CheckLog::compact(ctx.conn.as_mut(), max)).await
+    }
+
+    /// Files every notification waiting into the table of notifications by binding now (the writer
+    /// does it when idle, and after each batch once [`NOTIFICATIONS_WAITING_MAX`] wait).
+    pub async fn file_notifications(&self) -> Result<(), StoreError> {
+        while self.file_notifications_step(1 << 16).await? > 0 {}
+        Ok(())
+    }
+
+    /// One step of that: at most `max` of the next keys of the pass over the waiting notifications,
+    /// which starts again from the first key after the last; how many it filed (0 at a pass's end).
+    pub async fn file_notifications_step(&self, max: u64) -> Result<u64, StoreError> {
+        self.write(move |ctx| ctx.file_notifications(max)).await
     }
 
     // ----- bindings and notifications -----

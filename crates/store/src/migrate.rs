@@ -31,6 +31,7 @@ const SQLITE: &[(i64, &str)] = &[
     (24, include_str!("../migrations/sqlite/0024_stale_by_notifications.sql")),
     (25, include_str!("../migrations/sqlite/0025_deliveries_due_in_order.sql")),
     (26, include_str!("../migrations/sqlite/0026_endpoint_batches.sql")),
+    (27, include_str!("../migrations/sqlite/0027_notifications_filed_by_binding.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -59,6 +60,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (24, include_str!("../migrations/postgres/0024_stale_by_notifications.sql")),
     (25, include_str!("../migrations/postgres/0025_deliveries_due_in_order.sql")),
     (26, include_str!("../migrations/postgres/0026_endpoint_batches.sql")),
+    (27, include_str!("../migrations/postgres/0027_notifications_filed_by_binding.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

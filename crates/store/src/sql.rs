@@ -154,4 +154,15 @@ pub trait Conn: Send + 'static {
     fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, StoreError> {
         Ok(self.query(sql, params)?.into_iter().next())
     }
+
+    /// Runs `sql`, an `INSERT` of one row into a table whose key is `seq` (SQLite: `seq INTEGER
+    /// PRIMARY KEY`, the rowid), ending in `ON CONFLICT DO NOTHING` or not: the new row's seq, or
+    /// `None` when nothing was inserted. SQLite answers from the connection's last rowid, without the
+    /// `RETURNING` clause that would give the statement a journal; PostgreSQL adds `RETURNING seq`.
+    fn insert_seq(&mut self, sql: &str, params: &[Value]) -> Result<Option<i64>, StoreError> {
+        Ok(match self.query_one(&format!("{sql} RETURNING seq"), params)? {
+            Some(r) => Some(r.i64(0)?),
+            None => None,
+        })
+    }
 }

@@ -79,10 +79,11 @@ impl TestDb {
         Store::open(config).expect("open the test store")
     }
 
-    /// Opens a store whose writer leaves the lookups table alone until `Store::compact_lookups`.
-    pub fn open_without_idle_compaction(&self, clock: Arc<FixedClock>) -> Store {
+    /// Opens a store whose writer leaves the lookups table alone until `Store::compact_lookups`, and
+    /// notifications unfiled until `Store::file_notifications` (or `NOTIFICATIONS_WAITING_MAX` wait).
+    pub fn open_without_idle_upkeep(&self, clock: Arc<FixedClock>) -> Store {
         let mut config = StoreConfig::new(self.url.clone(), test_hash_key(), clock);
-        config.compact_lookups_when_idle = false;
+        config.upkeep_when_idle = false;
         Store::open(config).expect("open the test store")
     }
 

@@ -21,8 +21,10 @@ use crate::ops::events::buffer::EventsBuffer;
 use crate::sql::Conn;
 
 mod index_upkeep;
+pub(crate) mod notifications_filing;
 use index_upkeep::IndexKeep;
 pub(crate) use index_upkeep::{IndexSetup, SUMMARY_COLUMNS, build_index, read_ranges, summary_row};
+use notifications_filing::NotificationsFiling;
 
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
@@ -119,6 +121,10 @@ pub(crate) struct WriteCtx {
     /// True while the command running is the first of its transaction to write, with no savepoint
     /// around it: undoing what it has written is rolling the transaction back (see `run_batch`).
     pub(crate) first_to_write: bool,
+    /// When notifications are filed by binding (`ops::bindings`).
+    pub(crate) notifications_filing: NotificationsFiling,
+    /// Whether an idle writer files notifications by binding (`StoreConfig::upkeep_when_idle`).
+    upkeep_when_idle: bool,
 }
 
 /// What a rollback to a savepoint undoes in the writer's memory (see [`WriteCtx::undo_to`]).
@@ -136,7 +142,7 @@ impl WriteCtx {
         clock: Arc<dyn Clock>,
         reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send>,
         index: IndexSetup,
-        compact_when_idle: bool,
+        upkeep_when_idle: bool,
     ) -> WriteCtx {
         WriteCtx {
             conn,
@@ -151,9 +157,11 @@ impl WriteCtx {
             index: IndexKeep::new(index),
             lose_commit_reply: None,
             events: EventsBuffer::default(),
-            checks: CheckLog::new(compact_when_idle),
+            checks: CheckLog::new(upkeep_when_idle),
+            upkeep_when_idle,
             pending_ports_max: 100_000,
             first_to_write: false,
+            notifications_filing: NotificationsFiling::default(),
         }
     }
 
@@ -445,15 +453,26 @@ impl WriteCtx {
 }
 
 impl WriteCtx {
-    /// One piece of the work an idle writer does: a step of the lookups compaction. False when there
-    /// was nothing to do.
+    /// One piece of the work an idle writer does: a step of filing notifications by binding, or of
+    /// the lookups compaction. False when there was nothing to do.
     fn idle_work(&mut self) -> bool {
+        if self.upkeep_when_idle && self.notifications_waiting().unwrap_or(0) > 0 {
+            return self.step(StepKind::FileNotifications) > 0;
+        }
         if self.checks.behind() {
-            let behind = self.compact_step(crate::ops::checklog::COMPACT_STEP);
+            let behind = self.step(StepKind::Compact) > 0;
             self.checks.set_behind(behind);
             return true;
         }
         false
+    }
+
+    /// After a batch: a step of filing notifications when so many wait that they must not wait for
+    /// the writer to be idle.
+    fn busy_work(&mut self) {
+        if self.notifications_waiting().unwrap_or(0) >= notifications_filing::NOTIFICATIONS_WAITING_MAX {
+            self.step(StepKind::FileNotifications);
+        }
     }
 
     /// One step of moving checks' tags into `check_tags`, in its own transaction. False when there is
@@ -473,6 +492,32 @@ impl WriteCtx {
             }
         }
     }
+
+    /// A step of upkeep in its own transaction: how much it moved (0 when it failed, logged; it is
+    /// tried again later).
+    fn step(&mut self, kind: StepKind) -> u64 {
+        match kind {
+            StepKind::Compact => u64::from(self.compact_step(crate::ops::checklog::COMPACT_STEP)),
+            StepKind::FileNotifications => {
+                let step = self
+                    .begin_or_reconnect()
+                    .and_then(|()| self.file_notifications(notifications_filing::NOTIFICATIONS_STEP_ROWS))
+                    .and_then(|moved| self.conn.commit().map(|()| moved));
+                step.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "filing notifications by binding failed");
+                    let _ = self.conn.rollback();
+                    self.notifications_filing = NotificationsFiling::default();
+                    0
+                })
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum StepKind {
+    Compact,
+    FileNotifications,
 }
 
 /// How long the writer must have had no command before it does its idle work.
@@ -521,6 +566,7 @@ pub(crate) fn spawn(
                     }
                 }
                 ctx.run_batch(batch);
+                ctx.busy_work();
                 last_batch = Instant::now();
             }
         })

@@ -234,6 +234,9 @@ async fn a_holder_unbinds_a_previous_holders_bank(db: TestDb) {
     assert_eq!(refs.len(), 2, "{}", r.text);
     assert!(refs.contains(&"old-acct-1") && refs.contains(&"old-acct-2"));
     app.advance(7200);
+    // Half of the notifications about them filed by binding, half waiting (the writer's upkeep moves
+    // them): unbinding answers both.
+    assert_eq!(app.store.file_notifications_step(2).await.unwrap(), 2);
     let r = app
         .post(&format!("/v1/unbind-requests/{request_id}/resolve"), &w.old_bank, json!({"outcome": "unbound"}))
         .await;

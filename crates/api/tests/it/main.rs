@@ -68,8 +68,12 @@ impl TestApp {
         TestApp::configured(db, limits, HolderConfig::default())
     }
 
+    /// The writer does no upkeep when idle here, so that what a test sees does not depend on how fast
+    /// it runs: a test moves checks or files notifications itself (`Store::compact_lookups`,
+    /// `Store::file_notifications`).
     pub fn configured(db: TestDb, limits: Limits, holder: HolderConfig) -> TestApp {
-        let (store, clock) = db.open(TODAY);
+        let clock = Arc::new(FixedClock::at_day(domain::Day::parse(TODAY).unwrap()));
+        let store = db.open_without_idle_upkeep(clock.clone());
         let spool = tempfile::tempdir().unwrap();
         TestApp::assemble(db, store, clock, spool, limits, holder)
     }
@@ -129,7 +133,7 @@ impl TestApp {
     pub fn restart(self) -> TestApp {
         let TestApp { db, clock, spool, limits, store, holder, .. } = self;
         drop(store);
-        let store = db.open_with(clock.clone());
+        let store = db.open_without_idle_upkeep(clock.clone());
         TestApp::assemble(db, store, clock, spool, limits, holder)
     }
 

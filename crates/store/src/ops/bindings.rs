@@ -3,9 +3,16 @@
 //! The set of notifications is defined, not accumulated: binding B gets one notification for event E
 //! exactly when E is on B's number and ends a tenure on or after B's `boundOn`, or starts one after it
 //! (the same boundaries as R2). Both paths — an event arriving for existing bindings, a binding
-//! arriving for an existing history — insert into that set under a unique (binding, event) key, in
-//! the transaction of the event or binding. So whatever order they arrive in, no event notifies a
-//! binding twice and none is missed.
+//! arriving for an existing history — insert into that set in the transaction of the event or
+//! binding, and each only for what it brings that is new: the event for the bindings already there,
+//! the binding for the events already there. Neither is ever deleted, so whatever order they arrive
+//! in, no event notifies a binding twice and none is missed.
+//!
+//! Which notifications name a binding is kept beside them, in two tables (migration 27): each new
+//! notification's (binding, seq) goes into `binding_notifications_recent`, small, and the writer files
+//! that table's rows into `binding_notifications`, large, in key order a step at a time
+//! (`writer::notifications_filing`): a page of the large table is written once per pass over it, not once per
+//! notification. What reads them (a binding's staleness, an unbind's acknowledgements) reads both.
 
 use domain::{
     AccountRef, Answer, BindingNotice, Day, EventKind, HistoryEvent, PhoneNumber, Rejection, RejectionCode,
@@ -149,23 +156,30 @@ const BOUND_PROBE_LIST: usize = 256;
 /// At most this many hashes are asked one by one instead.
 const BOUND_PROBE_ONE_BY_ONE: usize = 8;
 
-/// The probe of `n` hashes (1 or [`BOUND_PROBE_LIST`]).
+/// The probe of `n` hashes (1 or [`BOUND_PROBE_LIST`]): the bindings on them, as the fan-out reads them.
 fn bound_probe_sql(n: usize) -> &'static str {
     static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
     crate::sql::one_or_many(&SQL, n, BOUND_PROBE_LIST, |n| {
         let list: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
-        format!("SELECT DISTINCT number_hash FROM bindings WHERE number_hash IN ({})", list.join(", "))
+        format!("SELECT {FAN_OUT_COLUMNS}, number_hash FROM bindings WHERE number_hash IN ({})", list.join(", "))
     })
 }
 
 /// A binding as read: stale if the stored flag says so (R2 at `bound_on`) or a notification newer than
-/// `notified_after` names it (migration 24), through the notifications' index on binding.
+/// `notified_after` names it (migration 24), filed or not yet (migration 27, `writer::notifications_filing`).
 const BINDING_COLUMNS: &str = "id, institution_seq, account_ref, bound_on, \
-    CASE WHEN stale <> 0 OR EXISTS (SELECT 1 FROM notifications n WHERE n.binding_id = bindings.id \
-    AND n.seq > bindings.notified_after) THEN 1 ELSE 0 END, created_at";
+    CASE WHEN stale <> 0 \
+    OR EXISTS (SELECT 1 FROM binding_notifications n WHERE n.binding_id = bindings.id AND n.seq > bindings.notified_after) \
+    OR EXISTS (SELECT 1 FROM binding_notifications_recent n WHERE n.binding_id = bindings.id AND n.seq > bindings.notified_after) \
+    THEN 1 ELSE 0 END, created_at";
 /// A binding as the fan-out reads it: what [`NotificationType::for_event`] needs, without the
 /// notifications lookup (its `stale` is the stored flag, which the fan-out does not use).
 const FAN_OUT_COLUMNS: &str = "id, institution_seq, account_ref, bound_on, stale, created_at";
+/// The number of [`FAN_OUT_COLUMNS`].
+const FAN_OUT_COLUMN_COUNT: usize = 6;
+
+/// The bindings on each bound number of a batch of events, by the number's keyed hash.
+pub(crate) type BoundNumbers = std::collections::HashMap<[u8; 32], Vec<Binding>>;
 pub(crate) const NOTIFICATION_COLUMNS: &str = "seq, id, institution_seq, binding_id, account_ref, endpoint_id, type, event_date, \
                                                reissuable_from, detail, created_at, acked_at, ack_action, \
                                                unbind_request_id, deadline, attestation";
@@ -387,15 +401,13 @@ impl WriteCtx {
         Ok(Registered { binding, created: true })
     }
 
-    /// Which of `number_hashes` some binding names: asked once for a batch of events, by lists of
-    /// [`BOUND_PROBE_LIST`] hashes, so that the many numbers nobody has bound cost no statement each.
-    pub(crate) fn bound_numbers(
-        &mut self,
-        mut number_hashes: Vec<[u8; 32]>,
-    ) -> Result<std::collections::HashSet<[u8; 32]>, StoreError> {
+    /// The bindings on each of `number_hashes` that has any: asked once for a batch of events, by
+    /// lists of [`BOUND_PROBE_LIST`] hashes in index order, so that the many numbers nobody has bound
+    /// cost no statement each, and the fan-out of a bound one reads its bindings from here.
+    pub(crate) fn bound_numbers(&mut self, mut number_hashes: Vec<[u8; 32]>) -> Result<BoundNumbers, StoreError> {
         number_hashes.sort_unstable();
         number_hashes.dedup();
-        let mut bound = std::collections::HashSet::new();
+        let mut bound = BoundNumbers::new();
         for list in number_hashes.chunks(BOUND_PROBE_LIST) {
             // A short last list repeats its last hash (one statement text, prepared once); a few hashes,
             // as a request's, are asked one by one.
@@ -407,9 +419,10 @@ impl WriteCtx {
             };
             for params in probes {
                 self.conn.query_each(bound_probe_sql(n), &params, &mut |r| {
-                    if let Some(h) = r.opt_bytes(0).and_then(|b| <[u8; 32]>::try_from(b).ok()) {
-                        bound.insert(h);
-                    }
+                    let Some(h) = r.opt_bytes(FAN_OUT_COLUMN_COUNT).and_then(|b| <[u8; 32]>::try_from(b).ok()) else {
+                        return Err(StoreError::Corrupt("a binding's number hash is not 32 bytes".into()));
+                    };
+                    bound.entry(h).or_default().push(binding_from(r)?);
                     Ok(())
                 })?;
             }
@@ -417,26 +430,22 @@ impl WriteCtx {
         Ok(bound)
     }
 
-    /// After an accepted event: notifies every binding on the number that it concerns (R4).
-    /// `number_hash` and `event_key` are the keyed hashes of `n` and of `e`, which the caller has at hand.
+    /// After an accepted event: notifies every binding on the number that it concerns (R4), `bindings`
+    /// being those on the number (from [`WriteCtx::bound_numbers`]). `event_key` is the keyed hash of
+    /// `e`, which the caller has at hand.
     pub(crate) fn fan_out(
         &mut self,
         n: PhoneNumber,
-        number_hash: &[u8; 32],
+        bindings: &[Binding],
         e: &HistoryEvent,
         event_key: &[u8; 32],
     ) -> Result<u64, StoreError> {
         if !domain::notify::may_notify(e.kind) {
             return Ok(0);
         }
-        let rows = self.conn.query(
-            &format!("SELECT {FAN_OUT_COLUMNS} FROM bindings WHERE number_hash = $1"),
-            &[number_hash.as_slice().into()],
-        )?;
         let mut created = 0;
-        for r in &rows {
-            let b = binding_from(r)?;
-            created += u64::from(self.notify(&b, n, e, event_key)?);
+        for b in bindings {
+            created += u64::from(self.notify(b, n, e, event_key)?);
         }
         Ok(created)
     }
@@ -457,11 +466,11 @@ impl WriteCtx {
         // The event is named by its keyed hash (`event_key`), so that a copy of the database cannot
         // join a notification (institution, accountRef) to the events table (plain numbers).
         let now = self.now_rfc3339();
-        // One row, no RETURNING: SQLite then takes no statement journal, which would copy every page
-        // the insert changes before changing it (a RETURNING clause runs as a trigger, and a statement
-        // with triggers that may fail midway gets one). The new row's seq is read back by its id.
+        // One row, no RETURNING on SQLite (`Conn::insert_seq`): SQLite then takes no statement journal,
+        // which would copy every page the insert changes before changing it (a RETURNING clause runs as
+        // a trigger, and a statement with triggers that may fail midway gets one).
         let id = NotificationId::issue("ntf");
-        let inserted = self.conn.exec(
+        let seq = self.conn.insert_seq(
             "INSERT INTO notifications (id, institution_seq, binding_id, account_ref, type, event_key, \
              event_date, reissuable_from, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT DO NOTHING",
@@ -477,23 +486,15 @@ impl WriteCtx {
                 now.into(),
             ],
         )?;
-        if inserted == 0 {
-            // The (binding, event) pair was notified before: nothing new. Anything else would be the
-            // id met again (ids from two processes in one millisecond), which must not pass for that.
-            let notified = self.conn.query_one(
-                "SELECT 1 FROM notifications WHERE binding_id = $1 AND event_key = $2",
-                &[b.id.as_str().into(), event_key.as_slice().into()],
-            )?;
-            if notified.is_none() {
-                return Err(StoreError::Corrupt(format!("notification id {id} was issued twice")));
-            }
-            return Ok(false);
-        }
-        let seq = self
-            .conn
-            .query_one("SELECT seq FROM notifications WHERE id = $1", &[id.as_str().into()])?
-            .ok_or_else(|| StoreError::Corrupt("a notification just inserted is not there".into()))?
-            .i64(0)?;
+        // A notification is only made for a new event or a new binding (neither is ever deleted), so
+        // the (binding, event) pair is new: nothing but the id met again (ids from two processes in one
+        // millisecond) can stop the insert, and that must not pass unseen.
+        let seq = seq.ok_or_else(|| StoreError::Corrupt(format!("notification id {id} was issued twice")))?;
+        self.conn.exec(
+            "INSERT INTO binding_notifications_recent (binding_id, seq) VALUES ($1, $2)",
+            &[b.id.as_str().into(), seq.into()],
+        )?;
+        self.notifications_filing.added();
         // The binding is stale from now on: the notification says so (`BINDING_COLUMNS`).
         self.enqueue_deliveries(b.institution_seq, seq)?;
         Ok(true)

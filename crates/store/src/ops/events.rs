@@ -12,6 +12,7 @@ use domain::{
 
 use crate::StoreError;
 use crate::keys::HashKey;
+use crate::ops::bindings::Binding;
 use crate::ops::kyc::Kyc;
 use crate::ops::participants::{Participant, Role};
 use crate::sql::{Row, Value};
@@ -287,7 +288,7 @@ impl WriteCtx {
         let mut completed = Vec::new();
         for i in order {
             let (e, keys) = &events[i];
-            let bound = bound.contains(&keys.subject);
+            let bound = bound.get(&keys.subject).map_or(&[][..], Vec::as_slice);
             let outcome = self.apply_event(carrier, e, keys, bound, in_lists, job, &mut summaries, &mut completed)?;
             if outcome == Outcome::Accepted {
                 push_entry(&mut entries, keys, e.kind, e.date);
@@ -328,7 +329,7 @@ impl WriteCtx {
         carrier: &Participant,
         e: &NewEvent,
         keys: &EventKeys,
-        bound: bool,
+        bound: &[Binding],
         in_lists: bool,
         job: Option<&str>,
         summaries: &mut Vec<(PhoneNumber, Summary)>,
@@ -423,8 +424,8 @@ impl WriteCtx {
         }
         // Bindings are not added or moved by a batch of events: a number without one when the batch
         // began has none here.
-        if bound {
-            self.fan_out(e.number, &keys.subject, &new, &keys.event)?;
+        if !bound.is_empty() {
+            self.fan_out(e.number, bound, &new, &keys.event)?;
         }
         if e.kind == EventKind::PortedOut {
             self.complete_ports(e.number, &keys.subject, e.date, recipient, &coverage, summaries, completed)?;

@@ -430,9 +430,21 @@ impl WriteCtx {
             Resolution::Unbound => {
                 // The notifications about these bindings are answered by this too.
                 self.conn.exec(
-                    "UPDATE notifications SET acked_at = $1, ack_action = 'unbound' WHERE acked_at IS NULL AND binding_id IN \
-                     (SELECT id FROM bindings WHERE institution_seq = $2 AND number_hash = $3 AND bound_on < $4)",
-                    &[self.now_rfc3339().into(), institution.seq.into(), hash.as_slice().into(), start.packed().into()],
+                    "UPDATE notifications SET acked_at = $1, ack_action = 'unbound' WHERE acked_at IS NULL AND seq IN \
+                     (SELECT n.seq FROM bindings b JOIN binding_notifications n ON n.binding_id = b.id \
+                      WHERE b.institution_seq = $2 AND b.number_hash = $3 AND b.bound_on < $4 \
+                      UNION ALL \
+                      SELECT n.seq FROM bindings b JOIN binding_notifications_recent n ON n.binding_id = b.id \
+                      WHERE b.institution_seq = $5 AND b.number_hash = $6 AND b.bound_on < $7)",
+                    &[
+                        self.now_rfc3339().into(),
+                        institution.seq.into(),
+                        hash.as_slice().into(),
+                        start.packed().into(),
+                        institution.seq.into(),
+                        hash.as_slice().into(),
+                        start.packed().into(),
+                    ],
                 )?;
                 let removed = self.conn.exec(
                     "DELETE FROM bindings WHERE institution_seq = $1 AND number_hash = $2 AND bound_on < $3",

@@ -72,6 +72,8 @@ backend_tests!(
     the_check_log_is_dropped_after_its_retention_period,
     a_carrier_may_hold_only_so_many_pending_ports,
     console_sessions_end_when_idle_closed_or_their_key_revoked,
+    a_bindings_notifications_count_alike_filed_or_waiting,
+    notifications_made_before_they_were_filed_by_binding_still_count,
 );
 
 async fn console_sessions_end_when_idle_closed_or_their_key_revoked(db: TestDb) {
@@ -391,7 +393,7 @@ async fn a_batch_of_checks_without_its_record_breaks_the_chain(db: TestDb) {
 }
 
 async fn lookups_stay_exact_at_every_step_of_the_compaction(db: TestDb) {
-    let store = db.open_without_idle_compaction(std::sync::Arc::new(domain::FixedClock::at_day(day("2025-06-30"))));
+    let store = db.open_without_idle_upkeep(std::sync::Arc::new(domain::FixedClock::at_day(day("2025-06-30"))));
     let c = carrier(&store, "Carrier A", "+86138").await;
     let (bank, _) = institution(&store).await;
     let numbers = ["+8613800138000", "+8613800138001", "+8613800138002"].map(num);
@@ -855,4 +857,129 @@ async fn times_of_a_migration_15_database_keep_their_meaning(db: TestDb) {
         // Cut to the millisecond as the code cuts, not rounded into the next second.
         ("2025-06-02T10:00:00.999Z", 1_748_858_400, Some("2025-06-02T12:30:00.500Z"), Some(1_748_867_400))
     );
+}
+
+/// Which notifications name a binding is kept in two tables (migration 27): those waiting, and those
+/// the writer has filed, a step at a time in key order. At every step of two passes, with
+/// notifications made midway both behind and ahead of the pass, every binding reads as stale exactly
+/// when a notification names it, and each notification is in one of the tables, once.
+async fn a_bindings_notifications_count_alike_filed_or_waiting(db: TestDb) {
+    let store = db.open_without_idle_upkeep(std::sync::Arc::new(domain::FixedClock::at_day(day("2025-06-30"))));
+    let c = carrier(&store, "Carrier A", "+86138").await;
+    let (bank, _) = institution(&store).await;
+    let number = |i: usize| format!("+86138001{i:05}");
+    // Two bindings on each of 40 numbers, made in number order: their ids, which grow, follow it.
+    let items = (0..40)
+        .flat_map(|i| {
+            ["a", "b"].map(|side| store::NewBinding {
+                account_ref: domain::AccountRef::parse(&format!("{side}-{i:02}")).unwrap(),
+                number: num(&number(i)),
+                bound_on: day("2024-01-01"),
+            })
+        })
+        .collect();
+    assert!(store.register_bindings(bank.clone(), items).await.unwrap().iter().all(Result::is_ok));
+    let disconnect = |range: std::ops::Range<usize>, date: &str| {
+        range.map(|i| ev(&format!("d{i}"), &number(i), EventKind::Disconnected, date)).collect::<Vec<_>>()
+    };
+    let out = store.report_events(c.clone(), disconnect(0..20, "2024-06-01")).await.unwrap();
+    assert!(out.iter().all(|o| o == &Outcome::Accepted), "{out:?}");
+
+    let stale = |store: Store| async move {
+        let list = store.bindings(bank.seq, "", 100).await.unwrap();
+        assert_eq!(list.len(), 80);
+        list.into_iter().filter(|b| b.stale).map(|b| b.account_ref).collect::<std::collections::BTreeSet<_>>()
+    };
+    let expected = |numbers: &[usize]| {
+        numbers
+            .iter()
+            .flat_map(|i| [format!("a-{i:02}"), format!("b-{i:02}")])
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let tables = || {
+        let (filed, waiting) = (
+            count(&db, "SELECT COUNT(*) FROM binding_notifications"),
+            count(&db, "SELECT COUNT(*) FROM binding_notifications_recent"),
+        );
+        let both = count(
+            &db,
+            "SELECT COUNT(*) FROM binding_notifications f JOIN binding_notifications_recent w \
+             ON w.binding_id = f.binding_id AND w.seq = f.seq",
+        );
+        let made = count(&db, "SELECT COUNT(*) FROM notifications WHERE binding_id IS NOT NULL");
+        assert_eq!((filed + waiting, both), (made, 0), "filed {filed}, waiting {waiting}");
+        (filed, waiting)
+    };
+    let mut now_stale: Vec<usize> = (0..20).collect();
+    assert_eq!(stale(store.clone()).await, expected(&now_stale));
+    assert_eq!(tables(), (0, 40));
+
+    let mut steps = 0;
+    loop {
+        let moved = store.file_notifications_step(7).await.unwrap();
+        steps += 1;
+        assert_eq!(stale(store.clone()).await, expected(&now_stale), "after step {steps}");
+        let (_, waiting) = tables();
+        if steps == 3 {
+            // Midway through the first pass (21 filed: the bindings of numbers 0 to 10): numbers 20 to
+            // 29 are disconnected (their bindings come after the pass's cursor) and numbers 0 to 4
+            // taken by a new holder (before it).
+            let mut events = disconnect(20..30, "2024-06-01");
+            events.extend((0..5).map(|i| ev(&format!("r{i}"), &number(i), EventKind::Activated, "2024-12-01")));
+            let out = store.report_events(c.clone(), events).await.unwrap();
+            assert!(out.iter().all(|o| o == &Outcome::Accepted), "{out:?}");
+            now_stale.extend(20..30);
+            assert_eq!(stale(store.clone()).await, expected(&now_stale));
+            assert_eq!(tables().1, 40 - 21 + 20 + 10);
+        }
+        if moved == 0 {
+            assert_eq!(waiting, 0);
+            break;
+        }
+        assert!(moved <= 7 && steps < 50, "step {steps} filed {moved}");
+    }
+    assert_eq!(tables(), (70, 0));
+    // Numbers 0 to 4 were notified twice, of the disconnection and then of the new holder.
+    let notified = store.notifications(bank.seq, 0, 100).await.unwrap();
+    assert_eq!(notified.len(), 70);
+}
+
+/// A database of the numlink before notifications were filed by binding apart from them (migration
+/// 26): its notifications still make their bindings stale after the upgrade, and the (binding, event)
+/// key it enforced is gone without losing a row.
+async fn notifications_made_before_they_were_filed_by_binding_still_count(db: TestDb) {
+    db.migrate_to(26);
+    let blob = |hex: &str| match &db.url {
+        store::DbUrl::Sqlite(_) => format!("x'{hex}'"),
+        store::DbUrl::Postgres(_) => format!("decode('{hex}', 'hex')"),
+    };
+    let binding = |id: &str, account: &str, hash: &str| {
+        format!(
+            "INSERT INTO bindings (id, institution_seq, account_ref, number_hash, bound_on, stale, created_at) \
+             SELECT '{id}', seq, '{account}', {}, 20240101, 0, '2024-01-01T00:00:00.000Z' FROM participants WHERE id = 'ins_a';",
+            blob(hash)
+        )
+    };
+    tamper(
+        &db,
+        &format!(
+            "INSERT INTO participants (id, role, name, created_at) VALUES ('ins_a', 'institution', 'A', '2020-01-01T00:00:00Z'); \
+             {} {} \
+             INSERT INTO notifications (id, institution_seq, binding_id, account_ref, type, event_key, created_at, unbind_request_id) \
+               SELECT 'ntf_00000000000000000001', seq, 'bnd_00000000000000000001', 'notified', 'number.disconnected', {}, \
+               '2024-06-01T00:00:00.000Z', NULL FROM participants WHERE id = 'ins_a';",
+            binding("bnd_00000000000000000001", "notified", "01"),
+            binding("bnd_00000000000000000002", "quiet", "02"),
+            blob("aa")
+        ),
+    );
+    let (store, _) = db.open("2025-06-30");
+    let seq = store.list_participants().await.unwrap().into_iter().find(|p| p.id == "ins_a").unwrap().seq;
+    let stale = |list: Vec<store::Binding>| list.into_iter().map(|b| (b.account_ref, b.stale)).collect::<Vec<_>>();
+    assert_eq!(
+        stale(store.bindings(seq, "", 10).await.unwrap()),
+        vec![("notified".to_string(), true), ("quiet".to_string(), false)]
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM binding_notifications"), 1);
+    assert_eq!(store.notifications(seq, 0, 10).await.unwrap().len(), 1);
 }
