@@ -32,6 +32,7 @@ const SQLITE: &[(i64, &str)] = &[
     (25, include_str!("../migrations/sqlite/0025_deliveries_due_in_order.sql")),
     (26, include_str!("../migrations/sqlite/0026_endpoint_batches.sql")),
     (27, include_str!("../migrations/sqlite/0027_notifications_filed_by_binding.sql")),
+    (28, include_str!("../migrations/sqlite/0028_deliveries_by_endpoint_key.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -61,6 +62,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (25, include_str!("../migrations/postgres/0025_deliveries_due_in_order.sql")),
     (26, include_str!("../migrations/postgres/0026_endpoint_batches.sql")),
     (27, include_str!("../migrations/postgres/0027_notifications_filed_by_binding.sql")),
+    (28, include_str!("../migrations/postgres/0028_deliveries_by_endpoint_key.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

@@ -125,6 +125,10 @@ pub(crate) struct WriteCtx {
     pub(crate) notifications_filing: NotificationsFiling,
     /// Whether an idle writer files notifications by binding (`StoreConfig::upkeep_when_idle`).
     upkeep_when_idle: bool,
+    /// The enabled webhook endpoints of each institution that the transaction has asked about
+    /// (`ops::webhooks`): forgotten when a transaction begins, after a rollback to a savepoint, and
+    /// when this writer changes an endpoint.
+    pub(crate) enabled_endpoints: HashMap<i64, Vec<String>>,
 }
 
 /// What a rollback to a savepoint undoes in the writer's memory (see [`WriteCtx::undo_to`]).
@@ -159,6 +163,7 @@ impl WriteCtx {
             events: EventsBuffer::default(),
             checks: CheckLog::new(upkeep_when_idle),
             upkeep_when_idle,
+            enabled_endpoints: HashMap::new(),
             pending_ports_max: 100_000,
             first_to_write: false,
             notifications_filing: NotificationsFiling::default(),
@@ -183,6 +188,7 @@ impl WriteCtx {
         self.index.undo_to(marks.index);
         self.checks.undo_to(marks.checks);
         self.events.clear();
+        self.enabled_endpoints.clear();
         // Caches may have been reloaded from rows now rolled back.
         self.prefixes_generation = -1;
     }
@@ -288,6 +294,7 @@ impl WriteCtx {
     fn begin(&mut self) -> Result<(), StoreError> {
         self.conn.begin_write()?;
         self.events.clear();
+        self.enabled_endpoints.clear();
         let (mut generation, mut stamp) = (0, 0);
         self.conn.query_each(
             "SELECT key, value FROM meta WHERE key IN ('participants_generation', 'events_stamp')",

@@ -270,8 +270,8 @@ pub(crate) fn due_by_endpoint(
 /// The earliest time a pending delivery is due, if any: the worker sleeps until then.
 pub(crate) fn next_due(conn: &mut dyn Conn) -> Result<Option<i64>, StoreError> {
     let row = conn.query_one(
-        "SELECT MIN(d.next_attempt_at) FROM deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-         WHERE d.state = 'pending' AND e.enabled = 1",
+        "SELECT MIN((SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.endpoint_id = e.id AND d.state = 'pending')) \
+         FROM webhook_endpoints e WHERE e.enabled = 1",
         &[],
     )?;
     row.map(|r| time::opt_unix(&r, 0)).transpose().map(Option::flatten)
@@ -302,22 +302,30 @@ impl WriteCtx {
     pub(crate) fn enqueue_deliveries(&mut self, institution_seq: i64, notification_seq: i64) -> Result<(), StoreError> {
         let now = time::stamp_unix(self.now_unix());
         let at = self.now_rfc3339();
-        let mut endpoints = Vec::new();
-        self.conn.query_each(
-            "SELECT id FROM webhook_endpoints WHERE institution_seq = $1 AND enabled = 1",
-            &[institution_seq.into()],
-            &mut |r| {
-                endpoints.push(r.text(0)?);
-                Ok(())
-            },
-        )?;
+        // Asked once an institution in a transaction: a file's fan-out asks for every notification.
+        let endpoints = match self.enabled_endpoints.get(&institution_seq) {
+            Some(known) => known.clone(),
+            None => {
+                let mut endpoints = Vec::new();
+                self.conn.query_each(
+                    "SELECT id FROM webhook_endpoints WHERE institution_seq = $1 AND enabled = 1",
+                    &[institution_seq.into()],
+                    &mut |r| {
+                        endpoints.push(r.text(0)?);
+                        Ok(())
+                    },
+                )?;
+                self.enabled_endpoints.insert(institution_seq, endpoints.clone());
+                endpoints
+            }
+        };
         // A row a statement: an INSERT … SELECT writes several rows and may fail midway (a CHECK), so
         // SQLite would copy every page it changes into a statement journal before changing it.
         for endpoint in endpoints {
             self.conn.exec(
                 "INSERT INTO deliveries (notification_seq, endpoint_id, attempts, next_attempt_at, state, updated_at) \
                  VALUES ($1, $2, 0, $3, 'pending', $4) \
-                 ON CONFLICT (notification_seq, endpoint_id) DO UPDATE SET attempts = 0, \
+                 ON CONFLICT (endpoint_id, notification_seq) DO UPDATE SET attempts = 0, \
                  next_attempt_at = excluded.next_attempt_at, state = 'pending', updated_at = excluded.updated_at",
                 &[notification_seq.into(), endpoint.into(), now.clone().into(), at.clone().into()],
             )?;
@@ -348,6 +356,7 @@ impl WriteCtx {
         }
         let id = EndpointId::issue("whe");
         let now = self.now_rfc3339();
+        self.enabled_endpoints.clear();
         self.conn.exec(
             "INSERT INTO webhook_endpoints (id, institution_seq, url, secret, enabled, created_at, batch_events) \
              VALUES ($1, $2, $3, $4, 1, $5, $6)",
@@ -466,6 +475,7 @@ impl WriteCtx {
         institution: &Participant,
         id: &str,
     ) -> Result<Option<Endpoint>, StoreError> {
+        self.enabled_endpoints.clear();
         let changed = self.conn.exec(
             "UPDATE webhook_endpoints SET enabled = 1, disabled_reason = NULL, failing_since = NULL \
              WHERE id = $1 AND institution_seq = $2",
@@ -483,6 +493,7 @@ impl WriteCtx {
             return Ok(false);
         }
         self.conn.exec("DELETE FROM deliveries WHERE endpoint_id = $1", &[id.into()])?;
+        self.enabled_endpoints.clear();
         self.conn.exec("DELETE FROM webhook_endpoints WHERE id = $1", &[id.into()])?;
         self.audit(&institution.id, "webhook_endpoint.deleted", None, &format!("id={id}"))?;
         Ok(true)
@@ -610,6 +621,7 @@ impl WriteCtx {
             return Ok(());
         }
         let institution_seq = row.i64(0)?;
+        self.enabled_endpoints.clear();
         self.conn.exec(
             "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $1 WHERE id = $2",
             &[reason.into(), endpoint_id.into()],

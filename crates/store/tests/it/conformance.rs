@@ -74,6 +74,7 @@ backend_tests!(
     console_sessions_end_when_idle_closed_or_their_key_revoked,
     a_bindings_notifications_count_alike_filed_or_waiting,
     notifications_made_before_they_were_filed_by_binding_still_count,
+    deliveries_made_before_they_were_keyed_by_endpoint_are_still_due,
 );
 
 async fn console_sessions_end_when_idle_closed_or_their_key_revoked(db: TestDb) {
@@ -982,4 +983,53 @@ async fn notifications_made_before_they_were_filed_by_binding_still_count(db: Te
     );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM binding_notifications"), 1);
     assert_eq!(store.notifications(seq, 0, 10).await.unwrap().len(), 1);
+}
+
+/// A database of the numlink before deliveries were keyed by endpoint (migration 27): its pending
+/// delivery is still due, at the same time, and its delivered one is not; both stay in the endpoint's
+/// log and on their notification.
+async fn deliveries_made_before_they_were_keyed_by_endpoint_are_still_due(db: TestDb) {
+    db.migrate_to(27);
+    let notification = |id: &str| {
+        format!(
+            "INSERT INTO notifications (id, institution_seq, account_ref, endpoint_id, type, created_at) \
+             SELECT '{id}', seq, NULL, 'whe_1', 'webhook.test', '2025-06-29T00:00:00.000Z' FROM participants WHERE id = 'ins_a';"
+        )
+    };
+    let delivery = |id: &str, state: &str| {
+        format!(
+            "INSERT INTO deliveries (notification_seq, endpoint_id, attempts, next_attempt_at, state, updated_at) \
+             SELECT seq, 'whe_1', 1, '2025-06-30T08:00:00.000Z', '{state}', '2025-06-29T00:00:00.000Z' \
+             FROM notifications WHERE id = '{id}';"
+        )
+    };
+    tamper(
+        &db,
+        &format!(
+            "INSERT INTO participants (id, role, name, created_at) VALUES ('ins_a', 'institution', 'A', '2020-01-01T00:00:00Z'); \
+             INSERT INTO webhook_endpoints (id, institution_seq, url, secret, enabled, created_at) \
+               SELECT 'whe_1', seq, 'https://bank.example/hook', 'whsec_x', 1, '2025-06-01T00:00:00.000Z' \
+               FROM participants WHERE id = 'ins_a'; \
+             {} {} {} {}",
+            notification("ntf_00000000000000000001"),
+            notification("ntf_00000000000000000002"),
+            delivery("ntf_00000000000000000001", "pending"),
+            delivery("ntf_00000000000000000002", "delivered"),
+        ),
+    );
+    let (store, _) = db.open("2025-06-30");
+    let at = jiff::Timestamp::from_second(store.next_due().await.unwrap().expect("a delivery is due")).unwrap();
+    assert_eq!(at.to_string(), "2025-06-30T08:00:00Z");
+    let due = store.due_by_endpoint(at.as_second(), 10, 10, vec![]).await.unwrap();
+    let due: Vec<(String, String)> =
+        due.iter().flatten().map(|d| (d.notification.id.to_string(), d.endpoint.id.to_string())).collect();
+    assert_eq!(due, vec![("ntf_00000000000000000001".to_string(), "whe_1".to_string())]);
+    for (id, state) in [("ntf_00000000000000000001", "pending"), ("ntf_00000000000000000002", "delivered")] {
+        let id = store::NotificationId::parse(id).unwrap();
+        let states = store.deliveries_of(&id).await.unwrap();
+        assert_eq!(
+            states.iter().map(|d| (d.endpoint_id.as_str(), d.state.as_str())).collect::<Vec<_>>(),
+            vec![("whe_1", state)]
+        );
+    }
 }
