@@ -11,8 +11,9 @@
 //! Which notifications name a binding is kept beside them, in two tables (migration 27): each new
 //! notification's (binding, seq) goes into `binding_notifications_recent`, small, and the writer files
 //! that table's rows into `binding_notifications`, large, in key order a step at a time
-//! (`writer::notifications_filing`): a page of the large table is written once per pass over it, not once per
-//! notification. What reads them (a binding's staleness, an unbind's acknowledgements) reads both.
+//! (`writer::notifications_filing`): a page of the large table is written once per pass over it, not
+//! once per notification. What reads them (a binding's staleness, an unbind's acknowledgements) reads
+//! both.
 
 use domain::{
     AccountRef, Answer, BindingNotice, Day, EventKind, HistoryEvent, PhoneNumber, Rejection, RejectionCode,
