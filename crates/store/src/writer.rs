@@ -448,6 +448,8 @@ impl WriteCtx {
             let _ = self.conn.rollback();
             // Cached state may reflect rolled-back work.
             self.prefixes_generation = -1;
+            // What waits to be filed: counted again, from a new pass.
+            self.notifications_filing = NotificationsFiling::default();
             self.checks.undo_to(0);
         }
         // Before any caller hears of the commit: a check never answers from older state than an
@@ -463,8 +465,12 @@ impl WriteCtx {
     /// One piece of the work an idle writer does: a step of filing notifications by binding, or of
     /// the lookups compaction. False when there was nothing to do.
     fn idle_work(&mut self) -> bool {
-        if self.upkeep_when_idle && self.notifications_waiting().unwrap_or(0) > 0 {
-            return self.step(StepKind::FileNotifications) > 0;
+        // A step that fails (logged) leaves the time to the compaction.
+        if self.upkeep_when_idle
+            && self.notifications_waiting().unwrap_or(0) > 0
+            && self.step(StepKind::FileNotifications) > 0
+        {
+            return true;
         }
         if self.checks.behind() {
             let behind = self.step(StepKind::Compact) > 0;
@@ -474,11 +480,13 @@ impl WriteCtx {
         false
     }
 
-    /// After a batch: a step of filing notifications when so many wait that they must not wait for
-    /// the writer to be idle.
+    /// After a batch: steps of filing notifications while so many wait that they must not wait for
+    /// the writer to be idle (a batch may have made more than a step files).
     fn busy_work(&mut self) {
-        if self.notifications_waiting().unwrap_or(0) >= notifications_filing::NOTIFICATIONS_WAITING_MAX {
-            self.step(StepKind::FileNotifications);
+        while self.notifications_waiting().unwrap_or(0) >= notifications_filing::NOTIFICATIONS_WAITING_MAX {
+            if self.step(StepKind::FileNotifications) == 0 {
+                break;
+            }
         }
     }
 
@@ -560,6 +568,9 @@ pub(crate) fn spawn(
                     // Quiet: the lookups compaction, a step at a time, for as long as no command waits
                     // (one that comes waits for one step at most).
                     if last_batch.elapsed() >= QUIET_BEFORE_IDLE_WORK {
+                        // Count again what waits: another process (the CLI beside a server) may
+                        // have added to it.
+                        ctx.notifications_filing.forget_count();
                         while rx.is_empty() && ctx.idle_work() {}
                     }
                     continue;

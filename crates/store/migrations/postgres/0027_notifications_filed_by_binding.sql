@@ -1,7 +1,8 @@
 -- Which notifications name a binding, out of the notifications table (see the SQLite migration of the
 -- same number): a small table takes each notification's (binding, seq), and the writer files its rows
 -- into the large one in key order, a step at a time. The (binding_id, event_key) dedupe goes: a
--- notification is only made for a new event or a new binding, and neither is ever deleted.
+-- notification is only made for an event just stored (events are never deleted) or a binding just
+-- created (ids are never issued again), and a rebind notifies nothing of its new number's past.
 CREATE TABLE binding_notifications (
     binding_id TEXT NOT NULL,
     seq        BIGINT NOT NULL,

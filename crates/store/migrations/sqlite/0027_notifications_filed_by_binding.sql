@@ -5,8 +5,9 @@
 -- (binding, seq) goes first to a small table, and the writer files that table's rows into the large
 -- one in key order, a step at a time (`writer::notifications_filing`), so that each page of the large
 -- one is written once per pass rather than once per notification. A reader asks both. The dedupe the
--- unique index gave is not needed: a notification is only made for a new event or a new binding, and
--- neither is ever deleted.
+-- unique index gave is not needed: a notification is only made for an event just stored (events are
+-- never deleted) or a binding just created (ids are never issued again), and a rebind notifies nothing
+-- of its new number's past.
 CREATE TABLE binding_notifications (
     binding_id TEXT NOT NULL,
     seq        INTEGER NOT NULL,

@@ -5,8 +5,10 @@
 //! (the same boundaries as R2). Both paths — an event arriving for existing bindings, a binding
 //! arriving for an existing history — insert into that set in the transaction of the event or
 //! binding, and each only for what it brings that is new: the event for the bindings already there,
-//! the binding for the events already there. Neither is ever deleted, so whatever order they arrive
-//! in, no event notifies a binding twice and none is missed.
+//! the binding for the events already there. An event is stored once and never deleted, a binding's
+//! id is never issued again (a deleted binding's included), and a rebind, which moves a binding to
+//! another number, notifies nothing of that number's past; so whatever order they arrive in, no event
+//! notifies a binding twice and none is missed.
 //!
 //! Which notifications name a binding is kept beside them, in two tables (migration 27): each new
 //! notification's (binding, seq) goes into `binding_notifications_recent`, small, and the writer files
@@ -487,9 +489,9 @@ impl WriteCtx {
                 now.into(),
             ],
         )?;
-        // A notification is only made for a new event or a new binding (neither is ever deleted), so
-        // the (binding, event) pair is new: nothing but the id met again (ids from two processes in one
-        // millisecond) can stop the insert, and that must not pass unseen.
+        // A notification is only made for an event just stored or a binding just created (see the
+        // module's comment), so the (binding, event) pair is new: nothing but the id met again (ids from
+        // two processes in one millisecond) can stop the insert, and that must not pass unseen.
         let seq = seq.ok_or_else(|| StoreError::Corrupt(format!("notification id {id} was issued twice")))?;
         self.conn.exec(
             "INSERT INTO binding_notifications_recent (binding_id, seq) VALUES ($1, $2)",

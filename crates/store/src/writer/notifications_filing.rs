@@ -34,6 +34,11 @@ impl NotificationsFiling {
             *n += 1;
         }
     }
+
+    /// Makes the next need count the waiting rows again.
+    pub(crate) fn forget_count(&mut self) {
+        self.waiting = None;
+    }
 }
 
 impl WriteCtx {

@@ -983,6 +983,18 @@ async fn notifications_made_before_they_were_filed_by_binding_still_count(db: Te
     );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM binding_notifications"), 1);
     assert_eq!(store.notifications(seq, 0, 10).await.unwrap().len(), 1);
+    // The (binding, event) key is gone: a second row with the same pair is stored (the code never
+    // makes one; were the key still there, a notification would fail as a reissued id).
+    tamper(
+        &db,
+        &format!(
+            "INSERT INTO notifications (id, institution_seq, binding_id, account_ref, type, event_key, created_at) \
+             SELECT 'ntf_00000000000000000002', seq, 'bnd_00000000000000000001', 'notified', 'number.disconnected', {}, \
+             '2024-06-02T00:00:00.000Z' FROM participants WHERE id = 'ins_a';",
+            blob("aa")
+        ),
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM notifications WHERE binding_id = 'bnd_00000000000000000001'"), 2);
 }
 
 /// A database of the numlink before deliveries were keyed by endpoint (migration 27): its pending
@@ -998,9 +1010,9 @@ async fn deliveries_made_before_they_were_keyed_by_endpoint_are_still_due(db: Te
     };
     let delivery = |id: &str, state: &str| {
         format!(
-            "INSERT INTO deliveries (notification_seq, endpoint_id, attempts, next_attempt_at, state, updated_at) \
-             SELECT seq, 'whe_1', 1, '2025-06-30T08:00:00.000Z', '{state}', '2025-06-29T00:00:00.000Z' \
-             FROM notifications WHERE id = '{id}';"
+            "INSERT INTO deliveries (notification_seq, endpoint_id, attempts, next_attempt_at, state, last_status, \
+             last_error, updated_at) SELECT seq, 'whe_1', 1, '2025-06-30T08:00:00.000Z', '{state}', 503, 'busy', \
+             '2025-06-29T00:00:00.000Z' FROM notifications WHERE id = '{id}';"
         )
     };
     tamper(
@@ -1027,9 +1039,10 @@ async fn deliveries_made_before_they_were_keyed_by_endpoint_are_still_due(db: Te
     for (id, state) in [("ntf_00000000000000000001", "pending"), ("ntf_00000000000000000002", "delivered")] {
         let id = store::NotificationId::parse(id).unwrap();
         let states = store.deliveries_of(&id).await.unwrap();
-        assert_eq!(
-            states.iter().map(|d| (d.endpoint_id.as_str(), d.state.as_str())).collect::<Vec<_>>(),
-            vec![("whe_1", state)]
-        );
+        let kept = states
+            .iter()
+            .map(|d| (d.endpoint_id.as_str(), d.state.as_str(), d.attempts, d.last_status, d.last_error.as_deref()))
+            .collect::<Vec<_>>();
+        assert_eq!(kept, vec![("whe_1", state, 1, Some(503), Some("busy"))]);
     }
 }
