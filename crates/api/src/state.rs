@@ -44,6 +44,9 @@ pub struct Limits {
     /// one transaction.
     pub write_queue_commands_max: usize,
     pub write_batch_commands_max: usize,
+    /// Notifications waiting to be filed by binding at which the writer files them after every batch,
+    /// not only when idle (`store::StoreConfig::notifications_waiting_max`).
+    pub notifications_waiting_max: u64,
     /// One-time codes waiting to be sent; beyond it a code is dropped and logged (the holder asks again).
     pub sms_queue_messages_max: usize,
     /// Bytes of a form posted to a page (a hundred institutions ticked is under 4 KiB).
@@ -73,6 +76,7 @@ impl Default for Limits {
             pending_ports_per_carrier_max: 100_000,
             write_queue_commands_max: 4_096,
             write_batch_commands_max: 256,
+            notifications_waiting_max: store::NOTIFICATIONS_WAITING_MAX,
             sms_queue_messages_max: 10_000,
             form_bytes_max: 16 * 1024,
             console_idle_secs: 1800,

@@ -116,6 +116,7 @@ pub struct FileLimitsConfig {
     pub pending_ports_per_carrier_max: Option<u64>,
     pub write_queue_commands_max: Option<usize>,
     pub write_batch_commands_max: Option<usize>,
+    pub notifications_waiting_max: Option<u64>,
     pub sms_queue_messages_max: Option<usize>,
     pub form_bytes_max: Option<usize>,
     pub console_idle_secs: Option<i64>,
@@ -264,6 +265,8 @@ impl Config {
             l.pending_ports_per_carrier_max.unwrap_or(limits.pending_ports_per_carrier_max);
         limits.write_queue_commands_max = l.write_queue_commands_max.unwrap_or(limits.write_queue_commands_max).max(1);
         limits.write_batch_commands_max = l.write_batch_commands_max.unwrap_or(limits.write_batch_commands_max).max(1);
+        limits.notifications_waiting_max =
+            l.notifications_waiting_max.unwrap_or(limits.notifications_waiting_max).max(1);
         limits.sms_queue_messages_max = l.sms_queue_messages_max.unwrap_or(limits.sms_queue_messages_max).max(1);
         limits.form_bytes_max = l.form_bytes_max.unwrap_or(limits.form_bytes_max).max(1024);
         limits.console_idle_secs = l.console_idle_secs.unwrap_or(limits.console_idle_secs).max(1);
@@ -412,6 +415,7 @@ mod tests {
             "db = \"sqlite://{}/x.db\"\npublic_url = \"https://numlink.example.cn/\"\n[limits]\nkyc_attribute_chars_max = 64\nunbind_institutions_max = 7\n\
              lookups_listed_max = 50\npending_ports_listed_max = 20\npending_ports_per_carrier_max = 9\n\
              write_queue_commands_max = 100\nwrite_batch_commands_max = 10\nsms_queue_messages_max = 30\n\
+             notifications_waiting_max = 500\n\
              file_check_chunk_rows = 5000\nform_bytes_max = 4096\n[webhooks]\nendpoint_round_deliveries_max = 40\n\
              round_endpoints_max = 3\n[holder]\notp_resend_wait_secs = 30\ntime_zone = \"Asia/Shanghai\"\n",
             data.path().display()
@@ -425,6 +429,7 @@ mod tests {
             (l.pending_ports_per_carrier_max, l.write_queue_commands_max, l.write_batch_commands_max),
             (9, 100, 10)
         );
+        assert_eq!(l.notifications_waiting_max, 500);
         assert_eq!((l.sms_queue_messages_max, l.files.check_chunk_rows), (30, 5000));
         assert_eq!(l.form_bytes_max, 4096);
         let w = Config::load(&o).unwrap().webhooks;

@@ -237,6 +237,7 @@ fn open_store_with(config: &Config, build_index: bool) -> Result<Store> {
     sc.write_queue_commands_max = config.limits.write_queue_commands_max;
     sc.write_batch_commands_max = config.limits.write_batch_commands_max;
     sc.pending_ports_per_carrier_max = config.limits.pending_ports_per_carrier_max;
+    sc.notifications_waiting_max = config.limits.notifications_waiting_max;
     Store::open(sc).map_err(|e| anyhow!("{e}"))
 }
 

@@ -202,7 +202,7 @@ pub struct StoreConfig {
     /// Let the writer do its upkeep after 100 ms without commands (a server): move logged checks into
     /// the holder's lookups table, and file notifications by binding. Off, only
     /// [`Store::compact_lookups`] and [`Store::file_notifications`] do (a test stepping through them);
-    /// notifications are still filed when [`NOTIFICATIONS_WAITING_MAX`] wait.
+    /// notifications are still filed when `notifications_waiting_max` wait.
     pub upkeep_when_idle: bool,
     /// Where the index's snapshot is kept (a server's `<database>.index` beside a SQLite file): read at
     /// start instead of scanning every number when it is usable, written by
@@ -211,6 +211,9 @@ pub struct StoreConfig {
     /// `ported_in` events one carrier may have pending at once (R3): beyond it, another is refused
     /// (`TOO_MANY_ITEMS`), so that no carrier can file claims on every number in the hope of a port.
     pub pending_ports_per_carrier_max: u64,
+    /// Notifications waiting to be filed by binding at which the writer files them after every batch,
+    /// busy or not (default [`NOTIFICATIONS_WAITING_MAX`]); below it, only when idle.
+    pub notifications_waiting_max: u64,
     /// For tests of a commit's reply lost in flight: while it holds true, the writer's next successful
     /// commit is reported to its callers as failed (and the flag is cleared), as when a PostgreSQL
     /// connection drops during COMMIT.
@@ -231,6 +234,7 @@ impl StoreConfig {
             build_index: true,
             upkeep_when_idle: true,
             pending_ports_per_carrier_max: 100_000,
+            notifications_waiting_max: NOTIFICATIONS_WAITING_MAX,
             index_snapshot: None,
             #[cfg(feature = "testing")]
             lose_commit_reply: None,
@@ -402,6 +406,7 @@ impl Store {
             config.build_index && config.upkeep_when_idle,
         );
         ctx.pending_ports_max = config.pending_ports_per_carrier_max;
+        ctx.notifications_waiting_max = config.notifications_waiting_max.max(1);
         #[cfg(feature = "testing")]
         let ctx = ctx.losing_commit_reply(config.lose_commit_reply.clone());
         writer::spawn(ctx, rx, tx.downgrade(), config.write_batch_commands_max.max(1))?;

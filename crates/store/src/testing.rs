@@ -87,6 +87,13 @@ impl TestDb {
         Store::open(config).expect("open the test store")
     }
 
+    /// Opens a store whose configuration `configure` has changed.
+    pub fn open_configured(&self, clock: Arc<FixedClock>, configure: impl FnOnce(&mut StoreConfig)) -> Store {
+        let mut config = StoreConfig::new(self.url.clone(), test_hash_key(), clock);
+        configure(&mut config);
+        Store::open(config).expect("open the test store")
+    }
+
     /// Opens a store without the in-memory index, as the CLI's short-lived commands do.
     pub fn open_without_index(&self, clock: Arc<FixedClock>) -> Store {
         let mut config = StoreConfig::new(self.url.clone(), test_hash_key(), clock);

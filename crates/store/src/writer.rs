@@ -116,6 +116,8 @@ pub(crate) struct WriteCtx {
     /// Checks logged by this batch's commands, written at its commit, and whether their tags wait
     /// to move into the lookups' table.
     pub(crate) checks: CheckLog,
+    /// `StoreConfig::notifications_waiting_max`.
+    pub(crate) notifications_waiting_max: u64,
     /// `StoreConfig::pending_ports_per_carrier_max`.
     pub(crate) pending_ports_max: u64,
     /// True while the command running is the first of its transaction to write, with no savepoint
@@ -165,6 +167,7 @@ impl WriteCtx {
             upkeep_when_idle,
             enabled_endpoints: HashMap::new(),
             pending_ports_max: 100_000,
+            notifications_waiting_max: notifications_filing::NOTIFICATIONS_WAITING_MAX,
             first_to_write: false,
             notifications_filing: NotificationsFiling::default(),
         }
@@ -483,7 +486,7 @@ impl WriteCtx {
     /// After a batch: steps of filing notifications while so many wait that they must not wait for
     /// the writer to be idle (a batch may have made more than a step files).
     fn busy_work(&mut self) {
-        while self.notifications_waiting().unwrap_or(0) >= notifications_filing::NOTIFICATIONS_WAITING_MAX {
+        while self.notifications_waiting().unwrap_or(0) >= self.notifications_waiting_max {
             if self.step(StepKind::FileNotifications) == 0 {
                 break;
             }

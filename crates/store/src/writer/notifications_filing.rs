@@ -8,8 +8,9 @@ use super::WriteCtx;
 use crate::StoreError;
 use crate::sql::Value;
 
-/// Notifications waiting to be filed by binding at which the writer files a step after each batch,
-/// busy or not; below it, it files them only when idle. A pass over `binding_notifications` writes each
+/// Notifications waiting to be filed by binding at which the writer files steps after each batch,
+/// busy or not, by default (`[limits] notifications_waiting_max`); below it, it files them only when
+/// idle. A pass over `binding_notifications` writes each
 /// of its pages about once for as many notifications as were waiting: the more wait, the cheaper each
 /// one's filing, and the larger the small table every insert goes into.
 pub const NOTIFICATIONS_WAITING_MAX: u64 = 200_000;

@@ -75,6 +75,7 @@ backend_tests!(
     a_bindings_notifications_count_alike_filed_or_waiting,
     notifications_made_before_they_were_filed_by_binding_still_count,
     deliveries_made_before_they_were_keyed_by_endpoint_are_still_due,
+    a_busy_writer_files_notifications_once_too_many_wait,
 );
 
 async fn console_sessions_end_when_idle_closed_or_their_key_revoked(db: TestDb) {
@@ -1045,4 +1046,42 @@ async fn deliveries_made_before_they_were_keyed_by_endpoint_are_still_due(db: Te
             .collect::<Vec<_>>();
         assert_eq!(kept, vec![("whe_1", state, 1, Some(503), Some("busy"))]);
     }
+}
+
+/// Past `notifications_waiting_max`, the writer files notifications by binding after every batch,
+/// though it is never idle here: below it, they wait.
+async fn a_busy_writer_files_notifications_once_too_many_wait(db: TestDb) {
+    let clock = std::sync::Arc::new(domain::FixedClock::at_day(day("2025-06-30")));
+    let store = db.open_configured(clock, |c| {
+        c.upkeep_when_idle = false;
+        c.notifications_waiting_max = 5;
+    });
+    let c = carrier(&store, "Carrier A", "+86138").await;
+    let (bank, _) = institution(&store).await;
+    let number = |i: usize| format!("+86138002{i:05}");
+    let items = (0..60)
+        .map(|i| store::NewBinding {
+            account_ref: domain::AccountRef::parse(&format!("acct-{i:02}")).unwrap(),
+            number: num(&number(i)),
+            bound_on: day("2024-01-01"),
+        })
+        .collect();
+    assert!(store.register_bindings(bank.clone(), items).await.unwrap().iter().all(Result::is_ok));
+    let disconnect = |range: std::ops::Range<usize>| {
+        range.map(|i| ev(&format!("d{i}"), &number(i), EventKind::Disconnected, "2024-06-01")).collect::<Vec<_>>()
+    };
+    // The writer's upkeep after a batch runs before the next command: one more write, then look.
+    let tables = || async {
+        store.register_bindings(bank.clone(), vec![]).await.unwrap();
+        (
+            count(&db, "SELECT COUNT(*) FROM binding_notifications"),
+            count(&db, "SELECT COUNT(*) FROM binding_notifications_recent"),
+        )
+    };
+    store.report_events(c.clone(), disconnect(0..4)).await.unwrap();
+    assert_eq!(tables().await, (0, 4), "four wait: fewer than five");
+    store.report_events(c.clone(), disconnect(4..60)).await.unwrap();
+    let (filed, waiting) = tables().await;
+    assert!(waiting < 5 && filed + waiting == 60, "filed {filed}, waiting {waiting}");
+    assert_eq!(store.bindings(bank.seq, "", 100).await.unwrap().iter().filter(|b| b.stale).count(), 60);
 }
