@@ -1,15 +1,24 @@
 //! `numlink webhook-receiver`: a local endpoint that prints what numlink delivers, a line per event
-//! (a batch's events each on their own line), with whether each signature verifies. For trying webhooks on one machine (the server then needs
-//! `--allow-loopback-webhooks`); not for production.
+//! (a batch's events each on their own line), with whether each signature verifies. Only a POST is a
+//! delivery: any other request (a probe's GET) is answered 405 and printed nowhere. For trying webhooks
+//! on one machine (the server then needs `--allow-loopback-webhooks`); not for production.
 
 use std::io::Write;
 
 use anyhow::{Context, Result};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
-async fn receive(State(secret): State<Option<String>>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
+async fn receive(
+    State(secret): State<Option<String>>,
+    method: Method,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    if method != Method::POST {
+        return StatusCode::METHOD_NOT_ALLOWED;
+    }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let (id, timestamp, signatures) = (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"));
     let verified = secret.as_deref().map(|s| {

@@ -484,6 +484,9 @@ fn the_webhook_receiver_prints_a_batchs_events_a_line_each() {
     let mut said = BufReader::new(receiver.stderr.take().unwrap()).lines();
     let ready = said.next().expect("the receiver says where it listens").unwrap();
     assert!(ready.contains(&format!("127.0.0.1:{port}")), "{ready}");
+    // A probe's GET is no delivery: answered 405, printed nowhere (the first line below is the batch's).
+    let probe = runtime.block_on(http.get(format!("http://127.0.0.1:{port}/")).send()).unwrap();
+    assert_eq!(probe.status(), 405);
     let numbers: Vec<String> = (1..=3).map(|i| format!("+861380013800{i}")).collect();
     let bindings: Vec<Value> = numbers
         .iter()
