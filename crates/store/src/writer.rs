@@ -130,7 +130,7 @@ pub(crate) struct WriteCtx {
     /// The enabled webhook endpoints of each institution that the transaction has asked about
     /// (`ops::webhooks`): forgotten when a transaction begins, after a rollback to a savepoint, and
     /// when this writer changes an endpoint.
-    pub(crate) enabled_endpoints: HashMap<i64, Vec<String>>,
+    pub(crate) enabled_endpoints: HashMap<i64, Arc<[String]>>,
 }
 
 /// What a rollback to a savepoint undoes in the writer's memory (see [`WriteCtx::undo_to`]).
@@ -566,14 +566,19 @@ pub(crate) fn spawn(
         .name("numlink-writer".into())
         .spawn(move || {
             let mut last_batch = Instant::now();
+            // Whether this quiet spell has counted again the notifications waiting to be filed.
+            let mut recounted = false;
             while let Some(first) = rx.blocking_recv() {
                 if first.tick {
                     // Quiet: the lookups compaction, a step at a time, for as long as no command waits
                     // (one that comes waits for one step at most).
                     if last_batch.elapsed() >= QUIET_BEFORE_IDLE_WORK {
-                        // Count again what waits: another process (the CLI beside a server) may
-                        // have added to it.
-                        ctx.notifications_filing.forget_count();
+                        // Count again what waits, once a quiet spell: another process (the CLI
+                        // beside a server) may have added to it.
+                        if !recounted {
+                            ctx.notifications_filing.forget_count();
+                            recounted = true;
+                        }
                         while rx.is_empty() && ctx.idle_work() {}
                     }
                     continue;
@@ -589,6 +594,7 @@ pub(crate) fn spawn(
                 ctx.run_batch(batch);
                 ctx.busy_work();
                 last_batch = Instant::now();
+                recounted = false;
             }
         })
         .map(|_| ())

@@ -300,8 +300,6 @@ pub(crate) fn deliveries_of(conn: &mut dyn Conn, notification_id: &str) -> Resul
 impl WriteCtx {
     /// A delivery to every enabled endpoint of the institution, due now.
     pub(crate) fn enqueue_deliveries(&mut self, institution_seq: i64, notification_seq: i64) -> Result<(), StoreError> {
-        let now = time::stamp_unix(self.now_unix());
-        let at = self.now_rfc3339();
         // Asked once an institution in a transaction: a file's fan-out asks for every notification.
         let endpoints = match self.enabled_endpoints.get(&institution_seq) {
             Some(known) => known.clone(),
@@ -315,19 +313,25 @@ impl WriteCtx {
                         Ok(())
                     },
                 )?;
+                let endpoints: std::sync::Arc<[String]> = endpoints.into();
                 self.enabled_endpoints.insert(institution_seq, endpoints.clone());
                 endpoints
             }
         };
+        if endpoints.is_empty() {
+            return Ok(());
+        }
+        let now = time::stamp_unix(self.now_unix());
+        let at = self.now_rfc3339();
         // A row a statement: an INSERT … SELECT writes several rows and may fail midway (a CHECK), so
         // SQLite would copy every page it changes into a statement journal before changing it.
-        for endpoint in endpoints {
+        for endpoint in endpoints.iter() {
             self.conn.exec(
                 "INSERT INTO deliveries (notification_seq, endpoint_id, attempts, next_attempt_at, state, updated_at) \
                  VALUES ($1, $2, 0, $3, 'pending', $4) \
                  ON CONFLICT (endpoint_id, notification_seq) DO UPDATE SET attempts = 0, \
                  next_attempt_at = excluded.next_attempt_at, state = 'pending', updated_at = excluded.updated_at",
-                &[notification_seq.into(), endpoint.into(), now.clone().into(), at.clone().into()],
+                &[notification_seq.into(), endpoint.as_str().into(), now.clone().into(), at.clone().into()],
             )?;
         }
         Ok(())

@@ -560,10 +560,6 @@ async fn job_chunks_commit_with_their_checkpoint(db: TestDb) {
 /// fresh after the upgrade, and one stale then stays stale.
 async fn a_binding_rebound_before_staleness_was_read_stays_fresh(db: TestDb) {
     db.migrate_to(23);
-    let blob = |hex: &str| match &db.url {
-        store::DbUrl::Sqlite(_) => format!("x'{hex}'"),
-        store::DbUrl::Postgres(_) => format!("decode('{hex}', 'hex')"),
-    };
     tamper(
         &db,
         &format!(
@@ -577,18 +573,14 @@ async fn a_binding_rebound_before_staleness_was_read_stays_fresh(db: TestDb) {
          INSERT INTO notifications (id, institution_seq, binding_id, account_ref, type, event_key, created_at) \
            SELECT 'ntf_00000000000000000001', seq, b.id, b.account_ref, 'number.disconnected', {}, '2024-06-01T00:00:00Z' \
            FROM participants, bindings b WHERE participants.id = 'ins_a' AND b.account_ref = 'rebound';",
-            blob("01"),
-            blob("02"),
-            blob("aa")
+            blob(&db, &[0x01]),
+            blob(&db, &[0x02]),
+            blob(&db, &[0xaa])
         ),
     );
     let (store, _) = db.open("2025-06-30");
-    let seq = store.list_participants().await.unwrap().into_iter().find(|p| p.id == "ins_a").unwrap().seq;
-    let stale = |list: Vec<store::Binding>| list.into_iter().map(|b| (b.account_ref, b.stale)).collect::<Vec<_>>();
-    assert_eq!(
-        stale(store.bindings(seq, "", 10).await.unwrap()),
-        vec![("rebound".to_string(), false), ("stale".to_string(), true)]
-    );
+    let (_, stale) = stale_bindings_of_ins_a(&store).await;
+    assert_eq!(stale, vec![("rebound".to_string(), false), ("stale".to_string(), true)]);
 }
 
 /// A database of the numlink before ports took both sides (migration 9), holding a `ported_in`
@@ -716,6 +708,14 @@ async fn a_panicking_command_is_answered_and_rolled_back(db: TestDb) {
     assert_eq!(report.first_broken, None, "{report:?}");
     assert_eq!(report.records, before.records + 1, "the panicking command's record was rolled back: {report:?}");
     assert_eq!(c.name, "Carrier A");
+}
+
+/// The seq of the institution `ins_a` that an upgrade test wrote, and each of its bindings' accountRef
+/// and staleness as read after the upgrade.
+async fn stale_bindings_of_ins_a(store: &Store) -> (i64, Vec<(String, bool)>) {
+    let seq = store.list_participants().await.unwrap().into_iter().find(|p| p.id == "ins_a").unwrap().seq;
+    let list = store.bindings(seq, "", 10).await.unwrap();
+    (seq, list.into_iter().map(|b| (b.account_ref, b.stale)).collect())
 }
 
 /// A blob literal in the test database's dialect.
@@ -951,15 +951,11 @@ async fn a_bindings_notifications_count_alike_filed_or_waiting(db: TestDb) {
 /// key it enforced is gone without losing a row.
 async fn notifications_made_before_they_were_filed_by_binding_still_count(db: TestDb) {
     db.migrate_to(26);
-    let blob = |hex: &str| match &db.url {
-        store::DbUrl::Sqlite(_) => format!("x'{hex}'"),
-        store::DbUrl::Postgres(_) => format!("decode('{hex}', 'hex')"),
-    };
-    let binding = |id: &str, account: &str, hash: &str| {
+    let binding = |id: &str, account: &str, hash: u8| {
         format!(
             "INSERT INTO bindings (id, institution_seq, account_ref, number_hash, bound_on, stale, created_at) \
              SELECT '{id}', seq, '{account}', {}, 20240101, 0, '2024-01-01T00:00:00.000Z' FROM participants WHERE id = 'ins_a';",
-            blob(hash)
+            blob(&db, &[hash])
         )
     };
     tamper(
@@ -970,18 +966,14 @@ async fn notifications_made_before_they_were_filed_by_binding_still_count(db: Te
              INSERT INTO notifications (id, institution_seq, binding_id, account_ref, type, event_key, created_at, unbind_request_id) \
                SELECT 'ntf_00000000000000000001', seq, 'bnd_00000000000000000001', 'notified', 'number.disconnected', {}, \
                '2024-06-01T00:00:00.000Z', NULL FROM participants WHERE id = 'ins_a';",
-            binding("bnd_00000000000000000001", "notified", "01"),
-            binding("bnd_00000000000000000002", "quiet", "02"),
-            blob("aa")
+            binding("bnd_00000000000000000001", "notified", 0x01),
+            binding("bnd_00000000000000000002", "quiet", 0x02),
+            blob(&db, &[0xaa])
         ),
     );
     let (store, _) = db.open("2025-06-30");
-    let seq = store.list_participants().await.unwrap().into_iter().find(|p| p.id == "ins_a").unwrap().seq;
-    let stale = |list: Vec<store::Binding>| list.into_iter().map(|b| (b.account_ref, b.stale)).collect::<Vec<_>>();
-    assert_eq!(
-        stale(store.bindings(seq, "", 10).await.unwrap()),
-        vec![("notified".to_string(), true), ("quiet".to_string(), false)]
-    );
+    let (seq, stale) = stale_bindings_of_ins_a(&store).await;
+    assert_eq!(stale, vec![("notified".to_string(), true), ("quiet".to_string(), false)]);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM binding_notifications"), 1);
     assert_eq!(store.notifications(seq, 0, 10).await.unwrap().len(), 1);
     // The (binding, event) key is gone: a second row with the same pair is stored (the code never
@@ -992,7 +984,7 @@ async fn notifications_made_before_they_were_filed_by_binding_still_count(db: Te
             "INSERT INTO notifications (id, institution_seq, binding_id, account_ref, type, event_key, created_at) \
              SELECT 'ntf_00000000000000000002', seq, 'bnd_00000000000000000001', 'notified', 'number.disconnected', {}, \
              '2024-06-02T00:00:00.000Z' FROM participants WHERE id = 'ins_a';",
-            blob("aa")
+            blob(&db, &[0xaa])
         ),
     );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM notifications WHERE binding_id = 'bnd_00000000000000000001'"), 2);
