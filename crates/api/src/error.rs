@@ -29,12 +29,13 @@ pub enum ErrorCode {
     ServiceNotApplicable,
     Internal,
     Unavailable,
+    PositionNotReached,
 }
 
 impl ErrorCode {
     /// The table, for the OpenAPI document and the tests; `ErrorCode::row` is the same table as a
     /// `match`, checked against this one by a test.
-    pub const ALL: [(ErrorCode, u16, &'static str); 20] = [
+    pub const ALL: [(ErrorCode, u16, &'static str); 21] = [
         (ErrorCode::InvalidArgument, 400, "INVALID_ARGUMENT"),
         (ErrorCode::OutOfRange, 400, "OUT_OF_RANGE"),
         (ErrorCode::TooManyItems, 400, "TOO_MANY_ITEMS"),
@@ -55,6 +56,7 @@ impl ErrorCode {
         (ErrorCode::ServiceNotApplicable, 422, "SERVICE_NOT_APPLICABLE"),
         (ErrorCode::Internal, 500, "INTERNAL"),
         (ErrorCode::Unavailable, 503, "UNAVAILABLE"),
+        (ErrorCode::PositionNotReached, 503, "POSITION_NOT_REACHED"),
     ];
 
     fn row(self) -> (u16, &'static str) {
@@ -81,6 +83,7 @@ impl ErrorCode {
             ErrorCode::ServiceNotApplicable => (422, "SERVICE_NOT_APPLICABLE"),
             ErrorCode::Internal => (500, "INTERNAL"),
             ErrorCode::Unavailable => (503, "UNAVAILABLE"),
+            ErrorCode::PositionNotReached => (503, "POSITION_NOT_REACHED"),
         }
     }
 

@@ -37,7 +37,7 @@ pub mod web;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -49,6 +49,15 @@ pub use error::{ApiError, ErrorCode};
 pub use state::{AppState, HolderConfig, HolderState, Limits, MetricsRender, StateParts};
 
 const X_CORRELATOR: &str = "x-correlator";
+/// On every API response: the change of the registry this node's answers reflect (see
+/// [`store::Store::wait_for_position`]). Any node given it in [`MIN_POSITION`] answers from at least
+/// that state.
+pub const POSITION: &str = "numlink-position";
+/// On any API request: answer only once this node's index reflects that position (read your writes
+/// across nodes), waiting at most [`POSITION_WAIT`]; otherwise `503 POSITION_NOT_REACHED`, which may
+/// be retried on this node or another.
+pub const MIN_POSITION: &str = "numlink-min-position";
+pub const POSITION_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// CAMARA's `XCorrelator`: `^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$`.
 fn valid_correlator(v: &HeaderValue) -> bool {
@@ -68,6 +77,31 @@ async fn correlator(req: Request, next: Next) -> Response {
     if let Some(v) = value.filter(valid_correlator) {
         resp.headers_mut().insert(X_CORRELATOR, v);
     }
+    resp
+}
+
+/// Holds a request with `numlink-min-position` until this node's index has reached it, and tells
+/// every response the position this node had reached when it answered.
+async fn position(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(v) = req.headers().get(MIN_POSITION) {
+        let Some(wanted) = v.to_str().ok().and_then(|v| v.parse::<u64>().ok()) else {
+            return ApiError::invalid(format!("{MIN_POSITION} must be a whole number, as {POSITION} gives it"))
+                .into_response();
+        };
+        if !state.store.wait_for_position(wanted, POSITION_WAIT).await {
+            return ApiError::new(
+                ErrorCode::PositionNotReached,
+                format!(
+                    "this node has not reached position {wanted} within {} s (it is at {}); try again, here or on another node",
+                    POSITION_WAIT.as_secs(),
+                    state.store.position()
+                ),
+            )
+            .into_response();
+        }
+    }
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(POSITION, HeaderValue::from(state.store.position()));
     resp
 }
 
@@ -133,6 +167,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::ops::healthz))
         .route("/metrics", get(routes::ops::metrics))
         .route_layer(middleware::from_fn(track))
+        .route_layer(middleware::from_fn_with_state(state.clone(), position))
         .fallback(not_found)
         .with_state(state.clone());
     // The pages for people are not part of the API document: their own router.

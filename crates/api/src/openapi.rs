@@ -14,7 +14,11 @@ use crate::routes;
                        notified; the holder of a number proves possession with a one-time code, asks institutions to \
                        unbind, and takes a signed proof of tenure. Participants authenticate with \
                        `Authorization: Bearer <api key>`, holders with a session token. Errors are \
-                       `{status, code, message}`.",
+                       `{status, code, message}`. Several nodes may serve one database: every response carries \
+                       `numlink-position`, the change of the registry the node's answers reflect; a request with \
+                       `numlink-min-position: <that number>` is answered by any node only once its answers reflect \
+                       at least that change (it waits up to 2 s, then answers `503 POSITION_NOT_REACHED`, which \
+                       may be retried).",
         license(name = "Apache-2.0")
     ),
     paths(

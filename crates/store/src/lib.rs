@@ -287,8 +287,10 @@ struct Inner {
     snapshot: Option<std::path::PathBuf>,
     /// `meta.db_id`, which a snapshot is stamped with.
     db_id: i64,
-    /// False once the writer has seen another process's events, which the index lacks.
-    index_complete: Arc<std::sync::atomic::AtomicBool>,
+    /// The change seq the index has reached, as the writer tells it.
+    position: tokio::sync::watch::Receiver<u64>,
+    /// This process's name among the followers of the index's changes (`index_followers`).
+    node: String,
     origin: IndexOrigin,
     /// The change the snapshot on disk reflects, as far as this process knows (`u64::MAX`: unknown).
     snapshot_seq: std::sync::atomic::AtomicU64,
@@ -342,13 +344,6 @@ impl Store {
         let mut conn = connect_writer(&config.url)?;
         migrate::run(conn.as_mut())?;
         let started = std::time::Instant::now();
-        // Read before the build: events another process commits after this read change it (the same
-        // transaction writes both), so the writer can tell the index does not know of them.
-        let events_stamp = conn
-            .query_one("SELECT value FROM meta WHERE key = 'events_stamp'", &[])?
-            .map(|r| r.i64(0))
-            .transpose()?
-            .unwrap_or(0);
         let url = config.url.clone();
         let db_id = snapshot::meta(conn.as_mut(), "db_id")?;
         let (index, index_ranges, origin) = if config.build_index {
@@ -385,7 +380,7 @@ impl Store {
             origin = ?origin,
             "index built"
         );
-        let complete = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (position_tx, position) = tokio::sync::watch::channel(index.change_seq());
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel(config.write_queue_commands_max.max(1));
         let url = config.url.clone();
@@ -400,8 +395,7 @@ impl Store {
                 index: index.clone(),
                 ranges: index_ranges,
                 enabled: config.build_index,
-                events_stamp,
-                complete: complete.clone(),
+                position: Arc::new(position_tx),
             },
             config.build_index && config.upkeep_when_idle,
         );
@@ -410,6 +404,18 @@ impl Store {
         #[cfg(feature = "testing")]
         let ctx = ctx.losing_commit_reply(config.lose_commit_reply.clone());
         writer::spawn(ctx, rx, tx.downgrade(), config.write_batch_commands_max.max(1))?;
+        if let (DbUrl::Postgres(url), true) = (&config.url, config.build_index) {
+            let writer = tx.downgrade();
+            postgres::listen_for_changes(url.clone(), move |heard| match writer.upgrade() {
+                Some(tx) => {
+                    if heard {
+                        let _ = tx.try_send(Command::follow());
+                    }
+                    true
+                }
+                None => false,
+            })?;
+        }
         Ok(Store {
             inner: Arc::new(Inner {
                 url: config.url,
@@ -423,7 +429,8 @@ impl Store {
                 known_keys: Mutex::new(std::collections::HashMap::new()),
                 snapshot: config.index_snapshot.filter(|_| config.build_index),
                 db_id,
-                index_complete: complete,
+                position,
+                node: format!("{}-{}", std::process::id(), hex::encode(keys::random_bytes::<4>())),
                 snapshot_seq: std::sync::atomic::AtomicU64::new(match origin {
                     IndexOrigin::Snapshot { seq, .. } => seq,
                     IndexOrigin::Scan { .. } => u64::MAX,
@@ -484,15 +491,29 @@ impl Store {
         self.inner.origin.clone()
     }
 
+    /// The change seq the index has reached (as [`Store::index_change_seq`], without the index's lock).
+    pub fn position(&self) -> u64 {
+        *self.inner.position.borrow()
+    }
+
+    /// Waits until the index reflects every change up to `seq` (a position a write answered with,
+    /// on this node or another), asking the writer to follow at once; false if `timeout` passed first.
+    pub async fn wait_for_position(&self, seq: u64, timeout: std::time::Duration) -> bool {
+        let mut position = self.inner.position.clone();
+        if *position.borrow_and_update() >= seq {
+            return true;
+        }
+        let _ = self.inner.writer.try_send(Command::follow());
+        tokio::time::timeout(timeout, position.wait_for(|&p| p >= seq)).await.is_ok_and(|r| r.is_ok())
+    }
+
     /// Writes the index's snapshot (a copy taken under its lock, written outside it), then drops the
-    /// logged changes it covers. `Ok(None)` when this store keeps no snapshot, its index may lack
-    /// another process's events, or the snapshot on disk already reflects every change.
+    /// logged changes it covers and every other follower has read (`index_followers`). `Ok(None)`
+    /// when this store keeps no snapshot, or the snapshot on disk already reflects every change.
     pub async fn write_index_snapshot(&self) -> Result<Option<SnapshotWritten>, StoreError> {
         use std::sync::atomic::Ordering;
         let Some(path) = self.inner.snapshot.clone() else { return Ok(None) };
-        if !self.inner.index_complete.load(Ordering::SeqCst)
-            || self.inner.snapshot_seq.load(Ordering::SeqCst) == self.index_change_seq()
-        {
+        if self.inner.snapshot_seq.load(Ordering::SeqCst) == self.index_change_seq() {
             return Ok(None);
         }
         let inner = self.inner.clone();
@@ -511,7 +532,8 @@ impl Store {
         .map_err(|e| StoreError::database(format!("writing the index snapshot panicked: {e}")))??;
         let seq = written.seq;
         self.inner.snapshot_seq.store(seq, Ordering::SeqCst);
-        self.write(move |ctx| ctx.prune_index_changes(seq)).await?;
+        let node = self.inner.node.clone();
+        self.write(move |ctx| ctx.record_and_prune(&node, seq)).await?;
         tracing::info!(seq, bytes = written.bytes, seconds = written.seconds, "index snapshot written");
         Ok(Some(written))
     }

@@ -33,6 +33,7 @@ const SQLITE: &[(i64, &str)] = &[
     (26, include_str!("../migrations/sqlite/0026_endpoint_batches.sql")),
     (27, include_str!("../migrations/sqlite/0027_notifications_filed_by_binding.sql")),
     (28, include_str!("../migrations/sqlite/0028_deliveries_by_endpoint_key.sql")),
+    (29, include_str!("../migrations/sqlite/0029_index_followers.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -63,6 +64,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (26, include_str!("../migrations/postgres/0026_endpoint_batches.sql")),
     (27, include_str!("../migrations/postgres/0027_notifications_filed_by_binding.sql")),
     (28, include_str!("../migrations/postgres/0028_deliveries_by_endpoint_key.sql")),
+    (29, include_str!("../migrations/postgres/0029_index_followers.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

@@ -135,4 +135,48 @@ impl Conn for PgConn {
     fn begin_write(&mut self) -> Result<(), StoreError> {
         self.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"))
     }
+
+    fn begin_read(&mut self) -> Result<(), StoreError> {
+        self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    }
+}
+
+/// Listens on a connection of its own for the commits that log changes of the index
+/// (`NOTIFY numlink_index`), and calls `wake(true)` after each (those already queued with it taken
+/// together), or `wake(false)` after a second without one, until `wake` returns false (its store is
+/// gone). A lost connection is opened again a second later; meanwhile the writer's ticks follow the
+/// changes all the same, only later.
+pub(crate) fn listen_for_changes(url: String, wake: impl Fn(bool) -> bool + Send + 'static) -> Result<(), StoreError> {
+    let second = std::time::Duration::from_secs(1);
+    std::thread::Builder::new()
+        .name("numlink-follow".into())
+        .spawn(move || {
+            loop {
+                let listened = Client::connect(&url, NoTls).and_then(|mut client| {
+                    client.batch_execute("LISTEN numlink_index")?;
+                    loop {
+                        let mut notifications = client.notifications();
+                        let heard = notifications.timeout_iter(second).next()?.is_some();
+                        if heard {
+                            while notifications.iter().next()?.is_some() {}
+                        }
+                        if !wake(heard) {
+                            return Ok(());
+                        }
+                    }
+                });
+                match listened {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listening for other nodes' commits failed; trying again in a second");
+                        std::thread::sleep(second);
+                        if !wake(false) {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| StoreError::open(format!("cannot start the thread that listens for commits: {e}")))
 }

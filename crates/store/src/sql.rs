@@ -130,6 +130,11 @@ pub trait Conn: Send + 'static {
     /// linear even when the CLI writes beside a running server.
     fn begin_write(&mut self) -> Result<(), StoreError>;
 
+    /// Starts a read-only transaction: every read in it sees the database as of one moment.
+    fn begin_read(&mut self) -> Result<(), StoreError> {
+        self.batch("BEGIN")
+    }
+
     fn commit(&mut self) -> Result<(), StoreError> {
         self.batch("COMMIT")
     }

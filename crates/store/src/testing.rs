@@ -68,6 +68,26 @@ impl TestDb {
         });
     }
 
+    /// The same database, for a second process's store (a second node): it does not own the file,
+    /// which goes when this one is dropped.
+    pub fn beside(&self) -> TestDb {
+        TestDb { url: self.url.clone(), backend: self.backend, _dir: None }
+    }
+
+    /// Runs SQL statements on this database directly, as another program might (a test's way to put
+    /// the database in a state numlink would reach only by a long road).
+    pub fn exec(&self, sql: &str) {
+        let url = self.url.clone();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut conn = crate::connect_writer(&url).expect("connect to the test database");
+                conn.batch(sql).expect("run test SQL");
+            })
+            .join()
+            .expect("test SQL thread")
+        });
+    }
+
     /// Opens a store on this database with a fixed clock standing on `today`.
     pub fn open(&self, today: &str) -> (Store, Arc<FixedClock>) {
         let clock = Arc::new(FixedClock::at_day(Day::parse(today).expect("a valid test date")));

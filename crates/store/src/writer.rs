@@ -39,6 +39,9 @@ pub(crate) struct Command {
     in_memory: bool,
     /// Not a command: the tick that lets an idle writer notice it is idle.
     tick: bool,
+    /// Not a command: a word that another process has committed changes the index should follow
+    /// (PostgreSQL's `NOTIFY`, or a caller waiting for a position).
+    follow: bool,
     /// A large write (a file's chunk, a list of events): run without a savepoint when it is the
     /// first of its batch to write (see `run_batch`).
     bulk: bool,
@@ -46,7 +49,11 @@ pub(crate) struct Command {
 
 impl Command {
     fn tick() -> Command {
-        Command { run: Box::new(|_| (true, Box::new(|_| {}))), in_memory: true, tick: true, bulk: false }
+        Command { run: Box::new(|_| (true, Box::new(|_| {}))), in_memory: true, tick: true, follow: false, bulk: false }
+    }
+
+    pub(crate) fn follow() -> Command {
+        Command { tick: false, follow: true, ..Command::tick() }
     }
 }
 
@@ -86,7 +93,7 @@ pub(crate) fn command<R: Send + 'static>(
         });
         (ok, reply)
     });
-    Command { run, in_memory: false, tick: false, bulk: false }
+    Command { run, in_memory: false, tick: false, follow: false, bulk: false }
 }
 
 /// The writer's connection and what it caches between batches.
@@ -105,7 +112,7 @@ pub(crate) struct WriteCtx {
     /// The lengths of the prefixes in `prefixes`, longest first.
     prefix_lens: Vec<usize>,
     /// Opens a new connection when the current one is lost (a PostgreSQL restart or failover).
-    reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send>,
+    reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send + Sync>,
     /// The index kept in step with what this writer commits (`index_upkeep`).
     index: IndexKeep,
     /// For tests: while set, the next successful commit is reported as failed, as a PostgreSQL
@@ -131,6 +138,8 @@ pub(crate) struct WriteCtx {
     /// (`ops::webhooks`): forgotten when a transaction begins, after a rollback to a savepoint, and
     /// when this writer changes an endpoint.
     pub(crate) enabled_endpoints: HashMap<i64, Arc<[String]>>,
+    /// The last try to follow other processes' changes between batches failed (logged once).
+    follow_failing: bool,
 }
 
 /// What a rollback to a savepoint undoes in the writer's memory (see [`WriteCtx::undo_to`]).
@@ -146,7 +155,7 @@ impl WriteCtx {
         hash_key: HashKey,
         aging: AgingPolicy,
         clock: Arc<dyn Clock>,
-        reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send>,
+        reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send + Sync>,
         index: IndexSetup,
         upkeep_when_idle: bool,
     ) -> WriteCtx {
@@ -170,6 +179,7 @@ impl WriteCtx {
             notifications_waiting_max: notifications_filing::NOTIFICATIONS_WAITING_MAX,
             first_to_write: false,
             notifications_filing: NotificationsFiling::default(),
+            follow_failing: false,
         }
     }
 
@@ -298,25 +308,57 @@ impl WriteCtx {
         self.conn.begin_write()?;
         self.events.clear();
         self.enabled_endpoints.clear();
-        let (mut generation, mut stamp) = (0, 0);
+        self.follow_in_transaction()?;
+        self.chain = AuditChain::read(self.conn.as_mut())?;
+        Ok(())
+    }
+
+    /// In a transaction: the carriers' ranges reloaded if another writer changed them, and the index
+    /// caught up with the changes other processes committed (`follow_changes`).
+    fn follow_in_transaction(&mut self) -> Result<(), StoreError> {
+        let (mut generation, mut seq, mut pruned) = (0, 0, 0);
         self.conn.query_each(
-            "SELECT key, value FROM meta WHERE key IN ('participants_generation', 'events_stamp')",
+            "SELECT key, value FROM meta WHERE key IN ('participants_generation', 'index_seq', 'index_changes_pruned_through')",
             &[],
             &mut |r| {
+                let v = r.i64(1)?;
                 match r.text(0)?.as_str() {
-                    "events_stamp" => stamp = r.i64(1)?,
-                    _ => generation = r.i64(1)?,
+                    "index_seq" => seq = v.max(0) as u64,
+                    "index_changes_pruned_through" => pruned = v.max(0) as u64,
+                    _ => generation = v,
                 }
                 Ok(())
             },
         )?;
-        self.index.note_events_stamp(stamp);
         if generation != self.prefixes_generation {
             self.reload_prefixes()?;
             self.prefixes_generation = generation;
         }
-        self.chain = AuditChain::read(self.conn.as_mut())?;
-        Ok(())
+        self.follow_changes(seq, pruned)
+    }
+
+    /// Between batches: the index caught up with other processes' changes, in a read transaction of
+    /// its own (no write lock: another node's writer goes on meanwhile). Failures are logged; the next
+    /// batch catches up under its lock before any command runs.
+    fn follow_outside_batch(&mut self) {
+        let followed = self.conn.begin_read().and_then(|()| self.follow_in_transaction());
+        let _ = self.conn.rollback();
+        match followed {
+            Ok(()) => self.follow_failing = false,
+            Err(e) => {
+                // Logged once a failing spell; a lost connection is opened again for the next try.
+                if !self.follow_failing {
+                    tracing::warn!(error = %e, "following other processes' changes failed");
+                }
+                self.follow_failing = true;
+                self.prefixes_generation = -1;
+                if matches!(e, StoreError::Unavailable { .. })
+                    && let Ok(conn) = (self.reconnect)()
+                {
+                    self.conn = conn;
+                }
+            }
+        }
     }
 
     fn reload_prefixes(&mut self) -> Result<(), StoreError> {
@@ -338,6 +380,7 @@ impl WriteCtx {
     /// Marks participants as changed, so every writer reloads its caches at its next batch.
     pub(crate) fn bump_participants_generation(&mut self) -> Result<(), StoreError> {
         self.conn.exec("UPDATE meta SET value = value + 1 WHERE key = 'participants_generation'", &[])?;
+        self.index.ranges_changed = true;
         // Force a reload in this writer at once too: later commands of this batch may need it.
         self.reload_prefixes()
     }
@@ -431,8 +474,7 @@ impl WriteCtx {
         let commit = match broken {
             Some(e) => Err(e),
             None => self
-                .stamp_events()
-                .and_then(|()| self.log_index_changes())
+                .log_index_changes()
                 .and_then(|()| {
                     let at = self.now_rfc3339();
                     self.checks.flush(self.conn.as_mut(), &mut self.chain, &at)
@@ -569,10 +611,17 @@ pub(crate) fn spawn(
             // Whether this quiet spell has counted again the notifications waiting to be filed.
             let mut recounted = false;
             while let Some(first) = rx.blocking_recv() {
+                if first.follow {
+                    ctx.follow_outside_batch();
+                    continue;
+                }
                 if first.tick {
                     // Quiet: the lookups compaction, a step at a time, for as long as no command waits
                     // (one that comes waits for one step at most).
                     if last_batch.elapsed() >= QUIET_BEFORE_IDLE_WORK {
+                        // What other processes committed meanwhile (a safety net under PostgreSQL's
+                        // notifications; SQLite's only way to hear of the CLI's writes).
+                        ctx.follow_outside_batch();
                         // Count again what waits, once a quiet spell: another process (the CLI
                         // beside a server) may have added to it.
                         if !recounted {
@@ -586,7 +635,8 @@ pub(crate) fn spawn(
                 let mut batch = vec![first];
                 while batch.len() < batch_max {
                     match rx.try_recv() {
-                        Ok(c) if c.tick => {}
+                        // The batch's start catches the index up under the write lock.
+                        Ok(c) if c.tick || c.follow => {}
                         Ok(c) => batch.push(c),
                         Err(_) => break,
                     }

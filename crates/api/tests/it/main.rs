@@ -12,6 +12,7 @@ mod events;
 mod files;
 mod holder;
 mod kyc;
+mod nodes;
 mod ops;
 mod portal;
 mod ports;
@@ -135,6 +136,14 @@ impl TestApp {
         drop(store);
         let store = db.open_without_idle_upkeep(clock.clone());
         TestApp::assemble(db, store, clock, spool, limits, holder)
+    }
+
+    /// A second node on the same database: its own store (index, writer), spool and router, on
+    /// this one's clock. Drop it before this one.
+    pub fn another_node(&self) -> TestApp {
+        let store = self.db.beside().open_without_idle_upkeep(self.clock.clone());
+        let spool = tempfile::tempdir().unwrap();
+        TestApp::assemble(self.db.beside(), store, self.clock.clone(), spool, self.limits, self.holder.clone())
     }
 
     /// Moves the injected clock forward.

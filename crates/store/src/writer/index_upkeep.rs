@@ -1,7 +1,10 @@
 //! The index's upkeep, the writer's half that keeps the in-memory index in step with the tables:
 //! built at start by scanning `numbers` in parallel slices, given each batch's summaries after its
-//! commit, re-read for the numbers of a commit whose outcome is unknown (`resync_index`), and the
-//! `events_stamp` that tells a writer another process wrote events its index lacks.
+//! commit, re-read for the numbers of a commit whose outcome is unknown (`resync_index`), and caught
+//! up with what other processes committed (`follow_changes`): every batch that changes summaries logs
+//! their numbers under the next `meta.index_seq` (`index_changes`), and a writer reads the numbers
+//! logged after its index's seq before each batch's commands (under the write lock, so nothing is
+//! missed) and whenever it is woken while quiet (a tick, or PostgreSQL's `NOTIFY` of a commit).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -19,11 +22,8 @@ pub(crate) struct IndexSetup {
     pub(crate) index: Arc<RwLock<Index>>,
     pub(crate) ranges: HashMap<String, Option<Day>>,
     pub(crate) enabled: bool,
-    /// `meta.events_stamp` read before the index was built: whatever changes it later, the index
-    /// may not know of.
-    pub(crate) events_stamp: i64,
-    /// Cleared when another process's events are seen (see `IndexKeep::complete`).
-    pub(crate) complete: Arc<std::sync::atomic::AtomicBool>,
+    /// Told each change seq the index reaches (see [`crate::Store::wait_for_position`]).
+    pub(crate) position: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// What the writer keeps to hold the index in step with what it commits.
@@ -32,7 +32,8 @@ pub(super) struct IndexKeep {
     shared: Arc<RwLock<Index>>,
     /// False in a store opened without an index: checks read the tables.
     enabled: bool,
-    /// Summaries written by this batch, for the index once it commits.
+    /// Summaries written by this batch, for the index once it commits (and, index or not, the
+    /// numbers the batch logs as changed).
     pending: Vec<(PhoneNumber, Summary)>,
     /// Numbers this batch wrote an event of (also those of commands rolled back since): with the
     /// index, what tells the writer a number has no history without reading it.
@@ -42,25 +43,16 @@ pub(super) struct IndexKeep {
     /// of the next batch, before its commands: its write lock (on PostgreSQL an advisory lock the lost
     /// transaction holds until it ends) makes the outcome settled by then.
     resync: Vec<PhoneNumber>,
-    /// `meta.events_stamp` as this writer expects to find it. Each batch that writes events sets it to
-    /// this writer's id (high 32 bits) and a count of such batches; another value means another
-    /// process wrote events since (a second server on the database), which this process's index does
-    /// not know of.
-    events_stamp: i64,
-    /// The stamp of a batch whose commit failed: it may have committed (see `resync`).
-    stamp_attempted: Option<i64>,
-    /// This writer's id in `events_stamp`.
-    writer_id: i64,
-    /// Another process has written events: the index's "no history" is not trusted any more.
-    foreign_events: bool,
     /// The ranges the index was last given (prefix digits → reportingSince).
     ranges: HashMap<String, Option<Day>>,
     /// The seq under which this batch logged the numbers it changed (`index_changes`), once logged:
     /// the index reflects it once the batch commits.
     seq_attempted: Option<u64>,
-    /// Shared with the store: false once another process has written events this index lacks (a
-    /// snapshot of it would then miss them).
-    complete: Arc<std::sync::atomic::AtomicBool>,
+    /// See [`IndexSetup::position`].
+    position: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The batch changed the carriers' ranges, which other processes' indexes follow too: it logs a
+    /// change even if no summary changed.
+    pub(super) ranges_changed: bool,
 }
 
 impl IndexKeep {
@@ -71,14 +63,10 @@ impl IndexKeep {
             pending: Vec::new(),
             written: HashSet::new(),
             resync: Vec::new(),
-            events_stamp: setup.events_stamp,
-            stamp_attempted: None,
-            // 1 to 2^31 - 1: the stamp (id << 32 | count) stays a positive i64.
-            writer_id: i64::from(u32::from_be_bytes(crate::keys::random_bytes()) >> 1).max(1),
-            foreign_events: false,
             ranges: setup.ranges,
             seq_attempted: None,
-            complete: setup.complete,
+            position: setup.position,
+            ranges_changed: false,
         }
     }
 
@@ -97,32 +85,16 @@ impl IndexKeep {
         !self.resync.is_empty()
     }
 
-    /// `meta.events_stamp` as a batch finds it: not what this writer left means another process
-    /// wrote events since, which the index does not know of.
-    pub(super) fn note_events_stamp(&mut self, stamp: i64) {
-        let attempted = self.stamp_attempted.take();
-        let expected = stamp == self.events_stamp || attempted == Some(stamp);
-        if !expected && self.enabled && !self.foreign_events {
-            self.foreign_events = true;
-            self.complete.store(false, std::sync::atomic::Ordering::SeqCst);
-            tracing::warn!(
-                "another process has written lifecycle events to this database (one writing node per database): \
-                 this server reads every number's history from the tables from now on, and its checks may miss \
-                 the other's events until it is restarted"
-            );
-        }
-        self.events_stamp = stamp;
-    }
-
     /// After the batch's commit, before any caller is answered: its summaries go into the index. If
     /// the commit failed, it may have happened all the same (a lost reply): the index reads these
     /// numbers' summaries from the tables before the next batch's commands run; until then none of
     /// their events has been acknowledged.
     pub(super) fn after_commit(&mut self, committed: bool) {
-        if committed {
-            if let Some(stamp) = self.stamp_attempted.take() {
-                self.events_stamp = stamp;
-            }
+        self.ranges_changed = false;
+        if !self.enabled {
+            self.pending.clear();
+            self.seq_attempted = None;
+        } else if committed {
             let seq = self.seq_attempted.take();
             if !self.pending.is_empty() || seq.is_some() {
                 let mut ix = self.shared.write().unwrap_or_else(|p| p.into_inner());
@@ -131,6 +103,8 @@ impl IndexKeep {
                 }
                 if let Some(seq) = seq {
                     ix.set_change_seq(seq);
+                    drop(ix);
+                    self.position.send_replace(seq);
                 }
             }
         } else {
@@ -139,6 +113,44 @@ impl IndexKeep {
         }
         self.written.clear();
     }
+}
+
+/// How long a process's index may go without recording its seq (at each snapshot it writes) before
+/// the changes it has not read may be dropped.
+pub(crate) const FOLLOWER_SILENT_SECS: i64 = 3600;
+
+/// The summaries of `numbers` (sorted), as the tables hold them now: those with no row have none. Read
+/// a thousand at a time by a list given as text (PostgreSQL's array, SQLite's JSON), one statement for
+/// each.
+fn read_summaries(conn: &mut dyn Conn, numbers: &[u64]) -> Result<Vec<(PhoneNumber, Summary)>, StoreError> {
+    let sql = match conn.dialect() {
+        crate::sql::Dialect::Postgres => {
+            format!("SELECT {SUMMARY_COLUMNS} FROM numbers WHERE number = ANY(string_to_array($1, ',')::bigint[])")
+        }
+        crate::sql::Dialect::Sqlite => {
+            format!("SELECT {SUMMARY_COLUMNS} FROM numbers WHERE number IN (SELECT value FROM json_each($1))")
+        }
+    };
+    let mut read = Vec::with_capacity(numbers.len());
+    for part in numbers.chunks(1000) {
+        let list = part.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        let list = match conn.dialect() {
+            crate::sql::Dialect::Postgres => list,
+            crate::sql::Dialect::Sqlite => format!("[{list}]"),
+        };
+        let mut found = std::collections::HashMap::with_capacity(part.len());
+        conn.query_each(&sql, &[list.into()], &mut |r| {
+            let (n, s) = summary_row(r)?;
+            found.insert(n.digits(), s);
+            Ok(())
+        })?;
+        for &d in part {
+            let n = PhoneNumber::from_digits(d)
+                .ok_or_else(|| StoreError::Corrupt(format!("a number in index_changes: {d}")))?;
+            read.push((n, found.remove(&d).unwrap_or_default()));
+        }
+    }
+    Ok(read)
 }
 
 /// The summary columns of `numbers`, as the index is built from them.
@@ -247,18 +259,15 @@ impl WriteCtx {
     /// Records a summary the batch wrote; the index gets it once the batch commits.
     pub(crate) fn index_later(&mut self, n: PhoneNumber, s: Summary) {
         self.index.written.insert(n.digits());
-        if self.index.enabled {
-            self.index.pending.push((n, s));
-        }
+        self.index.pending.push((n, s));
     }
 
     /// False only if `n` surely has no event stored: the index says it has no history and this batch
-    /// wrote none of it (commands run only while the index holds every summary this process committed:
-    /// see `resync`; and while no other process has written events: see `events_stamp`). A carrier's
-    /// first load is all such numbers; their histories are not read.
+    /// wrote none of it (commands run only while the index holds every summary committed before their
+    /// batch: see `resync` and `follow_changes`). A carrier's first load is all such numbers; their
+    /// histories are not read.
     pub(crate) fn may_have_history(&self, n: PhoneNumber) -> bool {
         !self.index.enabled
-            || self.index.foreign_events
             || self.index.written.contains(&n.digits())
             || self.index.shared.read().unwrap_or_else(|p| p.into_inner()).has_history(n)
     }
@@ -294,24 +303,12 @@ impl WriteCtx {
         Ok(())
     }
 
-    /// Marks the batch's events as this writer's in `meta.events_stamp`, if it wrote any.
-    pub(super) fn stamp_events(&mut self) -> Result<(), StoreError> {
-        if self.index.written.is_empty() {
-            return Ok(());
-        }
-        let ours = self.index.events_stamp >> 32 == self.index.writer_id;
-        let count = if ours { (self.index.events_stamp + 1) & 0xffff_ffff } else { 0 };
-        let stamp = (self.index.writer_id << 32) | count;
-        self.conn.exec("UPDATE meta SET value = $1 WHERE key = 'events_stamp'", &[stamp.into()])?;
-        self.index.stamp_attempted = Some(stamp);
-        Ok(())
-    }
-
     /// Logs the numbers whose summaries this batch changed (`index_changes`, under the next
     /// `meta.index_seq`), in its transaction: what a server started from an older snapshot of its index
-    /// reads again.
+    /// reads again, and what every other process's index reads to follow this one's. On PostgreSQL
+    /// the commit also notifies the listeners of `numlink_index` (see `postgres::listen_for_changes`).
     pub(super) fn log_index_changes(&mut self) -> Result<(), StoreError> {
-        if self.index.pending.is_empty() {
+        if self.index.pending.is_empty() && !self.index.ranges_changed {
             return Ok(());
         }
         let row =
@@ -322,7 +319,70 @@ impl WriteCtx {
         numbers.dedup();
         let packed: Vec<u8> = numbers.iter().flat_map(|n| n.to_le_bytes()).collect();
         self.conn.exec("INSERT INTO index_changes (seq, numbers) VALUES ($1, $2)", &[seq.into(), packed.into()])?;
+        if self.conn.dialect() == crate::sql::Dialect::Postgres {
+            self.conn.exec("SELECT pg_notify('numlink_index', $1)", &[seq.to_string().into()])?;
+        }
         self.index.seq_attempted = Some(seq as u64);
+        Ok(())
+    }
+
+    /// Catches the index up with the changes other processes logged (`index_changes`) after the seq
+    /// it reflects, given `meta.index_seq` and `meta.index_changes_pruned_through` as this transaction
+    /// reads them: the numbers' summaries are read again, in the same transaction. Writers commit one at
+    /// a time and each takes the next seq, so a transaction sees every change up to the last it sees.
+    /// Changes pruned before this index read them (a process that did not follow for longer than the
+    /// others kept them) leave only a scan of every number.
+    pub(super) fn follow_changes(&mut self, db_seq: u64, pruned_through: u64) -> Result<(), StoreError> {
+        if !self.index.enabled {
+            return Ok(());
+        }
+        let own = self.index.shared.read().unwrap_or_else(|p| p.into_inner()).change_seq();
+        if db_seq <= own {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        if pruned_through > own {
+            tracing::warn!(
+                own,
+                pruned_through,
+                "the index fell behind the changes still logged: every number is read again"
+            );
+            let reconnect = &self.reconnect;
+            let (mut ix, ranges) = build_index(self.conn.as_mut(), &|| reconnect())?;
+            ix.set_change_seq(db_seq);
+            *self.index.shared.write().unwrap_or_else(|p| p.into_inner()) = ix;
+            self.index.ranges = ranges;
+            self.index.position.send_replace(db_seq);
+            return Ok(());
+        }
+        let mut numbers: Vec<u64> = Vec::new();
+        self.conn.query_each(
+            "SELECT numbers FROM index_changes WHERE seq > $1 AND seq <= $2",
+            &[(own as i64).into(), (db_seq as i64).into()],
+            &mut |r| {
+                let packed =
+                    r.opt_bytes(0).ok_or_else(|| StoreError::Corrupt("index_changes.numbers is not bytes".into()))?;
+                numbers.extend(packed.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))));
+                Ok(())
+            },
+        )?;
+        numbers.sort_unstable();
+        numbers.dedup();
+        let read = read_summaries(self.conn.as_mut(), &numbers)?;
+        let mut ix = self.index.shared.write().unwrap_or_else(|p| p.into_inner());
+        for (n, s) in &read {
+            ix.put(*n, s);
+        }
+        ix.set_change_seq(db_seq);
+        drop(ix);
+        self.index.position.send_replace(db_seq);
+        tracing::debug!(
+            from = own,
+            to = db_seq,
+            numbers = read.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            "the index followed other processes' changes"
+        );
         Ok(())
     }
 
@@ -335,6 +395,26 @@ impl WriteCtx {
             &[seq.into(), seq.into()],
         )?;
         Ok(())
+    }
+
+    /// Records this index's seq as `node`'s in `index_followers`, then drops the logged changes every
+    /// follower heard from within `FOLLOWER_SILENT_SECS` has read and a snapshot at `snapshot_seq`
+    /// covers. A follower silent for longer (stopped, or gone) reads every number when it comes back.
+    pub(crate) fn record_and_prune(&mut self, node: &str, snapshot_seq: u64) -> Result<(), StoreError> {
+        let now = self.now_unix();
+        let own = self.index.shared.read().unwrap_or_else(|p| p.into_inner()).change_seq();
+        self.conn.exec(
+            "INSERT INTO index_followers (node, seq, seen_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (node) DO UPDATE SET seq = excluded.seq, seen_at = excluded.seen_at",
+            &[node.into(), (own as i64).into(), now.into()],
+        )?;
+        self.conn.exec("DELETE FROM index_followers WHERE seen_at < $1", &[(now - FOLLOWER_SILENT_SECS).into()])?;
+        let slowest = self
+            .conn
+            .query_one("SELECT MIN(seq) FROM index_followers", &[])?
+            .and_then(|r| r.opt_i64(0))
+            .map_or(snapshot_seq, |s| s.max(0) as u64);
+        self.prune_index_changes(snapshot_seq.min(slowest))
     }
 
     /// Puts into the index what the tables hold for the numbers of `resync`.

@@ -12,6 +12,8 @@ backend_tests!(
     the_index_answers_as_the_tables_on_random_histories,
     a_commit_whose_reply_is_lost_reaches_the_index,
     events_of_another_server_on_the_database_are_read_from_the_tables,
+    servers_on_one_database_follow_each_others_changes,
+    a_server_behind_the_changes_still_logged_reads_every_number,
     a_snapshot_of_the_index_never_answers_what_the_tables_would_not
 );
 
@@ -292,9 +294,8 @@ async fn a_commit_whose_reply_is_lost_reaches_the_index(db: TestDb) {
     compare(&store, &probes).await;
 }
 
-/// Two servers on one database (a rolling deploy; one writing node per database is the rule): the
-/// second's index was built before the first wrote an event, so it must not take the index's "no
-/// history" for that number when it validates its own events.
+/// Two servers on one database: the second's index was built before the first wrote an event, so it
+/// must not take the index's "no history" for that number when it validates its own events.
 async fn events_of_another_server_on_the_database_are_read_from_the_tables(db: TestDb) {
     let (first, clock) = db.open("2026-06-30");
     let a = carrier(&first, "A", "+86138", Some("2020-01-01")).await;
@@ -323,6 +324,108 @@ async fn events_of_another_server_on_the_database_are_read_from_the_tables(db: T
     // Valid events still go in.
     let ended = second.report_events(a, vec![ev("a-3", EventKind::Disconnected, "2024-04-01")]).await.unwrap();
     assert_eq!(ended, vec![store::Outcome::Accepted]);
+}
+
+/// Three servers on one database, each event reported through one of them at random: after each
+/// round, every server that has reached the position the last write answered with answers as the
+/// tables do, a range added through one reaches the others' answers, and each validates its events
+/// against the others' (accepting exactly what one server alone accepts).
+async fn servers_on_one_database_follow_each_others_changes(db: TestDb) {
+    let (first, clock) = db.open("2026-06-30");
+    let servers = [first, db.open_with(clock.clone()), db.open_with(clock.clone())];
+    let carriers = [
+        carrier(&servers[0], "A", "+86138", Some("2020-01-01")).await,
+        carrier(&servers[1], "B", "+861380014", Some("2021-03-01")).await,
+        carrier(&servers[2], "C", "+1", Some("2022-07-01")).await,
+    ];
+    let alone_db = TestDb::get(db.backend).expect("a second database on this backend");
+    let alone = alone_db.open_with(clock.clone());
+    let alone_carriers = [
+        carrier(&alone, "A", "+86138", Some("2020-01-01")).await,
+        carrier(&alone, "B", "+861380014", Some("2021-03-01")).await,
+        carrier(&alone, "C", "+1", Some("2022-07-01")).await,
+    ];
+    let mut rng = Rng(0x5eed_f011);
+    let mut events = Vec::new();
+    for (i, n) in NUMBERS.iter().enumerate() {
+        life(&mut rng, n, i % 3, 90, &mut events);
+    }
+    let probes: Vec<Day> = ["2019-06-01", "2021-01-01", "2022-08-01", "2024-01-01", "2025-06-01"]
+        .iter()
+        .map(|d| Day::parse(d).unwrap())
+        .collect();
+    let wait = std::time::Duration::from_secs(10);
+    let mut accepted = 0;
+    for (round, part) in events.chunks(7).enumerate() {
+        for (who, e) in part {
+            let through = &servers[rng.below(3) as usize];
+            let outcome = through.report_events(carriers[*who].clone(), vec![e.clone()]).await.unwrap();
+            let expected = alone.report_events(alone_carriers[*who].clone(), vec![e.clone()]).await.unwrap();
+            assert_eq!(format!("{outcome:?}"), format!("{expected:?}"), "{e:?}");
+            accepted += usize::from(outcome == [store::Outcome::Accepted]);
+        }
+        if round == 2 {
+            // A range added through one server moves every server's answers for its numbers.
+            carrier(&servers[1], "D", "+49151", Some("2019-01-01")).await;
+        }
+        let position = servers.iter().map(Store::index_change_seq).max().unwrap();
+        for s in &servers {
+            assert!(s.wait_for_position(position, wait).await, "a server did not reach position {position}");
+        }
+        let answers: Vec<_> = futures_join(&servers, &probes).await;
+        assert!(answers.windows(2).all(|w| w[0] == w[1]), "round {round}: servers answer differently");
+    }
+    // As one server alone accepts them (above); enough that most rounds change answers.
+    assert!(accepted >= 20, "{accepted} of {} events accepted", events.len());
+}
+
+async fn futures_join(
+    servers: &[Store],
+    probes: &[Day],
+) -> Vec<Vec<Result<domain::Answer, domain::answer::DateAfterToday>>> {
+    let mut all = Vec::new();
+    for s in servers {
+        // Each server's answers are its index's; `compare` holds them to the tables'.
+        all.push(compare(s, probes).await);
+    }
+    all
+}
+
+/// A server whose index is behind the changes still logged (another dropped those it had not read)
+/// reads every number again before it answers from the position it is asked for.
+async fn a_server_behind_the_changes_still_logged_reads_every_number(db: TestDb) {
+    let (first, clock) = db.open("2026-06-30");
+    let second = db.open_with(clock);
+    let a = carrier(&first, "A", "+86138", Some("2020-01-01")).await;
+    let ev = |id: &str, n: usize, kind, date| NewEvent {
+        event_id: domain::EventId::parse(id).unwrap(),
+        number: PhoneNumber::parse(NUMBERS[n]).unwrap(),
+        kind,
+        date: Day::parse(date).unwrap(),
+        kyc: None,
+        recipient: None,
+    };
+    first.report_events(a.clone(), vec![ev("a-1", 0, EventKind::Activated, "2023-01-01")]).await.unwrap();
+    let probes = [Day::parse("2022-01-01").unwrap(), Day::parse("2024-06-01").unwrap()];
+    let position = first.index_change_seq();
+    assert!(second.wait_for_position(position, std::time::Duration::from_secs(10)).await);
+    // The changes the second server has read, and the next one, dropped as if a snapshot had covered
+    // them and the second server had not been heard from.
+    db.exec(
+        "DELETE FROM index_changes; \
+         UPDATE meta SET value = (SELECT value FROM meta WHERE key = 'index_seq') + 1 WHERE key = 'index_changes_pruned_through'",
+    );
+    let later = vec![
+        ev("a-2", 0, EventKind::Disconnected, "2024-01-01"),
+        ev("a-3", 0, EventKind::Activated, "2024-05-01"),
+        ev("a-4", 1, EventKind::Activated, "2024-02-01"),
+    ];
+    first.report_events(a, later).await.unwrap();
+    let position = first.index_change_seq();
+    assert!(second.wait_for_position(position, std::time::Duration::from_secs(10)).await);
+    assert_eq!(compare(&second, &probes).await, compare(&first, &probes).await);
+    let n = PhoneNumber::parse(NUMBERS[0]).unwrap();
+    assert_eq!(second.answer_many(&[(n, Day::parse("2023-06-01").unwrap())]), vec![Ok(domain::Answer::Yes)]);
 }
 
 /// Reports each event by its reporter in order (most are accepted: lives are valid in order, though
@@ -433,6 +536,9 @@ async fn a_snapshot_of_the_index_never_answers_what_the_tables_would_not(db: Tes
         recipient: None,
     };
     assert_eq!(store.report_events(carriers[0].clone(), vec![late]).await.unwrap(), vec![store::Outcome::Accepted]);
+    // The servers before this one recorded how far they had read at their snapshots, which keeps the
+    // changes after those for an hour; they are long gone.
+    db.exec("DELETE FROM index_followers");
     store.write_index_snapshot().await.unwrap().expect("a newer snapshot");
     let now = compare(&store, &probes).await;
     drop(store);
