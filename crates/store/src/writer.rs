@@ -305,6 +305,11 @@ impl WriteCtx {
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
+        // Another process writes too: most of what it committed is followed before the write lock is
+        // taken, so that the catch-up under the lock, which holds up every other writer, is short.
+        if self.index.others_committed_at.is_some_and(|t| t.elapsed() < OTHERS_RECENT) {
+            self.follow_outside_batch();
+        }
         self.conn.begin_write()?;
         self.events.clear();
         self.enabled_endpoints.clear();
@@ -579,6 +584,10 @@ enum StepKind {
     Compact,
     FileNotifications,
 }
+
+/// How long after it last followed another process's commits a writer follows before each batch's
+/// write lock as well as under it.
+const OTHERS_RECENT: Duration = Duration::from_secs(60);
 
 /// How long the writer must have had no command before it does its idle work.
 const QUIET_BEFORE_IDLE_WORK: Duration = Duration::from_millis(100);

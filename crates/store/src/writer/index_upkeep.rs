@@ -53,6 +53,9 @@ pub(super) struct IndexKeep {
     /// The batch changed the carriers' ranges, which other processes' indexes follow too: it logs a
     /// change even if no summary changed.
     pub(super) ranges_changed: bool,
+    /// When this writer last found changes of another process to follow: while that is recent, a
+    /// batch follows them before it takes the write lock too (see `WriteCtx::begin`).
+    pub(super) others_committed_at: Option<std::time::Instant>,
 }
 
 impl IndexKeep {
@@ -67,6 +70,7 @@ impl IndexKeep {
             seq_attempted: None,
             position: setup.position,
             ranges_changed: false,
+            others_committed_at: None,
         }
     }
 
@@ -341,6 +345,7 @@ impl WriteCtx {
             return Ok(());
         }
         let started = std::time::Instant::now();
+        self.index.others_committed_at = Some(started);
         if pruned_through > own {
             tracing::warn!(
                 own,
