@@ -282,7 +282,9 @@ struct Inner {
     /// False for the CLI's short-lived stores: checks read the tables.
     index_enabled: bool,
     /// Valid API keys (by hash) recently read, and when.
-    known_keys: Mutex<std::collections::HashMap<[u8; 32], (Participant, std::time::Instant)>>,
+    known_keys: Mutex<std::collections::HashMap<[u8; 32], (Participant, std::time::Instant, i64)>>,
+    /// See `writer::IndexSetup::participants_generation`.
+    participants_generation: Arc<std::sync::atomic::AtomicI64>,
     /// Where the index's snapshot goes, if one is kept.
     snapshot: Option<std::path::PathBuf>,
     /// `meta.db_id`, which a snapshot is stamped with.
@@ -381,6 +383,7 @@ impl Store {
             "index built"
         );
         let (position_tx, position) = tokio::sync::watch::channel(index.change_seq());
+        let participants_generation = Arc::new(std::sync::atomic::AtomicI64::new(-1));
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel(config.write_queue_commands_max.max(1));
         let url = config.url.clone();
@@ -396,6 +399,7 @@ impl Store {
                 ranges: index_ranges,
                 enabled: config.build_index,
                 position: Arc::new(position_tx),
+                participants_generation: participants_generation.clone(),
             },
             config.build_index && config.upkeep_when_idle,
         );
@@ -427,6 +431,7 @@ impl Store {
                 clock: config.clock,
                 index_enabled: config.build_index,
                 known_keys: Mutex::new(std::collections::HashMap::new()),
+                participants_generation,
                 snapshot: config.index_snapshot.filter(|_| config.build_index),
                 db_id,
                 position,
@@ -676,14 +681,19 @@ impl Store {
     ///
     /// Valid keys are remembered for [`KEY_CACHE_SECS`], so that a busy caller does not cost a database
     /// read per request: a key revoked through this store stops working at once, one revoked by another
-    /// process (`numlink participant …`) within that time. Unknown keys are not remembered.
+    /// process (a node beside this one, `numlink participant …`) as soon as this store's writer follows
+    /// that commit (the revocation moves `meta.participants_generation`, under which keys are
+    /// remembered), and at the latest after that time. Unknown keys are not remembered.
     pub async fn authenticate(&self, presented_key: &str) -> Result<Option<Participant>, StoreError> {
         let hash = ApiKey::hash_of(presented_key);
         let now = std::time::Instant::now();
+        let generation = self.inner.participants_generation.load(std::sync::atomic::Ordering::SeqCst);
         {
             let mut known = self.inner.known_keys.lock().unwrap_or_else(|p| p.into_inner());
             match known.get(&hash) {
-                Some((p, at)) if now.duration_since(*at).as_secs() < KEY_CACHE_SECS => return Ok(Some(p.clone())),
+                Some((p, at, g)) if now.duration_since(*at).as_secs() < KEY_CACHE_SECS && *g == generation => {
+                    return Ok(Some(p.clone()));
+                }
                 Some(_) => {
                     known.remove(&hash);
                 }
@@ -692,7 +702,7 @@ impl Store {
         }
         let found = self.read(move |c| ops::participants::by_key_hash(c, &hash)).await?;
         if let Some(p) = &found {
-            self.inner.known_keys.lock().unwrap_or_else(|p| p.into_inner()).insert(hash, (p.clone(), now));
+            self.inner.known_keys.lock().unwrap_or_else(|p| p.into_inner()).insert(hash, (p.clone(), now, generation));
         }
         Ok(found)
     }

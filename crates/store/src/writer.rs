@@ -339,6 +339,7 @@ impl WriteCtx {
             self.reload_prefixes()?;
             self.prefixes_generation = generation;
         }
+        self.index.participants_generation.store(generation, std::sync::atomic::Ordering::SeqCst);
         self.follow_changes(seq, pruned)
     }
 

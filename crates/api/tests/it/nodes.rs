@@ -12,7 +12,8 @@ use crate::{Resp, TestApp, assert_error};
 
 backend_tests!(
     a_check_on_another_node_answers_from_the_position_of_a_write,
-    a_position_not_reached_or_not_a_number_is_refused
+    a_position_not_reached_or_not_a_number_is_refused,
+    a_key_revoked_through_one_node_is_refused_by_the_other
 );
 
 const NUMBER: &str = "+8613800138000";
@@ -79,5 +80,19 @@ async fn a_position_not_reached_or_not_a_number_is_refused(db: TestDb) {
     let r = check(&b, &bank, Some(&ahead.to_string())).await;
     assert_error(&r, 503, "POSITION_NOT_REACHED");
     assert!(r.text.contains(&ahead.to_string()), "{}", r.text);
+    drop(b);
+}
+
+async fn a_key_revoked_through_one_node_is_refused_by_the_other(db: TestDb) {
+    let a = TestApp::new(db);
+    let b = a.another_node();
+    let (bank, key) = a.participant(store::Role::Institution, "Bank", &[]).await;
+    // The second node has read the key and remembers it.
+    let first = check(&b, &key, None).await;
+    assert_eq!(first.status, 404, "{}", first.text);
+    a.store.revoke_keys(&bank.id).await.unwrap();
+    let revoked_at = a.store.position();
+    let r = check(&b, &key, Some(&revoked_at.to_string())).await;
+    assert_error(&r, 401, "UNAUTHENTICATED");
     drop(b);
 }

@@ -233,12 +233,16 @@ impl WriteCtx {
             .ok_or_else(|| StoreError::NotFound { what: "participant with id", id: id.to_string() })
     }
 
+    /// Revokes the participant's keys, and moves the participants' generation: every process forgets
+    /// the keys it remembers once it follows this commit.
     fn revoke_all(&mut self, seq: i64) -> Result<u64, StoreError> {
         let now = self.now_rfc3339();
-        self.conn.exec(
+        let revoked = self.conn.exec(
             "UPDATE api_keys SET revoked_at = $1 WHERE participant_seq = $2 AND revoked_at IS NULL",
             &[now.into(), seq.into()],
-        )
+        )?;
+        self.bump_participants_generation()?;
+        Ok(revoked)
     }
 
     pub(crate) fn rotate_key(&mut self, id: &str) -> Result<ApiKey, StoreError> {

@@ -24,6 +24,9 @@ pub(crate) struct IndexSetup {
     pub(crate) enabled: bool,
     /// Told each change seq the index reaches (see [`crate::Store::wait_for_position`]).
     pub(crate) position: Arc<tokio::sync::watch::Sender<u64>>,
+    /// `meta.participants_generation` as the writer last read it: API keys remembered under an
+    /// older one are read again (another process may have revoked them).
+    pub(crate) participants_generation: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// What the writer keeps to hold the index in step with what it commits.
@@ -50,6 +53,8 @@ pub(super) struct IndexKeep {
     seq_attempted: Option<u64>,
     /// See [`IndexSetup::position`].
     position: Arc<tokio::sync::watch::Sender<u64>>,
+    /// See [`IndexSetup::participants_generation`].
+    pub(super) participants_generation: Arc<std::sync::atomic::AtomicI64>,
     /// The batch changed the carriers' ranges, which other processes' indexes follow too: it logs a
     /// change even if no summary changed.
     pub(super) ranges_changed: bool,
@@ -69,6 +74,7 @@ impl IndexKeep {
             ranges: setup.ranges,
             seq_attempted: None,
             position: setup.position,
+            participants_generation: setup.participants_generation,
             ranges_changed: false,
             others_committed_at: None,
         }
