@@ -130,6 +130,9 @@ impl GrowingLines {
 
 pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    if value("--only").as_deref() == Some("nodes") {
+        return nodes(root);
+    }
     if value("--only").as_deref() == Some("http") {
         return http(
             root,
@@ -588,6 +591,126 @@ fn lifecycle_order(root: &Path, events: &str) -> Result<()> {
         v("random_ids_over_sorted_time"),
         v("pg_over_sqlite_time")
     );
+    Ok(())
+}
+
+/// Two `numlink serve` nodes on one durable throwaway PostgreSQL, whole-system: how long after node A
+/// acknowledges an event node B answers from it (`bench follow`: a probe every 20 ms asks B with A's
+/// `numlink-min-position`) while two loaders post batches of 1,000 events to A as fast as it takes
+/// them, and with no load; then CAMARA checks per second by wrk on one node, and on both at once.
+fn nodes(root: &Path) -> Result<()> {
+    crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "numlink", "-p", "bench"]))?;
+    let (bin, bench) = (release(root, "numlink"), release(root, "bench"));
+    let cluster = crate::PgCluster::start_durable()?;
+    let db = cluster.url();
+    let guard = TempDir(std::env::temp_dir().join(format!("numlink-bench-nodes-{}", std::process::id())));
+    let dir = guard.0.clone();
+    std::fs::create_dir_all(&dir)?;
+    let hash_key = "cd".repeat(32);
+    let cli = |args: &[&str]| -> Result<String> {
+        let out = Command::new(&bin)
+            .current_dir(&dir)
+            .args(args)
+            .args(["--db", &db])
+            .env("NUMLINK_HASH_KEY", &hash_key)
+            .output()?;
+        if !out.status.success() {
+            bail!("numlink {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let carrier = cli(&[
+        "participant",
+        "add",
+        "--role",
+        "carrier",
+        "--name",
+        "Carrier",
+        "--prefix",
+        "+86138",
+        "--reporting-since",
+        "2018-01-01",
+    ])?;
+    let bank = cli(&["participant", "add", "--role", "institution", "--name", "Bank"])?;
+    let (carrier, bank) =
+        (json_field(&carrier, "apiKey").context("carrier key")?, json_field(&bank, "apiKey").context("bank key")?);
+    let serve = |name: &str, port: u16| -> Result<Killed> {
+        let home = dir.join(name);
+        std::fs::create_dir_all(&home)?;
+        let node = Killed(
+            Command::new(&bin)
+                .current_dir(&home)
+                .args(["serve", "--db", &db, "--listen", &format!("127.0.0.1:{port}")])
+                .env("NUMLINK_HASH_KEY", &hash_key)
+                .stderr(std::fs::File::create(home.join("server.log"))?)
+                .spawn()?,
+        );
+        wait_for_port(port)?;
+        Ok(node)
+    };
+    let (pa, pb) = (free_port()?, free_port()?);
+    let servers = (serve("a", pa)?, serve("b", pb)?);
+    let follow = |loaders: &str, secs: &str| -> Result<String> {
+        let out = Command::new(&bench)
+            .args(["follow", "--a", &pa.to_string(), "--b", &pb.to_string(), "--carrier", &carrier, "--bank", &bank])
+            .args(["--loaders", loaders, "--secs", secs])
+            .stderr(Stdio::inherit())
+            .output()?;
+        if !out.status.success() {
+            bail!("bench follow failed");
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let idle = follow("0", "10")?;
+    let loaded = follow("2", "30")?;
+    let v = |text: &str, k: &str| json_field(text, k).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    // Checks: numbers of the carrier's range, most never reported (answered from the index alike).
+    let sample = dir.join("sample.txt");
+    let numbers: String = (0..100_000u64).map(|i| format!("+86138{:08}\n", i * 997 % 100_000_000)).collect();
+    std::fs::write(&sample, numbers)?;
+    let camara = root.join("xtask/bench/camara.lua");
+    let env = [("NUMLINK_SAMPLE", sample.display().to_string()), ("NUMLINK_KEY", bank.clone())];
+    let (url_a, url_b) = (format!("http://127.0.0.1:{pa}"), format!("http://127.0.0.1:{pb}"));
+    wrk(&dir, &camara, 64, &url_a, &env)?;
+    let one = wrk(&dir, &camara, 64, &url_a, &env)?;
+    let (both_a, both_b) = std::thread::scope(|s| {
+        let a = s.spawn(|| wrk(&dir, &camara, 64, &url_a, &env));
+        let b = s.spawn(|| wrk(&dir, &camara, 64, &url_b, &env));
+        (a.join().expect("wrk thread"), b.join().expect("wrk thread"))
+    });
+    let (both_a, both_b) = (both_a?, both_b?);
+    println!("\n| two nodes on one durable PostgreSQL | figure |");
+    println!("|---|---|");
+    println!(
+        "| follow lag, no load: node B answers from node A's write after | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} probes) |",
+        v(&idle, "lag_ms_p50"),
+        v(&idle, "lag_ms_p99"),
+        v(&idle, "lag_ms_max"),
+        v(&idle, "probes")
+    );
+    println!(
+        "| follow lag while node A takes {:.0} events/s (two loaders, batches of 1,000, as fast as it answers) | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} probes) |",
+        v(&loaded, "events_per_s"),
+        v(&loaded, "lag_ms_p50"),
+        v(&loaded, "lag_ms_p99"),
+        v(&loaded, "lag_ms_max"),
+        v(&loaded, "probes")
+    );
+    println!(
+        "| CAMARA checks, 64 connections, one node | {:.0} req/s (p99 {:.2} ms) |",
+        one.requests_per_s, one.p99_ms
+    );
+    println!(
+        "| CAMARA checks, 64 connections to each of two nodes at once | {:.0} + {:.0} = {:.0} req/s (p99 {:.2} and {:.2} ms); {:.2}x one node |",
+        both_a.requests_per_s,
+        both_b.requests_per_s,
+        both_a.requests_per_s + both_b.requests_per_s,
+        both_a.p99_ms,
+        both_b.p99_ms,
+        (both_a.requests_per_s + both_b.requests_per_s) / one.requests_per_s
+    );
+    drop(servers);
+    drop(cluster);
     Ok(())
 }
 

@@ -16,6 +16,10 @@
 //! temporary table, `LEFT JOIN`ed on the registry with the answer computed from the same facts by a
 //! `CASE`, and the result `COPY`ed out in input order to FILE. Prints `{"load_secs", "peer_secs"}`.
 //!
+//! `bench follow --a PORT --b PORT --carrier KEY --bank KEY [--secs S] [--loaders N]`: two servers on one
+//! database; how long after node A acknowledges an event node B answers from it, while loaders post
+//! events to A (`follow.rs`). Prints one JSON object.
+//!
 //! `bench bare --listen ADDR`: the HTTP peer, a bare axum handler answering every POST with a fixed
 //! JSON body, on the same runtime settings as the server.
 //!
@@ -32,6 +36,8 @@
 //! What is measured: building the index in memory, and from a SQLite store at start (`Store::open`);
 //! bytes per number; random point lookups (`Index::answer`) on one core, against a `HashMap` holding
 //! the same facts.
+
+mod follow;
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -261,6 +267,7 @@ fn main() -> Result<()> {
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let dir = PathBuf::from(arg("--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()));
     match args.first().map(String::as_str) {
+        Some("follow") => return follow::run(&args),
         Some("index") => {}
         Some("registry") => {
             let numbers: u64 = arg("--numbers").map_or(Ok(1_000_000), |v| v.parse()).context("--numbers N")?;
