@@ -1,5 +1,5 @@
 //! The binary as a user runs it: `participant add`, `serve` on a real socket, `upload` with its exit
-//! codes, `audit verify`; all on a fresh SQLite file.
+//! codes, `audit verify`; on a fresh SQLite file, and two servers on one PostgreSQL database.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -529,4 +529,94 @@ fn the_webhook_receiver_prints_a_batchs_events_a_line_each() {
     accounts.sort();
     let expected: Vec<String> = numbers.iter().map(|n| format!("acct-{n}")).collect();
     assert_eq!(accounts, expected.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// POSTs JSON with a key and extra headers: the status, the `numlink-position` and the body.
+fn post_json(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    key: &str,
+    headers: &[(&str, String)],
+    body: Value,
+) -> (u16, u64, Value) {
+    runtime.block_on(async {
+        let mut req = reqwest::Client::new().post(url).bearer_auth(key).json(&body);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let position = resp.headers()["numlink-position"].to_str().unwrap().parse().unwrap();
+        (status, position, resp.json().await.unwrap_or(Value::Null))
+    })
+}
+
+/// Two servers on one PostgreSQL database, as behind a load balancer: events reported to either are
+/// answered by the other from the position the write answered with; one is killed (SIGKILL) while the
+/// other takes events, and once started again answers them too; the audit log verifies.
+#[test]
+fn two_servers_on_one_postgres_answer_each_others_events_across_a_kill() {
+    let Some(db) = store::testing::TestDb::postgres() else { return };
+    let store::DbUrl::Postgres(url) = &db.url else { unreachable!("a PostgreSQL test database") };
+    let key = "ef".repeat(32);
+    let common = ["--db", url.as_str(), "--hash-key", key.as_str()];
+    let dir = tempfile::tempdir().unwrap();
+    let (da, db_dir) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&da).unwrap();
+    std::fs::create_dir_all(&db_dir).unwrap();
+    let add = |args: &[&str]| json_line(&numlink(&da, &[&["participant", "add"], args, &common].concat()));
+    let carrier =
+        add(&["--role", "carrier", "--name", "Carrier A", "--prefix", "+86138", "--reporting-since", "2020-01-01"]);
+    let bank = add(&["--role", "institution", "--name", "Bank"]);
+    let (carrier, bank) = (carrier["apiKey"].as_str().unwrap(), bank["apiKey"].as_str().unwrap());
+    let a = serve_with(&da, &common);
+    let mut b = serve_with(&db_dir, &common);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let number = |i: u32| format!("+86138001{i:05}");
+    // Each number: disconnected, then given to someone else; reported through either server.
+    let report = |server: &Server, first: u32, count: u32, tag: &str| -> u64 {
+        let events: Vec<Value> = (first..first + count)
+            .flat_map(|i| {
+                [
+                    serde_json::json!({"eventId": format!("{tag}-{i}-off"), "phoneNumber": number(i), "type": "disconnected", "date": "2024-02-25"}),
+                    serde_json::json!({"eventId": format!("{tag}-{i}-on"), "phoneNumber": number(i), "type": "activated", "date": "2024-09-21"}),
+                ]
+            })
+            .collect();
+        let (status, position, body) = post_json(
+            &runtime,
+            &format!("{}/v1/lifecycle-events", server.base),
+            carrier,
+            &[],
+            serde_json::json!({ "events": events }),
+        );
+        assert_eq!((status, body["accepted"].as_u64()), (200, Some(2 * u64::from(count))), "{body}");
+        position
+    };
+    let recycled = |server: &Server, i: u32, position: u64| -> bool {
+        let (status, _, body) = post_json(
+            &runtime,
+            &format!("{}/number-recycling/v0.2/check", server.base),
+            bank,
+            &[("numlink-min-position", position.to_string())],
+            serde_json::json!({"phoneNumber": number(i), "specifiedDate": "2024-01-01"}),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["phoneNumberRecycled"].as_bool().unwrap()
+    };
+    let on_a = report(&a, 0, 40, "a");
+    assert!((0..40).all(|i| recycled(&b, i, on_a)), "node B answers node A's events");
+    let on_b = report(&b, 40, 40, "b");
+    assert!((40..80).all(|i| recycled(&a, i, on_b)), "node A answers node B's events");
+    assert!(!recycled(&b, 99, on_b), "a number no one reported is the same holder's");
+
+    // Node B dies; node A goes on taking events; B, started again, answers them.
+    drop(b);
+    let while_down = report(&a, 80, 40, "down");
+    b = serve_with(&db_dir, &common);
+    assert!((0..120).all(|i| recycled(&b, i, while_down)), "the restarted node B knows every event");
+    drop((a, b));
+    let verify = json_line(&numlink(&da, &[&["audit", "verify"], &common[..]].concat()));
+    assert_eq!(verify["firstBroken"], Value::Null, "{verify}");
 }
