@@ -293,6 +293,8 @@ struct Inner {
     position: tokio::sync::watch::Receiver<u64>,
     /// This process's name among the followers of the index's changes (`index_followers`).
     node: String,
+    /// A follow has been asked of the writer and not yet begun (see `request_follow`).
+    follow_requested: Arc<std::sync::atomic::AtomicBool>,
     origin: IndexOrigin,
     /// The change the snapshot on disk reflects, as far as this process knows (`u64::MAX`: unknown).
     snapshot_seq: std::sync::atomic::AtomicU64,
@@ -318,6 +320,14 @@ fn connect_writer(url: &DbUrl) -> Result<Box<dyn Conn>, StoreError> {
         DbUrl::Sqlite(path) => Box::new(sqlite::SqliteConn::open_writer(path)?),
         DbUrl::Postgres(_) => connect(url)?,
     })
+}
+
+/// See [`Store::request_follow`].
+fn request_follow(writer: &mpsc::Sender<Command>, requested: &std::sync::atomic::AtomicBool) {
+    if !requested.swap(true, std::sync::atomic::Ordering::SeqCst) && writer.try_send(Command::follow()).is_err() {
+        // The queue is full: the batches it holds follow under their lock anyway.
+        requested.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 fn connect(url: &DbUrl) -> Result<Box<dyn Conn>, StoreError> {
@@ -384,6 +394,7 @@ impl Store {
         );
         let (position_tx, position) = tokio::sync::watch::channel(index.change_seq());
         let participants_generation = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+        let follow_requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel(config.write_queue_commands_max.max(1));
         let url = config.url.clone();
@@ -400,6 +411,7 @@ impl Store {
                 enabled: config.build_index,
                 position: Arc::new(position_tx),
                 participants_generation: participants_generation.clone(),
+                follow_requested: follow_requested.clone(),
             },
             config.build_index && config.upkeep_when_idle,
         );
@@ -410,10 +422,12 @@ impl Store {
         writer::spawn(ctx, rx, tx.downgrade(), config.write_batch_commands_max.max(1))?;
         if let (DbUrl::Postgres(url), true) = (&config.url, config.build_index) {
             let writer = tx.downgrade();
+            let (requested, reached) = (follow_requested.clone(), position.clone());
             postgres::listen_for_changes(url.clone(), move |heard| match writer.upgrade() {
                 Some(tx) => {
-                    if heard {
-                        let _ = tx.try_send(Command::follow());
+                    // A node hears its own commits too: only a seq its index lacks is worth a follow.
+                    if heard.is_some_and(|seq| seq > *reached.borrow()) {
+                        request_follow(&tx, &requested);
                     }
                     true
                 }
@@ -435,6 +449,7 @@ impl Store {
                 snapshot: config.index_snapshot.filter(|_| config.build_index),
                 db_id,
                 position,
+                follow_requested,
                 node: format!("{}-{}", std::process::id(), hex::encode(keys::random_bytes::<4>())),
                 snapshot_seq: std::sync::atomic::AtomicU64::new(match origin {
                     IndexOrigin::Snapshot { seq, .. } => seq,
@@ -457,9 +472,21 @@ impl Store {
     }
 
     /// The index read from its snapshot and caught up with the changes logged after it; `Err` says why
-    /// the snapshot cannot be used.
+    /// the snapshot cannot be used. The tables are read in one transaction: another node may drop
+    /// logged changes meanwhile, and the changes read must be those the expectations were read with.
     #[allow(clippy::type_complexity)]
     fn index_from_snapshot(
+        conn: &mut dyn sql::Conn,
+        path: &std::path::Path,
+    ) -> Result<(index::Index, std::collections::HashMap<String, Option<Day>>, IndexOrigin), String> {
+        conn.begin_read().map_err(|e| format!("reading the tables failed: {e}"))?;
+        let read = Store::index_from_snapshot_in(conn, path);
+        let _ = conn.rollback();
+        read
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn index_from_snapshot_in(
         conn: &mut dyn sql::Conn,
         path: &std::path::Path,
     ) -> Result<(index::Index, std::collections::HashMap<String, Option<Day>>, IndexOrigin), String> {
@@ -508,8 +535,14 @@ impl Store {
         if *position.borrow_and_update() >= seq {
             return true;
         }
-        let _ = self.inner.writer.try_send(Command::follow());
+        self.request_follow();
         tokio::time::timeout(timeout, position.wait_for(|&p| p >= seq)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Asks the writer to follow other processes' changes, unless it has been asked and not yet done
+    /// so (one request stands for any number of waiting callers).
+    fn request_follow(&self) {
+        request_follow(&self.inner.writer, &self.inner.follow_requested);
     }
 
     /// Writes the index's snapshot (a copy taken under its lock, written outside it), then drops the

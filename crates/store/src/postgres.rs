@@ -142,11 +142,14 @@ impl Conn for PgConn {
 }
 
 /// Listens on a connection of its own for the commits that log changes of the index
-/// (`NOTIFY numlink_index`), and calls `wake(true)` after each (those already queued with it taken
-/// together), or `wake(false)` after a second without one, until `wake` returns false (its store is
-/// gone). A lost connection is opened again a second later; meanwhile the writer's ticks follow the
-/// changes all the same, only later.
-pub(crate) fn listen_for_changes(url: String, wake: impl Fn(bool) -> bool + Send + 'static) -> Result<(), StoreError> {
+/// (`NOTIFY numlink_index`, the seq as payload), and calls `wake(Some(seq))` with the greatest seq of
+/// those heard together, or `wake(None)` after a second without one, until `wake` returns false (its
+/// store is gone). A lost connection is opened again a second later; meanwhile the writer's ticks
+/// follow the changes all the same, only later.
+pub(crate) fn listen_for_changes(
+    url: String,
+    wake: impl Fn(Option<u64>) -> bool + Send + 'static,
+) -> Result<(), StoreError> {
     let second = std::time::Duration::from_secs(1);
     std::thread::Builder::new()
         .name("numlink-follow".into())
@@ -156,9 +159,13 @@ pub(crate) fn listen_for_changes(url: String, wake: impl Fn(bool) -> bool + Send
                     client.batch_execute("LISTEN numlink_index")?;
                     loop {
                         let mut notifications = client.notifications();
-                        let heard = notifications.timeout_iter(second).next()?.is_some();
-                        if heard {
-                            while notifications.iter().next()?.is_some() {}
+                        let seq = |n: postgres::Notification| n.payload().parse::<u64>().unwrap_or(u64::MAX);
+                        let mut heard = notifications.timeout_iter(second).next()?.map(seq);
+                        if heard.is_some() {
+                            let mut more = notifications.iter();
+                            while let Some(n) = more.next()? {
+                                heard = heard.max(Some(seq(n)));
+                            }
                         }
                         if !wake(heard) {
                             return Ok(());
@@ -170,7 +177,7 @@ pub(crate) fn listen_for_changes(url: String, wake: impl Fn(bool) -> bool + Send
                     Err(e) => {
                         tracing::warn!(error = %e, "listening for other nodes' commits failed; trying again in a second");
                         std::thread::sleep(second);
-                        if !wake(false) {
+                        if !wake(None) {
                             return;
                         }
                     }

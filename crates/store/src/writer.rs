@@ -622,6 +622,7 @@ pub(crate) fn spawn(
             let mut recounted = false;
             while let Some(first) = rx.blocking_recv() {
                 if first.follow {
+                    ctx.index.follow_requested.store(false, std::sync::atomic::Ordering::SeqCst);
                     ctx.follow_outside_batch();
                     continue;
                 }
@@ -646,7 +647,10 @@ pub(crate) fn spawn(
                 while batch.len() < batch_max {
                     match rx.try_recv() {
                         // The batch's start catches the index up under the write lock.
-                        Ok(c) if c.tick || c.follow => {}
+                        Ok(c) if c.follow => {
+                            ctx.index.follow_requested.store(false, std::sync::atomic::Ordering::SeqCst)
+                        }
+                        Ok(c) if c.tick => {}
                         Ok(c) => batch.push(c),
                         Err(_) => break,
                     }

@@ -616,6 +616,9 @@ fn two_servers_on_one_postgres_answer_each_others_events_across_a_kill() {
     let while_down = report(&a, 80, 40, "down");
     b = serve_with(&db_dir, &common);
     assert!((0..120).all(|i| recycled(&b, i, while_down)), "the restarted node B knows every event");
+    // And follows node A's from there on.
+    let after = report(&a, 120, 40, "after");
+    assert!((120..160).all(|i| recycled(&b, i, after)), "the restarted node B follows node A");
     drop((a, b));
     let verify = json_line(&numlink(&da, &[&["audit", "verify"], &common[..]].concat()));
     assert_eq!(verify["firstBroken"], Value::Null, "{verify}");

@@ -27,6 +27,8 @@ pub(crate) struct IndexSetup {
     /// `meta.participants_generation` as the writer last read it: API keys remembered under an
     /// older one are read again (another process may have revoked them).
     pub(crate) participants_generation: Arc<std::sync::atomic::AtomicI64>,
+    /// Set by whoever queues a follow command, cleared by the writer as it begins one.
+    pub(crate) follow_requested: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What the writer keeps to hold the index in step with what it commits.
@@ -55,6 +57,8 @@ pub(super) struct IndexKeep {
     position: Arc<tokio::sync::watch::Sender<u64>>,
     /// See [`IndexSetup::participants_generation`].
     pub(super) participants_generation: Arc<std::sync::atomic::AtomicI64>,
+    /// See [`IndexSetup::follow_requested`].
+    pub(super) follow_requested: Arc<std::sync::atomic::AtomicBool>,
     /// The batch changed the carriers' ranges, which other processes' indexes follow too: it logs a
     /// change even if no summary changed.
     pub(super) ranges_changed: bool,
@@ -75,6 +79,7 @@ impl IndexKeep {
             seq_attempted: None,
             position: setup.position,
             participants_generation: setup.participants_generation,
+            follow_requested: setup.follow_requested,
             ranges_changed: false,
             others_committed_at: None,
         }
@@ -408,12 +413,13 @@ impl WriteCtx {
         Ok(())
     }
 
-    /// Records this index's seq as `node`'s in `index_followers`, then drops the logged changes every
-    /// follower heard from within `FOLLOWER_SILENT_SECS` has read and a snapshot at `snapshot_seq`
-    /// covers. A follower silent for longer (stopped, or gone) reads every number when it comes back.
+    /// Records `snapshot_seq`, the seq of the snapshot `node` just wrote (what it needs the changes
+    /// after, should it start again), in `index_followers`, then drops the logged changes that every
+    /// follower heard from within `FOLLOWER_SILENT_SECS` has recorded. A follower silent for longer
+    /// (stopped, or gone) reads every number when it comes back.
     pub(crate) fn record_and_prune(&mut self, node: &str, snapshot_seq: u64) -> Result<(), StoreError> {
         let now = self.now_unix();
-        let own = self.index.shared.read().unwrap_or_else(|p| p.into_inner()).change_seq();
+        let own = snapshot_seq;
         self.conn.exec(
             "INSERT INTO index_followers (node, seq, seen_at) VALUES ($1, $2, $3) \
              ON CONFLICT (node) DO UPDATE SET seq = excluded.seq, seen_at = excluded.seen_at",
