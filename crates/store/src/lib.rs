@@ -412,6 +412,10 @@ impl Store {
                 position: Arc::new(position_tx),
                 participants_generation: participants_generation.clone(),
                 follow_requested: follow_requested.clone(),
+                connect: {
+                    let url = config.url.clone();
+                    Arc::new(move || connect(&url))
+                },
             },
             config.build_index && config.upkeep_when_idle,
         );

@@ -112,7 +112,7 @@ pub(crate) struct WriteCtx {
     /// The lengths of the prefixes in `prefixes`, longest first.
     prefix_lens: Vec<usize>,
     /// Opens a new connection when the current one is lost (a PostgreSQL restart or failover).
-    reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send + Sync>,
+    reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send>,
     /// The index kept in step with what this writer commits (`index_upkeep`).
     index: IndexKeep,
     /// For tests: while set, the next successful commit is reported as failed, as a PostgreSQL
@@ -155,7 +155,7 @@ impl WriteCtx {
         hash_key: HashKey,
         aging: AgingPolicy,
         clock: Arc<dyn Clock>,
-        reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send + Sync>,
+        reconnect: Box<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send>,
         index: IndexSetup,
         upkeep_when_idle: bool,
     ) -> WriteCtx {

@@ -29,6 +29,8 @@ pub(crate) struct IndexSetup {
     pub(crate) participants_generation: Arc<std::sync::atomic::AtomicI64>,
     /// Set by whoever queues a follow command, cleared by the writer as it begins one.
     pub(crate) follow_requested: Arc<std::sync::atomic::AtomicBool>,
+    /// Opens a reading connection, for the threads of a rebuild (see `follow_changes`).
+    pub(crate) connect: Arc<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send + Sync>,
 }
 
 /// What the writer keeps to hold the index in step with what it commits.
@@ -59,6 +61,8 @@ pub(super) struct IndexKeep {
     pub(super) participants_generation: Arc<std::sync::atomic::AtomicI64>,
     /// See [`IndexSetup::follow_requested`].
     pub(super) follow_requested: Arc<std::sync::atomic::AtomicBool>,
+    /// See [`IndexSetup::connect`].
+    connect: Arc<dyn Fn() -> Result<Box<dyn Conn>, StoreError> + Send + Sync>,
     /// The batch changed the carriers' ranges, which other processes' indexes follow too: it logs a
     /// change even if no summary changed.
     pub(super) ranges_changed: bool,
@@ -80,6 +84,7 @@ impl IndexKeep {
             position: setup.position,
             participants_generation: setup.participants_generation,
             follow_requested: setup.follow_requested,
+            connect: setup.connect,
             ranges_changed: false,
             others_committed_at: None,
         }
@@ -363,8 +368,8 @@ impl WriteCtx {
                 pruned_through,
                 "the index fell behind the changes still logged: every number is read again"
             );
-            let reconnect = &self.reconnect;
-            let (mut ix, ranges) = build_index(self.conn.as_mut(), &|| reconnect())?;
+            let connect = self.index.connect.clone();
+            let (mut ix, ranges) = build_index(self.conn.as_mut(), &*connect)?;
             ix.set_change_seq(db_seq);
             *self.index.shared.write().unwrap_or_else(|p| p.into_inner()) = ix;
             self.index.ranges = ranges;
