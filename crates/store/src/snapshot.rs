@@ -65,6 +65,10 @@ fn tmp_path(path: &Path) -> PathBuf {
 
 /// Writes `ix` to `path` (through a temporary file, flushed and renamed). Returns the bytes written.
 pub(crate) fn write(path: &Path, db_id: i64, ix: &Index) -> std::io::Result<u64> {
+    // On PostgreSQL the snapshot goes into the spool directory, which no upload may have made yet.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     let tmp = tmp_path(path);
     let file = std::fs::File::create(&tmp)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);

@@ -14,6 +14,7 @@ backend_tests!(
     events_of_another_server_on_the_database_are_read_from_the_tables,
     servers_on_one_database_follow_each_others_changes,
     a_server_behind_the_changes_still_logged_reads_every_number,
+    a_snapshot_goes_into_a_directory_made_for_it,
     a_snapshot_of_the_index_never_answers_what_the_tables_would_not
 );
 
@@ -426,6 +427,18 @@ async fn a_server_behind_the_changes_still_logged_reads_every_number(db: TestDb)
     assert_eq!(compare(&second, &probes).await, compare(&first, &probes).await);
     let n = PhoneNumber::parse(NUMBERS[0]).unwrap();
     assert_eq!(second.answer_many(&[(n, Day::parse("2023-06-01").unwrap())]), vec![Ok(domain::Answer::Yes)]);
+}
+
+/// A server on PostgreSQL keeps its snapshot in the spool directory, which no upload may have made
+/// yet: writing the snapshot makes it (before, every snapshot of such a server failed).
+async fn a_snapshot_goes_into_a_directory_made_for_it(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("numlink-spool").join("index.snapshot");
+    let clock = std::sync::Arc::new(domain::FixedClock::at_day(Day::parse("2026-06-30").unwrap()));
+    let store = db.open_configured(clock, |c| c.index_snapshot = Some(path.clone()));
+    carrier(&store, "A", "+86138", Some("2020-01-01")).await;
+    let written = store.write_index_snapshot().await.unwrap().expect("a snapshot");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), written.bytes);
 }
 
 /// Reports each event by its reporter in order (most are accepted: lives are valid in order, though
