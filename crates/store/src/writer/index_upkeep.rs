@@ -424,11 +424,10 @@ impl WriteCtx {
     /// (stopped, or gone) reads every number when it comes back.
     pub(crate) fn record_and_prune(&mut self, node: &str, snapshot_seq: u64) -> Result<(), StoreError> {
         let now = self.now_unix();
-        let own = snapshot_seq;
         self.conn.exec(
             "INSERT INTO index_followers (node, seq, seen_at) VALUES ($1, $2, $3) \
              ON CONFLICT (node) DO UPDATE SET seq = excluded.seq, seen_at = excluded.seen_at",
-            &[node.into(), (own as i64).into(), now.into()],
+            &[node.into(), (snapshot_seq as i64).into(), now.into()],
         )?;
         self.conn.exec("DELETE FROM index_followers WHERE seen_at < $1", &[(now - FOLLOWER_SILENT_SECS).into()])?;
         let slowest = self

@@ -57,6 +57,15 @@ async fn carrier(store: &Store, name: &str, prefix: &str, since: Option<&str>) -
         .0
 }
 
+/// Carrier A on +86138 from 2020, B on +861380014 from 2021-03, C on +1 from 2022-07.
+async fn three_carriers(store: &Store) -> [Participant; 3] {
+    [
+        carrier(store, "A", "+86138", Some("2020-01-01")).await,
+        carrier(store, "B", "+861380014", Some("2021-03-01")).await,
+        carrier(store, "C", "+1", Some("2022-07-01")).await,
+    ]
+}
+
 async fn portability(store: &Store) -> Participant {
     let p = NewParticipant { role: Role::Portability, name: "NPDB".into(), prefixes: vec![], reporting_since: None };
     store.add_participant(p).await.unwrap().0
@@ -125,21 +134,13 @@ fn life(rng: &mut Rng, n: &str, serving: usize, aging_days: i32, out: &mut Vec<(
 
 async fn the_index_answers_as_the_tables_on_random_histories(db: TestDb) {
     let (store, clock) = db.open("2026-06-30");
-    let carriers = [
-        carrier(&store, "A", "+86138", Some("2020-01-01")).await,
-        carrier(&store, "B", "+861380014", Some("2021-03-01")).await,
-        carrier(&store, "C", "+1", Some("2022-07-01")).await,
-    ];
+    let carriers = three_carriers(&store).await;
     // The same offers go to a store without the index, whose writer reads every number's history from
     // the tables: where the index says a number has none, the indexed writer does not read it, and no
     // outcome may differ for that.
     let plain_db = TestDb::get(db.backend).expect("a second database on this backend");
     let plain = plain_db.open_without_index(clock.clone());
-    let plain_carriers = [
-        carrier(&plain, "A", "+86138", Some("2020-01-01")).await,
-        carrier(&plain, "B", "+861380014", Some("2021-03-01")).await,
-        carrier(&plain, "C", "+1", Some("2022-07-01")).await,
-    ];
+    let plain_carriers = three_carriers(&plain).await;
     // The number-portability database reports whole ports (reporter 3); a port's recipient "A" is
     // carrier A of each store.
     let (npdb, plain_npdb) = (portability(&store).await, portability(&plain).await);
@@ -341,11 +342,7 @@ async fn servers_on_one_database_follow_each_others_changes(db: TestDb) {
     ];
     let alone_db = TestDb::get(db.backend).expect("a second database on this backend");
     let alone = alone_db.open_with(clock.clone());
-    let alone_carriers = [
-        carrier(&alone, "A", "+86138", Some("2020-01-01")).await,
-        carrier(&alone, "B", "+861380014", Some("2021-03-01")).await,
-        carrier(&alone, "C", "+1", Some("2022-07-01")).await,
-    ];
+    let alone_carriers = three_carriers(&alone).await;
     let mut rng = Rng(0x5eed_f011);
     let mut events = Vec::new();
     for (i, n) in NUMBERS.iter().enumerate() {
@@ -373,23 +370,15 @@ async fn servers_on_one_database_follow_each_others_changes(db: TestDb) {
         for s in &servers {
             assert!(s.wait_for_position(position, wait).await, "a server did not reach position {position}");
         }
-        let answers: Vec<_> = futures_join(&servers, &probes).await;
+        // Each server's answers are its index's; `compare` holds them to the tables'.
+        let mut answers = Vec::new();
+        for s in &servers {
+            answers.push(compare(s, &probes).await);
+        }
         assert!(answers.windows(2).all(|w| w[0] == w[1]), "round {round}: servers answer differently");
     }
     // As one server alone accepts them (above); enough that most rounds change answers.
     assert!(accepted >= 20, "{accepted} of {} events accepted", events.len());
-}
-
-async fn futures_join(
-    servers: &[Store],
-    probes: &[Day],
-) -> Vec<Vec<Result<domain::Answer, domain::answer::DateAfterToday>>> {
-    let mut all = Vec::new();
-    for s in servers {
-        // Each server's answers are its index's; `compare` holds them to the tables'.
-        all.push(compare(s, probes).await);
-    }
-    all
 }
 
 /// A server whose index is behind the changes still logged (another dropped those it had not read)
@@ -468,11 +457,7 @@ async fn a_snapshot_of_the_index_never_answers_what_the_tables_would_not(db: Tes
     };
     let store = open(&path);
     assert_eq!(store.index_origin(), store::IndexOrigin::Scan { why: Some("there is none yet".into()) });
-    let carriers = [
-        carrier(&store, "A", "+86138", Some("2020-01-01")).await,
-        carrier(&store, "B", "+861380014", Some("2021-03-01")).await,
-        carrier(&store, "C", "+1", Some("2022-07-01")).await,
-    ];
+    let carriers = three_carriers(&store).await;
     let mut rng = Rng(0x1234_5678_9abc_def1);
     let (mut before, mut after) = (Vec::new(), Vec::new());
     for n in NUMBERS.iter().filter(|n| n.starts_with("+86138") || n.starts_with("+1")) {
