@@ -184,10 +184,9 @@ fn sms_text(code: &str, ttl_secs: i64) -> String {
 /// Counts a code request from the client address `client` (when known) against its hourly limit, to
 /// any numbers: called first, before the number is read, so that a flood of malformed requests counts
 /// too (SMS pumping, or exhausting others' daily codes).
-pub fn client_allowed(state: &AppState, client: Option<IpAddr>) -> Result<(), Refusal> {
+pub async fn client_allowed(state: &AppState, client: Option<IpAddr>) -> Result<(), Refusal> {
     let Some(ip) = client else { return Ok(()) };
-    let now = state.store.clock().now().as_second();
-    state.holder.otp_clients.check(ip, now).map_err(|retry_after_secs| Refusal::ClientLimited {
+    state.holder.otp_clients.check(&state.store, ip).await?.map_err(|retry_after_secs| Refusal::ClientLimited {
         retry_after_secs,
         per_hour: state.holder.config.otp_requests_per_client_per_hour_max,
     })

@@ -1,6 +1,5 @@
-//! A per-client limit on an anonymous endpoint: at most `max` requests per client in a fixed window.
-//! In memory, per process (a deployment with several nodes or a proxy in front adds its own at the
-//! edge); bounded: entries of past windows are dropped once the table grows.
+//! A per-client limit on an anonymous endpoint: at most `max` requests per client in a fixed window,
+//! counted in the database for every node (see [`ClientLimiter`]).
 //!
 //! A client is an IPv4 address, or an IPv6 /64: one subscriber's line or host is given a whole /64, so
 //! counting single IPv6 addresses would give one client 2^64 of them.
@@ -8,6 +7,8 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
+
+use store::{Store, StoreError};
 
 /// Who a client is, for limits: its IPv4 address (an IPv4-mapped IPv6 address counts as the IPv4 one),
 /// or the /64 its IPv6 address is in.
@@ -21,48 +22,73 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Client addresses tracked before past windows are swept.
+/// Clients remembered as over their limit, before the past ones are swept.
 const TRACKED_MAX: usize = 100_000;
 
+/// A limit on an anonymous client's requests in a fixed window, counted in the database so that it
+/// holds across every node. Only allowed requests are counted; a client the database said is over
+/// is remembered here until its window ends, and refused without asking it again: a flood from one
+/// address costs at most `max` writes per window, and a node that has not heard of it one more.
 #[derive(Debug)]
 pub struct ClientLimiter {
+    /// What the count is of, in the database (`otp-request`, `console-sign-in-failure`).
+    scope: &'static str,
     max: u32,
     window_secs: i64,
-    /// Address → (start of its window, requests in it).
-    seen: Mutex<HashMap<IpAddr, (i64, u32)>>,
+    /// Client ([`client_key`]) → when its window ends, for clients known to be over.
+    over_until: Mutex<HashMap<IpAddr, i64>>,
 }
 
 impl ClientLimiter {
-    pub fn new(max: u32, window_secs: i64) -> ClientLimiter {
-        ClientLimiter { max, window_secs: window_secs.max(1), seen: Mutex::new(HashMap::new()) }
+    pub fn new(scope: &'static str, max: u32, window_secs: i64) -> ClientLimiter {
+        ClientLimiter { scope, max, window_secs: window_secs.max(1), over_until: Mutex::new(HashMap::new()) }
     }
 
-    /// Counts a request from `ip` (as its [`client_key`]) at `now` (unix seconds); `Err(retry_after_secs)`
-    /// if over the limit.
-    pub fn check(&self, ip: IpAddr, now: i64) -> Result<(), i64> {
-        let ip = client_key(ip);
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() >= TRACKED_MAX {
-            seen.retain(|_, (start, _)| *start > now - self.window_secs);
-        }
-        let entry = seen.entry(ip).or_insert((now, 0));
-        if entry.0 <= now - self.window_secs {
-            *entry = (now, 0);
-        }
-        if entry.1 >= self.max {
-            return Err(entry.0 + self.window_secs - now);
-        }
-        entry.1 += 1;
-        Ok(())
+    /// At most this many in a window.
+    pub fn max(&self) -> u32 {
+        self.max
     }
-}
 
-impl ClientLimiter {
-    /// Whether `ip` is over the limit at `now`, without counting a request: `Some(retry_after_secs)`.
-    pub fn over(&self, ip: IpAddr, now: i64) -> Option<i64> {
-        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let &(start, count) = seen.get(&client_key(ip))?;
-        (start > now - self.window_secs && count >= self.max).then_some(start + self.window_secs - now)
+    fn known_over(&self, client: IpAddr, now: i64) -> Option<i64> {
+        let over = self.over_until.lock().unwrap_or_else(|p| p.into_inner());
+        over.get(&client).filter(|&&until| until > now).map(|until| until - now)
+    }
+
+    fn remember_over(&self, client: IpAddr, now: i64, retry_after_secs: i64) {
+        let mut over = self.over_until.lock().unwrap_or_else(|p| p.into_inner());
+        if over.len() >= TRACKED_MAX {
+            over.retain(|_, until| *until > now);
+        }
+        over.insert(client, now + retry_after_secs);
+    }
+
+    /// Counts a request from `ip` (as its [`client_key`]); `Ok(Err(retry_after_secs))` if the client
+    /// is over the limit.
+    pub async fn check(&self, store: &Store, ip: IpAddr) -> Result<Result<(), i64>, StoreError> {
+        let client = client_key(ip);
+        let now = store.clock().now().as_second();
+        if let Some(retry) = self.known_over(client, now) {
+            return Ok(Err(retry));
+        }
+        let counted = store.count_client(self.scope, client, self.max, self.window_secs).await?;
+        if let Err(retry) = counted {
+            self.remember_over(client, now, retry);
+        }
+        Ok(counted)
+    }
+
+    /// Whether `ip` is over the limit, without counting a request: `Some(retry_after_secs)`.
+    pub async fn over(&self, store: &Store, ip: IpAddr) -> Result<Option<i64>, StoreError> {
+        let client = client_key(ip);
+        let now = store.clock().now().as_second();
+        if let Some(retry) = self.known_over(client, now) {
+            return Ok(Some(retry));
+        }
+        let over = store.client_over(self.scope, client, self.max, self.window_secs).await?;
+        if let Some(retry) = over {
+            self.remember_over(client, now, retry);
+        }
+        Ok(over)
     }
 }
 
@@ -71,29 +97,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_per_address_in_a_window() {
-        let l = ClientLimiter::new(2, 3600);
-        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
-        assert!(l.check(a, 1000).is_ok());
-        assert!(l.check(a, 1001).is_ok());
-        assert_eq!(l.check(a, 1002), Err(3598));
-        assert!(l.check(b, 1002).is_ok(), "another address has its own count");
-        assert!(l.check(a, 4600).is_ok(), "a new window");
-        assert_eq!(l.over(a, 4601), None, "one of two in this window");
-        assert!(l.check(a, 4602).is_ok());
-        assert_eq!(l.over(a, 4603), Some(3597), "looking does not count");
-        assert_eq!(l.over(a, 4603), Some(3597));
-        assert_eq!(l.over(b, 4603), None);
-    }
-
-    #[test]
     fn an_ipv6_client_is_its_64() {
-        let l = ClientLimiter::new(2, 3600);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(l.check(ip("2001:db8:1:2::1"), 0).is_ok());
-        assert!(l.check(ip("2001:db8:1:2:ffff:ffff:ffff:fffe"), 0).is_ok());
-        assert!(l.check(ip("2001:db8:1:2:abcd::9"), 0).is_err(), "the same /64");
-        assert!(l.check(ip("2001:db8:1:3::1"), 0).is_ok(), "the next /64");
+        assert_eq!(client_key(ip("2001:db8:1:2::1")), client_key(ip("2001:db8:1:2:ffff:ffff:ffff:fffe")));
+        assert_ne!(client_key(ip("2001:db8:1:2::1")), client_key(ip("2001:db8:1:3::1")), "the next /64");
         assert_eq!(client_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
         assert_eq!(client_key(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
     }

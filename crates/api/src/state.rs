@@ -204,7 +204,7 @@ pub struct HolderState {
 impl HolderState {
     pub fn new(config: HolderConfig, hash_key: HashKey, sms: SmsQueue) -> HolderState {
         let attester = Attester::new(hash_key.clone(), config.issuer.clone(), config.attestation_ttl_secs);
-        let otp_clients = ClientLimiter::new(config.otp_requests_per_client_per_hour_max, 3600);
+        let otp_clients = ClientLimiter::new("otp-request", config.otp_requests_per_client_per_hour_max, 3600);
         HolderState { config, attester, sms, session_key: hash_key, otp_clients }
     }
 }

@@ -32,6 +32,8 @@ pub struct FileConfig {
     /// Seconds between snapshots of the index while it changes (and one at shutdown); 0: none.
     pub index_snapshot_secs: Option<u64>,
     pub log_format: Option<String>,
+    /// This node's name among the nodes on one database (default: host:port).
+    pub node_name: Option<String>,
     /// The address people reach numlink at (`https://…`): the link in a proof's QR code; an https
     /// address marks the portal's cookies Secure (numlink behind a TLS proxy).
     pub public_url: Option<String>,
@@ -154,6 +156,7 @@ pub struct Overrides {
     pub allow_loopback_webhooks: bool,
     pub sms_outbox: Option<PathBuf>,
     pub public_url: Option<String>,
+    pub node_name: Option<String>,
 }
 
 pub struct Config {
@@ -176,6 +179,8 @@ pub struct Config {
     pub upkeep: workers::UpkeepConfig,
     /// Codes go to this file as JSON lines instead of to carriers' gateways (local use).
     pub sms_outbox: Option<PathBuf>,
+    /// This node's name among the nodes on one database (`None`: host:port).
+    pub node_name: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -192,6 +197,7 @@ impl std::fmt::Debug for Config {
             .field("holder", &self.holder)
             .field("upkeep", &self.upkeep)
             .field("sms_outbox", &self.sms_outbox)
+            .field("node_name", &self.node_name)
             .finish()
     }
 }
@@ -372,6 +378,7 @@ impl Config {
             holder,
             upkeep,
             sms_outbox: o.sms_outbox.clone(),
+            node_name: o.node_name.clone().or(file.node_name).filter(|n| !n.trim().is_empty()),
         })
     }
 }

@@ -77,6 +77,10 @@ enum Command {
         /// code holds; when it is https, the portal's cookies are marked Secure.
         #[arg(long, env = "NUMLINK_PUBLIC_URL")]
         public_url: Option<String>,
+        /// This node's name among the nodes on one PostgreSQL (default: host:port): what its claims on
+        /// jobs and deliveries are held under. Keep it across restarts, and unique.
+        #[arg(long, env = "NUMLINK_NODE_NAME")]
+        node_name: Option<String>,
     },
     /// Manage participants: carriers, institutions, regulators.
     Participant {
@@ -238,7 +242,25 @@ fn open_store_with(config: &Config, build_index: bool) -> Result<Store> {
     sc.write_batch_commands_max = config.limits.write_batch_commands_max;
     sc.pending_ports_per_carrier_max = config.limits.pending_ports_per_carrier_max;
     sc.notifications_waiting_max = config.limits.notifications_waiting_max;
+    // A server is the node on this host that listens on its port: restarted, it is the same node, and
+    // takes back at once the jobs it was running. (On a port the system picks, a name of its own.)
+    sc.node = match &config.node_name {
+        Some(name) => Some(name.clone()),
+        None => Some(config.listen.port()).filter(|&p| p != 0).map(node_name),
+    }
+    .filter(|_| build_index);
     Store::open(sc).map_err(|e| anyhow!("{e}"))
+}
+
+/// `host:port`: the host's name (or `numlink` where it has none to read) and the port served.
+fn node_name(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "numlink".to_string());
+    format!("{host}:{port}")
 }
 
 fn main() -> std::process::ExitCode {
@@ -263,8 +285,9 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
-        Command::Serve { db, listen, spool_dir, allow_loopback_webhooks, sms_outbox, public_url } => {
+        Command::Serve { db, listen, spool_dir, allow_loopback_webhooks, sms_outbox, public_url, node_name } => {
             let mut o = db.overrides();
+            o.node_name = node_name;
             o.listen = listen;
             o.spool_dir = spool_dir;
             o.allow_loopback_webhooks = allow_loopback_webhooks;
@@ -404,7 +427,7 @@ async fn serve(o: &Overrides) -> Result<()> {
             upkeep.run_upkeep();
         }
     });
-    let runner = workers::JobRunner::new(store.clone(), config.limits.files);
+    let runner = workers::JobRunner::new(store.clone(), config.limits.files).with_spool_dir(config.spool_dir.clone());
     if config.webhooks.allow_loopback {
         tracing::warn!(
             "WEBHOOKS TO LOOPBACK ARE ALLOWED (--allow-loopback-webhooks): for local development and tests only, never in production"
@@ -435,6 +458,7 @@ async fn serve(o: &Overrides) -> Result<()> {
         job_progress: runner.progress(),
         following: Arc::default(),
         sign_in_failures: api::limit::ClientLimiter::new(
+            "console-sign-in-failure",
             config.limits.console_sign_in_failures_per_client_per_hour_max,
             3600,
         ),

@@ -41,7 +41,10 @@ pub use ops::bindings::{
 pub use ops::checklog::Lookup;
 pub use ops::checklog::{AnsweredCheck, COMPACT_STEP, LoggedAnswer};
 pub use ops::events::{NewEvent, Outcome, PendingPort, StoredEvent};
-pub use ops::jobs::{Checkpoint, ChunkRow, Job, JobDeleted, JobKind, JobState, RejectionRow, RowData};
+pub use ops::jobs::{
+    Checkpoint, ChunkRow, FILE_PART_BYTES, JOB_LEASE_RENEW_SECS, JOB_LEASE_SECS, Job, JobDeleted, JobKind, JobState,
+    RejectionRow, RowData,
+};
 pub use ops::kyc::{KYC_ATTRIBUTES, Kyc, KycAnswer, KycMatch, Rebind};
 pub use ops::otp::{OtpFailure, OtpIssued, OtpLimits, OtpRefused, SmsGateway, TenureMark};
 pub use ops::participants::{NewParticipant, Participant, Role};
@@ -51,7 +54,8 @@ pub use ops::unbind::{
     UnbindState,
 };
 pub use ops::webhooks::{
-    AttemptOutcome, BATCH_LANE_FACTOR_MAX, DeliveryState, DueDelivery, Endpoint, EndpointAction, LoggedDelivery,
+    AttemptOutcome, BATCH_LANE_FACTOR_MAX, DeliveryState, DueDelivery, Endpoint, EndpointAction, LANE_LEASE_SECS,
+    LoggedDelivery,
 };
 pub use sqlite::PAGE_SIZE as SQLITE_PAGE_SIZE;
 pub use writer::notifications_filing::NOTIFICATIONS_WAITING_MAX;
@@ -134,6 +138,14 @@ pub struct PreparedChunk {
     prepared: ops::jobs::Prepared,
 }
 
+impl PreparedChunk {
+    /// Commits a check file's answers to this chunk, as appended to its result at `at`, with the
+    /// chunk: for a database that keeps files for every node ([`Store::shares_files`]).
+    pub fn keep_result(&mut self, at: u64, bytes: Vec<u8>) {
+        self.prepared.result_part = Some((at, bytes));
+    }
+}
+
 /// A proof of tenure as handed out: its id, its compact JWS, and when it expires (unix seconds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssuedAttestation {
@@ -214,6 +226,11 @@ pub struct StoreConfig {
     /// Notifications waiting to be filed by binding at which the writer files them after every batch,
     /// busy or not (default [`NOTIFICATIONS_WAITING_MAX`]); below it, only when idle.
     pub notifications_waiting_max: u64,
+    /// This process's name among the nodes sharing the database: what its claims on jobs and
+    /// deliveries, and its place among the index's followers, are recorded under. A server names
+    /// itself by its host and port, so that a node restarted after a crash takes back its own claims
+    /// at once (another node waits for them to run out). `None`: a name of its own for each process.
+    pub node: Option<String>,
     /// For tests of a commit's reply lost in flight: while it holds true, the writer's next successful
     /// commit is reported to its callers as failed (and the flag is cleared), as when a PostgreSQL
     /// connection drops during COMMIT.
@@ -236,6 +253,7 @@ impl StoreConfig {
             pending_ports_per_carrier_max: 100_000,
             notifications_waiting_max: NOTIFICATIONS_WAITING_MAX,
             index_snapshot: None,
+            node: None,
             #[cfg(feature = "testing")]
             lose_commit_reply: None,
         }
@@ -355,6 +373,10 @@ impl Store {
         }
         let mut conn = connect_writer(&config.url)?;
         migrate::run(conn.as_mut())?;
+        let node = config
+            .node
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", std::process::id(), hex::encode(keys::random_bytes::<4>())));
         let started = std::time::Instant::now();
         let url = config.url.clone();
         let db_id = snapshot::meta(conn.as_mut(), "db_id")?;
@@ -454,7 +476,7 @@ impl Store {
                 db_id,
                 position,
                 follow_requested,
-                node: format!("{}-{}", std::process::id(), hex::encode(keys::random_bytes::<4>())),
+                node,
                 snapshot_seq: std::sync::atomic::AtomicU64::new(match origin {
                     IndexOrigin::Snapshot { seq, .. } => seq,
                     IndexOrigin::Scan { .. } => u64::MAX,
@@ -666,7 +688,7 @@ impl Store {
             let pooled = inner.readers.lock().expect("the reader pool lock is never held across a panic").pop();
             let mut conn = match pooled {
                 Some(c) => c,
-                None => connect(&inner.url)?,
+                None => connect(&inner.url).map_err(|e| StoreError::Unavailable { reason: e.to_string() })?,
             };
             let r = f(conn.as_mut());
             // A connection that failed may be broken; open a fresh one next time.
@@ -1209,6 +1231,40 @@ impl Store {
         self.write(move |ctx| ctx.prune_kyc_attempts(max)).await
     }
 
+    // ----- limits on anonymous clients -----
+
+    /// Counts a request of the anonymous client `client` (its address as limits see it) in `scope`,
+    /// if it is within `max` in its window of `window_secs`; `Ok(Err(retry_after_secs))`, counting
+    /// nothing, if it is not. Every node on the database shares the count.
+    pub async fn count_client(
+        &self,
+        scope: &'static str,
+        client: std::net::IpAddr,
+        max: u32,
+        window_secs: i64,
+    ) -> Result<Result<(), i64>, StoreError> {
+        self.write(move |ctx| ctx.count_client(scope, client, max, window_secs)).await
+    }
+
+    /// Whether `client` has used its `max` in `scope` in its window: `Some(retry_after_secs)`.
+    pub async fn client_over(
+        &self,
+        scope: &'static str,
+        client: std::net::IpAddr,
+        max: u32,
+        window_secs: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let (key, now) = (self.inner.hash_key.clone(), self.clock().now().as_second());
+        self.read(move |c| ops::limits::over(c, &key, scope, client, max, window_secs, now)).await
+    }
+
+    /// Drops the counts of clients' windows that began over a day ago (every limit's window is
+    /// shorter), at most `max`. True if more may be left.
+    pub async fn prune_client_limits(&self, max: u32) -> Result<bool, StoreError> {
+        let before = self.clock().now().as_second() - 86_400;
+        self.write(move |ctx| ctx.prune_client_limits(before, max)).await
+    }
+
     // ----- webhooks -----
 
     /// Registers an endpoint with its signing secret, sent up to `batch_events` notifications a
@@ -1307,8 +1363,10 @@ impl Store {
     }
 
     /// Deliveries due at `now` (unix seconds), per endpoint: each enabled endpoint's oldest, at most
-    /// `per_endpoint`, for at most `endpoints_max` endpoints not in `busy` (see
-    /// `ops::webhooks::due_by_endpoint`).
+    /// `per_endpoint` (times its batch factor), for at most `endpoints_max` endpoints not in `busy` and
+    /// not claimed by another node (see `ops::webhooks::due_endpoints`). This node claims each
+    /// endpoint returned until its lane's outcomes are recorded ([`Store::record_attempts`]) or it ends
+    /// without any ([`Store::end_lane`]), for [`LANE_LEASE_SECS`] at most.
     pub async fn due_by_endpoint(
         &self,
         now: i64,
@@ -1316,12 +1374,60 @@ impl Store {
         endpoints_max: u32,
         busy: Vec<String>,
     ) -> Result<Vec<Vec<DueDelivery>>, StoreError> {
-        let mut due =
-            self.read(move |c| ops::webhooks::due_by_endpoint(c, now, per_endpoint, endpoints_max, &busy)).await?;
+        let candidates = self.read(move |c| ops::webhooks::due_endpoints(c, now, endpoints_max, &busy)).await?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Each endpoint's deliveries are this node's to attempt once it holds the endpoint's lease,
+        // and read only then: another node that held it has recorded its lane's outcomes by the time
+        // it gave the lease back.
+        let node = self.inner.node.clone();
+        let held: Vec<(String, u32)> = self
+            .write(move |ctx| {
+                let mut held = Vec::with_capacity(candidates.len());
+                for (endpoint, factor) in candidates {
+                    if ctx.take_lease(&ops::webhooks::lane_lease(&endpoint), &node, ops::webhooks::LANE_LEASE_SECS)? {
+                        held.push((endpoint, factor));
+                    }
+                }
+                Ok(held)
+            })
+            .await?;
+        let share_of = move |factor: u32| i64::from(per_endpoint) * i64::from(factor);
+        let (queues, empty) = self
+            .read(move |c| {
+                let (mut queues, mut empty) = (Vec::new(), Vec::new());
+                for (endpoint, factor) in held {
+                    let queue = ops::webhooks::due_of_endpoint(c, &endpoint, now, share_of(factor))?;
+                    if queue.is_empty() {
+                        empty.push(endpoint);
+                    } else {
+                        queues.push(queue);
+                    }
+                }
+                Ok((queues, empty))
+            })
+            .await?;
+        if !empty.is_empty() {
+            self.release_lanes(empty).await?;
+        }
+        let mut due = queues;
         for d in due.iter_mut().flatten() {
             d.notification.unseal(&self.inner.hash_key);
         }
         Ok(due)
+    }
+
+    /// Gives back this node's leases on the lanes of `endpoints`.
+    async fn release_lanes(&self, endpoints: Vec<String>) -> Result<(), StoreError> {
+        let node = self.inner.node.clone();
+        self.write(move |ctx| {
+            for e in &endpoints {
+                ctx.release_lease(&ops::webhooks::lane_lease(e), &node)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// When the next pending delivery is due (unix seconds).
@@ -1336,13 +1442,25 @@ impl Store {
         attempts: Vec<(i64, EndpointId, AttemptOutcome)>,
         disable_after_secs: i64,
     ) -> Result<(), StoreError> {
+        let node = self.inner.node.clone();
         self.write(move |ctx| {
+            let mut lanes = std::collections::BTreeSet::new();
             for (seq, endpoint, outcome) in &attempts {
                 ctx.record_attempt(*seq, endpoint, outcome, disable_after_secs)?;
+                lanes.insert(endpoint.as_str());
+            }
+            // With the outcomes, the lanes' leases go: the next node to take one reads them.
+            for endpoint in lanes {
+                ctx.release_lease(&ops::webhooks::lane_lease(endpoint), &node)?;
             }
             Ok(())
         })
         .await
+    }
+
+    /// Ends this node's lane of `endpoint` without outcomes to record (it made no attempt).
+    pub async fn end_lane(&self, endpoint: &str) -> Result<(), StoreError> {
+        self.release_lanes(vec![endpoint.to_string()]).await
     }
 
     /// The delivery rows of a notification, for operators and tests.
@@ -1375,9 +1493,45 @@ impl Store {
         self.read(move |c| ops::jobs::of_owner(c, owner_seq, limit)).await
     }
 
-    /// The oldest job that is queued, or was running when the process stopped.
+    /// Claims for this node the oldest job that is queued, or running without a live claim (its node
+    /// stopped, or died), or claimed by this node before it restarted.
     pub async fn next_job(&self) -> Result<Option<Job>, StoreError> {
-        self.read(ops::jobs::next_runnable).await
+        let node = self.inner.node.clone();
+        self.write(move |ctx| ctx.claim_job(&node)).await
+    }
+
+    /// Renews this node's claim on a running job; false if another node holds it now, or it is over.
+    pub async fn renew_job_claim(&self, job_id: &JobId) -> Result<bool, StoreError> {
+        let (id, node) = (job_id.to_string(), self.inner.node.clone());
+        self.write(move |ctx| ctx.renew_job_claim(&id, &node)).await
+    }
+
+    /// This process's name among the nodes (see [`StoreConfig::node`]).
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// Whether the database keeps uploaded files and check files' results for every node (PostgreSQL,
+    /// which several nodes share) rather than each node's spool directory alone (SQLite, one node).
+    pub fn shares_files(&self) -> bool {
+        matches!(self.inner.url, DbUrl::Postgres(_))
+    }
+
+    /// Keeps the file at `path` under `name` for every node (see [`Store::shares_files`]), before the
+    /// job that reads it is queued. Returns its bytes.
+    pub async fn keep_file(&self, name: String, path: std::path::PathBuf) -> Result<u64, StoreError> {
+        self.read(move |c| ops::jobs::put_file(c, &name, &path)).await
+    }
+
+    /// Writes the first `upto` bytes (`u64::MAX`: all) of the kept file `name` to `path`. False if the
+    /// database keeps no such file.
+    pub async fn fetch_file(&self, name: String, path: std::path::PathBuf, upto: u64) -> Result<bool, StoreError> {
+        self.read(move |c| ops::jobs::fetch_file(c, &name, &path, upto)).await
+    }
+
+    /// The part of the kept file `name` that holds byte `at`: where it starts, and its bytes.
+    pub async fn file_part(&self, name: String, at: u64) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.read(move |c| ops::jobs::file_part(c, &name, at)).await
     }
 
     /// Computes off the writer's thread what applying `rows` needs (a check file's packed audit
@@ -1401,9 +1555,8 @@ impl Store {
     /// the chunk was read ahead of a commit that failed), nothing is applied and the job is returned as
     /// it is.
     pub async fn apply_prepared(&self, job: &Job, chunk: PreparedChunk, to: Checkpoint) -> Result<Job, StoreError> {
-        let (job_id, from_offset) = (job.id.clone(), job.byte_offset);
-        self.write_bulk(move |ctx| ctx.apply_chunk(&job_id, from_offset, chunk.rows, chunk.checks, chunk.prepared, to))
-            .await
+        let (job_id, from_offset, node) = (job.id.clone(), job.byte_offset, self.inner.node.clone());
+        self.write_bulk(move |ctx| ctx.apply_chunk(&node, &job_id, from_offset, chunk, to)).await
     }
 
     /// [`Store::prepare_chunk`] (on a blocking thread) and [`Store::apply_prepared`].

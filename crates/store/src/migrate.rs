@@ -34,6 +34,7 @@ const SQLITE: &[(i64, &str)] = &[
     (27, include_str!("../migrations/sqlite/0027_notifications_filed_by_binding.sql")),
     (28, include_str!("../migrations/sqlite/0028_deliveries_by_endpoint_key.sql")),
     (29, include_str!("../migrations/sqlite/0029_index_followers.sql")),
+    (30, include_str!("../migrations/sqlite/0030_shared_work.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -65,6 +66,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (27, include_str!("../migrations/postgres/0027_notifications_filed_by_binding.sql")),
     (28, include_str!("../migrations/postgres/0028_deliveries_by_endpoint_key.sql")),
     (29, include_str!("../migrations/postgres/0029_index_followers.sql")),
+    (30, include_str!("../migrations/postgres/0030_shared_work.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

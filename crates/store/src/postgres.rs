@@ -43,6 +43,16 @@ impl From<postgres::Error> for StoreError {
         if e.is_closed() {
             return StoreError::Unavailable { reason: format!("the database connection was lost: {e}") };
         }
+        // So is a server shutting down or starting (a failover), a connection failure, and a write on
+        // a server that is now a standby (a failover's old primary): the next attempt reconnects.
+        if let Some(db) = e.as_db_error() {
+            let code = db.code().code();
+            if code.starts_with("08") || code.starts_with("57P") || code == "25006" {
+                return StoreError::Unavailable {
+                    reason: format!("the database is not available: {code}: {}", db.message()),
+                };
+            }
+        }
         let message = match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
             None => e.to_string(),

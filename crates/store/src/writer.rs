@@ -239,7 +239,8 @@ impl WriteCtx {
             Err(first) => {
                 let _ = self.conn.rollback();
                 tracing::warn!(error = %first, "cannot start a write transaction; reconnecting");
-                self.conn = (self.reconnect)()?;
+                // The database is away (restarting, failing over): worth a retry by the caller.
+                self.conn = (self.reconnect)().map_err(|e| StoreError::Unavailable { reason: e.to_string() })?;
                 self.prefixes_generation = -1;
                 self.begin()
             }

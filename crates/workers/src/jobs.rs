@@ -42,6 +42,8 @@ pub struct JobRunner {
     progress: Arc<tokio::sync::watch::Sender<u64>>,
     /// Consecutive failures to apply a chunk of one job: (job id, count).
     failures: Arc<std::sync::Mutex<(String, u32)>>,
+    /// Where this node keeps its copies of files the database keeps for every node.
+    spool_dir: Option<PathBuf>,
 }
 
 /// A job whose chunk fails to apply this many times in a row is failed, so that one bad job cannot
@@ -122,15 +124,16 @@ fn write_date(out: &mut Vec<u8>, d: domain::Day) {
     }
 }
 
-/// Answers a check file's chunk from the index and appends its rows to the result file (cut back to
-/// its committed length first), flushed, in input order: a good row with its answer, a bad row as
-/// written with its error code. Returns the answered checks and the file's new length.
+/// Answers a check file's chunk from the index and (`to_file`) appends its rows to the result file
+/// (cut back to its committed length first), flushed, in input order: a good row with its answer, a bad row as
+/// written with its error code. Returns the answered checks and the bytes appended.
 fn answer_chunk(
     store: &Store,
     job: &Job,
     questions: &[(PhoneNumber, Day)],
     bad: &[BadCheck],
-) -> Result<(Vec<AnsweredCheck>, u64), String> {
+    to_file: bool,
+) -> Result<(Vec<AnsweredCheck>, Vec<u8>), String> {
     let answers = store.answer_many(questions);
     if answers.len() != questions.len() {
         return Err(format!("{} answers to {} questions", answers.len(), questions.len()));
@@ -163,6 +166,9 @@ fn answer_chunk(
             w.flush().map_err(|e| format!("writing the result: {e}"))?;
         }
     }
+    if !to_file {
+        return Ok((answered, bytes));
+    }
     let path = job.result_path();
     let io = |e: std::io::Error| format!("writing the result file: {e}");
     let mut file = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&path).map_err(io)?;
@@ -170,13 +176,52 @@ fn answer_chunk(
     file.seek(SeekFrom::End(0)).map_err(io)?;
     std::io::Write::write_all(&mut file, &bytes).map_err(io)?;
     file.sync_data().map_err(io)?;
-    Ok((answered, job.result_bytes + bytes.len() as u64))
+    Ok((answered, bytes))
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl JobRunner {
     pub fn new(store: Store, limits: FileLimits) -> JobRunner {
         let progress = Arc::new(tokio::sync::watch::Sender::new(0));
-        JobRunner { store, limits, wake: Arc::new(Notify::new()), progress, failures: Arc::default() }
+        JobRunner { store, limits, wake: Arc::new(Notify::new()), progress, failures: Arc::default(), spool_dir: None }
+    }
+
+    /// Runs jobs queued on any node from copies in `dir` of the files the database keeps, when it
+    /// keeps them ([`Store::shares_files`]); otherwise each job is read where it was spooled.
+    pub fn with_spool_dir(mut self, dir: PathBuf) -> JobRunner {
+        self.spool_dir = Some(dir);
+        self
+    }
+
+    /// The job as this node reads it: where the database keeps files for every node, from this node's
+    /// copy in its spool directory of the uploaded file, fetched now if it has none. (A check file's
+    /// result then goes to the database alone, with each chunk's commit.)
+    async fn at_home(&self, job: Job) -> Result<Job, WorkerError> {
+        if !self.store.shares_files() {
+            return Ok(job);
+        }
+        let local = match &self.spool_dir {
+            Some(dir) => job.spooled_in(dir),
+            None => job.clone(),
+        };
+        if let Some(dir) = std::path::Path::new(&local.spool_path).parent() {
+            std::fs::create_dir_all(dir).map_err(|e| WorkerError::Setup(format!("{}: {e}", dir.display())))?;
+        }
+        if !std::path::Path::new(&local.spool_path).exists()
+            && !self.store.fetch_file(job.file_name(), local.spool_path.clone().into(), u64::MAX).await?
+        {
+            // The reading stage says the file is gone.
+            tracing::warn!(job = %job.id, "the database keeps no copy of the job's file");
+        }
+        Ok(local)
     }
 
     /// Changes whenever a chunk of a job has committed or a job has failed (a followed check file's
@@ -213,6 +258,24 @@ impl JobRunner {
         let Some(job) = self.store.next_job().await? else {
             return Ok(false);
         };
+        let job = self.at_home(job).await?;
+        // The claim is renewed while the job runs (each chunk's commit renews it too).
+        let renewing = {
+            let (store, id) = (self.store.clone(), job.id.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(store::JOB_LEASE_RENEW_SECS));
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    match store.renew_job_claim(&id).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => tracing::warn!(job = %id, error = %e, "renewing the claim on a job failed"),
+                    }
+                }
+            })
+        };
+        let _renewing = AbortOnDrop(renewing);
         let (parsed_tx, mut parsed_rx) = tokio::sync::mpsc::channel::<(Job, Result<Chunk, String>)>(1);
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<(Job, Result<ReadChunk, String>)>(1);
         let limits = self.limits;
@@ -240,6 +303,7 @@ impl JobRunner {
             }
         });
         let store = self.store.clone();
+        let keep_results = self.store.shares_files();
         let answerer = tokio::task::spawn_blocking(move || {
             // A check file's result grows by each chunk's answers.
             let mut result_bytes = None;
@@ -249,8 +313,13 @@ impl JobRunner {
                     let (chunk, result_bytes) = match c.rows {
                         Rows::Rows(rows) => (store.prepare_chunk(&at, rows), 0),
                         Rows::Checks { questions, bad } => {
-                            let (answered, result_bytes) = answer_chunk(&store, &at, &questions, &bad)?;
-                            (store.prepare_checks(&answered, bad.into_iter().map(|b| b.row).collect()), result_bytes)
+                            let (answered, bytes) = answer_chunk(&store, &at, &questions, &bad, !keep_results)?;
+                            let result_bytes = at.result_bytes + bytes.len() as u64;
+                            let mut chunk = store.prepare_checks(&answered, bad.into_iter().map(|b| b.row).collect());
+                            if keep_results {
+                                chunk.keep_result(at.result_bytes, bytes);
+                            }
+                            (chunk, result_bytes)
                         }
                     };
                     let to = Checkpoint {
@@ -331,8 +400,8 @@ impl JobRunner {
                         self.moved();
                         if done.state.is_final() {
                             tracing::info!(job = %done.id, rows = done.rows_read, accepted = done.accepted, duplicates = done.duplicates, rejected = done.rejected, "job finished");
-                            let _ = std::fs::remove_file(&done.spool_path);
-                            order::remove_runs(&done.spool_path);
+                            let _ = std::fs::remove_file(&job.spool_path);
+                            order::remove_runs(&job.spool_path);
                             finished = true;
                             stop = Some(Committed::AsFarAsItGoes);
                         } else if done.byte_offset != to.next_offset {

@@ -75,6 +75,7 @@ impl Upkeep {
         let max = self.config.step_rows_max;
         let ports = self.store.expire_pending_ports(max).await?;
         let kyc = self.store.prune_kyc_attempts(max).await?;
+        let clients = self.store.prune_client_limits(max).await?;
         let now = self.store.clock().now();
         let before = |days: i64| (now - jiff::SignedDuration::from_hours(days.max(0) * 24)).to_string();
         let jobs = self.store.job_outputs_before(before(self.config.job_outputs_days), max).await?;
@@ -89,7 +90,7 @@ impl Upkeep {
         let rejections = self.store.purge_jobs(self.config.step_check_entries_max as u32).await?;
         let log =
             self.store.prune_check_log(before(self.config.lookups_days), self.config.step_check_entries_max).await?;
-        Ok(ports || kyc || outputs || rejections || log)
+        Ok(ports || kyc || clients || outputs || rejections || log)
     }
 
     /// Steps until nothing is left; for tests.

@@ -417,12 +417,16 @@ impl Deliverer {
             .await?;
         let mut lanes = Vec::with_capacity(queues.len());
         for queue in queues {
-            // As many lanes as may run; the other endpoints' turn comes when one ends.
-            let Ok(permit) = self.lanes.clone().try_acquire_owned() else { break };
             let endpoint = queue[0].endpoint.id.to_string();
-            if !self.busy.lock().unwrap_or_else(|p| p.into_inner()).insert(endpoint.clone()) {
+            // As many lanes as may run; the other endpoints' turn comes when one ends.
+            let permit = self.lanes.clone().try_acquire_owned().ok();
+            let Some(permit) =
+                permit.filter(|_| self.busy.lock().unwrap_or_else(|p| p.into_inner()).insert(endpoint.clone()))
+            else {
+                // Claimed for a lane that does not run now: given back to any node.
+                self.store.end_lane(&endpoint).await?;
                 continue;
-            }
+            };
             let guard = LaneGuard { endpoint, busy: self.busy.clone(), wake: self.wake.clone(), _permit: permit };
             lanes.push((guard, queue));
         }
@@ -476,7 +480,12 @@ impl Deliverer {
         }
         drop(attempts);
         let made = outcomes.len();
-        let recorded = self.store.record_attempts(outcomes, self.config.disable_after_secs).await;
+        // Recording the outcomes ends the lane's claim on the endpoint; without any, it is ended here.
+        let recorded = if made == 0 {
+            self.store.end_lane(&guard.endpoint).await
+        } else {
+            self.store.record_attempts(outcomes, self.config.disable_after_secs).await
+        };
         if recorded.is_ok() && made > 0 {
             tracing::info!(endpoint = %guard.endpoint, attempts = made, "delivery attempts recorded");
         }

@@ -240,29 +240,67 @@ pub async fn job_result(
         let stream = futures_util::stream::try_unfold(Follow::new(state, job, slot), Follow::next);
         return Ok(([content_type], Body::from_stream(stream)).into_response());
     }
-    let file = open_result(&job).await?;
+    let mut result = ResultReader::new(&state, &job);
+    // Opened (or its first part read) before the answer begins: a result that is gone is a 404.
+    let first = result.read(0, job.result_bytes).await.map_err(|e| {
+        tracing::error!(job = %job.id, error = %e, "a check file's result is gone");
+        ApiError::new(ErrorCode::NotFound, "the result is gone from the server: upload the file again")
+    })?;
     // Streamed, and no further than the committed length.
-    let reader = tokio::io::AsyncReadExt::take(file, job.result_bytes);
-    let chunks = futures_util::stream::unfold(reader, |mut r| async move {
-        let mut buf = vec![0u8; RESULT_READ_BYTES];
-        match tokio::io::AsyncReadExt::read(&mut r, &mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(buf), r))
-            }
-            Err(e) => Some((Err(e), r)),
+    let total = job.result_bytes;
+    let rest = futures_util::stream::try_unfold((result, first.len() as u64), move |(mut r, at)| async move {
+        if at >= total {
+            return Ok(None);
         }
+        let bytes = r.read(at, total).await?;
+        let next = at + bytes.len() as u64;
+        Ok::<_, std::io::Error>(Some((bytes, (r, next))))
     });
+    let chunks = futures_util::stream::once(async move { Ok(first) }).chain(rest);
     let headers = [content_type, (header::CONTENT_LENGTH, HeaderValue::from(job.result_bytes))];
     Ok((headers, Body::from_stream(chunks)).into_response())
 }
 
-async fn open_result(job: &Job) -> ApiResult<tokio::fs::File> {
-    tokio::fs::File::open(job.result_path()).await.map_err(|e| {
-        tracing::error!(job = %job.id, error = %e, "a check file's result is gone");
-        ApiError::new(ErrorCode::NotFound, "the result is gone from the server: upload the file again")
-    })
+/// Reads a check file's result, front to back: from this node's file, or, where the database keeps
+/// files for every node, from its parts there (the job may have run on another node).
+struct ResultReader {
+    store: Option<store::Store>,
+    name: String,
+    path: String,
+    /// The local file, opened at the first read; its position is always where the last read ended.
+    file: Option<tokio::fs::File>,
+}
+
+impl ResultReader {
+    fn new(state: &AppState, job: &Job) -> ResultReader {
+        let store = state.store.shares_files().then(|| state.store.clone());
+        ResultReader { store, name: job.result_file_name(), path: job.result_path(), file: None }
+    }
+
+    /// The bytes from `at` (where the last read ended), at most [`RESULT_READ_BYTES`] and none at or
+    /// beyond `upto`; at least one byte when `at < upto`, or an error.
+    async fn read(&mut self, at: u64, upto: u64) -> std::io::Result<Vec<u8>> {
+        let want = upto.saturating_sub(at).min(RESULT_READ_BYTES as u64) as usize;
+        if want == 0 {
+            return Ok(Vec::new());
+        }
+        if let Some(store) = &self.store {
+            let part = store.file_part(self.name.clone(), at).await.map_err(std::io::Error::other)?;
+            let (start, bytes) = part.ok_or_else(|| std::io::Error::other("the result is not kept"))?;
+            let from = (at - start) as usize;
+            if from >= bytes.len() {
+                return Err(std::io::Error::other(format!("the kept result ends before byte {at}")));
+            }
+            return Ok(bytes[from..(from + want).min(bytes.len())].to_vec());
+        }
+        if self.file.is_none() {
+            self.file = Some(tokio::fs::File::open(&self.path).await?);
+        }
+        let file = self.file.as_mut().expect("opened above");
+        let mut buf = vec![0u8; want];
+        tokio::io::AsyncReadExt::read_exact(file, &mut buf).await?;
+        Ok(buf)
+    }
 }
 
 /// One of a participant's `followed_results_max` followed results, given back when the response ends
@@ -308,8 +346,7 @@ struct Follow {
     state: AppState,
     _slot: FollowSlot,
     job: Job,
-    /// Opened at the first byte to send and read straight on: its position is always `sent`.
-    file: Option<tokio::fs::File>,
+    result: ResultReader,
     sent: u64,
     stopping: tokio::sync::watch::Receiver<bool>,
     progress: tokio::sync::watch::Receiver<u64>,
@@ -319,7 +356,8 @@ impl Follow {
     fn new(state: AppState, job: Job, slot: FollowSlot) -> Follow {
         let stopping = state.stopping.subscribe();
         let progress = state.job_progress.clone();
-        Follow { state, _slot: slot, job, file: None, sent: 0, stopping, progress }
+        let result = ResultReader::new(&state, &job);
+        Follow { state, _slot: slot, job, result, sent: 0, stopping, progress }
     }
 
     /// Ends the response before its end: the client cannot take what it got for the whole result.
@@ -334,17 +372,11 @@ impl Follow {
                 return self.cut("the server is stopping");
             }
             if self.sent < self.job.result_bytes {
-                if self.file.is_none() {
-                    match open_result(&self.job).await {
-                        Ok(f) => self.file = Some(f),
-                        Err(_) => return self.cut("the result file is gone"),
-                    }
-                }
-                let file = self.file.as_mut().expect("opened above");
-                let want = (self.job.result_bytes - self.sent).min(RESULT_READ_BYTES as u64) as usize;
-                let mut buf = vec![0u8; want];
-                tokio::io::AsyncReadExt::read_exact(file, &mut buf).await?;
-                self.sent += want as u64;
+                let buf = match self.result.read(self.sent, self.job.result_bytes).await {
+                    Ok(buf) => buf,
+                    Err(e) => return self.cut(&format!("the result file is gone: {e}")),
+                };
+                self.sent += buf.len() as u64;
                 return Ok(Some((buf, self)));
             }
             match self.job.state {
@@ -473,9 +505,14 @@ where
     tokio::fs::rename(&part.path, &final_path).await.map_err(ApiError::internal)?;
     let spooled = Spool { path: final_path, keep: false };
     sync_dir(&state.spool_dir).await?;
+    if state.store.shares_files() {
+        // Every node may run the job: the database keeps the file for them, before it is queued.
+        state.store.keep_file(format!("{name}.csv"), spooled.path.clone()).await?;
+    }
     let job = state.store.create_job(owner, kind, format.as_str().into(), &spooled.path).await?;
+    // Where the database keeps it, this node's copy goes: the node that runs the job fetches its own.
     let mut spooled = spooled;
-    spooled.keep = true;
+    spooled.keep = !state.store.shares_files();
     state.jobs_wake.notify_one();
     tracing::info!(job = %job.id, kind = kind.as_str(), bytes, rows, format = format.as_str(), "file queued");
     Ok(job)

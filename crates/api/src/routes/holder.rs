@@ -178,7 +178,7 @@ pub async fn request_otp(
     StrictJson(req): StrictJson<OtpRequest>,
 ) -> ApiResult<(StatusCode, Json<OtpChallenge>)> {
     let client_ip = client.map(|Extension(ConnectInfo(addr))| addr.ip());
-    holder::client_allowed(&state, client_ip)?;
+    holder::client_allowed(&state, client_ip).await?;
     let n = phone("phoneNumber", &req.phone_number)?;
     let sent = holder::send_code(&state, client_ip, n).await?;
     Ok((

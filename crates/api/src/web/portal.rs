@@ -221,7 +221,7 @@ pub async fn send_code(
     };
     // The client's limit first, as the API counts it.
     let client_ip = client.map(|Extension(ConnectInfo(addr))| addr.ip());
-    if let Err(r) = holder::client_allowed(&state, client_ip) {
+    if let Err(r) = holder::client_allowed(&state, client_ip).await {
         return ctx.refused(r, None);
     }
     let typed = form.get("phone").unwrap_or("").trim();

@@ -60,6 +60,16 @@ fn spooled(app: &TestApp, wanted: impl Fn(&str) -> bool) -> std::path::PathBuf {
         .expect("a file in the spool")
 }
 
+/// Whether a job's result is kept: in its file beside the spooled input, or where the database keeps
+/// files for every node (PostgreSQL), there.
+async fn result_kept(app: &TestApp, job: &store::Job) -> bool {
+    if app.store.shares_files() {
+        app.store.file_part(job.result_file_name(), 0).await.unwrap().is_some()
+    } else {
+        std::path::Path::new(&job.result_path()).exists()
+    }
+}
+
 /// A check file of ten rows and its result.
 fn ten_rows() -> (String, String) {
     let mut csv = String::from("phone_number,date\n");
@@ -228,13 +238,18 @@ async fn a_crash_midway_leaves_the_result_whole(db: TestDb) {
     assert!(app.runner.run_chunks(2).await.unwrap());
     let job = app.get(&format!("/v1/jobs/{id}"), &bank).await;
     assert_eq!(job.body["rowsRead"], 6, "{}", job.text);
-    // The result file is beside the spooled input.
-    let result_path = spooled(&app, |p| p.ends_with(".result.csv"));
-    let written = std::fs::read_to_string(&result_path).unwrap();
-    assert!(written.starts_with(head(&expected, 6)), "{written}");
-    let mut f = std::fs::OpenOptions::new().append(true).open(&result_path).unwrap();
-    std::io::Write::write_all(&mut f, b"+8613800138000,2023-12-22,yes\n+86138").unwrap();
-    drop(f);
+    if app.store.shares_files() {
+        // The database keeps the answers, each chunk's with its commit: none are on this node's disk.
+        assert!(std::fs::read_dir(app.spool.path()).unwrap().all(|e| !e.unwrap().path().ends_with(".result.csv")));
+    } else {
+        // The result file is beside the spooled input.
+        let result_path = spooled(&app, |p| p.ends_with(".result.csv"));
+        let written = std::fs::read_to_string(&result_path).unwrap();
+        assert!(written.starts_with(head(&expected, 6)), "{written}");
+        let mut f = std::fs::OpenOptions::new().append(true).open(&result_path).unwrap();
+        std::io::Write::write_all(&mut f, b"+8613800138000,2023-12-22,yes\n+86138").unwrap();
+        drop(f);
+    }
     let app = app.restart();
     app.runner.run_until_idle().await.unwrap();
     let r = app.get(&format!("/v1/jobs/{id}/result"), &bank).await;
@@ -288,8 +303,10 @@ async fn a_followed_result_is_cut_off_if_the_job_fails_or_the_server_stops(db: T
     let mut body = app.get_streamed(&format!("/v1/jobs/{id}/result?follow=true"), &bank).await.into_body();
     assert!(app.runner.run_chunks(1).await.unwrap());
     assert_eq!(next_piece(&mut body).await, Ok(Some(head(&expected, 3).to_string())));
-    // The spooled file goes missing: the job fails at its next chunk.
+    // The spooled file goes missing (and from the database, which keeps it for every node on
+    // PostgreSQL): the job fails at its next chunk.
     std::fs::remove_file(spooled(&app, |p| p.ends_with(".csv") && !p.ends_with(".result.csv"))).unwrap();
+    app.db.exec("DELETE FROM file_parts");
     app.runner.run_until_idle().await.unwrap();
     assert_eq!(app.get(&format!("/v1/jobs/{id}"), &bank).await.body["state"], "failed");
     let (got, end) = rest(body).await;
@@ -330,15 +347,13 @@ async fn results_are_deleted_after_their_retention_or_on_request(db: TestDb) {
     assert_error(&del(&deleted).await, 409, "CONFLICT");
     app.runner.run_until_idle().await.unwrap();
     let owner = app.store.authenticate(&bank).await.unwrap().unwrap().seq;
-    let result_path = app.store.job(&store::JobId::parse(&kept).unwrap(), owner).await.unwrap().unwrap().result_path();
-    let result_path = std::path::PathBuf::from(result_path);
-    assert!(result_path.exists());
+    let kept_job = app.store.job(&store::JobId::parse(&kept).unwrap(), owner).await.unwrap().unwrap();
+    assert!(result_kept(&app, &kept_job).await);
     // Deleted on request: the file, the rejections, the job.
-    let other_result =
-        app.store.job(&store::JobId::parse(&deleted).unwrap(), owner).await.unwrap().unwrap().result_path();
-    assert!(std::path::Path::new(&other_result).exists());
+    let other = app.store.job(&store::JobId::parse(&deleted).unwrap(), owner).await.unwrap().unwrap();
+    assert!(result_kept(&app, &other).await);
     assert_eq!(del(&deleted).await.status, 204);
-    assert!(!std::path::Path::new(&other_result).exists());
+    assert!(!result_kept(&app, &other).await);
     assert_error(&app.get(&format!("/v1/jobs/{deleted}"), &bank).await, 404, "NOT_FOUND");
     // Six days on, kept; eight days on, the upkeep deletes the outputs.
     let upkeep = workers::Upkeep::new(app.store.clone(), workers::UpkeepConfig::default());
@@ -347,7 +362,7 @@ async fn results_are_deleted_after_their_retention_or_on_request(db: TestDb) {
     assert_eq!(app.get(&format!("/v1/jobs/{kept}/result"), &bank).await.status, 200);
     app.advance(2 * 86_400);
     upkeep.run_until_idle().await.unwrap();
-    assert!(!result_path.exists(), "the answers are gone from the disk");
+    assert!(!result_kept(&app, &kept_job).await, "the answers are gone from the disk (or the database)");
     let r = app.get(&format!("/v1/jobs/{kept}/result"), &bank).await;
     assert_error(&r, 410, "GONE");
     assert_error(&app.get(&format!("/v1/jobs/{kept}/rejections"), &bank).await, 410, "GONE");

@@ -106,6 +106,7 @@ impl TestApp {
             job_progress: runner.progress(),
             following: Arc::default(),
             sign_in_failures: api::limit::ClientLimiter::new(
+                "console-sign-in-failure",
                 limits.console_sign_in_failures_per_client_per_hour_max,
                 3600,
             ),
@@ -133,8 +134,13 @@ impl TestApp {
     /// The same database and spool, opened afresh: what a restarted process sees.
     pub fn restart(self) -> TestApp {
         let TestApp { db, clock, spool, limits, store, holder, .. } = self;
+        // The same node, restarted: it takes back at once what it had claimed.
+        let node = store.node().to_string();
         drop(store);
-        let store = db.open_without_idle_upkeep(clock.clone());
+        let store = db.open_configured(clock.clone(), |c| {
+            c.upkeep_when_idle = false;
+            c.node = Some(node);
+        });
         TestApp::assemble(db, store, clock, spool, limits, holder)
     }
 

@@ -1,6 +1,8 @@
 //! Two nodes on one database: every response says the position its node's answers reflect
 //! (`numlink-position`), and a request that names one (`numlink-min-position`) is answered by the
-//! other node only from at least that state.
+//! other node only from at least that state. Work either node may take — a file's job, an endpoint's
+//! deliveries — is claimed by one node at a time, and taken over from where it stood when that
+//! node's claim runs out.
 
 use axum::body::Body;
 use axum::http::Method;
@@ -8,12 +10,17 @@ use serde_json::json;
 use store::backend_tests;
 use store::testing::TestDb;
 
+use crate::receiver::receiver;
 use crate::{Resp, TestApp, assert_error};
 
 backend_tests!(
     a_check_on_another_node_answers_from_the_position_of_a_write,
     a_position_not_reached_or_not_a_number_is_refused,
-    a_key_revoked_through_one_node_is_refused_by_the_other
+    a_key_revoked_through_one_node_is_refused_by_the_other,
+    a_file_queued_on_one_node_is_run_by_the_other_and_read_on_either,
+    a_job_whose_node_stopped_is_taken_over_from_its_checkpoint,
+    an_endpoints_deliveries_are_attempted_by_one_node_at_a_time,
+    a_clients_code_requests_count_on_every_node
 );
 
 const NUMBER: &str = "+8613800138000";
@@ -94,5 +101,177 @@ async fn a_key_revoked_through_one_node_is_refused_by_the_other(db: TestDb) {
     let revoked_at = a.store.position();
     let r = check(&b, &key, Some(&revoked_at.to_string())).await;
     assert_error(&r, 401, "UNAUTHENTICATED");
+    drop(b);
+}
+
+/// The history of [`NUMBER`]: disconnected 2024-02-25, taken by a new subscriber 2024-09-21.
+async fn recycled(app: &TestApp, carrier: &str) {
+    app.accept(
+        carrier,
+        json!([
+            {"eventId": "a-cancel", "phoneNumber": NUMBER, "type": "disconnected", "date": "2024-02-25"},
+            {"eventId": "b-signs", "phoneNumber": NUMBER, "type": "activated", "date": "2024-09-21"},
+        ]),
+    )
+    .await;
+}
+
+/// A check file of ten rows on [`NUMBER`], and its result.
+fn ten_checks() -> (String, String) {
+    let mut csv = String::from("phone_number,date\n");
+    let mut expected = String::from("phone_number,date,answer\n");
+    for i in 0..10 {
+        let (d, answer) = if i % 2 == 0 { ("2023-12-22", "yes") } else { ("2024-10-01", "no") };
+        csv.push_str(&format!("{NUMBER},{d}\n"));
+        expected.push_str(&format!("{NUMBER},{d},{answer}\n"));
+    }
+    (csv, expected)
+}
+
+async fn upload_checks(app: &TestApp, key: &str, csv: &str) -> String {
+    let r = app
+        .request(
+            Method::POST,
+            "/v1/check-files",
+            Some(key),
+            &[("content-type", "text/csv")],
+            Body::from(csv.to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    r.body["jobId"].as_str().unwrap().to_string()
+}
+
+/// A check file uploaded to node A is answered by node B's runner (on PostgreSQL from the database's
+/// copy, A's own being gone), and its result read through either node; a lifecycle file uploaded to B
+/// is applied by A.
+async fn a_file_queued_on_one_node_is_run_by_the_other_and_read_on_either(db: TestDb) {
+    let a = TestApp::new(db);
+    let b = a.another_node();
+    let carrier = a.carrier().await;
+    recycled(&a, &carrier).await;
+    let bank = a.institution().await;
+    let (csv, expected) = ten_checks();
+    let id = upload_checks(&a, &bank, &csv).await;
+    if a.store.shares_files() {
+        assert!(std::fs::read_dir(a.spool.path()).unwrap().next().is_none(), "the database keeps the file, not A");
+    }
+    assert!(b.runner.run_once().await.unwrap());
+    assert!(!b.runner.run_once().await.unwrap(), "nothing left");
+    assert!(!a.runner.run_once().await.unwrap(), "nothing left for A either");
+    for node in [&a, &b] {
+        let job = node.get(&format!("/v1/jobs/{id}"), &bank).await;
+        assert_eq!((job.body["state"].as_str(), job.body["accepted"].as_u64()), (Some("succeeded"), Some(10)));
+        let r = node.get(&format!("/v1/jobs/{id}/result"), &bank).await;
+        assert_eq!((r.status, r.text.as_str()), (200, expected.as_str()));
+    }
+    let other = "+8613800138077";
+    let r =
+        b.upload(&carrier, &format!("event_id,phone_number,type,date\nf-1,{other},disconnected,2025-01-02\n")).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let job = r.body["jobId"].as_str().unwrap().to_string();
+    assert!(a.runner.run_once().await.unwrap());
+    let done = b.get(&format!("/v1/jobs/{job}"), &carrier).await.body;
+    assert_eq!((done["state"].as_str(), done["accepted"].as_u64()), (Some("succeeded"), Some(1)), "{done}");
+    assert_eq!(a.store.verify_audit().await.unwrap().first_broken, None);
+    drop(b);
+}
+
+/// Node A claims a check file's job and commits its first chunk, then stops (as if killed). While
+/// its claim lasts, B leaves the job alone; once it has run out, B takes the job from A's checkpoint:
+/// every row answered and audited once, the result whole.
+async fn a_job_whose_node_stopped_is_taken_over_from_its_checkpoint(db: TestDb) {
+    let mut limits = api::Limits::default();
+    limits.files.check_chunk_rows = 3;
+    let a = TestApp::with_limits(db, limits);
+    let b = a.another_node();
+    let carrier = a.carrier().await;
+    recycled(&a, &carrier).await;
+    let bank = a.institution().await;
+    let (csv, expected) = ten_checks();
+    let id = upload_checks(&a, &bank, &csv).await;
+    assert!(a.runner.run_chunks(1).await.unwrap());
+    let job = a.get(&format!("/v1/jobs/{id}"), &bank).await;
+    assert_eq!((job.body["state"].as_str(), job.body["rowsRead"].as_u64()), (Some("running"), Some(3)));
+    assert!(!b.runner.run_once().await.unwrap(), "A's claim holds");
+    a.advance(store::JOB_LEASE_SECS + 1);
+    b.runner.run_until_idle().await.unwrap();
+    let job = b.get(&format!("/v1/jobs/{id}"), &bank).await;
+    assert_eq!((job.body["state"].as_str(), job.body["rowsRead"].as_u64()), (Some("succeeded"), Some(10)));
+    let r = a.get(&format!("/v1/jobs/{id}/result"), &bank).await;
+    assert_eq!((r.status, r.text.as_str()), (200, expected.as_str()));
+    assert_eq!(a.store.logged_checks(1000).await.unwrap().len(), 10, "each number audited once");
+    assert_eq!(a.store.verify_audit().await.unwrap().first_broken, None);
+    drop(b);
+}
+
+/// Both nodes' deliverers run a round at once: the endpoint's delivery is attempted by one of them,
+/// once. A node that claimed an endpoint's deliveries and stopped before recording anything holds
+/// them until its claim runs out; then the other node delivers them, with the same webhook-id.
+async fn an_endpoints_deliveries_are_attempted_by_one_node_at_a_time(db: TestDb) {
+    use domain::Clock;
+    let a = TestApp::new(db);
+    let b = a.another_node();
+    let (rx, url) = receiver().await;
+    let carrier = a.carrier().await;
+    let bank = a.institution().await;
+    let r = a.post("/v1/webhook-endpoints", &bank, json!({ "url": url })).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let second = "+8613800138001";
+    let bindings = json!({"bindings": [
+        {"accountRef": "acct-1", "phoneNumber": NUMBER, "boundOn": "2023-01-01"},
+        {"accountRef": "acct-2", "phoneNumber": second, "boundOn": "2023-01-01"},
+    ]});
+    assert_eq!(a.post("/v1/bindings", &bank, bindings).await.status, 200);
+    let disconnect = |id: &str, number: &str| json!([{"eventId": id, "phoneNumber": number, "type": "disconnected", "date": "2024-02-25"}]);
+    a.accept(&carrier, disconnect("d-1", NUMBER)).await;
+    let (made_a, made_b) = tokio::join!(a.deliverer.run_once(), b.deliverer.run_once());
+    assert_eq!(made_a.unwrap() + made_b.unwrap(), 1, "one attempt, by one node");
+    assert_eq!(rx.received().len(), 1);
+    // A takes the endpoint's deliveries for a lane, and stops before it attempts any.
+    b.accept(&carrier, disconnect("d-2", second)).await;
+    let now = a.clock.now().as_second();
+    let taken = a.store.due_by_endpoint(now, 10, 10, vec![]).await.unwrap();
+    assert_eq!(taken.iter().map(Vec::len).collect::<Vec<_>>(), vec![1]);
+    let id = taken[0][0].notification.id.to_string();
+    assert_eq!(b.deliverer.run_once().await.unwrap(), 0, "A's claim holds");
+    a.advance(store::LANE_LEASE_SECS + 1);
+    assert_eq!(b.deliverer.run_once().await.unwrap(), 1);
+    let got = rx.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].headers["webhook-id"].to_str().unwrap(), id, "the same webhook-id");
+    assert_ne!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
+    drop(b);
+}
+
+/// A code request from a client address.
+fn code_request(addr: &str, n: &str) -> axum::http::Request<Body> {
+    let mut req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/v1/holder/otp")
+        .header("content-type", "application/json")
+        .body(Body::from(json!({ "phoneNumber": n }).to_string()))
+        .unwrap();
+    req.extensions_mut().insert(axum::extract::ConnectInfo(addr.parse::<std::net::SocketAddr>().unwrap()));
+    req
+}
+
+/// One address's code requests (20 an hour) count the same whichever node they reach: ten through
+/// each, and the next is refused by both; another address is not.
+async fn a_clients_code_requests_count_on_every_node(db: TestDb) {
+    let a = TestApp::new(db);
+    let b = a.another_node();
+    a.carrier().await;
+    for i in 0..20 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let r = node.send(code_request("198.51.100.7:40000", &format!("+86138001380{i:02}"))).await;
+        assert_eq!(r.status, 201, "request {i}: {}", r.text);
+    }
+    for node in [&a, &b] {
+        let r = node.send(code_request("198.51.100.7:40001", "+8613800138099")).await;
+        assert_error(&r, 429, "TOO_MANY_REQUESTS");
+        assert_eq!(r.headers["retry-after"], "3600");
+    }
+    assert_eq!(b.send(code_request("198.51.100.8:40000", "+8613800138099")).await.status, 201, "another address");
     drop(b);
 }

@@ -10,7 +10,7 @@ use crate::ops::bindings::NewBinding;
 use crate::ops::checklog::AnsweredCheck;
 use crate::ops::events::{EventKeys, NewEvent, Outcome};
 use crate::ops::participants::{Participant, by_seq};
-use crate::sql::{Conn, Row};
+use crate::sql::{Conn, Dialect, Row};
 use crate::writer::WriteCtx;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,13 +97,121 @@ pub struct Job {
     pub in_number_order: bool,
     /// The file's data rows, once counted (a number-order job counts them before applying any).
     pub rows_total: Option<u64>,
+    /// The node whose runner claimed it last (see [`JOB_LEASE_SECS`]).
+    pub claimed_by: Option<String>,
 }
+
+/// How long a node's claim on a job lasts (seconds) unless renewed: its runner renews it with every
+/// chunk it commits and every [`JOB_LEASE_RENEW_SECS`] while it reads, so a claim runs out only when
+/// its node has died or lost the database. Then another node takes the job from its checkpoint.
+pub const JOB_LEASE_SECS: i64 = 30;
+
+/// How often a running job's claim is renewed.
+pub const JOB_LEASE_RENEW_SECS: u64 = 10;
 
 impl Job {
     /// Where a check file's answers go: beside the spooled input, which is removed when the job ends.
     pub fn result_path(&self) -> String {
         format!("{}.result.csv", self.spool_path)
     }
+
+    /// The uploaded file's name, as the database keeps it for every node (the spool file's name).
+    pub fn file_name(&self) -> String {
+        let path = std::path::Path::new(&self.spool_path);
+        path.file_name().map_or_else(|| self.spool_path.clone(), |n| n.to_string_lossy().into_owned())
+    }
+
+    /// A check file's result's name, as the database keeps it for every node.
+    pub fn result_file_name(&self) -> String {
+        format!("{}.result.csv", self.file_name())
+    }
+
+    /// The job as a node whose spool directory is `dir` runs it: its files there, by their names.
+    pub fn spooled_in(&self, dir: &std::path::Path) -> Job {
+        Job { spool_path: dir.join(self.file_name()).to_string_lossy().into_owned(), ..self.clone() }
+    }
+}
+
+/// Bytes in each part of a file the database keeps for every node.
+pub const FILE_PART_BYTES: usize = 4 << 20;
+
+/// The part of a kept file that holds byte `at`: where it starts, and its bytes.
+pub(crate) fn file_part(conn: &mut dyn Conn, name: &str, at: u64) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    let row = conn.query_one(
+        "SELECT at, bytes FROM file_parts WHERE name = $1 AND at <= $2 ORDER BY at DESC LIMIT 1",
+        &[name.into(), (at as i64).into()],
+    )?;
+    row.map(|r| Ok((r.i64(0)? as u64, r.opt_bytes(1).unwrap_or_default()))).transpose()
+}
+
+/// Keeps the file at `path` under `name`, in parts of [`FILE_PART_BYTES`], in one transaction.
+pub(crate) fn put_file(conn: &mut dyn Conn, name: &str, path: &std::path::Path) -> Result<u64, StoreError> {
+    use std::io::Read;
+    let io = |e: std::io::Error| StoreError::database(format!("reading {} to keep it: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    conn.batch("BEGIN")?;
+    let mut at = 0u64;
+    let kept = (|| {
+        loop {
+            let mut buf = Vec::with_capacity(FILE_PART_BYTES);
+            (&mut file).take(FILE_PART_BYTES as u64).read_to_end(&mut buf).map_err(io)?;
+            if buf.is_empty() {
+                return Ok(at);
+            }
+            let n = buf.len() as u64;
+            conn.exec(
+                "INSERT INTO file_parts (name, at, bytes) VALUES ($1, $2, $3)",
+                &[name.into(), (at as i64).into(), buf.into()],
+            )?;
+            at += n;
+        }
+    })();
+    match kept {
+        Ok(n) => conn.commit().map(|()| n),
+        Err(e) => {
+            let _ = conn.rollback();
+            Err(e)
+        }
+    }
+}
+
+/// Writes the first `upto` bytes of the kept file `name` to `path` (through a file beside it, renamed
+/// when complete and durable). False if the database keeps no such file.
+pub(crate) fn fetch_file(
+    conn: &mut dyn Conn,
+    name: &str,
+    path: &std::path::Path,
+    upto: u64,
+) -> Result<bool, StoreError> {
+    use std::io::Write;
+    let io = |e: std::io::Error| StoreError::database(format!("writing {}: {e}", path.display()));
+    let part_path = path.with_extension("fetching");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&part_path).map_err(io)?);
+    let mut at = 0u64;
+    while at < upto {
+        let Some((start, bytes)) = file_part(conn, name, at)? else { break };
+        let skip = (at - start) as usize;
+        if skip >= bytes.len() {
+            break;
+        }
+        let take = (bytes.len() - skip).min((upto - at) as usize);
+        out.write_all(&bytes[skip..skip + take]).map_err(io)?;
+        at += take as u64;
+    }
+    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    if at == 0 && upto > 0 {
+        drop(file);
+        let _ = std::fs::remove_file(&part_path);
+        return Ok(false);
+    }
+    if at < upto && upto != u64::MAX {
+        drop(file);
+        let _ = std::fs::remove_file(&part_path);
+        return Err(StoreError::Corrupt(format!("the kept file {name} ends at byte {at}, before {upto}")));
+    }
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&part_path, path).map_err(io)?;
+    Ok(true)
 }
 
 /// Where a job stands after a chunk: the next unapplied row (byte offset and line, or its place in
@@ -132,6 +240,9 @@ pub enum RowData {
 pub(crate) struct Prepared {
     pub check_entries: Vec<u8>,
     pub event_keys: Vec<EventKeys>,
+    /// A check file's answers to this chunk, as appended to its result at this offset, when the
+    /// database keeps the result for every node (see [`crate::Store::shares_files`]).
+    pub result_part: Option<(u64, Vec<u8>)>,
 }
 
 impl Prepared {
@@ -147,14 +258,14 @@ impl Prepared {
         let event_keys =
             crate::ops::parallel(&events, |part| part.iter().map(|e| EventKeys::of(key, owner, e)).collect::<Vec<_>>())
                 .concat();
-        Prepared { check_entries: Vec::new(), event_keys }
+        Prepared { check_entries: Vec::new(), event_keys, result_part: None }
     }
 
     /// A check file's: the answered checks packed for the audit, on every core when there are many.
     pub(crate) fn checks(key: &HashKey, answered: &[AnsweredCheck]) -> Prepared {
         let check_entries =
             crate::ops::parallel(answered, |part| crate::ops::checklog::encode(key, part.iter().copied())).concat();
-        Prepared { check_entries, event_keys: Vec::new() }
+        Prepared { check_entries, event_keys: Vec::new(), result_part: None }
     }
 }
 
@@ -174,7 +285,7 @@ pub struct RejectionRow {
 
 const SELECT: &str = "SELECT id, owner_seq, kind, format, state, spool_path, byte_offset, line, rows_read, accepted, \
                       duplicates, rejected, error, created_at, updated_at, result_bytes, pending, outputs_deleted_at, deleted_at, \
-                      in_number_order, rows_total FROM jobs";
+                      in_number_order, rows_total, claimed_by FROM jobs";
 
 fn from_row(r: &Row) -> Result<Job, StoreError> {
     let u = |i| r.i64(i).map(|v| v.max(0) as u64);
@@ -202,6 +313,7 @@ fn from_row(r: &Row) -> Result<Job, StoreError> {
         deleted_at: r.opt_text(18),
         in_number_order: r.i64(19)? != 0,
         rows_total: r.opt_i64(20).map(|v| v.max(0) as u64),
+        claimed_by: r.opt_text(21),
     })
 }
 
@@ -248,10 +360,18 @@ pub enum JobDeleted {
     Deleted,
 }
 
-pub(crate) fn next_runnable(conn: &mut dyn Conn) -> Result<Option<Job>, StoreError> {
-    let row =
-        conn.query_one(&format!("{SELECT} WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT 1"), &[])?;
-    row.map(|r| from_row(&r)).transpose()
+/// The oldest job queued or running that no other node holds a live claim on.
+fn next_claimable(conn: &mut dyn Conn, node: &str, now: i64) -> Result<Option<String>, StoreError> {
+    // On PostgreSQL a job another transaction is claiming is passed over, not waited for.
+    let skip_locked = if conn.dialect() == Dialect::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let row = conn.query_one(
+        &format!(
+            "SELECT id FROM jobs WHERE state IN ('queued', 'running') \
+             AND (claimed_by IS NULL OR claimed_by = $1 OR lease_until < $2) ORDER BY created_at, id LIMIT 1{skip_locked}"
+        ),
+        &[node.into(), now.into()],
+    )?;
+    row.map(|r| r.text(0)).transpose()
 }
 
 pub(crate) fn rejections(
@@ -268,6 +388,35 @@ pub(crate) fn rejections(
 }
 
 impl WriteCtx {
+    /// Claims the oldest job no other node holds for `node`, for [`JOB_LEASE_SECS`].
+    pub(crate) fn claim_job(&mut self, node: &str) -> Result<Option<Job>, StoreError> {
+        let now = self.now_unix();
+        let Some(id) = next_claimable(self.conn.as_mut(), node, now)? else { return Ok(None) };
+        self.conn.exec(
+            "UPDATE jobs SET claimed_by = $1, lease_until = $2 WHERE id = $3",
+            &[node.into(), (now + JOB_LEASE_SECS).into(), id.as_str().into()],
+        )?;
+        get(self.conn.as_mut(), &id, None)
+    }
+
+    /// Renews `node`'s claim on a job that is not over. False if the job is over or another node
+    /// holds it now.
+    pub(crate) fn renew_job_claim(&mut self, id: &str, node: &str) -> Result<bool, StoreError> {
+        let until = self.now_unix() + JOB_LEASE_SECS;
+        let n = self.conn.exec(
+            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND claimed_by = $3 AND state IN ('queued', 'running')",
+            &[until.into(), id.into(), node.into()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Whether a node other than `node` holds a live claim on the job.
+    fn claimed_by_another(&mut self, job_id: &str, node: &str) -> Result<bool, StoreError> {
+        let row = self.conn.query_one("SELECT claimed_by, lease_until FROM jobs WHERE id = $1", &[job_id.into()])?;
+        let now = self.now_unix();
+        Ok(row.is_some_and(|r| r.opt_text(0).is_some_and(|by| by != node) && r.opt_i64(1).is_some_and(|t| t >= now)))
+    }
+
     pub(crate) fn create_job(
         &mut self,
         owner: &Participant,
@@ -300,18 +449,18 @@ impl WriteCtx {
 
     pub(crate) fn apply_chunk(
         &mut self,
+        node: &str,
         job_id: &str,
         from_offset: u64,
-        rows: Vec<ChunkRow>,
-        checks: usize,
-        prepared: Prepared,
+        chunk: crate::PreparedChunk,
         to: Checkpoint,
     ) -> Result<Job, StoreError> {
-        let Prepared { check_entries, event_keys } = prepared;
+        let crate::PreparedChunk { rows, checks, prepared } = chunk;
+        let Prepared { check_entries, event_keys, result_part } = prepared;
         let Checkpoint { next_offset, next_line, finished, result_bytes, rows_total } = to;
         let job = get(self.conn.as_mut(), job_id, None)?
             .ok_or_else(|| StoreError::NotFound { what: "job", id: job_id.to_string() })?;
-        if job.state.is_final() || job.byte_offset != from_offset {
+        if job.state.is_final() || job.byte_offset != from_offset || self.claimed_by_another(job_id, node)? {
             return Ok(job);
         }
         let owner = by_seq(self.conn.as_mut(), job.owner_seq)?
@@ -404,7 +553,8 @@ impl WriteCtx {
         self.conn.exec(
             "UPDATE jobs SET state = $1, byte_offset = $2, line = $3, rows_read = rows_read + $4, accepted = accepted + $5, \
              duplicates = duplicates + $6, rejected = rejected + $7, updated_at = $8, result_bytes = $9, \
-             pending = pending + $10, rows_total = COALESCE($11, rows_total) WHERE id = $12",
+             pending = pending + $10, rows_total = COALESCE($11, rows_total), claimed_by = $12, lease_until = $13 \
+             WHERE id = $14",
             &[
                 state.into(),
                 (next_offset as i64).into(),
@@ -417,11 +567,20 @@ impl WriteCtx {
                 (result_bytes as i64).into(),
                 pending.into(),
                 rows_total.map(|n| n as i64).into(),
+                node.into(),
+                (self.now_unix() + JOB_LEASE_SECS).into(),
                 job_id.into(),
             ],
         )?;
+        if let Some((at, bytes)) = result_part {
+            self.conn.exec(
+                "INSERT INTO file_parts (name, at, bytes) VALUES ($1, $2, $3)",
+                &[job.result_file_name().into(), (at as i64).into(), bytes.into()],
+            )?;
+        }
         let job = get(self.conn.as_mut(), job_id, None)?.ok_or_else(|| StoreError::Corrupt("job vanished".into()))?;
         if finished {
+            self.drop_file(&job.file_name())?;
             self.audit(
                 &owner.id,
                 "job.finished",
@@ -443,7 +602,23 @@ impl WriteCtx {
             "UPDATE jobs SET outputs_deleted_at = $1, purge_pending = 1 WHERE id = $2 AND outputs_deleted_at IS NULL",
             &[now.into(), job_id.into()],
         )?;
+        self.drop_files(job_id)?;
         self.audit("numlink", "job.outputs_deleted", None, &format!("id={job_id}"))
+    }
+
+    /// Drops a file the database keeps for every node, if it keeps it.
+    fn drop_file(&mut self, name: &str) -> Result<(), StoreError> {
+        self.conn.exec("DELETE FROM file_parts WHERE name = $1", &[name.into()])?;
+        Ok(())
+    }
+
+    /// Drops the files of a job the database keeps, if it keeps them: the upload and the result.
+    fn drop_files(&mut self, job_id: &str) -> Result<(), StoreError> {
+        if let Some(job) = get(self.conn.as_mut(), job_id, None)? {
+            self.drop_file(&job.file_name())?;
+            self.drop_file(&job.result_file_name())?;
+        }
+        Ok(())
     }
 
     /// Deletes an ended job of `owner` (the caller removed its files): gone from the API at once, its
@@ -459,6 +634,7 @@ impl WriteCtx {
              WHERE id = $3",
             &[now.as_str().into(), now.as_str().into(), job_id.into()],
         )?;
+        self.drop_files(job_id)?;
         self.audit(&owner.id, "job.deleted", None, &format!("id={job_id}"))?;
         Ok(JobDeleted::Deleted)
     }
@@ -496,6 +672,9 @@ impl WriteCtx {
             &[error.into(), now.into(), job_id.into()],
         )?;
         if changed > 0 {
+            if let Some(job) = get(self.conn.as_mut(), job_id, None)? {
+                self.drop_file(&job.file_name())?;
+            }
             self.audit("numlink", "job.failed", None, &format!("id={job_id};error={error}"))?;
         }
         Ok(())

@@ -209,13 +209,14 @@ pub const BATCH_LANE_FACTOR_MAX: u32 = 10;
 /// endpoint that takes batches), for at most `endpoints_max` endpoints, those whose oldest is oldest
 /// first. Each endpoint's queue is read on its own (`deliveries_endpoint_due`), so that no endpoint's
 /// backlog takes another's place.
-pub(crate) fn due_by_endpoint(
+/// The enabled endpoints with deliveries due by `now`, not in `busy`, those whose oldest is oldest
+/// first, at most `endpoints_max`: each with its lane's factor (see [`BATCH_LANE_FACTOR_MAX`]).
+pub(crate) fn due_endpoints(
     conn: &mut dyn Conn,
     now: i64,
-    per_endpoint: u32,
     endpoints_max: u32,
     busy: &[String],
-) -> Result<Vec<Vec<DueDelivery>>, StoreError> {
+) -> Result<Vec<(String, u32)>, StoreError> {
     let mut due: Vec<(i64, String, u32)> = conn
         .query(
             "SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d \
@@ -234,6 +235,17 @@ pub(crate) fn due_by_endpoint(
         .collect();
     due.sort();
     due.truncate(endpoints_max as usize);
+    Ok(due.into_iter().map(|(_, id, factor)| (id, factor)).collect())
+}
+
+/// An endpoint's due deliveries, its oldest `share` at most. Each endpoint's queue is read on its
+/// own (`deliveries_endpoint_due`), so that no endpoint's backlog takes another's place.
+pub(crate) fn due_of_endpoint(
+    conn: &mut dyn Conn,
+    endpoint: &str,
+    now: i64,
+    share: i64,
+) -> Result<Vec<DueDelivery>, StoreError> {
     let n_cols: Vec<String> = NOTIFICATION_COLUMNS.split(',').map(|c| format!("n.{}", c.trim())).collect();
     let e_cols: Vec<String> = ENDPOINT_COLUMNS.split(',').map(|c| format!("e.{}", c.trim())).collect();
     let sql = format!(
@@ -244,27 +256,30 @@ pub(crate) fn due_by_endpoint(
         n_cols.join(", "),
         e_cols.join(", ")
     );
-    let mut out = Vec::with_capacity(due.len());
-    for (_, endpoint, factor) in due {
-        let share = i64::from(per_endpoint) * i64::from(factor);
-        let rows = conn.query(&sql, &[endpoint.as_str().into(), time::stamp_unix(now).into(), share.into()])?;
-        let queue = rows
-            .iter()
-            .map(|r| {
-                // Columns: attempts, then the notification's, then the endpoint's.
-                let shifted = Row(r.0[1..].to_vec());
-                Ok(DueDelivery {
-                    attempts: r.i64(0)? as u32,
-                    notification: notification_from(&shifted)?,
-                    endpoint: endpoint_from(r, 1 + n_cols.len())?,
-                })
+    let rows = conn.query(&sql, &[endpoint.into(), time::stamp_unix(now).into(), share.into()])?;
+    rows.iter()
+        .map(|r| {
+            // Columns: attempts, then the notification's, then the endpoint's.
+            let shifted = Row(r.0[1..].to_vec());
+            Ok(DueDelivery {
+                attempts: r.i64(0)? as u32,
+                notification: notification_from(&shifted)?,
+                endpoint: endpoint_from(r, 1 + n_cols.len())?,
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        if !queue.is_empty() {
-            out.push(queue);
-        }
-    }
-    Ok(out)
+        })
+        .collect()
+}
+
+/// How long a node's claim on an endpoint's deliveries (its lane) lasts: longer than a lane runs
+/// (no attempt starts after the round's budget, each ends by its timeout), and given back when the
+/// lane's outcomes are recorded. A node that dies mid-lane holds the endpoint until then; its
+/// deliveries, still pending, are attempted again with the same webhook-id by whichever node next
+/// claims it.
+pub const LANE_LEASE_SECS: i64 = 120;
+
+/// The name of an endpoint's lane among the leases.
+pub(crate) fn lane_lease(endpoint: &str) -> String {
+    format!("endpoint:{endpoint}")
 }
 
 /// The earliest time a pending delivery is due, if any: the worker sleeps until then.
@@ -298,6 +313,25 @@ pub(crate) fn deliveries_of(conn: &mut dyn Conn, notification_id: &str) -> Resul
 }
 
 impl WriteCtx {
+    /// Takes (or renews) the lease `name` for `node` until `secs` from now, unless another node holds
+    /// it and it has not run out. True if `node` holds it now.
+    pub(crate) fn take_lease(&mut self, name: &str, node: &str, secs: i64) -> Result<bool, StoreError> {
+        let now = self.now_unix();
+        self.conn.exec(
+            "INSERT INTO leases (name, node, until) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE \
+             SET node = excluded.node, until = excluded.until WHERE leases.node = excluded.node OR leases.until < $4",
+            &[name.into(), node.into(), (now + secs).into(), now.into()],
+        )?;
+        let holder = self.conn.query_one("SELECT node FROM leases WHERE name = $1", &[name.into()])?;
+        Ok(holder.map(|r| r.text(0)).transpose()?.is_some_and(|h| h == node))
+    }
+
+    /// Gives back the lease `name` if `node` holds it.
+    pub(crate) fn release_lease(&mut self, name: &str, node: &str) -> Result<(), StoreError> {
+        self.conn.exec("DELETE FROM leases WHERE name = $1 AND node = $2", &[name.into(), node.into()])?;
+        Ok(())
+    }
+
     /// A delivery to every enabled endpoint of the institution, due now.
     pub(crate) fn enqueue_deliveries(&mut self, institution_seq: i64, notification_seq: i64) -> Result<(), StoreError> {
         // Asked once an institution in a transaction: a file's fan-out asks for every notification.

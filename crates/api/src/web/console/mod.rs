@@ -194,7 +194,15 @@ pub async fn sign_in(
     };
     let client_ip = client.map(|Extension(ConnectInfo(addr))| addr.ip());
     let now = state.store.clock().now().as_second();
-    if let Some(retry) = client_ip.and_then(|ip| state.sign_in_failures.over(ip, now)) {
+    let over = match client_ip {
+        Some(ip) => state.sign_in_failures.over(&state.store, ip).await,
+        None => Ok(None),
+    };
+    let over = match over {
+        Ok(over) => over,
+        Err(e) => return ctx.api_refused(e.into()),
+    };
+    if let Some(retry) = over {
         let when = ctx.lang.moment(now + retry, &state.holder.config.time_zone);
         let error = ctx.lang.t_args("console-too-many-failures", &[("when", &when)]);
         let html = SignInPage { c: ctx.chrome("/console", None, ""), error: Some(error), notice: None }.render();
@@ -226,8 +234,10 @@ pub async fn sign_in(
             resp
         }
         Ok(None) => {
-            if let Some(ip) = client_ip {
-                let _ = state.sign_in_failures.check(ip, now);
+            if let Some(ip) = client_ip
+                && let Err(e) = state.sign_in_failures.check(&state.store, ip).await
+            {
+                return ctx.api_refused(e.into());
             }
             let error = Some(ctx.lang.t("console-key-refused"));
             let html = SignInPage { c: ctx.chrome("/console", None, ""), error, notice: None }.render();
