@@ -131,7 +131,11 @@ impl GrowingLines {
 pub fn bench(root: &Path, args: &[String]) -> Result<()> {
     let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     if value("--only").as_deref() == Some("nodes") {
-        return nodes(root);
+        nodes(root)?;
+        return failover(root);
+    }
+    if value("--only").as_deref() == Some("failover") {
+        return failover(root);
     }
     if value("--only").as_deref() == Some("http") {
         return http(
@@ -711,6 +715,88 @@ fn nodes(root: &Path) -> Result<()> {
     );
     drop(servers);
     drop(cluster);
+    Ok(())
+}
+
+/// A failover under writes: two nodes on a durable primary with a synchronous standby; `bench writes`
+/// posts batches of ten events through both nodes, each sent again to the other node until it is
+/// acknowledged; a few seconds in, the primary is stopped at once (its machine lost) and the standby
+/// promoted. Measured, three times: how long the promotion took, and how long from the primary's loss
+/// until the first write acknowledged after it.
+fn failover(root: &Path) -> Result<()> {
+    crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "numlink", "-p", "bench"]))?;
+    let (bin, bench) = (release(root, "numlink"), release(root, "bench"));
+    let mut rows = Vec::new();
+    for run in 0..3 {
+        let primary = crate::PgCluster::start_durable_primary()?;
+        let standby = primary.standby()?;
+        let db = format!(
+            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write&connect_timeout=2",
+            primary.port(),
+            standby.port()
+        );
+        let guard = TempDir(std::env::temp_dir().join(format!("numlink-bench-failover-{}-{run}", std::process::id())));
+        let dir = guard.0.clone();
+        std::fs::create_dir_all(&dir)?;
+        let hash_key = "cd".repeat(32);
+        let out = Command::new(&bin)
+            .current_dir(&dir)
+            .args(["participant", "add", "--role", "carrier", "--name", "Carrier", "--prefix", "+86138"])
+            .args(["--reporting-since", "2018-01-01", "--db", &db])
+            .env("NUMLINK_HASH_KEY", &hash_key)
+            .output()?;
+        if !out.status.success() {
+            bail!("numlink participant add failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let carrier = json_field(&String::from_utf8_lossy(&out.stdout), "apiKey").context("carrier key")?;
+        let serve = |name: &str, port: u16| -> Result<Killed> {
+            let home = dir.join(name);
+            std::fs::create_dir_all(&home)?;
+            let node = Killed(
+                Command::new(&bin)
+                    .current_dir(&home)
+                    .args(["serve", "--db", &db, "--listen", &format!("127.0.0.1:{port}")])
+                    .env("NUMLINK_HASH_KEY", &hash_key)
+                    .stderr(std::fs::File::create(home.join("server.log"))?)
+                    .spawn()?,
+            );
+            wait_for_port(port)?;
+            Ok(node)
+        };
+        let (pa, pb) = (free_port()?, free_port()?);
+        let servers = (serve("a", pa)?, serve("b", pb)?);
+        let writes = Command::new(&bench)
+            .args(["writes", "--a", &pa.to_string(), "--b", &pb.to_string(), "--carrier", &carrier, "--secs", "10"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        std::thread::sleep(Duration::from_secs(4));
+        let unix_ms = || {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        let lost = unix_ms();
+        primary.stop_now()?;
+        let promoting = Instant::now();
+        standby.promote()?;
+        let promote_ms = promoting.elapsed().as_secs_f64() * 1000.0;
+        let out = writes.wait_with_output()?;
+        if !out.status.success() {
+            bail!("bench writes failed");
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let v = |k: &str| json_field(&text, k).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        let first_after = v("longest_wait_end_unix_ms") - lost;
+        rows.push((promote_ms, first_after, v("longest_wait_ms"), v("batches"), v("refused")));
+        drop(servers);
+        drop((standby, primary));
+    }
+    println!(
+        "\n| failover: primary lost, standby promoted (run) | promotion took | primary lost → first write acknowledged | longest wait between acknowledged writes | batches acknowledged (refused attempts) |"
+    );
+    println!("|---|---|---|---|---|");
+    for (i, (promote, first, wait, batches, refused)) in rows.iter().enumerate() {
+        println!("| {} | {promote:.0} ms | {first:.0} ms | {wait:.0} ms | {batches:.0} ({refused:.0}) |", i + 1);
+    }
     Ok(())
 }
 

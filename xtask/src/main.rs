@@ -89,8 +89,10 @@ fn test_with(extra: &[String], pg_required: bool) -> Result<()> {
     }
     if let Some(c) = &cluster {
         cmd.env("NUMLINK_TEST_PG", c.url()).env("NUMLINK_TEST_PG_REQUIRED", "1");
+        // For the tests that start clusters of their own (a primary and its standby).
+        cmd.env("NUMLINK_PG_BIN", &c.bin);
     } else {
-        cmd.env_remove("NUMLINK_TEST_PG");
+        cmd.env_remove("NUMLINK_TEST_PG").env_remove("NUMLINK_PG_BIN");
     }
     let result = run_counting(&mut cmd);
     drop(cluster);
@@ -208,6 +210,55 @@ impl PgCluster {
 
     pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// A durable primary whose every commit waits for its standby (`standby1`, [`PgCluster::standby`]).
+    pub(crate) fn start_durable_primary() -> Result<PgCluster> {
+        PgCluster::start_with(
+            "-c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=15min -c synchronous_standby_names=standby1",
+        )
+    }
+
+    /// A streaming-replication standby of this cluster, named `standby1`, in a directory and on a port
+    /// of its own; once promoted it waits for no standby of its own.
+    pub(crate) fn standby(&self) -> Result<PgCluster> {
+        let dir = std::env::temp_dir().join(format!("numlink-pg-{}-standby", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        if self.as_postgres_user {
+            run(Command::new("chown").arg("postgres:").arg(&dir))?;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let standby = PgCluster { dir, bin: self.bin.clone(), port, as_postgres_user: self.as_postgres_user };
+        let data = standby.dir.join("data");
+        let from = format!("host=127.0.0.1 port={} user=postgres", self.port);
+        standby.pg("pg_basebackup", &["-d", &from, "-D", path(&data), "-X", "stream", "-R"])?;
+        let conf = format!("primary_conninfo = '{from} application_name=standby1'\nsynchronous_standby_names = ''\n");
+        let mut auto = std::fs::OpenOptions::new().append(true).open(data.join("postgresql.auto.conf"))?;
+        std::io::Write::write_all(&mut auto, conf.as_bytes())?;
+        drop(auto);
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=1GB -c max_wal_size=8GB",
+            standby.port,
+            standby.dir.display()
+        );
+        let log = standby.dir.join("postgres.log");
+        standby.pg("pg_ctl", &["-D", path(&data), "-o", &opts, "-l", path(&log), "-w", "start"])?;
+        Ok(standby)
+    }
+
+    /// Stops the server at once, as when its machine is lost.
+    pub(crate) fn stop_now(&self) -> Result<()> {
+        self.pg("pg_ctl", &["-D", path(&self.dir.join("data")), "-m", "immediate", "-w", "stop"])
+    }
+
+    /// Promotes a standby to primary, waiting until it takes writes.
+    pub(crate) fn promote(&self) -> Result<()> {
+        self.pg("pg_ctl", &["-D", path(&self.dir.join("data")), "-w", "promote"])
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 }
 

@@ -13,25 +13,25 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 /// One keep-alive HTTP/1.1 connection: enough of a client for JSON requests with a length.
-struct Conn {
+pub(crate) struct Conn {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
 }
 
-struct Answer {
-    status: u16,
-    position: Option<u64>,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) position: Option<u64>,
+    pub(crate) body: String,
 }
 
 impl Conn {
-    fn open(port: u16) -> Result<Conn> {
+    pub(crate) fn open(port: u16) -> Result<Conn> {
         let s = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to port {port}"))?;
         s.set_nodelay(true)?;
         Ok(Conn { reader: BufReader::new(s.try_clone()?), writer: s })
     }
 
-    fn post(&mut self, path: &str, key: &str, extra: &str, body: &str) -> Result<Answer> {
+    pub(crate) fn post(&mut self, path: &str, key: &str, extra: &str, body: &str) -> Result<Answer> {
         write!(
             self.writer,
             "POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",

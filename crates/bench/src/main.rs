@@ -20,6 +20,10 @@
 //! database; how long after node A acknowledges an event node B answers from it, while loaders post
 //! events to A (`follow.rs`). Prints one JSON object.
 //!
+//! `bench writes --a PORT --b PORT --carrier KEY [--secs S]`: a caller's writes through both nodes
+//! while the database fails over: each batch sent again to the other node until it is acknowledged;
+//! the longest wait between acknowledgements (`failover.rs`). Prints one JSON object.
+//!
 //! `bench bare --listen ADDR`: the HTTP peer, a bare axum handler answering every POST with a fixed
 //! JSON body, on the same runtime settings as the server.
 //!
@@ -37,6 +41,7 @@
 //! bytes per number; random point lookups (`Index::answer`) on one core, against a `HashMap` holding
 //! the same facts.
 
+mod failover;
 mod follow;
 
 use std::collections::HashMap;
@@ -268,6 +273,7 @@ fn main() -> Result<()> {
     let dir = PathBuf::from(arg("--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()));
     match args.first().map(String::as_str) {
         Some("follow") => return follow::run(&args),
+        Some("writes") => return failover::run(&args),
         Some("index") => {}
         Some("registry") => {
             let numbers: u64 = arg("--numbers").map_or(Ok(1_000_000), |v| v.parse()).context("--numbers N")?;

@@ -691,9 +691,16 @@ impl Store {
                 None => connect(&inner.url).map_err(|e| StoreError::Unavailable { reason: e.to_string() })?,
             };
             let r = f(conn.as_mut());
-            // A connection that failed may be broken; open a fresh one next time.
-            if r.is_ok() {
-                inner.readers.lock().expect("the reader pool lock is never held across a panic").push(conn);
+            // A connection that failed may be broken; open a fresh one next time. One lost with the
+            // database (a restart, a failover) was not alone: the pooled ones go too.
+            match &r {
+                Ok(_) => inner.readers.lock().expect("the reader pool lock is never held across a panic").push(conn),
+                Err(StoreError::Unavailable { .. }) => {
+                    drop(std::mem::take(
+                        &mut *inner.readers.lock().expect("the reader pool lock is never held across a panic"),
+                    ));
+                }
+                Err(_) => {}
             }
             r
         })

@@ -421,14 +421,15 @@ impl WriteCtx {
         if let Err(e) = started {
             tracing::error!(error = %e, "cannot start a write transaction");
             let _ = self.conn.rollback();
+            let failure = BatchFailure::from(&e);
             for cmd in batch {
                 let (_, reply) = (cmd.run)(None);
-                reply(Err(StoreError::database(e.to_string())));
+                reply(Err(failure.error()));
             }
             return;
         }
         let mut replies = Vec::with_capacity(batch.len());
-        let mut broken: Option<String> = None;
+        let mut broken: Option<BatchFailure> = None;
         // Whether a command has written in this transaction yet.
         let mut written = false;
         for cmd in batch {
@@ -455,7 +456,7 @@ impl WriteCtx {
                     self.undo_to(marks);
                     let _ = self.conn.rollback();
                     if let Err(e) = self.start_batch() {
-                        broken = Some(e.to_string());
+                        broken = Some(BatchFailure::from(&e));
                     }
                     written = false;
                 }
@@ -468,12 +469,12 @@ impl WriteCtx {
             match self.savepoint("cmd", |ctx| taken.take().expect("run once")(Some(ctx)), |(ok, _)| *ok) {
                 Ok(((_, reply), ended)) => {
                     if let Err(e) = ended {
-                        broken = Some(e.to_string());
+                        broken = Some(BatchFailure::from(&e));
                     }
                     replies.push(reply);
                 }
                 Err(e) => {
-                    broken = Some(e.to_string());
+                    broken = Some(BatchFailure::from(&e));
                     replies.push(run.take().expect("not run: the savepoint was not taken")(None).1);
                 }
             }
@@ -487,11 +488,14 @@ impl WriteCtx {
                     self.checks.flush(self.conn.as_mut(), &mut self.chain, &at)
                 })
                 .and_then(|()| self.conn.commit())
-                .map_err(|e| e.to_string()),
+                .map_err(|e| BatchFailure::from(&e)),
         };
         let commit = match &self.lose_commit_reply {
             Some(lose) if commit.is_ok() && lose.swap(false, std::sync::atomic::Ordering::SeqCst) => {
-                Err("the connection was lost during COMMIT (a test's fault)".to_string())
+                Err(BatchFailure {
+                    message: "the connection was lost during COMMIT (a test's fault)".to_string(),
+                    retry: true,
+                })
             }
             _ => commit,
         };
@@ -508,7 +512,37 @@ impl WriteCtx {
         // acknowledged event.
         self.index.after_commit(commit.is_ok());
         for reply in replies {
-            reply(commit.clone().map_err(StoreError::database));
+            reply(commit.clone().map_err(|f| f.error()));
+        }
+    }
+}
+
+/// Why a batch was not committed, as each of its callers hears it: worth a retry (the database is
+/// away: restarting, failing over) or not.
+#[derive(Clone, Debug)]
+struct BatchFailure {
+    message: String,
+    retry: bool,
+}
+
+impl From<&StoreError> for BatchFailure {
+    fn from(e: &StoreError) -> Self {
+        BatchFailure { message: e.to_string(), retry: matches!(e, StoreError::Unavailable { .. }) }
+    }
+}
+
+impl std::fmt::Display for BatchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl BatchFailure {
+    fn error(&self) -> StoreError {
+        if self.retry {
+            StoreError::Unavailable { reason: self.message.clone() }
+        } else {
+            StoreError::database(self.message.clone())
         }
     }
 }

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use serde_json::Value;
 
 mod browser;
+mod failover;
 
 const BIN: &str = env!("CARGO_BIN_EXE_numlink");
 
@@ -40,6 +41,14 @@ impl Server {
                 return line;
             }
         }
+    }
+}
+
+impl Server {
+    /// The lines logged as `message` so far (those not yet waited for), without waiting for more.
+    fn logged(&self, message: &str) -> Vec<Value> {
+        let logs = self.logs.lock().unwrap();
+        std::iter::from_fn(|| logs.try_recv().ok()).filter(|line| line["message"] == message).collect()
     }
 }
 
@@ -82,6 +91,10 @@ fn serve_with(dir: &Path, flags: &[&str]) -> Server {
     std::thread::spawn(move || {
         for line in lines.by_ref().map_while(Result::ok) {
             if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                // What went wrong is in the test's output.
+                if v["level"] == "ERROR" || v["level"] == "WARN" {
+                    eprintln!("{line}");
+                }
                 let _ = tx.send(v);
             }
         }
