@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--only index|lifecycle|lifecycle-order|fanout|http|retention] [--numbers N] [--events N] [--bindings N] [--checks N]`: benchmarks on this machine,
+//! `cargo xtask bench [--only index|lifecycle|lifecycle-order|fanout|http|retention|nodes|failover] [--numbers N] [--events N] [--bindings N] [--checks N]`: benchmarks on this machine,
 //! printed as Markdown tables for BENCHMARKS.md. Small sizes by default, so that anyone can run them in
 //! a minute.
 //!
