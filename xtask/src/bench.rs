@@ -722,11 +722,13 @@ fn nodes(root: &Path) -> Result<()> {
 /// posts batches of ten events through both nodes, each sent again to the other node until it is
 /// acknowledged; a few seconds in, the primary is stopped at once (its machine lost) and the standby
 /// promoted. Measured, three times: how long the promotion took, and how long from the primary's loss
-/// until the first write acknowledged after it.
+/// until the first write acknowledged after it. Before the first, the ingest the primary holds with its
+/// standby, and the follow lag meanwhile (`bench follow`).
 fn failover(root: &Path) -> Result<()> {
     crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "numlink", "-p", "bench"]))?;
     let (bin, bench) = (release(root, "numlink"), release(root, "bench"));
     let mut rows = Vec::new();
+    let mut ingest = None;
     for run in 0..3 {
         let primary = crate::PgCluster::start_durable_primary()?;
         let standby = primary.standby()?;
@@ -749,6 +751,15 @@ fn failover(root: &Path) -> Result<()> {
             bail!("numlink participant add failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         let carrier = json_field(&String::from_utf8_lossy(&out.stdout), "apiKey").context("carrier key")?;
+        let out = Command::new(&bin)
+            .current_dir(&dir)
+            .args(["participant", "add", "--role", "institution", "--name", "Bank", "--db", &db])
+            .env("NUMLINK_HASH_KEY", &hash_key)
+            .output()?;
+        if !out.status.success() {
+            bail!("numlink participant add failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let bank = json_field(&String::from_utf8_lossy(&out.stdout), "apiKey").context("bank key")?;
         let serve = |name: &str, port: u16| -> Result<Killed> {
             let home = dir.join(name);
             std::fs::create_dir_all(&home)?;
@@ -765,6 +776,28 @@ fn failover(root: &Path) -> Result<()> {
         };
         let (pa, pb) = (free_port()?, free_port()?);
         let servers = (serve("a", pa)?, serve("b", pb)?);
+        if run == 0 {
+            // The ingest a primary holds when every commit waits for its standby, and the follow lag.
+            let out = Command::new(&bench)
+                .args([
+                    "follow",
+                    "--a",
+                    &pa.to_string(),
+                    "--b",
+                    &pb.to_string(),
+                    "--carrier",
+                    &carrier,
+                    "--bank",
+                    &bank,
+                ])
+                .args(["--loaders", "2", "--secs", "20"])
+                .stderr(Stdio::inherit())
+                .output()?;
+            if !out.status.success() {
+                bail!("bench follow failed");
+            }
+            ingest = Some(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
         let writes = Command::new(&bench)
             .args(["writes", "--a", &pa.to_string(), "--b", &pb.to_string(), "--carrier", &carrier, "--secs", "10"])
             .stdout(Stdio::piped())
@@ -789,6 +822,22 @@ fn failover(root: &Path) -> Result<()> {
         rows.push((promote_ms, first_after, v("longest_wait_ms"), v("batches"), v("refused")));
         drop(servers);
         drop((standby, primary));
+    }
+    if let Some(text) = ingest {
+        let v = |k: &str| json_field(&text, k).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        println!("\n| two nodes on a durable primary with a synchronous standby | figure |");
+        println!("|---|---|");
+        println!(
+            "| node A takes, from two loaders (batches of 1,000, as fast as it answers) | {:.0} events/s |",
+            v("events_per_s")
+        );
+        println!(
+            "| follow lag meanwhile: node B answers from node A's write after | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} probes) |",
+            v("lag_ms_p50"),
+            v("lag_ms_p99"),
+            v("lag_ms_max"),
+            v("probes")
+        );
     }
     println!(
         "\n| failover: primary lost, standby promoted (run) | promotion took | primary lost → first write acknowledged | longest wait between acknowledged writes | batches acknowledged (refused attempts) |"

@@ -18,7 +18,11 @@ use crate::routes;
                        `numlink-position`, the change of the registry the node's answers reflect; a request with \
                        `numlink-min-position: <that number>` is answered by any node only once its answers reflect \
                        at least that change (it waits up to 2 s, then answers `503 POSITION_NOT_REACHED`, which \
-                       may be retried).",
+                       may be retried). Any request may be answered `503 UNAVAILABLE` while the database is away \
+                       (a restart, a failover): nothing of it was done, unless its reply was lost in flight; send \
+                       it again, to any node. Writes are keyed (an event's `eventId`, a binding's account \
+                       reference, an unbind request's institution), so a write sent again is a duplicate, never \
+                       a second effect.",
         license(name = "Apache-2.0")
     ),
     paths(
