@@ -191,10 +191,20 @@ fn history(i: u32) -> [Value; 2] {
     ]
 }
 
-/// Reports the histories of `numbers` in batches of ten, through the nodes in turn, and asks a code for
-/// one number of each batch; every write retried until it is acknowledged. Returns the numbers whose
-/// events were acknowledged.
-async fn load(client: reqwest::Client, nodes: Nodes, carrier: String, numbers: std::ops::Range<u32>) -> Vec<u32> {
+/// Numbers the bank binds during the load, which no event touches: `LATE + i` for the first number `i`
+/// of each batch.
+const LATE: u32 = 30_000;
+
+/// Reports the histories of `numbers` in batches of ten, through the nodes in turn, asks a code for
+/// one number of each batch, and binds an account to a number no event touches; every write retried
+/// until it is acknowledged. Returns the numbers whose events were acknowledged.
+async fn load(
+    client: reqwest::Client,
+    nodes: Nodes,
+    carrier: String,
+    bank: String,
+    numbers: std::ops::Range<u32>,
+) -> Vec<u32> {
     let mut acknowledged = Vec::new();
     let list: Vec<u32> = numbers.collect();
     for (k, batch) in list.chunks(10).enumerate() {
@@ -206,6 +216,9 @@ async fn load(client: reqwest::Client, nodes: Nodes, carrier: String, numbers: s
         acknowledged.extend_from_slice(batch);
         let code = json!({ "phoneNumber": number(batch[0]) });
         post_retrying(&client, &nodes, k + 1, "/v1/holder/otp", "", &code).await;
+        // The bank binds an account to a number no event touches.
+        let late = json!({"bindings": [{"accountRef": format!("late-{}", batch[0]), "phoneNumber": number(LATE + batch[0]), "boundOn": "2024-01-01"}]});
+        post_retrying(&client, &nodes, k, "/v1/bindings", &bank, &late).await;
     }
     acknowledged
 }
@@ -284,7 +297,7 @@ fn two_nodes_lose_nothing_acknowledged_across_a_kill_and_a_failover() {
     let job_id = job["jobId"].as_str().unwrap().to_string();
 
     // Round one: numbers 0..60 through both nodes; node B is killed midway and started again.
-    let first = runtime.spawn(load(client.clone(), nodes.clone(), carrier.clone(), 0..60));
+    let first = runtime.spawn(load(client.clone(), nodes.clone(), carrier.clone(), bank.clone(), 0..60));
     let finished_before = servers[1].logged("job finished").iter().any(|l| l["job"] == job_id.as_str());
     servers[1].child.kill().unwrap();
     servers[1].child.wait().unwrap();
@@ -300,7 +313,7 @@ fn two_nodes_lose_nothing_acknowledged_across_a_kill_and_a_failover() {
     acknowledged.extend(200..N);
 
     // Round two: numbers 60..200 while the primary is lost and the standby promoted.
-    let second = runtime.spawn(load(client.clone(), nodes.clone(), carrier.clone(), 60..200));
+    let second = runtime.spawn(load(client.clone(), nodes.clone(), carrier.clone(), bank.clone(), 60..200));
     pair.lose_primary();
     let lost = Instant::now();
     pair.promote_standby();
@@ -336,6 +349,33 @@ fn two_nodes_lose_nothing_acknowledged_across_a_kill_and_a_failover() {
                 let answer: Value = r.json().await.unwrap();
                 assert_eq!(answer["phoneNumberRecycled"], true, "node {node}, {}", number(i));
             }
+        }
+        // The file's numbers no one bound too (every 50th).
+        for node in 0..2 {
+            for i in (10_000..12_000).step_by(50) {
+                let body = json!({"phoneNumber": number(i), "specifiedDate": "2024-01-01"});
+                let r = client
+                    .post(format!("{}/number-recycling/v0.2/check", nodes.get(node)))
+                    .bearer_auth(&bank)
+                    .header("numlink-min-position", &position)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let answer: Value = r.json().await.unwrap();
+                assert_eq!(answer["phoneNumberRecycled"], true, "node {node}, {}", number(i));
+            }
+        }
+        // Every binding made during the load is there once.
+        for i in (0..200).step_by(10) {
+            let r = client
+                .get(format!("{}/v1/bindings?accountRef=late-{i}", nodes.get(i as usize / 10)))
+                .bearer_auth(&bank)
+                .send()
+                .await
+                .unwrap();
+            let page: Value = r.json().await.unwrap();
+            assert_eq!(page["bindings"].as_array().map(Vec::len), Some(1), "late-{i}: {page}");
         }
         // Every acknowledged event is there once.
         for &i in &acknowledged {
