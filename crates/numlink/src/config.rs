@@ -308,6 +308,18 @@ impl Config {
         webhooks.endpoint_round_deliveries_max =
             w.endpoint_round_deliveries_max.unwrap_or(webhooks.endpoint_round_deliveries_max).max(1);
         webhooks.round_endpoints_max = w.round_endpoints_max.unwrap_or(webhooks.round_endpoints_max).max(1);
+        // A lane must end well within its claim on the endpoint, or another node could attempt the same
+        // deliveries while it still does.
+        let lane_ms = webhooks.round_budget_ms + webhooks.timeout_ms + webhooks.shutdown_grace_ms;
+        let lease_ms = store::LANE_LEASE_SECS as u64 * 1000;
+        if lane_ms > lease_ms * 3 / 4 {
+            bail!(
+                "[webhooks] round_budget_ms + timeout_ms ({} ms with the shutdown grace) must stay under {} ms, \
+                 three quarters of a node's claim on an endpoint's deliveries",
+                lane_ms,
+                lease_ms * 3 / 4
+            );
+        }
 
         let mut aging = match file.aging.default_days {
             Some(days) => AgingPolicy::new(days, AgingPolicy::default_codes()),
@@ -488,6 +500,10 @@ mod tests {
         assert!(format!("{:#}", Config::load(&o).err().unwrap()).contains("Mars/Olympus"));
         let (_d, o) = with_file(&format!("{db}public_url = \"numlink.example.cn/x\"\n"));
         assert!(format!("{:#}", Config::load(&o).err().unwrap()).contains("public_url"));
+        let (_d, o) = with_file(&format!("{db}[webhooks]\ntimeout_ms = 120000\n"));
+        assert!(format!("{:#}", Config::load(&o).err().unwrap()).contains("claim on an endpoint's deliveries"));
+        let (_d, o) = with_file(&format!("{db}node_name = \"nl-1:8080\"\n"));
+        assert_eq!(Config::load(&o).unwrap().node_name.as_deref(), Some("nl-1:8080"));
         let (_d, o) = with_file("lisen = \"127.0.0.1:9000\"\n");
         assert!(format!("{:#}", Config::load(&o).err().unwrap()).contains("lisen"));
         let (_d, mut o) = with_file("");

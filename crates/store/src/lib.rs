@@ -1381,7 +1381,8 @@ impl Store {
         endpoints_max: u32,
         busy: Vec<String>,
     ) -> Result<Vec<Vec<DueDelivery>>, StoreError> {
-        let candidates = self.read(move |c| ops::webhooks::due_endpoints(c, now, endpoints_max, &busy)).await?;
+        let node = self.inner.node.clone();
+        let candidates = self.read(move |c| ops::webhooks::due_endpoints(c, now, endpoints_max, &busy, &node)).await?;
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
@@ -1534,6 +1535,11 @@ impl Store {
     /// database keeps no such file.
     pub async fn fetch_file(&self, name: String, path: std::path::PathBuf, upto: u64) -> Result<bool, StoreError> {
         self.read(move |c| ops::jobs::fetch_file(c, &name, &path, upto)).await
+    }
+
+    /// Drops the kept file `name` (an upload whose job was not queued).
+    pub async fn drop_kept_file(&self, name: String) -> Result<(), StoreError> {
+        self.read(move |c| c.exec("DELETE FROM file_parts WHERE name = $1", &[name.as_str().into()]).map(|_| ())).await
     }
 
     /// The part of the kept file `name` that holds byte `at`: where it starts, and its bytes.

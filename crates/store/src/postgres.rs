@@ -40,7 +40,10 @@ impl PgConn {
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
         // A connection lost (a restart, a failover) is worth a retry; anything else is a failure.
-        if e.is_closed() {
+        // A connection closed, reset or timed out (keepalives, `tcp_user_timeout`: a machine gone without
+        // a word) is worth a retry: the next attempt connects again.
+        let io = std::error::Error::source(&e).is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some());
+        if e.is_closed() || io {
             return StoreError::Unavailable { reason: format!("the database connection was lost: {e}") };
         }
         // So is a server shutting down or starting (a failover), a connection failure, and a write on

@@ -258,8 +258,8 @@ impl JobRunner {
         let Some(job) = self.store.next_job().await? else {
             return Ok(false);
         };
-        let job = self.at_home(job).await?;
-        // The claim is renewed while the job runs (each chunk's commit renews it too).
+        // The claim is renewed while the job runs, its file's fetch included (each chunk's commit
+        // renews it too).
         let renewing = {
             let (store, id) = (self.store.clone(), job.id.clone());
             tokio::spawn(async move {
@@ -276,6 +276,7 @@ impl JobRunner {
             })
         };
         let _renewing = AbortOnDrop(renewing);
+        let job = self.at_home(job).await?;
         let (parsed_tx, mut parsed_rx) = tokio::sync::mpsc::channel::<(Job, Result<Chunk, String>)>(1);
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<(Job, Result<ReadChunk, String>)>(1);
         let limits = self.limits;
@@ -450,6 +451,12 @@ impl JobRunner {
             return Ok(Committed::AsFarAsItGoes);
         }
         if let Some((at, e)) = apply_error {
+            // The database away (a restart, a failover) is no fault of the job's: tried again later,
+            // not counted against it.
+            if matches!(e, StoreError::Unavailable { .. }) {
+                tracing::warn!(job = %at.id, error = %e, "applying a chunk failed: the database is away");
+                return Err(e.into());
+            }
             let failed = {
                 let mut f = self.failures.lock().expect("never poisoned");
                 if f.0 != at.id.as_str() {

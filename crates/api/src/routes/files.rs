@@ -269,12 +269,18 @@ struct ResultReader {
     path: String,
     /// The local file, opened at the first read; its position is always where the last read ended.
     file: Option<tokio::fs::File>,
+    /// The kept part last read (where it starts, its bytes): a part is megabytes, served in pieces.
+    part: Option<(u64, Vec<u8>)>,
 }
 
 impl ResultReader {
     fn new(state: &AppState, job: &Job) -> ResultReader {
-        let store = state.store.shares_files().then(|| state.store.clone());
-        ResultReader { store, name: job.result_file_name(), path: job.result_path(), file: None }
+        // A result this node wrote to its disk before the database kept results (migration 30) is
+        // read from there.
+        let on_disk =
+            std::fs::metadata(job.result_path()).is_ok_and(|m| job.result_bytes > 0 && m.len() >= job.result_bytes);
+        let store = (state.store.shares_files() && !on_disk).then(|| state.store.clone());
+        ResultReader { store, name: job.result_file_name(), path: job.result_path(), file: None, part: None }
     }
 
     /// The bytes from `at` (where the last read ended), at most [`RESULT_READ_BYTES`] and none at or
@@ -285,8 +291,12 @@ impl ResultReader {
             return Ok(Vec::new());
         }
         if let Some(store) = &self.store {
-            let part = store.file_part(self.name.clone(), at).await.map_err(std::io::Error::other)?;
-            let (start, bytes) = part.ok_or_else(|| std::io::Error::other("the result is not kept"))?;
+            let held = self.part.as_ref().is_some_and(|(start, bytes)| *start <= at && at < start + bytes.len() as u64);
+            if !held {
+                let part = store.file_part(self.name.clone(), at).await.map_err(std::io::Error::other)?;
+                self.part = Some(part.ok_or_else(|| std::io::Error::other("the result is not kept"))?);
+            }
+            let (start, bytes) = self.part.as_ref().expect("read above");
             let from = (at - start) as usize;
             if from >= bytes.len() {
                 return Err(std::io::Error::other(format!("the kept result ends before byte {at}")));
@@ -505,11 +515,23 @@ where
     tokio::fs::rename(&part.path, &final_path).await.map_err(ApiError::internal)?;
     let spooled = Spool { path: final_path, keep: false };
     sync_dir(&state.spool_dir).await?;
+    let kept = format!("{name}.csv");
     if state.store.shares_files() {
         // Every node may run the job: the database keeps the file for them, before it is queued.
-        state.store.keep_file(format!("{name}.csv"), spooled.path.clone()).await?;
+        state.store.keep_file(kept.clone(), spooled.path.clone()).await?;
     }
-    let job = state.store.create_job(owner, kind, format.as_str().into(), &spooled.path).await?;
+    let job = match state.store.create_job(owner, kind, format.as_str().into(), &spooled.path).await {
+        Ok(job) => job,
+        Err(e) => {
+            // No job names the kept file: it goes (a process that dies just here leaves it behind).
+            if state.store.shares_files()
+                && let Err(drop) = state.store.drop_kept_file(kept).await
+            {
+                tracing::warn!(error = %drop, "a kept file no job names was not dropped");
+            }
+            return Err(e.into());
+        }
+    };
     // Where the database keeps it, this node's copy goes: the node that runs the job fetches its own.
     let mut spooled = spooled;
     spooled.keep = !state.store.shares_files();

@@ -195,6 +195,18 @@ async fn a_job_whose_node_stopped_is_taken_over_from_its_checkpoint(db: TestDb) 
     assert_eq!((job.body["state"].as_str(), job.body["rowsRead"].as_u64()), (Some("running"), Some(3)));
     assert!(!b.runner.run_once().await.unwrap(), "A's claim holds");
     a.advance(store::JOB_LEASE_SECS + 1);
+    // B takes the job; A, alive after all, cannot move it from its checkpoint any more.
+    let taken = b.store.next_job().await.unwrap().expect("A's claim ran out");
+    assert_eq!((taken.rows_read, taken.claimed_by.as_deref()), (3, Some(b.store.node())), "from A's checkpoint");
+    let to = store::Checkpoint {
+        next_offset: taken.byte_offset + 1,
+        next_line: taken.line + 1,
+        finished: false,
+        result_bytes: taken.result_bytes,
+        rows_total: None,
+    };
+    let refused = a.store.apply_chunk(&taken, vec![], to).await.unwrap();
+    assert_eq!((refused.byte_offset, refused.rows_read), (taken.byte_offset, 3), "not applied: B holds the job");
     b.runner.run_until_idle().await.unwrap();
     let job = b.get(&format!("/v1/jobs/{id}"), &bank).await;
     assert_eq!((job.body["state"].as_str(), job.body["rowsRead"].as_u64()), (Some("succeeded"), Some(10)));

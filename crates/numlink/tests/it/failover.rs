@@ -95,7 +95,8 @@ impl PgPair {
     /// Both servers, the one that takes writes first (`target_session_attrs=read-write`).
     fn url(&self) -> String {
         format!(
-            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write&connect_timeout=2",
+            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write&connect_timeout=2\
+             &keepalives_idle=5&keepalives_interval=2&keepalives_retries=3&tcp_user_timeout=10",
             self.ports[0], self.ports[1]
         )
     }

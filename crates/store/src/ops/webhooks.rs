@@ -209,19 +209,22 @@ pub const BATCH_LANE_FACTOR_MAX: u32 = 10;
 /// endpoint that takes batches), for at most `endpoints_max` endpoints, those whose oldest is oldest
 /// first. Each endpoint's queue is read on its own (`deliveries_endpoint_due`), so that no endpoint's
 /// backlog takes another's place.
-/// The enabled endpoints with deliveries due by `now`, not in `busy`, those whose oldest is oldest
-/// first, at most `endpoints_max`: each with its lane's factor (see [`BATCH_LANE_FACTOR_MAX`]).
+/// The enabled endpoints with deliveries due by `now`, not in `busy` nor claimed by another node than
+/// `node`, those whose oldest is oldest first, at most `endpoints_max`: each with its lane's factor (see [`BATCH_LANE_FACTOR_MAX`]).
 pub(crate) fn due_endpoints(
     conn: &mut dyn Conn,
     now: i64,
     endpoints_max: u32,
     busy: &[String],
+    node: &str,
 ) -> Result<Vec<(String, u32)>, StoreError> {
+    // Not those another node holds a live lease on: their turn is that node's.
     let mut due: Vec<(i64, String, u32)> = conn
         .query(
             "SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d \
-             WHERE d.endpoint_id = e.id AND d.state = 'pending'), e.batch_events FROM webhook_endpoints e WHERE e.enabled = 1",
-            &[],
+             WHERE d.endpoint_id = e.id AND d.state = 'pending'), e.batch_events FROM webhook_endpoints e WHERE e.enabled = 1 \
+             AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.name = 'endpoint:' || e.id AND l.node <> $1 AND l.until >= $2)",
+            &[node.into(), now.into()],
         )?
         .iter()
         .map(|r| {
@@ -610,7 +613,8 @@ impl WriteCtx {
         };
         self.conn.exec(
             "UPDATE deliveries SET attempts = attempts + 1, state = $1, last_status = $2, last_error = $3, \
-             next_attempt_at = COALESCE($4, next_attempt_at), updated_at = $5 WHERE notification_seq = $6 AND endpoint_id = $7",
+             next_attempt_at = COALESCE($4, next_attempt_at), updated_at = $5 \
+             WHERE notification_seq = $6 AND endpoint_id = $7 AND state = 'pending'",
             &[
                 state.into(),
                 status.map(i32::from).into(),
