@@ -217,11 +217,17 @@ pub async fn send_code(state: &AppState, client: Option<IpAddr>, n: PhoneNumber)
     })?;
     let to_file = state.holder.sms.to_file();
     if issued.held && (issued.gateway.is_some() || to_file) {
-        state.holder.sms.push(SmsMessage {
-            phone_number: n.to_string(),
-            text: sms_text(&issued.code, limits.ttl_secs),
-            gateway: issued.gateway,
-        });
+        let expires_at = state.store.clock().now().as_second() + limits.ttl_secs;
+        state
+            .holder
+            .sms
+            .push(SmsMessage {
+                phone_number: n.to_string(),
+                text: sms_text(&issued.code, limits.ttl_secs),
+                gateway: issued.gateway,
+                expires_at,
+            })
+            .await;
     }
     Ok(CodeSent { challenge_id: issued.challenge_id, expires_in_secs: limits.ttl_secs })
 }

@@ -441,7 +441,7 @@ async fn serve(o: &Overrides) -> Result<()> {
         }
         None => workers::SmsSink::Gateways(config.webhooks),
     };
-    let (sms_queue, sms_sender) = workers::SmsSender::new(sink, config.limits.sms_queue_messages_max)?;
+    let (sms_queue, sms_sender) = workers::SmsSender::new(store.clone(), sink, config.limits.sms_queue_messages_max)?;
     let holder = api::HolderState::new(config.holder.clone(), config.hash_key.clone(), sms_queue);
     let kid = holder.attester.ensure_key(&store).await?;
     tracing::info!(kid, "proofs of tenure are signed with this key");
@@ -464,9 +464,13 @@ async fn serve(o: &Overrides) -> Result<()> {
         ),
     });
     let stopping = state.stopping.clone();
-    // The SMS sender: sends one-time codes as they are requested (ends with the process).
-    tokio::spawn(Arc::new(sms_sender).run());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // The SMS sender: sends one-time codes from the outbox, this node's and any other's, until
+    // shutdown (what it has not sent waits in the outbox for the next node).
+    let mut sms_stop = stop_rx.clone();
+    let sms_task = tokio::spawn(Arc::new(sms_sender).run(async move {
+        let _ = sms_stop.wait_for(|s| *s).await;
+    }));
     let mut runner_stop = stop_rx.clone();
     // The job runner: applies uploaded files in the background until shutdown.
     let runner_task = tokio::spawn(runner.run(async move {
@@ -532,6 +536,7 @@ async fn serve(o: &Overrides) -> Result<()> {
     let _ = stop_tx.send(true);
     let _ = runner_task.await;
     let _ = deliverer_task.await;
+    let _ = sms_task.await;
     let _ = upkeep_task.await;
     let _ = snapshot_task.await;
     // The last snapshot, once nothing writes any more: the next start catches up nothing.

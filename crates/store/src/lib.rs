@@ -49,6 +49,7 @@ pub use ops::kyc::{KYC_ATTRIBUTES, Kyc, KycAnswer, KycMatch, Rebind};
 pub use ops::otp::{OtpFailure, OtpIssued, OtpLimits, OtpRefused, SmsGateway, TenureMark};
 pub use ops::participants::{NewParticipant, Participant, Role};
 pub use ops::report::{InstitutionReport, Period, ReportSeries};
+pub use ops::sms::{ClaimedSms, SMS_LEASE_SECS};
 pub use ops::unbind::{
     HolderView, RequestedBinding, Resolution, Resolved, StaleHolder, UnbindQueue, UnbindRefused, UnbindRequest,
     UnbindState,
@@ -1236,6 +1237,41 @@ impl Store {
     /// Drops KYC Match counts of past days, at most `max` rows. True if more are left.
     pub async fn prune_kyc_attempts(&self, max: u32) -> Result<bool, StoreError> {
         self.write(move |ctx| ctx.prune_kyc_attempts(max)).await
+    }
+
+    // ----- the SMS outbox -----
+
+    /// Puts a message (its JSON, sealed here) in the outbox for any node to send, until `expires_at`
+    /// (unix seconds); false when `max` wait already (the message is not kept).
+    pub async fn queue_sms(&self, plain: String, expires_at: i64, max: u64) -> Result<bool, StoreError> {
+        let sealed = self.inner.hash_key.seal(&plain);
+        self.write(move |ctx| ctx.queue_sms(&sealed, expires_at, max)).await
+    }
+
+    /// Whether a message is due in the outbox that no other node holds.
+    pub async fn sms_due(&self) -> Result<bool, StoreError> {
+        let (node, now) = (self.inner.node.clone(), self.clock().now().as_second());
+        self.read(move |c| ops::sms::due(c, &node, now)).await
+    }
+
+    /// Claims for this node at most `max` messages due (expired ones are dropped first), each with its
+    /// JSON unsealed (`Err` for one that does not open: it is to be dropped).
+    pub async fn claim_sms(&self, max: u32) -> Result<Vec<(ClaimedSms, Result<String, StoreError>)>, StoreError> {
+        let node = self.inner.node.clone();
+        let claimed = self.write(move |ctx| ctx.claim_sms(&node, max)).await?;
+        Ok(claimed
+            .into_iter()
+            .map(|m| {
+                let plain = self.inner.hash_key.unseal(&m.sealed);
+                (m, plain)
+            })
+            .collect())
+    }
+
+    /// Records what became of claimed messages: `(seq, None)` sent or given up, `(seq, Some(at))` to be
+    /// tried again at `at` (unix seconds).
+    pub async fn sms_attempted(&self, outcomes: Vec<(i64, Option<i64>)>) -> Result<(), StoreError> {
+        self.write(move |ctx| ctx.sms_attempted(&outcomes)).await
     }
 
     // ----- limits on anonymous clients -----

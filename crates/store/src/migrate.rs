@@ -35,6 +35,7 @@ const SQLITE: &[(i64, &str)] = &[
     (28, include_str!("../migrations/sqlite/0028_deliveries_by_endpoint_key.sql")),
     (29, include_str!("../migrations/sqlite/0029_index_followers.sql")),
     (30, include_str!("../migrations/sqlite/0030_shared_work.sql")),
+    (31, include_str!("../migrations/sqlite/0031_sms_outbox.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_registry.sql")),
@@ -67,6 +68,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (28, include_str!("../migrations/postgres/0028_deliveries_by_endpoint_key.sql")),
     (29, include_str!("../migrations/postgres/0029_index_followers.sql")),
     (30, include_str!("../migrations/postgres/0030_shared_work.sql")),
+    (31, include_str!("../migrations/postgres/0031_sms_outbox.sql")),
 ];
 
 pub fn run(conn: &mut dyn Conn) -> Result<(), StoreError> {

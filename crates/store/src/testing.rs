@@ -88,6 +88,20 @@ impl TestDb {
         });
     }
 
+    /// The first column of each row `sql` selects, as text.
+    pub fn query_texts(&self, sql: &str) -> Vec<String> {
+        let url = self.url.clone();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut conn = crate::connect_writer(&url).expect("connect to the test database");
+                let rows = conn.query(sql, &[]).expect("run test SQL");
+                rows.iter().map(|r| r.text(0).expect("a text column")).collect()
+            })
+            .join()
+            .expect("test SQL thread")
+        })
+    }
+
     /// Opens a store on this database with a fixed clock standing on `today`.
     pub fn open(&self, today: &str) -> (Store, Arc<FixedClock>) {
         let clock = Arc::new(FixedClock::at_day(Day::parse(today).expect("a valid test date")));

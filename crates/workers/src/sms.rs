@@ -1,23 +1,30 @@
 //! Sending one-time codes: to the SMS gateway of the carrier serving the number (an HTTP POST signed
 //! like a webhook, Standard Webhooks headers), or, for local use, as JSON lines appended to a file.
 //!
-//! A code is never stored in clear and never logged: it travels from the store's answer through an
-//! in-memory queue to the gateway. A message that cannot be sent is retried a few times and then
-//! dropped; the holder asks for a new code (the send limits allow for that).
+//! A code is never stored in clear and never logged: it travels from the store's answer, sealed,
+//! through the database's outbox (so that any node sends it, and a node that dies leaves it to
+//! another) to the gateway. A message that cannot be sent is retried a few times and then dropped,
+//! as is one whose code expires first; the holder asks for a new code (the send limits allow for that).
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-use store::SmsGateway;
-use tokio::sync::{Mutex, mpsc};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use store::{SmsGateway, Store};
+use tokio::sync::Notify;
 
 use crate::WorkerError;
 use crate::webhooks::{DeliveryConfig, callable, guarded_client, sign};
 
-/// Attempts per message, and the waits between them.
-const RETRY_WAITS_MS: [u64; 2] = [1_000, 5_000];
+/// The waits before the second and third attempts at a message; after the third it is dropped.
+const RETRY_WAITS_SECS: [i64; 2] = [1, 5];
+
+/// Messages claimed and sent at once, by one node; each attempt ends within the gateway's timeout,
+/// well within the claim ([`store::SMS_LEASE_SECS`]).
+const SENDING_AT_ONCE: u32 = 16;
 
 /// One code on its way.
 #[derive(Clone)]
@@ -26,11 +33,39 @@ pub struct SmsMessage {
     pub phone_number: String,
     pub text: String,
     pub gateway: Option<SmsGateway>,
+    /// When the code expires (unix seconds): a message not sent by then is dropped.
+    pub expires_at: i64,
 }
 
 impl std::fmt::Debug for SmsMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SmsMessage(<redacted>)")
+    }
+}
+
+impl SmsMessage {
+    fn to_json(&self) -> String {
+        let gateway =
+            self.gateway.as_ref().map(|g| json!({"carrierId": g.carrier_id, "url": g.url, "secret": g.secret}));
+        json!({"phoneNumber": self.phone_number, "text": self.text, "gateway": gateway, "expiresAt": self.expires_at})
+            .to_string()
+    }
+
+    fn from_json(text: &str) -> Option<SmsMessage> {
+        let v: Value = serde_json::from_str(text).ok()?;
+        let gateway = v["gateway"].as_object().and_then(|g| {
+            Some(SmsGateway {
+                carrier_id: g.get("carrierId")?.as_str()?.to_string(),
+                url: g.get("url")?.as_str()?.to_string(),
+                secret: g.get("secret")?.as_str()?.to_string(),
+            })
+        });
+        Some(SmsMessage {
+            phone_number: v["phoneNumber"].as_str()?.to_string(),
+            text: v["text"].as_str()?.to_string(),
+            gateway,
+            expires_at: v["expiresAt"].as_i64()?,
+        })
     }
 }
 
@@ -43,11 +78,13 @@ pub enum SmsSink {
     File(PathBuf),
 }
 
-/// The sending side, held by the API: never waits (a full queue drops the message, logged without it).
+/// The sending side, held by the API: puts a message in the outbox and wakes this node's sender.
 #[derive(Clone, Debug)]
 pub struct SmsQueue {
-    tx: mpsc::Sender<SmsMessage>,
+    store: Store,
     to_file: bool,
+    max: u64,
+    wake: Arc<Notify>,
 }
 
 impl SmsQueue {
@@ -56,72 +93,92 @@ impl SmsQueue {
         self.to_file
     }
 
-    pub fn push(&self, m: SmsMessage) {
-        if self.tx.try_send(m).is_err() {
-            tracing::warn!("the SMS queue is full or closed: a code was not sent");
+    /// Puts a message in the outbox; one that cannot be (the outbox full, the database away) is
+    /// dropped, logged without it: the holder asks again.
+    pub async fn push(&self, m: SmsMessage) {
+        match self.store.queue_sms(m.to_json(), m.expires_at, self.max).await {
+            Ok(true) => self.wake.notify_one(),
+            Ok(false) => tracing::warn!("the SMS outbox is full: a code was not sent"),
+            Err(e) => tracing::warn!(error = %e, "a code could not be put in the SMS outbox: it was not sent"),
         }
     }
 }
 
-/// The receiving side: sends what is queued.
+/// The receiving side: sends what the outbox holds, from any node.
 #[derive(Debug)]
 pub struct SmsSender {
-    rx: Mutex<mpsc::Receiver<SmsMessage>>,
+    store: Store,
     sink: SmsSink,
     client: reqwest::Client,
+    wake: Arc<Notify>,
 }
 
 impl SmsSender {
-    /// A queue of at most `queue_max` messages and the sender draining it.
-    pub fn new(sink: SmsSink, queue_max: usize) -> Result<(SmsQueue, SmsSender), WorkerError> {
+    /// An outbox of at most `queue_max` messages and the sender draining it.
+    pub fn new(store: Store, sink: SmsSink, queue_max: usize) -> Result<(SmsQueue, SmsSender), WorkerError> {
         let config = match &sink {
             SmsSink::Gateways(c) => *c,
             SmsSink::File(_) => DeliveryConfig::default(),
         };
         let client = guarded_client(&config, concat!("numlink-sms/", env!("CARGO_PKG_VERSION")))?;
-        let (tx, rx) = mpsc::channel(queue_max.max(1));
         let to_file = matches!(sink, SmsSink::File(_));
-        Ok((SmsQueue { tx, to_file }, SmsSender { rx: Mutex::new(rx), sink, client }))
+        let wake = Arc::new(Notify::new());
+        let queue = SmsQueue { store: store.clone(), to_file, max: queue_max.max(1) as u64, wake: wake.clone() };
+        Ok((queue, SmsSender { store, sink, client, wake }))
     }
 
-    /// Sends every message queued now, one attempt each; returns how many were sent.
-    pub async fn run_once(&self) -> usize {
+    /// Sends every message due now that no other node holds, one attempt each; returns how many were
+    /// sent.
+    pub async fn run_once(&self) -> Result<usize, WorkerError> {
         let mut sent = 0;
-        loop {
-            let next = self.rx.lock().await.try_recv();
-            let Ok(m) = next else { return sent };
-            match self.send(&m).await {
-                Ok(true) => sent += 1,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "an SMS could not be sent"),
+        // A read first: claiming is a write, and the outbox is empty most of the time.
+        while self.store.sms_due().await? {
+            let claimed = self.store.claim_sms(SENDING_AT_ONCE).await?;
+            if claimed.is_empty() {
+                return Ok(sent);
             }
-        }
-    }
-
-    /// Sends messages as they come, each with its retries on a task of its own, until the queue closes.
-    pub async fn run(self: std::sync::Arc<Self>) {
-        loop {
-            let next = self.rx.lock().await.recv().await;
-            let Some(m) = next else { return };
-            let me = self.clone();
-            tokio::spawn(async move {
-                let mut waits = RETRY_WAITS_MS.iter();
-                loop {
-                    match me.send(&m).await {
-                        Ok(_) => return,
-                        Err(e) => match waits.next() {
-                            Some(&ms) => {
+            let outcomes: Vec<(i64, Option<i64>, bool)> = futures_util::stream::iter(claimed)
+                .map(|(m, plain)| async move {
+                    let Some(message) = plain.ok().as_deref().and_then(SmsMessage::from_json) else {
+                        tracing::error!(seq = m.seq, "a message in the SMS outbox does not open: dropped");
+                        return (m.seq, None, false);
+                    };
+                    match self.send(&message).await {
+                        Ok(delivered) => (m.seq, None, delivered),
+                        Err(e) => match RETRY_WAITS_SECS.get(m.attempts as usize) {
+                            Some(wait) => {
                                 tracing::info!(error = %e, "an SMS could not be sent; trying again");
-                                tokio::time::sleep(Duration::from_millis(ms)).await;
+                                (m.seq, Some(self.store.clock().now().as_second() + wait), false)
                             }
                             None => {
                                 tracing::warn!(error = %e, "an SMS could not be sent; giving up");
-                                return;
+                                (m.seq, None, false)
                             }
                         },
                     }
-                }
-            });
+                })
+                .buffer_unordered(SENDING_AT_ONCE as usize)
+                .collect()
+                .await;
+            sent += outcomes.iter().filter(|o| o.2).count();
+            self.store.sms_attempted(outcomes.into_iter().map(|(seq, again, _)| (seq, again)).collect()).await?;
+        }
+        Ok(sent)
+    }
+
+    /// Sends messages as they come (woken by this node's requests; every second for the others',
+    /// and for retries) until `shutdown` resolves.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.run_once().await {
+                tracing::warn!(error = %e, "sending SMS failed; trying again");
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
         }
     }
 
@@ -186,43 +243,4 @@ pub async fn send_test(config: &DeliveryConfig, g: &SmsGateway, phone_number: &s
     let client =
         guarded_client(config, concat!("numlink-sms/", env!("CARGO_PKG_VERSION"))).map_err(|e| e.to_string())?;
     post(&client, g, json!({ "phoneNumber": phone_number, "text": text }).to_string()).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_outbox_file_gets_one_json_line_per_code() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sms.jsonl");
-        let (queue, sender) = SmsSender::new(SmsSink::File(path.clone()), 10).unwrap();
-        assert!(queue.to_file());
-        for code in ["123456", "654321"] {
-            queue.push(SmsMessage {
-                phone_number: "+8613800138000".into(),
-                text: format!("{code} is your code"),
-                gateway: None,
-            });
-        }
-        assert_eq!(sender.run_once().await, 2);
-        let lines: Vec<serde_json::Value> =
-            std::fs::read_to_string(&path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines[1], json!({"phoneNumber": "+8613800138000", "text": "654321 is your code"}));
-        assert_eq!(
-            format!("{:?}", SmsMessage { phone_number: "+1".into(), text: "123456".into(), gateway: None }),
-            "SmsMessage(<redacted>)"
-        );
-    }
-
-    #[tokio::test]
-    async fn without_a_gateway_nothing_is_sent_and_a_full_queue_drops() {
-        let (queue, sender) = SmsSender::new(SmsSink::Gateways(DeliveryConfig::default()), 1).unwrap();
-        assert!(!queue.to_file());
-        for _ in 0..3 {
-            queue.push(SmsMessage { phone_number: "+8613800138000".into(), text: "1".into(), gateway: None });
-        }
-        assert_eq!(sender.run_once().await, 0, "one message queued, nowhere to send it; the others dropped");
-    }
 }

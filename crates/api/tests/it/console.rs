@@ -619,7 +619,7 @@ async fn a_carrier_tries_its_sms_gateway_and_counts_its_codes(db: TestDb) {
     ask_code(&app, N).await;
     ask_code(&app, "+8613800138001").await;
     ask_code(&app, "+8613800999999").await;
-    app.sms.run_once().await;
+    app.sms.run_once().await.unwrap();
     // A carrier without a gateway: its subscriber's code is counted, and counted as not sent.
     let (_, other) = app.participant(store::Role::Carrier, "Carrier B", &["+86139"]).await;
     app.accept(

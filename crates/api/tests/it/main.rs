@@ -90,7 +90,7 @@ impl TestApp {
         let runner = JobRunner::new(store.clone(), limits.files);
         let webhooks = DeliveryConfig { allow_loopback: true, timeout_ms: 2_000, ..DeliveryConfig::default() };
         let deliverer = Deliverer::new(store.clone(), webhooks).unwrap();
-        let (queue, sms) = SmsSender::new(SmsSink::Gateways(webhooks), 100).unwrap();
+        let (queue, sms) = SmsSender::new(store.clone(), SmsSink::Gateways(webhooks), 100).unwrap();
         let holder_state = HolderState::new(holder.clone(), store::testing::test_hash_key(), queue);
         let stopping = Arc::new(tokio::sync::watch::Sender::new(false));
         let state = AppState::new(api::StateParts {

@@ -20,7 +20,8 @@ backend_tests!(
     a_file_queued_on_one_node_is_run_by_the_other_and_read_on_either,
     a_job_whose_node_stopped_is_taken_over_from_its_checkpoint,
     an_endpoints_deliveries_are_attempted_by_one_node_at_a_time,
-    a_clients_code_requests_count_on_every_node
+    a_clients_code_requests_count_on_every_node,
+    a_code_queued_on_a_node_that_stopped_is_sent_by_the_other
 );
 
 const NUMBER: &str = "+8613800138000";
@@ -285,5 +286,55 @@ async fn a_clients_code_requests_count_on_every_node(db: TestDb) {
         assert_eq!(r.headers["retry-after"], "3600");
     }
     assert_eq!(b.send(code_request("198.51.100.8:40000", "+8613800138099")).await.status, 201, "another address");
+    drop(b);
+}
+
+/// The JSON lines an SMS outbox file holds.
+fn outbox_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Codes wait in the database's outbox, sealed: node A queues one and claims it, then stops before
+/// sending; node B sends it once A's claim has run out. Both nodes' senders at once send a code once.
+/// A full outbox takes no more; a code that expired unsent is dropped.
+async fn a_code_queued_on_a_node_that_stopped_is_sent_by_the_other(db: TestDb) {
+    use domain::Clock;
+    let a = TestApp::new(db);
+    let b = a.another_node();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sms.jsonl");
+    let sink = || workers::SmsSink::File(file.clone());
+    let (queue_a, sender_a) = workers::SmsSender::new(a.store.clone(), sink(), 2).unwrap();
+    let (_, sender_b) = workers::SmsSender::new(b.store.clone(), sink(), 2).unwrap();
+    let now = a.clock.now().as_second();
+    let code = |text: &str, expires_at: i64| workers::SmsMessage {
+        phone_number: NUMBER.into(),
+        text: text.into(),
+        gateway: None,
+        expires_at,
+    };
+    queue_a.push(code("111111 is your code", now + 600)).await;
+    let sealed: Vec<String> = a.db.query_texts("SELECT sealed FROM sms_outbox");
+    assert!(sealed.len() == 1 && !sealed[0].contains("111111"), "the code is sealed in the outbox");
+    assert_eq!(a.store.claim_sms(16).await.unwrap().len(), 1, "A claims it, and stops");
+    assert_eq!(sender_b.run_once().await.unwrap(), 0, "A's claim holds");
+    a.advance(store::SMS_LEASE_SECS + 1);
+    assert_eq!(sender_b.run_once().await.unwrap(), 1);
+    assert_eq!(outbox_lines(&file), vec![json!({"phoneNumber": NUMBER, "text": "111111 is your code"})]);
+    // Both senders at once: one of them sends it.
+    let now = a.clock.now().as_second();
+    queue_a.push(code("222222 is your code", now + 600)).await;
+    let (sent_a, sent_b) = tokio::join!(sender_a.run_once(), sender_b.run_once());
+    assert_eq!(sent_a.unwrap() + sent_b.unwrap(), 1);
+    assert_eq!(outbox_lines(&file).len(), 2);
+    // Two may wait; a third is not kept. One whose code expires unsent is dropped.
+    for text in ["333333", "444444", "555555"] {
+        queue_a.push(code(text, now + 600)).await;
+    }
+    assert_eq!(a.db.query_texts("SELECT sealed FROM sms_outbox").len(), 2, "the third was not kept");
+    a.advance(601);
+    assert_eq!(sender_b.run_once().await.unwrap(), 0, "expired, not sent");
+    assert_eq!(outbox_lines(&file).len(), 2);
+    assert!(a.db.query_texts("SELECT sealed FROM sms_outbox").is_empty(), "and gone from the outbox");
     drop(b);
 }

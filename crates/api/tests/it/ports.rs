@@ -75,7 +75,7 @@ async fn code_goes_to(app: &TestApp, c: &Carriers, n: &str) -> (usize, usize) {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    app.sms.run_once().await;
+    app.sms.run_once().await.unwrap();
     (c.a_gateway.received().len() - a0, c.b_gateway.received().len() - b0)
 }
 

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod otp;
 pub mod participants;
 pub mod report;
+pub mod sms;
 pub mod unbind;
 pub mod webhooks;
 
