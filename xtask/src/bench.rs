@@ -776,6 +776,7 @@ fn failover(root: &Path) -> Result<()> {
         };
         let (pa, pb) = (free_port()?, free_port()?);
         let servers = (serve("a", pa)?, serve("b", pb)?);
+        let mark = dir.join("primary-lost-at");
         if run == 0 {
             // The ingest a primary holds when every commit waits for its standby, and the follow lag.
             let out = Command::new(&bench)
@@ -800,6 +801,8 @@ fn failover(root: &Path) -> Result<()> {
         }
         let writes = Command::new(&bench)
             .args(["writes", "--a", &pa.to_string(), "--b", &pb.to_string(), "--carrier", &carrier, "--secs", "10"])
+            .arg("--mark")
+            .arg(&mark)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
@@ -808,6 +811,7 @@ fn failover(root: &Path) -> Result<()> {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
         };
         let lost = unix_ms();
+        std::fs::write(&mark, format!("{lost}"))?;
         primary.stop_now()?;
         let promoting = Instant::now();
         standby.promote()?;
@@ -818,7 +822,7 @@ fn failover(root: &Path) -> Result<()> {
         }
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let v = |k: &str| json_field(&text, k).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
-        let first_after = v("longest_wait_end_unix_ms") - lost;
+        let first_after = v("first_ack_after_mark_ms");
         rows.push((promote_ms, first_after, v("longest_wait_ms"), v("batches"), v("refused")));
         drop(servers);
         drop((standby, primary));

@@ -2,8 +2,9 @@
 //! nodes A and B in turn, as a load balancer would, each as soon as the one before is acknowledged; a
 //! batch that is not acknowledged (the node answers 503, or its connection fails) is sent again, the
 //! same events, to the other node, until it is. Prints one JSON line: the batches acknowledged, the
-//! attempts refused, and the longest wait between two acknowledgements with when it ended (unix
-//! milliseconds), which `cargo xtask bench` sets against the moment it stopped the primary.
+//! attempts refused, the longest wait between two acknowledgements, and, given `--mark FILE` holding
+//! the moment (unix milliseconds) `cargo xtask bench` stopped the primary, how long after it the first
+//! write was acknowledged (the end of the first wait over 50 ms that ends after it).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +29,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut conns: [Option<Conn>; 2] = [None, None];
     let (mut acked, mut refused, mut node) = (0u64, 0u64, 0usize);
     let (mut last_ack, mut longest, mut longest_end) = (unix_ms(), 0.0f64, 0.0f64);
+    // Every wait of over 50 ms between acknowledgements: (when it ended, how long), unix ms.
+    let mut gaps: Vec<(f64, f64)> = Vec::new();
     let mut batch = 0u64;
     while started.elapsed().as_secs_f64() < secs {
         let events: Vec<_> = (0..10)
@@ -78,11 +81,19 @@ pub fn run(args: &[String]) -> Result<()> {
         if now - last_ack > longest {
             (longest, longest_end) = (now - last_ack, now);
         }
+        if now - last_ack > 50.0 {
+            gaps.push((now, now - last_ack));
+        }
         last_ack = now;
         acked += 1;
         batch += 1;
         node = 1 - node;
     }
+    // When the caller (`cargo xtask bench`) stopped the primary, if it wrote that down: the first
+    // acknowledgement after it ends the first wait that ends after it.
+    let mark: Option<f64> =
+        arg("--mark").and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| t.trim().parse().ok());
+    let first_after_mark = mark.and_then(|m| gaps.iter().find(|(end, _)| *end > m).map(|(end, _)| end - m));
     println!(
         "{}",
         json!({
@@ -90,6 +101,8 @@ pub fn run(args: &[String]) -> Result<()> {
             "refused": refused,
             "longest_wait_ms": longest,
             "longest_wait_end_unix_ms": longest_end,
+            "waits_over_50_ms": gaps.len(),
+            "first_ack_after_mark_ms": first_after_mark,
         })
     );
     Ok(())
