@@ -465,6 +465,30 @@ async fn serve(o: &Overrides) -> Result<()> {
     });
     let stopping = state.stopping.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // This node's name, held for as long as it runs: a second process under the same name (which
+    // would share its claims on jobs and deliveries) is told in the log, loudly, until one stops.
+    let name_store = store.clone();
+    tokio::spawn(async move {
+        let boot = store::new_id("boot");
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(store::NODE_NAME_LEASE_SECS as u64 / 3));
+        let mut others_until = None;
+        loop {
+            every.tick().await;
+            match name_store.announce_node(boot.clone()).await {
+                Ok(None) => others_until = None,
+                // The same hold, not renewed: the process this one replaces, until its hold runs out.
+                Ok(Some(until)) if others_until.is_none_or(|seen| seen == until) => others_until = Some(until),
+                Ok(Some(until)) => {
+                    others_until = Some(until);
+                    tracing::error!(
+                        node = name_store.node(),
+                        "another process is running as this node: give each node its own node_name"
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, "announcing this node failed"),
+            }
+        }
+    });
     // The SMS sender: sends one-time codes from the outbox, this node's and any other's, until
     // shutdown (what it has not sent waits in the outbox for the next node).
     let mut sms_stop = stop_rx.clone();

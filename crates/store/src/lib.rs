@@ -319,6 +319,9 @@ struct Inner {
     snapshot_seq: std::sync::atomic::AtomicU64,
 }
 
+/// How long a server's hold on its node's name lasts unless renewed (see [`Store::announce_node`]).
+pub const NODE_NAME_LEASE_SECS: i64 = 30;
+
 /// How long a valid API key is trusted without reading the database again.
 pub const KEY_CACHE_SECS: u64 = 5;
 
@@ -1548,6 +1551,25 @@ impl Store {
     pub async fn renew_job_claim(&self, job_id: &JobId) -> Result<bool, StoreError> {
         let (id, node) = (job_id.to_string(), self.inner.node.clone());
         self.write(move |ctx| ctx.renew_job_claim(&id, &node)).await
+    }
+
+    /// Says that this process, started as `boot` (an id of its own), is this node, for
+    /// [`NODE_NAME_LEASE_SECS`]: call it every third of that. `Ok(None)` when it is; `Ok(Some(until))`
+    /// when another process holds the node's name until then. That is a predecessor that died, if
+    /// `until` stays as it is; another process running under the same name, if it moves on.
+    pub async fn announce_node(&self, boot: String) -> Result<Option<i64>, StoreError> {
+        let name = format!("node:{}", self.inner.node);
+        self.write(move |ctx| {
+            if let Some((holder, until)) = ctx.lease_holder(&name)?
+                && holder != boot
+                && until >= ctx.now_unix()
+            {
+                return Ok(Some(until));
+            }
+            ctx.take_lease(&name, &boot, NODE_NAME_LEASE_SECS)?;
+            Ok(None)
+        })
+        .await
     }
 
     /// This process's name among the nodes (see [`StoreConfig::node`]).

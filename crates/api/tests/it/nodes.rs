@@ -21,7 +21,8 @@ backend_tests!(
     a_job_whose_node_stopped_is_taken_over_from_its_checkpoint,
     an_endpoints_deliveries_are_attempted_by_one_node_at_a_time,
     a_clients_code_requests_count_on_every_node,
-    a_code_queued_on_a_node_that_stopped_is_sent_by_the_other
+    a_code_queued_on_a_node_that_stopped_is_sent_by_the_other,
+    a_second_process_under_a_nodes_name_is_told
 );
 
 const NUMBER: &str = "+8613800138000";
@@ -337,4 +338,22 @@ async fn a_code_queued_on_a_node_that_stopped_is_sent_by_the_other(db: TestDb) {
     assert_eq!(outbox_lines(&file).len(), 2);
     assert!(a.db.query_texts("SELECT sealed FROM sms_outbox").is_empty(), "and gone from the outbox");
     drop(b);
+}
+
+/// A node's name is held by the process running as it: a second process under the same name hears
+/// of the first as long as the first renews its hold; once it stops renewing (it died), the second
+/// takes the name over.
+async fn a_second_process_under_a_nodes_name_is_told(db: TestDb) {
+    let a = TestApp::new(db);
+    let same = a.db.beside().open_configured(a.clock.clone(), |c| c.node = Some(a.store.node().to_string()));
+    assert_eq!(a.store.announce_node("boot-1".into()).await.unwrap(), None, "the first holds the name");
+    let held = same.announce_node("boot-2".into()).await.unwrap();
+    assert!(held.is_some(), "the second hears of the first");
+    a.advance(10);
+    assert_eq!(a.store.announce_node("boot-1".into()).await.unwrap(), None, "the first renews");
+    let renewed = same.announce_node("boot-2".into()).await.unwrap();
+    assert!(renewed > held, "and the second sees the hold move on: two processes, one name");
+    a.advance(store::NODE_NAME_LEASE_SECS + 1);
+    assert_eq!(same.announce_node("boot-2".into()).await.unwrap(), None, "the first's hold ran out");
+    drop(same);
 }

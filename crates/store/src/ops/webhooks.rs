@@ -329,6 +329,12 @@ impl WriteCtx {
         Ok(holder.map(|r| r.text(0)).transpose()?.is_some_and(|h| h == node))
     }
 
+    /// The holder of the lease `name` and until when, if it has one.
+    pub(crate) fn lease_holder(&mut self, name: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let row = self.conn.query_one("SELECT node, until FROM leases WHERE name = $1", &[name.into()])?;
+        row.map(|r| Ok((r.text(0)?, r.i64(1)?))).transpose()
+    }
+
     /// Gives back the lease `name` if `node` holds it.
     pub(crate) fn release_lease(&mut self, name: &str, node: &str) -> Result<(), StoreError> {
         self.conn.exec("DELETE FROM leases WHERE name = $1 AND node = $2", &[name.into(), node.into()])?;
