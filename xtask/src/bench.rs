@@ -598,6 +598,82 @@ fn lifecycle_order(root: &Path, events: &str) -> Result<()> {
     Ok(())
 }
 
+/// Two `numlink serve` nodes (`a`, `b`: homes of their own under `dir`, free ports) on the database
+/// `db`, with a carrier and a bank added through the command line; both nodes stop when it is dropped.
+struct TwoNodes {
+    carrier: String,
+    bank: String,
+    ports: (u16, u16),
+    _servers: (Killed, Killed),
+}
+
+impl TwoNodes {
+    fn start(bin: &Path, dir: &Path, db: &str) -> Result<TwoNodes> {
+        let hash_key = "cd".repeat(32);
+        let cli = |args: &[&str]| -> Result<String> {
+            let out = Command::new(bin)
+                .current_dir(dir)
+                .args(args)
+                .args(["--db", db])
+                .env("NUMLINK_HASH_KEY", &hash_key)
+                .output()?;
+            if !out.status.success() {
+                bail!("numlink {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        };
+        let carrier = cli(&[
+            "participant",
+            "add",
+            "--role",
+            "carrier",
+            "--name",
+            "Carrier",
+            "--prefix",
+            "+86138",
+            "--reporting-since",
+            "2018-01-01",
+        ])?;
+        let bank = cli(&["participant", "add", "--role", "institution", "--name", "Bank"])?;
+        let serve = |name: &str, port: u16| -> Result<Killed> {
+            let home = dir.join(name);
+            std::fs::create_dir_all(&home)?;
+            let node = Killed(
+                Command::new(bin)
+                    .current_dir(&home)
+                    .args(["serve", "--db", db, "--listen", &format!("127.0.0.1:{port}")])
+                    .env("NUMLINK_HASH_KEY", &hash_key)
+                    .stderr(std::fs::File::create(home.join("server.log"))?)
+                    .spawn()?,
+            );
+            wait_for_port(port)?;
+            Ok(node)
+        };
+        let ports = (free_port()?, free_port()?);
+        let servers = (serve("a", ports.0)?, serve("b", ports.1)?);
+        Ok(TwoNodes {
+            carrier: json_field(&carrier, "apiKey").context("carrier key")?,
+            bank: json_field(&bank, "apiKey").context("bank key")?,
+            ports,
+            _servers: servers,
+        })
+    }
+
+    /// `bench follow` against the two nodes: its JSON line.
+    fn follow(&self, bench: &Path, loaders: &str, secs: &str) -> Result<String> {
+        let (a, b) = (self.ports.0.to_string(), self.ports.1.to_string());
+        let out = Command::new(bench)
+            .args(["follow", "--a", &a, "--b", &b, "--carrier", &self.carrier, "--bank", &self.bank])
+            .args(["--loaders", loaders, "--secs", secs])
+            .stderr(Stdio::inherit())
+            .output()?;
+        if !out.status.success() {
+            bail!("bench follow failed");
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
 /// Two `numlink serve` nodes on one durable throwaway PostgreSQL, whole-system: how long after node A
 /// acknowledges an event node B answers from it (`bench follow`: a probe every 20 ms asks B with A's
 /// `numlink-min-position`) while two loaders post batches of 1,000 events to A as fast as it takes
@@ -610,70 +686,17 @@ fn nodes(root: &Path) -> Result<()> {
     let guard = TempDir(std::env::temp_dir().join(format!("numlink-bench-nodes-{}", std::process::id())));
     let dir = guard.0.clone();
     std::fs::create_dir_all(&dir)?;
-    let hash_key = "cd".repeat(32);
-    let cli = |args: &[&str]| -> Result<String> {
-        let out = Command::new(&bin)
-            .current_dir(&dir)
-            .args(args)
-            .args(["--db", &db])
-            .env("NUMLINK_HASH_KEY", &hash_key)
-            .output()?;
-        if !out.status.success() {
-            bail!("numlink {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    };
-    let carrier = cli(&[
-        "participant",
-        "add",
-        "--role",
-        "carrier",
-        "--name",
-        "Carrier",
-        "--prefix",
-        "+86138",
-        "--reporting-since",
-        "2018-01-01",
-    ])?;
-    let bank = cli(&["participant", "add", "--role", "institution", "--name", "Bank"])?;
-    let (carrier, bank) =
-        (json_field(&carrier, "apiKey").context("carrier key")?, json_field(&bank, "apiKey").context("bank key")?);
-    let serve = |name: &str, port: u16| -> Result<Killed> {
-        let home = dir.join(name);
-        std::fs::create_dir_all(&home)?;
-        let node = Killed(
-            Command::new(&bin)
-                .current_dir(&home)
-                .args(["serve", "--db", &db, "--listen", &format!("127.0.0.1:{port}")])
-                .env("NUMLINK_HASH_KEY", &hash_key)
-                .stderr(std::fs::File::create(home.join("server.log"))?)
-                .spawn()?,
-        );
-        wait_for_port(port)?;
-        Ok(node)
-    };
-    let (pa, pb) = (free_port()?, free_port()?);
-    let servers = (serve("a", pa)?, serve("b", pb)?);
-    let follow = |loaders: &str, secs: &str| -> Result<String> {
-        let out = Command::new(&bench)
-            .args(["follow", "--a", &pa.to_string(), "--b", &pb.to_string(), "--carrier", &carrier, "--bank", &bank])
-            .args(["--loaders", loaders, "--secs", secs])
-            .stderr(Stdio::inherit())
-            .output()?;
-        if !out.status.success() {
-            bail!("bench follow failed");
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    };
-    let idle = follow("0", "10")?;
-    let loaded = follow("2", "30")?;
+    let nodes = TwoNodes::start(&bin, &dir, &db)?;
+    let (pa, pb) = nodes.ports;
+    let idle = nodes.follow(&bench, "0", "10")?;
+    let loaded = nodes.follow(&bench, "2", "30")?;
     let v = |text: &str, k: &str| json_field(text, k).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
     // Checks: numbers of the carrier's range, most never reported (answered from the index alike).
     let sample = dir.join("sample.txt");
     let numbers: String = (0..100_000u64).map(|i| format!("+86138{:08}\n", i * 997 % 100_000_000)).collect();
     std::fs::write(&sample, numbers)?;
     let camara = root.join("xtask/bench/camara.lua");
-    let env = [("NUMLINK_SAMPLE", sample.display().to_string()), ("NUMLINK_KEY", bank.clone())];
+    let env = [("NUMLINK_SAMPLE", sample.display().to_string()), ("NUMLINK_KEY", nodes.bank.clone())];
     let (url_a, url_b) = (format!("http://127.0.0.1:{pa}"), format!("http://127.0.0.1:{pb}"));
     wrk(&dir, &camara, 64, &url_a, &env)?;
     let one = wrk(&dir, &camara, 64, &url_a, &env)?;
@@ -713,7 +736,7 @@ fn nodes(root: &Path) -> Result<()> {
         both_b.p99_ms,
         (both_a.requests_per_s + both_b.requests_per_s) / one.requests_per_s
     );
-    drop(servers);
+    drop(nodes);
     drop(cluster);
     Ok(())
 }
@@ -740,64 +763,13 @@ fn failover(root: &Path) -> Result<()> {
         let guard = TempDir(std::env::temp_dir().join(format!("numlink-bench-failover-{}-{run}", std::process::id())));
         let dir = guard.0.clone();
         std::fs::create_dir_all(&dir)?;
-        let hash_key = "cd".repeat(32);
-        let out = Command::new(&bin)
-            .current_dir(&dir)
-            .args(["participant", "add", "--role", "carrier", "--name", "Carrier", "--prefix", "+86138"])
-            .args(["--reporting-since", "2018-01-01", "--db", &db])
-            .env("NUMLINK_HASH_KEY", &hash_key)
-            .output()?;
-        if !out.status.success() {
-            bail!("numlink participant add failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let carrier = json_field(&String::from_utf8_lossy(&out.stdout), "apiKey").context("carrier key")?;
-        let out = Command::new(&bin)
-            .current_dir(&dir)
-            .args(["participant", "add", "--role", "institution", "--name", "Bank", "--db", &db])
-            .env("NUMLINK_HASH_KEY", &hash_key)
-            .output()?;
-        if !out.status.success() {
-            bail!("numlink participant add failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let bank = json_field(&String::from_utf8_lossy(&out.stdout), "apiKey").context("bank key")?;
-        let serve = |name: &str, port: u16| -> Result<Killed> {
-            let home = dir.join(name);
-            std::fs::create_dir_all(&home)?;
-            let node = Killed(
-                Command::new(&bin)
-                    .current_dir(&home)
-                    .args(["serve", "--db", &db, "--listen", &format!("127.0.0.1:{port}")])
-                    .env("NUMLINK_HASH_KEY", &hash_key)
-                    .stderr(std::fs::File::create(home.join("server.log"))?)
-                    .spawn()?,
-            );
-            wait_for_port(port)?;
-            Ok(node)
-        };
-        let (pa, pb) = (free_port()?, free_port()?);
-        let servers = (serve("a", pa)?, serve("b", pb)?);
+        let nodes = TwoNodes::start(&bin, &dir, &db)?;
+        let (pa, pb) = nodes.ports;
+        let carrier = nodes.carrier.clone();
         let mark = dir.join("primary-lost-at");
         if run == 0 {
             // The ingest a primary holds when every commit waits for its standby, and the follow lag.
-            let out = Command::new(&bench)
-                .args([
-                    "follow",
-                    "--a",
-                    &pa.to_string(),
-                    "--b",
-                    &pb.to_string(),
-                    "--carrier",
-                    &carrier,
-                    "--bank",
-                    &bank,
-                ])
-                .args(["--loaders", "2", "--secs", "20"])
-                .stderr(Stdio::inherit())
-                .output()?;
-            if !out.status.success() {
-                bail!("bench follow failed");
-            }
-            ingest = Some(String::from_utf8_lossy(&out.stdout).into_owned());
+            ingest = Some(nodes.follow(&bench, "2", "20")?);
         }
         let writes = Command::new(&bench)
             .args(["writes", "--a", &pa.to_string(), "--b", &pb.to_string(), "--carrier", &carrier, "--secs", "10"])
@@ -824,7 +796,7 @@ fn failover(root: &Path) -> Result<()> {
         let v = |k: &str| json_field(&text, k).and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
         let first_after = v("first_ack_after_mark_ms");
         rows.push((promote_ms, first_after, v("longest_wait_ms"), v("batches"), v("refused")));
-        drop(servers);
+        drop(nodes);
         drop((standby, primary));
     }
     if let Some(text) = ingest {

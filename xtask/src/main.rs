@@ -134,6 +134,9 @@ fn run_counting(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Settings of a durable cluster for benchmarks: every commit flushed, sized for bulk writes.
+const DURABLE: &str = "-c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=15min";
+
 /// A PostgreSQL cluster in a temporary directory, on a free loopback port, stopped and removed on drop.
 pub(crate) struct PgCluster {
     dir: PathBuf,
@@ -166,33 +169,43 @@ impl PgCluster {
     /// A cluster for benchmarks, durable as a deployment's: every commit flushed, settings sized for
     /// bulk writes (a deployment's are larger).
     pub(crate) fn start_durable() -> Result<PgCluster> {
-        PgCluster::start_with("-c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=15min")
+        PgCluster::start_with(DURABLE)
     }
 
     fn start_with(settings: &str) -> Result<PgCluster> {
-        let bin = find_pg_bin()?;
-        // PostgreSQL refuses to run as root: run it as the `postgres` user then.
+        let cluster = PgCluster::empty("", find_pg_bin()?)?;
+        let data = cluster.dir.join("data");
+        cluster.pg("initdb", &["-D", path(&data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])?;
+        cluster.run_server(settings)?;
+        eprintln!("started a throwaway PostgreSQL cluster at {}", cluster.url());
+        Ok(cluster)
+    }
+
+    /// A cluster not yet made: its directory (`numlink-pg-<pid><suffix>`, the `postgres` user's when run
+    /// as root, since PostgreSQL refuses to run as root) and a free loopback port.
+    fn empty(suffix: &str, bin: PathBuf) -> Result<PgCluster> {
         let as_postgres_user =
             Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false);
-        let dir = std::env::temp_dir().join(format!("numlink-pg-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("numlink-pg-{}{suffix}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         if as_postgres_user {
             run(Command::new("chown").arg("postgres:").arg(&dir))?;
         }
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let cluster = PgCluster { dir, bin, port, as_postgres_user };
-        let data = cluster.dir.join("data");
-        cluster.pg("initdb", &["-D", path(&data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])?;
+        Ok(PgCluster { dir, bin, port, as_postgres_user })
+    }
+
+    /// Starts the server of `data` on the cluster's port, with `settings`.
+    fn run_server(&self, settings: &str) -> Result<()> {
+        let data = self.dir.join("data");
         let opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 {settings}",
-            cluster.port,
-            cluster.dir.display()
+            self.port,
+            self.dir.display()
         );
-        let log = cluster.dir.join("postgres.log");
-        cluster.pg("pg_ctl", &["-D", path(&data), "-o", &opts, "-l", path(&log), "-w", "start"])?;
-        eprintln!("started a throwaway PostgreSQL cluster at {}", cluster.url());
-        Ok(cluster)
+        let log = self.dir.join("postgres.log");
+        self.pg("pg_ctl", &["-D", path(&data), "-o", &opts, "-l", path(&log), "-w", "start"])
     }
 
     fn pg(&self, tool: &str, args: &[&str]) -> Result<()> {
@@ -214,22 +227,13 @@ impl PgCluster {
 
     /// A durable primary whose every commit waits for its standby (`standby1`, [`PgCluster::standby`]).
     pub(crate) fn start_durable_primary() -> Result<PgCluster> {
-        PgCluster::start_with(
-            "-c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=15min -c synchronous_standby_names=standby1",
-        )
+        PgCluster::start_with(&format!("{DURABLE} -c synchronous_standby_names=standby1"))
     }
 
-    /// A streaming-replication standby of this cluster, named `standby1`, in a directory and on a port
-    /// of its own; once promoted it waits for no standby of its own.
+    /// A durable streaming-replication standby of this cluster, named `standby1`, in a directory and on
+    /// a port of its own; once promoted it waits for no standby of its own.
     pub(crate) fn standby(&self) -> Result<PgCluster> {
-        let dir = std::env::temp_dir().join(format!("numlink-pg-{}-standby", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        if self.as_postgres_user {
-            run(Command::new("chown").arg("postgres:").arg(&dir))?;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let standby = PgCluster { dir, bin: self.bin.clone(), port, as_postgres_user: self.as_postgres_user };
+        let standby = PgCluster::empty("-standby", self.bin.clone())?;
         let data = standby.dir.join("data");
         let from = format!("host=127.0.0.1 port={} user=postgres", self.port);
         standby.pg("pg_basebackup", &["-d", &from, "-D", path(&data), "-X", "stream", "-R"])?;
@@ -237,13 +241,7 @@ impl PgCluster {
         let mut auto = std::fs::OpenOptions::new().append(true).open(data.join("postgresql.auto.conf"))?;
         std::io::Write::write_all(&mut auto, conf.as_bytes())?;
         drop(auto);
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=1GB -c max_wal_size=8GB",
-            standby.port,
-            standby.dir.display()
-        );
-        let log = standby.dir.join("postgres.log");
-        standby.pg("pg_ctl", &["-D", path(&data), "-o", &opts, "-l", path(&log), "-w", "start"])?;
+        standby.run_server(DURABLE)?;
         Ok(standby)
     }
 

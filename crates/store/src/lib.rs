@@ -1597,7 +1597,7 @@ impl Store {
 
     /// Drops the kept file `name` (an upload whose job was not queued).
     pub async fn drop_kept_file(&self, name: String) -> Result<(), StoreError> {
-        self.read(move |c| c.exec("DELETE FROM file_parts WHERE name = $1", &[name.as_str().into()]).map(|_| ())).await
+        self.read(move |c| ops::jobs::drop_kept_file(c, &name)).await
     }
 
     /// The part of the kept file `name` that holds byte `at`: where it starts, and its bytes.

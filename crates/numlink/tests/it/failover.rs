@@ -335,8 +335,10 @@ fn two_nodes_lose_nothing_acknowledged_across_a_kill_and_a_failover() {
                 .unwrap();
             r.headers()["numlink-position"].to_str().unwrap().to_string()
         };
+        // And the file's numbers no one bound too (every 50th).
+        let touched: Vec<u32> = (0..N).chain((10_000..12_000).step_by(50)).collect();
         for node in 0..2 {
-            for i in 0..N {
+            for &i in &touched {
                 let body = json!({"phoneNumber": number(i), "specifiedDate": "2024-01-01"});
                 let r = client
                     .post(format!("{}/number-recycling/v0.2/check", nodes.get(node)))
@@ -347,22 +349,6 @@ fn two_nodes_lose_nothing_acknowledged_across_a_kill_and_a_failover() {
                     .await
                     .unwrap();
                 assert_eq!(r.status(), 200);
-                let answer: Value = r.json().await.unwrap();
-                assert_eq!(answer["phoneNumberRecycled"], true, "node {node}, {}", number(i));
-            }
-        }
-        // The file's numbers no one bound too (every 50th).
-        for node in 0..2 {
-            for i in (10_000..12_000).step_by(50) {
-                let body = json!({"phoneNumber": number(i), "specifiedDate": "2024-01-01"});
-                let r = client
-                    .post(format!("{}/number-recycling/v0.2/check", nodes.get(node)))
-                    .bearer_auth(&bank)
-                    .header("numlink-min-position", &position)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
                 let answer: Value = r.json().await.unwrap();
                 assert_eq!(answer["phoneNumberRecycled"], true, "node {node}, {}", number(i));
             }

@@ -144,6 +144,12 @@ pub(crate) fn file_part(conn: &mut dyn Conn, name: &str, at: u64) -> Result<Opti
     row.map(|r| Ok((r.i64(0)? as u64, r.opt_bytes(1).unwrap_or_default()))).transpose()
 }
 
+/// Drops a file the database keeps for every node, if it keeps it.
+pub(crate) fn drop_kept_file(conn: &mut dyn Conn, name: &str) -> Result<(), StoreError> {
+    conn.exec("DELETE FROM file_parts WHERE name = $1", &[name.into()])?;
+    Ok(())
+}
+
 /// Keeps the file at `path` under `name`, in parts of [`FILE_PART_BYTES`], in one transaction.
 pub(crate) fn put_file(conn: &mut dyn Conn, name: &str, path: &std::path::Path) -> Result<u64, StoreError> {
     use std::io::Read;
@@ -606,10 +612,8 @@ impl WriteCtx {
         self.audit("numlink", "job.outputs_deleted", None, &format!("id={job_id}"))
     }
 
-    /// Drops a file the database keeps for every node, if it keeps it.
     fn drop_file(&mut self, name: &str) -> Result<(), StoreError> {
-        self.conn.exec("DELETE FROM file_parts WHERE name = $1", &[name.into()])?;
-        Ok(())
+        drop_kept_file(self.conn.as_mut(), name)
     }
 
     /// Drops the files of a job the database keeps, if it keeps them: the upload and the result.

@@ -9,6 +9,7 @@ pub mod console;
 pub mod events;
 pub mod jobs;
 pub mod kyc;
+pub mod leases;
 pub mod limits;
 pub mod otp;
 pub mod participants;
