@@ -232,6 +232,17 @@ fn wrk(dir: &Path, script: &Path, connections: u32, url: &str, env: &[(&str, Str
 /// Over HTTP, whole-system, against the release binary: the CAMARA check and `/v1/reassignment-checks`
 /// by wrk, against a bare axum handler returning a fixed JSON body (`bench bare`), same tool, same
 /// connections, same run. The registry: `numbers` numbers shaped like a Chinese carrier's, on SQLite.
+/// A `numlink.toml` for a server under a bench's load: the per-participant and per-address rate
+/// limits (which still run) far above any rate the bench reaches, since a bench measures the server,
+/// not its limits.
+fn write_bench_config(dir: &Path) -> Result<()> {
+    let unlimited = "{ per_sec = 100000000, burst = 100000000 }";
+    let roles = ["carrier", "institution", "regulator", "portability", "anonymous_per_client"];
+    let table: String = roles.iter().map(|r| format!("{r} = {unlimited}\n")).collect();
+    std::fs::write(dir.join("numlink.toml"), format!("[rate_limits]\n{table}"))?;
+    Ok(())
+}
+
 fn http(root: &Path, numbers: &str, check_rows: &str) -> Result<()> {
     crate::run(Command::new("cargo").current_dir(root).args(["build", "--release", "-p", "numlink", "-p", "bench"]))?;
     let bin = release(root, "numlink");
@@ -239,6 +250,7 @@ fn http(root: &Path, numbers: &str, check_rows: &str) -> Result<()> {
     let guard = TempDir(std::env::temp_dir().join(format!("numlink-bench-http-{}", std::process::id())));
     let dir = guard.0.clone();
     std::fs::create_dir_all(&dir)?;
+    write_bench_config(&dir)?;
     let db = dir.join("numlink.db");
     let sample = dir.join("sample.txt");
     let check_file = dir.join("checks.csv");
@@ -638,6 +650,7 @@ impl TwoNodes {
         let serve = |name: &str, port: u16| -> Result<Killed> {
             let home = dir.join(name);
             std::fs::create_dir_all(&home)?;
+            write_bench_config(&home)?;
             let node = Killed(
                 Command::new(bin)
                     .current_dir(&home)
@@ -834,6 +847,7 @@ fn fanout(root: &Path, n: usize, batch_events: u32) -> Result<()> {
     let guard = TempDir(std::env::temp_dir().join(format!("numlink-bench-{}", std::process::id())));
     let dir = guard.0.clone();
     std::fs::create_dir_all(&dir)?;
+    write_bench_config(&dir)?;
 
     let carrier = run_json(
         &bin,

@@ -6,6 +6,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use store::{Participant, Role};
 
+use crate::admit::KeyRefused;
 use crate::error::{ApiError, ErrorCode};
 use crate::holder::{self, Holder};
 use crate::state::AppState;
@@ -14,8 +15,10 @@ use crate::state::AppState;
 #[derive(Clone, Debug)]
 pub struct Caller(pub Participant);
 
+const KEY_NOT_VALID: &str = "the API key is not valid, or was revoked";
+
 /// Longest key we look at; anything longer cannot be one of ours.
-const KEY_BYTES_MAX: usize = 128;
+pub(crate) const KEY_BYTES_MAX: usize = 128;
 
 /// The credentials of an `Authorization: Bearer <credentials>` header. The scheme is
 /// case-insensitive (RFC 9110, 11.1): `bearer` and `BEARER` are `Bearer`.
@@ -29,6 +32,13 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let unauthenticated = |m: &str| ApiError::new(ErrorCode::Unauthenticated, m);
+        // Looked up already, on the way in (`admit`).
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        if parts.extensions.get::<KeyRefused>().is_some() {
+            return Err(unauthenticated(KEY_NOT_VALID));
+        }
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -39,7 +49,7 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| unauthenticated("the Authorization header must be \"Bearer <api key>\""))?;
         match state.store.authenticate(key).await? {
             Some(p) => Ok(Caller(p)),
-            None => Err(unauthenticated("the API key is not valid, or was revoked")),
+            None => Err(unauthenticated(KEY_NOT_VALID)),
         }
     }
 }

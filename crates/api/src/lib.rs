@@ -17,6 +17,7 @@ macro_rules! redacted_debug {
 }
 pub(crate) use redacted_debug;
 
+pub mod admit;
 pub mod attest;
 pub mod auth;
 pub mod endpoints;
@@ -167,12 +168,15 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::ops::healthz))
         .route("/metrics", get(routes::ops::metrics))
         .route_layer(middleware::from_fn(track))
+        // Inside the wait for a position: a key revoked on another node is refused once this node has
+        // reached the revocation.
+        .route_layer(middleware::from_fn_with_state(state.clone(), admit::admit))
         .route_layer(middleware::from_fn_with_state(state.clone(), position))
         .fallback(not_found)
         .with_state(state.clone());
+    let admit = middleware::from_fn_with_state(state.clone(), admit::admit);
     // The pages for people are not part of the API document: their own router.
-    api.merge(web::router(state).route_layer(middleware::from_fn(track)))
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
-        .layer(middleware::from_fn(correlator))
-        .layer(TraceLayer::new_for_http())
+    let pages = web::router(state).route_layer(middleware::from_fn(track)).route_layer(admit.clone());
+    let docs = Router::from(SwaggerUi::new("/docs").url("/openapi.json", openapi::document())).route_layer(admit);
+    api.merge(pages).merge(docs).layer(middleware::from_fn(correlator)).layer(TraceLayer::new_for_http())
 }

@@ -20,7 +20,10 @@ use crate::routes;
                        at least that change (it waits up to 2 s, then answers `503 POSITION_NOT_REACHED`, which \
                        may be retried). Any request may be answered `503 UNAVAILABLE` while the database is away \
                        (a restart, a failover): nothing of it was done, unless its reply was lost in flight; send \
-                       it again, to any node. Writes are keyed (an event's `eventId`, a binding's account \
+                       it again, to any node. Any request may be answered `429 TOO_MANY_REQUESTS` with \
+                       `Retry-After` (seconds) when its caller goes past its rate: a participant (all its API \
+                       keys) by its role's limit, anything without a valid key by its client address. \
+                       Writes are keyed (an event's `eventId`, a binding's account \
                        reference, an unbind request's institution), so a write sent again is a duplicate, never \
                        a second effect.",
         license(name = "Apache-2.0")

@@ -23,6 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+use crate::admit::TrustedProxies;
 use crate::limit::client_key;
 
 /// Connection limits, each with its unit in the name.
@@ -268,14 +269,14 @@ impl Drop for Slot {
     }
 }
 
-fn take_slot(open: &Arc<Mutex<Open>>, client: IpAddr, limits: &ServeLimits) -> Option<Slot> {
+/// A trusted proxy (`proxy`) carries many clients' connections: only the cap in all applies to it.
+fn take_slot(open: &Arc<Mutex<Open>>, client: IpAddr, proxy: bool, limits: &ServeLimits) -> Option<Slot> {
     let mut o = open.lock().unwrap_or_else(|p| p.into_inner());
     let mine = o.per_client.get(&client).copied().unwrap_or(0);
     let reserved = (limits.connections_max / 10).max(1);
     let nearly_full = o.total >= limits.connections_max.saturating_sub(reserved);
     if o.total >= limits.connections_max
-        || mine >= limits.connections_per_client_max
-        || (nearly_full && mine >= FEW_CONNECTIONS)
+        || (!proxy && (mine >= limits.connections_per_client_max || (nearly_full && mine >= FEW_CONNECTIONS)))
     {
         return None;
     }
@@ -285,11 +286,13 @@ fn take_slot(open: &Arc<Mutex<Open>>, client: IpAddr, limits: &ServeLimits) -> O
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets the requests in progress finish
-/// (idle connections close at once). Client addresses reach the handlers as `ConnectInfo<SocketAddr>`.
+/// (idle connections close at once). Client addresses reach the handlers as `ConnectInfo<SocketAddr>`
+/// (and, resolved through the `trusted` proxies, as [`crate::admit::ClientAddr`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     limits: ServeLimits,
+    trusted: TrustedProxies,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let open: Arc<Mutex<Open>> = Arc::default();
@@ -311,7 +314,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let client = client_key(addr.ip());
-        let Some(slot) = take_slot(&open, client, &limits) else {
+        let Some(slot) = take_slot(&open, client, trusted.trusts(addr.ip()), &limits) else {
             tracing::debug!(%client, "connection refused: too many open from this client or in all");
             drop(stream);
             continue;

@@ -8,6 +8,7 @@ use store::{HashKey, OtpLimits, Store};
 use tokio::sync::Notify;
 use workers::{DeliveryConfig, FileLimits, SmsQueue};
 
+use crate::admit::{Admission, RateLimits};
 use crate::attest::Attester;
 use crate::limit::ClientLimiter;
 
@@ -56,6 +57,8 @@ pub struct Limits {
     /// Failed console sign-ins (a wrong key) from one client address per hour; then refused until the
     /// hour is over.
     pub console_sign_in_failures_per_client_per_hour_max: u32,
+    /// Requests per participant and per client address ([`crate::admit`]).
+    pub rates: RateLimits,
     pub files: FileLimits,
 }
 
@@ -81,6 +84,7 @@ impl Default for Limits {
             form_bytes_max: 16 * 1024,
             console_idle_secs: 1800,
             console_sign_in_failures_per_client_per_hour_max: 20,
+            rates: RateLimits::default(),
             files: FileLimits::default(),
         }
     }
@@ -132,6 +136,8 @@ pub struct StateParts {
     pub following: Following,
     /// Failed console sign-ins per client address (`Limits::console_sign_in_failures_per_client_per_hour_max`).
     pub sign_in_failures: ClientLimiter,
+    /// The rate limits and the trusted proxies, applied to every request ([`crate::admit`]).
+    pub admission: Admission,
 }
 
 /// Followed results open, per participant (seq).

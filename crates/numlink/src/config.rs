@@ -37,8 +37,14 @@ pub struct FileConfig {
     /// The address people reach numlink at (`https://…`): the link in a proof's QR code; an https
     /// address marks the portal's cookies Secure (numlink behind a TLS proxy).
     pub public_url: Option<String>,
+    /// The proxies (addresses or blocks, `"10.0.0.0/8"`) whose `X-Forwarded-For` names the client;
+    /// from anyone else the header is ignored. Default: none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     #[serde(default)]
     pub limits: FileLimitsConfig,
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
     #[serde(default)]
     pub aging: AgingConfig,
     #[serde(default)]
@@ -83,6 +89,32 @@ pub struct HolderFileConfig {
     pub otp_resend_wait_secs: Option<i64>,
     /// The IANA time zone the pages show times in (e.g. `"Asia/Shanghai"`; default `"UTC"`).
     pub time_zone: Option<String>,
+}
+
+/// `[rate_limits]`: requests per second and bursts, per participant by role and per client address
+/// (requests without a valid API key). `per_sec = 0` is no limit.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    pub carrier: Option<RateConfig>,
+    pub institution: Option<RateConfig>,
+    pub regulator: Option<RateConfig>,
+    pub portability: Option<RateConfig>,
+    pub anonymous_per_client: Option<RateConfig>,
+}
+
+/// `{ per_sec = 1000, burst = 2000 }`; either may be left out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    pub per_sec: Option<u32>,
+    pub burst: Option<u32>,
+}
+
+impl RateConfig {
+    fn over(&self, default: api::admit::Rate) -> api::admit::Rate {
+        api::admit::Rate::new(self.per_sec.unwrap_or(default.per_sec), self.burst.unwrap_or(default.burst).max(1))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +204,8 @@ pub struct Config {
     pub limits: Limits,
     /// Connection limits of the HTTP server.
     pub serve: api::serve::ServeLimits,
+    /// Whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: api::admit::TrustedProxies,
     pub aging: AgingPolicy,
     pub webhooks: DeliveryConfig,
     pub holder: HolderConfig,
@@ -192,6 +226,7 @@ impl std::fmt::Debug for Config {
             .field("spool_dir", &self.spool_dir)
             .field("limits", &self.limits)
             .field("serve", &self.serve)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("aging", &self.aging)
             .field("webhooks", &self.webhooks)
             .field("holder", &self.holder)
@@ -293,6 +328,21 @@ impl Config {
         serve.connections_per_client_max =
             l.connections_per_client_max.unwrap_or(serve.connections_per_client_max).max(1);
         serve.connections_max = l.connections_max.unwrap_or(serve.connections_max).max(1);
+        let r = file.rate_limits;
+        let rates = &mut limits.rates;
+        for (given, rate) in [
+            (&r.carrier, &mut rates.carrier),
+            (&r.institution, &mut rates.institution),
+            (&r.regulator, &mut rates.regulator),
+            (&r.portability, &mut rates.portability),
+            (&r.anonymous_per_client, &mut rates.anonymous_per_client),
+        ] {
+            if let Some(given) = given {
+                *rate = given.over(*rate);
+            }
+        }
+        let trusted_proxies = api::admit::TrustedProxies::parse(&file.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
 
         let mut webhooks = DeliveryConfig { allow_loopback: o.allow_loopback_webhooks, ..DeliveryConfig::default() };
         let w = file.webhooks;
@@ -385,6 +435,7 @@ impl Config {
             log_format: file.log_format,
             limits,
             serve,
+            trusted_proxies,
             aging,
             webhooks,
             holder,
@@ -458,6 +509,32 @@ mod tests {
         assert_eq!(h.time_zone.iana_name(), Some("Asia/Shanghai"));
         assert_eq!(h.public_url.as_deref(), Some("https://numlink.example.cn"), "without its slash");
         assert!(h.secure_cookies());
+    }
+
+    #[test]
+    fn rate_limits_and_trusted_proxies_are_read_and_checked() {
+        let data = tempfile::tempdir().unwrap();
+        let (_dir, o) = with_file(&format!(
+            "db = \"sqlite://{}/x.db\"\ntrusted_proxies = [\"10.0.0.0/8\", \"2001:db8::1\"]\n[rate_limits]\n\
+             institution = {{ per_sec = 50, burst = 70 }}\nanonymous_per_client = {{ per_sec = 0 }}\n\
+             regulator = {{ burst = 0 }}\n",
+            data.path().display()
+        ));
+        let c = Config::load(&o).unwrap();
+        let r = c.limits.rates;
+        let d = api::admit::RateLimits::default();
+        assert_eq!(r.institution, api::admit::Rate::new(50, 70));
+        assert_eq!(r.anonymous_per_client, api::admit::Rate::new(0, d.anonymous_per_client.burst), "0: no limit");
+        assert_eq!(r.regulator, api::admit::Rate::new(d.regulator.per_sec, 1), "a burst of at least one");
+        assert_eq!(r.carrier, d.carrier, "what is not given keeps its default");
+        assert!(c.trusted_proxies.trusts("10.9.8.7".parse().unwrap()));
+        assert!(c.trusted_proxies.trusts("2001:db8::1".parse().unwrap()));
+        assert!(!c.trusted_proxies.trusts("2001:db8::2".parse().unwrap()));
+        for bad in ["trusted_proxies = [\"10.0.0.0/40\"]", "[rate_limits]\nbank = { per_sec = 1 }"] {
+            let (_dir, o) = with_file(&format!("db = \"sqlite://{}/x.db\"\n{bad}\n", data.path().display()));
+            let e = format!("{:#}", Config::load(&o).unwrap_err());
+            assert!(e.contains("10.0.0.0/40") || e.contains("bank"), "{e}");
+        }
     }
 
     #[test]

@@ -462,6 +462,7 @@ async fn serve(o: &Overrides) -> Result<()> {
             config.limits.console_sign_in_failures_per_client_per_hour_max,
             3600,
         ),
+        admission: api::admit::Admission::new(config.limits.rates, config.trusted_proxies.clone()),
     });
     let stopping = state.stopping.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -539,6 +540,7 @@ async fn serve(o: &Overrides) -> Result<()> {
     // database, the spool and the logs need); client addresses reach the handlers (the per-client
     // limits).
     let mut serve_limits = config.serve;
+    let trusted = config.trusted_proxies.clone();
     if let Some(files) = open_files_max() {
         let room = u32::try_from(files.saturating_sub(OPEN_FILES_KEPT)).unwrap_or(u32::MAX).max(16);
         if room < serve_limits.connections_max {
@@ -550,7 +552,7 @@ async fn serve(o: &Overrides) -> Result<()> {
             serve_limits.connections_max = room;
         }
     }
-    api::serve::serve(listener, api::router(state), serve_limits, async move {
+    api::serve::serve(listener, api::router(state), serve_limits, trusted, async move {
         shutdown_signal().await;
         // Followed results end now; the runner goes on until the last request has ended.
         stopping.send_replace(true);

@@ -4,15 +4,15 @@
 //! session token a code buys.
 
 use axum::Json;
-use std::net::SocketAddr;
 
 use axum::Extension;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use store::UnbindRequest;
 use utoipa::ToSchema;
 
+use crate::admit::ClientAddr;
 use crate::error::{ApiError, ApiResult, ErrorInfo};
 use crate::holder::{self, Holder};
 use crate::json::StrictJson;
@@ -174,10 +174,10 @@ crate::redacted_debug!(SessionRequest, HolderSession);
 )]
 pub async fn request_otp(
     State(state): State<AppState>,
-    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client: Option<Extension<ClientAddr>>,
     StrictJson(req): StrictJson<OtpRequest>,
 ) -> ApiResult<(StatusCode, Json<OtpChallenge>)> {
-    let client_ip = client.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let client_ip = client.map(|Extension(ClientAddr(ip))| ip);
     holder::client_allowed(&state, client_ip).await?;
     let n = phone("phoneNumber", &req.phone_number)?;
     let sent = holder::send_code(&state, client_ip, n).await?;

@@ -7,11 +7,9 @@
 //! `SameSite=Strict` cookie (never in a page or a URL); every form carries a CSRF token
 //! (`forms::Csrf`). A refusal becomes a page that says what happened and what to do next.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use axum::Extension;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use domain::holder::RejectReason;
@@ -20,6 +18,7 @@ use store::{StaleHolder, UnbindRequest, UnbindState};
 
 use super::forms::{Cookies, Csrf, Form, NotAForm};
 use super::{Chrome, Ctx, Lang, ProblemPage, percent_encode, see_other};
+use crate::admit::ClientAddr;
 use crate::holder::{self, Holder, Refusal};
 use crate::state::{AppState, HolderConfig};
 
@@ -210,7 +209,7 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, RawQuery(q
 /// `POST /code`: send a code to the number typed (or the same number again, from the code page).
 pub async fn send_code(
     State(state): State<AppState>,
-    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     form: Result<Form, NotAForm>,
 ) -> Response {
@@ -220,7 +219,7 @@ pub async fn send_code(
         Err(page) => return page,
     };
     // The client's limit first, as the API counts it.
-    let client_ip = client.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let client_ip = client.map(|Extension(ClientAddr(ip))| ip);
     if let Err(r) = holder::client_allowed(&state, client_ip).await {
         return ctx.refused(r, None);
     }

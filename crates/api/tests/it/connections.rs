@@ -37,7 +37,7 @@ async fn served_with(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(api::serve::serve(listener, app.router(), limits, async move {
+    tokio::spawn(api::serve::serve(listener, app.router(), limits, Default::default(), async move {
         let _ = stopped.await;
     }));
     (addr, stop, app)

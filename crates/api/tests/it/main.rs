@@ -1,6 +1,7 @@
 //! HTTP-level tests: the router called in-process, on SQLite and on PostgreSQL (each test in a fresh
 //! database), through the typed helpers of [`TestApp`].
 
+mod admission;
 mod auth;
 mod bindings;
 mod camara;
@@ -21,6 +22,7 @@ mod webhooks;
 
 use std::sync::Arc;
 
+use api::admit::TrustedProxies;
 use api::{AppState, HolderConfig, HolderState, Limits};
 use axum::Router;
 use axum::body::Body;
@@ -46,6 +48,8 @@ pub struct TestApp {
     pub holder: HolderConfig,
     pub spool: tempfile::TempDir,
     pub limits: Limits,
+    /// Whose `X-Forwarded-For` this app believes.
+    pub trusted: TrustedProxies,
     router: Router,
     pub db: TestDb,
     /// The server's shutdown signal, as the binary sets it.
@@ -76,7 +80,14 @@ impl TestApp {
         let clock = Arc::new(FixedClock::at_day(domain::Day::parse(TODAY).unwrap()));
         let store = db.open_without_idle_upkeep(clock.clone());
         let spool = tempfile::tempdir().unwrap();
-        TestApp::assemble(db, store, clock, spool, limits, holder)
+        TestApp::assemble(db, store, clock, spool, limits, holder, TrustedProxies::default())
+    }
+
+    /// Behind these proxies (`X-Forwarded-For` from them names the client).
+    pub fn behind(db: TestDb, limits: Limits, trusted: &[&str]) -> TestApp {
+        let app = TestApp::with_limits(db, limits);
+        let TestApp { db, store, clock, spool, limits, holder, .. } = app;
+        TestApp::assemble(db, store, clock, spool, limits, holder, TrustedProxies::parse(trusted).unwrap())
     }
 
     fn assemble(
@@ -86,6 +97,7 @@ impl TestApp {
         spool: tempfile::TempDir,
         limits: Limits,
         holder: HolderConfig,
+        trusted: TrustedProxies,
     ) -> TestApp {
         let runner = JobRunner::new(store.clone(), limits.files);
         let webhooks = DeliveryConfig { allow_loopback: true, timeout_ms: 2_000, ..DeliveryConfig::default() };
@@ -110,6 +122,7 @@ impl TestApp {
                 limits.console_sign_in_failures_per_client_per_hour_max,
                 3600,
             ),
+            admission: api::admit::Admission::new(limits.rates, trusted.clone()),
         });
         TestApp {
             router: api::router(state),
@@ -121,6 +134,7 @@ impl TestApp {
             holder,
             spool,
             limits,
+            trusted,
             db,
             stopping,
         }
@@ -133,7 +147,7 @@ impl TestApp {
 
     /// The same database and spool, opened afresh: what a restarted process sees.
     pub fn restart(self) -> TestApp {
-        let TestApp { db, clock, spool, limits, store, holder, .. } = self;
+        let TestApp { db, clock, spool, limits, store, holder, trusted, .. } = self;
         // The same node, restarted: it takes back at once what it had claimed.
         let node = store.node().to_string();
         drop(store);
@@ -141,7 +155,7 @@ impl TestApp {
             c.upkeep_when_idle = false;
             c.node = Some(node);
         });
-        TestApp::assemble(db, store, clock, spool, limits, holder)
+        TestApp::assemble(db, store, clock, spool, limits, holder, trusted)
     }
 
     /// A second node on the same database: its own store (index, writer), spool and router, on
@@ -149,7 +163,15 @@ impl TestApp {
     pub fn another_node(&self) -> TestApp {
         let store = self.db.beside().open_without_idle_upkeep(self.clock.clone());
         let spool = tempfile::tempdir().unwrap();
-        TestApp::assemble(self.db.beside(), store, self.clock.clone(), spool, self.limits, self.holder.clone())
+        TestApp::assemble(
+            self.db.beside(),
+            store,
+            self.clock.clone(),
+            spool,
+            self.limits,
+            self.holder.clone(),
+            self.trusted.clone(),
+        )
     }
 
     /// Moves the injected clock forward.

@@ -9,10 +9,9 @@
 //! that id, as the API's 404 does.
 
 use askama::Template;
-use std::net::SocketAddr;
 
 use axum::Extension;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::RejectReason;
@@ -20,6 +19,7 @@ use store::{Role, UnbindRequest, UnbindState};
 
 use super::forms::{Csrf, Form, NotAForm};
 use super::{Chrome, Ctx, Lang, VerifyOutcome, check_proof_at, see_other};
+use crate::admit::ClientAddr;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -183,7 +183,7 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, RawQuery(q
 /// but a flood of guesses is still work, and a sign of something wrong).
 pub async fn sign_in(
     State(state): State<AppState>,
-    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     form: Result<Form, NotAForm>,
 ) -> Response {
@@ -192,7 +192,7 @@ pub async fn sign_in(
         Ok(f) => f,
         Err(page) => return page,
     };
-    let client_ip = client.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let client_ip = client.map(|Extension(ClientAddr(ip))| ip);
     let now = state.store.clock().now().as_second();
     let over = match client_ip {
         Some(ip) => state.sign_in_failures.over(&state.store, ip).await,
