@@ -17,6 +17,21 @@ macro_rules! redacted_debug {
 }
 pub(crate) use redacted_debug;
 
+/// A router's routes and their table, from one list of `method "path" => handler`: the table
+/// (`[("get", "/v1/bindings"), …]`) is what the tests walk (every route documented, every route in the
+/// authorisation matrix), so a route cannot be served without appearing in it.
+macro_rules! route_table {
+    ($(#[$doc:meta])* $table:ident, $build:ident; $($method:ident $path:literal => $handler:path,)*) => {
+        $(#[$doc])*
+        pub const $table: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn $build() -> axum::Router<$crate::state::AppState> {
+            axum::Router::new()$(.route($path, axum::routing::$method($handler)))*
+        }
+    };
+}
+pub(crate) use route_table;
+
 pub mod admit;
 pub mod attest;
 pub mod auth;
@@ -42,7 +57,6 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -124,49 +138,62 @@ async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such resource")
 }
 
+route_table! {
+    /// Every API route: (method, path), as the router serves it.
+    API_ROUTES, api_routes;
+    post "/number-recycling/v0.2/check" => routes::camara::check,
+    post "/v1/reassignment-checks" => routes::checks::reassignment_checks,
+    post "/v1/lifecycle-events" => routes::events::lifecycle_events,
+    get "/v1/lifecycle-events" => routes::events::reported,
+    get "/v1/pending-ports" => routes::events::pending_ports,
+    post "/v1/lifecycle-files" => routes::files::upload_lifecycle_file,
+    post "/v1/binding-files" => routes::files::upload_binding_file,
+    post "/v1/check-files" => routes::files::upload_check_file,
+    get "/v1/jobs/{id}/result" => routes::files::job_result,
+    post "/v1/bindings" => routes::bindings::register,
+    get "/v1/bindings" => routes::bindings::list_bindings,
+    get "/v1/bindings/{id}" => routes::bindings::get_binding,
+    delete "/v1/bindings/{id}" => routes::bindings::delete_binding,
+    get "/v1/notifications" => routes::notifications::feed,
+    post "/v1/notifications/{id}/ack" => routes::notifications::ack,
+    post "/v1/notifications/{id}/replay" => routes::webhooks::replay,
+    post "/v1/webhook-endpoints" => routes::webhooks::add,
+    get "/v1/webhook-endpoints" => routes::webhooks::list,
+    get "/v1/webhook-endpoints/{id}" => routes::webhooks::get,
+    delete "/v1/webhook-endpoints/{id}" => routes::webhooks::delete,
+    get "/v1/webhook-endpoints/{id}/deliveries" => routes::webhooks::deliveries,
+    post "/v1/webhook-endpoints/{id}/test" => routes::webhooks::test,
+    post "/v1/webhook-endpoints/{id}/deliveries/{notificationId}/replay" => routes::webhooks::replay_delivery,
+    post "/v1/webhook-endpoints/{id}/enable" => routes::webhooks::enable,
+    post "/v1/webhook-endpoints/{id}/rotate-secret" => routes::webhooks::rotate,
+    post "/v1/bindings/{id}/rebind" => routes::kyc::rebind,
+    post "/kyc-match/v0.4/match" => routes::kyc::kyc_match,
+    put "/v1/sms-gateway" => routes::sms::put_gateway,
+    get "/v1/sms-gateway" => routes::sms::get_gateway,
+    get "/v1/sms-gateway/codes" => routes::sms::codes,
+    post "/v1/sms-gateway/test" => routes::sms::test,
+    post "/v1/holder/otp" => routes::holder::request_otp,
+    post "/v1/holder/session" => routes::holder::session,
+    get "/v1/holder/bindings" => routes::holder::bindings,
+    post "/v1/holder/unbind-requests" => routes::holder::request_unbind,
+    get "/v1/holder/unbind-requests" => routes::holder::unbind_requests,
+    get "/v1/holder/lookups" => routes::holder::lookups,
+    get "/v1/holder/attestation" => routes::holder::attestation,
+    get "/.well-known/jwks.json" => routes::holder::jwks,
+    get "/v1/unbind-requests" => routes::unbind::list,
+    get "/v1/unbind-requests/{id}" => routes::unbind::get,
+    post "/v1/unbind-requests/{id}/resolve" => routes::unbind::resolve,
+    get "/v1/reports/institutions" => routes::reports::institutions,
+    get "/v1/jobs" => routes::files::list_jobs,
+    get "/v1/jobs/{id}" => routes::files::get_job,
+    delete "/v1/jobs/{id}" => routes::files::delete_job,
+    get "/v1/jobs/{id}/rejections" => routes::files::job_rejections,
+    get "/healthz" => routes::ops::healthz,
+    get "/metrics" => routes::ops::metrics,
+}
+
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/number-recycling/v0.2/check", post(routes::camara::check))
-        .route("/v1/reassignment-checks", post(routes::checks::reassignment_checks))
-        .route("/v1/lifecycle-events", post(routes::events::lifecycle_events).get(routes::events::reported))
-        .route("/v1/pending-ports", get(routes::events::pending_ports))
-        .route("/v1/lifecycle-files", post(routes::files::upload_lifecycle_file))
-        .route("/v1/binding-files", post(routes::files::upload_binding_file))
-        .route("/v1/check-files", post(routes::files::upload_check_file))
-        .route("/v1/jobs/{id}/result", get(routes::files::job_result))
-        .route("/v1/bindings", post(routes::bindings::register).get(routes::bindings::list_bindings))
-        .route("/v1/bindings/{id}", get(routes::bindings::get_binding).delete(routes::bindings::delete_binding))
-        .route("/v1/notifications", get(routes::notifications::feed))
-        .route("/v1/notifications/{id}/ack", post(routes::notifications::ack))
-        .route("/v1/notifications/{id}/replay", post(routes::webhooks::replay))
-        .route("/v1/webhook-endpoints", post(routes::webhooks::add).get(routes::webhooks::list))
-        .route("/v1/webhook-endpoints/{id}", get(routes::webhooks::get).delete(routes::webhooks::delete))
-        .route("/v1/webhook-endpoints/{id}/deliveries", get(routes::webhooks::deliveries))
-        .route("/v1/webhook-endpoints/{id}/test", post(routes::webhooks::test))
-        .route("/v1/webhook-endpoints/{id}/deliveries/{notificationId}/replay", post(routes::webhooks::replay_delivery))
-        .route("/v1/webhook-endpoints/{id}/enable", post(routes::webhooks::enable))
-        .route("/v1/webhook-endpoints/{id}/rotate-secret", post(routes::webhooks::rotate))
-        .route("/v1/bindings/{id}/rebind", post(routes::kyc::rebind))
-        .route("/kyc-match/v0.4/match", post(routes::kyc::kyc_match))
-        .route("/v1/sms-gateway", axum::routing::put(routes::sms::put_gateway).get(routes::sms::get_gateway))
-        .route("/v1/sms-gateway/codes", get(routes::sms::codes))
-        .route("/v1/sms-gateway/test", post(routes::sms::test))
-        .route("/v1/holder/otp", post(routes::holder::request_otp))
-        .route("/v1/holder/session", post(routes::holder::session))
-        .route("/v1/holder/bindings", get(routes::holder::bindings))
-        .route("/v1/holder/unbind-requests", post(routes::holder::request_unbind).get(routes::holder::unbind_requests))
-        .route("/v1/holder/lookups", get(routes::holder::lookups))
-        .route("/v1/holder/attestation", get(routes::holder::attestation))
-        .route("/.well-known/jwks.json", get(routes::holder::jwks))
-        .route("/v1/unbind-requests", get(routes::unbind::list))
-        .route("/v1/unbind-requests/{id}", get(routes::unbind::get))
-        .route("/v1/unbind-requests/{id}/resolve", post(routes::unbind::resolve))
-        .route("/v1/reports/institutions", get(routes::reports::institutions))
-        .route("/v1/jobs", get(routes::files::list_jobs))
-        .route("/v1/jobs/{id}", get(routes::files::get_job).delete(routes::files::delete_job))
-        .route("/v1/jobs/{id}/rejections", get(routes::files::job_rejections))
-        .route("/healthz", get(routes::ops::healthz))
-        .route("/metrics", get(routes::ops::metrics))
+    let api = api_routes()
         .route_layer(middleware::from_fn(track))
         // Inside the wait for a position: a key revoked on another node is refused once this node has
         // reached the revocation.

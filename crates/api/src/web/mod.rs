@@ -30,53 +30,61 @@ const TOKEN_BYTES_MAX: usize = 4096;
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+crate::route_table! {
+    /// Every page's route: (method, path), as the router serves it.
+    PAGE_ROUTES, page_routes;
+    get "/" => portal::start,
+    post "/code" => portal::send_code,
+    get "/code" => portal::code,
+    post "/session" => portal::sign_in,
+    get "/institutions" => portal::institutions,
+    post "/unbind/confirm" => portal::confirm_unbind,
+    post "/unbind" => portal::unbind,
+    get "/requests" => portal::requests,
+    get "/proof" => portal::proof,
+    get "/lookups" => portal::lookups,
+    post "/sign-out" => portal::sign_out,
+    get "/console" => console::start,
+    post "/console/sign-in" => console::sign_in,
+    post "/console/sign-out" => console::sign_out,
+    get "/console/home" => console::role_home,
+    get "/console/requests" => console::queue,
+    get "/console/requests/{id}" => console::request,
+    post "/console/requests/{id}/resolve" => console::resolve,
+    get "/console/notifications" => console::notifications,
+    post "/console/notifications/ack" => console::ack_notifications,
+    get "/console/endpoints" => console::endpoints,
+    post "/console/endpoints" => console::add_endpoint,
+    get "/console/endpoints/{id}" => console::endpoint,
+    post "/console/endpoints/{id}/rotate" => console::rotate_endpoint,
+    post "/console/endpoints/{id}/test" => console::test_endpoint,
+    post "/console/endpoints/{id}/enable" => console::enable_endpoint,
+    post "/console/endpoints/{id}/deliveries/{notification}/replay" => console::replay_delivery,
+    get "/console/endpoints/{id}/delete" => console::confirm_delete_endpoint,
+    post "/console/endpoints/{id}/delete" => console::delete_endpoint,
+    get "/console/bindings" => console::bindings,
+    get "/console/bindings/{id}/delete" => console::confirm_delete_binding,
+    post "/console/bindings/{id}/delete" => console::delete_binding,
+    get "/console/sms" => console::sms_gateway,
+    post "/console/sms" => console::set_gateway,
+    post "/console/sms/test" => console::test_gateway,
+    get "/console/files" => console::files,
+    post "/console/files/{kind}" => console::upload,
+    get "/console/jobs/{id}" => console::job,
+    get "/console/jobs/{id}/progress" => console::job_progress,
+    get "/console/jobs/{id}/rejections.csv" => console::rejections,
+    get "/console/jobs/{id}/result.csv" => console::answers,
+    get "/console/report" => console::report,
+    get "/console/report.csv" => console::report_csv,
+    get "/verify" => verify,
+    get "/lang/{tag}" => switch_lang,
+    get "/assets/portal.css" => stylesheet,
+    get "/assets/portal.js" => script,
+}
+
 /// The pages' routes.
 pub fn router(state: AppState) -> axum::Router {
-    use axum::routing::{get, post};
-    axum::Router::new()
-        .route("/", get(portal::start))
-        .route("/code", post(portal::send_code).get(portal::code))
-        .route("/session", post(portal::sign_in))
-        .route("/institutions", get(portal::institutions))
-        .route("/unbind/confirm", post(portal::confirm_unbind))
-        .route("/unbind", post(portal::unbind))
-        .route("/requests", get(portal::requests))
-        .route("/proof", get(portal::proof))
-        .route("/lookups", get(portal::lookups))
-        .route("/sign-out", post(portal::sign_out))
-        .route("/console", get(console::start))
-        .route("/console/sign-in", post(console::sign_in))
-        .route("/console/sign-out", post(console::sign_out))
-        .route("/console/home", get(console::role_home))
-        .route("/console/requests", get(console::queue))
-        .route("/console/requests/{id}", get(console::request))
-        .route("/console/requests/{id}/resolve", post(console::resolve))
-        .route("/console/notifications", get(console::notifications))
-        .route("/console/notifications/ack", post(console::ack_notifications))
-        .route("/console/endpoints", get(console::endpoints).post(console::add_endpoint))
-        .route("/console/endpoints/{id}", get(console::endpoint))
-        .route("/console/endpoints/{id}/rotate", post(console::rotate_endpoint))
-        .route("/console/endpoints/{id}/test", post(console::test_endpoint))
-        .route("/console/endpoints/{id}/enable", post(console::enable_endpoint))
-        .route("/console/endpoints/{id}/deliveries/{notification}/replay", post(console::replay_delivery))
-        .route("/console/endpoints/{id}/delete", get(console::confirm_delete_endpoint).post(console::delete_endpoint))
-        .route("/console/bindings", get(console::bindings))
-        .route("/console/bindings/{id}/delete", get(console::confirm_delete_binding).post(console::delete_binding))
-        .route("/console/sms", get(console::sms_gateway).post(console::set_gateway))
-        .route("/console/sms/test", post(console::test_gateway))
-        .route("/console/files", get(console::files))
-        .route("/console/files/{kind}", post(console::upload))
-        .route("/console/jobs/{id}", get(console::job))
-        .route("/console/jobs/{id}/progress", get(console::job_progress))
-        .route("/console/jobs/{id}/rejections.csv", get(console::rejections))
-        .route("/console/jobs/{id}/result.csv", get(console::answers))
-        .route("/console/report", get(console::report))
-        .route("/console/report.csv", get(console::report_csv))
-        .route("/verify", get(verify))
-        .route("/lang/{tag}", get(switch_lang))
-        .route("/assets/portal.css", get(stylesheet))
-        .route("/assets/portal.js", get(script))
-        .with_state(state)
+    page_routes().with_state(state)
 }
 
 /// The page's language, from the request.

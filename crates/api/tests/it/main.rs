@@ -3,6 +3,7 @@
 
 mod admission;
 mod auth;
+mod authz;
 mod bindings;
 mod camara;
 mod check_files;
