@@ -26,7 +26,7 @@ backend_tests!(
 );
 
 /// A browser signed in to the console with `key`.
-async fn signed_in<'a>(app: &'a TestApp, key: &str) -> Browser<'a> {
+pub(crate) async fn signed_in<'a>(app: &'a TestApp, key: &str) -> Browser<'a> {
     let mut b = Browser { app, jar: Jar::default() };
     let csrf = csrf_of(&b.get("/console").await);
     let r = b.post("/console/sign-in", &[("csrf", &csrf), ("key", key)]).await;
@@ -570,9 +570,13 @@ async fn an_institution_uploads_files_and_finds_its_bindings(db: TestDb) {
     let carrier_csrf = csrf_of(&carrier.get("/console/files").await);
     assert_eq!(carrier.get("/console/bindings").await.status, 403);
     assert_eq!(carrier.get(&format!("/console/jobs/{job}")).await.status, 404);
+    // Not its kind of file, as the API answers it; a kind that does not exist is not found.
     let refused =
         carrier.post_file("/console/files/bindings", &[("csrf", &carrier_csrf)], Some(("b.csv", bindings))).await;
-    assert_eq!(refused.status, 404);
+    assert_eq!(refused.status, 403);
+    let unknown =
+        carrier.post_file("/console/files/contacts", &[("csrf", &carrier_csrf)], Some(("b.csv", bindings))).await;
+    assert_eq!(unknown.status, 404);
 
     let confirm = b.get(&format!("/console/bindings/{id}/delete")).await;
     assert!(confirm.text.contains("Delete this binding?") && confirm.text.contains("acct-9"));

@@ -203,9 +203,14 @@ pub async fn upload(
     if let Err(page) = ctx.posted_from(&headers, Ok(form), CONSOLE_HOME) {
         return page;
     }
-    let Some(kind) = JobKind::parse(&kind).filter(|k| kinds_of(caller.0.role).contains(k)) else {
+    let Some(kind) = JobKind::parse(&kind) else {
         return ctx.refused_for(&caller, ApiError::new(ErrorCode::NotFound, "no such kind of file here"));
     };
+    // As the API answers a file of another role's (`POST /v1/binding-files` from a carrier).
+    if !kinds_of(caller.0.role).contains(&kind) {
+        return ctx
+            .refused_for(&caller, ApiError::new(ErrorCode::PermissionDenied, "not a kind of file for this role"));
+    }
     let field = match multipart.next_field().await {
         Ok(Some(f)) if f.name() == Some("file") && f.file_name().is_some_and(|n| !n.is_empty()) => f,
         _ => {
