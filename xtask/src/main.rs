@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask test` (the whole suite, on SQLite and on a throwaway PostgreSQL
-//! cluster), `cargo xtask ci` (formatting, lints, docs, then the tests), `cargo xtask bench`
-//! (whole-system benchmarks), `cargo xtask screenshots` (the pages, for the README).
+//! cluster), `cargo xtask ci` (formatting, lints, docs, the tests, then the fuzz targets),
+//! `cargo xtask bench` (whole-system benchmarks), `cargo xtask screenshots` (the pages, for the
+//! README), `cargo xtask fuzz` (the fuzz targets in `fuzz/`, a minute each in CI).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -20,9 +21,10 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("bench") => bench::bench(&root(), &args[1..]),
         Some("screenshots") => screenshots::screenshots(&root()),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | ci | screenshots | bench [--only index|lifecycle|lifecycle-order|fanout|http|retention] [--numbers N] [--check-rows N] [--events N] [--bindings N] [--batch-events N] [--checks N]>"
+                "usage: cargo xtask <test [cargo test args…] | ci | screenshots | fuzz [--secs N] [target…] | bench [--only index|lifecycle|lifecycle-order|fanout|http|retention] [--numbers N] [--check-rows N] [--events N] [--bindings N] [--batch-events N] [--checks N]>"
             );
             std::process::exit(2)
         }
@@ -45,6 +47,7 @@ fn run(cmd: &mut Command) -> Result<()> {
 fn ci() -> Result<()> {
     let root = root();
     run(Command::new("cargo").current_dir(&root).args(["fmt", "--all", "--check"]))?;
+    run(Command::new("cargo").current_dir(&root).args(["fmt", "--check", "--manifest-path", "fuzz/Cargo.toml"]))?;
     run(Command::new("cargo").current_dir(&root).args([
         "clippy",
         "--workspace",
@@ -59,7 +62,66 @@ fn ci() -> Result<()> {
         "--no-deps",
     ]))?;
     // CI must run the PostgreSQL half of the suite, not skip it.
-    test_with(&[], true)
+    test_with(&[], true)?;
+    fuzz(&["--secs".to_string(), FUZZ_CI_SECS.to_string()])
+}
+
+/// Seconds CI gives each fuzz target.
+const FUZZ_CI_SECS: u64 = 60;
+
+/// The fuzz targets (`fuzz/fuzz_targets/`), each run from its seeds (`fuzz/seeds/<target>/`, inputs
+/// taken from the tests) and the corpus it grew before (`fuzz/corpus/<target>/`, not tracked).
+const FUZZ_TARGETS: [&str; 6] =
+    ["csv_files", "text_values", "session_tokens", "attestation_verify", "webhook_signatures", "api_bodies"];
+
+/// `cargo xtask fuzz [--secs N] [target…]`: builds the fuzz targets with nightly and libFuzzer
+/// (`cargo fuzz`, installed from crates.io when missing) and runs each for N seconds (default 60). A
+/// crash fails the command, naming the input that caused it, kept under `fuzz/artifacts/<target>/`.
+fn fuzz(args: &[String]) -> Result<()> {
+    let root = root();
+    let mut secs = FUZZ_CI_SECS;
+    let mut targets = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--secs" => secs = it.next().context("--secs needs a number")?.parse().context("--secs N")?,
+            t if FUZZ_TARGETS.contains(&t) => targets.push(t),
+            other => bail!("unknown fuzz target or flag {other:?}: the targets are {FUZZ_TARGETS:?}"),
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    let has_fuzz = Command::new("cargo").args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success());
+    if !has_fuzz {
+        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    // The nightly toolchain builds the targets (libFuzzer's instrumentation); a scratch directory in
+    // memory, where the machine has one, keeps the API target's database writes off the disk.
+    let scratch = Path::new("/dev/shm");
+    let fuzz = |cmd: &mut Command| -> Result<()> {
+        cmd.current_dir(&root).env_remove("RUSTFLAGS");
+        if scratch.is_dir() {
+            cmd.env("TMPDIR", scratch);
+        }
+        run(cmd)
+    };
+    fuzz(Command::new("cargo").args(["+nightly", "fuzz", "build"]))?;
+    for target in targets {
+        let corpus = root.join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        let seeds = root.join("fuzz/seeds").join(target);
+        fuzz(
+            Command::new("cargo")
+                .args(["+nightly", "fuzz", "run", target])
+                .arg(&corpus)
+                .arg(&seeds)
+                .args(["--", &format!("-max_total_time={secs}"), "-timeout=10", "-rss_limit_mb=4096"])
+                .args(["-print_final_stats=1"]),
+        )
+        .with_context(|| format!("the fuzz target {target} failed: see fuzz/artifacts/{target}/"))?;
+    }
+    Ok(())
 }
 
 fn test(extra: &[String]) -> Result<()> {

@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use domain::holder::held_since_claim;
 use domain::{Day, PhoneNumber};
 use store::{
-    ChallengeId, Lookup, OtpFailure, OtpRefused, ParticipantId, StaleHolder, StoreError, TenureMark, UnbindRefused,
-    UnbindRequest,
+    ChallengeId, HashKey, Lookup, OtpFailure, OtpRefused, ParticipantId, StaleHolder, StoreError, TenureMark,
+    UnbindRefused, UnbindRequest,
 };
 use workers::SmsMessage;
 
@@ -261,33 +261,41 @@ pub async fn sign_in(state: &AppState, n: PhoneNumber, challenge_id: &str, code:
         OtpFailure::Locked { retry_after_secs } => Refusal::Locked { retry_after_secs },
     })?;
     let expires_at = state.store.clock().now().as_second() + state.holder.config.session_secs;
-    let token = format!(
-        "{HOLDER_PREFIX}{}",
-        state.holder.session_key.seal(&format!("{HOLDER_PURPOSE}|{}|{expires_at}|{}", n.digits(), mark.to_hex()))
-    );
+    let token = session_token(&state.holder.session_key, n, mark, expires_at);
     Ok(Session { token, number: n, expires_at })
+}
+
+/// A session token for the holder of `n` in the tenure `mark`, until `expires_at` (unix seconds):
+/// what [`read_session`] reads. Issued only once a code proved possession ([`sign_in`]).
+pub fn session_token(key: &HashKey, n: PhoneNumber, mark: TenureMark, expires_at: i64) -> String {
+    format!("{HOLDER_PREFIX}{}", key.seal(&format!("{HOLDER_PURPOSE}|{}|{expires_at}|{}", n.digits(), mark.to_hex())))
+}
+
+/// The number and tenure a session token was issued for, if it opens under `key` (it was issued by
+/// numlink, unaltered) and has not expired at `now` (unix seconds). Whether the number has changed
+/// hands since is [`authenticate`]'s to ask.
+pub fn read_session(key: &HashKey, token: &str, now: i64) -> Option<(PhoneNumber, TenureMark)> {
+    let sealed = Some(token).filter(|t| t.len() <= HOLDER_TOKEN_BYTES_MAX)?.strip_prefix(HOLDER_PREFIX)?;
+    let payload = key.unseal(sealed).ok()?;
+    let mut fields = payload.split('|');
+    let (Some(HOLDER_PURPOSE), Some(digits), Some(exp), Some(mark), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return None;
+    };
+    let exp: i64 = exp.parse().ok()?;
+    if exp <= now {
+        return None;
+    }
+    let n = PhoneNumber::parse(&format!("+{digits}")).ok()?;
+    Some((n, TenureMark::from_hex(mark)?))
 }
 
 /// The holder a session token stands for, if it is valid, unexpired, and the number has not changed
 /// hands since.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Holder, Refusal> {
-    let sealed = Some(token)
-        .filter(|t| t.len() <= HOLDER_TOKEN_BYTES_MAX)
-        .and_then(|t| t.strip_prefix(HOLDER_PREFIX))
-        .ok_or(Refusal::SessionEnded)?;
-    let payload = state.holder.session_key.unseal(sealed).map_err(|_| Refusal::SessionEnded)?;
-    let mut fields = payload.split('|');
-    let (Some(HOLDER_PURPOSE), Some(digits), Some(exp), Some(mark), None) =
-        (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
-    else {
-        return Err(Refusal::SessionEnded);
-    };
-    let exp: i64 = exp.parse().map_err(|_| Refusal::SessionEnded)?;
-    if exp <= state.store.clock().now().as_second() {
-        return Err(Refusal::SessionEnded);
-    }
-    let n = PhoneNumber::parse(&format!("+{digits}")).map_err(|_| Refusal::SessionEnded)?;
-    let mark = TenureMark::from_hex(mark).ok_or(Refusal::SessionEnded)?;
+    let now = state.store.clock().now().as_second();
+    let (n, mark) = read_session(&state.holder.session_key, token, now).ok_or(Refusal::SessionEnded)?;
     // The number changed hands (or was disconnected) since the code was requested: the session is over.
     if state.store.tenure_mark(n).await? != mark {
         return Err(Refusal::HandsChanged);

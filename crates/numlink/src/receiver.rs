@@ -21,11 +21,7 @@ async fn receive(
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let (id, timestamp, signatures) = (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"));
-    let verified = secret.as_deref().map(|s| {
-        let ts = timestamp.parse::<i64>().unwrap_or_default();
-        workers::webhooks::sign(s, &id, ts, &body)
-            .is_ok_and(|expected| signatures.split(' ').any(|sig| sig == expected))
-    });
+    let verified = secret.as_deref().map(|s| workers::webhooks::verify(s, &id, &timestamp, &signatures, &body));
     let payload: Value =
         serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     // A CloudEvents batch (an endpoint with `batchEvents` above 1) is a JSON array: a line per event,

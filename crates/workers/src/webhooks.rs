@@ -111,6 +111,20 @@ pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<S
     Ok(format!("v1,{}", BASE64.encode(mac.finalize().into_bytes())))
 }
 
+/// Whether a delivery is signed with `secret`, as a receiver checks it: the `webhook-signature` header
+/// holds one or more space-separated signatures (more than one while a rotated secret overlaps), and
+/// any of them may match the one computed over the `webhook-id`, `webhook-timestamp` and body. Compared
+/// in constant time.
+pub fn verify(secret: &str, msg_id: &str, timestamp: &str, signatures: &str, body: &[u8]) -> bool {
+    let Ok(timestamp) = timestamp.trim().parse::<i64>() else { return false };
+    let Ok(expected) = sign(secret, msg_id, timestamp, body) else { return false };
+    signatures.split(' ').fold(false, |found, sig| {
+        found
+            | (sig.len() == expected.len()
+                && bool::from(subtle::ConstantTimeEq::ct_eq(sig.as_bytes(), expected.as_bytes())))
+    })
+}
+
 /// When to try again after `attempts` failed attempts (unix seconds), or `None` after the last one.
 /// Jitter adds up to a tenth of the delay, derived from `seed` so that it is reproducible; a
 /// `Retry-After` is honoured when it asks for longer (up to a day).
@@ -662,6 +676,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(sig, "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
+    }
+
+    #[test]
+    fn a_receiver_verifies_any_of_the_signatures_and_nothing_else() {
+        let (secret, id, body) = ("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", "msg_1", &b"{}"[..]);
+        let good = sign(secret, id, 1649367553, body).unwrap();
+        assert!(verify(secret, id, "1649367553", &good, body));
+        assert!(verify(secret, id, "1649367553", &format!("v1,b2xk {good}"), body), "a rotated secret's overlap");
+        for (ts, sigs, body) in [
+            ("1649367554", good.as_str(), body),
+            ("1649367553", "v1,b2xk", body),
+            ("1649367553", good.as_str(), &b"{ }"[..]),
+            ("soon", good.as_str(), body),
+            ("1649367553", "", body),
+            ("1649367553", &good[..good.len() - 1], body),
+        ] {
+            assert!(!verify(secret, id, ts, sigs, body), "{ts} {sigs}");
+        }
+        assert!(!verify("whsec_not base64!", id, "1649367553", &good, body));
     }
 
     #[test]
