@@ -134,6 +134,16 @@ impl ApiError {
         tracing::error!(error = %detail, "internal error");
         ApiError::new(ErrorCode::Internal, "internal error")
     }
+
+    /// A failure writing the server's own files (an upload spooled): a full disk is `503 UNAVAILABLE`
+    /// as the database away is (nothing was kept; send it again later), anything else internal.
+    pub fn io(e: std::io::Error) -> ApiError {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            ApiError::from(store::StoreError::Unavailable { reason: format!("the spool's disk is full: {e}") })
+        } else {
+            ApiError::internal(e)
+        }
+    }
 }
 
 impl From<store::StoreError> for ApiError {

@@ -50,7 +50,8 @@ impl From<postgres::Error> for StoreError {
         // a server that is now a standby (a failover's old primary): the next attempt reconnects.
         if let Some(db) = e.as_db_error() {
             let code = db.code().code();
-            if code.starts_with("08") || code.starts_with("57P") || code == "25006" {
+            // Class 53, insufficient resources (53100: the disk is full), passes as well.
+            if code.starts_with("08") || code.starts_with("57P") || code == "25006" || code.starts_with("53") {
                 return StoreError::Unavailable {
                     reason: format!("the database is not available: {code}: {}", db.message()),
                 };

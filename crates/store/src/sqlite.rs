@@ -64,9 +64,20 @@ impl ToSql for Value {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
+        // A full disk is worth a retry: the transaction was rolled back, and writes go on once there
+        // is room again.
+        if let rusqlite::Error::SqliteFailure(f, _) = &e
+            && f.code == rusqlite::ErrorCode::DiskFull
+        {
+            return StoreError::Unavailable { reason: DISK_FULL.into() };
+        }
         StoreError::Database { message: e.to_string(), source: Some(Box::new(e)) }
     }
 }
+
+/// Why a write was refused when the database's disk is full.
+pub(crate) const DISK_FULL: &str =
+    "the database's disk is full: nothing of this write was kept; send it again once there is room";
 
 /// SQLite numbers `$N` parameters in the order they first appear in the text, not by N: a statement
 /// must name them `$1, $2, …` in that order, or values land in the wrong places (PostgreSQL, which
@@ -211,6 +222,8 @@ impl SqliteConn {
             .name("numlink-checkpoint".into())
             .spawn(move || {
                 let mut behind = false;
+                // Logged once a failing spell (a full disk fails every try until there is room).
+                let mut failing = false;
                 let mut last = std::time::Instant::now();
                 loop {
                     // Commits meanwhile leave one wake-up in the channel.
@@ -228,10 +241,17 @@ impl SqliteConn {
                     match checkpointer.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
                     }) {
-                        Ok((frames, copied)) => behind = copied < frames,
+                        Ok((frames, copied)) => {
+                            behind = copied < frames;
+                            if std::mem::take(&mut failing) {
+                                tracing::info!("WAL checkpoints succeed again");
+                            }
+                        }
                         Err(e) => {
                             behind = true;
-                            tracing::warn!(error = %e, "WAL checkpoint failed");
+                            if !std::mem::replace(&mut failing, true) {
+                                tracing::warn!(error = %e, "WAL checkpoint failed; retried until it succeeds");
+                            }
                         }
                     }
                 }

@@ -189,14 +189,10 @@ impl SmsSender {
             SmsSink::File(path) => {
                 let line = format!("{body}\n");
                 let path = path.clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-                    f.write_all(line.as_bytes())?;
-                    f.sync_data()
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("appending to the SMS outbox: {e}"))?;
+                tokio::task::spawn_blocking(move || append_line(&path, &line))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("appending to the SMS outbox: {e}"))?;
                 tracing::info!("a one-time code was written to the SMS outbox");
                 Ok(true)
             }
@@ -243,4 +239,40 @@ pub async fn send_test(config: &DeliveryConfig, g: &SmsGateway, phone_number: &s
     let client =
         guarded_client(config, concat!("numlink-sms/", env!("CARGO_PKG_VERSION"))).map_err(|e| e.to_string())?;
     post(&client, g, json!({ "phoneNumber": phone_number, "text": text }).to_string()).await
+}
+
+/// Appends a whole line to the outbox file. A process killed while writing (SIGKILL can cut a write
+/// at a page boundary) leaves a line without its end: that line is ended first, so that the next
+/// message is a line of its own, readable, rather than glued to the torn one.
+fn append_line(path: &std::path::Path, line: &str) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path)?;
+    let torn = f.seek(SeekFrom::End(0))? > 0 && {
+        f.seek(SeekFrom::End(-1))?;
+        let mut last = [0u8; 1];
+        f.read_exact(&mut last)?;
+        last[0] != b'\n'
+    };
+    let line = if torn { format!("\n{line}") } else { line.to_string() };
+    f.write_all(line.as_bytes())?;
+    f.sync_data()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_line_in_the_outbox_file_is_ended_before_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sms.jsonl");
+        append_line(&path, "{\"a\":1}\n").unwrap();
+        // A process killed mid-write left half a line.
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"b\":").unwrap();
+        append_line(&path, "{\"c\":3}\n").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"a\":1}\n{\"b\":\n{\"c\":3}\n");
+        let whole: Vec<&str> = text.lines().filter(|l| l.ends_with('}')).collect();
+        assert_eq!(whole, ["{\"a\":1}", "{\"c\":3}"], "every message written whole is a line of its own");
+    }
 }

@@ -461,14 +461,14 @@ where
 {
     let owner = caller.require(uploaders(kind))?.clone();
     let limits = state.limits.files;
-    tokio::fs::create_dir_all(&state.spool_dir).await.map_err(ApiError::internal)?;
+    tokio::fs::create_dir_all(&state.spool_dir).await.map_err(ApiError::io)?;
     let name = store::new_id("upload");
     let part = Spool { path: state.spool_dir.join(format!("{name}.csv.part")), keep: false };
     // Written a mebibyte at a time: each write of tokio's file is a hand-over to a blocking thread,
     // and the body arrives in pieces of a few kilobytes.
     let mut file = tokio::io::BufWriter::with_capacity(
         SPOOL_WRITE_BYTES,
-        tokio::fs::File::create(&part.path).await.map_err(ApiError::internal)?,
+        tokio::fs::File::create(&part.path).await.map_err(ApiError::io)?,
     );
     let (mut bytes, mut newlines) = (0u64, 0u64);
     let mut header: Vec<u8> = Vec::new();
@@ -493,9 +493,9 @@ where
         if let Some(&b) = chunk.last() {
             last_byte = b;
         }
-        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+        file.write_all(&chunk).await.map_err(ApiError::io)?;
     }
-    file.flush().await.map_err(ApiError::internal)?;
+    file.flush().await.map_err(ApiError::io)?;
     if bytes == 0 {
         return Err(ApiError::invalid("the file is empty: expected a CSV header row and data rows"));
     }
@@ -509,10 +509,10 @@ where
         ));
     }
     // Durable before acknowledged: the data, then the name.
-    file.get_ref().sync_all().await.map_err(ApiError::internal)?;
+    file.get_ref().sync_all().await.map_err(ApiError::io)?;
     drop(file);
     let final_path = state.spool_dir.join(format!("{name}.csv"));
-    tokio::fs::rename(&part.path, &final_path).await.map_err(ApiError::internal)?;
+    tokio::fs::rename(&part.path, &final_path).await.map_err(ApiError::io)?;
     let spooled = Spool { path: final_path, keep: false };
     sync_dir(&state.spool_dir).await?;
     let kept = format!("{name}.csv");

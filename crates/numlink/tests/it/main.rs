@@ -9,6 +9,7 @@ use serde_json::Value;
 
 mod browser;
 mod failover;
+mod faults;
 
 const BIN: &str = env!("CARGO_BIN_EXE_numlink");
 
