@@ -22,9 +22,10 @@ fn main() -> Result<()> {
         Some("bench") => bench::bench(&root(), &args[1..]),
         Some("screenshots") => screenshots::screenshots(&root()),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("crash") => crash(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | ci | screenshots | fuzz [--secs N] [target…] | bench [--only index|lifecycle|lifecycle-order|fanout|http|retention] [--numbers N] [--check-rows N] [--events N] [--bindings N] [--batch-events N] [--checks N]>"
+                "usage: cargo xtask <test [cargo test args…] | ci | screenshots | fuzz [--secs N] [target…] | crash [--cycles N] [--postgres] [--seed S] | bench [--only index|lifecycle|lifecycle-order|fanout|http|retention] [--numbers N] [--check-rows N] [--events N] [--bindings N] [--batch-events N] [--checks N]>"
             );
             std::process::exit(2)
         }
@@ -63,7 +64,63 @@ fn ci() -> Result<()> {
     ]))?;
     // CI must run the PostgreSQL half of the suite, not skip it.
     test_with(&[], true)?;
+    crash(&["--cycles".to_string(), CRASH_CI_CYCLES_SQLITE.to_string()])?;
+    crash(&["--cycles".to_string(), CRASH_CI_CYCLES_POSTGRES.to_string(), "--postgres".to_string()])?;
     fuzz(&["--secs".to_string(), FUZZ_CI_SECS.to_string()])
+}
+
+/// Cycles of the crash loop CI runs on each backend.
+const CRASH_CI_CYCLES_SQLITE: u64 = 200;
+const CRASH_CI_CYCLES_POSTGRES: u64 = 50;
+
+/// `cargo xtask crash [--cycles N] [--postgres] [--seed S]`: the crash loop (`bench crash`), N cycles
+/// (default 200) of a mixed load against a release `numlink serve` killed with SIGKILL at a random
+/// moment and started again, every invariant checked after each restart; on SQLite, or on a
+/// throwaway durable PostgreSQL cluster. The seed (default: the process id) is printed, so that a
+/// failing run can be run again as it was.
+fn crash(args: &[String]) -> Result<()> {
+    let root = root();
+    let mut cycles = CRASH_CI_CYCLES_SQLITE;
+    let mut postgres = false;
+    let mut seed = u64::from(std::process::id());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--cycles" => cycles = it.next().context("--cycles N")?.parse().context("--cycles N")?,
+            "--seed" => seed = it.next().context("--seed S")?.parse().context("--seed S")?,
+            "--postgres" => postgres = true,
+            other => bail!("unknown flag {other:?}: cargo xtask crash [--cycles N] [--postgres] [--seed S]"),
+        }
+    }
+    run(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "numlink", "-p", "bench"]))?;
+    let dir = std::env::temp_dir().join(format!("numlink-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let cluster = if postgres { Some(PgCluster::start_durable()?) } else { None };
+    let db = cluster.as_ref().map_or_else(|| format!("sqlite://{}", dir.join("numlink.db").display()), PgCluster::url);
+    eprintln!("the crash loop: {cycles} cycles on {db}, seed {seed}");
+    let port = bench::free_port()?;
+    let outcome = run(Command::new(bench::release(&root, "bench")).args([
+        "crash",
+        "--numlink",
+        path(&bench::release(&root, "numlink")),
+        "--dir",
+        path(&dir),
+        "--db",
+        &db,
+        "--cycles",
+        &cycles.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--port",
+        &port.to_string(),
+    ]));
+    if outcome.is_ok() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("the run's files (server.log, the database) are kept in {}", dir.display());
+    }
+    outcome
 }
 
 /// Seconds CI gives each fuzz target.

@@ -24,6 +24,10 @@
 //! while the database fails over: each batch sent again to the other node until it is acknowledged;
 //! the longest wait between acknowledgements (`failover.rs`). Prints one JSON object.
 //!
+//! `bench crash --numlink BIN --dir DIR --db URL --port N [--cycles N] [--seed S]`: the crash loop
+//! (`crash.rs`, run by `cargo xtask crash`): a real server under a mixed load, killed at random and
+//! started again, every invariant checked after each restart. Prints a JSON line a cycle.
+//!
 //! `bench bare --listen ADDR`: the HTTP peer, a bare axum handler answering every POST with a fixed
 //! JSON body, on the same runtime settings as the server.
 //!
@@ -41,6 +45,7 @@
 //! bytes per number; random point lookups (`Index::answer`) on one core, against a `HashMap` holding
 //! the same facts.
 
+mod crash;
 mod failover;
 mod follow;
 
@@ -273,6 +278,7 @@ fn main() -> Result<()> {
     let dir = PathBuf::from(arg("--dir").unwrap_or_else(|| std::env::temp_dir().display().to_string()));
     match args.first().map(String::as_str) {
         Some("follow") => return follow::run(&args),
+        Some("crash") => return crash::run(&args),
         Some("writes") => return failover::run(&args),
         Some("index") => {}
         Some("registry") => {
