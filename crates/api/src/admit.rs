@@ -18,29 +18,23 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use store::{ApiKey, Role};
+use store::{ApiKey, Role, Store};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, KeyRefused};
 use crate::error::{ApiError, ErrorCode};
 use crate::limit::client_key;
-use crate::state::AppState;
 
 /// The client a request comes from, as [`TrustedProxies::client`] resolved it. Absent when the
 /// request did not come through a socket (the router called in-process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);
-
-/// A request whose API key was looked up and is not valid (unknown or revoked): its handler answers
-/// 401 without looking it up again.
-#[derive(Clone, Copy, Debug)]
-pub struct KeyRefused;
 
 /// A steady rate and the burst above it a caller may spend at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -297,9 +291,9 @@ fn limited(retry_after_secs: u64, whose: &str) -> Response {
     .into_response()
 }
 
-/// The middleware: resolves the client, authenticates an API key, and applies the rate limits.
-pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let admission = &state.admission;
+/// The middleware's work (the router's `admit` layer hands it the state): resolves the client,
+/// authenticates an API key, and applies the rate limits.
+pub async fn admit(admission: &Admission, store: &Store, mut req: Request, next: Next) -> Response {
     let client = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -308,7 +302,7 @@ pub async fn admit(State(state): State<AppState>, mut req: Request, next: Next) 
         req.extensions_mut().insert(ClientAddr(ip));
     }
     let outcome = match api_key(req.headers()) {
-        Some(key) => match state.store.authenticate(key).await {
+        Some(key) => match store.authenticate(key).await {
             Ok(Some(p)) => {
                 let outcome = admission.participant(p.seq, p.role).map_err(|r| (r, "participant"));
                 req.extensions_mut().insert(Caller(p));

@@ -6,10 +6,14 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use store::{Participant, Role};
 
-use crate::admit::KeyRefused;
 use crate::error::{ApiError, ErrorCode};
 use crate::holder::{self, Holder};
 use crate::state::AppState;
+
+/// A request whose API key was looked up on the way in (`admit`) and is not valid (unknown or
+/// revoked): its handler answers 401 without looking it up again.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyRefused;
 
 /// The authenticated caller.
 #[derive(Clone, Debug)]

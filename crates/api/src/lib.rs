@@ -120,6 +120,11 @@ async fn position(State(state): State<AppState>, req: Request, next: Next) -> Re
     resp
 }
 
+/// Who a request comes from, and whether it is let in ([`admit::admit`]).
+async fn admission(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    admit::admit(&state.admission, &state.store, req, next).await
+}
+
 /// Counts requests and their latency per route and status.
 async fn track(req: Request, next: Next) -> Response {
     let route =
@@ -197,11 +202,11 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn(track))
         // Inside the wait for a position: a key revoked on another node is refused once this node has
         // reached the revocation.
-        .route_layer(middleware::from_fn_with_state(state.clone(), admit::admit))
+        .route_layer(middleware::from_fn_with_state(state.clone(), admission))
         .route_layer(middleware::from_fn_with_state(state.clone(), position))
         .fallback(not_found)
         .with_state(state.clone());
-    let admit = middleware::from_fn_with_state(state.clone(), admit::admit);
+    let admit = middleware::from_fn_with_state(state.clone(), admission);
     // The pages for people are not part of the API document: their own router.
     let pages = web::router(state).route_layer(middleware::from_fn(track)).route_layer(admit.clone());
     let docs = Router::from(SwaggerUi::new("/docs").url("/openapi.json", openapi::document())).route_layer(admit);
