@@ -66,6 +66,11 @@ fn json_field(line: &str, field: &str) -> Option<String> {
     }
 }
 
+/// A number field of a JSON line (the first with that name); NaN when there is none.
+pub(crate) fn json_number(line: &str, field: &str) -> f64 {
+    json_field(line, field).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+}
+
 fn run_json(bin: &Path, dir: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new(bin).current_dir(dir).args(args).stderr(Stdio::inherit()).output()?;
     if !out.status.success() {

@@ -23,9 +23,10 @@ fn main() -> Result<()> {
         Some("screenshots") => screenshots::screenshots(&root()),
         Some("fuzz") => fuzz(&args[1..]),
         Some("crash") => crash(&args[1..]),
+        Some("soak") => soak(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | ci | screenshots | fuzz [--secs N] [target…] | crash [--cycles N] [--postgres] [--seed S] | bench [--only index|lifecycle|lifecycle-order|fanout|http|retention] [--numbers N] [--check-rows N] [--events N] [--bindings N] [--batch-events N] [--checks N]>"
+                "usage: cargo xtask <test [cargo test args…] | ci | screenshots | fuzz [--secs N] [target…] | crash [--cycles N] [--postgres] [--seed S] | soak [--minutes M] | bench [--only index|lifecycle|lifecycle-order|fanout|http|retention] [--numbers N] [--check-rows N] [--events N] [--bindings N] [--batch-events N] [--checks N]>"
             );
             std::process::exit(2)
         }
@@ -121,6 +122,112 @@ fn crash(args: &[String]) -> Result<()> {
         eprintln!("the run's files (server.log, the database) are kept in {}", dir.display());
     }
     outcome
+}
+
+/// `cargo xtask soak [--minutes M]`: a release server on SQLite, a real webhook receiver behind the
+/// bank's endpoint, and `bench soak`: the mixed load's peak measured, then M minutes (default 10) at
+/// half of it. Prints the run's JSON, then the verdict against issue 20's bar (no errors; the last
+/// minute's p99 within 1.5 times the first's; resident memory growing under 5% after the first
+/// minute), and fails if any request failed.
+fn soak(args: &[String]) -> Result<()> {
+    let root = root();
+    let minutes: u64 = match args {
+        [] => 10,
+        [flag, m] if flag == "--minutes" => m.parse().context("--minutes M")?,
+        _ => bail!("cargo xtask soak [--minutes M]"),
+    };
+    run(Command::new("cargo").current_dir(&root).args(["build", "--release", "-p", "numlink", "-p", "bench"]))?;
+    let bin = bench::release(&root, "numlink");
+    let dir = std::env::temp_dir().join(format!("numlink-soak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    // The load is one client, on loopback: its rates are not what is measured.
+    std::fs::write(
+        dir.join("numlink.toml"),
+        "[rate_limits]\ncarrier = { per_sec = 0 }\ninstitution = { per_sec = 0 }\nanonymous_per_client = { per_sec = 0 }\n\
+         [holder]\notp_requests_per_client_per_hour_max = 100000000\notp_sends_per_hour_max = 1000000\n\
+         otp_sends_per_day_max = 1000000\notp_sends_per_number_per_day_max = 1000000\n",
+    )?;
+    let cli = |args: &[&str]| -> Result<String> {
+        let out = Command::new(&bin).current_dir(&dir).args(args).output()?;
+        if !out.status.success() {
+            bail!("numlink {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let key = text.split("\"apiKey\":\"").nth(1).and_then(|r| r.split('"').next()).context("an API key")?;
+        Ok(key.to_string())
+    };
+    let carrier = cli(&[
+        "participant",
+        "add",
+        "--role",
+        "carrier",
+        "--name",
+        "C",
+        "--prefix",
+        "+86138",
+        "--reporting-since",
+        "2020-01-01",
+    ])?;
+    let bank = cli(&["participant", "add", "--role", "institution", "--name", "B"])?;
+    let port = bench::free_port()?;
+    let outbox = dir.join("sms.jsonl");
+    let mut server = Command::new(&bin)
+        .current_dir(&dir)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--allow-loopback-webhooks",
+            "--sms-outbox",
+            path(&outbox),
+        ])
+        .env("NUMLINK_LOG", "warn")
+        .stderr(std::fs::File::create(dir.join("server.log"))?)
+        .spawn()?;
+    let receiver_port = bench::free_port()?;
+    let mut receiver = Command::new(&bin)
+        .args(["webhook-receiver", "--listen", &format!("127.0.0.1:{receiver_port}")])
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    bench::wait_for_port(port)?;
+    bench::wait_for_port(receiver_port)?;
+    let endpoint = format!("{{\"url\":\"http://127.0.0.1:{receiver_port}/hook\"}}");
+    run(Command::new("curl")
+        .args(["-sf", "-o", "/dev/null", &format!("http://127.0.0.1:{port}/v1/webhook-endpoints")])
+        .args([
+            "-H",
+            &format!("Authorization: Bearer {bank}"),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &endpoint,
+        ]))?;
+    let out = Command::new(bench::release(&root, "bench"))
+        .args(["soak", "--port", &port.to_string(), "--pid", &server.id().to_string(), "--carrier", &carrier])
+        .args(["--bank", &bank, "--minutes", &minutes.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    println!("{line}");
+    if !out.status.success() {
+        bail!("the soak failed; its files are in {}", dir.display());
+    }
+    let field = |k: &str| bench::json_number(&line, k);
+    let (errors, ratio, growth) = (field("errors"), field("p99Ratio"), field("rssGrowth"));
+    eprintln!(
+        "errors {errors} (bar: 0); p99 last/first minute {ratio:.2} (bar: 1.5); resident memory growth after warm-up {:.1}% (bar: 5%)",
+        growth * 100.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    if errors != 0.0 {
+        bail!("{errors} requests failed during the soak");
+    }
+    Ok(())
 }
 
 /// Seconds CI gives each fuzz target.

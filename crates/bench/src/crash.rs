@@ -59,13 +59,13 @@ fn http(
 }
 
 /// One keep-alive connection, for the checks (the server is up then): a request after another.
-struct Conn {
+pub(crate) struct Conn {
     port: u16,
     stream: Option<std::io::BufReader<TcpStream>>,
 }
 
 impl Conn {
-    fn new(port: u16) -> Conn {
+    pub(crate) fn new(port: u16) -> Conn {
         Conn { port, stream: None }
     }
 
@@ -112,7 +112,7 @@ impl Conn {
     }
 
     /// A request, on a new connection if the kept one was closed.
-    fn request(&mut self, method: &str, path: &str, key: Option<&str>, body: &[u8]) -> Result<(u16, Value)> {
+    pub(crate) fn request(&mut self, method: &str, path: &str, key: Option<&str>, body: &[u8]) -> Result<(u16, Value)> {
         match self.once(method, path, key, body) {
             Ok(answer) => Ok(answer),
             Err(_) => {

@@ -28,6 +28,10 @@
 //! (`crash.rs`, run by `cargo xtask crash`): a real server under a mixed load, killed at random and
 //! started again, every invariant checked after each restart. Prints a JSON line a cycle.
 //!
+//! `bench soak --port N --pid PID --carrier KEY --bank KEY [--minutes M] [--peak-secs S]`: a server
+//! held at half its measured peak under a mixed load for M minutes (`soak.rs`, run by
+//! `cargo xtask soak`): latency per minute, errors, resident memory. Prints one JSON object.
+//!
 //! `bench bare --listen ADDR`: the HTTP peer, a bare axum handler answering every POST with a fixed
 //! JSON body, on the same runtime settings as the server.
 //!
@@ -48,6 +52,7 @@
 mod crash;
 mod failover;
 mod follow;
+mod soak;
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -279,6 +284,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("follow") => return follow::run(&args),
         Some("crash") => return crash::run(&args),
+        Some("soak") => return soak::run(&args),
         Some("writes") => return failover::run(&args),
         Some("index") => {}
         Some("registry") => {
