@@ -87,6 +87,7 @@ pub struct BindingsPage {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// The cursor from the previous page.
@@ -214,6 +215,7 @@ pub async fn delete_binding(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BindingsQuery {
     /// Only the bindings of this account reference.

@@ -112,6 +112,7 @@ fn parse_event(it: &EventItem, kyc_chars_max: usize) -> Result<NewEvent, ApiErro
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReportedQuery {
     /// The number, E.164.
@@ -274,6 +275,7 @@ pub struct PendingPorts {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PendingQuery {
     /// At most this many (1 to 1,000).

@@ -178,6 +178,7 @@ pub async fn upload_check_file(State(state): State<AppState>, caller: Caller, bo
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ResultQuery {
     /// `true`: start at once, even while the job is queued or running, and stream the answers as each
@@ -577,6 +578,7 @@ pub struct JobList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobsQuery {
     /// How many of the newest jobs: 1 to page_rows_max, default 100.

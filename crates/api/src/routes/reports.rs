@@ -47,6 +47,7 @@ pub struct InstitutionsReport {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     /// The first day of the period (`YYYY-MM-DD`): only the requests and notifications made from it.

@@ -108,6 +108,7 @@ pub(crate) async fn send_test(state: &AppState, caller: &Caller, number: PhoneNu
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CodesQuery {
     /// The last this many UTC days, today included: 1 to 366, default 30.

@@ -185,7 +185,12 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     tag = "Webhooks",
     summary = "Delete a webhook endpoint and its pending deliveries",
     params(("id" = String, Path, description = "The endpoint id")),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "NOT_FOUND", body = ErrorInfo)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: none of yours has this id", body = ErrorInfo),
+    ),
     security(("apiKey" = []))
 )]
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
@@ -199,7 +204,12 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
     tag = "Webhooks",
     summary = "Replace the endpoint's secret; both sign for a while",
     params(("id" = String, Path, description = "The endpoint id")),
-    responses((status = 200, body = SecretRotated), (status = 404, description = "NOT_FOUND", body = ErrorInfo)),
+    responses(
+        (status = 200, body = SecretRotated),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: none of yours has this id", body = ErrorInfo),
+    ),
     security(("apiKey" = []))
 )]
 pub async fn rotate(
@@ -221,7 +231,12 @@ pub async fn rotate(
     tag = "Webhooks",
     summary = "Deliver a notification again to every enabled endpoint, from the first attempt",
     params(("id" = String, Path, description = "The notification id")),
-    responses((status = 202, body = Replayed), (status = 404, description = "NOT_FOUND", body = ErrorInfo)),
+    responses(
+        (status = 202, body = Replayed),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorInfo),
+        (status = 403, description = "PERMISSION_DENIED: for institutions", body = ErrorInfo),
+        (status = 404, description = "NOT_FOUND: none of yours has this id", body = ErrorInfo),
+    ),
     security(("apiKey" = []))
 )]
 pub async fn replay(

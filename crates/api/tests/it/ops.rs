@@ -23,6 +23,23 @@ async fn health_openapi_and_docs(db: TestDb) {
         assert!(r.body["paths"][path].get(method).is_some(), "{method} {path} is served but not documented");
     }
     assert_eq!(r.body["paths"]["/number-recycling/v0.2/check"]["post"]["operationId"], "checkNumberRecycling");
+    // Every parameter is documented where the route reads it: a path parameter is a `{…}` of its path,
+    // and a listing's `limit` is in the query (a client generated from the document sends it there).
+    for (path, operations) in r.body["paths"].as_object().unwrap() {
+        for (method, op) in operations.as_object().unwrap() {
+            if op.get("security").is_some() {
+                assert!(op["responses"].get("401").is_some(), "{method} {path} takes a key but does not say 401");
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap();
+                if p["in"] == "path" {
+                    assert!(path.contains(&format!("{{{name}}}")), "{method} {path}: {name} documented in the path");
+                }
+            }
+        }
+    }
+    let limit = &r.body["paths"]["/v1/bindings"]["get"]["parameters"];
+    assert!(limit.as_array().unwrap().iter().any(|p| p["name"] == "limit" && p["in"] == "query"), "{limit}");
     // The docs page and its assets are served by numlink itself: it works offline.
     let page = app.request(Method::GET, "/docs/", None, &[], Body::empty()).await;
     assert_eq!(page.status, 200);
