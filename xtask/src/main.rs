@@ -218,10 +218,12 @@ fn soak(args: &[String]) -> Result<()> {
         bail!("the soak failed; its files are in {}", dir.display());
     }
     let field = |k: &str| bench::json_number(&line, k);
-    let (errors, ratio, growth) = (field("errors"), field("p99Ratio"), field("rssGrowth"));
+    let (errors, ratio, growth, anon) = (field("errors"), field("p99Ratio"), field("rssGrowth"), field("anonGrowth"));
     eprintln!(
-        "errors {errors} (bar: 0); p99 last/first minute {ratio:.2} (bar: 1.5); resident memory growth after warm-up {:.1}% (bar: 5%)",
-        growth * 100.0
+        "errors {errors} (bar: 0); p99 last/first minute {ratio:.2} (bar: 1.5); resident memory growth after warm-up \
+         {:.1}% in all, {:.1}% of it anonymous (bar: 5%)",
+        growth * 100.0,
+        anon * 100.0
     );
     let _ = std::fs::remove_dir_all(&dir);
     if errors != 0.0 {

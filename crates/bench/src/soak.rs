@@ -87,11 +87,16 @@ impl Load<'_> {
     }
 }
 
-/// The resident memory of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
+/// The resident memory of process `pid`, in KiB: in all (`VmRSS`), and its anonymous part (`RssAnon`:
+/// the heap and stacks; the rest is files mapped, chiefly the SQLite database the writer reads through
+/// a memory map, which the kernel takes back when it needs the room).
+fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((field("VmRSS:")?, field("RssAnon:")?))
 }
 
 /// Nearest-rank percentile of sorted microseconds.
@@ -146,15 +151,15 @@ pub fn run(args: &[String]) -> Result<()> {
     let latencies: Vec<Mutex<Vec<u64>>> = (0..minutes_n).map(|_| Mutex::new(Vec::new())).collect();
     let errors: Vec<AtomicU64> = (0..minutes_n).map(|_| AtomicU64::new(0)).collect();
     let next = AtomicU64::new(0);
-    let rss: Mutex<Vec<(f64, u64)>> = Mutex::new(Vec::new());
+    let rss: Mutex<Vec<(f64, u64, u64)>> = Mutex::new(Vec::new());
     let soak_started = Instant::now();
     let finished = std::sync::atomic::AtomicBool::new(false);
     let first_error: Mutex<Option<String>> = Mutex::new(None);
     std::thread::scope(|s| {
         s.spawn(|| {
             while !finished.load(Ordering::Relaxed) {
-                if let Some(kib) = rss_kib(pid) {
-                    rss.lock().unwrap().push((soak_started.elapsed().as_secs_f64(), kib));
+                if let Some((all, anon)) = rss_kib(pid) {
+                    rss.lock().unwrap().push((soak_started.elapsed().as_secs_f64(), all, anon));
                 }
                 // A sample every 5 s (this thread only watches).
                 let until = Instant::now() + Duration::from_secs(5);
@@ -210,8 +215,10 @@ pub fn run(args: &[String]) -> Result<()> {
         .collect();
     let rss = rss.into_inner().unwrap();
     // Warm-up: the first minute. Growth: the last sample against the first after it.
-    let warm = rss.iter().find(|(t, _)| *t >= 60.0).or(rss.first()).map_or(0, |s| s.1);
-    let last = rss.last().map_or(0, |s| s.1);
+    let warm_sample = rss.iter().find(|s| s.0 >= 60.0).or(rss.first()).copied().unwrap_or_default();
+    let last_sample = rss.last().copied().unwrap_or_default();
+    let (warm, last) = (warm_sample.1, last_sample.1);
+    let (warm_anon, last_anon) = (warm_sample.2, last_sample.2);
     let errors_total: u64 = errors.iter().map(|e| e.load(Ordering::Relaxed)).sum();
     let p99 = |m: &Value| m["p99Ms"].as_f64().unwrap_or(f64::NAN);
     println!(
@@ -223,9 +230,11 @@ pub fn run(args: &[String]) -> Result<()> {
             "p99Ratio": per_minute.last().map(p99).unwrap_or(f64::NAN) / per_minute.first().map(p99).unwrap_or(f64::NAN),
             "rssAfterWarmUpKib": warm, "rssEndKib": last,
             "rssGrowth": if warm > 0 { (last as f64 - warm as f64) / warm as f64 } else { f64::NAN },
+            "anonAfterWarmUpKib": warm_anon, "anonEndKib": last_anon,
+            "anonGrowth": if warm_anon > 0 { (last_anon as f64 - warm_anon as f64) / warm_anon as f64 } else { f64::NAN },
             "notifiedNumbers": load.reported.load(Ordering::Relaxed),
             "perMinute": per_minute,
-            "rssSamples": rss.iter().map(|(t, k)| json!([t.round(), k])).collect::<Vec<_>>(),
+            "rssSamples": rss.iter().map(|(t, all, anon)| json!([t.round(), all, anon])).collect::<Vec<_>>(),
         })
     );
     Ok(())
