@@ -227,7 +227,9 @@ pub async fn send_code(state: &AppState, client: Option<IpAddr>, n: PhoneNumber)
                 gateway: issued.gateway,
                 expires_at,
             })
-            .await;
+            // The database went away between the challenge and its code: the caller hears 503 and
+            // asks again (a new challenge and code), rather than wait for a code that never comes.
+            .await?;
     }
     Ok(CodeSent { challenge_id: issued.challenge_id, expires_in_secs: limits.ttl_secs })
 }

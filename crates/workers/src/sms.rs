@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use store::{SmsGateway, Store};
+use store::{SmsGateway, Store, StoreError};
 use tokio::sync::Notify;
 
 use crate::WorkerError;
@@ -93,14 +93,16 @@ impl SmsQueue {
         self.to_file
     }
 
-    /// Puts a message in the outbox; one that cannot be (the outbox full, the database away) is
-    /// dropped, logged without it: the holder asks again.
-    pub async fn push(&self, m: SmsMessage) {
-        match self.store.queue_sms(m.to_json(), m.expires_at, self.max).await {
-            Ok(true) => self.wake.notify_one(),
-            Ok(false) => tracing::warn!("the SMS outbox is full: a code was not sent"),
-            Err(e) => tracing::warn!(error = %e, "a code could not be put in the SMS outbox: it was not sent"),
+    /// Puts a message in the outbox. One the outbox has no room for is dropped, logged without it (the
+    /// holder asks again). One that cannot be put there (the database away) is an error: the caller
+    /// must not be told a code is on its way.
+    pub async fn push(&self, m: SmsMessage) -> Result<(), StoreError> {
+        if self.store.queue_sms(m.to_json(), m.expires_at, self.max).await? {
+            self.wake.notify_one();
+        } else {
+            tracing::warn!("the SMS outbox is full: a code was not sent");
         }
+        Ok(())
     }
 }
 

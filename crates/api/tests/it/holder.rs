@@ -793,7 +793,8 @@ async fn a_loopback_gateway_is_not_called_once_loopback_is_not_allowed(db: TestD
             gateway: issued.gateway,
             expires_at,
         })
-        .await;
+        .await
+        .unwrap();
     assert_eq!(sender.run_once().await.unwrap(), 0, "not sent");
     assert!(w.gateway.received().is_empty(), "the loopback gateway was not called");
 }

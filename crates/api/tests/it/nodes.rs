@@ -314,7 +314,7 @@ async fn a_code_queued_on_a_node_that_stopped_is_sent_by_the_other(db: TestDb) {
         gateway: None,
         expires_at,
     };
-    queue_a.push(code("111111 is your code", now + 600)).await;
+    queue_a.push(code("111111 is your code", now + 600)).await.unwrap();
     let sealed: Vec<String> = a.db.query_texts("SELECT sealed FROM sms_outbox");
     assert!(sealed.len() == 1 && !sealed[0].contains("111111"), "the code is sealed in the outbox");
     assert_eq!(a.store.claim_sms(16).await.unwrap().len(), 1, "A claims it, and stops");
@@ -324,13 +324,13 @@ async fn a_code_queued_on_a_node_that_stopped_is_sent_by_the_other(db: TestDb) {
     assert_eq!(outbox_lines(&file), vec![json!({"phoneNumber": NUMBER, "text": "111111 is your code"})]);
     // Both senders at once: one of them sends it.
     let now = a.clock.now().as_second();
-    queue_a.push(code("222222 is your code", now + 600)).await;
+    queue_a.push(code("222222 is your code", now + 600)).await.unwrap();
     let (sent_a, sent_b) = tokio::join!(sender_a.run_once(), sender_b.run_once());
     assert_eq!(sent_a.unwrap() + sent_b.unwrap(), 1);
     assert_eq!(outbox_lines(&file).len(), 2);
     // Two may wait; a third is not kept. One whose code expires unsent is dropped.
     for text in ["333333", "444444", "555555"] {
-        queue_a.push(code(text, now + 600)).await;
+        queue_a.push(code(text, now + 600)).await.unwrap();
     }
     assert_eq!(a.db.query_texts("SELECT sealed FROM sms_outbox").len(), 2, "the third was not kept");
     a.advance(601);
