@@ -55,7 +55,7 @@ pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn json_field(line: &str, field: &str) -> Option<String> {
+pub(crate) fn json_field(line: &str, field: &str) -> Option<String> {
     let key = format!("\"{field}\":");
     let rest = &line[line.find(&key)? + key.len()..];
     let rest = rest.trim_start();
@@ -71,7 +71,7 @@ pub(crate) fn json_number(line: &str, field: &str) -> f64 {
     json_field(line, field).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
 }
 
-fn run_json(bin: &Path, dir: &Path, args: &[&str]) -> Result<String> {
+pub(crate) fn run_json(bin: &Path, dir: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new(bin).current_dir(dir).args(args).stderr(Stdio::inherit()).output()?;
     if !out.status.success() {
         bail!("numlink {args:?} failed");

@@ -148,16 +148,10 @@ fn soak(args: &[String]) -> Result<()> {
          [holder]\notp_requests_per_client_per_hour_max = 100000000\notp_sends_per_hour_max = 1000000\n\
          otp_sends_per_day_max = 1000000\notp_sends_per_number_per_day_max = 1000000\n",
     )?;
-    let cli = |args: &[&str]| -> Result<String> {
-        let out = Command::new(&bin).current_dir(&dir).args(args).output()?;
-        if !out.status.success() {
-            bail!("numlink {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let key = text.split("\"apiKey\":\"").nth(1).and_then(|r| r.split('"').next()).context("an API key")?;
-        Ok(key.to_string())
+    let key = |args: &[&str]| -> Result<String> {
+        bench::json_field(&bench::run_json(&bin, &dir, args)?, "apiKey").context("an API key")
     };
-    let carrier = cli(&[
+    let carrier = key(&[
         "participant",
         "add",
         "--role",
@@ -169,7 +163,7 @@ fn soak(args: &[String]) -> Result<()> {
         "--reporting-since",
         "2020-01-01",
     ])?;
-    let bank = cli(&["participant", "add", "--role", "institution", "--name", "B"])?;
+    let bank = key(&["participant", "add", "--role", "institution", "--name", "B"])?;
     let port = bench::free_port()?;
     let outbox = dir.join("sms.jsonl");
     let mut server = Command::new(&bin)
